@@ -1,0 +1,171 @@
+"""What every target connector offers the dispatcher, and the one table that
+classifies an HTTP outcome as success, transient or permanent."""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Protocol
+
+
+class IdempotencyMode(StrEnum):
+    """How a target keeps a retried write from applying twice."""
+
+    NATIVE = "native"  # the target deduplicates on our key (external id, request id, header)
+    MARKER_LOOKUP = "marker_lookup"  # we write the key as a marker and look it up before creating
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundCommand:
+    """One row of the outbox as a target connector sees it."""
+
+    id: int
+    target: str
+    kind: str
+    idempotency_key: str
+    aggregate_key: str
+    payload: Mapping[str, Any]
+    correlation_id: str = ""
+
+
+class ResultStatus(StrEnum):
+    APPLIED = "applied"  # written now, or found already written under the same key
+    REJECTED = "rejected"  # the target refused this record: a permanent fault
+    RETRY = "retry"  # this record hit a transient fault inside an otherwise good batch
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """Per-record outcome of a batch call."""
+
+    idempotency_key: str
+    status: ResultStatus
+    external_id: str | None = None
+    code: str | None = None
+    message: str | None = None
+    retry_after: float | None = None
+
+
+class DeliveryError(Exception):
+    """A whole call failed; ``transient`` says whether retrying can help."""
+
+    transient: bool = True
+
+    def __init__(self, message: str, *, code: str = "DELIVERY_FAILED",
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.retry_after = retry_after
+
+
+class TransientError(DeliveryError):
+    """Timeouts, dropped connections, 5xx, 429: retry later."""
+
+    transient = True
+
+
+class PermanentError(DeliveryError):
+    """Validation errors, other 4xx, bad credentials: retrying as is cannot help."""
+
+    transient = False
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A target's documented request budget, enforced by the dispatcher's token bucket."""
+
+    requests: float
+    per_seconds: float
+    burst: int = 1
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.per_seconds
+
+
+class Target(Protocol):
+    """A system the dispatcher delivers outbox commands to."""
+
+    name: str
+    max_batch: int
+    rate_limit: RateLimit
+    idempotency: IdempotencyMode
+
+    def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
+        """Deliver ``batch`` in one call where the vendor allows it.
+
+        Returns one result per command (any order). Raises ``TransientError`` or
+        ``PermanentError`` when the call as a whole failed.
+        """
+        ...
+
+
+class OutcomeKind(StrEnum):
+    SUCCESS = "success"
+    TRANSIENT = "transient"
+    CONFIGURATION = "configuration"
+    PERMANENT = "permanent"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpOutcome:
+    kind: OutcomeKind
+    retry_after: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# One table, not scattered ifs: 2xx succeed; 408, 425, 429 and 5xx are worth a
+# retry; 401/403 mean the connection is misconfigured; any other 4xx is final.
+_TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def classify_http(status: int, headers: Mapping[str, str] | None = None) -> HttpOutcome:
+    """Classify an HTTP status (and its Retry-After) for the retry policy."""
+    retry_after = parse_retry_after((headers or {}).get("retry-after"))
+    if 200 <= status < 300:
+        return HttpOutcome(OutcomeKind.SUCCESS)
+    if status in _TRANSIENT_STATUSES or status >= 500:
+        return HttpOutcome(OutcomeKind.TRANSIENT, retry_after)
+    if status in (401, 403):
+        return HttpOutcome(OutcomeKind.CONFIGURATION)
+    return HttpOutcome(OutcomeKind.PERMANENT)
+
+
+@dataclass(frozen=True, slots=True)
+class PollPage:
+    """One page of an incremental poll: raw events for the inbox and the cursor
+    to resume from once they are stored."""
+
+    events: list[Any]
+    cursor: str | None
+
+
+class Source(Protocol):
+    """A system the hub polls for changes."""
+
+    name: str
+
+    def poll(self, cursor: str | None) -> Iterator[PollPage]:
+        """Pages of changes since ``cursor`` (None: from the beginning)."""
+        ...

@@ -1,0 +1,1 @@
+"""The canonical model and the billing rules: pure values and functions, no I/O."""

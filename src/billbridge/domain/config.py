@@ -1,0 +1,96 @@
+"""The governed configuration a flow prices under: one immutable snapshot per
+approved version. Issue-by-issue it grows; what is here is what flows read."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from billbridge.domain.money import Currency, DecimalStr
+from billbridge.domain.records import LegalEntity, RateCard, Worker
+
+
+class ConfigError(ValueError):
+    """A configuration document that cannot be activated, with every problem named."""
+
+
+class TaxRule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    entity_country: str
+    customer_country: str
+    customer_has_tax_id: bool | None = None
+    tax_code: str
+    rate: DecimalStr
+
+
+class ClosedPeriod(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    legal_entity: str
+    start: date
+    end: date
+
+
+class FxRate(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    date: date
+    from_currency: Currency = Field(alias="from")
+    to_currency: Currency = Field(alias="to")
+    rate: DecimalStr
+
+
+class Configuration(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    legal_entities: tuple[LegalEntity, ...] = ()
+    workers: tuple[Worker, ...] = ()
+    rate_cards: tuple[RateCard, ...] = ()
+    tax_rules: tuple[TaxRule, ...] = ()
+    closed_periods: tuple[ClosedPeriod, ...] = ()
+    fx_rates: tuple[FxRate, ...] = ()
+    default_rate_card: str | None = None
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Configuration:
+        entities = {e.code for e in self.legal_entities}
+        problems = [
+            f"worker {w.id}: legal entity {w.legal_entity!r} is not configured"
+            for w in self.workers
+            if entities and w.legal_entity not in entities
+        ]
+        seen: set[tuple[str, int]] = set()
+        for card in self.rate_cards:
+            if (card.id, card.version) in seen:
+                problems.append(f"rate card {card.id} version {card.version} is defined twice")
+            seen.add((card.id, card.version))
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def worker(self, worker_id: str) -> Worker | None:
+        return next((w for w in self.workers if w.id == worker_id), None)
+
+    def rate_card_in_force(self, card_id: str, day: date) -> RateCard | None:
+        """The newest version of ``card_id`` in force on ``day``."""
+        cards = [c for c in self.rate_cards if c.id == card_id and c.in_force_on(day)]
+        return max(cards, key=lambda c: c.version, default=None)
+
+
+def load_configuration(document: Any) -> Configuration:
+    """Validate a configuration document, naming every problem in one error."""
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise ConfigError("a configuration must be a mapping of sections")
+    try:
+        return Configuration.model_validate(document)
+    except ValidationError as exc:
+        lines = []
+        for item in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in item["loc"]) or "configuration"
+            lines.append(f"  {where}: {item['msg']}")
+        raise ConfigError("configuration is not valid:\n" + "\n".join(lines)) from None

@@ -1,0 +1,157 @@
+"""Canonical events: what connectors emit and flows consume.
+
+An event is an envelope (type, source, id, at, correlation id) around one
+record. ``parse_event`` is the single gate from raw input to a typed event: it
+either returns a valid event or raises ``MalformedEvent`` saying what is wrong.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from billbridge.domain.records import (
+    Contract,
+    Customer,
+    Expense,
+    InvoiceStatus,
+    Milestone,
+    Opportunity,
+    Project,
+    Record,
+    TimeEntry,
+)
+
+
+class MalformedEvent(ValueError):
+    """Raw input that is not a valid canonical event."""
+
+
+class OpportunityClosedWon(Record):
+    opportunity: Opportunity
+    customer: Customer
+    contract: Contract
+    project: Project
+
+
+class ContractAmended(Record):
+    contract: Contract
+    effective_date: date
+
+
+class RecordDeleted(Record):
+    id: str = Field(min_length=1)
+    project: str | None = None
+    source_version: int | None = None
+
+
+class MilestoneUpdated(Record):
+    milestone: Milestone
+    project: str
+
+
+class InvoiceStatusChanged(Record):
+    invoice: str
+    erp_id: str | None = None
+    status: InvoiceStatus
+    amount_paid: str | None = None
+
+
+class BillingRun(Record):
+    period_end: date
+    project: str | None = None
+
+
+PAYLOADS: dict[str, type[BaseModel]] = {
+    "customer.upserted": Customer,
+    "opportunity.closed_won": OpportunityClosedWon,
+    "contract.amended": ContractAmended,
+    "time_entry.upserted": TimeEntry,
+    "time_entry.deleted": RecordDeleted,
+    "expense.upserted": Expense,
+    "expense.deleted": RecordDeleted,
+    "project.updated": Project,
+    "milestone.updated": MilestoneUpdated,
+    "invoice.status_changed": InvoiceStatusChanged,
+    "billing.run": BillingRun,
+}
+"""Every canonical event type and the record it carries."""
+
+
+class CanonicalEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    source: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=200)
+    at: AwareDatetime
+    correlation_id: str | None = None
+    data: dict[str, Any]
+
+    @field_validator("at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in PAYLOADS:
+            raise ValueError(f"unknown event type {value!r}; known: {', '.join(sorted(PAYLOADS))}")
+        return value
+
+    def record(self) -> Any:
+        """The typed record this event carries (validated on parse)."""
+        return PAYLOADS[self.type].model_validate(self.data)
+
+
+def _explain(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(p) for p in item["loc"]) or "event"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def parse_event(raw: Any) -> CanonicalEvent:
+    """Validate a raw mapping as a canonical event and its record."""
+    if not isinstance(raw, dict):
+        raise MalformedEvent(f"an event must be a JSON object, got {type(raw).__name__}")
+    try:
+        event = CanonicalEvent.model_validate(raw)
+    except ValidationError as exc:
+        raise MalformedEvent(_explain(exc)) from None
+    try:
+        record = PAYLOADS[event.type].model_validate(event.data)
+    except ValidationError as exc:
+        raise MalformedEvent(f"{event.type} {event.id}: {_explain(exc)}") from None
+    # Normalise the data to its canonical JSON form so that stored events and
+    # idempotency keys do not depend on how a source spelt a number or a date.
+    return event.model_copy(update={"data": record.model_dump(mode="json")})
+
+
+def aggregate_key(event: CanonicalEvent) -> str:
+    """The unit of ordering: events with one key apply one at a time, in order.
+
+    Work on one project (its activation, its time and expenses) shares the
+    project's key so that a time entry can never overtake the activation that
+    it depends on, and a budget cap sees entries one at a time.
+    """
+    data = event.data
+    match event.type:
+        case "time_entry.upserted" | "expense.upserted" | "project.updated":
+            return f"project:{data.get('project') or data.get('code')}"
+        case "time_entry.deleted" | "expense.deleted" | "milestone.updated":
+            return f"project:{data.get('project') or data['id']}"
+        case "opportunity.closed_won":
+            return f"project:{data['project']['code']}"
+        case "contract.amended":
+            return f"contract:{data['contract']['id']}"
+        case "customer.upserted":
+            return f"customer:{data['id']}"
+        case "invoice.status_changed":
+            return f"invoice:{data['invoice']}"
+        case _:
+            return "billing"

@@ -1,0 +1,1 @@
+"""The runtime: inbox, workers, transactional outbox, dispatcher, exception queue."""

@@ -1,0 +1,273 @@
+"""The dispatcher: sends outbox commands to their targets in batches, under
+each target's rate limit and circuit breaker, retrying transient faults with
+backoff and opening exceptions for permanent ones.
+
+Exactly-once effect rests on two things: a command keeps its idempotency key
+across every attempt, and its result is recorded only after the target
+answered. A dispatcher that dies between the two leaves the command pending;
+the next owner of the target sends it again and the target recognises the key
+(or the connector finds the marker), so the effect applies once.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine, func, select, update
+
+from billbridge.connectors.base import (
+    DeliveryError,
+    OutboundCommand,
+    RecordResult,
+    ResultStatus,
+    Target,
+)
+from billbridge.domain.reasons import ReasonCode
+from billbridge.engine import metrics
+from billbridge.engine.clock import Clock
+from billbridge.engine.exception_queue import open_exception
+from billbridge.engine.policy import CircuitBreaker, CircuitState, RetryPolicy, TokenBucket
+from billbridge.store.db import dialect_insert
+from billbridge.store.tables import delivery_attempts, outbox, target_leases, xref
+
+log = structlog.get_logger("billbridge.dispatcher")
+
+
+@dataclass(frozen=True, slots=True)
+class DispatcherSettings:
+    lease_ms: int = 30_000
+    lookahead: int = 4  # candidate rows read per batch slot, to fill batches past blocked ones
+
+
+class Dispatcher:
+    def __init__(self, engine: Engine, targets: Mapping[str, Target], clock: Clock, owner: str,
+                 policy: RetryPolicy | None = None, settings: DispatcherSettings | None = None,
+                 rng: random.Random | None = None, breaker_threshold: int = 5,
+                 breaker_cooldown: float = 30.0) -> None:
+        self.engine = engine
+        self.targets = dict(targets)
+        self.clock = clock
+        self.owner = owner
+        self.policy = policy or RetryPolicy()
+        self.settings = settings or DispatcherSettings()
+        self.rng = rng or random.Random()
+        self.buckets = {name: TokenBucket(t.rate_limit, clock) for name, t in targets.items()}
+        self.breaker_threshold = breaker_threshold
+        self.breaker_cooldown = breaker_cooldown
+        self.crash_hook: Any = None  # tests: called with (stage, target) and may raise
+
+    def run_once(self) -> int:
+        """One batch per target at most; commands settled (applied or failed)."""
+        return sum(self.dispatch(name) for name in self.targets)
+
+    # -- leasing and claiming ---------------------------------------------
+    def _hold(self, conn: Connection, name: str) -> bool:
+        now = self.clock.ms()
+        conn.execute(dialect_insert(conn)(target_leases).values(
+            target=name, lease_owner=None, lease_until_ms=0, circuit="closed",
+            circuit_until_ms=0, consecutive_failures=0).on_conflict_do_nothing())
+        result = conn.execute(
+            update(target_leases)
+            .where(target_leases.c.target == name,
+                   (target_leases.c.lease_owner == self.owner)
+                   | (target_leases.c.lease_until_ms < now))
+            .values(lease_owner=self.owner, lease_until_ms=now + self.settings.lease_ms))
+        return result.rowcount == 1
+
+    def _breaker(self, conn: Connection, name: str) -> CircuitBreaker:
+        row = conn.execute(select(target_leases).where(target_leases.c.target == name)).one()
+        return CircuitBreaker(threshold=self.breaker_threshold,
+                              cooldown_seconds=self.breaker_cooldown,
+                              state=CircuitState(row.circuit), failures=row.consecutive_failures,
+                              open_until_ms=row.circuit_until_ms)
+
+    def _save_breaker(self, conn: Connection, name: str, breaker: CircuitBreaker) -> None:
+        conn.execute(update(target_leases).where(target_leases.c.target == name).values(
+            circuit=breaker.state.value, circuit_until_ms=breaker.open_until_ms,
+            consecutive_failures=breaker.failures))
+        metrics.CIRCUIT_OPEN.labels(name).set(1 if breaker.state is CircuitState.OPEN else 0)
+
+    def _claim(self, conn: Connection, name: str, limit: int) -> list[Any]:
+        """The next commands to send, in outbox order, never letting a command
+        overtake an earlier pending one of its aggregate or run before the
+        command it depends on is applied."""
+        now = self.clock.ms()
+        candidates = list(conn.execute(
+            select(outbox).where(outbox.c.target == name, outbox.c.status == "pending",
+                                 outbox.c.next_attempt_ms <= now)
+            .order_by(outbox.c.id).limit(limit * self.settings.lookahead)))
+        if not candidates:
+            return []
+        keys = {c.aggregate_key for c in candidates}
+        waiting = {key: first for key, first in conn.execute(
+            select(outbox.c.aggregate_key, func.min(outbox.c.id))
+            .where(outbox.c.target == name, outbox.c.status == "pending",
+                   outbox.c.next_attempt_ms > now, outbox.c.aggregate_key.in_(keys))
+            .group_by(outbox.c.aggregate_key))}
+        needed = {c.depends_on for c in candidates if c.depends_on}
+        applied = set()
+        if needed:
+            applied = {r.idempotency_key for r in conn.execute(
+                select(outbox.c.idempotency_key)
+                .where(outbox.c.idempotency_key.in_(needed), outbox.c.status == "done"))}
+        blocked: set[str] = set()
+        batch = []
+        for row in candidates:
+            key = row.aggregate_key
+            if key in blocked or (key in waiting and waiting[key] < row.id):
+                continue
+            if row.depends_on and row.depends_on not in applied:
+                blocked.add(key)
+                continue
+            batch.append(row)
+            if len(batch) >= limit:
+                break
+        return batch
+
+    # -- one batch ---------------------------------------------------------
+    def dispatch(self, name: str) -> int:
+        target = self.targets[name]
+        batch_id = uuid.uuid4().hex
+        with self.engine.begin() as conn:
+            if not self._hold(conn, name):
+                return 0
+            breaker = self._breaker(conn, name)
+            if not breaker.allows(self.clock.ms()):
+                return 0
+            trial = breaker.state is CircuitState.HALF_OPEN
+            rows = self._claim(conn, name, 1 if trial else target.max_batch)
+            if not rows:
+                return 0
+            ids = [r.id for r in rows]
+            conn.execute(update(outbox).where(outbox.c.id.in_(ids))
+                         .values(attempts=outbox.c.attempts + 1))
+            started = self.clock.now()
+            conn.execute(delivery_attempts.insert(), [
+                {"outbox_id": r.id, "target": name, "batch_id": batch_id,
+                 "attempt": r.attempts + 1, "owner": self.owner, "started_at": started,
+                 "outcome": "sent", "correlation_id": r.correlation_id} for r in rows])
+        commands = [OutboundCommand(r.id, name, r.kind, r.idempotency_key, r.aggregate_key,
+                                    json.loads(r.payload), r.correlation_id) for r in rows]
+        self.buckets[name].take()
+        t0 = time.perf_counter()
+        results: dict[str, RecordResult] = {}
+        failure: DeliveryError | None = None
+        try:
+            results = self._send(target, commands)
+        except DeliveryError as exc:
+            failure = exc
+        metrics.DELIVERY_SECONDS.labels(name).observe(time.perf_counter() - t0)
+        if self.crash_hook is not None:
+            self.crash_hook("sent", name)
+        with self.engine.begin() as conn:
+            if not self._hold(conn, name):
+                # Someone else owns the target now and will resend; the keys make that safe.
+                return 0
+            if failure is not None:
+                metrics.TARGET_CALLS.labels(name, "transient" if failure.transient
+                                            else "permanent").inc()
+                breaker.failure(self.clock.ms())
+                self._save_breaker(conn, name, breaker)
+                self._settle_failed_call(conn, rows, batch_id, failure)
+                return 0
+            metrics.TARGET_CALLS.labels(name, "ok").inc()
+            breaker.success()
+            self._save_breaker(conn, name, breaker)
+            return self._settle(conn, name, rows, batch_id, results)
+
+    def _send(self, target: Target, commands: Sequence[OutboundCommand]) -> dict[str,
+                                                                                  RecordResult]:
+        """Send a batch; when the target refuses a whole batch, split it to find
+        the records it refuses, so one bad record cannot hold up the rest."""
+        try:
+            return {r.idempotency_key: r for r in target.send(commands)}
+        except DeliveryError as exc:
+            if exc.transient or exc.code == ReasonCode.TARGET_AUTH.value:
+                raise
+            if len(commands) == 1:
+                return {commands[0].idempotency_key: RecordResult(
+                    commands[0].idempotency_key, ResultStatus.REJECTED, code=exc.code,
+                    message=str(exc))}
+            middle = len(commands) // 2
+            first = self._send(target, commands[:middle])
+            return first | self._send(target, commands[middle:])
+
+    def _settle(self, conn: Connection, name: str, rows: Sequence[Any], batch_id: str,
+                results: Mapping[str, RecordResult]) -> int:
+        now = self.clock.now()
+        settled = 0
+        for row in rows:
+            result = results.get(row.idempotency_key)
+            if result is None or result.status is ResultStatus.RETRY:
+                detail = result.message if result else "no result for this record"
+                self._reschedule(conn, row, batch_id, detail,
+                                 result.retry_after if result else None)
+                continue
+            settled += 1
+            if result.status is ResultStatus.APPLIED:
+                conn.execute(update(outbox).where(outbox.c.id == row.id).values(
+                    status="done", external_id=result.external_id, done_at=now, last_error=None))
+                self._attempt(conn, row.id, batch_id, "applied", result.external_id)
+                if row.record_kind and row.record_id and result.external_id:
+                    conn.execute(dialect_insert(conn)(xref).values(
+                        system=name, kind=row.record_kind, external_id=result.external_id,
+                        canonical_id=row.record_id, correlation_id=row.correlation_id,
+                        created_at=now).on_conflict_do_nothing())
+                metrics.POSTINGS_CONFIRMED.labels(name, row.kind).inc()
+            else:
+                message = f"{name} rejected {row.kind} {row.record_id or row.id}: " \
+                          f"{result.code}: {result.message}"
+                self._fail(conn, row, batch_id, ReasonCode.TARGET_REJECTED, message)
+        return settled
+
+    def _settle_failed_call(self, conn: Connection, rows: Sequence[Any], batch_id: str,
+                            failure: DeliveryError) -> None:
+        for row in rows:
+            if failure.transient or failure.code == ReasonCode.TARGET_AUTH.value:
+                self._reschedule(conn, row, batch_id, str(failure), failure.retry_after)
+            else:
+                self._fail(conn, row, batch_id, ReasonCode.TARGET_REJECTED, str(failure))
+
+    def _reschedule(self, conn: Connection, row: Any, batch_id: str, detail: str,
+                    retry_after: float | None) -> None:
+        attempts = row.attempts + 1
+        self._attempt(conn, row.id, batch_id, "retry", detail)
+        if self.policy.exhausted(attempts):
+            self._fail(conn, row, batch_id, ReasonCode.RETRIES_EXHAUSTED,
+                       f"gave up on {row.kind} {row.record_id or row.id} after {attempts} "
+                       f"attempts; last error: {detail}", record_attempt=False)
+            return
+        delay = self.policy.delay(attempts, retry_after, self.rng)
+        conn.execute(update(outbox).where(outbox.c.id == row.id).values(
+            next_attempt_ms=self.clock.ms() + int(delay * 1000), last_error=detail))
+        metrics.RETRIES.labels(row.target).inc()
+
+    def _fail(self, conn: Connection, row: Any, batch_id: str, reason: ReasonCode,
+              message: str, record_attempt: bool = True) -> None:
+        conn.execute(update(outbox).where(outbox.c.id == row.id)
+                     .values(status="failed", last_error=message))
+        if record_attempt:
+            self._attempt(conn, row.id, batch_id, "rejected", message)
+        open_exception(conn, reason=reason, stage="outbound", message=message,
+                       correlation_id=row.correlation_id, at=self.clock.now(),
+                       outbox_id=row.id, inbox_id=row.inbox_id, record_kind=row.record_kind,
+                       record_id=row.record_id, raw=row.payload)
+
+    def _attempt(self, conn: Connection, outbox_id: int, batch_id: str, outcome: str,
+                 detail: str | None) -> None:
+        conn.execute(update(delivery_attempts).where(
+            delivery_attempts.c.outbox_id == outbox_id,
+            delivery_attempts.c.batch_id == batch_id).values(outcome=outcome, detail=detail))
+
+
+def outbox_depth(conn: Connection) -> dict[str, int]:
+    rows = conn.execute(select(outbox.c.target, func.count())
+                        .where(outbox.c.status == "pending").group_by(outbox.c.target))
+    return {r[0]: int(r[1]) for r in rows}

@@ -1,0 +1,135 @@
+"""The inbox: every inbound event is stored before anything else happens,
+deduplicated on (source, event id). A repeat is counted and dropped; a
+malformed payload is kept raw and opened as an exception."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from billbridge.domain.events import MalformedEvent, aggregate_key, parse_event
+from billbridge.domain.reasons import ReasonCode
+from billbridge.engine import metrics
+from billbridge.engine.aggregates import bump_pending
+from billbridge.engine.clock import Clock
+from billbridge.engine.exception_queue import open_exception
+from billbridge.store.db import dialect_insert
+from billbridge.store.tables import inbox
+
+
+class IngestStatus(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    MALFORMED = "malformed"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    status: IngestStatus
+    inbox_id: int | None
+    event_id: str
+    correlation_id: str
+    message: str | None = None
+
+
+def _decode(raw: Any) -> tuple[Any, str]:
+    """(parsed JSON or the undecodable text, the raw text to keep)."""
+    if isinstance(raw, (bytes, bytearray)):
+        text = bytes(raw).decode("utf-8", errors="replace")
+    elif isinstance(raw, str):
+        text = raw
+    else:
+        return raw, json.dumps(raw, default=str)
+    try:
+        return json.loads(text), text
+    except ValueError:
+        return text, text
+
+
+def ingest(conn: Connection, raw: Any, *, source: str, clock: Clock) -> IngestResult:
+    return ingest_many(conn, [raw], source=source, clock=clock)[0]
+
+
+def ingest_many(conn: Connection, raws: Iterable[Any], *, source: str,
+                clock: Clock) -> list[IngestResult]:
+    """Store events in the caller's transaction; return one result each."""
+    now = clock.now()
+    results: list[IngestResult] = []
+    pending: Counter[str] = Counter()
+    for raw in raws:
+        value, text = _decode(raw)
+        if isinstance(value, dict):
+            value = {"source": source, **value}
+        try:
+            event = parse_event(value)
+            if event.source != source:
+                raise MalformedEvent(
+                    f"event says source {event.source!r} but arrived from {source!r}")
+        except MalformedEvent as exc:
+            results.append(_store_malformed(conn, value, text, source, str(exc), clock))
+            continue
+        correlation_id = event.correlation_id or uuid.uuid4().hex
+        key = aggregate_key(event)
+        stmt = dialect_insert(conn)(inbox).values(
+            source=source, event_id=event.id, event_type=event.type, aggregate_key=key,
+            correlation_id=correlation_id, occurred_at=event.at, received_at=now,
+            payload=event.model_dump_json(), status="pending", duplicates=0, attempts=0,
+        ).on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.event_id])
+        inserted = conn.execute(stmt.returning(inbox.c.id)).scalar()
+        if inserted is None:
+            results.append(_count_duplicate(conn, source, event.id))
+            continue
+        pending[key] += 1
+        metrics.EVENTS_RECEIVED.labels(source, event.type).inc()
+        results.append(IngestResult(IngestStatus.ACCEPTED, int(inserted), event.id,
+                                    correlation_id))
+    bump_pending(conn, pending)
+    return results
+
+
+def _count_duplicate(conn: Connection, source: str, event_id: str) -> IngestResult:
+    row = conn.execute(
+        update(inbox).where(inbox.c.source == source, inbox.c.event_id == event_id)
+        .values(duplicates=inbox.c.duplicates + 1)
+        .returning(inbox.c.id, inbox.c.correlation_id)).one()
+    metrics.EVENTS_DEDUPLICATED.labels(source).inc()
+    return IngestResult(IngestStatus.DUPLICATE, int(row.id), event_id, row.correlation_id)
+
+
+def _store_malformed(conn: Connection, value: Any, text: str, source: str, message: str,
+                     clock: Clock) -> IngestResult:
+    given_id = value.get("id") if isinstance(value, dict) else None
+    event_id = (given_id if isinstance(given_id, str) and given_id
+                else "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:40])
+    given_type = value.get("type") if isinstance(value, dict) else None
+    event_type = given_type if isinstance(given_type, str) else "unknown"
+    correlation_id = uuid.uuid4().hex
+    stmt = dialect_insert(conn)(inbox).values(
+        source=source, event_id=event_id[:200], event_type=event_type[:64],
+        aggregate_key=f"malformed:{source}", correlation_id=correlation_id,
+        received_at=clock.now(), raw=text, status="failed", duplicates=0, attempts=0,
+    ).on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.event_id])
+    inserted = conn.execute(stmt.returning(inbox.c.id)).scalar()
+    if inserted is None:
+        return _count_duplicate(conn, source, event_id)
+    metrics.EVENTS_MALFORMED.labels(source).inc()
+    open_exception(conn, reason=ReasonCode.MALFORMED_PAYLOAD, stage="inbound",
+                   message=f"{source} event {event_id}: {message}", inbox_id=int(inserted),
+                   raw=text, correlation_id=correlation_id, at=clock.now())
+    return IngestResult(IngestStatus.MALFORMED, int(inserted), event_id, correlation_id,
+                        message)
+
+
+def inbox_counts(conn: Connection) -> dict[str, int]:
+    from sqlalchemy import func
+
+    rows = conn.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status))
+    return {r[0]: int(r[1]) for r in rows}

@@ -1,0 +1,31 @@
+"""Prometheus metrics of the hub (exposed at /metrics by the API)."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS_RECEIVED = Counter("billbridge_events_received_total",
+                          "Inbound events stored in the inbox", ["source", "type"])
+EVENTS_DEDUPLICATED = Counter("billbridge_events_deduplicated_total",
+                              "Repeat deliveries counted and dropped", ["source"])
+EVENTS_MALFORMED = Counter("billbridge_events_malformed_total",
+                           "Inbound payloads that failed validation", ["source"])
+EVENTS_PROCESSED = Counter("billbridge_events_processed_total",
+                           "Inbox events run through their flow", ["type", "result"])
+COMMANDS_ENQUEUED = Counter("billbridge_commands_enqueued_total",
+                            "Outbound commands written to the outbox", ["target", "kind"])
+DUPLICATES_PREVENTED = Counter("billbridge_duplicates_prevented_total",
+                               "Commands whose key was already in the outbox or at the target",
+                               ["target"])
+POSTINGS_CONFIRMED = Counter("billbridge_postings_confirmed_total",
+                             "Commands the target confirmed applied", ["target", "kind"])
+TARGET_CALLS = Counter("billbridge_target_calls_total", "Calls made to a target",
+                       ["target", "outcome"])
+RETRIES = Counter("billbridge_retries_total", "Commands scheduled for another attempt",
+                  ["target"])
+EXCEPTIONS_OPENED = Counter("billbridge_exceptions_opened_total",
+                            "Exceptions opened", ["reason"])
+PROCESSING_SECONDS = Histogram("billbridge_processing_seconds",
+                               "Time to run one inbox batch through its flows")
+DELIVERY_SECONDS = Histogram("billbridge_delivery_seconds", "Time of one target call",
+                             ["target"])
+CIRCUIT_OPEN = Gauge("billbridge_circuit_open", "1 while a target's circuit is open",
+                     ["target"])

@@ -1,0 +1,95 @@
+"""The one retry policy, token bucket and circuit breaker of the dispatcher."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from billbridge.connectors.base import RateLimit
+from billbridge.engine.clock import Clock
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter, never sooner than Retry-After."""
+
+    base_seconds: float = 1.0
+    cap_seconds: float = 300.0
+    max_attempts: int = 15
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        ceiling = min(self.cap_seconds, self.base_seconds * (2 ** max(0, attempt - 1)))
+        jittered = rng.uniform(ceiling / 2, ceiling)
+        return max(jittered, retry_after or 0.0)
+
+    def exhausted(self, attempts: int) -> bool:
+        return attempts >= self.max_attempts
+
+
+class TokenBucket:
+    """Requests a target may make now; refills at the documented rate."""
+
+    def __init__(self, limit: RateLimit, clock: Clock) -> None:
+        self.rate = limit.per_second
+        self.capacity = float(max(1, limit.burst))
+        self.tokens = self.capacity
+        self.clock = clock
+        self.updated = clock.monotonic()
+
+    def _refill(self) -> None:
+        now = self.clock.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
+        self.updated = now
+
+    def wait_time(self) -> float:
+        """Seconds until one token is available (0 when one is)."""
+        self._refill()
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self) -> None:
+        """Block (on the clock) until a token is free, then spend it."""
+        delay = self.wait_time()
+        if delay > 0:
+            self.clock.sleep(delay)
+            self._refill()
+        self.tokens -= 1
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(slots=True)
+class CircuitBreaker:
+    """Stops calls to a target that keeps failing; lets one trial call through
+    after ``cooldown_seconds``; closes again on the first success."""
+
+    threshold: int = 5
+    cooldown_seconds: float = 30.0
+    max_cooldown_seconds: float = 600.0
+    state: CircuitState = CircuitState.CLOSED
+    failures: int = 0
+    open_until_ms: int = 0
+    opened_times: int = field(default=0)
+
+    def allows(self, now_ms: int) -> bool:
+        if self.state is CircuitState.OPEN and now_ms >= self.open_until_ms:
+            self.state = CircuitState.HALF_OPEN
+        return self.state is not CircuitState.OPEN
+
+    def success(self) -> None:
+        self.state = CircuitState.CLOSED
+        self.failures = 0
+        self.opened_times = 0
+
+    def failure(self, now_ms: int) -> None:
+        self.failures += 1
+        if self.state is CircuitState.HALF_OPEN or self.failures >= self.threshold:
+            cooldown = min(self.max_cooldown_seconds,
+                           self.cooldown_seconds * (2 ** self.opened_times))
+            self.state = CircuitState.OPEN
+            self.open_until_ms = now_ms + int(cooldown * 1000)
+            self.opened_times += 1

@@ -1,0 +1,1 @@
+"""Process flows: pure handlers of (event, state, configuration) → outcome."""

@@ -1,0 +1,105 @@
+"""What a flow receives and returns. A flow reads state through ``FlowContext``
+(a read-only port the engine implements over the store) and describes every
+effect in an ``Outcome``; the engine writes that outcome in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from billbridge.domain.config import Configuration
+from billbridge.domain.events import CanonicalEvent
+from billbridge.domain.reasons import ReasonCode
+
+
+class FlowContext(Protocol):
+    @property
+    def config(self) -> Configuration: ...
+
+    @property
+    def config_version(self) -> int: ...
+
+    @property
+    def replay(self) -> bool:
+        """True when an operator replays this event: a version already applied
+        is applied again instead of being ignored as stale."""
+        ...
+
+    def record(self, kind: str, record_id: str) -> Mapping[str, Any] | None: ...
+
+    def resolve(self, system: str, kind: str, external_id: str) -> str | None:
+        """The canonical id bound to a system's external id (the xref)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChange:
+    kind: str
+    id: str
+    data: Mapping[str, Any]
+    status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    system: str
+    kind: str
+    external_id: str
+    canonical_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """An outbound command to a logical target role ("erp", "crm", "psa")."""
+
+    role: str
+    kind: str
+    origin: str
+    payload: Mapping[str, Any]
+    record_kind: str | None = None
+    record_id: str | None = None
+    depends_on: tuple[str, str, str, Mapping[str, Any]] | None = None
+    """(role, kind, origin, payload) of a command that must be applied first."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    reason: ReasonCode
+    message: str
+    record_kind: str | None = None
+    record_id: str | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    changes: list[RecordChange] = field(default_factory=list)
+    bindings: list[Binding] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    park_on: str | None = None  # when set, the event waits on it and nothing else applies
+    park_reason: str | None = None
+    releases: list[str] = field(default_factory=list)
+    note: str | None = None  # e.g. "stale version ignored"
+
+
+Handler = Callable[[CanonicalEvent, FlowContext], Outcome]
+
+
+class FlowRegistry:
+    """Flows registered by event type; one handler per type."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def register(self, event_type: str, handler: Handler) -> None:
+        if event_type in self._handlers:
+            raise ValueError(f"a flow for {event_type} is already registered")
+        self._handlers[event_type] = handler
+
+    def handler_for(self, event_type: str) -> Handler | None:
+        return self._handlers.get(event_type)
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        return frozenset(self._handlers)

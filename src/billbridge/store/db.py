@@ -1,0 +1,97 @@
+"""Database engines for the embedded SQLite store and PostgreSQL, and the
+migrations that every command runs on start-up."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import StaticPool
+
+DEFAULT_URL = "sqlite:///billbridge.db"
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def database_url(explicit: str | None = None) -> str:
+    return explicit or os.environ.get("BILLBRIDGE_DATABASE_URL") or DEFAULT_URL
+
+
+def _normalise(url: str) -> str:
+    # psycopg 3 is the driver we ship; accept the plain postgresql:// spelling.
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+    """An engine for ``url``: SQLite in WAL mode with IMMEDIATE transactions,
+    or PostgreSQL through psycopg."""
+    url = _normalise(database_url(url))
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        kwargs.setdefault("pool_pre_ping", True)
+        return create_engine(url, **kwargs)
+
+    in_memory = parsed.database in (None, "", ":memory:")
+    if in_memory:
+        kwargs.setdefault("poolclass", StaticPool)
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 60}, **kwargs
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide where transactions begin.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Take the write lock up front: a deferred transaction that later
+        # writes can fail with SQLITE_BUSY instead of waiting its turn.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def is_postgres(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (safe to run on every start)."""
+    with engine.begin() as conn:
+        cfg = alembic_config(engine)
+        cfg.attributes["connection"] = conn
+        if is_postgres(engine):
+            # Several workers may start together: one migrates, the rest wait.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(724100)")
+        command.upgrade(cfg, "head")
+
+
+def has_schema(engine: Engine) -> bool:
+    return inspect(engine).has_table("inbox")
+
+
+def dialect_insert(conn: Connection) -> Any:
+    """The INSERT construct with ON CONFLICT support for this connection."""
+    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert

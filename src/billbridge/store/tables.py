@@ -1,0 +1,226 @@
+"""The hub's tables. Inbox, delivery attempts and the audit log are
+append-only; records, xref and the queues are state. Every row that belongs to
+a piece of work carries its correlation id, so lineage is a set of lookups.
+
+Lease and retry times are integer milliseconds since the epoch: compared on
+every poll, they must sort the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL wants BIGINT.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Utc = DateTime(timezone=True)
+
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("source", String(64), nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("aggregate_key", String(200), nullable=False),
+    Column("correlation_id", String(64), nullable=False),
+    Column("occurred_at", Utc, nullable=True),
+    Column("received_at", Utc, nullable=False),
+    Column("payload", Text, nullable=True),  # the canonical event as JSON
+    Column("raw", Text, nullable=True),  # the body as received, kept when it was malformed
+    # pending → done | parked | failed; parked → pending when its dependency arrives
+    Column("status", String(16), nullable=False),
+    Column("waiting_on", String(200), nullable=True),
+    # set when an operator re-runs the event: a version already applied applies again
+    Column("replay", Boolean, nullable=False, default=False),
+    Column("duplicates", Integer, nullable=False, default=0),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("processed_at", Utc, nullable=True),
+    Column("config_version", Integer, nullable=True),
+    UniqueConstraint("source", "event_id"),
+    Index(None, "aggregate_key", "status", "id"),
+    Index(None, "waiting_on"),
+    Index(None, "correlation_id"),
+    Index(None, "status"),
+)
+
+# One row per aggregate with work waiting. A worker leases the row (SKIP LOCKED
+# on PostgreSQL), processes the aggregate's events in inbox order, and fences
+# each commit on still holding the lease, so order holds across workers.
+aggregates = Table(
+    "aggregates",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("pending", Integer, nullable=False, default=0),
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_until_ms", BigInteger, nullable=False, default=0),
+    Index(None, "pending", "lease_until_ms"),
+)
+
+records = Table(
+    "records",
+    metadata,
+    Column("kind", String(32), primary_key=True),
+    Column("id", String(200), primary_key=True),
+    Column("data", Text, nullable=False),
+    Column("version", Integer, nullable=False, default=1),
+    Column("status", String(32), nullable=True),
+    Column("correlation_id", String(64), nullable=False),
+    Column("config_version", Integer, nullable=True),
+    Column("updated_at", Utc, nullable=False),
+    Index(None, "correlation_id"),
+    Index(None, "kind", "status"),
+)
+
+xref = Table(
+    "xref",
+    metadata,
+    Column("system", String(64), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("external_id", String(200), primary_key=True),
+    Column("canonical_id", String(200), nullable=False),
+    Column("correlation_id", String(64), nullable=False),
+    Column("created_at", Utc, nullable=False),
+    Index(None, "kind", "canonical_id"),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("target", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("idempotency_key", String(128), nullable=False),
+    Column("aggregate_key", String(200), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("correlation_id", String(64), nullable=False),
+    Column("inbox_id", BigInteger, nullable=True),
+    Column("record_kind", String(32), nullable=True),
+    Column("record_id", String(200), nullable=True),
+    # pending → done | failed (exception open) | superseded (a replay replaced it)
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_ms", BigInteger, nullable=False, default=0),
+    Column("depends_on", String(128), nullable=True),
+    Column("external_id", String(200), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", Utc, nullable=False),
+    Column("done_at", Utc, nullable=True),
+    UniqueConstraint("target", "idempotency_key"),
+    Index(None, "target", "status", "id"),
+    Index(None, "correlation_id"),
+    Index(None, "record_kind", "record_id"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("outbox_id", BigInteger, nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("batch_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("owner", String(100), nullable=False),
+    Column("started_at", Utc, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("correlation_id", String(64), nullable=False),
+    Index(None, "outbox_id"),
+    Index(None, "batch_id"),
+)
+
+exceptions = Table(
+    "exceptions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("reason", String(40), nullable=False),
+    Column("message", Text, nullable=False),
+    # open → retried | replayed | dismissed | resolved
+    Column("status", String(16), nullable=False),
+    Column("stage", String(16), nullable=False),  # inbound | outbound
+    Column("inbox_id", BigInteger, nullable=True),
+    Column("outbox_id", BigInteger, nullable=True),
+    Column("record_kind", String(32), nullable=True),
+    Column("record_id", String(200), nullable=True),
+    Column("raw", Text, nullable=True),
+    Column("correlation_id", String(64), nullable=False),
+    Column("config_version", Integer, nullable=True),
+    Column("created_at", Utc, nullable=False),
+    Column("updated_at", Utc, nullable=False),
+    Column("resolution", Text, nullable=True),
+    Column("resolved_by", String(100), nullable=True),
+    Index(None, "status", "reason"),
+    Index(None, "correlation_id"),
+    Index(None, "inbox_id"),
+    Index(None, "outbox_id"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", Utc, nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(200), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("correlation_id", String(64), nullable=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+config_versions = Table(
+    "config_versions",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("document", Text, nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # proposed | active | superseded | rejected
+    Column("proposed_by", String(100), nullable=False),
+    Column("approved_by", String(100), nullable=True),
+    Column("note", Text, nullable=True),
+    Column("created_at", Utc, nullable=False),
+    Column("activated_at", Utc, nullable=True),
+)
+
+# One dispatcher at a time owns a target: the vendor's rate and concurrency
+# limits are per account, and a single owner keeps per-aggregate order.
+target_leases = Table(
+    "target_leases",
+    metadata,
+    Column("target", String(64), primary_key=True),
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_until_ms", BigInteger, nullable=False, default=0),
+    Column("circuit", String(16), nullable=False, default="closed"),
+    Column("circuit_until_ms", BigInteger, nullable=False, default=0),
+    Column("consecutive_failures", Integer, nullable=False, default=0),
+)
+
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("source", String(64), primary_key=True),
+    Column("stream", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Utc, nullable=False),
+)
+

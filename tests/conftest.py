@@ -1,0 +1,98 @@
+"""Shared fixtures: a store per test on SQLite (always) and PostgreSQL (when
+BILLBRIDGE_TEST_PG_URL is set; CI sets it), and a demo-like configuration."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from billbridge.store.db import make_engine
+
+PG_URL = os.environ.get("BILLBRIDGE_TEST_PG_URL")
+SKIP_PG = "PostgreSQL tests need BILLBRIDGE_TEST_PG_URL (set by .ci/run)"
+
+CONFIG: dict[str, Any] = {
+    "legal_entities": [{"code": "US01", "name": "Acme Consulting Inc", "country": "US",
+                        "functional_currency": "USD"}],
+    "workers": [
+        {"id": "w-alice", "name": "Alice Ng", "role": "consultant", "legal_entity": "US01",
+         "cost_rate": "80.00", "currency": "USD"},
+        {"id": "w-bob", "name": "Bob Ruiz", "role": "consultant", "legal_entity": "US01",
+         "cost_rate": "70.00", "currency": "USD"},
+        {"id": "w-carol", "name": "Carol Diaz", "role": "designer", "legal_entity": "US01",
+         "cost_rate": "60.00", "currency": "USD"},
+    ],
+    "rate_cards": [{"id": "rc-standard", "version": 1, "currency": "USD",
+                    "effective_from": "2026-01-01",
+                    "rates": {"consultant": "150.00", "architect": "210.00"},
+                    "worker_overrides": {"w-alice": "175.00"}}],
+    "default_rate_card": "rc-standard",
+}
+
+
+def _pg_database(url: str) -> Iterator[str]:
+    """A fresh database on the test server, dropped afterwards."""
+    name = f"bb_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1),
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    base, _, _ = url.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hub.db'}"
+        return
+    if not PG_URL:
+        pytest.skip(SKIP_PG)
+    yield from _pg_database(PG_URL)
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    if not PG_URL:
+        pytest.skip(SKIP_PG)
+    yield from _pg_database(PG_URL)
+
+
+@pytest.fixture
+def engine(db_url: str) -> Iterator[Engine]:
+    eng = make_engine(db_url)
+    yield eng
+    eng.dispose()
+
+
+def time_entry(entry_id: str, *, project: str = "GLX-001", worker: str = "w-alice",
+               hours: str = "8", version: int = 1, status: str = "approved",
+               work_date: str = "2026-03-02", event_id: str | None = None,
+               at: str = "2026-03-03T18:00:00Z") -> dict[str, Any]:
+    return {
+        "type": "time_entry.upserted", "id": event_id or f"{entry_id}:v{version}", "at": at,
+        "data": {"id": entry_id, "worker": worker, "project": project, "task": "dev",
+                 "work_date": work_date, "hours": hours, "billable": True,
+                 "status": status, "source_version": version},
+    }
+
+
+def project_event(code: str = "GLX-001", status: str = "active",
+                  event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "type": "project.updated", "id": event_id or f"project:{code}:{status}",
+        "at": "2026-03-01T09:00:00Z",
+        "data": {"code": code, "name": f"Project {code}", "status": status,
+                 "tasks": [{"id": "dev", "name": "Development", "billable": True}]},
+    }
