@@ -16,6 +16,16 @@ from billbridge.store.db import make_engine
 
 PG_URL = os.environ.get("BILLBRIDGE_TEST_PG_URL")
 SKIP_PG = "PostgreSQL tests need BILLBRIDGE_TEST_PG_URL (set by .ci/run)"
+REQUIRE_PG = bool(os.environ.get("BILLBRIDGE_REQUIRE_PG"))
+
+
+def skip_without_pg() -> None:
+    """Skip with a clear reason outside CI; in CI a missing server is a failure."""
+    if PG_URL:
+        return
+    if REQUIRE_PG:
+        pytest.fail("BILLBRIDGE_REQUIRE_PG is set but BILLBRIDGE_TEST_PG_URL is not")
+    pytest.skip(SKIP_PG)
 
 CONFIG: dict[str, Any] = {
     "legal_entities": [{"code": "US01", "name": "Acme Consulting Inc", "country": "US",
@@ -57,15 +67,15 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'hub.db'}"
         return
-    if not PG_URL:
-        pytest.skip(SKIP_PG)
+    skip_without_pg()
+    assert PG_URL
     yield from _pg_database(PG_URL)
 
 
 @pytest.fixture
 def pg_url() -> Iterator[str]:
-    if not PG_URL:
-        pytest.skip(SKIP_PG)
+    skip_without_pg()
+    assert PG_URL
     yield from _pg_database(PG_URL)
 
 

@@ -1,0 +1,76 @@
+"""Run the API with uvicorn while a background thread processes, dispatches
+and polls: one process that is the whole hub."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+
+import uvicorn
+
+from billbridge.api.app import create_app
+from billbridge.connectors.base import Source
+from billbridge.engine.hub import Hub
+from billbridge.engine.runner import run
+
+
+class HubServer:
+    """The API server and the engine loop, started and stopped together."""
+
+    def __init__(self, hub: Hub, *, host: str = "127.0.0.1", port: int = 8000,
+                 sources: Sequence[Source] = (),
+                 webhook_secrets: Mapping[str, str] | None = None,
+                 poll_seconds: float = 5.0) -> None:
+        self.hub = hub
+        self.stop_event = threading.Event()
+        app = create_app(hub, webhook_secrets=webhook_secrets or {})
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
+                                                    log_level="warning", access_log=False))
+        self.engine_thread = threading.Thread(
+            target=run, args=(hub, self.stop_event),
+            kwargs={"sources": sources, "poll_seconds": poll_seconds}, daemon=True,
+            name="billbridge-engine")
+        self.api_thread = threading.Thread(target=self.server.run, daemon=True,
+                                           name="billbridge-api")
+
+    @property
+    def url(self) -> str:
+        config = self.server.config
+        return f"http://{config.host}:{config.port}"
+
+    def start(self) -> None:
+        self.engine_thread.start()
+        self.api_thread.start()
+        for _ in range(200):
+            if self.server.started:
+                return
+            self.stop_event.wait(0.025)
+        raise RuntimeError(f"the API did not start on {self.url}")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.server.should_exit = True
+        self.api_thread.join(timeout=5)
+        self.engine_thread.join(timeout=5)
+
+    def wait(self) -> None:
+        """Block until interrupted (Ctrl-C or SIGTERM)."""
+        import signal
+
+        signal.signal(signal.SIGTERM, lambda *_: self.stop_event.set())
+        try:
+            while not self.stop_event.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+        self.stop()
+
+
+def serve_hub(hub: Hub, *, host: str, port: int, sources: Sequence[Source] = (),
+              webhook_secrets: Mapping[str, str] | None = None) -> None:
+    server = HubServer(hub, host=host, port=port, sources=sources,
+                       webhook_secrets=webhook_secrets)
+    server.start()
+    print(f"billbridge serving on {server.url} (health {server.url}/healthz, "
+          f"metrics {server.url}/metrics)", flush=True)
+    server.wait()

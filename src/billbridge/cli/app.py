@@ -1,0 +1,280 @@
+"""`billbridge` commands. Every command migrates the store on start-up."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from billbridge.engine import audit, exception_queue, lineage
+from billbridge.engine.hub import Hub, HubSettings
+from billbridge.engine.worker import WorkerSettings
+from billbridge.engine.dispatcher import DispatcherSettings
+from billbridge.logs import configure_logging
+from billbridge.store.db import database_url, make_engine, migrate
+
+app = typer.Typer(help="billbridge: CRM, time tools and ERP joined with exactly-once delivery.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+exceptions_app = typer.Typer(help="The exception queue: list, retry, replay, dismiss.",
+                             no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+emulator_app = typer.Typer(help="Run an emulated vendor system on 127.0.0.1.",
+                           no_args_is_help=True)
+app.add_typer(exceptions_app, name="exceptions")
+app.add_typer(audit_app, name="audit")
+app.add_typer(emulator_app, name="emulator")
+
+console = Console()
+DbOption = Annotated[str | None, typer.Option("--database-url", envvar="BILLBRIDGE_DATABASE_URL",
+                                              help="SQLAlchemy URL (default: ./billbridge.db)")]
+TargetOption = Annotated[list[str] | None, typer.Option(
+    "--target", help="NAME=URL or NAME=KIND+URL of a delivery target (repeatable)")]
+SourceOption = Annotated[list[str] | None, typer.Option(
+    "--source", help="NAME=URL or NAME=KIND+URL of a source to poll (repeatable)")]
+
+
+def _engine(url: str | None) -> Any:
+    engine = make_engine(database_url(url))
+    migrate(engine)
+    return engine
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _hub(url: str | None, targets: list[str] | None, lease_seconds: float = 30.0,
+         batch_size: int = 200) -> Hub:
+    from billbridge.connectors.registry import build_target
+
+    built = [build_target(spec) for spec in (targets or ["ledger=http://127.0.0.1:8100"])]
+    settings = HubSettings(
+        worker=WorkerSettings(lease_ms=int(lease_seconds * 1000), batch_size=batch_size),
+        dispatcher=DispatcherSettings(lease_ms=int(lease_seconds * 1000)))
+    return Hub(_engine(url), {t.name: t for t in built}, settings=settings)
+
+
+@app.command()
+def migrate_db(database_url: DbOption = None) -> None:
+    """Create or upgrade the store's schema."""
+    _engine(database_url)
+    console.print("schema is up to date")
+
+
+app.command("migrate")(migrate_db)
+
+
+@app.command()
+def worker(database_url: DbOption = None, target: TargetOption = None,
+           source: SourceOption = None,
+           lease_seconds: Annotated[float, typer.Option(help="aggregate and target lease")] = 30.0,
+           batch_size: Annotated[int, typer.Option(help="events per transaction")] = 200,
+           idle_exit: Annotated[float | None, typer.Option(
+               help="exit after this many seconds with nothing to do")] = None,
+           config: Annotated[Path | None, typer.Option(
+               help="activate this configuration file first")] = None) -> None:
+    """Process inbox events and dispatch outbox commands (run as many as you like
+    on PostgreSQL: they share the queue)."""
+    from billbridge.connectors.registry import build_source
+    from billbridge.engine.runner import run
+
+    configure_logging()
+    hub = _hub(database_url, target, lease_seconds, batch_size)
+    if config is not None:
+        hub.activate_config(_read_yaml(config), actor="cli")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run(hub, stop, sources=[build_source(s) for s in (source or [])], idle_exit=idle_exit)
+
+
+@app.command()
+def serve(database_url: DbOption = None, target: TargetOption = None,
+          source: SourceOption = None, host: str = "127.0.0.1", port: int = 8000,
+          webhook_secret: Annotated[str, typer.Option(envvar="BILLBRIDGE_WEBHOOK_SECRET")] =
+          "generic-secret",
+          config: Annotated[Path | None, typer.Option(
+              help="activate this configuration file first")] = None) -> None:
+    """Run the hub: API (/healthz, /metrics, webhooks), workers and dispatcher."""
+    from billbridge.api.server import serve_hub
+    from billbridge.connectors.registry import build_source
+
+    configure_logging()
+    hub = _hub(database_url, target)
+    if config is not None:
+        hub.activate_config(_read_yaml(config), actor="cli")
+    serve_hub(hub, host=host, port=port, sources=[build_source(s) for s in (source or [])],
+              webhook_secrets={"generic": webhook_secret})
+
+
+@app.command()
+def demo(port: int = 8000, serve: Annotated[bool, typer.Option(
+        help="keep serving after the story")] = True,
+         workdir: Path = Path("var/demo")) -> None:
+    """Run the first vertical slice end to end on SQLite with emulated systems."""
+    from billbridge.demo.story import run_demo
+
+    sys.exit(run_demo(console, port=port, keep_serving=serve, workdir=workdir))
+
+
+@app.command("lineage")
+def lineage_cmd(ident: str, database_url: DbOption = None,
+                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Trace a source event, record, command or target posting id to its chain."""
+    with _engine(database_url).connect() as conn:
+        found = lineage.trace(conn, ident)
+    if not found.found:
+        console.print(f"[red]nothing is known by {ident!r}[/red]")
+        raise typer.Exit(1)
+    if as_json:
+        print(json.dumps(found.__dict__, default=str, indent=2))
+        return
+    from billbridge.cli.render import render_lineage
+
+    render_lineage(console, found)
+
+
+@app.command()
+def ingest(file: Path, source: str, database_url: DbOption = None) -> None:
+    """Store canonical events from a JSON file (a list, or one object per line)."""
+    text = file.read_text()
+    try:
+        loaded = json.loads(text)
+        items = loaded if isinstance(loaded, list) else [loaded]
+    except ValueError:
+        items = [line for line in text.splitlines() if line.strip()]
+    engine = _engine(database_url)
+    from billbridge.engine.clock import SystemClock
+    from billbridge.engine.inbox import ingest_many
+
+    with engine.begin() as conn:
+        results = ingest_many(conn, items, source=source, clock=SystemClock())
+    for r in results:
+        console.print(f"{r.status.value:9} {r.event_id} {r.message or ''}")
+
+
+def _exception_table(rows: list[Any]) -> Table:
+    table = Table("id", "reason", "stage", "record", "message", "created")
+    for r in rows:
+        table.add_row(str(r.id), r.reason, r.stage, r.record_id or "", r.message[:90],
+                      str(r.created_at)[:19])
+    return table
+
+
+@exceptions_app.command("list")
+def exceptions_list(database_url: DbOption = None, reason: str | None = None,
+                    limit: int = 100,
+                    as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Open exceptions, oldest first."""
+    with _engine(database_url).connect() as conn:
+        rows = exception_queue.list_open(conn, reason=reason, limit=limit)
+    if as_json:
+        print(json.dumps([dict(r._mapping) for r in rows], default=str, indent=2))
+    else:
+        console.print(_exception_table(rows))
+
+
+def _act(database_url: str | None, action: str, ids: list[int], actor: str,
+         why: str | None = None) -> None:
+    engine = _engine(database_url)
+    failed = False
+    for exc_id in ids:
+        try:
+            with engine.begin() as conn:
+                if action == "dismiss":
+                    status = exception_queue.dismiss(conn, exc_id, actor=actor, at=_now(),
+                                                     reason=why or "")
+                elif action == "retry":
+                    status = exception_queue.retry(conn, exc_id, actor=actor, at=_now())
+                else:
+                    status = exception_queue.replay(conn, exc_id, actor=actor, at=_now())
+            console.print(f"exception {exc_id}: {status}")
+        except (exception_queue.ExceptionNotFound, exception_queue.ActionRefused) as exc:
+            console.print(f"[red]exception {exc_id}: {exc}[/red]")
+            failed = True
+    if failed:
+        raise typer.Exit(1)
+
+
+ActorOption = Annotated[str, typer.Option(envvar="USER", help="who is acting (audited)")]
+
+
+@exceptions_app.command("retry")
+def exceptions_retry(ids: list[int], database_url: DbOption = None,
+                     actor: ActorOption = "operator") -> None:
+    """Send the same command again, or re-run the event as it first ran."""
+    _act(database_url, "retry", ids, actor)
+
+
+@exceptions_app.command("replay")
+def exceptions_replay(ids: list[int], database_url: DbOption = None,
+                      actor: ActorOption = "operator") -> None:
+    """Re-run the source event under the current configuration."""
+    _act(database_url, "replay", ids, actor)
+
+
+@exceptions_app.command("dismiss")
+def exceptions_dismiss(ids: list[int], reason: Annotated[str, typer.Option(
+        help="why (required, audited)")], database_url: DbOption = None,
+        actor: ActorOption = "operator") -> None:
+    """Close exceptions without acting on them."""
+    _act(database_url, "dismiss", ids, actor, reason)
+
+
+@audit_app.command("verify")
+def audit_verify(database_url: DbOption = None) -> None:
+    """Check the audit log's hash chain; exit 1 naming any broken row."""
+    with _engine(database_url).connect() as conn:
+        breaks = audit.verify(conn)
+    if breaks:
+        for b in breaks:
+            console.print(f"[red]audit row {b.row_id}: {b.problem}[/red]")
+        raise typer.Exit(1)
+    console.print("audit log intact")
+
+
+@emulator_app.command("ledger")
+def emulator_ledger(port: int = 8100, idempotency: str = "native") -> None:
+    """The generic ERP-like target, with fault injection at /_emulator/faults."""
+    from billbridge.connectors.generic.emulator import LedgerEmulator
+
+    _serve_emulator(LedgerEmulator(port=port, idempotency=idempotency))
+
+
+@emulator_app.command("timesource")
+def emulator_timesource(port: int = 8200) -> None:
+    """The generic time-tracking source."""
+    from billbridge.connectors.generic.emulator import TimeSourceEmulator
+
+    _serve_emulator(TimeSourceEmulator(port=port))
+
+
+def _serve_emulator(server: Any) -> None:
+    server.start()
+    console.print(f"listening on {server.url}")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop.wait()
+    server.stop()
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
+    loaded = yaml.safe_load(path.read_text())
+    if not isinstance(loaded, dict):
+        raise typer.BadParameter(f"{path} does not hold a configuration mapping")
+    return loaded
+
+
+def main() -> None:
+    app()

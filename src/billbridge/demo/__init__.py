@@ -1,0 +1,1 @@
+"""The demo story and its configuration."""

@@ -1,0 +1,47 @@
+"""The long-running loop shared by `billbridge worker` and `billbridge serve`:
+process, dispatch and poll until told to stop."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+
+import structlog
+
+from billbridge.connectors.base import DeliveryError, Source
+from billbridge.engine.hub import Hub
+from billbridge.engine.sync import sync
+
+log = structlog.get_logger("billbridge.runner")
+
+
+def run(hub: Hub, stop: threading.Event, *, sources: Sequence[Source] = (),
+        poll_seconds: float = 5.0, idle_sleep: float = 0.05,
+        idle_exit: float | None = None) -> None:
+    """Run until ``stop`` is set, or until nothing moved for ``idle_exit`` seconds."""
+    last_poll = 0.0
+    idle_since = time.monotonic()
+    while not stop.is_set():
+        if sources and time.monotonic() - last_poll >= poll_seconds:
+            last_poll = time.monotonic()
+            for source in sources:
+                try:
+                    result = sync(hub.engine, source, hub.clock)
+                    if result.accepted:
+                        log.info("polled", source=source.name, accepted=result.accepted,
+                                 duplicates=result.duplicates, cursor=result.cursor)
+                except DeliveryError as exc:
+                    log.warning("poll failed; will try again", source=source.name,
+                                error=str(exc))
+        try:
+            moved = hub.step()
+        except Exception as exc:  # keep the loop alive; the failure is logged
+            log.exception("step failed", error=repr(exc))
+            moved = 0
+        if moved:
+            idle_since = time.monotonic()
+            continue
+        if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
+            return
+        stop.wait(idle_sleep)

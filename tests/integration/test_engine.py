@@ -1,0 +1,344 @@
+"""The engine on a real store (SQLite, and PostgreSQL in CI) with an
+in-memory target: inbox, ordering, parking, outbox, retries, exceptions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import CONFIG, project_event, time_entry
+from fakes import FakeTarget
+from sqlalchemy import Engine, select, text
+
+from billbridge.engine import audit, exception_queue, lineage
+from billbridge.engine.clock import ManualClock
+from billbridge.engine.hub import Hub, HubSettings
+from billbridge.engine.inbox import IngestStatus
+from billbridge.engine.policy import RetryPolicy
+from billbridge.store.tables import exceptions, inbox, outbox
+
+
+@pytest.fixture
+def target() -> FakeTarget:
+    return FakeTarget()
+
+
+@pytest.fixture
+def hub(engine: Engine, target: FakeTarget) -> Iterator[Hub]:
+    hub = Hub(engine, {"ledger": target}, clock=ManualClock(), seed=7,
+              settings=HubSettings(retry=RetryPolicy(base_seconds=1, cap_seconds=60,
+                                                     max_attempts=6)))
+    hub.activate_config(CONFIG)
+    yield hub
+
+
+def open_reasons(hub: Hub) -> list[str]:
+    with hub.engine.connect() as conn:
+        return sorted(r.reason for r in exception_queue.list_open(conn))
+
+
+def charge_amounts(target: FakeTarget) -> dict[str, str]:
+    return {p["time_entry"]: p["amount"] for p in target.payloads("time_charge.post")}
+
+
+def test_second_delivery_is_counted_and_dropped(hub: Hub, target: FakeTarget) -> None:
+    first = hub.ingest([project_event(), time_entry("te-1")], source="harvest")
+    again = hub.ingest([time_entry("te-1")], source="harvest")
+    assert [r.status for r in first] == [IngestStatus.ACCEPTED] * 2
+    assert again[0].status is IngestStatus.DUPLICATE
+    assert again[0].inbox_id == first[1].inbox_id
+    hub.run_until_idle()
+    with hub.engine.connect() as conn:
+        assert conn.execute(select(inbox.c.duplicates).where(inbox.c.event_id == "te-1:v1")
+                            ).scalar() == 1
+    assert charge_amounts(target) == {"te-1": "1400.00"}
+
+
+def test_same_event_id_from_another_source_is_not_a_duplicate(hub: Hub) -> None:
+    hub.ingest([time_entry("te-1")], source="harvest")
+    other = hub.ingest([time_entry("te-1")], source="kantata")
+    assert other[0].status is IngestStatus.ACCEPTED
+
+
+def test_malformed_payload_lands_raw_in_the_queue_and_the_queue_keeps_flowing(
+        hub: Hub, target: FakeTarget) -> None:
+    body = '{"type": "time_entry.upserted", "id": "bad-1", "at": "2026-03-03T18:00:00Z",' \
+           ' "data": {"id": "te-x", "hours": "lots"}}'
+    results = hub.ingest([project_event(), body, time_entry("te-1")], source="harvest")
+    assert [r.status for r in results] == [IngestStatus.ACCEPTED, IngestStatus.MALFORMED,
+                                           IngestStatus.ACCEPTED]
+    hub.run_until_idle()
+    with hub.engine.connect() as conn:
+        [exc] = exception_queue.list_open(conn)
+    assert exc.reason == "MALFORMED_PAYLOAD" and exc.raw == body
+    assert "data.hours" in exc.message or "hours" in exc.message
+    assert charge_amounts(target) == {"te-1": "1400.00"}
+
+
+def test_time_before_its_project_parks_visibly_then_posts_on_activation(
+        hub: Hub, target: FakeTarget) -> None:
+    hub.ingest([time_entry("te-1", project="NEW-002")], source="harvest")
+    hub.run_until_idle()
+    with hub.engine.connect() as conn:
+        row = conn.execute(select(inbox.c.status, inbox.c.waiting_on)
+                           .where(inbox.c.event_id == "te-1:v1")).one()
+    assert (row.status, row.waiting_on) == ("parked", "project:NEW-002")
+    assert target.effects == [] and open_reasons(hub) == []
+
+    hub.ingest([project_event("NEW-002")], source="psa")
+    hub.run_until_idle()
+    assert target.kinds() == ["project.upsert", "time_charge.post"]
+    assert charge_amounts(target) == {"te-1": "1400.00"}
+
+
+def test_events_of_one_aggregate_apply_in_inbox_order(hub: Hub, target: FakeTarget) -> None:
+    events = [project_event()] + [time_entry("te-1", version=v, hours=str(v))
+                                  for v in range(1, 6)]
+    hub.ingest(events, source="harvest")
+    hub.run_until_idle()
+    # Each version was newer than the last when it applied, so each was posted.
+    assert [p["source_version"] for p in target.payloads("time_charge.post")] == [1, 2, 3, 4, 5]
+
+
+def test_stale_version_is_ignored(hub: Hub, target: FakeTarget) -> None:
+    hub.ingest([project_event(), time_entry("te-1", version=3, hours="3")], source="harvest")
+    hub.ingest([time_entry("te-1", version=2, hours="2")], source="harvest")
+    hub.run_until_idle()
+    assert [p["hours"] for p in target.payloads("time_charge.post")] == ["3.00"]
+
+
+def test_command_waits_for_the_command_it_depends_on(hub: Hub, target: FakeTarget) -> None:
+    target.script = ["permanent"]  # the project write is refused
+    hub.ingest([project_event(), time_entry("te-1")], source="harvest")
+    hub.run_until_idle()
+    assert target.effects == []
+    assert open_reasons(hub) == ["TARGET_REJECTED"]
+    with hub.engine.connect() as conn:
+        waiting = conn.execute(select(outbox.c.kind, outbox.c.status)
+                               .where(outbox.c.status == "pending")).all()
+    assert [tuple(w) for w in waiting] == [("time_charge.post", "pending")]
+
+    with hub.engine.begin() as conn:
+        [exc] = exception_queue.list_open(conn)
+        exception_queue.retry(conn, exc.id, actor="ops", at=hub.clock.now())
+    hub.run_until_idle()
+    assert target.kinds() == ["project.upsert", "time_charge.post"]
+
+
+def test_lost_acknowledgement_is_retried_without_a_twin(hub: Hub, target: FakeTarget) -> None:
+    target.script = ["lost_ack", "429:30", "transient"]
+    hub.ingest([project_event(), time_entry("te-1"), time_entry("te-2", worker="w-bob")],
+               source="harvest")
+    hub.run_until_idle()
+    keys = [e.idempotency_key for e in target.effects]
+    assert len(keys) == len(set(keys)) == 3
+    assert len(target.calls) > 3  # the faults really happened and were retried
+
+
+def test_retry_after_is_honoured(hub: Hub, target: FakeTarget) -> None:
+    target.script = ["429:120"]
+    hub.ingest([project_event()], source="psa")
+    start = hub.clock.ms()
+    hub.step()
+    hub.step()
+    with hub.engine.connect() as conn:
+        due = conn.execute(select(outbox.c.next_attempt_ms)).scalar()
+    assert due >= start + 120_000
+    assert target.effects == []
+    hub.run_until_idle()
+    assert target.kinds() == ["project.upsert"]
+
+
+def test_partly_failed_batch_settles_each_record(hub: Hub, target: FakeTarget) -> None:
+    target.reject = lambda c: "unknown worker" if c.payload.get("worker") == "w-bob" else None
+    hub.ingest([project_event(), time_entry("te-1"), time_entry("te-2", worker="w-bob"),
+                time_entry("te-3", hours="2")], source="harvest")
+    hub.run_until_idle()
+    assert charge_amounts(target) == {"te-1": "1400.00", "te-3": "350.00"}
+    with hub.engine.connect() as conn:
+        [exc] = exception_queue.list_open(conn)
+    assert exc.reason == "TARGET_REJECTED" and "unknown worker" in exc.message
+    assert exc.record_id == "tc_te-2" and json.loads(exc.raw)["worker"] == "w-bob"
+
+
+def test_a_batch_refused_whole_is_split_to_find_the_bad_record(
+        hub: Hub, target: FakeTarget) -> None:
+    target.reject = lambda c: "bad" if c.payload.get("worker") == "w-bob" else None
+    target.script = ["ok", "whole_batch_rejects", "whole_batch_rejects", "whole_batch_rejects"]
+    hub.ingest([project_event()], source="psa")
+    hub.run_until_idle()
+    hub.ingest([time_entry(f"te-{i}", worker="w-bob" if i == 3 else "w-alice")
+                for i in range(1, 6)], source="harvest")
+    hub.run_until_idle()
+    assert sorted(charge_amounts(target)) == ["te-1", "te-2", "te-4", "te-5"]
+    assert open_reasons(hub) == ["TARGET_REJECTED"]
+
+
+def test_circuit_opens_on_a_down_target_and_nothing_is_lost(
+        hub: Hub, target: FakeTarget) -> None:
+    target.script = ["transient"] * 5
+    hub.ingest([project_event()], source="psa")
+    for _ in range(5):
+        hub.step()
+        hub.clock.sleep(20)  # past each backoff (≤ 16 s), short of the 30 s cooldown
+    with hub.engine.connect() as conn:
+        state = conn.execute(text("SELECT circuit FROM target_leases")).scalar()
+    assert state == "open"
+    calls = len(target.calls)
+    hub.step()
+    assert len(target.calls) == calls  # open: no call made
+    hub.run_until_idle()
+    assert target.kinds() == ["project.upsert"]
+
+
+def test_retries_exhausted_opens_an_exception_that_can_be_retried(
+        hub: Hub, target: FakeTarget) -> None:
+    target.script = ["transient"] * 6
+    hub.ingest([project_event()], source="psa")
+    hub.run_until_idle()
+    assert open_reasons(hub) == ["RETRIES_EXHAUSTED"]
+    with hub.engine.begin() as conn:
+        [exc] = exception_queue.list_open(conn)
+        exception_queue.retry(conn, exc.id, actor="ops", at=hub.clock.now())
+    hub.run_until_idle()
+    assert target.kinds() == ["project.upsert"] and open_reasons(hub) == []
+
+
+def _only_exception(hub: Hub) -> Any:
+    with hub.engine.connect() as conn:
+        [exc] = exception_queue.list_open(conn)
+    return exc
+
+
+def test_replay_after_a_rate_fix_prices_under_the_new_configuration(
+        hub: Hub, target: FakeTarget) -> None:
+    hub.ingest([project_event(), time_entry("te-9", worker="w-carol", hours="2")],
+               source="harvest")
+    hub.run_until_idle()
+    exc = _only_exception(hub)
+    assert exc.reason == "NO_RATE"
+
+    card = dict(CONFIG["rate_cards"][0])
+    card["rates"] = {**card["rates"], "designer": "120.00"}
+    hub.activate_config({**CONFIG, "rate_cards": [card]}, actor="finance")
+    with hub.engine.begin() as conn:
+        assert exception_queue.replay(conn, exc.id, actor="ops", at=hub.clock.now()) == \
+            "replayed"
+        # A second click is a no-op, not a second replay.
+        assert exception_queue.replay(conn, exc.id, actor="ops", at=hub.clock.now()) == \
+            "replayed"
+    hub.run_until_idle()
+    assert charge_amounts(target) == {"te-9": "240.00"}
+    assert open_reasons(hub) == []
+    with hub.engine.connect() as conn:
+        actions = [e["action"] for e in audit.entries(conn)]
+    assert actions.count("exception.replayed") == 1
+
+
+def test_retry_as_is_reruns_under_the_configuration_it_first_ran_under(
+        hub: Hub, target: FakeTarget) -> None:
+    hub.ingest([project_event(), time_entry("te-9", worker="w-carol")], source="harvest")
+    hub.run_until_idle()
+    exc = _only_exception(hub)
+    card = dict(CONFIG["rate_cards"][0])
+    card["rates"] = {**card["rates"], "designer": "120.00"}
+    hub.activate_config({**CONFIG, "rate_cards": [card]}, actor="finance")
+    with hub.engine.begin() as conn:
+        exception_queue.retry(conn, exc.id, actor="ops", at=hub.clock.now())
+    hub.run_until_idle()
+    assert open_reasons(hub) == ["NO_RATE"]  # same config, same result
+    assert target.payloads("time_charge.post") == []
+
+
+def test_dismiss_needs_a_reason_and_is_audited(hub: Hub) -> None:
+    hub.ingest(['{"broken'], source="harvest")
+    exc = _only_exception(hub)
+    with hub.engine.begin() as conn:
+        with pytest.raises(exception_queue.ActionRefused, match="say why"):
+            exception_queue.dismiss(conn, exc.id, actor="ops", at=hub.clock.now(), reason=" ")
+    with hub.engine.begin() as conn:
+        assert exception_queue.dismiss(conn, exc.id, actor="ops", at=hub.clock.now(),
+                                       reason="test noise") == "dismissed"
+        assert exception_queue.dismiss(conn, exc.id, actor="ops", at=hub.clock.now(),
+                                       reason="again") == "dismissed"
+        [entry] = [e for e in audit.entries(conn) if e["action"] == "exception.dismissed"]
+    assert entry["actor"] == "ops" and entry["detail"]["resolution"] == "test noise"
+    assert open_reasons(hub) == []
+
+
+def test_a_failing_flow_opens_handler_error_and_the_queue_continues(
+        hub: Hub, target: FakeTarget) -> None:
+    def broken(event: Any, ctx: Any) -> Any:
+        raise RuntimeError("bug in flow")
+
+    hub.worker.flows._handlers["project.updated"] = broken
+    hub.ingest([project_event("A-1"), time_entry("te-1", project="B-1")], source="psa")
+    hub.run_until_idle()
+    assert open_reasons(hub) == ["HANDLER_ERROR"]
+    with hub.engine.connect() as conn:
+        statuses = dict(conn.execute(select(inbox.c.event_id, inbox.c.status)).all())
+    assert statuses == {"project:A-1:active": "failed", "te-1:v1": "parked"}
+
+
+def test_lineage_runs_from_source_event_to_posting_and_back(
+        hub: Hub, target: FakeTarget) -> None:
+    hub.ingest([project_event(), time_entry("te-1")], source="harvest")
+    hub.run_until_idle()
+    posting = next(v for k, v in target.applied.items()
+                   if k == target.effects[1].idempotency_key)
+    with hub.engine.connect() as conn:
+        forward = lineage.trace(conn, "te-1:v1")
+        back = lineage.trace(conn, posting)
+    assert [c["external_id"] for c in forward.commands] == [posting]
+    assert [e["event_id"] for e in back.events] == ["te-1:v1"]
+    assert back.postings[0]["canonical_id"] == "tc_te-1"
+
+
+def test_a_worker_that_lost_its_lease_commits_nothing(hub: Hub, target: FakeTarget) -> None:
+    from billbridge.engine import aggregates
+    from billbridge.engine.worker import LeaseLost, Worker
+
+    hub.ingest([project_event(), time_entry("te-1")], source="harvest")
+    slow = Worker(hub.engine, hub.worker.flows, {"erp": "ledger"}, hub.clock, "slow-worker",
+                  hub.settings.worker)
+    with hub.engine.begin() as conn:
+        [key] = aggregates.claim(conn, owner="slow-worker", now_ms=hub.clock.ms(),
+                                 lease_ms=1000, limit=1)
+    # The slow worker stalls past its lease and another worker takes the aggregate.
+    hub.clock.sleep(2)  # type: ignore[attr-defined]
+    with hub.engine.begin() as conn:
+        assert aggregates.claim(conn, owner="other", now_ms=hub.clock.ms(), lease_ms=60_000,
+                                limit=1) == [key]
+    with pytest.raises(LeaseLost):
+        slow._process_batch(key)
+    with hub.engine.connect() as conn:
+        assert conn.execute(select(inbox.c.status)).scalars().all() == ["pending", "pending"]
+        assert conn.execute(select(outbox.c.id)).all() == []
+
+
+def test_audit_verify_detects_an_edited_and_a_deleted_row(hub: Hub) -> None:
+    for i in range(3):
+        hub.activate_config({**CONFIG, "default_rate_card": f"rc-{i}"}, actor=f"user{i}")
+    with hub.engine.connect() as conn:
+        assert audit.verify(conn) == []
+    with hub.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET actor='mallory' WHERE id = 2"))
+    with hub.engine.connect() as conn:
+        assert [b.row_id for b in audit.verify(conn)] == [2]
+    with hub.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_log SET actor='user0' WHERE id = 2"))  # as it was
+        conn.execute(text("DELETE FROM audit_log WHERE id = 3"))
+    with hub.engine.connect() as conn:
+        assert [b.row_id for b in audit.verify(conn)] == [4]
+
+
+def test_inbound_exception_ids_are_linked_to_their_event(hub: Hub) -> None:
+    hub.ingest([project_event(), time_entry("te-1", worker="w-carol")], source="harvest")
+    hub.run_until_idle()
+    with hub.engine.connect() as conn:
+        row = conn.execute(select(exceptions.c.inbox_id, exceptions.c.record_id)).one()
+        event_id = conn.execute(select(inbox.c.event_id).where(inbox.c.id == row.inbox_id)
+                                ).scalar()
+    assert (event_id, row.record_id) == ("te-1:v1", "te-1")
