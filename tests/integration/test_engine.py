@@ -8,8 +8,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import CONFIG, project_event, time_entry
-from fakes import FakeTarget
 from sqlalchemy import Engine, select, text
 
 from billbridge.engine import audit, exception_queue, lineage
@@ -18,6 +16,8 @@ from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.inbox import IngestStatus
 from billbridge.engine.policy import RetryPolicy
 from billbridge.store.tables import exceptions, inbox, outbox
+from conftest import CONFIG, project_event, time_entry
+from fakes import FakeTarget
 
 
 @pytest.fixture
@@ -255,9 +255,9 @@ def test_retry_as_is_reruns_under_the_configuration_it_first_ran_under(
 def test_dismiss_needs_a_reason_and_is_audited(hub: Hub) -> None:
     hub.ingest(['{"broken'], source="harvest")
     exc = _only_exception(hub)
-    with hub.engine.begin() as conn:
-        with pytest.raises(exception_queue.ActionRefused, match="say why"):
-            exception_queue.dismiss(conn, exc.id, actor="ops", at=hub.clock.now(), reason=" ")
+    with hub.engine.begin() as conn, pytest.raises(exception_queue.ActionRefused,
+                                                   match="say why"):
+        exception_queue.dismiss(conn, exc.id, actor="ops", at=hub.clock.now(), reason=" ")
     with hub.engine.begin() as conn:
         assert exception_queue.dismiss(conn, exc.id, actor="ops", at=hub.clock.now(),
                                        reason="test noise") == "dismissed"

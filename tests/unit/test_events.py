@@ -21,7 +21,7 @@ def test_parse_names_the_bad_field_and_event() -> None:
 
 
 def test_unknown_event_type_is_malformed() -> None:
-    with pytest.raises(MalformedEvent, match="unknown event type 'deal.won'"):
+    with pytest.raises(MalformedEvent, match=r"unknown event type 'deal\.won'"):
         parse_event({**_event(), "type": "deal.won"})
 
 

@@ -15,9 +15,9 @@ from rich.console import Console
 from rich.table import Table
 
 from billbridge.engine import audit, exception_queue, lineage
+from billbridge.engine.dispatcher import DispatcherSettings
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.worker import WorkerSettings
-from billbridge.engine.dispatcher import DispatcherSettings
 from billbridge.logs import configure_logging
 from billbridge.store.db import database_url, make_engine, migrate
 

@@ -4,6 +4,7 @@ connector and flow; add fields where a flow needs them, never rename."""
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from enum import StrEnum
 from typing import Literal, Self
 
@@ -93,7 +94,7 @@ class Contract(Record):
     end: date | None = None
     budget_cap: DecimalStr | None = None
     rate_card: str | None = None
-    expense_markup_pct: DecimalStr = Field(default=0)
+    expense_markup_pct: DecimalStr = Field(default=Decimal(0))
     retainer: Retainer | None = None
     milestones: tuple[Milestone, ...] = ()
 
@@ -151,7 +152,8 @@ class RateCard(Record):
     worker_overrides: dict[str, DecimalStr] = Field(default_factory=dict)
 
     def in_force_on(self, day: date) -> bool:
-        return self.effective_from <= day and (self.effective_to is None or day <= self.effective_to)
+        ends_after = self.effective_to is None or day <= self.effective_to
+        return self.effective_from <= day and ends_after
 
 
 class EntryStatus(StrEnum):

@@ -21,8 +21,8 @@ def _digest(prev_hash: str, at: datetime, actor: str, action: str, subject: str,
             detail: str, correlation_id: str | None) -> str:
     if at.tzinfo is None:  # SQLite hands datetimes back naive; they were stored as UTC
         at = at.replace(tzinfo=UTC)
-    material = canonical_json([prev_hash, at.astimezone(UTC).isoformat(), actor, action, subject, detail,
-                               correlation_id])
+    material = canonical_json([prev_hash, at.astimezone(UTC).isoformat(), actor, action,
+                               subject, detail, correlation_id])
     return hashlib.sha256(material.encode()).hexdigest()
 
 

@@ -206,7 +206,7 @@ class Dispatcher:
         for row in rows:
             result = results.get(row.idempotency_key)
             if result is None or result.status is ResultStatus.RETRY:
-                detail = result.message if result else "no result for this record"
+                detail = (result.message if result else None) or "no result for this record"
                 self._reschedule(conn, row, batch_id, detail,
                                  result.retry_after if result else None)
                 continue

@@ -100,7 +100,7 @@ def retry(conn: Connection, exc_id: int, *, actor: str, at: datetime) -> str:
     event under the configuration version it first ran under."""
     exc = get(conn, exc_id, lock=True)
     if exc.status != ExceptionStatus.OPEN.value:
-        return exc.status  # already acted on: a second click changes nothing
+        return str(exc.status)  # already acted on: a second click changes nothing
     if exc.outbox_id is not None:
         conn.execute(update(outbox).where(outbox.c.id == exc.outbox_id).values(
             status="pending", attempts=0, next_attempt_ms=0, last_error=None))
@@ -117,7 +117,7 @@ def replay(conn: Connection, exc_id: int, *, actor: str, at: datetime) -> str:
     configuration; a command it replaces is superseded, not sent."""
     exc = get(conn, exc_id, lock=True)
     if exc.status != ExceptionStatus.OPEN.value:
-        return exc.status
+        return str(exc.status)
     inbox_id = exc.inbox_id
     if exc.outbox_id is not None:
         command = conn.execute(select(outbox.c.inbox_id).where(outbox.c.id == exc.outbox_id)).one()
@@ -136,6 +136,6 @@ def dismiss(conn: Connection, exc_id: int, *, actor: str, at: datetime, reason: 
         raise ActionRefused("say why the exception is dismissed")
     exc = get(conn, exc_id, lock=True)
     if exc.status != ExceptionStatus.OPEN.value:
-        return exc.status
+        return str(exc.status)
     _close(conn, exc, ExceptionStatus.DISMISSED, actor, at, reason.strip())
     return ExceptionStatus.DISMISSED.value

@@ -5,7 +5,6 @@ exceptions, parking) in one transaction fenced on the lease."""
 from __future__ import annotations
 
 import json
-import logging
 import time
 import traceback
 from collections import Counter

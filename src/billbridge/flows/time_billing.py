@@ -13,7 +13,7 @@ from billbridge.domain.events import CanonicalEvent
 from billbridge.domain.money import line_amount
 from billbridge.domain.rating import rate_for
 from billbridge.domain.reasons import ReasonCode
-from billbridge.domain.records import EntryStatus, Project, ProjectStatus, TimeEntry, TimeCharge
+from billbridge.domain.records import EntryStatus, Project, ProjectStatus, TimeCharge, TimeEntry
 from billbridge.flows.base import Command, FlowContext, FlowRegistry, Outcome, Problem, RecordChange
 
 
