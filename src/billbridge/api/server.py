@@ -36,7 +36,11 @@ class HubServer:
     @property
     def url(self) -> str:
         config = self.server.config
-        return f"http://{config.host}:{config.port}"
+        port = config.port
+        if self.server.started and self.server.servers:
+            # With port 0 the operating system chose one: ask the socket.
+            port = self.server.servers[0].sockets[0].getsockname()[1]
+        return f"http://{config.host}:{port}"
 
     def start(self) -> None:
         self.engine_thread.start()

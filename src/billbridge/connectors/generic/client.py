@@ -1,0 +1,153 @@
+"""HTTP clients of the generic vendor: the only code here that speaks to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from billbridge.connectors.base import (
+    IdempotencyMode,
+    OutboundCommand,
+    OutcomeKind,
+    PermanentError,
+    RateLimit,
+    RecordResult,
+    ResultStatus,
+    TransientError,
+    classify_http,
+)
+
+USER_AGENT = "billbridge/0.1 (+https://github.com/billbridge)"
+
+
+def _raise_for(response: httpx.Response, what: str) -> None:
+    outcome = classify_http(response.status_code, response.headers)
+    if outcome.kind is OutcomeKind.SUCCESS:
+        return
+    try:
+        message = response.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = response.text[:200]
+    text = f"{what}: HTTP {response.status_code}: {message}"
+    if outcome.kind is OutcomeKind.TRANSIENT:
+        raise TransientError(text, code=f"HTTP_{response.status_code}",
+                             retry_after=outcome.retry_after)
+    if outcome.kind is OutcomeKind.CONFIGURATION:
+        raise PermanentError(text, code="TARGET_AUTH")
+    raise PermanentError(text, code="TARGET_REJECTED")
+
+
+def _call(client: httpx.Client, method: str, url: str, what: str, **kwargs: Any) -> Any:
+    try:
+        response = client.request(method, url, **kwargs)
+    except httpx.TimeoutException as exc:
+        raise TransientError(f"{what}: timed out ({exc.__class__.__name__})",
+                             code="TIMEOUT") from None
+    except httpx.TransportError as exc:
+        # Includes a connection dropped before the answer: the write may have applied.
+        raise TransientError(f"{what}: {exc.__class__.__name__}: {exc}",
+                             code="CONNECTION") from None
+    _raise_for(response, what)
+    return response.json()
+
+
+class LedgerTarget:
+    """The generic ledger as a delivery ``Target``."""
+
+    def __init__(self, base_url: str, token: str, *, name: str = "ledger", timeout: float = 5.0,
+                 max_batch: int = 100, idempotency: IdempotencyMode = IdempotencyMode.NATIVE,
+                 rate_limit: RateLimit | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.name = name
+        self.max_batch = max_batch
+        self.idempotency = idempotency
+        self.rate_limit = rate_limit or RateLimit(50, 1, burst=50)
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT})
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _already_applied(self, command: OutboundCommand) -> str | None:
+        found = _call(self._client, "GET", "/v1/postings", "marker look-up",
+                      params={"marker": command.idempotency_key})
+        postings = found.get("postings") or []
+        return str(postings[0]["id"]) if postings else None
+
+    def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
+        results: list[RecordResult] = []
+        to_send = list(batch)
+        if self.idempotency is IdempotencyMode.MARKER_LOOKUP:
+            # No native idempotency: look for our marker before writing again.
+            to_send = []
+            for command in batch:
+                existing = self._already_applied(command)
+                if existing is None:
+                    to_send.append(command)
+                else:
+                    results.append(RecordResult(command.idempotency_key, ResultStatus.APPLIED,
+                                                external_id=existing))
+        if not to_send:
+            return results
+        body = {"items": [{"idempotency_key": c.idempotency_key, "kind": c.kind,
+                           "aggregate": c.aggregate_key, "data": dict(c.payload)}
+                          for c in to_send]}
+        answer = _call(self._client, "POST", "/v1/postings:batch", f"{self.name} batch",
+                       json=body)
+        for item in answer.get("results", []):
+            key = item.get("idempotency_key")
+            if item.get("status") in ("created", "duplicate"):
+                results.append(RecordResult(key, ResultStatus.APPLIED, external_id=item["id"]))
+            else:
+                err = item.get("error") or {}
+                results.append(RecordResult(key, ResultStatus.REJECTED,
+                                            code=err.get("code", "REJECTED"),
+                                            message=err.get("message", "rejected")))
+        return results
+
+
+@dataclass(frozen=True, slots=True)
+class TimeEntriesPage:
+    entries: list[dict[str, Any]]
+    page: int
+    next_page: int | None
+
+
+class TimeSourceClient:
+    def __init__(self, base_url: str, *, per_page: int = 100, timeout: float = 5.0,
+                 token: str | None = None, transport: httpx.BaseTransport | None = None) -> None:
+        self.per_page = per_page
+        headers = {"User-Agent": USER_AGENT}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
+                                    transport=transport, headers=headers)
+
+    def fetch(self, updated_since: str | None, page: int) -> TimeEntriesPage:
+        params: dict[str, Any] = {"page": page, "per_page": self.per_page}
+        if updated_since:
+            params["updated_since"] = updated_since
+        body = _call(self._client, "GET", "/v1/time_entries", "time entries", params=params)
+        return TimeEntriesPage(list(body.get("time_entries") or []), int(body.get("page", page)),
+                               body.get("next_page"))
+
+    def iter_pages(self, updated_since: str | None) -> Iterator[TimeEntriesPage]:
+        """Follow ``next_page`` to the end; a page number seen twice is an error,
+        never an endless loop."""
+        seen: set[int] = set()
+        number: int | None = 1
+        while number is not None:
+            if number in seen:
+                raise PermanentError(f"time entries: page {number} was offered twice; "
+                                     "stopping instead of looping", code="PAGINATION_LOOP")
+            seen.add(number)
+            page = self.fetch(updated_since, number)
+            yield page
+            number = page.next_page
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,203 @@
+"""Emulators of the generic vendor: an ERP-like ledger that records every
+effect it applies, and a time source that serves pages and sends webhooks."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from billbridge.connectors.generic.webhooks import sign
+from billbridge.emulation.server import EmulatorServer, Request, Response, error
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class LedgerEmulator(EmulatorServer):
+    """``POST /v1/postings:batch`` applies items; in ``native`` idempotency a
+    repeated key answers ``duplicate`` and applies nothing; in ``none`` a repeat
+    makes a twin, and the key is kept as a searchable ``marker``."""
+
+    def __init__(self, *, token: str | None = "ledger-token", idempotency: str = "native",
+                 max_batch: int = 100, latency: float = 0.0, port: int = 0) -> None:
+        super().__init__(port=port, token=token)
+        if idempotency not in ("native", "none"):
+            raise ValueError("idempotency must be 'native' or 'none'")
+        self.idempotency = idempotency
+        self.max_batch = max_batch
+        self.latency = latency
+        self.reject_if: Callable[[dict[str, Any]], str | None] = lambda item: None
+        self._reject_rules: list[tuple[str, Any]] = []
+        self.reset()
+        self.route("POST", "/v1/postings:batch", self._batch)
+        self.route("GET", "/v1/postings", self._list)
+        self.route("GET", "/_emulator/effects", lambda r: Response(200, self.effects))
+        self.route("POST", "/_emulator/reset", self._reset_route)
+        self.route("POST", "/_emulator/reject", self._reject_route)
+
+    def reset(self) -> None:
+        with self.lock:
+            self._effects: list[dict[str, Any]] = []
+            self._by_key: dict[str, str] = {}
+            self._ids = itertools.count(1)
+            self._reject_rules = []
+
+    @property
+    def effects(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(e) for e in self._effects]
+
+    def _rejection(self, item: dict[str, Any]) -> str | None:
+        data = item.get("data") or {}
+        for name, value in self._reject_rules:
+            if data.get(name) == value:
+                return f"{name} {value!r} is not accepted"
+        return self.reject_if(item)
+
+    def _batch(self, request: Request) -> Response:
+        if self.latency:
+            time.sleep(self.latency)
+        try:
+            body = request.json()
+            items = body["items"]
+            if not isinstance(items, list):
+                raise TypeError("items must be a list")
+        except (ValueError, KeyError, TypeError) as exc:
+            return error(400, "BAD_REQUEST", f"body must be {{'items': [...]}}: {exc}")
+        if len(items) > self.max_batch:
+            return error(413, "BATCH_TOO_LARGE",
+                         f"{len(items)} items; at most {self.max_batch} per call")
+        with self.lock:
+            return Response(200, {"results": [self._apply(item) for item in items]})
+
+    def _apply(self, item: Any) -> dict[str, Any]:
+        if not isinstance(item, dict) or not isinstance(item.get("idempotency_key"), str) \
+                or not isinstance(item.get("data"), dict) or not item.get("kind"):
+            return {"idempotency_key": item.get("idempotency_key") if isinstance(item, dict)
+                    else None, "status": "rejected",
+                    "error": {"code": "VALIDATION",
+                              "message": "each item needs idempotency_key, kind and data"}}
+        key = item["idempotency_key"]
+        problem = self._rejection(item)
+        if problem:
+            return {"idempotency_key": key, "status": "rejected",
+                    "error": {"code": "VALIDATION", "message": problem}}
+        if self.idempotency == "native" and key in self._by_key:
+            return {"idempotency_key": key, "status": "duplicate", "id": self._by_key[key]}
+        posting_id = f"L-{next(self._ids):06d}"
+        self._by_key.setdefault(key, posting_id)
+        self._effects.append({"seq": len(self._effects) + 1, "id": posting_id,
+                              "idempotency_key": key, "marker": key, "kind": item["kind"],
+                              "aggregate": item.get("aggregate"), "data": item["data"],
+                              "applied_at": _now_iso()})
+        return {"idempotency_key": key, "status": "created", "id": posting_id}
+
+    def _list(self, request: Request) -> Response:
+        marker = request.arg("marker")
+        aggregate = request.arg("aggregate")
+        with self.lock:
+            found = [e for e in self._effects
+                     if (marker is None or e["marker"] == marker)
+                     and (aggregate is None or e["aggregate"] == aggregate)]
+        return Response(200, {"postings": found})
+
+    def _reset_route(self, _request: Request) -> Response:
+        self.reset()
+        return Response(200, {"reset": True})
+
+    def _reject_route(self, request: Request) -> Response:
+        body = request.json() or {}
+        with self.lock:
+            self._reject_rules.append((str(body["field"]), body["equals"]))
+        return Response(200, {"rules": len(self._reject_rules)})
+
+
+class TimeSourceEmulator(EmulatorServer):
+    """Time entries served by ``updated_since`` (inclusive) in pages ordered by
+    (updated_at, id), and pushed to a hub as signed webhooks."""
+
+    MAX_PER_PAGE = 2000
+
+    def __init__(self, *, port: int = 0, token: str | None = None) -> None:
+        super().__init__(port=port, token=token)
+        self._entries: dict[str, dict[str, Any]] = {}
+        self._clock = datetime(2026, 3, 1, tzinfo=UTC)
+        self.route("GET", "/v1/time_entries", self._page)
+        self.route("POST", "/_emulator/time_entries", self._admin_upsert)
+
+    def _tick(self) -> str:
+        # Its own clock: strictly increasing, so tests are repeatable.
+        self._clock = max(self._clock + timedelta(microseconds=1), datetime.now(UTC))
+        return self._clock.isoformat()
+
+    def upsert(self, entry: dict[str, Any], *, updated_at: str | None = None) -> dict[str, Any]:
+        with self.lock:
+            previous = self._entries.get(str(entry["id"]))
+            record = {**(previous or {}), **entry, "id": str(entry["id"]),
+                      "version": (previous["version"] + 1) if previous else 1,
+                      "updated_at": updated_at or self._tick()}
+            self._entries[record["id"]] = record
+            return dict(record)
+
+    def delete(self, entry_id: str) -> None:
+        with self.lock:
+            self._entries.pop(entry_id, None)
+
+    def entries(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return sorted((dict(e) for e in self._entries.values()),
+                          key=lambda e: (e["updated_at"], e["id"]))
+
+    def _page(self, request: Request) -> Response:
+        try:
+            page = int(request.arg("page", "1") or 1)
+            per_page = int(request.arg("per_page", "100") or 100)
+        except ValueError:
+            return error(422, "INVALID_PARAMETER", "page and per_page must be integers")
+        if not 1 <= per_page <= self.MAX_PER_PAGE or page < 1:
+            return error(422, "INVALID_PARAMETER",
+                         f"per_page must be 1 to {self.MAX_PER_PAGE} and page at least 1")
+        since = request.arg("updated_since")
+        rows = self.entries()
+        if since:
+            try:
+                boundary = datetime.fromisoformat(since)
+            except ValueError:
+                return error(422, "INVALID_PARAMETER", f"updated_since {since!r} is not ISO 8601")
+            rows = [e for e in rows if datetime.fromisoformat(e["updated_at"]) >= boundary]
+        total_pages = max(1, -(-len(rows) // per_page))
+        chunk = rows[(page - 1) * per_page: page * per_page]
+        return Response(200, {"time_entries": chunk, "page": page, "per_page": per_page,
+                              "total_pages": total_pages, "total_entries": len(rows),
+                              "next_page": page + 1 if page < total_pages else None})
+
+    def _admin_upsert(self, request: Request) -> Response:
+        body = request.json()
+        items = body if isinstance(body, list) else [body]
+        return Response(200, {"time_entries": [self.upsert(item) for item in items]})
+
+    def send_webhook(self, url: str, entry_ids: list[str] | None = None, *, secret: str,
+                     duplicate: bool = False) -> list[int]:
+        """POST one signed webhook per entry (twice each with ``duplicate``)."""
+        with self.lock:
+            chosen = [dict(self._entries[i]) for i in (entry_ids or list(self._entries))]
+        statuses = []
+        with httpx.Client(timeout=10) as client:
+            for entry in chosen:
+                body = httpx.Request("POST", url, json={
+                    "event_id": f"{entry['id']}:v{entry['version']}",
+                    "event": "time_entry.upserted", "occurred_at": entry["updated_at"],
+                    "time_entry": entry}).content
+                for _ in range(2 if duplicate else 1):
+                    stamp = str(int(time.time()))
+                    response = client.post(url, content=body, headers={
+                        "Content-Type": "application/json", "X-Generic-Timestamp": stamp,
+                        "X-Generic-Signature": sign(secret, stamp, body)})
+                    statuses.append(response.status_code)
+        return statuses

@@ -1,0 +1,208 @@
+"""The emulator server: ``ThreadingHTTPServer`` on 127.0.0.1 with routes,
+JSON responses and fault injection applied to every non-admin route.
+
+It is built on the standard library on purpose: the lost acknowledgement must
+apply the write and then close the TCP connection without a byte of answer,
+which an ASGI server does not let an application do.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from billbridge.emulation.faults import Fault, FaultInjector, FaultRule
+
+ADMIN_PREFIX = "/_emulator/"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+    params: dict[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+    def arg(self, name: str, default: str | None = None) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else default
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encoded(self) -> bytes:
+        if isinstance(self.body, bytes):
+            return self.body
+        if self.body is None:
+            return b""
+        return json.dumps(self.body, default=str).encode()
+
+
+def error(status: int, code: str, message: str) -> Response:
+    return Response(status, {"error": {"code": code, "message": message}})
+
+
+Handler = Callable[[Request], Response]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    emulator: EmulatorServer
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        pass
+
+    def _handle(self) -> None:
+        emulator = self.server.emulator
+        split = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        request = Request(self.command, split.path, parse_qs(split.query),
+                          {k.lower(): v for k, v in self.headers.items()}, body)
+        response = emulator.dispatch(request, drop=self._drop)
+        if response is None:
+            return
+        payload = response.encoded()
+        self.send_response(response.status)
+        headers = {"Content-Type": "application/json", **response.headers}
+        for name, value in headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _drop(self) -> None:
+        """Close the connection without answering: the lost acknowledgement."""
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+
+class EmulatorServer:
+    """Base class of every emulator: routes, auth, faults, start/stop."""
+
+    def __init__(self, *, port: int = 0, token: str | None = None) -> None:
+        self.faults = FaultInjector()
+        self.token = token
+        self.lock = threading.RLock()  # handlers hold it while they change state
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._port = port
+        self._httpd: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.route("POST", "/_emulator/faults", self._admin_faults)
+        self.route("GET", "/_emulator/faults", self._admin_fault_counts)
+
+    # -- routing -------------------------------------------------------------
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", re.escape(pattern)
+                             .replace(r"\{", "{").replace(r"\}", "}")) + "$"
+        self._routes.append((method, re.compile(regex), handler))
+
+    def _match(self, request: Request) -> Handler | None:
+        for method, regex, handler in self._routes:
+            found = regex.match(request.path)
+            if found and method == request.method:
+                request.params = found.groupdict()
+                return handler
+        return None
+
+    def dispatch(self, request: Request, *, drop: Callable[[], None]) -> Response | None:
+        handler = self._match(request)
+        if handler is None:
+            return error(404, "NOT_FOUND", f"no route for {request.method} {request.path}")
+        admin = request.path.startswith(ADMIN_PREFIX)
+        if not admin and self.token is not None and \
+                request.headers.get("authorization") != f"Bearer {self.token}":
+            return error(401, "UNAUTHORIZED", "missing or wrong bearer token")
+        rule = FaultRule(Fault.OK) if admin else self.faults.next_rule(request.method,
+                                                                       request.path)
+        if rule.fault is Fault.SERVER_ERROR:
+            return error(rule.status, "SERVER_ERROR", "injected server error")
+        if rule.fault is Fault.RATE_LIMITED:
+            retry = {} if rule.retry_after is None else {"Retry-After": str(rule.retry_after)}
+            return Response(429, {"error": {"code": "RATE_LIMITED",
+                                            "message": "too many requests"}}, retry)
+        try:
+            if rule.fault is Fault.TIMEOUT:
+                # A slow write: it holds the emulator's lock while it takes its time,
+                # as a slow transaction holds its rows, then applies.
+                with self.lock:
+                    time.sleep(rule.delay)
+                    response = handler(request)
+            else:
+                response = handler(request)
+        except Exception as exc:  # an emulator bug answers 500 and keeps serving
+            return error(500, "EMULATOR_ERROR", repr(exc))
+        if rule.fault is Fault.LOST_ACK:
+            drop()
+            return None
+        return response
+
+    # -- admin ---------------------------------------------------------------
+    def _admin_faults(self, request: Request) -> Response:
+        body = request.json() or {}
+        if body.get("clear"):
+            self.faults.clear()
+        if body.get("script"):
+            self.faults.script(body["script"])
+        if body.get("random"):
+            self.faults.set_random(int(body["random"].get("seed", 0)), body["random"]["rates"])
+        return self._admin_fault_counts(request)
+
+    def _admin_fault_counts(self, _request: Request) -> Response:
+        return Response(200, {"injected": {k.value: v for k, v in self.faults.injected.items()}})
+
+    # -- lifecycle -------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("the emulator is not running")
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+
+    def start(self) -> EmulatorServer:
+        self._httpd = _Server(("127.0.0.1", self._port), _RequestHandler)
+        self._httpd.emulator = self
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True,
+                                        name=type(self).__name__)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()

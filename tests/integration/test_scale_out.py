@@ -1,0 +1,105 @@
+"""Four `billbridge worker` processes share one PostgreSQL queue; one is
+killed with SIGKILL in the middle of its work. Nothing is lost, nothing is
+applied twice, and each project's charges reach the ledger in source order."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+
+import pytest
+from sqlalchemy import Engine, text
+
+from billbridge.connectors.generic.emulator import LedgerEmulator
+from billbridge.engine.hub import Hub
+from billbridge.store.db import make_engine
+from conftest import CONFIG, project_event, time_entry
+from fakes import FakeTarget
+
+PROJECTS = [f"P-{i}" for i in range(8)]
+PER_PROJECT = 60
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def _workers(pg_url: str, ledger_url: str, n: int) -> list[subprocess.Popen[bytes]]:
+    command = [sys.executable, "-m", "billbridge", "worker", "--database-url", pg_url,
+               "--target", f"ledger={ledger_url}", "--lease-seconds", "2",
+               "--batch-size", "10", "--idle-exit", "6"]
+    env = {**os.environ, "BILLBRIDGE_LEDGER_TOKEN": "t"}
+    return [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE) for _ in range(n)]
+
+
+def _owner_mid_batch(engine: Engine) -> str | None:
+    """The worker that owns the ledger and has a batch in flight right now."""
+    with engine.connect() as conn:
+        return conn.execute(text(
+            "SELECT l.lease_owner FROM target_leases l JOIN delivery_attempts a "
+            "ON a.owner = l.lease_owner AND a.outcome = 'sent' "
+            "WHERE l.target = 'ledger' LIMIT 1")).scalar()
+
+
+def test_sigkill_mid_batch_loses_and_duplicates_nothing(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    hub = Hub(engine, {"ledger": FakeTarget()})  # only to migrate, configure and ingest
+    hub.activate_config(CONFIG)
+    hub.ingest([project_event(p) for p in PROJECTS], source="psa")
+    hub.ingest([time_entry(f"{p}-te-{i:03}", project=p, hours="1")
+                for i in range(PER_PROJECT) for p in PROJECTS], source="harvest")
+    expected = len(PROJECTS) * (PER_PROJECT + 1)
+
+    ledger = LedgerEmulator(token="t", latency=0.1, max_batch=100)
+    ledger.start()
+    workers = _workers(pg_url, ledger.url, 4)
+    try:
+        deadline = time.monotonic() + 60
+        while len(ledger.effects) < expected // 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        owner = None
+        while owner is None and time.monotonic() < deadline:
+            owner = _owner_mid_batch(engine)
+        assert owner is not None, "no worker was seen with a batch in flight"
+        [victim] = [w for w in workers if w.pid == int(owner.split(":")[1])]
+        os.kill(victim.pid, signal.SIGKILL)
+        assert len(ledger.effects) < expected, "the work finished before the kill"
+
+        for w in workers:
+            w.wait(timeout=120)
+        assert victim.returncode == -signal.SIGKILL
+        for w in workers:
+            if w is not victim:
+                assert w.returncode == 0, w.stderr.read().decode() if w.stderr else ""
+    finally:
+        for w in workers:
+            if w.poll() is None:
+                w.kill()
+        ledger.stop()
+
+    effects = ledger.effects
+    keys = [e["idempotency_key"] for e in effects]
+    assert len(keys) == len(set(keys)), "an effect was applied twice"
+    charges = [e for e in effects if e["kind"] == "time_charge.post"]
+    assert len(charges) == len(PROJECTS) * PER_PROJECT, "a charge was lost"
+    per_project: dict[str, list[str]] = defaultdict(list)
+    for effect in charges:
+        per_project[effect["data"]["project"]].append(effect["data"]["time_entry"])
+    for project, entries in per_project.items():
+        assert entries == sorted(entries), f"{project}'s charges arrived out of order"
+    with engine.connect() as conn:
+        statuses = dict(conn.execute(text("SELECT status, count(*) FROM inbox GROUP BY status"))
+                        .all())
+        outbox = dict(conn.execute(text("SELECT status, count(*) FROM outbox GROUP BY status"))
+                      .all())
+    assert statuses == {"done": expected}
+    with engine.connect() as conn:
+        unsettled = conn.execute(text("SELECT count(*) FROM delivery_attempts "
+                                      "WHERE owner = :o AND outcome = 'sent'"), {"o": owner}
+                                 ).scalar()
+    assert unsettled, "the victim was not killed in the middle of a batch"
+    assert outbox == {"done": expected}
+    engine.dispose()
