@@ -143,7 +143,8 @@ def lineage_cmd(ident: str, database_url: DbOption = None,
 
 
 @app.command()
-def ingest(file: Path, source: str, database_url: DbOption = None) -> None:
+def ingest(file: Path, source: Annotated[str, typer.Option(help="the system it came from")],
+           database_url: DbOption = None) -> None:
     """Store canonical events from a JSON file (a list, or one object per line)."""
     text = file.read_text()
     try:

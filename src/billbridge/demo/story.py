@@ -24,6 +24,7 @@ from billbridge.connectors.generic.webhooks import sign
 from billbridge.engine import exception_queue, lineage
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
+from billbridge.logs import configure_logging
 from billbridge.store.tables import inbox, outbox, records
 
 SECRET = "demo-webhook-secret"
@@ -69,6 +70,7 @@ def run_demo(console: Console, *, port: int = 8000, keep_serving: bool = True,
              workdir: Path = Path("var/demo")) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
+    configure_logging(stream=(workdir / "hub.log").open("a"))
     ledger = LedgerEmulator(token="ledger-token")
     source = TimeSourceEmulator()
     ledger.start()
@@ -121,6 +123,7 @@ def run_demo(console: Console, *, port: int = 8000, keep_serving: bool = True,
     if keep_serving:
         console.print(f"\nThe hub keeps serving on {server.url} (Ctrl-C to stop). Try:\n"
                       f"  curl {server.url}/metrics | grep billbridge_\n"
+                      f"  tail {workdir / 'hub.log'}\n"
                       f"  .venv/bin/billbridge lineage te-1 --database-url "
                       f"sqlite:///{workdir / 'hub.db'}")
         server.wait()
@@ -158,7 +161,8 @@ def summarise(console: Console, hub: Hub, ledger: LedgerEmulator) -> list[str]:
     duplicates = len(keys) - len(set(keys))
     console.print(f"inbox: {events[0]} events stored, {events[1]} repeat deliveries dropped; "
                   f"ERP: {len(ledger.effects)} effects applied, {duplicates} duplicates; "
-                  f"faults injected: {dict(ledger.faults.injected)}")
+                  f"faults injected: "
+                  f"{ {fault.value: n for fault, n in ledger.faults.injected.items()} }")
     render_lineage(console, trail)
     failures = []
     if duplicates:

@@ -122,7 +122,16 @@ def parse_event(raw: Any) -> CanonicalEvent:
     try:
         event = CanonicalEvent.model_validate(raw)
     except ValidationError as exc:
-        raise MalformedEvent(_explain(exc)) from None
+        problems = _explain(exc)
+        payload = PAYLOADS.get(str(raw.get("type")))
+        if payload is not None and isinstance(raw.get("data"), dict):
+            # Name the record's problems too, so one look shows everything wrong.
+            try:
+                payload.model_validate(raw["data"])
+            except ValidationError as data_exc:
+                problems += "; " + "; ".join(f"data.{p}" for p in
+                                             _explain(data_exc).split("; "))
+        raise MalformedEvent(problems) from None
     try:
         record = PAYLOADS[event.type].model_validate(event.data)
     except ValidationError as exc:

@@ -8,6 +8,7 @@ which an ASGI server does not let an application do.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -72,7 +73,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def _handle(self) -> None:
@@ -97,10 +98,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _drop(self) -> None:
         """Close the connection without answering: the lost acknowledgement."""
         self.close_connection = True
-        try:
+        with contextlib.suppress(OSError):
             self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
