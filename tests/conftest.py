@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from billbridge.store.db import make_engine
+from billbridge.store.db import make_engine, migrate
 
 PG_URL = os.environ.get("BILLBRIDGE_TEST_PG_URL")
 SKIP_PG = "PostgreSQL tests need BILLBRIDGE_TEST_PG_URL (set by .ci/run)"
@@ -82,6 +82,7 @@ def pg_url() -> Iterator[str]:
 @pytest.fixture
 def engine(db_url: str) -> Iterator[Engine]:
     eng = make_engine(db_url)
+    migrate(eng)
     yield eng
     eng.dispose()
 
