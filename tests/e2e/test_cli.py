@@ -62,3 +62,53 @@ def test_lineage_of_an_unknown_id_says_so(tmp_path: Path) -> None:
     result = bb("lineage", "nope", "--database-url", f"sqlite:///{tmp_path / 'x.db'}",
                 check=False)
     assert result.returncode == 1 and "nothing is known by 'nope'" in result.stdout
+
+
+def test_serve_runs_the_hub_with_health_metrics_and_the_slice(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    import httpx
+
+    from billbridge.connectors.generic.emulator import LedgerEmulator, TimeSourceEmulator
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = Path(__file__).parents[2] / "src" / "billbridge" / "demo" / "config.yaml"
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    with LedgerEmulator(token="ledger-token") as ledger, TimeSourceEmulator() as source:
+        source.upsert({"id": "te-1", "worker": "w-bob", "project": "GLX-001", "task": "dev",  # type: ignore[attr-defined]
+                       "work_date": "2026-03-02", "hours": "2", "billable": True,
+                       "notes": "", "status": "approved"})
+        server = subprocess.Popen(
+            [sys.executable, "-m", "billbridge", "serve", "--database-url", url, "--port",
+             str(port), "--target", f"ledger={ledger.url}",  # type: ignore[attr-defined]
+             "--source", f"generic={source.url}", "--config", str(config)],  # type: ignore[attr-defined]
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            health = None
+            while time.monotonic() < deadline:
+                try:
+                    health = httpx.get(f"{base}/healthz").json()
+                    break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            assert health == {"status": "ok", "database": "sqlite"}
+            events = tmp_path / "project.json"
+            events.write_text(json.dumps({
+                "type": "project.updated", "id": "p1", "at": "2026-03-01T09:00:00Z",
+                "data": {"code": "GLX-001", "name": "Globex", "status": "active"}}))
+            bb("ingest", str(events), "--source", "psa", "--database-url", url)
+            while time.monotonic() < deadline and len(ledger.effects) < 2:
+                time.sleep(0.2)
+            metrics = httpx.get(f"{base}/metrics").text
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+    assert [e["kind"] for e in ledger.effects] == ["project.upsert", "time_charge.post"]
+    assert ledger.effects[1]["data"]["amount"] == "300.00"
+    assert 'billbridge_postings_confirmed_total{kind="time_charge.post",target="ledger"} 1.0' \
+        in metrics
