@@ -36,6 +36,9 @@ class FakeTarget:
             raise TransientError("503 from fake")
         if step.startswith("429"):
             raise TransientError("429 from fake", retry_after=float(step.split(":")[1]))
+        if step.startswith("quota"):
+            raise TransientError("daily quota spent", code="QUOTA_EXHAUSTED",
+                                 retry_after=float(step.split(":")[1]))
         if step == "permanent":
             raise PermanentError("400 from fake", code="TARGET_REJECTED")
         results = []

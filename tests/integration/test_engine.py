@@ -342,3 +342,17 @@ def test_inbound_exception_ids_are_linked_to_their_event(hub: Hub) -> None:
         event_id = conn.execute(select(inbox.c.event_id).where(inbox.c.id == row.inbox_id)
                                 ).scalar()
     assert (event_id, row.record_id) == ("te-1:v1", "te-1")
+
+
+def test_a_spent_daily_quota_defers_work_without_using_attempts(
+        hub: Hub, target: FakeTarget) -> None:
+    target.script = ["quota:7200"] * 20  # far more than max_attempts (6)
+    hub.ingest([project_event()], source="psa")
+    start = hub.clock.ms()
+    hub.step()
+    with hub.engine.connect() as conn:
+        row = conn.execute(select(outbox.c.attempts, outbox.c.next_attempt_ms)).one()
+    assert row.attempts == 0 and row.next_attempt_ms >= start + 7_200_000
+    target.script = ["quota:60"] * 10
+    hub.run_until_idle()
+    assert target.kinds() == ["project.upsert"] and open_reasons(hub) == []

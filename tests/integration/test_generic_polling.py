@@ -16,7 +16,7 @@ from billbridge.connectors.base import PermanentError, TransientError
 from billbridge.connectors.generic.client import TimeSourceClient
 from billbridge.connectors.generic.emulator import TimeSourceEmulator
 from billbridge.connectors.generic.source import GenericTimeSource
-from billbridge.connectors.generic.webhooks import sign
+from billbridge.connectors.generic.webhooks import GenericWebhooks, sign
 from billbridge.engine.clock import SystemClock
 from billbridge.engine.hub import Hub
 from billbridge.engine.sync import load_cursor, sync
@@ -112,7 +112,7 @@ def test_pagination_that_repeats_itself_stops_with_an_error(source: TimeSourceEm
 def test_webhook_and_poll_of_one_entry_version_store_one_event(
         engine: Engine, source: TimeSourceEmulator) -> None:
     hub = Hub(engine, {"ledger": FakeTarget()})
-    server = HubServer(hub, port=0, webhook_secrets={"generic": "s3cret"})
+    server = HubServer(hub, port=0, webhooks={"generic": GenericWebhooks("s3cret")})
     server.start()
     try:
         source.upsert(entry(1))
@@ -130,7 +130,7 @@ def test_webhook_and_poll_of_one_entry_version_store_one_event(
 def test_webhooks_with_bad_or_stale_signatures_are_refused_and_counted(
         engine: Engine) -> None:
     hub = Hub(engine, {"ledger": FakeTarget()})
-    server = HubServer(hub, port=0, webhook_secrets={"generic": "s3cret"})
+    server = HubServer(hub, port=0, webhooks={"generic": GenericWebhooks("s3cret")})
     server.start()
     url = f"{server.url}/v1/webhooks/generic"
     body = b'{"time_entry": {"id": "te-1"}}'

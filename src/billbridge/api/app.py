@@ -4,7 +4,6 @@ issue 6 completes /v1 with tokens and roles."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -14,6 +13,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from sqlalchemy import text
 
+from billbridge.connectors.base import SignatureError, WebhookReceiver, WebhookRequest
 from billbridge.engine import exception_queue, lineage
 from billbridge.engine.hub import Hub
 
@@ -26,7 +26,7 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"code": code, "message": message}, status_code=status)
 
 
-def create_app(hub: Hub, *, webhook_secrets: Mapping[str, str]) -> FastAPI:
+def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver]) -> FastAPI:
     app = FastAPI(title="billbridge", version="0.1.0")
 
     @app.get("/healthz")
@@ -39,28 +39,24 @@ def create_app(hub: Hub, *, webhook_secrets: Mapping[str, str]) -> FastAPI:
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/webhooks/generic", status_code=202)
-    async def generic_webhook(request: Request) -> Any:
-        from billbridge.connectors.generic.mapping import webhook_events
-        from billbridge.connectors.generic.webhooks import SignatureError, verify
-
+    @app.post("/v1/webhooks/{source}", status_code=202)
+    async def webhook(source: str, request: Request) -> Any:
+        receiver = webhooks.get(source)
+        if receiver is None:
+            WEBHOOKS_REJECTED.labels("unknown", "unknown_source").inc()
+            return _error(404, "UNKNOWN_SOURCE", f"no webhook source is named {source!r}")
         body = await request.body()
         if len(body) > MAX_WEBHOOK_BYTES:
-            WEBHOOKS_REJECTED.labels("generic", "too_large").inc()
+            WEBHOOKS_REJECTED.labels(source, "too_large").inc()
             return _error(413, "PAYLOAD_TOO_LARGE", "webhook body over 1 MB")
+        delivery = WebhookRequest(request.method, str(request.url),
+                                  {k.lower(): v for k, v in request.headers.items()}, body)
         try:
-            verify(webhook_secrets.get("generic", ""),
-                   request.headers.get("x-generic-timestamp", ""),
-                   request.headers.get("x-generic-signature", ""), body, now=time.time())
+            receiver.verify(delivery, now=time.time())
         except SignatureError as exc:
-            WEBHOOKS_REJECTED.labels("generic", "signature").inc()
+            WEBHOOKS_REJECTED.labels(source, "signature").inc()
             return _error(401, "BAD_SIGNATURE", str(exc))
-        try:
-            parsed: Any = json.loads(body)
-            events = webhook_events(parsed)
-        except ValueError:
-            events = [body]
-        results = hub.ingest(events, source="generic")
+        results = hub.ingest(receiver.events(delivery), source=source)
         return {"results": [{"event_id": r.event_id, "status": r.status.value,
                              "message": r.message} for r in results]}
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import uvicorn
 
 from billbridge.api.app import create_app
-from billbridge.connectors.base import Source
+from billbridge.connectors.base import Source, WebhookReceiver
 from billbridge.engine.hub import Hub
 from billbridge.engine.runner import run
 
@@ -19,11 +19,11 @@ class HubServer:
 
     def __init__(self, hub: Hub, *, host: str = "127.0.0.1", port: int = 8000,
                  sources: Sequence[Source] = (),
-                 webhook_secrets: Mapping[str, str] | None = None,
+                 webhooks: Mapping[str, WebhookReceiver] | None = None,
                  poll_seconds: float = 5.0) -> None:
         self.hub = hub
         self.stop_event = threading.Event()
-        app = create_app(hub, webhook_secrets=webhook_secrets or {})
+        app = create_app(hub, webhooks=webhooks or {})
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
                                                     log_level="warning", access_log=False))
         self.engine_thread = threading.Thread(
@@ -71,9 +71,8 @@ class HubServer:
 
 
 def serve_hub(hub: Hub, *, host: str, port: int, sources: Sequence[Source] = (),
-              webhook_secrets: Mapping[str, str] | None = None) -> None:
-    server = HubServer(hub, host=host, port=port, sources=sources,
-                       webhook_secrets=webhook_secrets)
+              webhooks: Mapping[str, WebhookReceiver] | None = None) -> None:
+    server = HubServer(hub, host=host, port=port, sources=sources, webhooks=webhooks)
     server.start()
     print(f"billbridge serving on {server.url} (health {server.url}/healthz, "
           f"metrics {server.url}/metrics)", flush=True)

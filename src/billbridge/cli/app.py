@@ -105,14 +105,21 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
               help="activate this configuration file first")] = None) -> None:
     """Run the hub: API (/healthz, /metrics, webhooks), workers and dispatcher."""
     from billbridge.api.server import serve_hub
-    from billbridge.connectors.registry import build_source
+    from billbridge.connectors.base import WebhookReceiver
+    from billbridge.connectors.generic.webhooks import GenericWebhooks
+    from billbridge.connectors.registry import build_source, build_webhooks, parse_connection
 
     configure_logging()
     hub = _hub(database_url, target)
     if config is not None:
         hub.activate_config(_read_yaml(config), actor="cli")
+    webhooks: dict[str, WebhookReceiver] = {"generic": GenericWebhooks(webhook_secret)}
+    for spec in source or []:
+        connection = parse_connection(spec)
+        if connection.credentials.get("webhook_secret"):
+            webhooks[connection.name] = build_webhooks(connection)
     serve_hub(hub, host=host, port=port, sources=[build_source(s) for s in (source or [])],
-              webhook_secrets={"generic": webhook_secret})
+              webhooks=webhooks)
 
 
 @app.command()

@@ -4,7 +4,7 @@ classifies an HTTP outcome as success, transient or permanent."""
 from __future__ import annotations
 
 import email.utils
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -169,3 +169,53 @@ class Source(Protocol):
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         """Pages of changes since ``cursor`` (None: from the beginning)."""
         ...
+
+
+class SignatureError(ValueError):
+    """A webhook delivery that must not be trusted; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    method: str
+    url: str  # the full URL the vendor called (some vendors sign it)
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+    def header(self, name: str) -> str:
+        return self.headers.get(name.lower(), "")
+
+
+class WebhookReceiver(Protocol):
+    """A vendor's webhook door: its signature scheme and its body format."""
+
+    def verify(self, request: WebhookRequest, *, now: float) -> None:
+        """Raise ``SignatureError`` for an unsigned, forged or stale delivery."""
+        ...
+
+    def events(self, request: WebhookRequest) -> list[Any]:
+        """Canonical events in a verified delivery; anything unrecognisable is
+        returned as is, to be kept raw as a malformed payload."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """How to reach one account of a vendor: from configuration, with its
+    secrets already decrypted by the engine."""
+
+    name: str
+    vendor: str
+    base_url: str
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorSpec:
+    """What a vendor's package offers; registered by one line in registry.py."""
+
+    vendor: str
+    source: Callable[[Connection], Source] | None = None
+    target: Callable[[Connection], Target] | None = None
+    webhooks: Callable[[Connection], WebhookReceiver] | None = None

@@ -1,56 +1,65 @@
-"""Connector registration: one line per vendor. The engine and the CLI find
-targets and sources here and nowhere else."""
+"""Connector registration: one line per vendor. The engine, the API and the
+CLI find a vendor's source, target and webhook door here and nowhere else."""
 
 from __future__ import annotations
 
+import importlib
 import os
-from collections.abc import Callable
 
-from billbridge.connectors.base import IdempotencyMode, Source, Target
+from billbridge.connectors.base import (
+    Connection,
+    ConnectorSpec,
+    Source,
+    Target,
+    WebhookReceiver,
+)
 
-
-def _ledger(name: str, url: str) -> Target:
-    from billbridge.connectors.generic.client import LedgerTarget
-
-    mode = IdempotencyMode(os.environ.get("BILLBRIDGE_LEDGER_IDEMPOTENCY", "native"))
-    token = os.environ.get("BILLBRIDGE_LEDGER_TOKEN", "ledger-token")
-    return LedgerTarget(url, token, name=name, idempotency=mode)
-
-
-def _generic_source(name: str, url: str) -> Source:
-    from billbridge.connectors.generic.source import GenericTimeSource
-
-    return GenericTimeSource(url, name=name)
-
-
-TARGETS: dict[str, Callable[[str, str], Target]] = {
-    "ledger": _ledger,
-}
-SOURCES: dict[str, Callable[[str, str], Source]] = {
-    "generic": _generic_source,
+VENDORS: dict[str, str] = {
+    "generic": "billbridge.connectors.generic",
 }
 
 
-def parse_spec(spec: str) -> tuple[str, str, str]:
-    """``NAME=URL`` or ``NAME=KIND+URL`` → (name, kind, url)."""
+def connector(vendor: str) -> ConnectorSpec:
+    if vendor not in VENDORS:
+        raise ValueError(f"unknown vendor {vendor!r}; known: {', '.join(sorted(VENDORS))}")
+    spec: ConnectorSpec = importlib.import_module(VENDORS[vendor]).CONNECTOR
+    return spec
+
+
+def parse_connection(spec: str) -> Connection:
+    """``NAME=URL`` (the generic vendor) or ``NAME=VENDOR+URL``. Credentials and
+    options come from ``BILLBRIDGE_<NAME>_<KEY>`` environment variables, e.g.
+    ``BILLBRIDGE_LEDGER_TOKEN``."""
     name, sep, rest = spec.partition("=")
     if not sep or not name or not rest:
-        raise ValueError(f"expected NAME=URL or NAME=KIND+URL, got {spec!r}")
-    kind, plus, url = rest.partition("+")
+        raise ValueError(f"expected NAME=URL or NAME=VENDOR+URL, got {spec!r}")
+    vendor, plus, url = rest.partition("+")
     if not plus:
-        kind, url = name, rest
-    return name, kind, url
+        vendor, url = "generic", rest
+    prefix = f"BILLBRIDGE_{name.upper().replace('-', '_')}_"
+    settings = {k[len(prefix):].lower(): v for k, v in os.environ.items()
+                if k.startswith(prefix)}
+    return Connection(name, vendor, url, credentials=settings, options=settings)
 
 
 def build_target(spec: str) -> Target:
-    name, kind, url = parse_spec(spec)
-    if kind not in TARGETS:
-        raise ValueError(f"unknown target kind {kind!r}; known: {', '.join(sorted(TARGETS))}")
-    return TARGETS[kind](name, url)
+    connection = parse_connection(spec)
+    make = connector(connection.vendor).target
+    if make is None:
+        raise ValueError(f"{connection.vendor} cannot be a delivery target")
+    return make(connection)
 
 
 def build_source(spec: str) -> Source:
-    name, kind, url = parse_spec(spec)
-    if kind not in SOURCES:
-        raise ValueError(f"unknown source kind {kind!r}; known: {', '.join(sorted(SOURCES))}")
-    return SOURCES[kind](name, url)
+    connection = parse_connection(spec)
+    make = connector(connection.vendor).source
+    if make is None:
+        raise ValueError(f"{connection.vendor} cannot be polled")
+    return make(connection)
+
+
+def build_webhooks(connection: Connection) -> WebhookReceiver:
+    make = connector(connection.vendor).webhooks
+    if make is None:
+        raise ValueError(f"{connection.vendor} sends no webhooks")
+    return make(connection)

@@ -20,7 +20,7 @@ from billbridge.cli.render import render_lineage
 from billbridge.connectors.generic.client import LedgerTarget
 from billbridge.connectors.generic.emulator import LedgerEmulator, TimeSourceEmulator
 from billbridge.connectors.generic.source import GenericTimeSource
-from billbridge.connectors.generic.webhooks import sign
+from billbridge.connectors.generic.webhooks import GenericWebhooks, sign
 from billbridge.engine import exception_queue, lineage
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
@@ -79,7 +79,7 @@ def run_demo(console: Console, *, port: int = 8000, keep_serving: bool = True,
               {"ledger": LedgerTarget(ledger.url, "ledger-token", timeout=1.0)},
               settings=HubSettings(retry=RetryPolicy(base_seconds=0.2, cap_seconds=2.0)))
     server = HubServer(hub, port=port, sources=[GenericTimeSource(source.url)],
-                       webhook_secrets={"generic": SECRET}, poll_seconds=1.0)
+                       webhooks={"generic": GenericWebhooks(SECRET)}, poll_seconds=1.0)
     server.start()
     console.print(Panel.fit(
         f"hub {server.url}  ·  time tool {source.url}  ·  ERP ledger {ledger.url}\n"

@@ -29,6 +29,7 @@ from billbridge.connectors.base import (
     ResultStatus,
     Target,
 )
+from billbridge.connectors.ratelimit import QUOTA_EXHAUSTED
 from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import metrics
 from billbridge.engine.clock import Clock
@@ -170,6 +171,11 @@ class Dispatcher:
             if not self._hold(conn, name):
                 # Someone else owns the target now and will resend; the keys make that safe.
                 return 0
+            if failure is not None and failure.code == QUOTA_EXHAUSTED:
+                # Not a fault: the day's allocation is spent. Wait for the reset
+                # without counting an attempt or tripping the breaker.
+                self._defer(conn, rows, batch_id, failure)
+                return 0
             if failure is not None:
                 metrics.TARGET_CALLS.labels(name, "transient" if failure.transient
                                             else "permanent").inc()
@@ -234,6 +240,14 @@ class Dispatcher:
                 self._reschedule(conn, row, batch_id, str(failure), failure.retry_after)
             else:
                 self._fail(conn, row, batch_id, ReasonCode.TARGET_REJECTED, str(failure))
+
+    def _defer(self, conn: Connection, rows: Sequence[Any], batch_id: str,
+               failure: DeliveryError) -> None:
+        until = self.clock.ms() + int((failure.retry_after or 3600) * 1000)
+        for row in rows:
+            self._attempt(conn, row.id, batch_id, "deferred", str(failure))
+            conn.execute(update(outbox).where(outbox.c.id == row.id).values(
+                attempts=row.attempts, next_attempt_ms=until, last_error=str(failure)))
 
     def _reschedule(self, conn: Connection, row: Any, batch_id: str, detail: str,
                     retry_after: float | None) -> None:

@@ -6,8 +6,9 @@ import random
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from billbridge.connectors.base import RateLimit
-from billbridge.engine.clock import Clock
+from billbridge.connectors.ratelimit import TokenBucket
+
+__all__ = ["CircuitBreaker", "CircuitState", "RetryPolicy", "TokenBucket"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,35 +26,6 @@ class RetryPolicy:
 
     def exhausted(self, attempts: int) -> bool:
         return attempts >= self.max_attempts
-
-
-class TokenBucket:
-    """Requests a target may make now; refills at the documented rate."""
-
-    def __init__(self, limit: RateLimit, clock: Clock) -> None:
-        self.rate = limit.per_second
-        self.capacity = float(max(1, limit.burst))
-        self.tokens = self.capacity
-        self.clock = clock
-        self.updated = clock.monotonic()
-
-    def _refill(self) -> None:
-        now = self.clock.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-
-    def wait_time(self) -> float:
-        """Seconds until one token is available (0 when one is)."""
-        self._refill()
-        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
-
-    def take(self) -> None:
-        """Block (on the clock) until a token is free, then spend it."""
-        delay = self.wait_time()
-        if delay > 0:
-            self.clock.sleep(delay)
-            self._refill()
-        self.tokens -= 1
 
 
 class CircuitState(StrEnum):

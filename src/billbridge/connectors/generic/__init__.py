@@ -2,3 +2,38 @@
 with a deliberately plain wire format. It proves the engine end to end and is
 the template a real vendor's folder follows (client, mapping, webhooks,
 emulator)."""
+
+from __future__ import annotations
+
+from billbridge.connectors.base import (
+    Connection,
+    ConnectorSpec,
+    IdempotencyMode,
+    Source,
+    Target,
+    WebhookReceiver,
+)
+
+
+def _target(connection: Connection) -> Target:
+    from billbridge.connectors.generic.client import LedgerTarget
+
+    mode = IdempotencyMode(connection.options.get("idempotency", "native"))
+    return LedgerTarget(connection.base_url, connection.credentials.get("token", "ledger-token"),
+                        name=connection.name, idempotency=mode)
+
+
+def _source(connection: Connection) -> Source:
+    from billbridge.connectors.generic.source import GenericTimeSource
+
+    return GenericTimeSource(connection.base_url, name=connection.name)
+
+
+def _webhooks(connection: Connection) -> WebhookReceiver:
+    from billbridge.connectors.generic.webhooks import GenericWebhooks
+
+    return GenericWebhooks(connection.credentials.get("webhook_secret", ""),
+                           source=connection.name)
+
+
+CONNECTOR = ConnectorSpec("generic", source=_source, target=_target, webhooks=_webhooks)

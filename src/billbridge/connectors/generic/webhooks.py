@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+from typing import Any
+
+from billbridge.connectors.base import SignatureError, WebhookRequest
+from billbridge.connectors.generic.mapping import webhook_events
 
 TOLERANCE_SECONDS = 300.0
 
-
-class SignatureError(ValueError):
-    """A delivery that must not be trusted; the message says why."""
+__all__ = ["GenericWebhooks", "SignatureError", "sign", "verify"]
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -34,3 +37,20 @@ def verify(secret: str, timestamp: str, signature: str, body: bytes, *, now: flo
                              f"more than the {tolerance:.0f} s allowed")
     if not hmac.compare_digest(sign(secret, timestamp, body), signature):
         raise SignatureError("the signature does not match the body")
+
+
+class GenericWebhooks:
+    def __init__(self, secret: str, *, source: str = "generic") -> None:
+        self.secret = secret
+        self.source = source
+
+    def verify(self, request: WebhookRequest, *, now: float) -> None:
+        verify(self.secret, request.header("x-generic-timestamp"),
+               request.header("x-generic-signature"), request.body, now=now)
+
+    def events(self, request: WebhookRequest) -> list[Any]:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return [request.body]
+        return webhook_events(body, source=self.source)
