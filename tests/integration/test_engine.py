@@ -356,3 +356,17 @@ def test_a_spent_daily_quota_defers_work_without_using_attempts(
     target.script = ["quota:60"] * 10
     hub.run_until_idle()
     assert target.kinds() == ["project.upsert"] and open_reasons(hub) == []
+
+
+def test_a_record_the_mapping_could_not_read_is_kept_raw_with_its_reason(hub: Hub) -> None:
+    from billbridge.connectors.base import Malformed
+
+    deal = {"id": "123", "properties": {"dealstage": "mystery"}}
+    [result] = hub.ingest([Malformed(deal, "deal 123: unknown stage 'mystery'", "deal-123-v1")],
+                          source="hubspot")
+    assert result.status is IngestStatus.MALFORMED and result.event_id == "deal-123-v1"
+    exc = _only_exception(hub)
+    assert exc.reason == "MALFORMED_PAYLOAD" and "unknown stage 'mystery'" in exc.message
+    assert json.loads(exc.raw) == deal
+    again = hub.ingest([Malformed(deal, "same again", "deal-123-v1")], source="hubspot")
+    assert again[0].status is IngestStatus.DUPLICATE

@@ -219,3 +219,13 @@ class ConnectorSpec:
     source: Callable[[Connection], Source] | None = None
     target: Callable[[Connection], Target] | None = None
     webhooks: Callable[[Connection], WebhookReceiver] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed:
+    """A vendor record a mapping could not turn into a canonical event: kept
+    with its raw payload and the reason, and opened as an exception."""
+
+    raw: Any
+    reason: str
+    event_id: str | None = None

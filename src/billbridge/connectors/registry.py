@@ -16,6 +16,10 @@ from billbridge.connectors.base import (
 
 VENDORS: dict[str, str] = {
     "generic": "billbridge.connectors.generic",
+    "hubspot": "billbridge.connectors.hubspot",
+    "salesforce": "billbridge.connectors.salesforce",
+    "harvest": "billbridge.connectors.harvest",
+    "kantata": "billbridge.connectors.kantata",
 }
 
 

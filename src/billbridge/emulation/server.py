@@ -12,6 +12,7 @@ import contextlib
 import json
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -107,7 +108,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class EmulatorServer:
     """Base class of every emulator: routes, auth, faults, start/stop."""
 
-    def __init__(self, *, port: int = 0, token: str | None = None) -> None:
+    def __init__(self, *, port: int = 0, token: str | None = None,
+                 tls: tuple[str, str] | None = None) -> None:
+        self.tls = tls  # (certificate file, key file): serve HTTPS, as some clients insist
         self.faults = FaultInjector()
         self.token = token
         self.lock = threading.RLock()  # handlers hold it while they change state
@@ -183,11 +186,16 @@ class EmulatorServer:
     def url(self) -> str:
         if self._httpd is None:
             raise RuntimeError("the emulator is not running")
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self._httpd.server_address[1]}"
 
     def start(self) -> EmulatorServer:
         self._httpd = _Server(("127.0.0.1", self._port), _RequestHandler)
         self._httpd.emulator = self
+        if self.tls is not None:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True,
                                         name=type(self).__name__)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from billbridge.connectors.base import Malformed
 from billbridge.domain.events import MalformedEvent, aggregate_key, parse_event
 from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import metrics
@@ -65,6 +66,11 @@ def ingest_many(conn: Connection, raws: Iterable[Any], *, source: str,
     results: list[IngestResult] = []
     pending: Counter[str] = Counter()
     for raw in raws:
+        if isinstance(raw, Malformed):
+            value, text = _decode(raw.raw)
+            given = {"id": raw.event_id} if raw.event_id else value
+            results.append(_store_malformed(conn, given, text, source, raw.reason, clock))
+            continue
         value, text = _decode(raw)
         if isinstance(value, dict):
             value = {"source": source, **value}
