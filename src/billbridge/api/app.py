@@ -13,7 +13,12 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from sqlalchemy import text
 
-from billbridge.connectors.base import SignatureError, WebhookReceiver, WebhookRequest
+from billbridge.connectors.base import (
+    DeliveryError,
+    SignatureError,
+    WebhookReceiver,
+    WebhookRequest,
+)
 from billbridge.engine import exception_queue, lineage
 from billbridge.engine.hub import Hub
 
@@ -56,7 +61,19 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver]) -> FastAPI:
         except SignatureError as exc:
             WEBHOOKS_REJECTED.labels(source, "signature").inc()
             return _error(401, "BAD_SIGNATURE", str(exc))
-        results = hub.ingest(receiver.events(delivery), source=source)
+        try:
+            events = receiver.events(delivery)
+        except DeliveryError as exc:
+            # The receiver needed the vendor's API to complete the events and could
+            # not reach it: refuse, so the vendor delivers again later.
+            WEBHOOKS_REJECTED.labels(source, "fetch_failed").inc()
+            return _error(503, "UPSTREAM_UNAVAILABLE", str(exc))
+        results = hub.ingest(events, source=source)
+        acknowledgement = getattr(receiver, "acknowledgement", None)
+        if acknowledgement is not None:
+            # Some vendors want their own answer (Salesforce Outbound Messages: SOAP Ack).
+            media_type, content = acknowledgement()
+            return Response(content, status_code=200, media_type=media_type)
         return {"results": [{"event_id": r.event_id, "status": r.status.value,
                              "message": r.message} for r in results]}
 

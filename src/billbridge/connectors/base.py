@@ -194,8 +194,14 @@ class WebhookReceiver(Protocol):
         ...
 
     def events(self, request: WebhookRequest) -> list[Any]:
-        """Canonical events in a verified delivery; anything unrecognisable is
-        returned as is, to be kept raw as a malformed payload."""
+        """Canonical events (or ``Malformed`` items) in a verified delivery.
+
+        A receiver whose vendor sends only ids may fetch the records through
+        its client; if it cannot, it raises ``TransientError`` and the hub
+        answers 503 so the vendor delivers again. A receiver may also define
+        ``acknowledgement() -> (media_type, bytes)`` when its vendor expects a
+        particular answer body.
+        """
         ...
 
 
