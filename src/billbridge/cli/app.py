@@ -31,6 +31,9 @@ emulator_app = typer.Typer(help="Run an emulated vendor system on 127.0.0.1.",
 app.add_typer(exceptions_app, name="exceptions")
 app.add_typer(audit_app, name="audit")
 app.add_typer(emulator_app, name="emulator")
+scenario_app = typer.Typer(help="Business rules as data: run scenario files.",
+                           no_args_is_help=True)
+app.add_typer(scenario_app, name="scenario")
 
 console = Console()
 DbOption = Annotated[str | None, typer.Option("--database-url", envvar="BILLBRIDGE_DATABASE_URL",
@@ -273,6 +276,33 @@ def _serve_emulator(server: Any) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     server.stop()
+
+
+@scenario_app.command("run")
+def scenario_run(files: list[Path], as_json: Annotated[bool, typer.Option("--json")] = False
+                 ) -> None:
+    """Run scenario files through the real engine; exit 1 if any fails."""
+    from billbridge.scenarios.runner import ScenarioError, run_file
+
+    results = []
+    for path in files:
+        try:
+            results.append(run_file(path))
+        except ScenarioError as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from None
+    if as_json:
+        print(json.dumps([r.as_json() for r in results], indent=2, default=str))
+    else:
+        for r in results:
+            mark = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
+            console.print(f"{mark} {r.file}: {r.name}")
+            for difference in r.differences:
+                console.print(f"     {difference}")
+        passed = sum(r.passed for r in results)
+        console.print(f"{passed} passed, {len(results) - passed} failed")
+    if not all(r.passed for r in results):
+        raise typer.Exit(1)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

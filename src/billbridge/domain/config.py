@@ -23,7 +23,7 @@ class TaxRule(BaseModel):
     customer_country: str
     customer_has_tax_id: bool | None = None
     tax_code: str
-    rate: DecimalStr
+    rate: DecimalStr  # a percentage: "20" is 20 %
 
 
 class ClosedPeriod(BaseModel):
@@ -53,6 +53,7 @@ class Configuration(BaseModel):
     closed_periods: tuple[ClosedPeriod, ...] = ()
     fx_rates: tuple[FxRate, ...] = ()
     default_rate_card: str | None = None
+    psa_system: str | None = None  # where project codes are written back, when there is one
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Configuration:

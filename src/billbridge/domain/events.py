@@ -59,6 +59,16 @@ class InvoiceStatusChanged(Record):
     amount_paid: str | None = None
 
 
+class PostingConfirmed(Record):
+    """Internal: a target confirmed it applied a command (emitted by the hub)."""
+
+    target: str
+    kind: str
+    record_kind: str | None = None
+    record_id: str | None = None
+    external_id: str | None = None
+
+
 class BillingRun(Record):
     period_end: date
     project: str | None = None
@@ -76,6 +86,7 @@ PAYLOADS: dict[str, type[BaseModel]] = {
     "milestone.updated": MilestoneUpdated,
     "invoice.status_changed": InvoiceStatusChanged,
     "billing.run": BillingRun,
+    "posting.confirmed": PostingConfirmed,
 }
 """Every canonical event type and the record it carries."""
 
@@ -162,5 +173,9 @@ def aggregate_key(event: CanonicalEvent) -> str:
             return f"customer:{data['id']}"
         case "invoice.status_changed":
             return f"invoice:{data['invoice']}"
+        case "posting.confirmed" if data.get("record_kind") == "project":
+            return f"project:{data['record_id']}"
+        case "posting.confirmed":
+            return f"{data.get('record_kind')}:{data.get('record_id')}"
         case _:
             return "billing"

@@ -34,11 +34,18 @@ from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import metrics
 from billbridge.engine.clock import Clock
 from billbridge.engine.exception_queue import open_exception
+from billbridge.engine.inbox import ingest_many
 from billbridge.engine.policy import CircuitBreaker, CircuitState, RetryPolicy, TokenBucket
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import delivery_attempts, outbox, target_leases, xref
 
 log = structlog.get_logger("billbridge.dispatcher")
+
+
+HUB_SOURCE = "billbridge"
+CONFIRMED_KINDS = frozenset({"customer.upsert", "project.upsert", "invoice.create"})
+"""Commands whose confirmation other work waits on: it becomes a
+``posting.confirmed`` event in the inbox, in the same transaction."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,11 +234,22 @@ class Dispatcher:
                         canonical_id=row.record_id, correlation_id=row.correlation_id,
                         created_at=now).on_conflict_do_nothing())
                 metrics.POSTINGS_CONFIRMED.labels(name, row.kind).inc()
+                if row.kind in CONFIRMED_KINDS:
+                    self._confirm(conn, name, row, result.external_id)
             else:
                 message = f"{name} rejected {row.kind} {row.record_id or row.id}: " \
                           f"{result.code}: {result.message}"
                 self._fail(conn, row, batch_id, ReasonCode.TARGET_REJECTED, message)
         return settled
+
+    def _confirm(self, conn: Connection, name: str, row: Any, external_id: str | None) -> None:
+        """Tell the flows a record now exists at the target (write-backs wait on it)."""
+        ingest_many(conn, [{
+            "type": "posting.confirmed", "id": f"confirmed:{name}:{row.idempotency_key}",
+            "at": self.clock.now().isoformat(), "correlation_id": row.correlation_id,
+            "data": {"target": name, "kind": row.kind, "record_kind": row.record_kind,
+                     "record_id": row.record_id, "external_id": external_id}}],
+            source=HUB_SOURCE, clock=self.clock)
 
     def _settle_failed_call(self, conn: Connection, rows: Sequence[Any], batch_id: str,
                             failure: DeliveryError) -> None:

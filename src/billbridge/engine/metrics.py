@@ -29,3 +29,5 @@ DELIVERY_SECONDS = Histogram("billbridge_delivery_seconds", "Time of one target 
                              ["target"])
 CIRCUIT_OPEN = Gauge("billbridge_circuit_open", "1 while a target's circuit is open",
                      ["target"])
+COMMANDS_UNROUTED = Counter("billbridge_commands_unrouted_total",
+                            "Commands for a role no target plays in this hub", ["role", "kind"])

@@ -53,6 +53,18 @@ class StoreContext:
             records.c.kind == kind, records.c.id == record_id)).first()
         return None if row is None else dict(json.loads(row.data))
 
+    def external_id(self, system: str, kind: str, canonical_id: str) -> str | None:
+        row = self.conn.execute(select(xref.c.external_id).where(
+            xref.c.system == system, xref.c.kind == kind,
+            xref.c.canonical_id == canonical_id)).first()
+        return None if row is None else str(row.external_id)
+
+    def find(self, kind: str, status: str | None = None) -> list[Mapping[str, Any]]:
+        query = select(records.c.data).where(records.c.kind == kind)
+        if status is not None:
+            query = query.where(records.c.status == status)
+        return [dict(json.loads(r.data)) for r in self.conn.execute(query.order_by(records.c.id))]
+
     def resolve(self, system: str, kind: str, external_id: str) -> str | None:
         row = self.conn.execute(select(xref.c.canonical_id).where(
             xref.c.system == system, xref.c.kind == kind,
@@ -200,7 +212,11 @@ class Worker:
                 canonical_id=binding.canonical_id, correlation_id=corr, created_at=now,
             ).on_conflict_do_nothing())
         for command in outcome.commands:
-            target = self._target(command.role)
+            target = self.routes.get(command.role)
+            if target is None:
+                # No system plays this role here (a hub with no CRM connected).
+                metrics.COMMANDS_UNROUTED.labels(command.role, command.kind).inc()
+                continue
             depends = None
             if command.depends_on is not None:
                 d_role, d_kind, d_origin, d_payload = command.depends_on

@@ -32,6 +32,14 @@ class FlowContext(Protocol):
         """The canonical id bound to a system's external id (the xref)."""
         ...
 
+    def external_id(self, system: str, kind: str, canonical_id: str) -> str | None:
+        """A system's id for a canonical record (the xref, the other way)."""
+        ...
+
+    def find(self, kind: str, status: str | None = None) -> list[Mapping[str, Any]]:
+        """Records of a kind, optionally in one status."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class RecordChange:

@@ -1,10 +1,12 @@
 """The flows the hub runs, registered by event type."""
 
-from billbridge.flows import time_billing
+from billbridge.flows import activation, invoicing, time_billing
 from billbridge.flows.base import FlowRegistry
 
 
 def default_flows() -> FlowRegistry:
     registry = FlowRegistry()
+    activation.register(registry)
     time_billing.register(registry)
+    invoicing.register(registry)
     return registry

@@ -1,41 +1,63 @@
-"""Time to billing, first slice: projects become known, approved time entries
-are checked and priced into TimeCharges and posted to the ERP as labour.
-
-Issue 5 completes the rules (contracts, budgets, periods, reversals); this
-slice already follows DOMAIN.md's order for the checks it makes.
-"""
+"""Time to billing: approved time entries are checked in DOMAIN.md's order,
+priced into TimeCharges under the contract's rate card and posted to the ERP;
+changes after approval reverse and re-post; invoiced entries are never changed
+silently (INVOICED_CHANGE); stale versions are ignored."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-from billbridge.domain.events import CanonicalEvent
-from billbridge.domain.money import line_amount
-from billbridge.domain.rating import rate_for
+from billbridge.domain.billing import Rejection, price_entry
+from billbridge.domain.events import CanonicalEvent, RecordDeleted
 from billbridge.domain.reasons import ReasonCode
-from billbridge.domain.records import EntryStatus, Project, ProjectStatus, TimeCharge, TimeEntry
+from billbridge.domain.records import Contract, EntryStatus, Project, TimeCharge, TimeEntry
 from billbridge.flows.base import Command, FlowContext, FlowRegistry, Outcome, Problem, RecordChange
+from billbridge.flows.common import project_command, project_dependency
+
+POSTED, INVOICED, REVERSED = "posted", "invoiced", "reversed"
 
 
-def project_dependency(code: str) -> str:
-    return f"project:{code}"
+def _committed(ctx: FlowContext, contract: str | None) -> Decimal:
+    if contract is None:
+        return Decimal(0)
+    total = ctx.record("contract_total", contract)
+    return Decimal(str(total["amount"])) if total else Decimal(0)
 
 
-def _project_command(project: Project) -> tuple[str, str, str, dict[str, Any]]:
-    payload = {"code": project.code, "name": project.name, "status": project.status.value}
-    return ("erp", "project.upsert", f"project:{project.code}", payload)
+def _add_committed(ctx: FlowContext, outcome: Outcome, contract: str | None,
+                   delta: Decimal) -> None:
+    if contract is None or not delta:
+        return
+    # Several changes in one event must add up, so read what this outcome already set.
+    pending = next((c for c in reversed(outcome.changes)
+                    if c.kind == "contract_total" and c.id == contract), None)
+    base = Decimal(str(pending.data["amount"])) if pending else _committed(ctx, contract)
+    outcome.changes.append(RecordChange("contract_total", contract,
+                                        {"contract": contract, "amount": str(base + delta)}))
 
 
-def on_project_updated(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
-    project: Project = event.record()
-    outcome = Outcome(changes=[RecordChange("project", project.code,
-                                            project.model_dump(mode="json"),
-                                            project.status.value)])
-    role, kind, origin, payload = _project_command(project)
-    outcome.commands.append(Command(role, kind, origin, payload, "project", project.code))
-    if project.status is ProjectStatus.ACTIVE:
-        outcome.releases.append(project_dependency(project.code))
-    return outcome
+def _reverse(ctx: FlowContext, outcome: Outcome, charge: dict[str, Any],
+             contract: str | None) -> None:
+    reversed_charge = {**charge, "status": REVERSED}
+    outcome.changes.append(RecordChange("time_charge", str(charge["id"]), reversed_charge,
+                                        REVERSED))
+    origin = f"reverse:{charge['id']}:v{charge['source_version']}"
+    outcome.commands.append(Command("erp", "time_charge.reverse", origin,
+                                    {"charge": charge["id"], "amount": charge["amount"],
+                                     "currency": charge["currency"]},
+                                    "time_charge", str(charge["id"])))
+    if charge.get("billable"):
+        _add_committed(ctx, outcome, contract, -Decimal(str(charge["amount"])))
+
+
+def _context(ctx: FlowContext, project_code: str) -> tuple[Project | None, Contract | None]:
+    stored = ctx.record("project", project_code)
+    if stored is None:
+        return None, None
+    project = Project.model_validate(stored)
+    contract_data = ctx.record("contract", project.contract) if project.contract else None
+    return project, Contract.model_validate(contract_data) if contract_data else None
 
 
 def on_time_entry_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
@@ -46,53 +68,75 @@ def on_time_entry_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
         if entry.source_version < applied or (entry.source_version == applied and not ctx.replay):
             return Outcome(note=f"stale version {entry.source_version} of {entry.id} ignored")
 
+    project, contract = _context(ctx, entry.project)
+    if entry.status is EntryStatus.APPROVED and project is None:
+        # Nothing changes until the project exists; the whole event runs again then.
+        return Outcome(park_on=project_dependency(entry.project),
+                       park_reason=ReasonCode.PROJECT_UNKNOWN.value)
+
     outcome = Outcome(changes=[RecordChange("time_entry", entry.id,
                                             entry.model_dump(mode="json"), entry.status.value)])
-    if entry.status is not EntryStatus.APPROVED:
+    charge = ctx.record("time_charge", f"tc_{entry.id}")
+    live = charge if charge and charge.get("status") in (POSTED, INVOICED) else None
+    if live is not None and live.get("status") == INVOICED:
+        outcome.problems.append(Problem(
+            ReasonCode.INVOICED_CHANGE,
+            f"time entry {entry.id} changed (version {entry.source_version}) after it was "
+            f"invoiced on {live.get('invoice')}: raise a credit note or re-bill by hand",
+            "time_entry", entry.id))
+        return outcome
+    contract_id = contract.id if contract else None
+    if live is not None:
+        _reverse(ctx, outcome, dict(live), contract_id)
+    if entry.status is not EntryStatus.APPROVED or project is None:
         return outcome
 
-    stored = ctx.record("project", entry.project)
-    if stored is None:
-        outcome.park_on = project_dependency(entry.project)
-        outcome.park_reason = ReasonCode.PROJECT_UNKNOWN.value
+    committed = _committed(ctx, contract_id)
+    if live is not None and live.get("billable"):
+        committed -= Decimal(str(live["amount"]))
+    priced = price_entry(entry, project, contract, ctx.config, ctx.config_version,
+                         committed=committed)
+    if isinstance(priced, Rejection):
+        outcome.problems.append(Problem(priced.reason, priced.message, "time_entry", entry.id))
         return outcome
-    project = Project.model_validate(stored)
+    _post(ctx, outcome, priced, project, contract)
+    return outcome
 
-    def fail(reason: ReasonCode, message: str) -> Outcome:
-        outcome.problems.append(Problem(reason, message, "time_entry", entry.id))
+
+def _post(ctx: FlowContext, outcome: Outcome, charge: TimeCharge, project: Project,
+          contract: Contract | None) -> None:
+    data = charge.model_dump(mode="json") | {"status": POSTED,
+                                             "contract": contract.id if contract else None}
+    outcome.changes.append(RecordChange("time_charge", charge.id, data, POSTED))
+    if charge.billable:
+        _add_committed(ctx, outcome, contract.id if contract else None, charge.amount)
+    activation = ctx.record("activation", project.code)
+    customer = str(activation["customer"]) if activation else None
+    origin = f"time_entry:{charge.time_entry}:v{charge.source_version}"
+    outcome.commands.append(Command("erp", "time_charge.post", origin,
+                                    charge.model_dump(mode="json"), "time_charge", charge.id,
+                                    depends_on=project_command(project, customer)))
+
+
+def on_time_entry_deleted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
+    deleted: RecordDeleted = event.record()
+    charge = ctx.record("time_charge", f"tc_{deleted.id}")
+    outcome = Outcome()
+    stored = ctx.record("time_entry", deleted.id)
+    if stored is not None:
+        outcome.changes.append(RecordChange("time_entry", deleted.id, stored, "deleted"))
+    if charge is None or charge.get("status") == REVERSED:
         return outcome
-
-    if project.status is not ProjectStatus.ACTIVE:
-        return fail(ReasonCode.PROJECT_NOT_ACTIVE,
-                    f"project {project.code} is {project.status.value}, not active")
-    if entry.task is not None and project.tasks and project.task(entry.task) is None:
-        return fail(ReasonCode.TASK_UNKNOWN,
-                    f"task {entry.task!r} is not a task of project {project.code}")
-    card_id = ctx.config.default_rate_card
-    rate = rate_for(ctx.config, card_id, entry.worker, entry.work_date) if card_id else None
-    if rate is None:
-        return fail(ReasonCode.NO_RATE,
-                    f"no rate for worker {entry.worker} on {entry.work_date} in rate card "
-                    f"{card_id!r}: add the worker's role or an override to the card in force")
-
-    task = project.task(entry.task) if entry.task else None
-    billable = entry.billable and (task is None or task.billable)
-    amount = line_amount(entry.hours, rate.hourly, rate.currency)
-    charge = TimeCharge(
-        id=f"tc_{entry.id}", time_entry=entry.id, project=project.code, worker=entry.worker,
-        work_date=entry.work_date, hours=entry.hours, rate=rate.hourly, amount=amount.amount,
-        currency=rate.currency, billable=billable, rate_card=rate.card.id,
-        rate_card_version=rate.card.version, config_version=ctx.config_version,
-        source_version=entry.source_version,
-    )
-    data = charge.model_dump(mode="json")
-    outcome.changes.append(RecordChange("time_charge", charge.id, data, "posted"))
-    origin = f"time_entry:{entry.id}:v{entry.source_version}"
-    outcome.commands.append(Command("erp", "time_charge.post", origin, data, "time_charge",
-                                    charge.id, depends_on=_project_command(project)))
+    if charge.get("status") == INVOICED:
+        outcome.problems.append(Problem(ReasonCode.INVOICED_CHANGE,
+                                        f"time entry {deleted.id} was deleted after it was "
+                                        f"invoiced on {charge.get('invoice')}",
+                                        "time_entry", deleted.id))
+        return outcome
+    _reverse(ctx, outcome, dict(charge), charge.get("contract"))
     return outcome
 
 
 def register(registry: FlowRegistry) -> None:
-    registry.register("project.updated", on_project_updated)
     registry.register("time_entry.upserted", on_time_entry_upserted)
+    registry.register("time_entry.deleted", on_time_entry_deleted)

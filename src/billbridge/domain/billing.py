@@ -1,0 +1,128 @@
+"""The billing rules of DOMAIN.md as pure functions: checking and pricing a
+time entry, and building invoices from charges. Hand-worked figures in
+tests/unit/test_billing.py and the scenario files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from billbridge.domain.config import Configuration, TaxRule
+from billbridge.domain.money import line_amount, round_money
+from billbridge.domain.rating import rate_for
+from billbridge.domain.reasons import ReasonCode
+from billbridge.domain.records import (
+    BillingModel,
+    Contract,
+    Customer,
+    Invoice,
+    InvoiceLine,
+    Project,
+    ProjectStatus,
+    TimeCharge,
+    TimeEntry,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: ReasonCode
+    message: str
+
+
+def _period_locked(config: Configuration, entity: str, day: date) -> bool:
+    return any(p.legal_entity == entity and p.start <= day <= p.end
+               for p in config.closed_periods)
+
+
+def price_entry(entry: TimeEntry, project: Project, contract: Contract | None,
+                config: Configuration, config_version: int, *,
+                committed: Decimal = Decimal(0)) -> TimeCharge | Rejection:
+    """Check an approved entry in DOMAIN.md's order and price it.
+
+    ``committed`` is what the contract has billed or has pending already; a
+    T&M entry that would take it past the budget cap is held whole.
+    """
+    if project.status is not ProjectStatus.ACTIVE:
+        return Rejection(ReasonCode.PROJECT_NOT_ACTIVE,
+                         f"project {project.code} is {project.status.value}, not active")
+    task = project.task(entry.task) if entry.task else None
+    if entry.task and project.tasks and task is None:
+        return Rejection(ReasonCode.TASK_UNKNOWN,
+                         f"task {entry.task!r} is not a task of project {project.code}")
+    if contract is not None and (entry.work_date < contract.start or
+                                 (contract.end is not None and entry.work_date > contract.end)):
+        return Rejection(ReasonCode.OUTSIDE_CONTRACT_PERIOD,
+                         f"work date {entry.work_date} is outside contract {contract.id} "
+                         f"({contract.start} to {contract.end or 'open'})")
+    model = contract.billing_model if contract else BillingModel.TIME_AND_MATERIALS
+    billable = entry.billable and (task is None or task.billable) and \
+        model in (BillingModel.TIME_AND_MATERIALS, BillingModel.RETAINER)
+    worker = config.worker(entry.worker)
+    card_id = (contract.rate_card if contract else None) or config.default_rate_card
+    if billable:
+        rate = rate_for(config, card_id, entry.worker, entry.work_date) if card_id else None
+        if rate is None:
+            return Rejection(ReasonCode.NO_RATE,
+                             f"no rate for worker {entry.worker} on {entry.work_date} in rate "
+                             f"card {card_id!r}: add the worker's role or an override to the "
+                             "card in force")
+        hourly, currency = rate.hourly, rate.currency
+        card, card_version = rate.card.id, rate.card.version
+    else:
+        # Cost line (fixed fee, milestone, non-billable work): hours at cost rate.
+        if worker is None:
+            return Rejection(ReasonCode.NO_RATE,
+                             f"worker {entry.worker} is not configured, so no cost rate")
+        hourly, currency, card, card_version = worker.cost_rate, worker.currency, None, None
+    amount = line_amount(entry.hours, hourly, currency).amount
+    if billable and contract is not None and contract.budget_cap is not None and \
+            committed + amount > contract.budget_cap:
+        return Rejection(ReasonCode.BUDGET_EXCEEDED,
+                         f"{amount} {currency} would take contract {contract.id} to "
+                         f"{committed + amount}, past its cap of {contract.budget_cap}")
+    entity = (contract.legal_entity if contract else None) or (worker.legal_entity
+                                                               if worker else None)
+    if entity and _period_locked(config, entity, entry.work_date):
+        return Rejection(ReasonCode.PERIOD_LOCKED,
+                         f"{entry.work_date} falls in a closed period of {entity}")
+    return TimeCharge(
+        id=f"tc_{entry.id}", time_entry=entry.id, project=project.code, worker=entry.worker,
+        work_date=entry.work_date, hours=entry.hours, rate=hourly, amount=amount,
+        currency=currency, billable=billable, rate_card=card, rate_card_version=card_version,
+        config_version=config_version, source_version=entry.source_version)
+
+
+def tax_rule_for(config: Configuration, entity_country: str, customer: Customer
+                 ) -> TaxRule | None:
+    """The most specific rule for (entity country, customer country, has tax id)."""
+    has_tax_id = bool(customer.tax_id)
+    candidates = [r for r in config.tax_rules
+                  if r.entity_country == entity_country
+                  and r.customer_country == customer.billing_country
+                  and r.customer_has_tax_id in (None, has_tax_id)]
+    # A rule that names the tax-id condition beats one that does not.
+    return max(candidates, key=lambda r: r.customer_has_tax_id is not None, default=None)
+
+
+def build_invoice(invoice_id: str, customer: Customer, project: str, currency: str,
+                  charges: Sequence[TimeCharge], rule: TaxRule, config_version: int,
+                  po_number: str | None = None) -> Invoice:
+    """One invoice of per-entry lines: each line rounded once, tax on the
+    rounded subtotal, totals the sum of rounded figures."""
+    lines = tuple(
+        InvoiceLine(description=f"{c.work_date} {c.worker} {c.hours} h", quantity=c.hours,
+                    unit_price=c.rate, amount=c.amount, tax_code=rule.tax_code,
+                    source=c.id) for c in sorted(charges, key=lambda c: (c.work_date, c.id)))
+    subtotal = sum((line.amount for line in lines), Decimal(0))
+    tax = round_money(subtotal * rule.rate / Decimal(100), currency)  # rate is a percentage
+    return Invoice(id=invoice_id, customer=customer.id, project=project, currency=currency,
+                   lines=lines, subtotal=round_money(subtotal, currency), tax=tax,
+                   total=round_money(subtotal, currency) + tax, po_number=po_number,
+                   config_version=config_version)
+
+
+def unbilled(charges: Iterable[TimeCharge], period_end: date) -> list[TimeCharge]:
+    return [c for c in charges if c.billable and c.work_date <= period_end]

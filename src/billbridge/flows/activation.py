@@ -1,0 +1,115 @@
+"""Opportunity to project activation: a won deal creates or updates the ERP
+customer (matched through the xref, then by tax id, never by name alone), the
+contract and the ERP project; once the ERP confirms the project, its ids are
+written back to the CRM (and to the PSA when one is configured)."""
+
+from __future__ import annotations
+
+from billbridge.domain.events import CanonicalEvent, OpportunityClosedWon, PostingConfirmed
+from billbridge.domain.records import Customer, Project, ProjectStatus
+from billbridge.flows.base import (
+    Binding,
+    Command,
+    FlowContext,
+    FlowRegistry,
+    Outcome,
+    RecordChange,
+)
+from billbridge.flows.common import customer_command, project_command, project_dependency
+
+
+def match_customer(ctx: FlowContext, source: str, customer: Customer) -> str:
+    """The canonical customer: by xref, else by tax id, else a new one."""
+    known = ctx.resolve(source, "customer", customer.id)
+    if known:
+        return known
+    if customer.tax_id:
+        for stored in ctx.find("customer"):
+            if stored.get("tax_id") == customer.tax_id:
+                return str(stored["id"])
+    return f"cust_{source}_{customer.id}"
+
+
+def on_closed_won(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
+    won: OpportunityClosedWon = event.record()
+    customer_id = match_customer(ctx, event.source, won.customer)
+    customer = won.customer.model_copy(update={"id": customer_id})
+    contract = won.contract.model_copy(update={"customer": customer_id,
+                                               "opportunity": won.opportunity.id})
+    tasks = tuple(t.model_copy(update={"project": won.project.code}) for t in won.project.tasks)
+    project = won.project.model_copy(update={"id": won.project.code, "contract": contract.id,
+                                             "status": ProjectStatus.ACTIVE, "tasks": tasks})
+    outcome = Outcome(
+        changes=[
+            RecordChange("customer", customer_id, customer.model_dump(mode="json"), "active"),
+            RecordChange("contract", contract.id, contract.model_dump(mode="json"), "active"),
+            RecordChange("project", project.code, project.model_dump(mode="json"), "active"),
+            RecordChange("activation", project.code, {
+                "project": project.code, "customer": customer_id, "source": event.source,
+                "opportunity": won.opportunity.id, "closed_won_at": event.at.isoformat()},
+                "pending"),
+        ],
+        bindings=[Binding(event.source, "customer", won.customer.id, customer_id),
+                  Binding(event.source, "opportunity", won.opportunity.id, contract.id)],
+        releases=[project_dependency(project.code)],
+    )
+    cust_cmd = customer_command(customer)
+    outcome.commands.append(Command(*cust_cmd, record_kind="customer", record_id=customer_id))
+    outcome.commands.append(Command(*project_command(project, customer_id),
+                                    record_kind="project", record_id=project.code,
+                                    depends_on=cust_cmd))
+    return outcome
+
+
+def on_project_updated(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
+    """A project change from the PSA: status and tasks are the PSA's; the
+    contract and customer stay as activation set them."""
+    update: Project = event.record()
+    stored = ctx.record("project", update.code)
+    merged = update.model_copy(update={"id": update.code})
+    customer = None
+    if stored is not None:
+        merged = merged.model_copy(update={"contract": stored.get("contract")})
+        activation = ctx.record("activation", update.code)
+        customer = str(activation["customer"]) if activation else None
+    outcome = Outcome(changes=[RecordChange("project", update.code,
+                                            merged.model_dump(mode="json"),
+                                            merged.status.value)])
+    outcome.commands.append(Command(*project_command(merged, customer), record_kind="project",
+                                    record_id=merged.code))
+    if merged.status is ProjectStatus.ACTIVE:
+        outcome.releases.append(project_dependency(merged.code))
+    return outcome
+
+
+def on_posting_confirmed(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
+    confirmed: PostingConfirmed = event.record()
+    if confirmed.record_kind != "project" or confirmed.record_id is None:
+        return Outcome(note="nothing to write back")
+    activation = ctx.record("activation", confirmed.record_id)
+    if activation is None or activation.get("erp_project_id") == confirmed.external_id:
+        return Outcome(note="no activation waits on this project")
+    customer_erp_id = ctx.external_id(confirmed.target, "customer", str(activation["customer"]))
+    fields = {"erp_project_id": confirmed.external_id, "erp_customer_id": customer_erp_id,
+              "project_code": confirmed.record_id}
+    done = {**activation, "erp_project_id": confirmed.external_id,
+            "activated_at": event.at.isoformat()}
+    outcome = Outcome(changes=[RecordChange("activation", confirmed.record_id, done,
+                                            "activated")])
+    origin = f"activation:{confirmed.record_id}:{confirmed.external_id}"
+    outcome.commands.append(Command(
+        "crm", "crm.writeback", origin,
+        {"system": activation["source"], "record": activation["opportunity"],
+         "fields": fields}, "activation", confirmed.record_id))
+    if ctx.config.psa_system:
+        outcome.commands.append(Command(
+            "psa", "psa.writeback", origin,
+            {"system": ctx.config.psa_system, "record": confirmed.record_id, "fields": fields},
+            "activation", confirmed.record_id))
+    return outcome
+
+
+def register(registry: FlowRegistry) -> None:
+    registry.register("opportunity.closed_won", on_closed_won)
+    registry.register("project.updated", on_project_updated)
+    registry.register("posting.confirmed", on_posting_confirmed)

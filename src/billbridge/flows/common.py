@@ -1,0 +1,31 @@
+"""What several flows share: the ERP commands for a project and a customer,
+so that every flow that depends on them computes the same idempotency key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from billbridge.domain.records import Customer, Project
+
+CommandSpec = tuple[str, str, str, Mapping[str, Any]]
+
+
+def project_dependency(code: str) -> str:
+    return f"project:{code}"
+
+
+def customer_command(customer: Customer) -> CommandSpec:
+    payload = {"id": customer.id, "name": customer.name, "currency": customer.currency,
+               "billing_country": customer.billing_country, "tax_id": customer.tax_id}
+    return ("erp", "customer.upsert", f"customer:{customer.id}", payload)
+
+
+def project_command(project: Project, customer: str | None = None) -> CommandSpec:
+    payload: dict[str, Any] = {"code": project.code, "name": project.name,
+                               "status": project.status.value}
+    if customer:
+        payload["customer"] = customer
+    if project.contract:
+        payload["contract"] = project.contract
+    return ("erp", "project.upsert", f"project:{project.code}", payload)

@@ -1,0 +1,1 @@
+"""The scenario harness: business rules as data, run through the real engine."""

@@ -1,0 +1,153 @@
+"""Run scenario files (format: ../shared/scenarios/) through the real flows
+and engine on a fresh in-memory store with emulated ERP, CRM and PSA, and
+compare what happened with `expect`.
+
+Matching rules (the contract of the format): each list under `expect` must
+match what happened item for item: the same number of items, in any order,
+comparing only the fields given. A list left out is not checked; an empty
+list means none at all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import select
+
+from billbridge.emulation.recording import RecordingTarget
+from billbridge.engine import exception_queue
+from billbridge.engine.clock import ManualClock
+from billbridge.engine.hub import Hub, HubSettings
+from billbridge.store.db import make_engine
+from billbridge.store.tables import records
+
+SECTIONS = ("erp_customers", "erp_projects", "writebacks", "time_charges", "invoices",
+            "exceptions")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be run, with what is wrong in it."""
+
+
+@dataclass
+class ScenarioResult:
+    file: str
+    name: str
+    passed: bool
+    differences: list[str] = field(default_factory=list)
+    actual: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.file, "name": self.name, "passed": self.passed,
+                "differences": self.differences, "actual": self.actual}
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(loaded, dict) or not isinstance(loaded.get("events"), list):
+        raise ScenarioError(f"{path}: a scenario needs `events` (a list)")
+    config = loaded.get("config") or {}
+    if isinstance(config, str):
+        config_path = (path.parent / config)
+        config = yaml.safe_load(config_path.read_text())
+    loaded["config"] = config
+    return loaded
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _matches(expected: dict[str, Any], actual: dict[str, Any]) -> bool:
+    return all(_text(actual.get(k)) == _text(v) for k, v in expected.items())
+
+
+def compare(section: str, expected: list[dict[str, Any]],
+            actual: list[dict[str, Any]]) -> list[str]:
+    """Differences between an expected list and what happened (any order)."""
+    differences = []
+    if len(expected) != len(actual):
+        differences.append(f"{section}: expected {len(expected)} item(s), got {len(actual)}")
+    unmatched = list(range(len(actual)))
+
+    def assign(i: int) -> list[int] | None:
+        # Backtracking so that a loose expectation cannot steal another's match.
+        if i == len(expected):
+            return []
+        for j in list(unmatched):
+            if _matches(expected[i], actual[j]):
+                unmatched.remove(j)
+                rest = assign(i + 1)
+                if rest is not None:
+                    return [j, *rest]
+                unmatched.append(j)
+        return None
+
+    if assign(0) is None:
+        remaining = list(actual)
+        for item in expected:
+            hit = next((a for a in remaining if _matches(item, a)), None)
+            if hit is None:
+                differences.append(f"{section}: nothing matches {json.dumps(item, default=str)}")
+            else:
+                remaining.remove(hit)
+        for extra in remaining if len(actual) > len(expected) else []:
+            differences.append(f"{section}: unexpected {json.dumps(extra, default=str)}")
+    return differences
+
+
+def run_document(scenario: dict[str, Any], *, file: str = "<inline>") -> ScenarioResult:
+    erp, crm, psa = RecordingTarget("erp"), RecordingTarget("crm"), RecordingTarget("psa")
+    clock = ManualClock()
+    hub = Hub(make_engine("sqlite://"), {"erp": erp, "crm": crm, "psa": psa}, clock=clock,
+              settings=HubSettings(routes={"erp": "erp", "crm": "crm", "psa": "psa"}), seed=0)
+    hub.activate_config(scenario["config"], actor="scenario")
+    for index, event in enumerate(scenario["events"]):
+        if not isinstance(event, dict):
+            raise ScenarioError(f"{file}: event {index + 1} is not a mapping")
+        source = str(event.get("source") or "scenario")
+        hub.ingest([{k: v for k, v in event.items()}], source=source)
+        hub.run_until_idle()
+    actual = collect(hub, erp, crm, psa)
+    expect = scenario.get("expect") or {}
+    differences = []
+    for section in SECTIONS:
+        if section in expect:
+            differences += compare(section, list(expect[section] or []), actual[section])
+    return ScenarioResult(file, str(scenario.get("name", file)), not differences, differences,
+                          actual)
+
+
+def collect(hub: Hub, erp: RecordingTarget, crm: RecordingTarget,
+            psa: RecordingTarget) -> dict[str, list[dict[str, Any]]]:
+    def latest(kind: str, key: str) -> list[dict[str, Any]]:
+        by_key: dict[str, dict[str, Any]] = {}
+        for payload in erp.of_kind(kind):
+            by_key[str(payload[key])] = payload
+        return list(by_key.values())
+
+    with hub.engine.connect() as conn:
+        charges = [json.loads(r.data) for r in conn.execute(
+            select(records.c.data).where(records.c.kind == "time_charge",
+                                         records.c.status.in_(["posted", "invoiced"])))]
+        invoices = [json.loads(r.data) for r in conn.execute(
+            select(records.c.data).where(records.c.kind == "invoice"))]
+        open_exceptions = [{"record": e.record_id, "reason": e.reason, "message": e.message}
+                           for e in exception_queue.list_open(conn, limit=10_000)]
+    writebacks = [{"system": p["system"], "record": p["record"], **p.get("fields", {})}
+                  for p in crm.of_kind("crm.writeback") + psa.of_kind("psa.writeback")]
+    return {"erp_customers": latest("customer.upsert", "id"),
+            "erp_projects": latest("project.upsert", "code"),
+            "writebacks": writebacks, "time_charges": charges, "invoices": invoices,
+            "exceptions": open_exceptions}
+
+
+def run_file(path: Path) -> ScenarioResult:
+    return run_document(load(path), file=str(path))
