@@ -119,12 +119,14 @@ class Dispatcher:
             .where(outbox.c.target == name, outbox.c.status == "pending",
                    outbox.c.next_attempt_ms > now, outbox.c.aggregate_key.in_(keys))
             .group_by(outbox.c.aggregate_key))}
+        # A dependency is a record that must already exist at this target.
         needed = {c.depends_on for c in candidates if c.depends_on}
-        applied = set()
+        applied: set[str] = set()
         if needed:
-            applied = {r.idempotency_key for r in conn.execute(
-                select(outbox.c.idempotency_key)
-                .where(outbox.c.idempotency_key.in_(needed), outbox.c.status == "done"))}
+            ids = {d.partition(":")[2] for d in needed}
+            applied = {f"{r.kind}:{r.canonical_id}" for r in conn.execute(
+                select(xref.c.kind, xref.c.canonical_id)
+                .where(xref.c.system == name, xref.c.canonical_id.in_(ids)))}
         blocked: set[str] = set()
         batch = []
         for row in candidates:

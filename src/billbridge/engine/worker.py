@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from billbridge.domain.config import Configuration
 from billbridge.domain.events import CanonicalEvent
-from billbridge.domain.idempotency import canonical_json, idempotency_key
+from billbridge.domain.idempotency import canonical_json
 from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import aggregates, metrics
 from billbridge.engine.clock import Clock
@@ -219,8 +219,7 @@ class Worker:
                 continue
             depends = None
             if command.depends_on is not None:
-                d_role, d_kind, d_origin, d_payload = command.depends_on
-                depends = idempotency_key(self._target(d_role), d_kind, d_origin, d_payload)
+                depends = "{}:{}".format(*command.depends_on)
             enqueue(conn, target=target, kind=command.kind, origin=command.origin,
                     payload=command.payload, aggregate_key=row.aggregate_key,
                     correlation_id=corr, at=now, inbox_id=row.id,

@@ -6,6 +6,7 @@ written back to the CRM (and to the PSA when one is configured)."""
 from __future__ import annotations
 
 from billbridge.domain.events import CanonicalEvent, OpportunityClosedWon, PostingConfirmed
+from billbridge.domain.reasons import ReasonCode
 from billbridge.domain.records import Customer, Project, ProjectStatus
 from billbridge.flows.base import (
     Binding,
@@ -13,6 +14,7 @@ from billbridge.flows.base import (
     FlowContext,
     FlowRegistry,
     Outcome,
+    Problem,
     RecordChange,
 )
 from billbridge.flows.common import customer_command, project_command, project_dependency
@@ -34,6 +36,21 @@ def on_closed_won(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
     won: OpportunityClosedWon = event.record()
     customer_id = match_customer(ctx, event.source, won.customer)
     customer = won.customer.model_copy(update={"id": customer_id})
+    stored = ctx.record("customer", customer_id)
+    conflicts: list[Problem] = []
+    if stored is not None:
+        # After creation the ERP owns the customer master: the CRM's version of
+        # it is not applied; a difference is shown to operators as a conflict.
+        existing = Customer.model_validate(stored)
+        differing = [name for name in ("name", "billing_country", "tax_id", "currency")
+                     if getattr(existing, name) != getattr(customer, name)]
+        if differing:
+            conflicts.append(Problem(
+                ReasonCode.SOURCE_CONFLICT,
+                f"{event.source} company {won.customer.id} differs from ERP customer "
+                f"{customer_id} in {', '.join(differing)}; the ERP owns the customer master, "
+                "so the CRM's values were not applied", "customer", customer_id))
+        customer = existing
     contract = won.contract.model_copy(update={"customer": customer_id,
                                                "opportunity": won.opportunity.id})
     tasks = tuple(t.model_copy(update={"project": won.project.code}) for t in won.project.tasks)
@@ -52,12 +69,13 @@ def on_closed_won(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
         bindings=[Binding(event.source, "customer", won.customer.id, customer_id),
                   Binding(event.source, "opportunity", won.opportunity.id, contract.id)],
         releases=[project_dependency(project.code)],
+        problems=conflicts,
     )
-    cust_cmd = customer_command(customer)
-    outcome.commands.append(Command(*cust_cmd, record_kind="customer", record_id=customer_id))
-    outcome.commands.append(Command(*project_command(project, customer_id),
+    outcome.commands.append(Command(*customer_command(customer), record_kind="customer",
+                                    record_id=customer_id))
+    outcome.commands.append(Command(*project_command(project, customer_id, event.id),
                                     record_kind="project", record_id=project.code,
-                                    depends_on=cust_cmd))
+                                    depends_on=("customer", customer_id)))
     return outcome
 
 
@@ -75,8 +93,8 @@ def on_project_updated(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
     outcome = Outcome(changes=[RecordChange("project", update.code,
                                             merged.model_dump(mode="json"),
                                             merged.status.value)])
-    outcome.commands.append(Command(*project_command(merged, customer), record_kind="project",
-                                    record_id=merged.code))
+    outcome.commands.append(Command(*project_command(merged, customer, event.id),
+                                    record_kind="project", record_id=merged.code))
     if merged.status is ProjectStatus.ACTIVE:
         outcome.releases.append(project_dependency(merged.code))
     return outcome

@@ -67,8 +67,9 @@ class Command:
     payload: Mapping[str, Any]
     record_kind: str | None = None
     record_id: str | None = None
-    depends_on: tuple[str, str, str, Mapping[str, Any]] | None = None
-    """(role, kind, origin, payload) of a command that must be applied first."""
+    depends_on: tuple[str, str] | None = None
+    """(record kind, canonical id) that must exist at the same target first,
+    e.g. ("project", "GLX-001") before labour is posted to it."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,11 +21,14 @@ def customer_command(customer: Customer) -> CommandSpec:
     return ("erp", "customer.upsert", f"customer:{customer.id}", payload)
 
 
-def project_command(project: Project, customer: str | None = None) -> CommandSpec:
+def project_command(project: Project, customer: str | None, cause: str) -> CommandSpec:
+    """The ERP upsert of a project as one event left it. ``cause`` (the event
+    id) is part of the origin: a project put back to a state it had before is
+    a new write, not a repeat of the old one."""
     payload: dict[str, Any] = {"code": project.code, "name": project.name,
                                "status": project.status.value}
     if customer:
         payload["customer"] = customer
     if project.contract:
         payload["contract"] = project.contract
-    return ("erp", "project.upsert", f"project:{project.code}", payload)
+    return ("erp", "project.upsert", f"project:{project.code}:{cause}", payload)

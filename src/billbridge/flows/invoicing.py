@@ -11,7 +11,6 @@ from billbridge.domain.events import BillingRun, CanonicalEvent
 from billbridge.domain.reasons import ReasonCode
 from billbridge.domain.records import Contract, Customer, Project, TimeCharge
 from billbridge.flows.base import Command, FlowContext, FlowRegistry, Outcome, Problem, RecordChange
-from billbridge.flows.common import project_command
 
 
 def on_billing_run(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
@@ -58,8 +57,7 @@ def on_billing_run(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
                                                  "invoice": invoice.id}, "invoiced"))
         outcome.commands.append(Command("erp", "invoice.create", f"invoice:{invoice.id}", data,
                                         "invoice", invoice.id,
-                                        depends_on=project_command(project,
-                                                                   customer.id)))
+                                        depends_on=("project", project.code)))
     return outcome
 
 

@@ -13,7 +13,7 @@ from billbridge.domain.events import CanonicalEvent, RecordDeleted
 from billbridge.domain.reasons import ReasonCode
 from billbridge.domain.records import Contract, EntryStatus, Project, TimeCharge, TimeEntry
 from billbridge.flows.base import Command, FlowContext, FlowRegistry, Outcome, Problem, RecordChange
-from billbridge.flows.common import project_command, project_dependency
+from billbridge.flows.common import project_dependency
 
 POSTED, INVOICED, REVERSED = "posted", "invoiced", "reversed"
 
@@ -110,12 +110,10 @@ def _post(ctx: FlowContext, outcome: Outcome, charge: TimeCharge, project: Proje
     outcome.changes.append(RecordChange("time_charge", charge.id, data, POSTED))
     if charge.billable:
         _add_committed(ctx, outcome, contract.id if contract else None, charge.amount)
-    activation = ctx.record("activation", project.code)
-    customer = str(activation["customer"]) if activation else None
     origin = f"time_entry:{charge.time_entry}:v{charge.source_version}"
     outcome.commands.append(Command("erp", "time_charge.post", origin,
                                     charge.model_dump(mode="json"), "time_charge", charge.id,
-                                    depends_on=project_command(project, customer)))
+                                    depends_on=("project", project.code)))
 
 
 def on_time_entry_deleted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:

@@ -23,7 +23,7 @@ from billbridge.engine import exception_queue
 from billbridge.engine.clock import ManualClock
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.store.db import make_engine
-from billbridge.store.tables import records
+from billbridge.store.tables import inbox, records
 
 SECTIONS = ("erp_customers", "erp_projects", "writebacks", "time_charges", "invoices",
             "exceptions")
@@ -141,6 +141,13 @@ def collect(hub: Hub, erp: RecordingTarget, crm: RecordingTarget,
             select(records.c.data).where(records.c.kind == "invoice"))]
         open_exceptions = [{"record": e.record_id, "reason": e.reason, "message": e.message}
                            for e in exception_queue.list_open(conn, limit=10_000)]
+        # Work still parked at the end waits on something that never came: it is
+        # listed with its park reason, as an operator would see it.
+        for row in conn.execute(select(inbox.c.payload, inbox.c.waiting_on)
+                                .where(inbox.c.status == "parked")):
+            record = json.loads(row.payload)["data"].get("id")
+            open_exceptions.append({"record": record, "reason": "PROJECT_UNKNOWN",
+                                    "message": f"parked, waiting on {row.waiting_on}"})
     writebacks = [{"system": p["system"], "record": p["record"], **p.get("fields", {})}
                   for p in crm.of_kind("crm.writeback") + psa.of_kind("psa.writeback")]
     return {"erp_customers": latest("customer.upsert", "id"),
