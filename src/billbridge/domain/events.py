@@ -39,6 +39,7 @@ class OpportunityClosedWon(Record):
 class ContractAmended(Record):
     contract: Contract
     effective_date: date
+    project: str | None = None  # the project code it governs, when the CRM knows it
 
 
 class RecordDeleted(Record):
@@ -167,6 +168,8 @@ def aggregate_key(event: CanonicalEvent) -> str:
             return f"project:{data.get('project') or data['id']}"
         case "opportunity.closed_won":
             return f"project:{data['project']['code']}"
+        case "contract.amended" if data.get("project"):
+            return f"project:{data['project']}"
         case "contract.amended":
             return f"contract:{data['contract']['id']}"
         case "customer.upserted":

@@ -26,7 +26,7 @@ from billbridge.engine.exception_queue import open_exception
 from billbridge.engine.outbox import enqueue
 from billbridge.flows.base import FlowRegistry, Outcome
 from billbridge.store.db import dialect_insert
-from billbridge.store.tables import inbox, records, xref
+from billbridge.store.tables import exceptions, inbox, records, xref
 
 log = structlog.get_logger("billbridge.worker")
 
@@ -232,6 +232,12 @@ class Worker:
                            raw=row.payload, config_version=version or None)
         if outcome.releases:
             self._release(conn, outcome.releases)
+        for record_kind, record_id in outcome.resolved:
+            conn.execute(update(exceptions).where(
+                exceptions.c.status == "open", exceptions.c.stage == "inbound",
+                exceptions.c.record_kind == record_kind, exceptions.c.record_id == record_id)
+                .values(status="resolved", updated_at=now, resolved_by="billbridge",
+                        resolution=f"settled by {event.type} {event.id}"))
         self._finish(conn, row, "done", version)
         return "exception" if outcome.problems else "done"
 

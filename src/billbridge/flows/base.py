@@ -89,6 +89,9 @@ class Outcome:
     park_on: str | None = None  # when set, the event waits on it and nothing else applies
     park_reason: str | None = None
     releases: list[str] = field(default_factory=list)
+    resolved: list[tuple[str, str]] = field(default_factory=list)
+    """(record kind, id) whose open business exceptions this outcome settles,
+    e.g. an entry held for NO_RATE that now priced."""
     note: str | None = None  # e.g. "stale version ignored"
 
 

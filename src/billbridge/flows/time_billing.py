@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from billbridge.domain.billing import Rejection, price_entry
-from billbridge.domain.events import CanonicalEvent, RecordDeleted
+from billbridge.domain.events import CanonicalEvent, ContractAmended, RecordDeleted
 from billbridge.domain.reasons import ReasonCode
 from billbridge.domain.records import Contract, EntryStatus, Project, TimeCharge, TimeEntry
 from billbridge.flows.base import Command, FlowContext, FlowRegistry, Outcome, Problem, RecordChange
@@ -100,17 +100,20 @@ def on_time_entry_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
         outcome.problems.append(Problem(priced.reason, priced.message, "time_entry", entry.id))
         return outcome
     _post(ctx, outcome, priced, project, contract)
+    outcome.resolved.append(("time_entry", entry.id))
     return outcome
 
 
 def _post(ctx: FlowContext, outcome: Outcome, charge: TimeCharge, project: Project,
-          contract: Contract | None) -> None:
+          contract: Contract | None, cause: str | None = None) -> None:
     data = charge.model_dump(mode="json") | {"status": POSTED,
                                              "contract": contract.id if contract else None}
     outcome.changes.append(RecordChange("time_charge", charge.id, data, POSTED))
     if charge.billable:
         _add_committed(ctx, outcome, contract.id if contract else None, charge.amount)
-    origin = f"time_entry:{charge.time_entry}:v{charge.source_version}"
+    # A re-pricing (cause: the amendment) is a new posting of the same entry version.
+    origin = f"time_entry:{charge.time_entry}:v{charge.source_version}" + \
+        (f":{cause}" if cause else "")
     outcome.commands.append(Command("erp", "time_charge.post", origin,
                                     charge.model_dump(mode="json"), "time_charge", charge.id,
                                     depends_on=("project", project.code)))
@@ -138,3 +141,61 @@ def on_time_entry_deleted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
 def register(registry: FlowRegistry) -> None:
     registry.register("time_entry.upserted", on_time_entry_upserted)
     registry.register("time_entry.deleted", on_time_entry_deleted)
+    registry.register("contract.amended", on_contract_amended)
+
+
+def on_contract_amended(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
+    """Apply new contract terms from their effective date: re-price approved,
+    uninvoiced entries dated on or after it (reverse, re-post); flag invoiced
+    ones as INVOICED_CHANGE; re-try entries held before (a raised budget cap
+    releases BUDGET_EXCEEDED)."""
+    amended: ContractAmended = event.record()
+    contract = amended.contract
+    stored = ctx.record("contract", contract.id)
+    if stored is not None:
+        keep = {k: stored[k] for k in ("customer", "opportunity") if stored.get(k)}
+        contract = contract.model_copy(update=keep)
+    outcome = Outcome(changes=[RecordChange("contract", contract.id,
+                                            contract.model_dump(mode="json"), "active")])
+    projects = [Project.model_validate(p) for p in ctx.find("project")
+                if p.get("contract") == contract.id]
+    for project in projects:
+        entries = [TimeEntry.model_validate(e) for e in ctx.find("time_entry", "approved")
+                   if e.get("project") == project.code]
+        for entry in sorted(entries, key=lambda e: (e.work_date, e.id)):
+            charge = ctx.record("time_charge", f"tc_{entry.id}")
+            status = charge.get("status") if charge else None
+            if status == INVOICED:
+                if entry.work_date >= amended.effective_date:
+                    outcome.problems.append(Problem(
+                        ReasonCode.INVOICED_CHANGE,
+                        f"contract {contract.id} changed from {amended.effective_date}; time "
+                        f"entry {entry.id} was already invoiced on "
+                        f"{charge.get('invoice') if charge else '?'}",
+                        "time_entry", entry.id))
+                continue
+            if status == POSTED and entry.work_date < amended.effective_date:
+                continue  # posted under the terms in force on its date
+            committed = _committed_after(ctx, outcome, contract.id)
+            if status == POSTED and charge is not None:
+                committed -= Decimal(str(charge["amount"])) if charge.get("billable") else 0
+            priced = price_entry(entry, project, contract, ctx.config, ctx.config_version,
+                                 committed=committed)
+            if isinstance(priced, Rejection):
+                continue  # still held; its open exception says why
+            if status == POSTED and charge is not None:
+                if str(priced.amount) == str(charge["amount"]) and \
+                        str(priced.rate) == str(charge["rate"]):
+                    continue
+                _reverse(ctx, outcome, dict(charge), contract.id)
+            _post(ctx, outcome, priced.model_copy(
+                update={"source_version": entry.source_version}), project, contract,
+                cause=event.id)
+            outcome.resolved.append(("time_entry", entry.id))
+    return outcome
+
+
+def _committed_after(ctx: FlowContext, outcome: Outcome, contract: str) -> Decimal:
+    pending = next((c for c in reversed(outcome.changes)
+                    if c.kind == "contract_total" and c.id == contract), None)
+    return Decimal(str(pending.data["amount"])) if pending else _committed(ctx, contract)
