@@ -59,3 +59,14 @@ def test_cli_json_lists_one_object_per_file_and_fails_on_failure(tmp_path: Path)
     assert set(report[0]) == {"file", "name", "passed", "differences", "actual"}
     assert set(report[0]["actual"]) == {"erp_customers", "erp_projects", "writebacks",
                                         "time_charges", "invoices", "exceptions"}
+
+
+def test_every_billing_reason_code_is_produced_by_some_scenario() -> None:
+    from billbridge.domain.reasons import BILLING_RULE_ORDER, ReasonCode
+
+    domain_codes = {*BILLING_RULE_ORDER, ReasonCode.INVOICED_CHANGE, ReasonCode.NO_TAX_RULE,
+                    ReasonCode.NO_FX_RATE}
+    produced = {e["reason"] for path in SCENARIOS
+                for e in (load(path).get("expect") or {}).get("exceptions") or []}
+    assert {c.value for c in domain_codes} <= produced
+    assert len(SCENARIOS) >= 40

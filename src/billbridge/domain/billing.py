@@ -107,21 +107,48 @@ def tax_rule_for(config: Configuration, entity_country: str, customer: Customer
     return max(candidates, key=lambda r: r.customer_has_tax_id is not None, default=None)
 
 
+def time_line(charge: TimeCharge, tax_code: str) -> InvoiceLine:
+    return InvoiceLine(description=f"{charge.work_date} {charge.worker} {charge.hours} h",
+                       quantity=charge.hours, unit_price=charge.rate, amount=charge.amount,
+                       tax_code=tax_code, source=charge.id)
+
+
+def fixed_line(description: str, amount: Decimal, tax_code: str, source: str) -> InvoiceLine:
+    """A milestone or an expense: one unit at its (already rounded) amount."""
+    return InvoiceLine(description=description, quantity=Decimal(1), unit_price=amount,
+                       amount=amount, tax_code=tax_code, source=source)
+
+
 def build_invoice(invoice_id: str, customer: Customer, project: str, currency: str,
-                  charges: Sequence[TimeCharge], rule: TaxRule, config_version: int,
+                  lines: Sequence[InvoiceLine], rule: TaxRule, config_version: int,
                   po_number: str | None = None) -> Invoice:
-    """One invoice of per-entry lines: each line rounded once, tax on the
-    rounded subtotal, totals the sum of rounded figures."""
-    lines = tuple(
-        InvoiceLine(description=f"{c.work_date} {c.worker} {c.hours} h", quantity=c.hours,
-                    unit_price=c.rate, amount=c.amount, tax_code=rule.tax_code,
-                    source=c.id) for c in sorted(charges, key=lambda c: (c.work_date, c.id)))
-    subtotal = sum((line.amount for line in lines), Decimal(0))
+    """Each line was rounded once; tax is on the rounded subtotal; the total
+    is the sum of rounded figures."""
+    subtotal = round_money(sum((line.amount for line in lines), Decimal(0)), currency)
     tax = round_money(subtotal * rule.rate / Decimal(100), currency)  # rate is a percentage
     return Invoice(id=invoice_id, customer=customer.id, project=project, currency=currency,
-                   lines=lines, subtotal=round_money(subtotal, currency), tax=tax,
-                   total=round_money(subtotal, currency) + tax, po_number=po_number,
-                   config_version=config_version)
+                   lines=tuple(lines), subtotal=subtotal, tax=tax, total=subtotal + tax,
+                   po_number=po_number, config_version=config_version)
+
+
+def fx_rate(config: Configuration, day: date, source: str, target: str) -> Decimal | None:
+    """The latest governed rate on or before ``day`` (1 for the same currency)."""
+    if source == target:
+        return Decimal(1)
+    rates = [r for r in config.fx_rates
+             if r.from_currency == source and r.to_currency == target and r.date <= day]
+    return max(rates, key=lambda r: r.date).rate if rates else None
+
+
+def price_expense(amount: Decimal, currency: str, markup_pct: Decimal, day: date,
+                  contract_currency: str, config: Configuration) -> Decimal | Rejection:
+    """Billable expense: amount × (1 + markup %), converted at the rate of the
+    expense date, rounded once."""
+    rate = fx_rate(config, day, currency, contract_currency)
+    if rate is None:
+        return Rejection(ReasonCode.NO_FX_RATE,
+                         f"no {currency} to {contract_currency} rate on or before {day}")
+    return round_money(amount * (1 + markup_pct / Decimal(100)) * rate, contract_currency)
 
 
 def unbilled(charges: Iterable[TimeCharge], period_end: date) -> list[TimeCharge]:

@@ -1,6 +1,6 @@
 """The flows the hub runs, registered by event type."""
 
-from billbridge.flows import activation, invoicing, time_billing
+from billbridge.flows import activation, invoicing, milestones, time_billing
 from billbridge.flows.base import FlowRegistry
 
 
@@ -9,4 +9,5 @@ def default_flows() -> FlowRegistry:
     activation.register(registry)
     time_billing.register(registry)
     invoicing.register(registry)
+    milestones.register(registry)
     return registry

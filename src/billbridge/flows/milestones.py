@@ -1,0 +1,109 @@
+"""Milestones and expenses become billable lines: a milestone moving to
+`accepted` bills its amount once; an approved billable expense bills at its
+amount plus markup, converted to the contract currency at the expense date's
+rate (NO_FX_RATE without one)."""
+
+from __future__ import annotations
+
+from billbridge.domain.billing import Rejection, price_expense
+from billbridge.domain.events import CanonicalEvent, MilestoneUpdated
+from billbridge.domain.reasons import ReasonCode
+from billbridge.domain.records import (
+    Contract,
+    EntryStatus,
+    Expense,
+    MilestoneStatus,
+    Project,
+    ProjectStatus,
+)
+from billbridge.flows.base import FlowContext, FlowRegistry, Outcome, Problem, RecordChange
+from billbridge.flows.common import project_dependency
+
+BILLED_ALREADY = (MilestoneStatus.ACCEPTED.value, MilestoneStatus.INVOICED.value)
+
+
+def _contract_of(ctx: FlowContext, code: str) -> tuple[Project | None, Contract | None]:
+    stored = ctx.record("project", code)
+    if stored is None:
+        return None, None
+    project = Project.model_validate(stored)
+    data = ctx.record("contract", project.contract) if project.contract else None
+    return project, Contract.model_validate(data) if data else None
+
+
+def on_milestone_updated(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
+    update: MilestoneUpdated = event.record()
+    milestone = update.milestone
+    stored = ctx.record("milestone", milestone.id)
+    already = stored is not None and stored.get("status") in BILLED_ALREADY
+    status = stored["status"] if already and stored else milestone.status.value
+    outcome = Outcome(changes=[RecordChange(
+        "milestone", milestone.id, milestone.model_dump(mode="json") | {
+            "project": update.project, "status": status}, status)])
+    if milestone.status is not MilestoneStatus.ACCEPTED or already:
+        return outcome  # a second acceptance bills nothing
+    project, contract = _contract_of(ctx, update.project)
+    if project is None or contract is None:
+        return Outcome(park_on=project_dependency(update.project),
+                       park_reason=ReasonCode.PROJECT_UNKNOWN.value)
+    outcome.changes.append(RecordChange("billable_line", f"ms_{milestone.id}", {
+        "id": f"ms_{milestone.id}", "project": update.project, "kind": "milestone",
+        "description": f"Milestone: {milestone.name}", "amount": str(milestone.amount),
+        "currency": contract.currency, "date": event.at.date().isoformat()}, "posted"))
+    return outcome
+
+
+def on_expense_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
+    expense: Expense = event.record()
+    previous = ctx.record("expense", expense.id)
+    if previous is not None and int(previous.get("source_version", 0)) > expense.source_version:
+        return Outcome(note=f"stale version of expense {expense.id} ignored")
+    project, contract = _contract_of(ctx, expense.project)
+    if expense.status is EntryStatus.APPROVED and project is None:
+        return Outcome(park_on=project_dependency(expense.project),
+                       park_reason=ReasonCode.PROJECT_UNKNOWN.value)
+    outcome = Outcome(changes=[RecordChange("expense", expense.id,
+                                            expense.model_dump(mode="json"),
+                                            expense.status.value)])
+    line = ctx.record("billable_line", f"ex_{expense.id}")
+    if line is not None and line.get("status") == "invoiced":
+        if expense.status is not EntryStatus.APPROVED or previous != expense.model_dump(
+                mode="json"):
+            outcome.problems.append(Problem(ReasonCode.INVOICED_CHANGE,
+                                            f"expense {expense.id} changed after it was "
+                                            "invoiced", "expense", expense.id))
+        return outcome
+    if line is not None:
+        outcome.changes.append(RecordChange("billable_line", f"ex_{expense.id}",
+                                            {**line, "status": "reversed"}, "reversed"))
+    if expense.status is not EntryStatus.APPROVED or not expense.billable or project is None:
+        return outcome
+
+    def fail(reason: ReasonCode, message: str) -> Outcome:
+        outcome.problems.append(Problem(reason, message, "expense", expense.id))
+        return outcome
+
+    if project.status is not ProjectStatus.ACTIVE:
+        return fail(ReasonCode.PROJECT_NOT_ACTIVE,
+                    f"project {project.code} is {project.status.value}, not active")
+    if contract is None:
+        return fail(ReasonCode.PROJECT_NOT_ACTIVE, f"project {project.code} has no contract")
+    if expense.date < contract.start or (contract.end is not None and expense.date > contract.end):
+        return fail(ReasonCode.OUTSIDE_CONTRACT_PERIOD,
+                    f"expense date {expense.date} is outside contract {contract.id}")
+    priced = price_expense(expense.amount, expense.currency, contract.expense_markup_pct,
+                           expense.date, contract.currency, ctx.config)
+    if isinstance(priced, Rejection):
+        return fail(priced.reason, f"expense {expense.id}: {priced.message}")
+    outcome.changes.append(RecordChange("billable_line", f"ex_{expense.id}", {
+        "id": f"ex_{expense.id}", "project": project.code, "kind": "expense",
+        "description": f"Expense: {expense.category or 'expense'} {expense.date}",
+        "amount": str(priced), "currency": contract.currency,
+        "date": expense.date.isoformat()}, "posted"))
+    outcome.resolved.append(("expense", expense.id))
+    return outcome
+
+
+def register(registry: FlowRegistry) -> None:
+    registry.register("milestone.updated", on_milestone_updated)
+    registry.register("expense.upserted", on_expense_upserted)
