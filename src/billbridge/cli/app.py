@@ -31,6 +31,9 @@ emulator_app = typer.Typer(help="Run an emulated vendor system on 127.0.0.1.",
 app.add_typer(exceptions_app, name="exceptions")
 app.add_typer(audit_app, name="audit")
 app.add_typer(emulator_app, name="emulator")
+config_app = typer.Typer(help="Governed configuration: validate, preview changes.",
+                         no_args_is_help=True)
+app.add_typer(config_app, name="config")
 scenario_app = typer.Typer(help="Business rules as data: run scenario files.",
                            no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
@@ -276,6 +279,50 @@ def _serve_emulator(server: Any) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     stop.wait()
     server.stop()
+
+
+@config_app.command("validate")
+def config_validate(path: Path) -> None:
+    """Check a configuration folder (or file); name every problem; exit 1 if any."""
+    from billbridge.config_files import load_folder
+    from billbridge.domain.config import ConfigError
+
+    try:
+        _, config = load_folder(path)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{path}: valid: {len(config.legal_entities)} legal entities, "
+                  f"{len(config.workers)} workers, {len(config.rate_cards)} rate card versions, "
+                  f"{len(config.tax_rules)} tax rules, {len(config.fx_rates)} FX rates, "
+                  f"{len(config.closed_periods)} closed periods")
+
+
+@config_app.command("diff")
+def config_diff(old: Path, new: Path,
+                scenarios: Annotated[Path, typer.Option(help="scenario folder to run")] =
+                Path("scenarios"),
+                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Which postings would change if NEW replaced OLD, over a scenario suite."""
+    from billbridge.config_files import load_folder
+    from billbridge.domain.config import ConfigError
+    from billbridge.scenarios.diff import diff
+
+    try:
+        old_doc, _ = load_folder(old)
+        new_doc, _ = load_folder(new)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    changes = diff(old_doc, new_doc, sorted(scenarios.glob("*.yaml")))
+    if as_json:
+        print(json.dumps([c.__dict__ for c in changes], indent=2))
+        return
+    table = Table("scenario", "posting", "subject", "before", "after",
+                  title=f"{len(changes)} posting(s) would change")
+    for c in changes:
+        table.add_row(c.scenario[:40], c.kind, c.subject, c.before, c.after)
+    console.print(table)
 
 
 @scenario_app.command("run")

@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from billbridge.domain.money import Currency, DecimalStr
-from billbridge.domain.records import LegalEntity, RateCard, Worker
+from billbridge.domain.records import LegalEntity, RateCard, Task, Worker
 
 
 class ConfigError(ValueError):
@@ -43,6 +43,15 @@ class FxRate(BaseModel):
     rate: DecimalStr
 
 
+class ProjectTemplate(BaseModel):
+    """Tasks a new ERP project gets when the won deal names none."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    tasks: tuple[Task, ...]
+
+
 class Configuration(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -54,6 +63,12 @@ class Configuration(BaseModel):
     fx_rates: tuple[FxRate, ...] = ()
     default_rate_card: str | None = None
     psa_system: str | None = None  # where project codes are written back, when there is one
+    project_templates: tuple[ProjectTemplate, ...] = ()
+    default_project_template: str | None = None
+    field_mappings: dict[str, dict[str, str]] = Field(default_factory=dict)
+    """Per connection: canonical field → vendor field (read by connectors)."""
+    ownership: dict[str, str] = Field(default_factory=dict)
+    """Object → the system that owns it (DOMAIN.md's source-of-truth table)."""
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Configuration:
@@ -68,6 +83,16 @@ class Configuration(BaseModel):
             if (card.id, card.version) in seen:
                 problems.append(f"rate card {card.id} version {card.version} is defined twice")
             seen.add((card.id, card.version))
+        cards = {c.id for c in self.rate_cards}
+        if self.default_rate_card and self.default_rate_card not in cards:
+            problems.append(f"default_rate_card {self.default_rate_card!r} is not a rate card")
+        templates = {t.id for t in self.project_templates}
+        if self.default_project_template and self.default_project_template not in templates:
+            problems.append(f"default_project_template {self.default_project_template!r} "
+                            "is not a project template")
+        for period in self.closed_periods:
+            if period.end < period.start:
+                problems.append(f"closed period of {period.legal_entity} ends before it starts")
         if problems:
             raise ValueError("; ".join(problems))
         return self

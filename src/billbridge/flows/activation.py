@@ -53,7 +53,10 @@ def on_closed_won(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
         customer = existing
     contract = won.contract.model_copy(update={"customer": customer_id,
                                                "opportunity": won.opportunity.id})
-    tasks = tuple(t.model_copy(update={"project": won.project.code}) for t in won.project.tasks)
+    template = next((t for t in ctx.config.project_templates
+                     if t.id == ctx.config.default_project_template), None)
+    given = won.project.tasks or (template.tasks if template else ())
+    tasks = tuple(t.model_copy(update={"project": won.project.code}) for t in given)
     project = won.project.model_copy(update={"id": won.project.code, "contract": contract.id,
                                              "status": ProjectStatus.ACTIVE, "tasks": tasks})
     outcome = Outcome(

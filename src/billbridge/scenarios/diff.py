@@ -1,0 +1,51 @@
+"""`billbridge config diff`: run a scenario suite under two configurations and
+list the postings that would change: the preview finance reads before
+approving a rate-card or tax change."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from billbridge.scenarios.runner import load, run_document
+
+
+@dataclass(frozen=True)
+class PostingChange:
+    scenario: str
+    kind: str  # time charge | invoice | exception
+    subject: str
+    before: str
+    after: str
+
+
+def _postings(actual: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str], str]:
+    out: dict[tuple[str, str], str] = {}
+    for c in actual["time_charges"]:
+        out[("time charge", str(c["time_entry"]))] = \
+            f"{c['hours']} h x {c['rate']} = {c['amount']} {c['currency']}"
+    for i in actual["invoices"]:
+        out[("invoice", str(i["id"]))] = \
+            f"{i['subtotal']} + tax {i['tax']} = {i['total']} {i['currency']}"
+    for e in actual["exceptions"]:
+        out[("exception", f"{e['record']} {e['reason']}")] = "open"
+    return out
+
+
+def diff(old: dict[str, Any], new: dict[str, Any], scenarios: list[Path]) -> list[PostingChange]:
+    changes: list[PostingChange] = []
+    for path in scenarios:
+        scenario = load(path)
+        results = []
+        for config in (old, new):
+            variant = copy.deepcopy(scenario)
+            variant["config"] = config
+            results.append(_postings(run_document(variant, file=str(path)).actual))
+        before, after = results
+        for key in sorted(set(before) | set(after)):
+            if before.get(key) != after.get(key):
+                changes.append(PostingChange(str(scenario.get("name", path.stem)), key[0], key[1],
+                                             before.get(key, "—"), after.get(key, "—")))
+    return changes
