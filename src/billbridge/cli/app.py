@@ -281,6 +281,32 @@ def _serve_emulator(server: Any) -> None:
     server.stop()
 
 
+@app.command("reconcile")
+def reconcile_cmd(database_url: DbOption = None,
+                  period_end: Annotated[str | None, typer.Option(
+                      help="bill-by date (YYYY-MM-DD; default today)")] = None,
+                  parked_days: int = 7,
+                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Approved time, hub charges and ERP postings compared; every difference with amounts."""
+    from datetime import date
+
+    from billbridge.engine.reconcile import reconcile
+
+    end = date.fromisoformat(period_end) if period_end else _now().date()
+    with _engine(database_url).connect() as conn:
+        findings = reconcile(conn, period_end=end, now=_now(), parked_days=parked_days)
+    if as_json:
+        print(json.dumps([f.as_json() for f in findings], indent=2))
+        return
+    table = Table("finding", "project", "record", "hours", "amount", "detail",
+                  title=f"{len(findings)} difference(s) up to {end}")
+    for f in sorted(findings, key=lambda f: (f.kind, f.project, f.record)):
+        table.add_row(f.kind, f.project, f.record, str(f.hours or ""),
+                      f"{f.amount} {f.currency}" if f.amount is not None else "",
+                      f.detail[:70])
+    console.print(table)
+
+
 @config_app.command("validate")
 def config_validate(path: Path) -> None:
     """Check a configuration folder (or file); name every problem; exit 1 if any."""
