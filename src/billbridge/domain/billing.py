@@ -58,8 +58,10 @@ def price_entry(entry: TimeEntry, project: Project, contract: Contract | None,
                          f"work date {entry.work_date} is outside contract {contract.id} "
                          f"({contract.start} to {contract.end or 'open'})")
     model = contract.billing_model if contract else BillingModel.TIME_AND_MATERIALS
+    # Retainer hours are cost lines too: the retainer and its overage are billed
+    # per period by the billing run, not per entry.
     billable = entry.billable and (task is None or task.billable) and \
-        model in (BillingModel.TIME_AND_MATERIALS, BillingModel.RETAINER)
+        model is BillingModel.TIME_AND_MATERIALS
     worker = config.worker(entry.worker)
     card_id = (contract.rate_card if contract else None) or config.default_rate_card
     if billable:
@@ -113,13 +115,59 @@ def time_line(charge: TimeCharge, tax_code: str) -> InvoiceLine:
                        tax_code=tax_code, source=charge.id)
 
 
+def time_lines(charges: Sequence[TimeCharge], detail: str, tax_code: str,
+               task_names: dict[str, str] | None = None) -> list[InvoiceLine]:
+    """Invoice lines for time at the customer's level of detail: one per entry,
+    or summed per task, per worker or per project at each rate. A summed line
+    is hours x rate rounded once, as any line is."""
+    ordered = sorted(charges, key=lambda c: (c.work_date, c.id))
+    if detail == "entry":
+        return [time_line(c, tax_code) for c in ordered]
+    groups: dict[tuple[str, str, Decimal], list[TimeCharge]] = {}
+    for charge in ordered:
+        if detail == "task":
+            label = (task_names or {}).get(charge.time_entry, "time")
+        elif detail == "worker":
+            label = charge.worker
+        else:
+            label = "Professional services"
+        groups.setdefault((charge.project, label, charge.rate), []).append(charge)
+    lines = []
+    for (project, label, rate), members in groups.items():
+        hours = sum((c.hours for c in members), Decimal(0))
+        currency = members[0].currency
+        lines.append(InvoiceLine(description=f"{project} {label}: {hours} h at {rate}",
+                                 quantity=hours, unit_price=rate,
+                                 amount=line_amount(hours, rate, currency).amount,
+                                 tax_code=tax_code, source=",".join(c.id for c in members)))
+    return lines
+
+
+def retainer_lines(contract: Contract, period: str, hours: Decimal,
+                   tax_code: str) -> list[InvoiceLine]:
+    """The retainer fee for ``period`` and any overage past its included hours."""
+    terms = contract.retainer
+    if terms is None:
+        return []
+    fee = round_money(terms.amount, contract.currency)
+    lines = [fixed_line(f"Retainer {period}", fee, tax_code, f"retainer:{contract.id}:{period}")]
+    overage = hours - terms.included_hours
+    if overage > 0:
+        lines.append(InvoiceLine(
+            description=f"Overage {period}: {overage} h beyond {terms.included_hours} h",
+            quantity=overage, unit_price=terms.overage_rate,
+            amount=line_amount(overage, terms.overage_rate, contract.currency).amount,
+            tax_code=tax_code, source=f"overage:{contract.id}:{period}"))
+    return lines
+
+
 def fixed_line(description: str, amount: Decimal, tax_code: str, source: str) -> InvoiceLine:
     """A milestone or an expense: one unit at its (already rounded) amount."""
     return InvoiceLine(description=description, quantity=Decimal(1), unit_price=amount,
                        amount=amount, tax_code=tax_code, source=source)
 
 
-def build_invoice(invoice_id: str, customer: Customer, project: str, currency: str,
+def build_invoice(invoice_id: str, customer: Customer, project: str | None, currency: str,
                   lines: Sequence[InvoiceLine], rule: TaxRule, config_version: int,
                   po_number: str | None = None) -> Invoice:
     """Each line was rounded once; tax is on the rounded subtotal; the total

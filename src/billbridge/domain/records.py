@@ -34,6 +34,9 @@ class Customer(Record):
     legal_entity: str | None = None
     status: CustomerStatus = CustomerStatus.ACTIVE
     po_number: str | None = None
+    # How this customer wants to be invoiced (from the CRM; defaults as most firms bill).
+    invoice_grouping: Literal["project", "customer"] = "project"
+    line_detail: Literal["entry", "task", "worker", "summary"] = "entry"
 
 
 class LegalEntity(Record):

@@ -6,14 +6,28 @@ changes (issued, paid, void) flow back to the CRM and PSA."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from billbridge.domain.billing import build_invoice, fixed_line, tax_rule_for, time_line
+from billbridge.domain.billing import (
+    build_invoice,
+    fixed_line,
+    retainer_lines,
+    tax_rule_for,
+    time_lines,
+)
 from billbridge.domain.events import BillingRun, CanonicalEvent, InvoiceStatusChanged
 from billbridge.domain.reasons import ReasonCode
-from billbridge.domain.records import Contract, Customer, InvoiceLine, Project, TimeCharge
+from billbridge.domain.records import (
+    BillingModel,
+    Contract,
+    Customer,
+    InvoiceLine,
+    Project,
+    TimeCharge,
+)
 from billbridge.flows.base import Command, FlowContext, FlowRegistry, Outcome, Problem, RecordChange
 
 
@@ -33,51 +47,118 @@ def _due(ctx: FlowContext, period_end: date, project: str | None
     return grouped
 
 
+@dataclass
+class _Bill:
+    """What one invoice will hold, gathered project by project."""
+
+    customer: Customer
+    contract: Contract
+    project: str | None
+    charges: list[TimeCharge] = field(default_factory=list)
+    extras: list[dict[str, Any]] = field(default_factory=list)
+    retainers: list[InvoiceLine] = field(default_factory=list)
+    retainer_periods: list[str] = field(default_factory=list)
+    projects: list[Project] = field(default_factory=list)
+
+
+def _retainer(ctx: FlowContext, project: Project, contract: Contract, period_end: date,
+              bill: _Bill) -> None:
+    period = f"{period_end:%Y-%m}"
+    key = f"{contract.id}:{period}"
+    if ctx.record("retainer_period", key) is not None or period_end < contract.start:
+        return  # each period invoices the retainer once
+    hours = sum((Decimal(str(c["hours"])) for c in ctx.find("time_charge", "posted")
+                 if c["project"] == project.code and str(c["work_date"]).startswith(period)),
+                Decimal(0))
+    bill.retainers += retainer_lines(contract, period, hours, "")
+    bill.retainer_periods.append(key)
+
+
 def on_billing_run(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
     run: BillingRun = event.record()
     outcome = Outcome()
-    for code, (charges, extras) in sorted(_due(ctx, run.period_end, run.project).items()):
-        project = Project.model_validate(ctx.record("project", code))
+    due = _due(ctx, run.period_end, run.project)
+    retainer_projects = [Project.model_validate(p) for p in ctx.find("project")
+                         if run.project in (None, p["code"])]
+    bills: dict[tuple[str, str | None, str, str], _Bill] = {}
+    for project in sorted(retainer_projects, key=lambda p: p.code):
+        charges, extras = due.get(project.code, ([], []))
         contract = Contract.model_validate(ctx.record("contract", project.contract)) \
             if project.contract else None
-        activation = ctx.record("activation", code)
+        activation = ctx.record("activation", project.code)
+        is_retainer = contract is not None and contract.billing_model is BillingModel.RETAINER
+        if not (charges or extras or is_retainer):
+            continue
         if contract is None or activation is None:
             outcome.problems.append(Problem(ReasonCode.HANDLER_ERROR,
-                                            f"project {code} has no contract to bill under",
-                                            "project", code))
+                                            f"project {project.code} has no contract to bill "
+                                            "under", "project", project.code))
             continue
         customer = Customer.model_validate(ctx.record("customer", str(activation["customer"])))
-        entity = next((e for e in ctx.config.legal_entities
-                       if e.code == contract.legal_entity), None)
-        rule = tax_rule_for(ctx.config, entity.country, customer) if entity else None
-        if rule is None:
-            outcome.problems.append(Problem(
-                ReasonCode.NO_TAX_RULE,
-                f"no tax rule for entity {contract.legal_entity} "
-                f"({entity.country if entity else '?'}) billing a {customer.billing_country} "
-                f"customer {'with' if customer.tax_id else 'without'} a tax id",
-                "project", code))
-            continue
-        lines: list[InvoiceLine] = [time_line(c, rule.tax_code) for c in
-                                    sorted(charges, key=lambda c: (c.work_date, c.id))]
-        lines += [fixed_line(x["description"], Decimal(x["amount"]), rule.tax_code, x["id"])
-                  for x in sorted(extras, key=lambda x: (x["date"], x["id"]))]
-        invoice = build_invoice(f"inv_{code}_{run.period_end}", customer, code,
-                                contract.currency, lines, rule, ctx.config_version,
-                                po_number=customer.po_number)
-        data = invoice.model_dump(mode="json")
-        outcome.changes.append(RecordChange("invoice", invoice.id, data, "draft"))
-        for charge in charges:
-            stored = ctx.record("time_charge", charge.id) or {}
-            outcome.changes.append(RecordChange("time_charge", charge.id,
-                                                {**stored, "status": "invoiced",
-                                                 "invoice": invoice.id}, "invoiced"))
-        for extra in extras:
-            outcome.changes.append(RecordChange("billable_line", extra["id"],
-                                                {**extra, "invoice": invoice.id}, "invoiced"))
-        outcome.commands.append(Command("erp", "invoice.create", f"invoice:{invoice.id}", data,
-                                        "invoice", invoice.id, depends_on=("project", code)))
+        per_project = customer.invoice_grouping == "project"
+        key = (customer.id, project.code if per_project else None, contract.legal_entity,
+               contract.currency)
+        bill = bills.setdefault(key, _Bill(customer, contract,
+                                           project.code if per_project else None))
+        bill.charges += charges
+        bill.extras += extras
+        bill.projects.append(project)
+        if is_retainer:
+            _retainer(ctx, project, contract, run.period_end, bill)
+    for bill in bills.values():
+        _issue(ctx, outcome, bill, run.period_end)
     return outcome
+
+
+def _issue(ctx: FlowContext, outcome: Outcome, bill: _Bill, period_end: date) -> None:
+    customer, contract = bill.customer, bill.contract
+    subject = bill.project or customer.id
+    entity = next((e for e in ctx.config.legal_entities if e.code == contract.legal_entity),
+                  None)
+    rule = tax_rule_for(ctx.config, entity.country, customer) if entity else None
+    if rule is None:
+        outcome.problems.append(Problem(
+            ReasonCode.NO_TAX_RULE,
+            f"no tax rule for entity {contract.legal_entity} "
+            f"({entity.country if entity else '?'}) billing a {customer.billing_country} "
+            f"customer {'with' if customer.tax_id else 'without'} a tax id",
+            "project" if bill.project else "customer", subject))
+        return
+    if not (bill.charges or bill.extras or bill.retainers):
+        return
+    task_names = _task_names(ctx, bill)
+    lines = time_lines(bill.charges, customer.line_detail, rule.tax_code, task_names)
+    lines += [fixed_line(x["description"], Decimal(x["amount"]), rule.tax_code, x["id"])
+              for x in sorted(bill.extras, key=lambda x: (x["date"], x["id"]))]
+    lines += [line.model_copy(update={"tax_code": rule.tax_code}) for line in bill.retainers]
+    invoice = build_invoice(f"inv_{subject}_{period_end}", customer, bill.project,
+                            contract.currency, lines, rule, ctx.config_version,
+                            po_number=customer.po_number)
+    data = invoice.model_dump(mode="json")
+    outcome.changes.append(RecordChange("invoice", invoice.id, data, "draft"))
+    for charge in bill.charges:
+        stored = ctx.record("time_charge", charge.id) or {}
+        outcome.changes.append(RecordChange("time_charge", charge.id,
+                                            {**stored, "status": "invoiced",
+                                             "invoice": invoice.id}, "invoiced"))
+    for extra in bill.extras:
+        outcome.changes.append(RecordChange("billable_line", extra["id"],
+                                            {**extra, "invoice": invoice.id}, "invoiced"))
+    for key in bill.retainer_periods:
+        outcome.changes.append(RecordChange("retainer_period", key,
+                                            {"period": key, "invoice": invoice.id}, "invoiced"))
+    outcome.commands.append(Command("erp", "invoice.create", f"invoice:{invoice.id}", data,
+                                    "invoice", invoice.id,
+                                    depends_on=("project", bill.projects[0].code)))
+
+
+def _task_names(ctx: FlowContext, bill: _Bill) -> dict[str, str]:
+    names = {t.id: t.name for p in bill.projects for t in p.tasks}
+    out = {}
+    for charge in bill.charges:
+        entry = ctx.record("time_entry", charge.time_entry) or {}
+        out[charge.time_entry] = names.get(str(entry.get("task")), str(entry.get("task")))
+    return out
 
 
 def on_invoice_status_changed(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
