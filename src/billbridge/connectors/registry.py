@@ -20,6 +20,9 @@ VENDORS: dict[str, str] = {
     "salesforce": "billbridge.connectors.salesforce",
     "harvest": "billbridge.connectors.harvest",
     "kantata": "billbridge.connectors.kantata",
+    "netsuite": "billbridge.connectors.netsuite",
+    "quickbooks": "billbridge.connectors.quickbooks",
+    "xero": "billbridge.connectors.xero",
 }
 
 
