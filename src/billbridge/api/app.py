@@ -1,94 +1,360 @@
-"""The hub's HTTP API. This slice serves health, metrics, webhook ingress for
-the generic source and read-only views of the exception queue and lineage;
-issue 6 completes /v1 with tokens and roles."""
+"""The hub's HTTP API under /v1: webhook and event ingress, the queues,
+exception actions, lineage, governed configuration with maker-checker,
+reconciliation and the audit log. One role check guards every route; errors
+are JSON with a stable `code`, a message and the correlation id."""
 
 from __future__ import annotations
 
+import json
 import time
+import uuid
 from collections.abc import Mapping
-from typing import Any
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
-from sqlalchemy import text
+from pydantic import BaseModel, Field
+from sqlalchemy import select, text
 
+from billbridge.api.auth import AuthError, Permission, require
 from billbridge.connectors.base import (
     DeliveryError,
     SignatureError,
     WebhookReceiver,
     WebhookRequest,
 )
-from billbridge.engine import exception_queue, lineage
+from billbridge.domain.config import ConfigError
+from billbridge.domain.events import PAYLOADS
+from billbridge.engine import audit, config_store, exception_queue, lineage
 from billbridge.engine.hub import Hub
+from billbridge.engine.reconcile import reconcile
+from billbridge.engine.tokens import Identity
+from billbridge.store.tables import exceptions, inbox, outbox
 
 WEBHOOKS_REJECTED = Counter("billbridge_webhooks_rejected_total",
                             "Webhook deliveries refused at the door", ["source", "why"])
 MAX_WEBHOOK_BYTES = 1_000_000
+SCHEMA_VERSION = "v1"
+
+Reader = Annotated[Identity, Depends(require(Permission.READ))]
+Actor = Annotated[Identity, Depends(require(Permission.ACT))]
+Proposer = Annotated[Identity, Depends(require(Permission.CONFIG_PROPOSE))]
+Approver = Annotated[Identity, Depends(require(Permission.CONFIG_APPROVE))]
+Auditor = Annotated[Identity, Depends(require(Permission.AUDIT))]
+Ingester = Annotated[Identity, Depends(require(Permission.INGEST))]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+Cursor = Annotated[int | None, Query(ge=0, description="the last id of the previous page")]
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"code": code, "message": message}, status_code=status)
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
 
 
-def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver]) -> FastAPI:
-    app = FastAPI(title="billbridge", version="0.1.0")
+class Page(BaseModel):
+    items: list[dict[str, Any]]
+    next_cursor: int | None = Field(description="pass as ?cursor= for the next page")
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
+
+class DismissBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ProposalBody(BaseModel):
+    document: dict[str, Any]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class RollbackBody(BaseModel):
+    to_version: int = Field(ge=1)
+
+
+class RejectBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+def _rows(rows: Any) -> list[dict[str, Any]]:
+    return [json.loads(json.dumps(dict(r._mapping), default=str)) for r in rows]
+
+
+def _page(items: list[dict[str, Any]], limit: int) -> Page:
+    return Page(items=items, next_cursor=int(items[-1]["id"]) if len(items) == limit else None)
+
+
+def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = None,
+               scenarios: Path | None = None) -> FastAPI:
+    app = FastAPI(title="billbridge", version="0.1.0",
+                  description="Integration hub API. Every /v1 route but webhooks needs a "
+                              "bearer token; roles: admin, operator, finance, auditor, ingest.")
+    app.state.hub = hub
+    receivers = dict(webhooks or {})
+
+    def error(status: int, code: str, message: str, request: Request) -> JSONResponse:
+        correlation = request.headers.get("x-correlation-id") or uuid.uuid4().hex
+        return JSONResponse({"code": code, "message": message, "correlation_id": correlation},
+                            status_code=status, headers={"x-correlation-id": correlation})
+
+    @app.exception_handler(AuthError)
+    async def _auth(request: Request, exc: AuthError) -> JSONResponse:
+        return error(exc.status, exc.code, exc.message, request)
+
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+        return error(exc.status, exc.code, exc.message, request)
+
+    def now() -> datetime:
+        return datetime.now(UTC)
+
+    # -- health and metrics ------------------------------------------------
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
         with hub.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         return {"status": "ok", "database": hub.engine.dialect.name}
 
-    @app.get("/metrics")
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> dict[str, Any]:
+        with hub.engine.connect() as conn:
+            version = config_store.active_version(conn)
+        if not version:
+            raise ApiError(503, "NOT_READY", "no configuration is active yet")
+        return {"status": "ready", "config_version": version}
+
+    @app.get("/metrics", tags=["health"])
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/webhooks/{source}", status_code=202)
+    # -- ingress -----------------------------------------------------------
+    @app.post("/v1/webhooks/{source}", status_code=202, tags=["ingress"])
     async def webhook(source: str, request: Request) -> Any:
-        receiver = webhooks.get(source)
+        receiver = receivers.get(source)
         if receiver is None:
             WEBHOOKS_REJECTED.labels("unknown", "unknown_source").inc()
-            return _error(404, "UNKNOWN_SOURCE", f"no webhook source is named {source!r}")
+            raise ApiError(404, "UNKNOWN_SOURCE", f"no webhook source is named {source!r}")
         body = await request.body()
         if len(body) > MAX_WEBHOOK_BYTES:
             WEBHOOKS_REJECTED.labels(source, "too_large").inc()
-            return _error(413, "PAYLOAD_TOO_LARGE", "webhook body over 1 MB")
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", "webhook body over 1 MB")
         delivery = WebhookRequest(request.method, str(request.url),
                                   {k.lower(): v for k, v in request.headers.items()}, body)
         try:
             receiver.verify(delivery, now=time.time())
         except SignatureError as exc:
             WEBHOOKS_REJECTED.labels(source, "signature").inc()
-            return _error(401, "BAD_SIGNATURE", str(exc))
+            raise ApiError(401, "BAD_SIGNATURE", str(exc)) from None
         try:
             events = receiver.events(delivery)
         except DeliveryError as exc:
             # The receiver needed the vendor's API to complete the events and could
             # not reach it: refuse, so the vendor delivers again later.
             WEBHOOKS_REJECTED.labels(source, "fetch_failed").inc()
-            return _error(503, "UPSTREAM_UNAVAILABLE", str(exc))
+            raise ApiError(503, "UPSTREAM_UNAVAILABLE", str(exc)) from None
         results = hub.ingest(events, source=source)
         acknowledgement = getattr(receiver, "acknowledgement", None)
         if acknowledgement is not None:
-            # Some vendors want their own answer (Salesforce Outbound Messages: SOAP Ack).
             media_type, content = acknowledgement()
             return Response(content, status_code=200, media_type=media_type)
         return {"results": [{"event_id": r.event_id, "status": r.status.value,
                              "message": r.message} for r in results]}
 
-    @app.get("/v1/exceptions")
-    def list_exceptions(reason: str | None = None, limit: int = 100) -> Any:
-        with hub.engine.connect() as conn:
-            rows = exception_queue.list_open(conn, reason=reason, limit=min(limit, 1000))
-        return {"items": [dict(r._mapping) for r in rows]}
+    @app.post("/v1/events/{source}", status_code=202, tags=["ingress"])
+    def push_events(source: str, events: list[dict[str, Any]], who: Ingester) -> Any:
+        if len(events) > 1000:
+            raise ApiError(413, "TOO_MANY_EVENTS", "at most 1000 events per call")
+        results = hub.ingest(events, source=source)
+        return {"results": [{"event_id": r.event_id, "status": r.status.value,
+                             "message": r.message} for r in results]}
 
-    @app.get("/v1/lineage/{ident}")
-    def get_lineage(ident: str) -> Any:
+    # -- queues --------------------------------------------------------------
+    @app.get("/v1/inbox", response_model=Page, tags=["queues"])
+    def list_inbox(who: Reader, status: str | None = None, cursor: Cursor = None,
+                   limit: Limit = 100) -> Page:
+        query = select(inbox.c.id, inbox.c.source, inbox.c.event_id, inbox.c.event_type,
+                       inbox.c.aggregate_key, inbox.c.status, inbox.c.waiting_on,
+                       inbox.c.duplicates, inbox.c.received_at, inbox.c.correlation_id)
+        if status:
+            query = query.where(inbox.c.status == status)
+        if cursor is not None:
+            query = query.where(inbox.c.id > cursor)
+        with hub.engine.connect() as conn:
+            return _page(_rows(conn.execute(query.order_by(inbox.c.id).limit(limit))), limit)
+
+    @app.get("/v1/outbox", response_model=Page, tags=["queues"])
+    def list_outbox(who: Reader, status: str | None = None, target: str | None = None,
+                    cursor: Cursor = None, limit: Limit = 100) -> Page:
+        query = select(outbox.c.id, outbox.c.target, outbox.c.kind, outbox.c.status,
+                       outbox.c.attempts, outbox.c.external_id, outbox.c.record_kind,
+                       outbox.c.record_id, outbox.c.last_error, outbox.c.correlation_id)
+        if status:
+            query = query.where(outbox.c.status == status)
+        if target:
+            query = query.where(outbox.c.target == target)
+        if cursor is not None:
+            query = query.where(outbox.c.id > cursor)
+        with hub.engine.connect() as conn:
+            return _page(_rows(conn.execute(query.order_by(outbox.c.id).limit(limit))), limit)
+
+    @app.get("/v1/exceptions", response_model=Page, tags=["exceptions"])
+    def list_exceptions(who: Reader, reason: str | None = None, status: str = "open",
+                        cursor: Cursor = None, limit: Limit = 100) -> Page:
+        query = select(exceptions).where(exceptions.c.status == status)
+        if reason:
+            query = query.where(exceptions.c.reason == reason)
+        if cursor is not None:
+            query = query.where(exceptions.c.id > cursor)
+        with hub.engine.connect() as conn:
+            return _page(_rows(conn.execute(query.order_by(exceptions.c.id).limit(limit))),
+                         limit)
+
+    @app.get("/v1/exceptions/{exc_id}", tags=["exceptions"])
+    def get_exception(exc_id: int, who: Reader) -> dict[str, Any]:
+        with hub.engine.connect() as conn:
+            try:
+                return _rows([exception_queue.get(conn, exc_id)])[0]
+            except exception_queue.ExceptionNotFound as exc:
+                raise ApiError(404, "NOT_FOUND", str(exc)) from None
+
+    def act(exc_id: int, who: Identity, action: str, reason: str | None = None) -> Any:
+        with hub.engine.begin() as conn:
+            try:
+                if action == "dismiss":
+                    status = exception_queue.dismiss(conn, exc_id, actor=who.name, at=now(),
+                                                     reason=reason or "")
+                elif action == "retry":
+                    status = exception_queue.retry(conn, exc_id, actor=who.name, at=now())
+                else:
+                    status = exception_queue.replay(conn, exc_id, actor=who.name, at=now())
+            except exception_queue.ExceptionNotFound as exc:
+                raise ApiError(404, "NOT_FOUND", str(exc)) from None
+            except exception_queue.ActionRefused as exc:
+                raise ApiError(409, "ACTION_REFUSED", str(exc)) from None
+        return {"id": exc_id, "status": status}
+
+    @app.post("/v1/exceptions/{exc_id}/retry", tags=["exceptions"])
+    def retry(exc_id: int, who: Actor) -> Any:
+        return act(exc_id, who, "retry")
+
+    @app.post("/v1/exceptions/{exc_id}/replay", tags=["exceptions"])
+    def replay(exc_id: int, who: Actor) -> Any:
+        return act(exc_id, who, "replay")
+
+    @app.post("/v1/exceptions/{exc_id}/dismiss", tags=["exceptions"])
+    def dismiss(exc_id: int, body: DismissBody, who: Actor) -> Any:
+        return act(exc_id, who, "dismiss", body.reason)
+
+    @app.get("/v1/lineage/{ident}", tags=["lineage"])
+    def get_lineage(ident: str, who: Reader) -> Any:
         with hub.engine.connect() as conn:
             found = lineage.trace(conn, ident)
         if not found.found:
-            return _error(404, "NOT_FOUND", f"nothing is known by {ident!r}")
-        return found.__dict__
+            raise ApiError(404, "NOT_FOUND", f"nothing is known by {ident!r}")
+        return json.loads(json.dumps(found.__dict__, default=str))
+
+    # -- configuration -------------------------------------------------------
+    @app.get("/v1/config/versions", tags=["configuration"])
+    def list_versions(who: Reader) -> Any:
+        with hub.engine.connect() as conn:
+            return {"items": _rows_from(config_store.versions(conn))}
+
+    @app.get("/v1/config/versions/{version}", tags=["configuration"])
+    def get_version(version: int, who: Reader) -> Any:
+        with hub.engine.connect() as conn:
+            try:
+                return {"version": version, "document": config_store.document(conn, version)}
+            except config_store.ApprovalRefused as exc:
+                raise ApiError(404, "NOT_FOUND", str(exc)) from None
+
+    @app.post("/v1/config/proposals", status_code=201, tags=["configuration"])
+    def propose(body: ProposalBody, who: Proposer) -> Any:
+        with hub.engine.begin() as conn:
+            try:
+                version = config_store.propose(conn, body.document, actor=who.name, at=now(),
+                                               note=body.note)
+            except ConfigError as exc:
+                raise ApiError(422, "INVALID_CONFIGURATION", str(exc)) from None
+        return {"version": version, "status": "proposed"}
+
+    @app.get("/v1/config/versions/{version}/preview", tags=["configuration"])
+    def preview(version: int, who: Reader) -> Any:
+        """The postings that would change if this version replaced the active one."""
+        from billbridge.scenarios.diff import diff
+
+        with hub.engine.connect() as conn:
+            try:
+                new = config_store.document(conn, version)
+                active = config_store.active_version(conn)
+                old = config_store.document(conn, active) if active else {}
+            except config_store.ApprovalRefused as exc:
+                raise ApiError(404, "NOT_FOUND", str(exc)) from None
+        suite = sorted(scenarios.glob("*.yaml")) if scenarios else []
+        return {"version": version, "against": active, "scenarios": len(suite),
+                "changes": [c.__dict__ for c in diff(old, new, suite)]}
+
+    def decide(version: int, who: Identity, action: str, reason: str = "") -> Any:
+        with hub.engine.begin() as conn:
+            try:
+                if action == "approve":
+                    config_store.approve(conn, version, actor=who.name, at=now())
+                else:
+                    config_store.reject(conn, version, actor=who.name, at=now(), reason=reason)
+            except config_store.ApprovalRefused as exc:
+                raise ApiError(409, "APPROVAL_REFUSED", str(exc)) from None
+        return {"version": version, "status": "active" if action == "approve" else "rejected"}
+
+    @app.post("/v1/config/versions/{version}/approve", tags=["configuration"])
+    def approve(version: int, who: Approver) -> Any:
+        return decide(version, who, "approve")
+
+    @app.post("/v1/config/versions/{version}/reject", tags=["configuration"])
+    def reject(version: int, body: RejectBody, who: Approver) -> Any:
+        return decide(version, who, "reject", body.reason)
+
+    @app.post("/v1/config/rollback", status_code=201, tags=["configuration"])
+    def rollback(body: RollbackBody, who: Proposer) -> Any:
+        with hub.engine.begin() as conn:
+            try:
+                version = config_store.rollback(conn, body.to_version, actor=who.name, at=now())
+            except config_store.ApprovalRefused as exc:
+                raise ApiError(404, "NOT_FOUND", str(exc)) from None
+        return {"version": version, "status": "proposed"}
+
+    # -- reports ---------------------------------------------------------------
+    @app.get("/v1/reconcile", tags=["reports"])
+    def get_reconcile(who: Reader, period_end: date | None = None,
+                      parked_days: Annotated[int, Query(ge=0, le=3650)] = 7) -> Any:
+        with hub.engine.connect() as conn:
+            findings = reconcile(conn, period_end=period_end or now().date(), now=now(),
+                                 parked_days=parked_days)
+        return {"items": [f.as_json() for f in findings]}
+
+    @app.get("/v1/audit", response_model=Page, tags=["audit"])
+    def get_audit(who: Auditor, cursor: Cursor = None, limit: Limit = 100) -> Page:
+        with hub.engine.connect() as conn:
+            rows = [r for r in audit.entries(conn, limit=100_000)
+                    if cursor is None or r["id"] < cursor][:limit]
+        return _page(_rows_from(rows), limit)
+
+    @app.get("/v1/schemas", tags=["schemas"])
+    def list_schemas() -> Any:
+        return {"version": SCHEMA_VERSION,
+                "events": {name: f"/v1/schemas/{name}" for name in sorted(PAYLOADS)}}
+
+    @app.get("/v1/schemas/{event_type}", tags=["schemas"])
+    def get_schema(event_type: str) -> Any:
+        model = PAYLOADS.get(event_type)
+        if model is None:
+            raise ApiError(404, "NOT_FOUND", f"no canonical event type {event_type!r}")
+        schema = model.model_json_schema()
+        schema["$id"] = f"https://billbridge.dev/schemas/{SCHEMA_VERSION}/{event_type}.json"
+        return schema
 
     return app
+
+
+def _rows_from(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    loaded: list[dict[str, Any]] = json.loads(json.dumps(items, default=str))
+    return loaded

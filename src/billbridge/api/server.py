@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import uvicorn
 
@@ -23,7 +24,8 @@ class HubServer:
                  poll_seconds: float = 5.0) -> None:
         self.hub = hub
         self.stop_event = threading.Event()
-        app = create_app(hub, webhooks=webhooks or {})
+        app = create_app(hub, webhooks=webhooks or {},
+                         scenarios=Path("scenarios") if Path("scenarios").is_dir() else None)
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
                                                     log_level="warning", access_log=False))
         self.engine_thread = threading.Thread(

@@ -34,6 +34,9 @@ app.add_typer(emulator_app, name="emulator")
 config_app = typer.Typer(help="Governed configuration: validate, preview changes.",
                          no_args_is_help=True)
 app.add_typer(config_app, name="config")
+token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.",
+                        no_args_is_help=True)
+app.add_typer(token_app, name="token")
 scenario_app = typer.Typer(help="Business rules as data: run scenario files.",
                            no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
@@ -304,6 +307,102 @@ def reconcile_cmd(database_url: DbOption = None,
         table.add_row(f.kind, f.project, f.record, str(f.hours or ""),
                       f"{f.amount} {f.currency}" if f.amount is not None else "",
                       f.detail[:70])
+    console.print(table)
+
+
+@token_app.command("create")
+def token_create(role: Annotated[str, typer.Option(help="admin, operator, finance, auditor "
+                                                   "or ingest")],
+                 name: Annotated[str, typer.Option(help="who or what holds it")],
+                 expires: Annotated[str, typer.Option(help="e.g. 90d, 12h")] = "90d",
+                 database_url: DbOption = None, actor: ActorOption = "admin") -> None:
+    """Create a token; it is printed once and stored only as a hash."""
+    from billbridge.engine import tokens
+
+    try:
+        role_value = tokens.Role(role)
+        lifetime = tokens.parse_duration(expires)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    with _engine(database_url).begin() as conn:
+        token_id, token = tokens.create(conn, name=name, role=role_value, expires_in=lifetime,
+                                        actor=actor, at=_now())
+    console.print(f"token {token_id} for {name} ({role_value.value}), expires in {expires}. "
+                  "Keep it now; it is not shown again:")
+    print(token)
+
+
+@token_app.command("list")
+def token_list(database_url: DbOption = None) -> None:
+    """Tokens with their role, expiry, revocation and last use (never the token)."""
+    from billbridge.engine import tokens
+
+    with _engine(database_url).connect() as conn:
+        rows = tokens.listing(conn)
+    table = Table("id", "name", "role", "prefix", "expires", "revoked", "last used")
+    for r in rows:
+        table.add_row(str(r["id"]), r["name"], r["role"], r["prefix"] + "…",
+                      str(r["expires_at"])[:16], str(r["revoked_at"] or "")[:16],
+                      str(r["last_used_at"] or "")[:16])
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int, database_url: DbOption = None,
+                 actor: ActorOption = "admin") -> None:
+    """Revoke a token at once."""
+    from billbridge.engine import tokens
+
+    with _engine(database_url).begin() as conn:
+        tokens.revoke(conn, token_id, actor=actor, at=_now())
+    console.print(f"token {token_id} revoked")
+
+
+@config_app.command("propose")
+def config_propose(path: Path, database_url: DbOption = None, actor: ActorOption = "finance",
+                   note: str | None = None) -> None:
+    """Propose a configuration folder as a new version (a second person approves)."""
+    from billbridge.config_files import read_document
+    from billbridge.domain.config import ConfigError
+    from billbridge.engine import config_store
+
+    try:
+        document = read_document(path)
+        with _engine(database_url).begin() as conn:
+            version = config_store.propose(conn, document, actor=actor, at=_now(), note=note)
+    except ConfigError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"proposed as version {version}; preview it with `billbridge config diff` and "
+                  "have someone else run `billbridge config approve {version}`")
+
+
+@config_app.command("approve")
+def config_approve(version: int, database_url: DbOption = None,
+                   actor: ActorOption = "approver") -> None:
+    """Activate a proposed version; its proposer cannot approve it."""
+    from billbridge.engine import config_store
+
+    try:
+        with _engine(database_url).begin() as conn:
+            config_store.approve(conn, version, actor=actor, at=_now())
+    except config_store.ApprovalRefused as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"version {version} is active")
+
+
+@config_app.command("versions")
+def config_versions(database_url: DbOption = None) -> None:
+    """Configuration versions, newest first, with who proposed and approved them."""
+    from billbridge.engine import config_store
+
+    with _engine(database_url).connect() as conn:
+        rows = config_store.versions(conn)
+    table = Table("version", "status", "proposed by", "approved by", "note", "created")
+    for r in rows:
+        table.add_row(str(r["version"]), r["status"], r["proposed_by"], r["approved_by"] or "",
+                      (r["note"] or "")[:40], str(r["created_at"])[:16])
     console.print(table)
 
 

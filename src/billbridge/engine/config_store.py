@@ -69,3 +69,81 @@ def activate(conn: Connection, document: dict[str, Any], *, actor: str, at: date
     audit.record(conn, at=at, actor=actor, action="config.activate",
                  subject=f"config:{version}", detail={"digest": digest, "note": note})
     return version
+
+
+class ApprovalRefused(ValueError):
+    """A configuration change that cannot be approved, with why."""
+
+
+def propose(conn: Connection, document: dict[str, Any], *, actor: str, at: datetime,
+            note: str | None = None) -> int:
+    """Store a validated document as a proposed version, not yet in force."""
+    load_configuration(document)
+    text = canonical_json(document)
+    newest = conn.execute(select(func.max(config_versions.c.version))).scalar() or 0
+    version = int(newest) + 1
+    conn.execute(config_versions.insert().values(
+        version=version, document=text, digest=hashlib.sha256(text.encode()).hexdigest(),
+        status="proposed", proposed_by=actor, note=note, created_at=at))
+    audit.record(conn, at=at, actor=actor, action="config.propose",
+                 subject=f"config:{version}", detail={"note": note})
+    return version
+
+
+def approve(conn: Connection, version: int, *, actor: str, at: datetime) -> int:
+    """Make a proposed version active. Maker-checker: never by its proposer."""
+    query = select(config_versions).where(config_versions.c.version == version)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()
+    row = conn.execute(query).first()
+    if row is None:
+        raise ApprovalRefused(f"there is no configuration version {version}")
+    if row.status != "proposed":
+        raise ApprovalRefused(f"version {version} is {row.status}, not proposed")
+    if row.proposed_by == actor:
+        raise ApprovalRefused(f"{actor} proposed version {version} and cannot also approve it")
+    conn.execute(update(config_versions).where(config_versions.c.status == "active")
+                 .values(status="superseded"))
+    conn.execute(update(config_versions).where(config_versions.c.version == version)
+                 .values(status="active", approved_by=actor, activated_at=at))
+    audit.record(conn, at=at, actor=actor, action="config.approve",
+                 subject=f"config:{version}", detail={"proposed_by": row.proposed_by})
+    return version
+
+
+def reject(conn: Connection, version: int, *, actor: str, at: datetime, reason: str) -> None:
+    result = conn.execute(update(config_versions).where(
+        config_versions.c.version == version, config_versions.c.status == "proposed")
+        .values(status="rejected", approved_by=actor, note=reason))
+    if result.rowcount == 0:
+        raise ApprovalRefused(f"version {version} is not a proposal")
+    audit.record(conn, at=at, actor=actor, action="config.reject", subject=f"config:{version}",
+                 detail={"reason": reason})
+
+
+def rollback(conn: Connection, to_version: int, *, actor: str, at: datetime) -> int:
+    """Going back is itself a change: propose the old document again."""
+    row = conn.execute(select(config_versions.c.document)
+                       .where(config_versions.c.version == to_version)).first()
+    if row is None:
+        raise ApprovalRefused(f"there is no configuration version {to_version}")
+    return propose(conn, json.loads(row.document), actor=actor, at=at,
+                   note=f"rollback to version {to_version}")
+
+
+def versions(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(config_versions.c.version, config_versions.c.status,
+                               config_versions.c.proposed_by, config_versions.c.approved_by,
+                               config_versions.c.note, config_versions.c.created_at,
+                               config_versions.c.activated_at, config_versions.c.digest)
+                        .order_by(config_versions.c.version.desc()))
+    return [dict(r._mapping) for r in rows]
+
+
+def document(conn: Connection, version: int) -> dict[str, Any]:
+    row = conn.execute(select(config_versions.c.document)
+                       .where(config_versions.c.version == version)).first()
+    if row is None:
+        raise ApprovalRefused(f"there is no configuration version {version}")
+    loaded: dict[str, Any] = json.loads(row.document)
+    return loaded

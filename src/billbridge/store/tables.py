@@ -224,3 +224,19 @@ cursors = Table(
     Column("updated_at", Utc, nullable=False),
 )
 
+
+# API tokens: only a hash is stored; the token itself is shown once.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_by", String(100), nullable=False),
+    Column("created_at", Utc, nullable=False),
+    Column("expires_at", Utc, nullable=False),
+    Column("revoked_at", Utc, nullable=True),
+    Column("last_used_at", Utc, nullable=True),
+)
