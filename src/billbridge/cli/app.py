@@ -37,6 +37,8 @@ app.add_typer(config_app, name="config")
 token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.",
                         no_args_is_help=True)
 app.add_typer(token_app, name="token")
+secrets_app = typer.Typer(help="Encrypted connector credentials.", no_args_is_help=True)
+app.add_typer(secrets_app, name="secrets")
 scenario_app = typer.Typer(help="Business rules as data: run scenario files.",
                            no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
@@ -62,13 +64,28 @@ def _now() -> datetime:
 
 def _hub(url: str | None, targets: list[str] | None, lease_seconds: float = 30.0,
          batch_size: int = 200) -> Hub:
-    from billbridge.connectors.registry import build_target
+    from billbridge.connectors.registry import build_target, connector
 
-    built = [build_target(spec) for spec in (targets or ["ledger=http://127.0.0.1:8100"])]
+    engine = _engine(url)
+
+    def target(spec: str) -> Any:
+        if "=" in spec:
+            return build_target(spec)
+        # A bare name: a connection stored with encrypted credentials.
+        from billbridge.engine import secrets
+
+        with engine.connect() as conn:
+            connection = secrets.load(conn, secrets.Vault(secrets.load_key()), spec)
+        make = connector(connection.vendor).target
+        if make is None:
+            raise typer.BadParameter(f"{connection.vendor} cannot be a delivery target")
+        return make(connection)
+
+    built = [target(spec) for spec in (targets or ["ledger=http://127.0.0.1:8100"])]
     settings = HubSettings(
         worker=WorkerSettings(lease_ms=int(lease_seconds * 1000), batch_size=batch_size),
         dispatcher=DispatcherSettings(lease_ms=int(lease_seconds * 1000)))
-    return Hub(_engine(url), {t.name: t for t in built}, settings=settings)
+    return Hub(engine, {t.name: t for t in built}, settings=settings)
 
 
 @app.command()
@@ -404,6 +421,61 @@ def config_versions(database_url: DbOption = None) -> None:
         table.add_row(str(r["version"]), r["status"], r["proposed_by"], r["approved_by"] or "",
                       (r["note"] or "")[:40], str(r["created_at"])[:16])
     console.print(table)
+
+
+@secrets_app.command("new-key")
+def secrets_new_key(out: Path) -> None:
+    """Write a new encryption key to a file (mode 600)."""
+    from billbridge.engine.secrets import new_key
+
+    out.write_bytes(new_key())
+    out.chmod(0o600)
+    console.print(f"key written to {out}; point BILLBRIDGE_SECRET_KEY_FILE at it")
+
+
+@secrets_app.command("add")
+def secrets_add(name: str, vendor: str, base_url: str,
+                credential: Annotated[list[str] | None, typer.Option(
+                    help="KEY=VALUE (repeatable)")] = None,
+                database_url: DbOption = None, actor: ActorOption = "admin") -> None:
+    """Store a connection with its credentials encrypted."""
+    from billbridge.connectors.base import Connection
+    from billbridge.engine import secrets
+
+    pairs = dict(item.split("=", 1) for item in credential or [] if "=" in item)
+    vault = secrets.Vault(secrets.load_key())
+    with _engine(database_url).begin() as conn:
+        secrets.save(conn, vault, Connection(name, vendor, base_url, pairs), actor=actor,
+                     at=_now())
+    console.print(f"connection {name} ({vendor}) saved with {len(pairs)} encrypted "
+                  "credential(s)")
+
+
+@secrets_app.command("list")
+def secrets_list(database_url: DbOption = None) -> None:
+    """Connections (never their credentials)."""
+    from billbridge.engine import secrets
+
+    with _engine(database_url).connect() as conn:
+        rows = secrets.listing(conn)
+    table = Table("name", "vendor", "base url", "key id", "updated")
+    for r in rows:
+        table.add_row(r["name"], r["vendor"], r["base_url"], r["key_id"],
+                      str(r["updated_at"])[:16])
+    console.print(table)
+
+
+@secrets_app.command("rotate")
+def secrets_rotate(new_key_file: Path, database_url: DbOption = None,
+                   actor: ActorOption = "admin") -> None:
+    """Re-encrypt every connection under the key in NEW_KEY_FILE."""
+    from billbridge.engine import secrets
+
+    old = secrets.Vault(secrets.load_key())
+    new = secrets.Vault(new_key_file.read_bytes().strip())
+    with _engine(database_url).begin() as conn:
+        count = secrets.rotate(conn, old, new, actor=actor, at=_now())
+    console.print(f"{count} connection(s) re-encrypted; now use {new_key_file} as the key")
 
 
 @config_app.command("validate")

@@ -240,3 +240,16 @@ api_tokens = Table(
     Column("revoked_at", Utc, nullable=True),
     Column("last_used_at", Utc, nullable=True),
 )
+
+# Connections to vendor accounts; credentials are encrypted at rest (Fernet).
+connections = Table(
+    "connections",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("vendor", String(32), nullable=False),
+    Column("base_url", Text, nullable=False),
+    Column("credentials", Text, nullable=False),  # a Fernet token, never plain text
+    Column("options", Text, nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("updated_at", Utc, nullable=False),
+)
