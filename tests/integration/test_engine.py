@@ -320,7 +320,7 @@ def test_a_worker_that_lost_its_lease_commits_nothing(hub: Hub, target: FakeTarg
 
 def test_audit_verify_detects_an_edited_and_a_deleted_row(hub: Hub) -> None:
     for i in range(3):
-        hub.activate_config({**CONFIG, "default_rate_card": f"rc-{i}"}, actor=f"user{i}")
+        hub.activate_config({**CONFIG, "psa_system": f"psa-{i}"}, actor=f"user{i}")
     with hub.engine.connect() as conn:
         assert audit.verify(conn) == []
     with hub.engine.begin() as conn:

@@ -14,10 +14,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billbridge.api.auth import AuthError, Permission, require
 from billbridge.connectors.base import (
@@ -45,14 +49,31 @@ Proposer = Annotated[Identity, Depends(require(Permission.CONFIG_PROPOSE))]
 Approver = Annotated[Identity, Depends(require(Permission.CONFIG_APPROVE))]
 Auditor = Annotated[Identity, Depends(require(Permission.AUDIT))]
 Ingester = Annotated[Identity, Depends(require(Permission.INGEST))]
+MAX_ID = 2**63 - 1
 Limit = Annotated[int, Query(ge=1, le=1000)]
-Cursor = Annotated[int | None, Query(ge=0, description="the last id of the previous page")]
+Cursor = Annotated[int | None, Query(ge=0, le=MAX_ID,
+                                     description="the last id of the previous page")]
+RowId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
 
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="stable, machine-readable")
+    message: str
+    correlation_id: str
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in {
+        400: "malformed request", 401: "missing, unknown, expired or revoked token",
+        403: "the token's role may not do this", 404: "no such thing",
+        409: "the action does not apply in this state", 413: "too large",
+        422: "invalid input", 503: "not ready, or a vendor is unreachable"}.items()}
 
 
 class Page(BaseModel):
@@ -87,7 +108,7 @@ def _page(items: list[dict[str, Any]], limit: int) -> Page:
 
 def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = None,
                scenarios: Path | None = None) -> FastAPI:
-    app = FastAPI(title="billbridge", version="0.1.0",
+    app = FastAPI(title="billbridge", version="0.1.0", responses=ERRORS,
                   description="Integration hub API. Every /v1 route but webhooks needs a "
                               "bearer token; roles: admin, operator, finance, auditor, ingest.")
     app.state.hub = hub
@@ -105,6 +126,18 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
         return error(exc.status, exc.code, exc.message, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(
+            exc.status_code, "HTTP_ERROR")
+        return error(exc.status_code, code, str(exc.detail), request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in exc.errors())
+        return error(422, "INVALID_REQUEST", problems[:2000], request)
 
     def now() -> datetime:
         return datetime.now(UTC)
@@ -124,7 +157,9 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
             raise ApiError(503, "NOT_READY", "no configuration is active yet")
         return {"status": "ready", "config_version": version}
 
-    @app.get("/metrics", tags=["health"])
+    @app.get("/metrics", tags=["health"], response_class=Response,
+             responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+                              "description": "Prometheus text exposition"}})
     def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
@@ -211,14 +246,14 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
                          limit)
 
     @app.get("/v1/exceptions/{exc_id}", tags=["exceptions"])
-    def get_exception(exc_id: int, who: Reader) -> dict[str, Any]:
+    def get_exception(exc_id: RowId, who: Reader) -> dict[str, Any]:
         with hub.engine.connect() as conn:
             try:
                 return _rows([exception_queue.get(conn, exc_id)])[0]
             except exception_queue.ExceptionNotFound as exc:
                 raise ApiError(404, "NOT_FOUND", str(exc)) from None
 
-    def act(exc_id: int, who: Identity, action: str, reason: str | None = None) -> Any:
+    def act(exc_id: RowId, who: Identity, action: str, reason: str | None = None) -> Any:
         with hub.engine.begin() as conn:
             try:
                 if action == "dismiss":
@@ -235,15 +270,15 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return {"id": exc_id, "status": status}
 
     @app.post("/v1/exceptions/{exc_id}/retry", tags=["exceptions"])
-    def retry(exc_id: int, who: Actor) -> Any:
+    def retry(exc_id: RowId, who: Actor) -> Any:
         return act(exc_id, who, "retry")
 
     @app.post("/v1/exceptions/{exc_id}/replay", tags=["exceptions"])
-    def replay(exc_id: int, who: Actor) -> Any:
+    def replay(exc_id: RowId, who: Actor) -> Any:
         return act(exc_id, who, "replay")
 
     @app.post("/v1/exceptions/{exc_id}/dismiss", tags=["exceptions"])
-    def dismiss(exc_id: int, body: DismissBody, who: Actor) -> Any:
+    def dismiss(exc_id: RowId, body: DismissBody, who: Actor) -> Any:
         return act(exc_id, who, "dismiss", body.reason)
 
     @app.get("/v1/lineage/{ident}", tags=["lineage"])
@@ -261,7 +296,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
             return {"items": _rows_from(config_store.versions(conn))}
 
     @app.get("/v1/config/versions/{version}", tags=["configuration"])
-    def get_version(version: int, who: Reader) -> Any:
+    def get_version(version: RowId, who: Reader) -> Any:
         with hub.engine.connect() as conn:
             try:
                 return {"version": version, "document": config_store.document(conn, version)}
@@ -279,7 +314,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return {"version": version, "status": "proposed"}
 
     @app.get("/v1/config/versions/{version}/preview", tags=["configuration"])
-    def preview(version: int, who: Reader) -> Any:
+    def preview(version: RowId, who: Reader) -> Any:
         """The postings that would change if this version replaced the active one."""
         from billbridge.scenarios.diff import diff
 
@@ -294,7 +329,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return {"version": version, "against": active, "scenarios": len(suite),
                 "changes": [c.__dict__ for c in diff(old, new, suite)]}
 
-    def decide(version: int, who: Identity, action: str, reason: str = "") -> Any:
+    def decide(version: RowId, who: Identity, action: str, reason: str = "") -> Any:
         with hub.engine.begin() as conn:
             try:
                 if action == "approve":
@@ -306,11 +341,11 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return {"version": version, "status": "active" if action == "approve" else "rejected"}
 
     @app.post("/v1/config/versions/{version}/approve", tags=["configuration"])
-    def approve(version: int, who: Approver) -> Any:
+    def approve(version: RowId, who: Approver) -> Any:
         return decide(version, who, "approve")
 
     @app.post("/v1/config/versions/{version}/reject", tags=["configuration"])
-    def reject(version: int, body: RejectBody, who: Approver) -> Any:
+    def reject(version: RowId, body: RejectBody, who: Approver) -> Any:
         return decide(version, who, "reject", body.reason)
 
     @app.post("/v1/config/rollback", status_code=201, tags=["configuration"])
@@ -352,6 +387,25 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         schema["$id"] = f"https://billbridge.dev/schemas/{SCHEMA_VERSION}/{event_type}.json"
         return schema
 
+    def openapi() -> dict[str, Any]:
+        # Invalid input answers with the same error body as everything else, so
+        # document that instead of FastAPI's default validation-error shape.
+        if app.openapi_schema is None:
+            document = get_openapi(title=app.title, version=app.version,
+                                   description=app.description, routes=app.routes)
+            for operations in document.get("paths", {}).values():
+                for operation in operations.values():
+                    if "422" in operation.get("responses", {}):
+                        operation["responses"]["422"] = {
+                            "description": "invalid input",
+                            "content": {"application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+            document["components"]["schemas"].pop("HTTPValidationError", None)
+            document["components"]["schemas"].pop("ValidationError", None)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
