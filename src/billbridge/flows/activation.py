@@ -5,6 +5,9 @@ written back to the CRM (and to the PSA when one is configured)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from billbridge.domain.events import CanonicalEvent, OpportunityClosedWon, PostingConfirmed
 from billbridge.domain.reasons import ReasonCode
 from billbridge.domain.records import Customer, Project, ProjectStatus
@@ -36,6 +39,8 @@ def on_closed_won(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
     won: OpportunityClosedWon = event.record()
     customer_id = match_customer(ctx, event.source, won.customer)
     customer = won.customer.model_copy(update={"id": customer_id})
+    previous = ctx.record("activation", won.project.code)
+    previous_status = "activated" if previous and previous.get("erp_project_id") else "pending"
     stored = ctx.record("customer", customer_id)
     conflicts: list[Problem] = []
     if stored is not None:
@@ -66,8 +71,8 @@ def on_closed_won(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
             RecordChange("project", project.code, project.model_dump(mode="json"), "active"),
             RecordChange("activation", project.code, {
                 "project": project.code, "customer": customer_id, "source": event.source,
-                "opportunity": won.opportunity.id, "closed_won_at": event.at.isoformat()},
-                "pending"),
+                "opportunity": won.opportunity.id, "closed_won_at": event.at.isoformat(),
+                **_kept(previous)}, previous_status),
         ],
         bindings=[Binding(event.source, "customer", won.customer.id, customer_id),
                   Binding(event.source, "opportunity", won.opportunity.id, contract.id)],
@@ -76,10 +81,22 @@ def on_closed_won(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
     )
     outcome.commands.append(Command(*customer_command(customer), record_kind="customer",
                                     record_id=customer_id))
-    outcome.commands.append(Command(*project_command(project, customer_id, event.id),
+    # The same deal seen again (a re-poll after our own write-back changed its
+    # modification stamp) must not re-create or re-write anything: the cause is
+    # the opportunity, not the event.
+    outcome.commands.append(Command(*project_command(project, customer_id,
+                                                     f"won:{won.opportunity.id}"),
                                     record_kind="project", record_id=project.code,
                                     depends_on=("customer", customer_id)))
     return outcome
+
+
+def _kept(previous: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What an earlier activation learnt from the ERP, kept across repeats."""
+    if previous is None:
+        return {}
+    return {k: previous[k] for k in ("erp_project_id", "activated_at", "closed_won_at")
+            if k in previous}
 
 
 def on_project_updated(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
