@@ -21,12 +21,13 @@ def bb(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.Co
     return result
 
 
-def test_demo_tells_the_slice_and_verifies_it(tmp_path: Path) -> None:
+def test_demo_tells_the_quote_to_cash_story_and_verifies_it(tmp_path: Path) -> None:
     result = bb("demo", "--no-serve", "--port", "0", "--workdir", str(tmp_path / "demo"))
     out = result.stdout
-    assert "slice verified" in out
+    assert "story verified" in out
     assert "NO_RATE" in out and "MALFORMED_PAYLOAD" in out
-    assert "1400.00 USD" in out and "1125.00 USD" in out
+    assert "2525.00 USD" in out and "700.00 USD" in out  # GLX-001 and NEW-002 invoices
+    assert "invoice_status=paid" in out and "duplicates: 0" in out
     url = f"sqlite:///{tmp_path / 'demo' / 'hub.db'}"
     lineage = json.loads(bb("lineage", "te-1", "--database-url", url, "--json").stdout)
     assert [c["status"] for c in lineage["commands"]] == ["done"]

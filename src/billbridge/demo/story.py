@@ -1,10 +1,15 @@
-"""`billbridge demo`: the first vertical slice, told as a story on SQLite with
-an emulated time tool and an emulated ERP-like ledger, then left serving."""
+"""`billbridge demo`: quote to cash, told as a story on SQLite with emulated
+HubSpot (CRM), a time tool and an ERP ledger, then left serving.
+
+The time tool is the generic time source until the Harvest connector lands;
+the ERP is the generic ledger (the vendor ERPs follow in issue 4)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +26,21 @@ from billbridge.connectors.generic.client import LedgerTarget
 from billbridge.connectors.generic.emulator import LedgerEmulator, TimeSourceEmulator
 from billbridge.connectors.generic.source import GenericTimeSource
 from billbridge.connectors.generic.webhooks import GenericWebhooks, sign
+from billbridge.connectors.hubspot.client import HubSpotClient
+from billbridge.connectors.hubspot.emulator import HubSpotEmulator
+from billbridge.connectors.hubspot.source import HubSpotSource
+from billbridge.connectors.hubspot.target import HubSpotTarget
 from billbridge.engine import exception_queue, lineage
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
+from billbridge.engine.reconcile import reconcile
+from billbridge.engine.sync import sync
 from billbridge.logs import configure_logging
 from billbridge.store.tables import inbox, outbox, records
 
 SECRET = "demo-webhook-secret"
 CONFIG = Path(__file__).with_name("config.yaml")
+PERIOD_END = "2026-03-31"
 
 
 def settled(hub: Hub) -> bool:
@@ -46,24 +58,67 @@ def wait_settled(hub: Hub, timeout: float = 60.0) -> None:
     while time.monotonic() < deadline:
         if settled(hub):
             quiet_since = quiet_since or time.monotonic()
-            if time.monotonic() - quiet_since > 1.5:  # a poll cycle with nothing new
+            if time.monotonic() - quiet_since > 0.5:
                 return
         else:
             quiet_since = None
-        time.sleep(0.1)
+        time.sleep(0.05)
     raise TimeoutError("the hub did not settle within a minute")
 
 
-def project(code: str, name: str) -> dict[str, Any]:
-    return {"type": "project.updated", "id": f"psa-{code}-active", "at": "2026-03-01T09:00:00Z",
-            "data": {"code": code, "name": name, "status": "active",
-                     "tasks": [{"id": "dev", "name": "Development", "billable": True}]}}
+def company(cid: str, name: str, tax_id: str) -> dict[str, Any]:
+    return {"id": cid, "properties": {"name": name, "country": "US", "tax_id": tax_id}}
 
 
-def entry(entry_id: str, worker: str, project_code: str, hours: str) -> dict[str, Any]:
-    return {"id": entry_id, "worker": worker, "project": project_code, "task": "dev",
-            "work_date": "2026-03-02", "hours": hours, "billable": True,
-            "notes": "", "status": "approved"}
+def deal(did: str, name: str, code: str) -> dict[str, Any]:
+    return {"id": did, "properties": {
+        "dealname": name, "amount": "50000.00", "closedate": "2026-03-01T09:00:00Z",
+        "dealstage": "closedwon", "pipeline": "default", "deal_currency_code": "USD",
+        "billing_model": "time_and_materials", "legal_entity": "US01",
+        "contract_start": "2026-03-01", "contract_end": "2026-12-31",
+        "rate_card": "rc-standard", "project_code": code}}
+
+
+def entry(entry_id: str, worker: str, project: str, hours: str,
+          day: str = "2026-03-02") -> dict[str, Any]:
+    return {"id": entry_id, "worker": worker, "project": project, "task": "dev",
+            "work_date": day, "hours": hours, "billable": True, "notes": "",
+            "status": "approved"}
+
+
+class Story:
+    def __init__(self, console: Console, workdir: Path, port: int) -> None:
+        self.console = console
+        self.erp = LedgerEmulator(token="ledger-token")
+        self.crm = HubSpotEmulator(token="hubspot-token")
+        self.tool = TimeSourceEmulator()
+        for system in (self.erp, self.crm, self.tool):
+            system.start()
+        crm_client = HubSpotClient(self.crm.url, access_token="hubspot-token")
+        self.hub = Hub(f"sqlite:///{workdir / 'hub.db'}", {
+            "ledger": LedgerTarget(self.erp.url, "ledger-token", timeout=1.0),
+            "hubspot": HubSpotTarget(crm_client)},
+            settings=HubSettings(routes={"erp": "ledger", "crm": "hubspot"},
+                                 retry=RetryPolicy(base_seconds=0.2, cap_seconds=2.0)))
+        self.crm_source = HubSpotSource(crm_client)
+        self.tool_source = GenericTimeSource(self.tool.url)
+        self.server = HubServer(self.hub, port=port, webhooks={"generic": GenericWebhooks(SECRET)})
+        self.server.start()
+        self.step_no = 0
+
+    def say(self, text: str) -> None:
+        self.step_no += 1
+        self.console.print(f"[bold]{self.step_no}.[/bold] {text}")
+
+    def poll(self) -> None:
+        sync(self.hub.engine, self.crm_source, self.hub.clock)
+        sync(self.hub.engine, self.tool_source, self.hub.clock)
+        wait_settled(self.hub)
+
+    def stop(self) -> None:
+        self.server.stop()
+        for system in (self.erp, self.crm, self.tool):
+            system.stop()
 
 
 def run_demo(console: Console, *, port: int = 8000, keep_serving: bool = True,
@@ -71,109 +126,123 @@ def run_demo(console: Console, *, port: int = 8000, keep_serving: bool = True,
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     configure_logging(stream=(workdir / "hub.log").open("a"))
-    ledger = LedgerEmulator(token="ledger-token")
-    source = TimeSourceEmulator()
-    ledger.start()
-    source.start()
-    hub = Hub(f"sqlite:///{workdir / 'hub.db'}",
-              {"ledger": LedgerTarget(ledger.url, "ledger-token", timeout=1.0)},
-              settings=HubSettings(retry=RetryPolicy(base_seconds=0.2, cap_seconds=2.0)))
-    server = HubServer(hub, port=port, sources=[GenericTimeSource(source.url)],
-                       webhooks={"generic": GenericWebhooks(SECRET)}, poll_seconds=1.0)
-    server.start()
+    story = Story(console, workdir, port)
+    hub, crm, tool, erp = story.hub, story.crm, story.tool, story.erp
     console.print(Panel.fit(
-        f"hub {server.url}  ·  time tool {source.url}  ·  ERP ledger {ledger.url}\n"
-        f"store {workdir / 'hub.db'}", title="billbridge demo: approved time to ERP postings"))
+        f"hub {story.server.url}  ·  HubSpot {crm.url}\ntime tool {tool.url}  ·  ERP {erp.url}\n"
+        f"store {workdir / 'hub.db'}", title="billbridge demo: from won deal to paid invoice"))
 
     version = hub.activate_config(yaml.safe_load(CONFIG.read_text()), actor="demo")
-    console.print(f"1. configuration v{version} active: rate card rc-standard "
-                  "(consultant 150.00, Alice's override 175.00; no designer rate)")
-    hub.ingest([project("GLX-001", "Globex ERP rollout")], source="psa")
-    console.print("2. the PSA activates project GLX-001")
+    story.say(f"Configuration v{version} is active: rate card rc-standard (consultant 150.00, "
+              "Alice 175.00; no designer rate).")
+    tool.upsert(entry("te-4", "w-alice", "NEW-002", "4"))
+    story.say("Alice logs 4 h on NEW-002 before its deal is won.")
+    crm.seed(companies=[company("901", "Globex LLC", "US-12-3456789")],
+             deals=[deal("1001", "Globex ERP rollout", "GLX-001")],
+             associations=[("1001", "901")])
+    erp.faults.script(["lost_ack", "429:0"])
+    story.say("Globex's deal is won in HubSpot (the ERP will lose one acknowledgement and "
+              "throttle once).")
+    story.poll()
+    won = crm.get("deals", "1001")["properties"]
+    story.say(f"GLX-001 is an ERP project ({won.get('erp_project_id')}) for ERP customer "
+              f"{won.get('erp_customer_id')}; both ids are written back to the HubSpot deal.")
 
-    ledger.faults.script(["lost_ack", "429:0", "5xx"])
-    console.print("3. the ERP will lose the acknowledgement of its first write, then answer "
-                  "429 and 503")
     for item in (entry("te-1", "w-alice", "GLX-001", "8"),
                  entry("te-2", "w-bob", "GLX-001", "7.5"),
                  entry("te-3", "w-carol", "GLX-001", "6"),
-                 entry("te-4", "w-alice", "NEW-002", "4")):
-        source.upsert(item)
-    console.print("4. consultants' approved hours land in the time tool: Alice 8h and Bob 7.5h "
-                  "on GLX-001, Carol 6h (designer: no rate), Alice 4h on NEW-002 (not active)")
-    statuses = source.send_webhook(f"{server.url}/v1/webhooks/generic", ["te-1"],
-                                   secret=SECRET, duplicate=True)
-    console.print(f"5. the time tool also pushes te-1 by webhook, twice: HTTP {statuses}")
-    body = b'{"event_id": "broken-1", "time_entry": {"id": "te-9", "hours": "lots"}}'
+                 entry("te-5", "w-bob", "GLX-001", "2", day="2026-04-01")):
+        tool.upsert(item)
+    statuses = tool.send_webhook(f"{story.server.url}/v1/webhooks/generic", ["te-1"],
+                                 secret=SECRET, duplicate=True)
+    body = b'{"time_entry": {"id": "te-9", "hours": "lots"}}'
     stamp = str(int(time.time()))
-    bad = httpx.post(f"{server.url}/v1/webhooks/generic", content=body,
-                     headers={"X-Generic-Timestamp": stamp,
-                              "X-Generic-Signature": sign(SECRET, stamp, body)})
-    forged = httpx.post(f"{server.url}/v1/webhooks/generic", content=body,
-                        headers={"X-Generic-Timestamp": stamp,
-                                 "X-Generic-Signature": "sha256=" + "0" * 64})
-    console.print(f"6. a malformed entry arrives signed (HTTP {bad.status_code}, kept raw), "
-                  f"and a forged one is refused (HTTP {forged.status_code})")
-    wait_settled(hub)
-    hub.ingest([project("NEW-002", "Initech data platform")], source="psa")
-    console.print("7. the PSA activates NEW-002: its parked hours are released")
-    wait_settled(hub)
+    httpx.post(f"{story.server.url}/v1/webhooks/generic", content=body,
+               headers={"X-Generic-Timestamp": stamp,
+                        "X-Generic-Signature": sign(SECRET, stamp, body)})
+    story.poll()
+    story.say(f"Approved hours flow in: Alice 8 h and Bob 7.5 h on GLX-001, Carol 6 h (no "
+              f"rate), Bob 2 h on 1 April; te-1 also came by webhook twice (HTTP {statuses}), "
+              "and a malformed entry was kept raw.")
 
-    failures = summarise(console, hub, ledger)
+    crm.seed(companies=[company("902", "Initech Inc", "US-98-7654321")],
+             deals=[deal("1002", "Initech data platform", "NEW-002")],
+             associations=[("1002", "902")])
+    story.poll()
+    story.say("Initech's deal is won: NEW-002 is activated and Alice's parked 4 h are "
+              "released.")
+
+    hub.ingest([{"type": "billing.run", "id": f"run-{PERIOD_END}", "at": "2026-04-01T06:00:00Z",
+                 "data": {"period_end": PERIOD_END}}], source="billbridge")
+    wait_settled(hub)
+    story.say(f"Month-end billing run to {PERIOD_END}: one invoice per project.")
+    hub.ingest([{"type": "invoice.status_changed", "id": "pay-glx-1",
+                 "at": "2026-04-20T12:00:00Z",
+                 "data": {"invoice": f"inv_GLX-001_{PERIOD_END}", "status": "paid"}}],
+               source="ledger")
+    wait_settled(hub)
+    paid = crm.get("deals", "1001")["properties"].get("invoice_status")
+    story.say(f"The ERP reports the GLX-001 invoice paid; HubSpot's deal now says "
+              f"invoice_status={paid}.")
+
+    failures = summarise(console, hub, erp)
     if keep_serving:
-        console.print(f"\nThe hub keeps serving on {server.url} (Ctrl-C to stop). Try:\n"
-                      f"  curl {server.url}/metrics | grep billbridge_\n"
-                      f"  tail {workdir / 'hub.log'}\n"
+        console.print(f"\nThe hub keeps serving on {story.server.url} (Ctrl-C to stop). Try:\n"
+                      f"  curl {story.server.url}/healthz\n"
+                      f"  .venv/bin/billbridge reconcile --database-url "
+                      f"sqlite:///{workdir / 'hub.db'}\n"
                       f"  .venv/bin/billbridge lineage te-1 --database-url "
                       f"sqlite:///{workdir / 'hub.db'}")
-        server.wait()
-    else:
-        server.stop()
-    ledger.stop()
-    source.stop()
+        story.server.wait()
+    story.stop()
     return 1 if failures else 0
 
 
-def summarise(console: Console, hub: Hub, ledger: LedgerEmulator) -> list[str]:
+def summarise(console: Console, hub: Hub, erp: LedgerEmulator) -> list[str]:
     with hub.engine.connect() as conn:
-        events = conn.execute(select(func.count(), func.coalesce(func.sum(inbox.c.duplicates), 0))
-                              .select_from(inbox)).one()
-        charges = list(conn.execute(select(records.c.data)
-                                    .where(records.c.kind == "time_charge")))
+        invoices = [json.loads(r.data) for r in conn.execute(
+            select(records.c.data).where(records.c.kind == "invoice"))]
         open_exceptions = exception_queue.list_open(conn)
+        findings = reconcile(conn, period_end=datetime.now(UTC).date(), now=datetime.now(UTC))
         trail = lineage.trace(conn, "te-1")
-    import json
-
-    table = Table("time entry", "worker", "hours", "rate", "amount", "ERP posting",
-                  title="charges posted to the ERP")
-    effects = {e["data"].get("id"): e for e in ledger.effects if e["kind"] == "time_charge.post"}
-    for row in sorted((json.loads(c.data) for c in charges), key=lambda d: d["id"]):
-        effect = effects.get(row["id"])
-        table.add_row(row["time_entry"], row["worker"], row["hours"], row["rate"],
-                      f"{row['amount']} {row['currency']}", effect["id"] if effect else "—")
+    table = Table("invoice", "project", "lines", "subtotal", "tax", "total", "status",
+                  title="invoices")
+    for inv in sorted(invoices, key=lambda i: i["id"]):
+        table.add_row(inv["id"], inv["project"] or "", str(len(inv["lines"])), inv["subtotal"],
+                      inv["tax"], inv["total"] + " " + inv["currency"], inv["status"])
     console.print(table)
     exc_table = Table("id", "reason", "message", title="exception queue (open)")
     for exc in open_exceptions:
         exc_table.add_row(str(exc.id), exc.reason, exc.message[:80])
     console.print(exc_table)
-
-    keys = [e["idempotency_key"] for e in ledger.effects]
-    duplicates = len(keys) - len(set(keys))
-    console.print(f"inbox: {events[0]} events stored, {events[1]} repeat deliveries dropped; "
-                  f"ERP: {len(ledger.effects)} effects applied, {duplicates} duplicates; "
-                  f"faults injected: "
-                  f"{ {fault.value: n for fault, n in ledger.faults.injected.items()} }")
+    rec = Table("finding", "project", "record", "hours", "amount", title="reconciliation")
+    for f in findings:
+        rec.add_row(f.kind, f.project, f.record, str(f.hours or ""),
+                    f"{f.amount} {f.currency}" if f.amount is not None else "")
+    console.print(rec)
+    keys = [e["idempotency_key"] for e in erp.effects]
+    kinds: dict[str, int] = {}
+    for effect in erp.effects:
+        kinds[effect["kind"]] = kinds.get(effect["kind"], 0) + 1
+    console.print(f"ERP: {kinds}; duplicates: {len(keys) - len(set(keys))}; faults injected: "
+                  f"{ {f.value: n for f, n in erp.faults.injected.items()} }")
     render_lineage(console, trail)
+
     failures = []
-    if duplicates:
+    totals = {i["project"]: i["total"] for i in invoices}
+    if len(keys) != len(set(keys)):
         failures.append("the ERP holds duplicate postings")
-    if len(effects) != 3:
-        failures.append(f"expected 3 labour postings, found {len(effects)}")
+    if totals != {"GLX-001": "2525.00", "NEW-002": "700.00"}:
+        failures.append(f"expected invoices GLX-001 2525.00 and NEW-002 700.00, got {totals}")
     if {e.reason for e in open_exceptions} != {"NO_RATE", "MALFORMED_PAYLOAD"}:
         failures.append("expected exactly NO_RATE and MALFORMED_PAYLOAD in the queue")
+    found = sorted((f.kind, f.record) for f in findings)
+    if found != [("unbilled approved time", "te-5"), ("unpriced approved time", "te-3")]:
+        failures.append(f"reconciliation should find only te-5 unbilled and te-3 unpriced: "
+                        f"{found}")
     for failure in failures:
         console.print(f"[red]demo check failed: {failure}[/red]")
     if not failures:
-        console.print("[bold green]slice verified: every approved, priced hour posted exactly "
-                      "once; the unpriced and malformed ones wait in the exception queue.")
+        console.print("[bold green]story verified: every approved, priced hour invoiced once; "
+                      "the unpriced, unbilled and malformed ones are where finance can see them.")
     return failures
