@@ -74,7 +74,7 @@ class Crash:
             raise SimulatedCrash(stage)
 
 
-@settings(max_examples=20, deadline=None,
+@settings(max_examples=20, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(schedule=schedules)
 def test_every_command_applies_exactly_once(engine: Engine, ledger: Any,

@@ -24,12 +24,15 @@ from sqlalchemy import select, text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billbridge.api.auth import AuthError, Permission, require
+from billbridge.api.oidc import OidcSettings
 from billbridge.connectors.base import (
     DeliveryError,
+    RateLimit,
     SignatureError,
     WebhookReceiver,
     WebhookRequest,
 )
+from billbridge.connectors.ratelimit import TokenBucket
 from billbridge.domain.config import ConfigError
 from billbridge.domain.events import PAYLOADS
 from billbridge.engine import audit, config_store, exception_queue, lineage
@@ -54,6 +57,7 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[int | None, Query(ge=0, le=MAX_ID,
                                      description="the last id of the previous page")]
 RowId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
+VersionNo = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
 
 
 class ApiError(Exception):
@@ -71,6 +75,7 @@ class ErrorBody(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text} for status, text in {
         400: "malformed request", 401: "missing, unknown, expired or revoked token",
+        429: "too many requests: see Retry-After",
         403: "the token's role may not do this", 404: "no such thing",
         409: "the action does not apply in this state", 413: "too large",
         422: "invalid input", 503: "not ready, or a vendor is unreachable"}.items()}
@@ -91,7 +96,7 @@ class ProposalBody(BaseModel):
 
 
 class RollbackBody(BaseModel):
-    to_version: int = Field(ge=1)
+    to_version: int = Field(ge=1, le=2**31 - 1)
 
 
 class RejectBody(BaseModel):
@@ -107,12 +112,17 @@ def _page(items: list[dict[str, Any]], limit: int) -> Page:
 
 
 def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = None,
-               scenarios: Path | None = None) -> FastAPI:
+               scenarios: Path | None = None, oidc: OidcSettings | None = None,
+               webhook_rate: RateLimit | None = None) -> FastAPI:
     app = FastAPI(title="billbridge", version="0.1.0", responses=ERRORS,
                   description="Integration hub API. Every /v1 route but webhooks needs a "
                               "bearer token; roles: admin, operator, finance, auditor, ingest.")
     app.state.hub = hub
+    app.state.oidc = oidc if oidc is not None else OidcSettings.from_env()
     receivers = dict(webhooks or {})
+    # Per-source ingress limit: a flood from one vendor cannot starve the others.
+    door_limit = webhook_rate or RateLimit(2000, 1, burst=2000)
+    doors = {name: TokenBucket(door_limit) for name in receivers}
 
     def error(status: int, code: str, message: str, request: Request) -> JSONResponse:
         correlation = request.headers.get("x-correlation-id") or uuid.uuid4().hex
@@ -170,6 +180,15 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         if receiver is None:
             WEBHOOKS_REJECTED.labels("unknown", "unknown_source").inc()
             raise ApiError(404, "UNKNOWN_SOURCE", f"no webhook source is named {source!r}")
+        door = doors[source]
+        if door.wait_time() > 0:
+            WEBHOOKS_REJECTED.labels(source, "rate_limited").inc()
+            retry = max(1, round(door.wait_time()))
+            return JSONResponse({"code": "RATE_LIMITED", "message": f"too many deliveries "
+                                 f"from {source}; retry in {retry} s",
+                                 "correlation_id": uuid.uuid4().hex},
+                                status_code=429, headers={"Retry-After": str(retry)})
+        door.take()
         body = await request.body()
         if len(body) > MAX_WEBHOOK_BYTES:
             WEBHOOKS_REJECTED.labels(source, "too_large").inc()
@@ -296,7 +315,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
             return {"items": _rows_from(config_store.versions(conn))}
 
     @app.get("/v1/config/versions/{version}", tags=["configuration"])
-    def get_version(version: RowId, who: Reader) -> Any:
+    def get_version(version: VersionNo, who: Reader) -> Any:
         with hub.engine.connect() as conn:
             try:
                 return {"version": version, "document": config_store.document(conn, version)}
@@ -314,7 +333,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return {"version": version, "status": "proposed"}
 
     @app.get("/v1/config/versions/{version}/preview", tags=["configuration"])
-    def preview(version: RowId, who: Reader) -> Any:
+    def preview(version: VersionNo, who: Reader) -> Any:
         """The postings that would change if this version replaced the active one."""
         from billbridge.scenarios.diff import diff
 
@@ -329,7 +348,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return {"version": version, "against": active, "scenarios": len(suite),
                 "changes": [c.__dict__ for c in diff(old, new, suite)]}
 
-    def decide(version: RowId, who: Identity, action: str, reason: str = "") -> Any:
+    def decide(version: VersionNo, who: Identity, action: str, reason: str = "") -> Any:
         with hub.engine.begin() as conn:
             try:
                 if action == "approve":
@@ -341,11 +360,11 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return {"version": version, "status": "active" if action == "approve" else "rejected"}
 
     @app.post("/v1/config/versions/{version}/approve", tags=["configuration"])
-    def approve(version: RowId, who: Approver) -> Any:
+    def approve(version: VersionNo, who: Approver) -> Any:
         return decide(version, who, "approve")
 
     @app.post("/v1/config/versions/{version}/reject", tags=["configuration"])
-    def reject(version: RowId, body: RejectBody, who: Approver) -> Any:
+    def reject(version: VersionNo, body: RejectBody, who: Approver) -> Any:
         return decide(version, who, "reject", body.reason)
 
     @app.post("/v1/config/rollback", status_code=201, tags=["configuration"])

@@ -10,6 +10,8 @@ from enum import StrEnum
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from billbridge.api import oidc
+from billbridge.api.oidc import OidcSettings
 from billbridge.engine import tokens
 from billbridge.engine.tokens import Identity, Role
 
@@ -52,12 +54,16 @@ def require(permission: Permission) -> Callable[..., Identity]:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise AuthError(401, "UNAUTHENTICATED", "a bearer token is required")
         hub = request.app.state.hub
-        with hub.engine.begin() as conn:
-            try:
-                identity = tokens.authenticate(conn, credentials.credentials,
-                                               at=datetime.now(UTC))
-            except tokens.TokenError as exc:
-                raise AuthError(401, "UNAUTHENTICATED", str(exc)) from None
+        oidc_settings: OidcSettings | None = request.app.state.oidc
+        token = credentials.credentials
+        try:
+            if oidc_settings is not None and not token.startswith(tokens.PREFIX):
+                identity = oidc.authenticate(token, oidc_settings)
+            else:
+                with hub.engine.begin() as conn:
+                    identity = tokens.authenticate(conn, token, at=datetime.now(UTC))
+        except tokens.TokenError as exc:
+            raise AuthError(401, "UNAUTHENTICATED", str(exc)) from None
         if identity.role not in GRANTS[permission]:
             raise AuthError(403, "FORBIDDEN",
                             f"role {identity.role.value} may not {permission.value}")
