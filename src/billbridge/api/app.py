@@ -309,10 +309,14 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return json.loads(json.dumps(found.__dict__, default=str))
 
     # -- configuration -------------------------------------------------------
-    @app.get("/v1/config/versions", tags=["configuration"])
-    def list_versions(who: Reader) -> Any:
+    @app.get("/v1/config/versions", response_model=Page, tags=["configuration"])
+    def list_versions(who: Reader, cursor: Cursor = None, limit: Limit = 100) -> Page:
+        """Newest first; the cursor is the last version of the previous page."""
         with hub.engine.connect() as conn:
-            return {"items": _rows_from(config_store.versions(conn))}
+            rows = [r for r in config_store.versions(conn)
+                    if cursor is None or r["version"] < cursor][:limit]
+        items = [{**r, "id": r["version"]} for r in _rows_from(rows)]
+        return _page(items, limit)
 
     @app.get("/v1/config/versions/{version}", tags=["configuration"])
     def get_version(version: VersionNo, who: Reader) -> Any:
@@ -377,13 +381,18 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return {"version": version, "status": "proposed"}
 
     # -- reports ---------------------------------------------------------------
-    @app.get("/v1/reconcile", tags=["reports"])
+    @app.get("/v1/reconcile", response_model=Page, tags=["reports"])
     def get_reconcile(who: Reader, period_end: date | None = None,
-                      parked_days: Annotated[int, Query(ge=0, le=3650)] = 7) -> Any:
+                      parked_days: Annotated[int, Query(ge=0, le=3650)] = 7,
+                      cursor: Cursor = None, limit: Limit = 100) -> Page:
+        """Differences in a stable order; the cursor is the last `id` seen."""
         with hub.engine.connect() as conn:
             findings = reconcile(conn, period_end=period_end or now().date(), now=now(),
                                  parked_days=parked_days)
-        return {"items": [f.as_json() for f in findings]}
+        ordered = sorted(findings, key=lambda f: (f.kind, f.project, f.record))
+        items = [{"id": n, **f.as_json()} for n, f in enumerate(ordered, start=1)
+                 if cursor is None or n > cursor][:limit]
+        return _page(items, limit)
 
     @app.get("/v1/audit", response_model=Page, tags=["audit"])
     def get_audit(who: Auditor, cursor: Cursor = None, limit: Limit = 100) -> Page:
