@@ -17,12 +17,6 @@ from billbridge.connectors.base import (
 VENDORS: dict[str, str] = {
     "generic": "billbridge.connectors.generic",
     "hubspot": "billbridge.connectors.hubspot",
-    "salesforce": "billbridge.connectors.salesforce",
-    "harvest": "billbridge.connectors.harvest",
-    "kantata": "billbridge.connectors.kantata",
-    "netsuite": "billbridge.connectors.netsuite",
-    "quickbooks": "billbridge.connectors.quickbooks",
-    "xero": "billbridge.connectors.xero",
 }
 
 
