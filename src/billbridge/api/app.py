@@ -17,7 +17,7 @@ from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import select, text
@@ -151,6 +151,18 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
 
     def now() -> datetime:
         return datetime.now(UTC)
+
+    from billbridge.console.views import LoginRequired, router
+
+    app.include_router(router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login(request: Request, exc: LoginRequired) -> Response:
+        return RedirectResponse("/console/login", status_code=303)
+
+    @app.exception_handler(PermissionError)
+    async def _forbidden(request: Request, exc: PermissionError) -> Response:
+        return HTMLResponse(f"<p>{exc}</p><p><a href='/console/'>back</a></p>", status_code=403)
 
     # -- health and metrics ------------------------------------------------
     @app.get("/healthz", tags=["health"])

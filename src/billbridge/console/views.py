@@ -1,0 +1,206 @@
+"""Console pages. A login stores the API token in an HttpOnly, SameSite=Strict
+cookie; every page checks it with the API's own token check and grants table,
+and every form carries a CSRF value derived from the session."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import statistics
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import func, select
+
+from billbridge.api.auth import GRANTS, Permission
+from billbridge.engine import audit, config_store, exception_queue, lineage, tokens
+from billbridge.engine.hub import Hub
+from billbridge.engine.tokens import Identity
+from billbridge.store.tables import exceptions, inbox, outbox, target_leases
+
+COOKIE = "bb_session"
+NAV = [("/console/", "Overview"), ("/console/exceptions", "Exceptions"),
+       ("/console/lineage", "Lineage"), ("/console/config", "Configuration"),
+       ("/console/audit", "Audit")]
+templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+class LoginRequired(Exception):
+    pass
+
+
+def _hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
+def _who(request: Request, permission: Permission = Permission.READ) -> Identity:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        raise LoginRequired
+    try:
+        with _hub(request).engine.begin() as conn:
+            identity = tokens.authenticate(conn, token, at=datetime.now(UTC))
+    except tokens.TokenError:
+        raise LoginRequired from None
+    if identity.role not in GRANTS[permission]:
+        raise PermissionError(f"role {identity.role.value} may not {permission.value}")
+    return identity
+
+
+def _csrf(request: Request) -> str:
+    token = request.cookies.get(COOKIE, "")
+    return hmac.new(token.encode(), b"console-csrf", hashlib.sha256).hexdigest()
+
+
+def _check_csrf(request: Request, value: str) -> None:
+    if not hmac.compare_digest(_csrf(request), value):
+        raise PermissionError("the form is stale or forged (CSRF check failed)")
+
+
+def page(request: Request, name: str, here: str, who: Identity | None,
+         **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(request, name, {
+        "title": dict(NAV).get(here, "billbridge"), "nav": NAV if who else [], "here": here,
+        "who": who, "csrf": _csrf(request), **context})
+
+
+@router.get("/login")
+def login_form(request: Request) -> HTMLResponse:
+    return page(request, "login.html", "/console/login", None, error=None)
+
+
+@router.post("/login")
+def login(request: Request, token: str = Form("")) -> Response:
+    try:
+        with _hub(request).engine.begin() as conn:
+            tokens.authenticate(conn, token.strip(), at=datetime.now(UTC))
+    except tokens.TokenError as exc:
+        return page(request, "login.html", "/console/login", None, error=f"Not accepted: {exc}")
+    response = RedirectResponse("/console/", status_code=303)
+    response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", max_age=8 * 3600)
+    return response
+
+
+@router.get("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/console/login", status_code=303)
+    response.delete_cookie(COOKIE)
+    return response
+
+
+def _latency(conn: Any) -> dict[str, str]:
+    rows = conn.execute(
+        select(inbox.c.received_at, outbox.c.done_at)
+        .join(outbox, outbox.c.inbox_id == inbox.c.id)
+        .where(outbox.c.status == "done", outbox.c.kind == "time_charge.post")
+        .order_by(outbox.c.id.desc()).limit(5000)).all()
+    seconds = sorted((r.done_at - r.received_at).total_seconds() for r in rows
+                     if r.done_at and r.received_at)
+    if not seconds:
+        return {"p50": "—", "p95": "—"}
+    p95 = seconds[min(len(seconds) - 1, int(len(seconds) * 0.95))]
+    return {"p50": f"{statistics.median(seconds):.2f} s", "p95": f"{p95:.2f} s"}
+
+
+@router.get("/")
+def overview(request: Request) -> HTMLResponse:
+    who = _who(request)
+    with _hub(request).engine.connect() as conn:
+        by_status = {r[0]: r[1] for r in conn.execute(
+            select(inbox.c.status, func.count()).group_by(inbox.c.status))}
+        by_reason = exception_queue.open_by_reason(conn)
+        depth = {r[0]: r[1] for r in conn.execute(
+            select(outbox.c.target, func.count()).where(outbox.c.status == "pending")
+            .group_by(outbox.c.target))}
+        targets = conn.execute(select(target_leases)).all()
+        latency = _latency(conn)
+    ordered = by_reason.most_common()
+    return page(request, "overview.html", "/console/", who, inbox=by_status,
+                parked=by_status.get("parked", 0), open_total=sum(by_reason.values()),
+                by_reason=ordered, max_reason=max((n for _, n in ordered), default=1),
+                depth=depth, targets=targets, latency=latency)
+
+
+@router.get("/exceptions")
+def exception_list(request: Request, reason: str = "", message: str = "") -> HTMLResponse:
+    who = _who(request)
+    with _hub(request).engine.connect() as conn:
+        items = exception_queue.list_open(conn, reason=reason or None, limit=500)
+        reasons = sorted(Counter(r.reason for r in conn.execute(
+            select(exceptions.c.reason).where(exceptions.c.status == "open"))))
+    return page(request, "exceptions.html", "/console/exceptions", who, items=items,
+                reasons=reasons, reason=reason, message=message)
+
+
+@router.post("/exceptions/act")
+def exception_act(request: Request, action: str = Form(...), csrf: str = Form(""),
+                  ids: list[int] = Form(default=[]), reason_text: str = Form("")) -> Response:
+    who = _who(request, Permission.ACT)
+    _check_csrf(request, csrf)
+    done, refused = 0, []
+    for exc_id in ids:
+        try:
+            with _hub(request).engine.begin() as conn:
+                now = datetime.now(UTC)
+                if action == "retry":
+                    exception_queue.retry(conn, exc_id, actor=who.name, at=now)
+                elif action == "replay":
+                    exception_queue.replay(conn, exc_id, actor=who.name, at=now)
+                else:
+                    exception_queue.dismiss(conn, exc_id, actor=who.name, at=now,
+                                            reason=reason_text)
+            done += 1
+        except (exception_queue.ActionRefused, exception_queue.ExceptionNotFound) as exc:
+            refused.append(f"#{exc_id}: {exc}")
+    note = f"{action}: {done} done" + (f"; refused {'; '.join(refused)}" if refused else "")
+    return RedirectResponse(f"/console/exceptions?message={note}", status_code=303)
+
+
+@router.get("/lineage")
+def lineage_page(request: Request, id: str = "") -> HTMLResponse:
+    who = _who(request)
+    found = None
+    if id:
+        with _hub(request).engine.connect() as conn:
+            traced = lineage.trace(conn, id)
+        found = traced if traced.found else None
+    return page(request, "lineage.html", "/console/lineage", who, ident=id, found=found)
+
+
+@router.get("/config")
+def config_page(request: Request, message: str = "") -> HTMLResponse:
+    who = _who(request)
+    with _hub(request).engine.connect() as conn:
+        versions = config_store.versions(conn)
+    return page(request, "config.html", "/console/config", who, versions=versions,
+                message=message)
+
+
+@router.post("/config/{version}/approve")
+def config_approve(request: Request, version: int, csrf: str = Form("")) -> Response:
+    who = _who(request, Permission.CONFIG_APPROVE)
+    _check_csrf(request, csrf)
+    try:
+        with _hub(request).engine.begin() as conn:
+            config_store.approve(conn, version, actor=who.name, at=datetime.now(UTC))
+        note = f"version {version} is active"
+    except config_store.ApprovalRefused as exc:
+        note = f"not approved: {exc}"
+    return RedirectResponse(f"/console/config?message={note}", status_code=303)
+
+
+@router.get("/audit")
+def audit_page(request: Request) -> HTMLResponse:
+    who = _who(request, Permission.AUDIT)
+    with _hub(request).engine.connect() as conn:
+        entries = audit.entries(conn, limit=200)
+        breaks = audit.verify(conn)
+    return page(request, "audit.html", "/console/audit", who, entries=entries,
+                intact=not breaks, breaks=", ".join(str(b.row_id) for b in breaks))

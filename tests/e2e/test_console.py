@@ -1,0 +1,96 @@
+"""The console end to end through HTTP: log in, find an exception, fix its
+rate card through a proposed and approved change, replay it, and see it leave
+the queue and appear in the lineage of its ERP posting."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+from fastapi.testclient import TestClient
+
+from billbridge.api.app import create_app
+from billbridge.emulation.recording import RecordingTarget
+from billbridge.engine import tokens
+from billbridge.engine.hub import Hub, HubSettings
+from billbridge.store.db import make_engine
+from conftest import CONFIG, project_event, time_entry
+
+
+def token(hub: Hub, role: tokens.Role, name: str) -> str:
+    with hub.engine.begin() as conn:
+        return tokens.create(conn, name=name, role=role, expires_in=timedelta(hours=1),
+                             actor="test", at=datetime.now(UTC))[1]
+
+
+def test_fix_a_rate_card_and_replay_from_the_console() -> None:
+    erp = RecordingTarget("ledger")
+    hub = Hub(make_engine("sqlite://"), {"ledger": erp})
+    hub.activate_config(CONFIG)
+    hub.ingest([project_event(), time_entry("te-9", worker="w-carol", hours="2")],
+               source="harvest")
+    hub.run_until_idle()
+    app = create_app(hub)
+    api, console = TestClient(app), TestClient(app)
+
+    assert console.get("/console/exceptions").url.path == "/console/login"
+    refused = console.post("/console/login", data={"token": "bb_nope"})
+    assert "Not accepted" in refused.text
+    console.post("/console/login", data={"token": token(hub, tokens.Role.FINANCE, "fiona")})
+    overview = console.get("/console/")
+    assert "NO_RATE" in overview.text and "open exceptions" in overview.text
+
+    queue = console.get("/console/exceptions?reason=NO_RATE").text
+    [exc_id] = re.findall(r'name="ids" value="(\d+)"', queue)
+    assert "w-carol" in queue  # the raw payload is on the page
+
+    # Finance (fiona) approves a designer rate proposed by someone else.
+    card = {**CONFIG["rate_cards"][0], "rates": {**CONFIG["rate_cards"][0]["rates"],
+                                                 "designer": "120.00"}}
+    proposer = token(hub, tokens.Role.FINANCE, "paul")
+    version = api.post("/v1/config/proposals", json={"document": {**CONFIG,
+                                                                  "rate_cards": [card]}},
+                       headers={"Authorization": f"Bearer {proposer}"}).json()["version"]
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', console.get("/console/config").text)
+    assert csrf is not None
+    approved = console.post(f"/console/config/{version}/approve", data={"csrf": csrf.group(1)})
+    assert f"version {version} is active" in approved.text
+
+    # Fiona may not replay (finance is not an operator); Olga the operator may.
+    forbidden = console.post("/console/exceptions/act",
+                             data={"action": "replay", "ids": exc_id, "csrf": csrf.group(1)})
+    assert forbidden.status_code == 403
+    console.get("/console/logout")
+    console.post("/console/login", data={"token": token(hub, tokens.Role.OPERATOR, "olga")})
+    page = console.get("/console/exceptions").text
+    op_csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
+    assert op_csrf is not None
+    forged = console.post("/console/exceptions/act",
+                          data={"action": "replay", "ids": exc_id, "csrf": "0" * 64})
+    assert forged.status_code == 403
+    done = console.post("/console/exceptions/act",
+                        data={"action": "replay", "ids": exc_id, "csrf": op_csrf.group(1)})
+    assert "replay: 1 done" in done.text
+    hub.run_until_idle()
+
+    assert "The queue is empty." in console.get("/console/exceptions").text
+    [posting] = [e for e in erp.effects if e["kind"] == "time_charge.post"]
+    assert posting["payload"]["amount"] == "240.00"  # 2 h x 120.00
+    trail = console.get(f"/console/lineage?id={posting['id']}").text
+    assert f"posted as {posting['id']}" in trail and "te-9" in trail
+
+
+def test_every_console_page_needs_a_login_and_renders() -> None:
+    hub = Hub(make_engine("sqlite://"), {"ledger": RecordingTarget("ledger")},
+              settings=HubSettings())
+    hub.activate_config(CONFIG)
+    client = TestClient(create_app(hub))
+    pages = ["/console/", "/console/exceptions", "/console/lineage?id=x", "/console/config",
+             "/console/audit"]
+    for path in pages:
+        assert client.get(path).url.path == "/console/login"
+    client.post("/console/login", data={"token": token(hub, tokens.Role.ADMIN, "ada")})
+    for path in pages:
+        response = client.get(path)
+        assert response.status_code == 200 and "billbridge" in response.text, path
+    assert "hash chain intact" in client.get("/console/audit").text
