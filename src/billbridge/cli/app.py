@@ -39,6 +39,9 @@ token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.",
 app.add_typer(token_app, name="token")
 secrets_app = typer.Typer(help="Encrypted connector credentials.", no_args_is_help=True)
 app.add_typer(secrets_app, name="secrets")
+bench_app = typer.Typer(help="Benchmarks (figures go to docs/benchmarks.md).",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 scenario_app = typer.Typer(help="Business rules as data: run scenario files.",
                            no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
@@ -476,6 +479,24 @@ def secrets_rotate(new_key_file: Path, database_url: DbOption = None,
     with _engine(database_url).begin() as conn:
         count = secrets.rotate(conn, old, new, actor=actor, at=_now())
     console.print(f"{count} connection(s) re-encrypted; now use {new_key_file} as the key")
+
+
+@bench_app.command("burst")
+def bench_burst(entries: int = 10_000, database_url: DbOption = None,
+                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """N approved entries polled, priced and posted to the emulated ERP."""
+    from rich.progress import Progress
+
+    from billbridge.bench.burst import run
+
+    if as_json:
+        print(json.dumps(run(entries, database_url=database_url)))
+        return
+    with Progress(console=console) as bar:
+        task = bar.add_task("posting", total=entries)
+        result = run(entries, database_url=database_url,
+                     progress=lambda done, total: bar.update(task, completed=done))
+    console.print(result)
 
 
 @config_app.command("validate")

@@ -32,6 +32,7 @@ class LedgerEmulator(EmulatorServer):
         self.idempotency = idempotency
         self.max_batch = max_batch
         self.latency = latency
+        self.calls = 0  # batch calls received, for benchmarks
         self.reject_if: Callable[[dict[str, Any]], str | None] = lambda item: None
         self._reject_rules: list[tuple[str, Any]] = []
         self.reset()
@@ -61,6 +62,7 @@ class LedgerEmulator(EmulatorServer):
         return self.reject_if(item)
 
     def _batch(self, request: Request) -> Response:
+        self.calls += 1
         if self.latency:
             time.sleep(self.latency)
         try:

@@ -1,0 +1,1 @@
+"""Benchmarks: `billbridge bench ...`. Figures go to docs/benchmarks.md."""
