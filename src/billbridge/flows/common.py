@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from billbridge.domain.records import Customer, Project
+from billbridge.domain.records import Contract, Customer, Project
+from billbridge.flows.base import FlowContext
 
 CommandSpec = tuple[str, str, str, Mapping[str, Any]]
 
@@ -32,3 +33,13 @@ def project_command(project: Project, customer: str | None, cause: str) -> Comma
     if project.contract:
         payload["contract"] = project.contract
     return ("erp", "project.upsert", f"project:{project.code}:{cause}", payload)
+
+
+def project_and_contract(ctx: FlowContext, code: str) -> tuple[Project | None, Contract | None]:
+    """The project known by ``code`` and the contract it bills under, if any."""
+    stored = ctx.record("project", code)
+    if stored is None:
+        return None, None
+    project = Project.model_validate(stored)
+    data = ctx.record("contract", project.contract) if project.contract else None
+    return project, Contract.model_validate(data) if data else None

@@ -9,26 +9,15 @@ from billbridge.domain.billing import Rejection, price_expense
 from billbridge.domain.events import CanonicalEvent, MilestoneUpdated
 from billbridge.domain.reasons import ReasonCode
 from billbridge.domain.records import (
-    Contract,
     EntryStatus,
     Expense,
     MilestoneStatus,
-    Project,
     ProjectStatus,
 )
 from billbridge.flows.base import FlowContext, FlowRegistry, Outcome, Problem, RecordChange
-from billbridge.flows.common import project_dependency
+from billbridge.flows.common import project_and_contract, project_dependency
 
 BILLED_ALREADY = (MilestoneStatus.ACCEPTED.value, MilestoneStatus.INVOICED.value)
-
-
-def _contract_of(ctx: FlowContext, code: str) -> tuple[Project | None, Contract | None]:
-    stored = ctx.record("project", code)
-    if stored is None:
-        return None, None
-    project = Project.model_validate(stored)
-    data = ctx.record("contract", project.contract) if project.contract else None
-    return project, Contract.model_validate(data) if data else None
 
 
 def on_milestone_updated(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
@@ -42,7 +31,7 @@ def on_milestone_updated(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
             "project": update.project, "status": status}, status)])
     if milestone.status is not MilestoneStatus.ACCEPTED or already:
         return outcome  # a second acceptance bills nothing
-    project, contract = _contract_of(ctx, update.project)
+    project, contract = project_and_contract(ctx, update.project)
     if project is None or contract is None:
         return Outcome(park_on=project_dependency(update.project),
                        park_reason=ReasonCode.PROJECT_UNKNOWN.value)
@@ -58,7 +47,7 @@ def on_expense_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
     previous = ctx.record("expense", expense.id)
     if previous is not None and int(previous.get("source_version", 0)) > expense.source_version:
         return Outcome(note=f"stale version of expense {expense.id} ignored")
-    project, contract = _contract_of(ctx, expense.project)
+    project, contract = project_and_contract(ctx, expense.project)
     if expense.status is EntryStatus.APPROVED and project is None:
         return Outcome(park_on=project_dependency(expense.project),
                        park_reason=ReasonCode.PROJECT_UNKNOWN.value)

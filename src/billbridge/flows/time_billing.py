@@ -13,7 +13,7 @@ from billbridge.domain.events import CanonicalEvent, ContractAmended, RecordDele
 from billbridge.domain.reasons import ReasonCode
 from billbridge.domain.records import Contract, EntryStatus, Project, TimeCharge, TimeEntry
 from billbridge.flows.base import Command, FlowContext, FlowRegistry, Outcome, Problem, RecordChange
-from billbridge.flows.common import project_dependency
+from billbridge.flows.common import project_and_contract, project_dependency
 
 POSTED, INVOICED, REVERSED = "posted", "invoiced", "reversed"
 
@@ -51,15 +51,6 @@ def _reverse(ctx: FlowContext, outcome: Outcome, charge: dict[str, Any],
         _add_committed(ctx, outcome, contract, -Decimal(str(charge["amount"])))
 
 
-def _context(ctx: FlowContext, project_code: str) -> tuple[Project | None, Contract | None]:
-    stored = ctx.record("project", project_code)
-    if stored is None:
-        return None, None
-    project = Project.model_validate(stored)
-    contract_data = ctx.record("contract", project.contract) if project.contract else None
-    return project, Contract.model_validate(contract_data) if contract_data else None
-
-
 def on_time_entry_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
     entry: TimeEntry = event.record()
     previous = ctx.record("time_entry", entry.id)
@@ -68,7 +59,7 @@ def on_time_entry_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
         if entry.source_version < applied or (entry.source_version == applied and not ctx.replay):
             return Outcome(note=f"stale version {entry.source_version} of {entry.id} ignored")
 
-    project, contract = _context(ctx, entry.project)
+    project, contract = project_and_contract(ctx, entry.project)
     if entry.status is EntryStatus.APPROVED and project is None:
         # Nothing changes until the project exists; the whole event runs again then.
         return Outcome(park_on=project_dependency(entry.project),
