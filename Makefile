@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit integration serve clean
+.PHONY: install demo test lint typecheck unit integration serve clean browser screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,8 +33,17 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck
+# Browser tests drive Debian's chromium; never a browser a test tool downloads.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "install Debian's chromium (apt-get install -y chromium) for the browser tests"; fi; }
+
+test: lint typecheck browser
 	$(BIN)/pytest -q
+
+screenshots: $(STAMP) browser
+	$(BIN)/python -m billbridge.console.screenshots docs/screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis billbridge.db*

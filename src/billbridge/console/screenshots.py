@@ -1,0 +1,57 @@
+"""`make screenshots`: run the demo story without serving, start the hub on
+its data, and photograph every console page at 1440x900 with Debian's
+chromium (never a downloaded browser)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+
+from billbridge.api.server import HubServer
+from billbridge.demo.story import run_demo
+from billbridge.emulation.recording import RecordingTarget
+from billbridge.engine import tokens
+from billbridge.engine.hub import Hub
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PAGES = {"overview": "/console/", "exceptions": "/console/exceptions",
+         "lineage": "/console/lineage?id=te-1", "configuration": "/console/config",
+         "audit": "/console/audit"}
+
+
+def main(out: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    workdir = Path("var/screenshots")
+    run_demo(Console(file=open("/dev/null", "w")), port=0, keep_serving=False,  # noqa: SIM115
+             workdir=workdir)
+    hub = Hub(f"sqlite:///{workdir / 'hub.db'}", {"ledger": RecordingTarget("ledger")})
+    with hub.engine.begin() as conn:
+        _, token = tokens.create(conn, name="screenshots", role=tokens.Role.ADMIN,
+                                 expires_in=timedelta(hours=1), actor="make",
+                                 at=datetime.now(UTC))
+    server = HubServer(hub, port=0)
+    server.start()
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(f"{server.url}/console/login")
+            page.fill("input[name=token]", token)
+            page.click("button[type=submit]")
+            for name, path in PAGES.items():
+                page.goto(server.url + path)
+                page.screenshot(path=str(out / f"{name}.png"))
+                print(f"{out / name}.png")
+            browser.close()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1] if len(sys.argv) > 1 else "docs/screenshots"))
