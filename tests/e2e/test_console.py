@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
@@ -86,7 +88,7 @@ def test_every_console_page_needs_a_login_and_renders() -> None:
     hub.activate_config(CONFIG)
     client = TestClient(create_app(hub))
     pages = ["/console/", "/console/exceptions", "/console/lineage?id=x", "/console/config",
-             "/console/audit"]
+             "/console/audit", "/console/leakage", "/console/executive"]
     for path in pages:
         assert client.get(path).url.path == "/console/login"
     client.post("/console/login", data={"token": token(hub, tokens.Role.ADMIN, "ada")})
@@ -94,3 +96,31 @@ def test_every_console_page_needs_a_login_and_renders() -> None:
         response = client.get(path)
         assert response.status_code == 200 and "billbridge" in response.text, path
     assert "hash chain intact" in client.get("/console/audit").text
+
+
+def test_executive_figures_come_from_one_dataset() -> None:
+    from datetime import date
+
+    from billbridge.console.figures import executive
+    from billbridge.scenarios.runner import load
+
+    scenario = load(Path(__file__).parents[2] / "scenarios" / "invoice-paid-flows-back.yaml")
+    erp = RecordingTarget("erp")
+    hub = Hub(make_engine("sqlite://"), {"erp": erp, "crm": RecordingTarget("crm")},
+              settings=HubSettings(routes={"erp": "erp", "crm": "crm"}))
+    hub.activate_config(scenario["config"])
+    for event in scenario["events"]:
+        hub.ingest([event], source=event["source"])
+        hub.run_until_idle()
+    hub.ingest([time_entry("te-late", worker="w-bob", hours="2", project="GLX-001",
+                           work_date="2026-04-02")], source="harvest")
+    hub.run_until_idle()
+    with hub.engine.connect() as conn:
+        figures = executive(conn, date(2026, 5, 1))
+    [glx] = figures.projects
+    # Won for 50000.00; billed and paid 1400.00 (8 h x 175.00); Bob's 2 h x 150.00 =
+    # 300.00 approved in April is WIP; cost 8 x 80.00 + 2 x 70.00 = 780.00.
+    assert (glx.contract_value, glx.billed, glx.collected, glx.wip) == (
+        Decimal("50000.00"), Decimal("1400.00"), Decimal("1400.00"), Decimal("300.00"))
+    assert glx.cost == Decimal("780.00") and glx.backlog == Decimal("48300.00")
+    assert glx.margin == Decimal("920.00") and figures.dso_days == "0"

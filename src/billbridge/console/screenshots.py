@@ -19,7 +19,8 @@ from billbridge.engine.hub import Hub
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PAGES = {"overview": "/console/", "exceptions": "/console/exceptions",
-         "lineage": "/console/lineage?id=te-1", "configuration": "/console/config",
+         "lineage": "/console/lineage?id=te-1", "leakage": "/console/leakage",
+         "executive": "/console/executive", "configuration": "/console/config",
          "audit": "/console/audit"}
 
 

@@ -25,7 +25,8 @@ from billbridge.store.tables import exceptions, inbox, outbox, target_leases
 
 COOKIE = "bb_session"
 NAV = [("/console/", "Overview"), ("/console/exceptions", "Exceptions"),
-       ("/console/lineage", "Lineage"), ("/console/config", "Configuration"),
+       ("/console/lineage", "Lineage"), ("/console/leakage", "Leakage"),
+       ("/console/executive", "Executive"), ("/console/config", "Configuration"),
        ("/console/audit", "Audit")]
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -204,3 +205,28 @@ def audit_page(request: Request) -> HTMLResponse:
         breaks = audit.verify(conn)
     return page(request, "audit.html", "/console/audit", who, entries=entries,
                 intact=not breaks, breaks=", ".join(str(b.row_id) for b in breaks))
+
+
+@router.get("/leakage")
+def leakage_page(request: Request) -> HTMLResponse:
+    from billbridge.console.figures import leakage
+    from billbridge.engine.reconcile import reconcile
+
+    who = _who(request)
+    today = datetime.now(UTC)
+    with _hub(request).engine.connect() as conn:
+        findings = reconcile(conn, period_end=today.date(), now=today)
+    return page(request, "leakage.html", "/console/leakage", who, groups=leakage(findings),
+                period_end=today.date())
+
+
+@router.get("/executive")
+def executive_page(request: Request) -> HTMLResponse:
+    from billbridge.console.figures import activation_lags, executive, lag_summary
+
+    who = _who(request)
+    with _hub(request).engine.connect() as conn:
+        figures = executive(conn, datetime.now(UTC).date())
+        lags = activation_lags(conn)
+    return page(request, "executive.html", "/console/executive", who, ex=figures, lags=lags,
+                lag=lag_summary(lags))

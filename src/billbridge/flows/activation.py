@@ -72,7 +72,8 @@ def on_closed_won(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
             RecordChange("activation", project.code, {
                 "project": project.code, "customer": customer_id, "source": event.source,
                 "opportunity": won.opportunity.id, "closed_won_at": event.at.isoformat(),
-                **_kept(previous)}, previous_status),
+                "contract_value": str(won.opportunity.amount),
+                "currency": won.opportunity.currency, **_kept(previous)}, previous_status),
         ],
         bindings=[Binding(event.source, "customer", won.customer.id, customer_id),
                   Binding(event.source, "opportunity", won.opportunity.id, contract.id)],
