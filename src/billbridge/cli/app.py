@@ -499,6 +499,14 @@ def bench_burst(entries: int = 10_000, database_url: DbOption = None,
     console.print(result)
 
 
+@bench_app.command("console")
+def bench_console(entries: int = 100_000, exceptions: int = 5_000, repeats: int = 5) -> None:
+    """Median server time of every console page with a large store."""
+    from billbridge.bench.console import run
+
+    print(json.dumps(run(entries, exceptions, repeats), indent=2))
+
+
 @config_app.command("validate")
 def config_validate(path: Path) -> None:
     """Check a configuration folder (or file); name every problem; exit 1 if any."""
