@@ -113,3 +113,16 @@ def test_serve_runs_the_hub_with_health_metrics_and_the_slice(tmp_path: Path) ->
     assert ledger.effects[1]["data"]["amount"] == "300.00"
     assert 'billbridge_postings_confirmed_total{kind="time_charge.post",target="ledger"} 1.0' \
         in metrics
+
+
+def test_a_start_flag_cannot_change_an_active_configuration(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    config = Path(__file__).parents[2] / "src" / "billbridge" / "demo" / "config.yaml"
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(config.read_text().replace('consultant: "150.00"', 'consultant: "1.00"'))
+    common = ["--database-url", url, "--idle-exit", "0.2"]
+    bb("worker", "--config", str(config), *common)
+    bb("worker", "--config", str(config), *common)  # the same document again is fine
+    refused = bb("worker", "--config", str(changed), *common, check=False)
+    assert refused.returncode == 2
+    assert "billbridge config propose" in " ".join(refused.stdout.split())

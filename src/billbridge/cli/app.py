@@ -118,7 +118,7 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
     configure_logging()
     hub = _hub(database_url, target, lease_seconds, batch_size)
     if config is not None:
-        hub.activate_config(_read_yaml(config), actor="cli")
+        _bootstrap_config(hub, config)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -141,7 +141,7 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
     configure_logging()
     hub = _hub(database_url, target)
     if config is not None:
-        hub.activate_config(_read_yaml(config), actor="cli")
+        _bootstrap_config(hub, config)
     webhooks: dict[str, WebhookReceiver] = {"generic": GenericWebhooks(webhook_secret)}
     for spec in source or []:
         connection = parse_connection(spec)
@@ -578,13 +578,24 @@ def scenario_run(files: list[Path], as_json: Annotated[bool, typer.Option("--jso
         raise typer.Exit(1)
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
+def _bootstrap_config(hub: Hub, path: Path) -> None:
+    """--config seeds an empty hub; once a configuration is active, changes go
+    through propose and approve (maker-checker), never through a start flag."""
+    from billbridge.config_files import read_document
+    from billbridge.domain.idempotency import canonical_json
+    from billbridge.engine import config_store
 
-    loaded = yaml.safe_load(path.read_text())
-    if not isinstance(loaded, dict):
-        raise typer.BadParameter(f"{path} does not hold a configuration mapping")
-    return loaded
+    document = read_document(path)
+    with hub.engine.connect() as conn:
+        active = config_store.active_version(conn)
+        same = active and config_store.document(conn, active) == json.loads(
+            canonical_json(document))
+    if active and not same:
+        console.print(f"[red]a configuration (v{active}) is already active: propose the change "
+                      "with `billbridge config propose` and have it approved[/red]")
+        raise typer.Exit(2)
+    if not active:
+        hub.activate_config(document, actor="bootstrap", note=f"initial configuration {path}")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ migrations that every command runs on start-up."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,7 @@ def alembic_config(engine: Engine) -> Config:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest migration (safe to run on every start)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # no chatter on every command
     with engine.begin() as conn:
         cfg = alembic_config(engine)
         cfg.attributes["connection"] = conn
