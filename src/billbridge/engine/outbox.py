@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from billbridge.domain.idempotency import canonical_json, idempotency_key
 from billbridge.engine import metrics
@@ -16,6 +16,24 @@ from billbridge.store.db import dialect_insert
 from billbridge.store.tables import outbox
 
 REVIVABLE = ("superseded", "failed")
+
+
+_INSERTS: dict[str, Any] = {}
+_COLUMNS = ("target", "kind", "idempotency_key", "aggregate_key", "payload", "correlation_id",
+            "inbox_id", "record_kind", "record_id", "depends_on", "created_at")
+
+
+def _insert(conn: Connection) -> Any:
+    """The insert, built once per dialect (building it per command is costly)."""
+    name = conn.dialect.name
+    if name not in _INSERTS:
+        _INSERTS[name] = (
+            dialect_insert(conn)(outbox)
+            .values(status="pending", attempts=0, next_attempt_ms=0,
+                    **{column: bindparam(column) for column in _COLUMNS})
+            .on_conflict_do_nothing(index_elements=[outbox.c.target, outbox.c.idempotency_key])
+            .returning(outbox.c.id))
+    return _INSERTS[name]
 
 
 def enqueue(conn: Connection, *, target: str, kind: str, origin: str,
@@ -29,13 +47,11 @@ def enqueue(conn: Connection, *, target: str, kind: str, origin: str,
     one that was superseded or failed is put back in the queue.
     """
     key = idempotency_key(target, kind, origin, payload)
-    stmt = dialect_insert(conn)(outbox).values(
-        target=target, kind=kind, idempotency_key=key, aggregate_key=aggregate_key,
-        payload=canonical_json(payload), correlation_id=correlation_id, inbox_id=inbox_id,
-        record_kind=record_kind, record_id=record_id, status="pending", attempts=0,
-        next_attempt_ms=0, depends_on=depends_on, created_at=at,
-    ).on_conflict_do_nothing(index_elements=[outbox.c.target, outbox.c.idempotency_key])
-    inserted = conn.execute(stmt.returning(outbox.c.id)).scalar()
+    inserted = conn.execute(_insert(conn), {
+        "target": target, "kind": kind, "idempotency_key": key,
+        "aggregate_key": aggregate_key, "payload": canonical_json(payload),
+        "correlation_id": correlation_id, "inbox_id": inbox_id, "record_kind": record_kind,
+        "record_id": record_id, "depends_on": depends_on, "created_at": at}).scalar()
     if inserted is not None:
         metrics.COMMANDS_ENQUEUED.labels(target, kind).inc()
         return key

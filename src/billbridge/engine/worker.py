@@ -9,11 +9,11 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from billbridge.domain.config import Configuration
 from billbridge.domain.events import CanonicalEvent
@@ -39,19 +39,57 @@ class SimulatedCrash(Exception):
     """Raised by test hooks to stand for a process dying at that point."""
 
 
+_RECORD = select(records.c.data).where(records.c.kind == bindparam("kind"),
+                                       records.c.id == bindparam("id"))
+_FINISH = (update(inbox).where(inbox.c.id == bindparam("row_id"))
+           .values(status=bindparam("status"), waiting_on=bindparam("waiting_on"),
+                   processed_at=bindparam("processed_at"), attempts=inbox.c.attempts + 1,
+                   config_version=bindparam("version"), replay=False))
+
+
+_UPSERTS: dict[str, Any] = {}
+
+
+def _record_upsert(conn: Connection) -> Any:
+    """One prebuilt upsert per dialect: building statements per row costs more
+    than running them."""
+    name = conn.dialect.name
+    if name not in _UPSERTS:
+        stmt = dialect_insert(conn)(records).values(
+            kind=bindparam("kind"), id=bindparam("id"), data=bindparam("data"), version=1,
+            status=bindparam("status"), correlation_id=bindparam("correlation_id"),
+            config_version=bindparam("config_version"), updated_at=bindparam("updated_at"))
+        _UPSERTS[name] = stmt.on_conflict_do_update(
+            index_elements=[records.c.kind, records.c.id],
+            set_={"data": stmt.excluded.data, "status": stmt.excluded.status,
+                  "version": records.c.version + 1,
+                  "correlation_id": stmt.excluded.correlation_id,
+                  "config_version": stmt.excluded.config_version,
+                  "updated_at": stmt.excluded.updated_at})
+    return _UPSERTS[name]
+
+
 @dataclass(slots=True)
 class StoreContext:
-    """The flows' read port over the store, inside the worker's transaction."""
+    """The flows' read port over the store, inside the worker's transaction.
+
+    Records read in a batch are cached for the batch (events of one aggregate
+    keep asking for the same project and contract); the worker updates the
+    cache as it writes, and drops it if an event fails half-way."""
 
     conn: Connection
     config: Configuration
     config_version: int
     replay: bool = False
+    cache: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
 
     def record(self, kind: str, record_id: str) -> Mapping[str, Any] | None:
-        row = self.conn.execute(select(records.c.data).where(
-            records.c.kind == kind, records.c.id == record_id)).first()
-        return None if row is None else dict(json.loads(row.data))
+        key = (kind, record_id)
+        if key not in self.cache:
+            row = self.conn.execute(_RECORD, {"kind": kind, "id": record_id}).first()
+            self.cache[key] = None if row is None else dict(json.loads(row.data))
+        found = self.cache[key]
+        return None if found is None else dict(found)
 
     def external_id(self, system: str, kind: str, canonical_id: str) -> str | None:
         row = self.conn.execute(select(xref.c.external_id).where(
@@ -130,8 +168,9 @@ class Worker:
                 self._fence(conn, key, 0, drained=True)
                 return 0
             current = active_version(conn)
+            cache: dict[tuple[str, str], dict[str, Any] | None] = {}
             for row in rows:
-                self._process_event(conn, row, current)
+                self._process_event(conn, row, current, cache)
                 if self.crash_hook is not None:
                     self.crash_hook("event", key)
             self._fence(conn, key, len(rows))
@@ -148,7 +187,8 @@ class Worker:
             raise LeaseLost(key)
 
     # -- one event --------------------------------------------------------
-    def _process_event(self, conn: Connection, row: Any, current_version: int) -> None:
+    def _process_event(self, conn: Connection, row: Any, current_version: int,
+                       cache: dict[tuple[str, str], dict[str, Any] | None]) -> None:
         event = CanonicalEvent.model_validate_json(row.payload)
         version = row.config_version or current_version
         handler = self.flows.handler_for(event.type)
@@ -164,14 +204,15 @@ class Worker:
         savepoint = conn.begin_nested()
         try:
             config = self.configs.get(conn, version) if version else Configuration()
-            ctx = StoreContext(conn, config, version, replay=bool(row.replay))
+            ctx = StoreContext(conn, config, version, replay=bool(row.replay), cache=cache)
             outcome = handler(event, ctx)
-            status = self._apply(conn, row, event, outcome, version)
+            status = self._apply(conn, row, event, outcome, version, cache)
             savepoint.commit()
         except SimulatedCrash:
             raise
         except Exception as exc:  # a flow bug must not stop the queue
             savepoint.rollback()
+            cache.clear()  # it may hold what the rolled-back event wrote
             log.error("flow failed", event_id=event.id, type=event.type, error=repr(exc))
             self._finish(conn, row, "failed", version)
             open_exception(conn, reason=ReasonCode.HANDLER_ERROR, stage="inbound",
@@ -184,28 +225,24 @@ class Worker:
 
     def _finish(self, conn: Connection, row: Any, status: str, version: int,
                 waiting_on: str | None = None) -> None:
-        conn.execute(update(inbox).where(inbox.c.id == row.id).values(
-            status=status, waiting_on=waiting_on, processed_at=self.clock.now(),
-            attempts=inbox.c.attempts + 1, config_version=version or None, replay=False))
+        conn.execute(_FINISH, {"row_id": row.id, "status": status, "waiting_on": waiting_on,
+                               "processed_at": self.clock.now(), "version": version or None})
 
     def _apply(self, conn: Connection, row: Any, event: CanonicalEvent, outcome: Outcome,
-               version: int) -> str:
+               version: int, cache: dict[tuple[str, str], dict[str, Any] | None]) -> str:
         now = self.clock.now()
         corr = row.correlation_id
         if outcome.park_on is not None:
             # A parked event changes nothing yet: it runs again, whole, on release.
             self._finish(conn, row, "parked", version, waiting_on=outcome.park_on)
             return "parked"
+        upsert = _record_upsert(conn)
         for change in outcome.changes:
-            stmt = dialect_insert(conn)(records).values(
-                kind=change.kind, id=change.id, data=canonical_json(change.data), version=1,
-                status=change.status, correlation_id=corr, config_version=version or None,
-                updated_at=now)
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=[records.c.kind, records.c.id],
-                set_={"data": stmt.excluded.data, "status": stmt.excluded.status,
-                      "version": records.c.version + 1, "correlation_id": corr,
-                      "config_version": stmt.excluded.config_version, "updated_at": now}))
+            conn.execute(upsert, {"kind": change.kind, "id": change.id,
+                                  "data": canonical_json(change.data), "status": change.status,
+                                  "correlation_id": corr, "config_version": version or None,
+                                  "updated_at": now})
+            cache[(change.kind, change.id)] = dict(change.data)
         for binding in outcome.bindings:
             conn.execute(dialect_insert(conn)(xref).values(
                 system=binding.system, kind=binding.kind, external_id=binding.external_id,
