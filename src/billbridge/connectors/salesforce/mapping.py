@@ -1,0 +1,315 @@
+"""Salesforce Opportunities and Accounts ↔ canonical events.
+
+The field mapping is data: canonical field → Salesforce field API name, with
+the defaults below, overridable per connection through
+``options["field_map"]``. ``customer.*`` names are Account fields (read from
+the Opportunity's ``Account`` relationship, or from an Account record); the
+rest are Opportunity fields. A won Opportunity (``IsWon = true`` and a
+``StageName`` among the configured won stages) becomes
+``opportunity.closed_won``; an Account becomes ``customer.upserted``.
+Anything that cannot be mapped becomes ``Malformed(raw, reason, event_id)``,
+never an exception. Event ids are ``opportunity:{Id}:{SystemModstamp}``
+(``account:…`` for Accounts) with the stamp normalised to
+``YYYY-MM-DDTHH:MM:SS.mmmZ``, so one change seen by Outbound Message and by
+poll is one event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from billbridge.connectors.base import Malformed
+from billbridge.domain.events import OpportunityClosedWon
+from billbridge.domain.records import Customer
+
+SOURCE = "salesforce"
+
+DEFAULT_FIELD_MAP: dict[str, str] = {
+    "opportunity.name": "Name",
+    "opportunity.amount": "Amount",
+    "opportunity.close_date": "CloseDate",
+    "opportunity.currency": "CurrencyIsoCode",
+    "contract.billing_model": "Billing_Model__c",
+    "contract.currency": "CurrencyIsoCode",
+    "contract.legal_entity": "Legal_Entity__c",
+    "contract.start": "Contract_Start__c",
+    "contract.end": "Contract_End__c",
+    "contract.rate_card": "Rate_Card__c",
+    "contract.budget_cap": "Budget_Cap__c",
+    "project.code": "Project_Code__c",
+    "project.name": "Project_Name__c",
+    "customer.name": "Name",
+    "customer.billing_country": "BillingCountry",
+    "customer.tax_id": "Tax_Id__c",
+    "customer.currency": "CurrencyIsoCode",
+}
+"""Canonical field → Salesforce field API name."""
+
+REQUIRED_OPPORTUNITY_FIELDS = ("opportunity.amount", "opportunity.close_date",
+                               "contract.billing_model", "contract.legal_entity",
+                               "contract.start", "project.code")
+REQUIRED_ACCOUNT_FIELDS = ("customer.name", "customer.billing_country")
+
+# Salesforce stores BillingCountry as text unless state/country picklists are on.
+COUNTRY_NAMES: dict[str, str] = {
+    "united states": "US", "united states of america": "US", "usa": "US",
+    "united kingdom": "GB", "uk": "GB", "great britain": "GB", "england": "GB",
+    "germany": "DE", "france": "FR", "ireland": "IE", "netherlands": "NL", "spain": "ES",
+    "italy": "IT", "canada": "CA", "australia": "AU", "japan": "JP", "switzerland": "CH",
+}
+
+BILLING_MODELS: dict[str, str] = {
+    "time and materials": "time_and_materials", "t&m": "time_and_materials",
+    "fixed fee": "fixed_fee", "fixed price": "fixed_fee", "retainer": "retainer",
+    "milestone": "milestone",
+}
+
+
+@dataclass(frozen=True)
+class MappingConfig:
+    source: str = SOURCE
+    field_map: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_FIELD_MAP))
+    won_stages: tuple[str, ...] = ("Closed Won",)
+    default_currency: str | None = None
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], *, source: str = SOURCE) -> MappingConfig:
+        """``field_map`` (merged over the defaults), ``won_stages`` (StageName
+        values that count as won) and ``default_currency`` (orgs without
+        multi-currency have no ``CurrencyIsoCode``)."""
+        overrides = options.get("field_map") or {}
+        if isinstance(overrides, str):  # from an environment variable: JSON
+            overrides = json.loads(overrides)
+        field_map = {**DEFAULT_FIELD_MAP, **{str(k): str(v) for k, v in dict(overrides).items()}}
+        won = options.get("won_stages") or ("Closed Won",)
+        if isinstance(won, str):  # "Closed Won,Won - Signed"
+            won = [part.strip() for part in won.split(",") if part.strip()]
+        stages = tuple(str(s) for s in won)
+        currency = options.get("default_currency")
+        return cls(source=source, field_map=field_map, won_stages=stages,
+                   default_currency=str(currency) if currency else None)
+
+    def name(self, canonical: str) -> str:
+        return self.field_map.get(canonical) or DEFAULT_FIELD_MAP[canonical]
+
+    def account_fields(self) -> list[str]:
+        names = ["Id", "SystemModstamp"]
+        names += [v for k, v in self.field_map.items() if k.startswith("customer.")]
+        return list(dict.fromkeys(names))
+
+    def opportunity_fields(self) -> list[str]:
+        names = ["Id", "SystemModstamp", "StageName", "IsWon", "AccountId"]
+        names += [v for k, v in self.field_map.items() if not k.startswith("customer.")]
+        names += [f"Account.{v}" for v in self.account_fields()]
+        return list(dict.fromkeys(names))
+
+
+# -- value helpers ---------------------------------------------------------------
+def parse_stamp(value: Any) -> datetime | None:
+    """A Salesforce datetime: ``2026-03-05T10:00:00.000+0000`` (REST) or
+    ``2026-03-05T10:00:00.000Z`` (SOAP, SOQL literals)."""
+    if value is None or str(value).strip() == "":
+        return None
+    text = str(value).strip().replace("Z", "+00:00")
+    if len(text) > 5 and text[-5] in "+-" and text[-3] != ":":
+        text = text[:-2] + ":" + text[-2:]  # +0000 → +00:00
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def format_stamp(moment: datetime) -> str:
+    """The one spelling used in event ids, cursors and SOQL literals."""
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def normal_stamp(value: Any) -> str | None:
+    parsed = parse_stamp(value)
+    return None if parsed is None else format_stamp(parsed)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def _to_date(value: Any) -> Any:
+    if _blank(value):
+        return None
+    text = str(value).strip()
+    try:
+        return date.fromisoformat(text[:10]).isoformat()
+    except ValueError:
+        return text  # left as is: validation names it
+
+
+def country_code(value: Any) -> Any:
+    if _blank(value):
+        return None
+    text = str(value).strip()
+    if len(text) == 2 and text.isalpha():
+        return text.upper()
+    return COUNTRY_NAMES.get(text.lower(), text)
+
+
+def billing_model(value: Any) -> Any:
+    if _blank(value):
+        return None
+    text = str(value).strip()
+    return BILLING_MODELS.get(text.lower(), text.lower().replace(" ", "_"))
+
+
+def _explain(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}"
+                     for e in error.errors(include_url=False))
+
+
+def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (_plain(v) if isinstance(v, Mapping) else v) for k, v in record.items()}
+
+
+def opportunity_event_id(record: Mapping[str, Any]) -> str:
+    return f"opportunity:{record.get('Id')}:{normal_stamp(record.get('SystemModstamp'))}"
+
+
+def account_event_id(record: Mapping[str, Any]) -> str:
+    return f"account:{record.get('Id')}:{normal_stamp(record.get('SystemModstamp'))}"
+
+
+# -- accounts --------------------------------------------------------------------
+def customer_record(account: Mapping[str, Any], config: MappingConfig, *,
+                    currency_hint: Any = None, legal_entity_hint: Any = None,
+                    what: str = "Account") -> dict[str, Any] | str:
+    """The canonical customer of an Account, or the reason it cannot be one."""
+    account_id = str(account.get("Id") or "")
+    missing = [f"{c} (field {config.name(c)})" for c in REQUIRED_ACCOUNT_FIELDS
+               if _blank(account.get(config.name(c)))]
+    currency = account.get(config.name("customer.currency"))
+    if _blank(currency):
+        currency = currency_hint if not _blank(currency_hint) else config.default_currency
+    if _blank(currency):
+        missing.append(f"customer.currency (field {config.name('customer.currency')}, "
+                       "no default_currency)")
+    if not account_id:
+        missing.insert(0, "Id")
+    if missing:
+        return f"{what} {account_id or '?'}: missing {', '.join(missing)}"
+    record: dict[str, Any] = {
+        "id": account_id,
+        "name": str(account.get(config.name("customer.name"))).strip(),
+        "currency": str(currency).strip().upper(),
+        "billing_country": country_code(account.get(config.name("customer.billing_country"))),
+    }
+    tax_id = account.get(config.name("customer.tax_id"))
+    if not _blank(tax_id):
+        record["tax_id"] = str(tax_id).strip()
+    if not _blank(legal_entity_hint):
+        record["legal_entity"] = str(legal_entity_hint).strip()
+    try:
+        Customer.model_validate(record)
+    except ValidationError as exc:
+        return f"{what} {account_id}: {_explain(exc)}"
+    return record
+
+
+def customer_event(account: Mapping[str, Any],
+                   config: MappingConfig | None = None) -> dict[str, Any] | Malformed:
+    """``customer.upserted`` for an Account."""
+    config = config or MappingConfig()
+    event_id = account_event_id(account)
+    modified = normal_stamp(account.get("SystemModstamp"))
+    record = customer_record(account, config, what="Salesforce Account")
+    if isinstance(record, str):
+        return Malformed(_plain(account), record, event_id)
+    if modified is None:
+        return Malformed(_plain(account), f"Salesforce Account {account.get('Id')}: field "
+                         "SystemModstamp is missing or not a datetime", event_id)
+    return {"type": "customer.upserted", "source": config.source, "id": event_id,
+            "at": modified, "data": record}
+
+
+# -- opportunities ---------------------------------------------------------------
+def closed_won_event(opportunity: Mapping[str, Any],
+                     config: MappingConfig | None = None) -> dict[str, Any] | Malformed:
+    """``opportunity.closed_won`` for a won Opportunity read with its
+    ``Account`` relationship fields."""
+    config = config or MappingConfig()
+    raw = _plain(opportunity)
+    opp_id = str(opportunity.get("Id") or "")
+    event_id = opportunity_event_id(opportunity)
+    what = f"Salesforce Opportunity {opp_id or '?'}"
+    if not opp_id:
+        return Malformed(raw, "Salesforce Opportunity without an Id", event_id)
+    modified = normal_stamp(opportunity.get("SystemModstamp"))
+    if modified is None:
+        return Malformed(raw, f"{what}: field SystemModstamp is missing or not a datetime",
+                         event_id)
+    stage = opportunity.get("StageName")
+    if _blank(stage) or str(stage) not in config.won_stages:
+        return Malformed(raw, f"{what}: StageName {stage!r} is not a configured won stage "
+                         f"(won stages: {', '.join(config.won_stages)})", event_id)
+    if opportunity.get("IsWon") is False:
+        return Malformed(raw, f"{what}: StageName {stage!r} is a won stage but IsWon is "
+                         "false", event_id)
+
+    def get(canonical: str) -> Any:
+        value = opportunity.get(config.name(canonical))
+        return None if _blank(value) else value
+
+    currency = get("opportunity.currency") or config.default_currency
+    missing = [f"{c} (field {config.name(c)})" for c in REQUIRED_OPPORTUNITY_FIELDS
+               if get(c) is None]
+    if _blank(currency):
+        missing.append(f"opportunity.currency (field {config.name('opportunity.currency')}, "
+                       "no default_currency)")
+    if missing:
+        return Malformed(raw, f"{what}: missing {', '.join(missing)}", event_id)
+    account = opportunity.get("Account")
+    if not isinstance(account, Mapping):
+        return Malformed(raw, f"{what}: no Account (AccountId "
+                         f"{opportunity.get('AccountId')!r})", event_id)
+    account = {"Id": opportunity.get("AccountId"), **account}
+    customer = customer_record(account, config, currency_hint=currency,
+                               legal_entity_hint=get("contract.legal_entity"))
+    if isinstance(customer, str):
+        return Malformed(raw, f"{what}: {customer}", event_id)
+    contract_currency = get("contract.currency") or currency
+    name = get("opportunity.name") or f"Salesforce Opportunity {opp_id}"
+    contract: dict[str, Any] = {
+        "id": f"sf-opp-{opp_id}",
+        "customer": customer["id"],
+        "opportunity": opp_id,
+        "billing_model": billing_model(get("contract.billing_model")),
+        "currency": str(contract_currency).strip().upper(),
+        "legal_entity": get("contract.legal_entity"),
+        "start": _to_date(get("contract.start")),
+        "end": _to_date(get("contract.end")),
+        "budget_cap": None if get("contract.budget_cap") is None
+        else str(get("contract.budget_cap")),
+        "rate_card": get("contract.rate_card"),
+    }
+    data = {
+        "opportunity": {"id": opp_id, "customer": customer["id"], "name": name,
+                        "amount": str(get("opportunity.amount")),
+                        "currency": str(currency).strip().upper(), "stage": "closed_won",
+                        "close_date": _to_date(get("opportunity.close_date"))},
+        "customer": customer,
+        "contract": contract,
+        "project": {"code": get("project.code"), "name": get("project.name") or name},
+    }
+    try:
+        OpportunityClosedWon.model_validate(data)
+    except ValidationError as exc:
+        return Malformed(raw, f"{what}: {_explain(exc)}", event_id)
+    return {"type": "opportunity.closed_won", "source": config.source, "id": event_id,
+            "at": modified, "data": data}
