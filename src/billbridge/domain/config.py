@@ -52,6 +52,18 @@ class ProjectTemplate(BaseModel):
     tasks: tuple[Task, ...]
 
 
+class AlertRules(BaseModel):
+    """Thresholds that post an alert to a webhook; each fires once while it holds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    webhook_url: str | None = None
+    max_open_exceptions: int | None = Field(default=None, ge=0)
+    max_parked_minutes: int | None = Field(default=None, ge=0)
+    max_queue_age_minutes: int | None = Field(default=None, ge=0)
+    on_circuit_open: bool = True
+
+
 class Configuration(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -68,6 +80,7 @@ class Configuration(BaseModel):
     field_mappings: dict[str, dict[str, str]] = Field(default_factory=dict)
     """Per connection: canonical field → vendor field (read by connectors)."""
     ownership: dict[str, str] = Field(default_factory=dict)
+    alerts: AlertRules = Field(default_factory=AlertRules)
     """Object → the system that owns it (DOMAIN.md's source-of-truth table)."""
 
     @model_validator(mode="after")

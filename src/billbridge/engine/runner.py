@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import structlog
 
 from billbridge.connectors.base import DeliveryError, Source
+from billbridge.engine import alerts
 from billbridge.engine.hub import Hub
 from billbridge.engine.sync import sync
 
@@ -17,12 +18,19 @@ log = structlog.get_logger("billbridge.runner")
 
 
 def run(hub: Hub, stop: threading.Event, *, sources: Sequence[Source] = (),
-        poll_seconds: float = 5.0, idle_sleep: float = 0.05,
+        poll_seconds: float = 5.0, idle_sleep: float = 0.05, alert_seconds: float = 30.0,
         idle_exit: float | None = None) -> None:
     """Run until ``stop`` is set, or until nothing moved for ``idle_exit`` seconds."""
     last_poll = 0.0
+    last_alerts = 0.0
     idle_since = time.monotonic()
     while not stop.is_set():
+        if time.monotonic() - last_alerts >= alert_seconds:
+            last_alerts = time.monotonic()
+            try:
+                alerts.evaluate(hub.engine, hub.clock.now())
+            except Exception as exc:  # alerting must never stop the hub
+                log.warning("alert check failed", error=repr(exc))
         if sources and time.monotonic() - last_poll >= poll_seconds:
             last_poll = time.monotonic()
             for source in sources:

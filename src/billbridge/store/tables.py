@@ -253,3 +253,13 @@ connections = Table(
     Column("key_id", String(16), nullable=False),
     Column("updated_at", Utc, nullable=False),
 )
+
+# Alerts that are firing now: an alert posts when its row appears, not again
+# while it stays, and clears when the condition no longer holds.
+alerts_firing = Table(
+    "alerts_firing",
+    metadata,
+    Column("key", String(100), primary_key=True),
+    Column("message", Text, nullable=False),
+    Column("since", Utc, nullable=False),
+)

@@ -1,0 +1,98 @@
+"""Alerts: the configured thresholds checked against the store; an alert
+posts to the webhook once when it starts holding (deduplicated across
+workers by a row in `alerts_firing`) and is cleared when it stops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import structlog
+from sqlalchemy import Connection, Engine, delete, func, select
+
+from billbridge.domain.config import AlertRules
+from billbridge.engine.config_store import ConfigCache, active_version
+from billbridge.store.db import dialect_insert
+from billbridge.store.tables import alerts_firing, exceptions, inbox, outbox, target_leases
+
+log = structlog.get_logger("billbridge.alerts")
+
+
+@dataclass(frozen=True)
+class Alert:
+    key: str
+    message: str
+
+
+def _aware(value: datetime, now: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=now.tzinfo)
+
+
+def conditions(conn: Connection, rules: AlertRules, now: datetime) -> list[Alert]:
+    """The alerts whose condition holds now."""
+    found: list[Alert] = []
+    if rules.max_open_exceptions is not None:
+        count = conn.execute(select(func.count()).select_from(exceptions)
+                             .where(exceptions.c.status == "open")).scalar() or 0
+        if count > rules.max_open_exceptions:
+            found.append(Alert("open_exceptions", f"{count} open exceptions (threshold "
+                                                  f"{rules.max_open_exceptions})"))
+    if rules.max_parked_minutes is not None:
+        oldest = conn.execute(select(func.min(inbox.c.received_at))
+                              .where(inbox.c.status == "parked")).scalar()
+        if oldest is not None:
+            age = now - _aware(oldest, now)
+            if age > timedelta(minutes=rules.max_parked_minutes):
+                found.append(Alert("oldest_parked", f"work parked for {age} (threshold "
+                                                    f"{rules.max_parked_minutes} min)"))
+    if rules.max_queue_age_minutes is not None:
+        oldest = conn.execute(select(func.min(outbox.c.created_at))
+                              .where(outbox.c.status == "pending")).scalar()
+        if oldest is not None:
+            age = now - _aware(oldest, now)
+            if age > timedelta(minutes=rules.max_queue_age_minutes):
+                found.append(Alert("queue_age", f"the oldest queued command waits {age} "
+                                                f"(threshold {rules.max_queue_age_minutes} min)"))
+    if rules.on_circuit_open:
+        for row in conn.execute(select(target_leases.c.target)
+                                .where(target_leases.c.circuit == "open")):
+            found.append(Alert(f"circuit:{row.target}", f"the circuit to {row.target} is open"))
+    return found
+
+
+Poster = Callable[[str, dict[str, Any]], None]
+
+
+def _post(url: str, body: dict[str, Any]) -> None:
+    httpx.post(url, json=body, timeout=5.0).raise_for_status()
+
+
+def evaluate(engine: Engine, now: datetime, *, poster: Poster = _post,
+             configs: ConfigCache | None = None) -> list[Alert]:
+    """Check the rules; post the alerts that just started; clear those that ended.
+    Returns the alerts posted now."""
+    with engine.begin() as conn:
+        version = active_version(conn)
+        if not version:
+            return []
+        rules = (configs or ConfigCache()).get(conn, version).alerts
+        holding = {a.key: a for a in conditions(conn, rules, now)}
+        conn.execute(delete(alerts_firing).where(alerts_firing.c.key.not_in(list(holding))))
+        started = []
+        for alert in holding.values():
+            inserted = conn.execute(dialect_insert(conn)(alerts_firing).values(
+                key=alert.key, message=alert.message, since=now)
+                .on_conflict_do_nothing().returning(alerts_firing.c.key)).scalar()
+            if inserted is not None:
+                started.append(alert)
+    if rules.webhook_url:
+        for alert in started:
+            try:
+                poster(rules.webhook_url, {"alert": alert.key, "message": alert.message,
+                                           "at": now.isoformat()})
+            except httpx.HTTPError as exc:
+                log.warning("alert not delivered", alert=alert.key, error=str(exc))
+    return started
