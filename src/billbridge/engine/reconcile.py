@@ -5,13 +5,12 @@ listed with hours and amounts."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, exists, literal, select
 
 from billbridge.domain.billing import Rejection, price_entry
 from billbridge.domain.records import Contract, Project, TimeEntry
@@ -35,44 +34,53 @@ class Finding:
         return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.__dict__.items()}
 
 
-def _records(conn: Connection, kind: str) -> dict[str, dict[str, Any]]:
+def _records(conn: Connection, kind: str, *conditions: Any) -> dict[str, dict[str, Any]]:
     rows = conn.execute(select(records.c.id, records.c.data, records.c.status)
-                        .where(records.c.kind == kind))
+                        .where(records.c.kind == kind, *conditions))
     return {r.id: {**json.loads(r.data), "_status": r.status} for r in rows}
+
+
+def _posted(record_id: Any, kind: str) -> Any:
+    """An acknowledged ERP command of ``kind`` exists for the charge."""
+    return exists().where(outbox.c.record_kind == "time_charge",
+                          outbox.c.record_id == record_id, outbox.c.kind == kind,
+                          outbox.c.status == "done")
 
 
 def reconcile(conn: Connection, *, period_end: date, now: datetime,
               parked_days: int = 7) -> list[Finding]:
+    """Each check asks the database for just the rows that differ, so the
+    cost follows the number of differences, not the size of the store."""
     findings: list[Finding] = []
-    entries = _records(conn, "time_entry")
-    charges = _records(conn, "time_charge")
-    findings += _unbilled(charges.values(), period_end)
-    findings += _unpriced(conn, entries, charges)
+    findings += _unbilled(conn, period_end)
+    findings += _unpriced(conn)
     findings += _parked(conn, now, parked_days)
-    findings += _unposted_and_orphans(conn, charges)
-    findings += _stale_prices(conn, entries, charges)
+    findings += _unposted_and_orphans(conn)
+    findings += _stale_prices(conn)
     return findings
 
 
-def _unbilled(charges: Iterable[dict[str, Any]], period_end: date) -> list[Finding]:
+def _unbilled(conn: Connection, period_end: date) -> list[Finding]:
+    charges = _records(conn, "time_charge", records.c.status == "posted")
     return [Finding("unbilled approved time", c["project"], c["time_entry"],
                     Decimal(c["hours"]), Decimal(c["amount"]), c["currency"],
                     f"worked {c['work_date']}, posted, not invoiced by {period_end}")
-            for c in charges
-            if c["_status"] == "posted" and c.get("billable")
-            and date.fromisoformat(c["work_date"]) <= period_end]
+            for c in charges.values()
+            if c.get("billable") and date.fromisoformat(c["work_date"]) <= period_end]
 
 
-def _unpriced(conn: Connection, entries: dict[str, dict[str, Any]],
-              charges: dict[str, dict[str, Any]]) -> list[Finding]:
+def _unpriced(conn: Connection) -> list[Finding]:
+    charge = records.alias("charge")
+    live_charge = exists().where(charge.c.kind == "time_charge",
+                                 charge.c.id == literal("tc_") + records.c.id,
+                                 charge.c.status.in_(LIVE))
+    entries = _records(conn, "time_entry", records.c.status == "approved", ~live_charge)
     held = {r.record_id: r for r in conn.execute(
         select(exceptions.c.record_id, exceptions.c.reason, exceptions.c.message)
-        .where(exceptions.c.status == "open", exceptions.c.record_kind == "time_entry"))}
+        .where(exceptions.c.status == "open", exceptions.c.record_kind == "time_entry",
+               exceptions.c.record_id.in_(list(entries))))} if entries else {}
     out = []
     for entry_id, entry in entries.items():
-        charge = charges.get(f"tc_{entry_id}")
-        if entry["_status"] != "approved" or (charge and charge["_status"] in LIVE):
-            continue
         reason = held.get(entry_id)
         kind = ("time on a closed project" if reason and reason.reason == "PROJECT_NOT_ACTIVE"
                 else "unpriced approved time")
@@ -98,27 +106,19 @@ def _parked(conn: Connection, now: datetime, days: int) -> list[Finding]:
     return out
 
 
-def _unposted_and_orphans(conn: Connection,
-                          charges: dict[str, dict[str, Any]]) -> list[Finding]:
-    out = []
-    posted: dict[str, int] = {}
-    for row in conn.execute(select(outbox.c.record_id, outbox.c.kind, outbox.c.status,
-                                   outbox.c.external_id)
-                            .where(outbox.c.record_kind == "time_charge",
-                                   outbox.c.status == "done")):
-        posted[row.record_id] = posted.get(row.record_id, 0) + \
-            (1 if row.kind == "time_charge.post" else -1)
-    for charge_id, charge in charges.items():
-        net = posted.get(charge_id, 0)
-        live = charge["_status"] in LIVE
-        if live and net < 1:
-            out.append(Finding("charge not posted to the ERP", charge["project"], charge_id,
-                               Decimal(charge["hours"]), Decimal(charge["amount"]),
-                               charge["currency"], "no acknowledged posting yet"))
-        elif not live and net > 0:
-            out.append(Finding("ERP posting with no source", charge["project"], charge_id,
-                               Decimal(charge["hours"]), Decimal(charge["amount"]),
-                               charge["currency"], "the hub reversed it; the ERP still has it"))
+def _unposted_and_orphans(conn: Connection) -> list[Finding]:
+    unposted = _records(conn, "time_charge", records.c.status.in_(LIVE),
+                        ~_posted(records.c.id, "time_charge.post"))
+    orphans = _records(conn, "time_charge", records.c.status.not_in(LIVE),
+                       _posted(records.c.id, "time_charge.post"),
+                       ~_posted(records.c.id, "time_charge.reverse"))
+    out = [Finding("charge not posted to the ERP", c["project"], charge_id,
+                   Decimal(c["hours"]), Decimal(c["amount"]), c["currency"],
+                   "no acknowledged posting yet") for charge_id, c in unposted.items()]
+    out += [Finding("ERP posting with no source", c["project"], charge_id,
+                    Decimal(c["hours"]), Decimal(c["amount"]), c["currency"],
+                    "the hub reversed it; the ERP still has it")
+            for charge_id, c in orphans.items()]
     return out
 
 
@@ -126,11 +126,18 @@ def _strip(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if k != "_status"}
 
 
-def _stale_prices(conn: Connection, entries: dict[str, dict[str, Any]],
-                  charges: dict[str, dict[str, Any]]) -> list[Finding]:
+def _stale_prices(conn: Connection) -> list[Finding]:
     version = active_version(conn)
     if not version:
         return []
+    charges = _records(conn, "time_charge", records.c.status == "posted",
+                       records.c.config_version < version)
+    if not charges:
+        return []
+    stale = records.alias("stale")
+    entries = _records(conn, "time_entry", exists().where(
+        stale.c.kind == "time_charge", stale.c.id == literal("tc_") + records.c.id,
+        stale.c.status == "posted", stale.c.config_version < version))
     cache = ConfigCache()
     config = cache.get(conn, version)
     projects, contracts = _records(conn, "project"), _records(conn, "contract")
