@@ -124,3 +124,15 @@ def test_executive_figures_come_from_one_dataset() -> None:
         Decimal("50000.00"), Decimal("1400.00"), Decimal("1400.00"), Decimal("300.00"))
     assert glx.cost == Decimal("780.00") and glx.backlog == Decimal("48300.00")
     assert glx.margin == Decimal("920.00") and figures.dso_days == "0"
+
+    from billbridge.console.figures import leakage
+
+    hub.ingest([time_entry("te-carol", worker="w-carol", hours="3", project="GLX-001",
+                           work_date="2026-04-03")], source="harvest")
+    hub.run_until_idle()
+    with hub.engine.connect() as conn:
+        leak = leakage(conn, date(2026, 5, 1))
+    # Bob's April hours are 29 days old on 1 May; Carol's 3 h have no rate.
+    assert leak.unbilled == [("GLX-001", "0-30 days", Decimal("2.00"), Decimal("300.00"))]
+    assert leak.held == [("NO_RATE", 1, Decimal("3.00"))]
+    assert (leak.parked, leak.stale_charges) == (0, 0)

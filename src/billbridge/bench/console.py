@@ -9,14 +9,14 @@ import shutil
 import statistics
 import tempfile
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
-from billbridge.store.tables import exceptions, inbox, outbox, records
+from billbridge.store.tables import charge_facts, exceptions, inbox, outbox, records
 
 PAGES = ["/console/", "/console/exceptions", "/console/lineage?id=te-42",
          "/console/leakage", "/console/executive", "/console/config", "/console/audit"]
@@ -62,6 +62,12 @@ def _seed(hub: Hub, entries: int, open_exceptions: int) -> None:
                                     "rate": "150.00", "amount": "225.00", "currency": "USD",
                                     "billable": True, "config_version": 1,
                                     "source_version": 1})} for i in ids])
+            conn.execute(charge_facts.insert(), [{
+                "id": f"tc_te-{i}", "time_entry": f"te-{i}", "project": f"P-{i % 200}",
+                "worker": f"w-{i % 50}", "work_date": date(2026, 3, 2) - timedelta(days=i % 120),
+                "hours_e4": 15_000, "amount_e4": 2_250_000, "currency": "USD",
+                "billable": True, "status": "invoiced" if i % 3 else "posted",
+                "config_version": 1} for i in ids])
             conn.execute(outbox.insert(), [{
                 "target": "ledger", "kind": "time_charge.post", "idempotency_key": f"k{i}",
                 "aggregate_key": f"project:P-{i % 200}", "payload": "{}",

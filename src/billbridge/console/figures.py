@@ -11,10 +11,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from billbridge.engine.config_store import ConfigCache, active_version
-from billbridge.store.tables import records
+from billbridge.engine.facts import from_e4
+from billbridge.store.tables import charge_facts, inbox, records
 
 
 def _all(conn: Connection, kind: str) -> list[dict[str, Any]]:
@@ -70,15 +71,19 @@ def executive(conn: Connection, today: date) -> Executive:
         f = fig(str(activation["project"]))
         f.contract_value = Decimal(str(activation.get("contract_value") or 0))
         f.currency = str(activation.get("currency") or f.currency)
-    for charge in _all(conn, "time_charge"):
-        if charge["_status"] not in ("posted", "invoiced"):
-            continue
-        f = fig(str(charge["project"]))
-        f.cost += Decimal(str(charge["hours"])) * cost_rates.get(charge["worker"], Decimal(0))
-        if charge["_status"] == "posted" and charge.get("billable"):
-            f.wip += Decimal(str(charge["amount"]))
-            f.wip_hours += Decimal(str(charge["hours"]))
-            f.oldest_wip = min(filter(None, [f.oldest_wip, str(charge["work_date"])]))
+    live = charge_facts.c.status.in_(("posted", "invoiced"))
+    for project, worker, hours in conn.execute(
+            select(charge_facts.c.project, charge_facts.c.worker,
+                   func.sum(charge_facts.c.hours_e4))
+            .where(live).group_by(charge_facts.c.project, charge_facts.c.worker)):
+        fig(project).cost += from_e4(hours) * cost_rates.get(worker, Decimal(0))
+    for project, amount, hours, oldest in conn.execute(
+            select(charge_facts.c.project, func.sum(charge_facts.c.amount_e4),
+                   func.sum(charge_facts.c.hours_e4), func.min(charge_facts.c.work_date))
+            .where(charge_facts.c.status == "posted", charge_facts.c.billable.is_(True))
+            .group_by(charge_facts.c.project)):
+        f = fig(project)
+        f.wip, f.wip_hours, f.oldest_wip = from_e4(amount), from_e4(hours), str(oldest)
     outstanding, billed_total = Decimal(0), Decimal(0)
     for invoice in _all(conn, "invoice"):
         f = fig(str(invoice.get("project") or invoice["customer"]))
@@ -115,8 +120,49 @@ def lag_summary(lags: list[tuple[str, float]]) -> dict[str, str]:
             "max": f"{max(values):.1f} h"}
 
 
-def leakage(findings: list[Any]) -> dict[str, list[Any]]:
-    grouped: dict[str, list[Any]] = defaultdict(list)
-    for f in findings:
-        grouped[f.kind].append(f)
-    return dict(grouped)
+AGES = ((30, "0-30 days"), (60, "31-60 days"), (90, "61-90 days"), (10**6, "over 90 days"))
+
+
+@dataclass
+class Leakage:
+    unbilled: list[tuple[str, str, Decimal, Decimal]] = field(default_factory=list)
+    """(project, age bucket, hours, amount) of approved, posted, uninvoiced time."""
+    held: list[tuple[str, int, Decimal]] = field(default_factory=list)
+    """(reason, entries, hours) of approved time that is not priced."""
+    parked: int = 0
+    stale_charges: int = 0
+    stale_amount: Decimal = Decimal(0)
+
+
+def leakage(conn: Connection, today: date) -> Leakage:
+    from billbridge.engine.reconcile import _unpriced
+
+    result = Leakage()
+    buckets: dict[tuple[str, str], list[Decimal]] = defaultdict(
+        lambda: [Decimal(0), Decimal(0)])
+    for project, day, hours, amount in conn.execute(
+            select(charge_facts.c.project, charge_facts.c.work_date,
+                   func.sum(charge_facts.c.hours_e4), func.sum(charge_facts.c.amount_e4))
+            .where(charge_facts.c.status == "posted", charge_facts.c.billable.is_(True))
+            .group_by(charge_facts.c.project, charge_facts.c.work_date)):
+        age = (today - day).days
+        label = next(name for limit, name in AGES if age <= limit)
+        bucket = buckets[(project, label)]
+        bucket[0] += from_e4(hours)
+        bucket[1] += from_e4(amount)
+    order = [name for _, name in AGES]
+    result.unbilled = [(p, a, h, m) for (p, a), (h, m) in
+                       sorted(buckets.items(), key=lambda x: (x[0][0], order.index(x[0][1])))]
+    held: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
+    for finding in _unpriced(conn):
+        reason = finding.detail.split(":")[0]
+        held[reason][0] += 1
+        held[reason][1] += finding.hours or 0
+    result.held = [(r, n, h) for r, (n, h) in sorted(held.items())]
+    result.parked = conn.execute(select(func.count()).select_from(inbox)
+                                 .where(inbox.c.status == "parked")).scalar() or 0
+    version = active_version(conn)
+    stale = conn.execute(select(func.count(), func.sum(charge_facts.c.amount_e4)).where(
+        charge_facts.c.status == "posted", charge_facts.c.config_version < version)).one()
+    result.stale_charges, result.stale_amount = int(stale[0] or 0), from_e4(stale[1])
+    return result

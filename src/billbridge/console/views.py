@@ -210,14 +210,12 @@ def audit_page(request: Request) -> HTMLResponse:
 @router.get("/leakage")
 def leakage_page(request: Request) -> HTMLResponse:
     from billbridge.console.figures import leakage
-    from billbridge.engine.reconcile import reconcile
 
     who = _who(request)
-    today = datetime.now(UTC)
+    today = datetime.now(UTC).date()
     with _hub(request).engine.connect() as conn:
-        findings = reconcile(conn, period_end=today.date(), now=today)
-    return page(request, "leakage.html", "/console/leakage", who, groups=leakage(findings),
-                period_end=today.date())
+        figures = leakage(conn, today)
+    return page(request, "leakage.html", "/console/leakage", who, leak=figures, today=today)
 
 
 @router.get("/executive")

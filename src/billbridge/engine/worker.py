@@ -19,7 +19,7 @@ from billbridge.domain.config import Configuration
 from billbridge.domain.events import CanonicalEvent
 from billbridge.domain.idempotency import canonical_json
 from billbridge.domain.reasons import ReasonCode
-from billbridge.engine import aggregates, metrics
+from billbridge.engine import aggregates, facts, metrics
 from billbridge.engine.clock import Clock
 from billbridge.engine.config_store import ConfigCache, active_version
 from billbridge.engine.exception_queue import open_exception
@@ -243,6 +243,8 @@ class Worker:
                                   "correlation_id": corr, "config_version": version or None,
                                   "updated_at": now})
             cache[(change.kind, change.id)] = dict(change.data)
+            if change.kind == "time_charge":
+                facts.upsert(conn, [facts.row(change.data, change.status)])
         for binding in outcome.bindings:
             conn.execute(dialect_insert(conn)(xref).values(
                 system=binding.system, kind=binding.kind, external_id=binding.external_id,

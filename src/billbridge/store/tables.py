@@ -12,6 +12,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -262,4 +263,25 @@ alerts_firing = Table(
     Column("key", String(100), primary_key=True),
     Column("message", Text, nullable=False),
     Column("since", Utc, nullable=False),
+)
+
+# One row per time charge with its figures as columns, kept in the worker's
+# transaction, so dashboards aggregate in SQL instead of decoding records.
+# Quantities are integers in ten-thousandths: exact for every currency's
+# minor unit and for hours, and summed exactly by any database.
+charge_facts = Table(
+    "charge_facts",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("time_entry", String(200), nullable=False),
+    Column("project", String(200), nullable=False),
+    Column("worker", String(200), nullable=False),
+    Column("work_date", Date, nullable=False),
+    Column("hours_e4", BigInteger, nullable=False),
+    Column("amount_e4", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("billable", Boolean, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("config_version", Integer, nullable=True),
+    Index(None, "status", "project"),
 )
