@@ -11,6 +11,9 @@ import structlog
 
 
 def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
+    from billbridge.engine.tracing import enable_from_env
+
+    enable_from_env()
     stream = stream or sys.stderr
     logging.basicConfig(stream=stream, level=level, format="%(message)s")
     structlog.configure(

@@ -36,6 +36,7 @@ from billbridge.engine.clock import Clock
 from billbridge.engine.exception_queue import open_exception
 from billbridge.engine.inbox import ingest_many
 from billbridge.engine.policy import CircuitBreaker, CircuitState, RetryPolicy, TokenBucket
+from billbridge.engine.tracing import tracer
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import delivery_attempts, outbox, target_leases, xref
 
@@ -169,10 +170,13 @@ class Dispatcher:
         t0 = time.perf_counter()
         results: dict[str, RecordResult] = {}
         failure: DeliveryError | None = None
-        try:
-            results = self._send(target, commands)
-        except DeliveryError as exc:
-            failure = exc
+        with tracer.start_as_current_span("billbridge.dispatch", attributes={
+                "billbridge.target": name, "billbridge.batch_size": len(commands),
+                "billbridge.batch_id": batch_id}):
+            try:
+                results = self._send(target, commands)
+            except DeliveryError as exc:
+                failure = exc
         metrics.DELIVERY_SECONDS.labels(name).observe(time.perf_counter() - t0)
         if self.crash_hook is not None:
             self.crash_hook("sent", name)

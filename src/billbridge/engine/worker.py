@@ -24,6 +24,7 @@ from billbridge.engine.clock import Clock
 from billbridge.engine.config_store import ConfigCache, active_version
 from billbridge.engine.exception_queue import open_exception
 from billbridge.engine.outbox import enqueue
+from billbridge.engine.tracing import tracer
 from billbridge.flows.base import FlowRegistry, Outcome
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import exceptions, inbox, records, xref
@@ -158,7 +159,8 @@ class Worker:
 
     def _process_batch(self, key: str) -> int:
         started = time.perf_counter()
-        with self.engine.begin() as conn:
+        with tracer.start_as_current_span("billbridge.process", attributes={
+                "billbridge.aggregate": key}), self.engine.begin() as conn:
             rows = list(conn.execute(
                 select(inbox).where(inbox.c.aggregate_key == key, inbox.c.status == "pending")
                 .order_by(inbox.c.id).limit(self.settings.batch_size)))

@@ -19,6 +19,7 @@ from billbridge.connectors.base import (
     TransientError,
     classify_http,
 )
+from billbridge.connectors.tracing import HOOKS
 
 USER_AGENT = "billbridge/0.1 (+https://github.com/billbridge)"
 
@@ -67,7 +68,8 @@ class LedgerTarget:
         self.rate_limit = rate_limit or RateLimit(50, 1, burst=50)
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT})
+            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
+            event_hooks=HOOKS)
 
     def close(self) -> None:
         self._client.close()

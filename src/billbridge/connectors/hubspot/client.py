@@ -33,6 +33,7 @@ from billbridge.connectors.ratelimit import (
     RealClock,
     TokenBucket,
 )
+from billbridge.connectors.tracing import HOOKS
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 USER_AGENT = "billbridge/0.1 (+https://github.com/billbridge)"
@@ -110,7 +111,8 @@ class HubSpotClient:
         self.requests_sent = 0
         self._pace = threading.Lock()  # one client may serve a poller and webhook threads
         self._client = httpx.Client(base_url=self.base_url, timeout=timeout,
-                                    transport=transport, headers={"User-Agent": USER_AGENT})
+                                    transport=transport, headers={"User-Agent": USER_AGENT},
+                                    event_hooks=HOOKS)
 
     def close(self) -> None:
         self._client.close()

@@ -27,6 +27,7 @@ from billbridge.connectors.base import (
     classify_http,
 )
 from billbridge.connectors.ratelimit import QUOTA_EXHAUSTED, DailyQuota, TokenBucket
+from billbridge.connectors.tracing import HOOKS
 
 USER_AGENT = "billbridge/0.1 (+https://github.com/billbridge)"
 DEFAULT_VERSION = "61.0"
@@ -82,7 +83,7 @@ class SalesforceClient:
         context: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) \
             if isinstance(verify, str) else verify
         self._http = httpx.Client(timeout=timeout, verify=context, transport=transport,
-                                  headers={"User-Agent": USER_AGENT})
+                                  headers={"User-Agent": USER_AGENT}, event_hooks=HOOKS)
 
     def close(self) -> None:
         self._http.close()
