@@ -96,6 +96,12 @@ def test_every_console_page_needs_a_login_and_renders() -> None:
         response = client.get(path)
         assert response.status_code == 200 and "billbridge" in response.text, path
     assert "hash chain intact" in client.get("/console/audit").text
+    hub.activate_config({**CONFIG, "psa_system": "kantata"})
+    assert "psa_system" in client.get("/console/config").text  # the changed section
+    assert "per hour" in client.get("/console/").text
+    hub.ingest([time_entry("te-x", project="NEW-404")], source="harvest")
+    hub.run_until_idle()
+    assert 'billbridge_inbox_waiting{status="parked"} 1.0' in client.get("/metrics").text
 
 
 def test_executive_figures_come_from_one_dataset() -> None:

@@ -71,6 +71,10 @@ def test_oidc_people_get_the_role_their_claim_grants(engine: Engine,
     assert get("/v1/inbox", person(signing_key, ["marketing"])).status_code == 401
     other_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     assert get("/v1/inbox", person(other_key, ["admin"])).status_code == 401
+    # People can log in to the console with the same OIDC token.
+    console = TestClient(create_app(hub, oidc=oidc_settings(signing_key)))
+    console.post("/console/login", data={"token": person(signing_key, ["operator"])})
+    assert "fiona@firm.test" in console.get("/console/").text
     # billbridge's own tokens still work alongside OIDC.
     with engine.begin() as conn:
         _, token = tokens.create(conn, name="ci", role=tokens.Role.AUDITOR,

@@ -20,7 +20,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel, Field
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billbridge.api.auth import AuthError, Permission, require
@@ -183,6 +183,17 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
              responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
                               "description": "Prometheus text exposition"}})
     def metrics() -> Response:
+        from billbridge.engine import metrics as hub_metrics
+        from billbridge.engine.dispatcher import outbox_depth
+
+        with hub.engine.connect() as conn:
+            for target, depth in outbox_depth(conn).items():
+                hub_metrics.QUEUE_DEPTH.labels(target).set(depth)
+            for status, count in conn.execute(
+                    select(inbox.c.status, func.count())
+                    .where(inbox.c.status.in_(("pending", "parked")))
+                    .group_by(inbox.c.status)).all():
+                hub_metrics.INBOX_WAITING.labels(status).set(count)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     # -- ingress -----------------------------------------------------------

@@ -8,7 +8,7 @@ import hashlib
 import hmac
 import statistics
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +46,23 @@ def _who(request: Request, permission: Permission = Permission.READ) -> Identity
     if not token:
         raise LoginRequired
     try:
-        with _hub(request).engine.begin() as conn:
-            identity = tokens.authenticate(conn, token, at=datetime.now(UTC))
+        identity = _authenticate(request, token)
     except tokens.TokenError:
         raise LoginRequired from None
     if identity.role not in GRANTS[permission]:
         raise PermissionError(f"role {identity.role.value} may not {permission.value}")
     return identity
+
+
+def _authenticate(request: Request, token: str) -> Identity:
+    """A billbridge token, or (when configured) a person's OIDC token."""
+    settings = getattr(request.app.state, "oidc", None)
+    if settings is not None and not token.startswith(tokens.PREFIX):
+        from billbridge.api.oidc import authenticate
+
+        return authenticate(token, settings)
+    with _hub(request).engine.begin() as conn:
+        return tokens.authenticate(conn, token, at=datetime.now(UTC))
 
 
 def _csrf(request: Request) -> str:
@@ -80,8 +90,7 @@ def login_form(request: Request) -> HTMLResponse:
 @router.post("/login")
 def login(request: Request, token: str = Form("")) -> Response:
     try:
-        with _hub(request).engine.begin() as conn:
-            tokens.authenticate(conn, token.strip(), at=datetime.now(UTC))
+        _authenticate(request, token.strip())
     except tokens.TokenError as exc:
         return page(request, "login.html", "/console/login", None, error=f"Not accepted: {exc}")
     response = RedirectResponse("/console/", status_code=303)
@@ -110,6 +119,24 @@ def _latency(conn: Any) -> dict[str, str]:
     return {"p50": f"{statistics.median(seconds):.2f} s", "p95": f"{p95:.2f} s"}
 
 
+def _per_hour(conn: Any) -> list[tuple[str, int, int]]:
+    """(hour, events in, postings out) over the last 24 hours with activity."""
+    def bucket(column: Any) -> Any:
+        if conn.dialect.name == "postgresql":
+            return func.to_char(column, "YYYY-MM-DD HH24:00")
+        return func.strftime("%Y-%m-%d %H:00", column)
+
+    since = datetime.now(UTC) - timedelta(hours=24)
+    events = dict(conn.execute(select(bucket(inbox.c.received_at), func.count())
+                               .where(inbox.c.received_at >= since)
+                               .group_by(bucket(inbox.c.received_at))).all())
+    postings = dict(conn.execute(select(bucket(outbox.c.done_at), func.count())
+                                 .where(outbox.c.status == "done", outbox.c.done_at >= since)
+                                 .group_by(bucket(outbox.c.done_at))).all())
+    return [(h, events.get(h, 0), postings.get(h, 0))
+            for h in sorted(set(events) | set(postings))]
+
+
 @router.get("/")
 def overview(request: Request) -> HTMLResponse:
     who = _who(request)
@@ -122,11 +149,13 @@ def overview(request: Request) -> HTMLResponse:
             .group_by(outbox.c.target))}
         targets = conn.execute(select(target_leases)).all()
         latency = _latency(conn)
+        hours = _per_hour(conn)
     ordered = by_reason.most_common()
     return page(request, "overview.html", "/console/", who, inbox=by_status,
                 parked=by_status.get("parked", 0), open_total=sum(by_reason.values()),
                 by_reason=ordered, max_reason=max((n for _, n in ordered), default=1),
-                depth=depth, targets=targets, latency=latency)
+                depth=depth, targets=targets, latency=latency, hours=hours,
+                max_hour=max((max(i, o) for _, i, o in hours), default=1) or 1)
 
 
 @router.get("/exceptions")
@@ -180,6 +209,11 @@ def config_page(request: Request, message: str = "") -> HTMLResponse:
     who = _who(request)
     with _hub(request).engine.connect() as conn:
         versions = config_store.versions(conn)
+        documents = {v["version"]: config_store.document(conn, v["version"]) for v in versions}
+    for v in versions:
+        before = documents.get(v["version"] - 1, {})
+        after = documents[v["version"]]
+        v["changed"] = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     return page(request, "config.html", "/console/config", who, versions=versions,
                 message=message)
 

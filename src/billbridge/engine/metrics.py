@@ -31,3 +31,5 @@ CIRCUIT_OPEN = Gauge("billbridge_circuit_open", "1 while a target's circuit is o
                      ["target"])
 COMMANDS_UNROUTED = Counter("billbridge_commands_unrouted_total",
                             "Commands for a role no target plays in this hub", ["role", "kind"])
+QUEUE_DEPTH = Gauge("billbridge_queue_depth", "Commands waiting per target", ["target"])
+INBOX_WAITING = Gauge("billbridge_inbox_waiting", "Inbox events by waiting state", ["status"])

@@ -191,6 +191,15 @@ class Worker:
     # -- one event --------------------------------------------------------
     def _process_event(self, conn: Connection, row: Any, current_version: int,
                        cache: dict[tuple[str, str], dict[str, Any] | None]) -> None:
+        # Every log line while this event runs carries its correlation id.
+        structlog.contextvars.bind_contextvars(correlation_id=row.correlation_id)
+        try:
+            self._run_event(conn, row, current_version, cache)
+        finally:
+            structlog.contextvars.unbind_contextvars("correlation_id")
+
+    def _run_event(self, conn: Connection, row: Any, current_version: int,
+                   cache: dict[tuple[str, str], dict[str, Any] | None]) -> None:
         event = CanonicalEvent.model_validate_json(row.payload)
         version = row.config_version or current_version
         handler = self.flows.handler_for(event.type)
