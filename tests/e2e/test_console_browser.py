@@ -1,24 +1,27 @@
 """The console in Debian's chromium (Playwright, headless), against a running
-hub: log in, find an exception, fix its rate card through a proposed and
+hub on the demo's data: log in, find an exception, fix its rate card through a proposed and
 approved change, replay it, and see it leave the queue and appear in the
 lineage of its ERP posting."""
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
+from rich.console import Console
 
 from billbridge.api.server import HubServer
+from billbridge.demo.story import run_demo
 from billbridge.emulation.recording import RecordingTarget
-from billbridge.engine import tokens
+from billbridge.engine import config_store, tokens
 from billbridge.engine.hub import Hub
 from billbridge.store.db import make_engine
-from conftest import CONFIG, project_event, time_entry
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -38,17 +41,18 @@ def browser_page() -> Iterator[object]:
         browser.close()
 
 
-def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_path: object
+def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_path: Path
                                                     ) -> None:
     from playwright.sync_api import Page, expect
 
     page: Page = browser_page  # type: ignore[assignment]
-    erp = RecordingTarget("ledger")
-    hub = Hub(make_engine(f"sqlite:///{tmp_path}/hub.db"), {"ledger": erp})
-    hub.activate_config(CONFIG)
-    hub.ingest([project_event(), time_entry("te-9", worker="w-carol", hours="2")],
-               source="harvest")
-    hub.run_until_idle()
+    # The demo's data: Carol's 6 h on GLX-001 wait as NO_RATE (designers have no rate).
+    assert run_demo(Console(file=io.StringIO()), port=0, keep_serving=False,
+                    workdir=tmp_path / "demo") == 0
+    erp = RecordingTarget("ledger")  # stands in for the demo's ERP, which has stopped
+    hub = Hub(make_engine(f"sqlite:///{tmp_path}/demo/hub.db"), {"ledger": erp})
+    with hub.engine.connect() as conn:
+        config = config_store.document(conn, config_store.active_version(conn))
     now = datetime.now(UTC)
     with hub.engine.begin() as conn:
         _, ada = tokens.create(conn, name="ada", role=tokens.Role.ADMIN,
@@ -62,13 +66,13 @@ def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_pa
         page.fill("input[name=token]", ada)
         page.click("button[type=submit]")
         page.click("text=Exceptions")
-        row = page.locator("#exceptions tr[data-record='te-9']")
+        row = page.locator("#exceptions tr[data-record='te-3']")
         expect(row).to_contain_text("NO_RATE")
 
-        card = {**CONFIG["rate_cards"][0],
-                "rates": {**CONFIG["rate_cards"][0]["rates"], "designer": "120.00"}}
+        card = {**config["rate_cards"][0],
+                "rates": {**config["rate_cards"][0]["rates"], "designer": "120.00"}}
         proposal = httpx.post(f"{server.url}/v1/config/proposals",
-                              json={"document": {**CONFIG, "rate_cards": [card]},
+                              json={"document": {**config, "rate_cards": [card]},
                                     "note": "designer rate"},
                               headers={"Authorization": f"Bearer {paul}"}).json()
         page.click("text=Configuration")
@@ -76,7 +80,7 @@ def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_pa
         expect(page.locator("#flash")).to_contain_text(f"version {proposal['version']} is active")
 
         page.click("text=Exceptions")
-        page.locator("#exceptions tr[data-record='te-9'] input[type=checkbox]").check()
+        page.locator("#exceptions tr[data-record='te-3'] input[type=checkbox]").check()
         page.click("button[value=replay]")
         expect(page.locator("#flash")).to_contain_text("replay: 1 done")
         deadline = datetime.now(UTC) + timedelta(seconds=20)
@@ -84,14 +88,14 @@ def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_pa
             assert datetime.now(UTC) < deadline, "the replayed entry never posted"
             page.wait_for_timeout(100)
         page.goto(f"{server.url}/console/exceptions")
-        expect(page.locator("#exceptions")).to_contain_text("The queue is empty.")
+        expect(page.locator("#exceptions tr[data-record='te-3']")).to_have_count(0)
 
         [posting] = [e for e in erp.effects if e["kind"] == "time_charge.post"]
-        assert posting["payload"]["amount"] == "240.00"
+        assert posting["payload"]["amount"] == "720.00"  # 6 h x 120.00
         page.click("text=Lineage")
         page.fill("input[name=id]", posting["id"])
         page.click("text=Trace")
         expect(page.locator("#timeline")).to_contain_text(f"posted as {posting['id']}")
-        expect(page.locator("#timeline")).to_contain_text("te-9")
+        expect(page.locator("#timeline")).to_contain_text("te-3")
     finally:
         server.stop()

@@ -72,6 +72,13 @@ class Dispatcher:
         self.breaker_cooldown = breaker_cooldown
         self.crash_hook: Any = None  # tests: called with (stage, target) and may raise
 
+    def release(self) -> None:
+        """Give up our targets at once (on a clean stop), instead of making the
+        next owner wait for the leases to run out."""
+        with self.engine.begin() as conn:
+            conn.execute(update(target_leases).where(target_leases.c.lease_owner == self.owner)
+                         .values(lease_owner=None, lease_until_ms=0))
+
     def run_once(self) -> int:
         """One batch per target at most; commands settled (applied or failed)."""
         return sum(self.dispatch(name) for name in self.targets)

@@ -21,6 +21,14 @@ def run(hub: Hub, stop: threading.Event, *, sources: Sequence[Source] = (),
         poll_seconds: float = 5.0, idle_sleep: float = 0.05, alert_seconds: float = 30.0,
         idle_exit: float | None = None) -> None:
     """Run until ``stop`` is set, or until nothing moved for ``idle_exit`` seconds."""
+    try:
+        _loop(hub, stop, sources, poll_seconds, idle_sleep, alert_seconds, idle_exit)
+    finally:
+        hub.dispatcher.release()
+
+
+def _loop(hub: Hub, stop: threading.Event, sources: Sequence[Source], poll_seconds: float,
+          idle_sleep: float, alert_seconds: float, idle_exit: float | None) -> None:
     last_poll = 0.0
     last_alerts = 0.0
     idle_since = time.monotonic()
