@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine
 
 from billbridge.api.app import create_app
 from billbridge.emulation.recording import RecordingTarget
@@ -82,9 +83,8 @@ def test_fix_a_rate_card_and_replay_from_the_console() -> None:
     assert f"posted as {posting['id']}" in trail and "te-9" in trail
 
 
-def test_every_console_page_needs_a_login_and_renders() -> None:
-    hub = Hub(make_engine("sqlite://"), {"ledger": RecordingTarget("ledger")},
-              settings=HubSettings())
+def test_every_console_page_needs_a_login_and_renders(engine: Engine) -> None:
+    hub = Hub(engine, {"ledger": RecordingTarget("ledger")}, settings=HubSettings())
     hub.activate_config(CONFIG)
     client = TestClient(create_app(hub))
     pages = ["/console/", "/console/exceptions", "/console/lineage?id=x", "/console/config",

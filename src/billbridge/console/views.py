@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from billbridge.api.auth import GRANTS, Permission
 from billbridge.engine import audit, config_store, exception_queue, lineage, tokens
@@ -127,12 +127,14 @@ def _per_hour(conn: Any) -> list[tuple[str, int, int]]:
         return func.strftime("%Y-%m-%d %H:00", column)
 
     since = datetime.now(UTC) - timedelta(hours=24)
+    # Grouped by position: PostgreSQL sees two bound format strings as two
+    # different expressions otherwise.
     events = dict(conn.execute(select(bucket(inbox.c.received_at), func.count())
                                .where(inbox.c.received_at >= since)
-                               .group_by(bucket(inbox.c.received_at))).all())
+                               .group_by(text("1"))).all())
     postings = dict(conn.execute(select(bucket(outbox.c.done_at), func.count())
                                  .where(outbox.c.status == "done", outbox.c.done_at >= since)
-                                 .group_by(bucket(outbox.c.done_at))).all())
+                                 .group_by(text("1"))).all())
     return [(h, events.get(h, 0), postings.get(h, 0))
             for h in sorted(set(events) | set(postings))]
 
