@@ -62,10 +62,3 @@ def release(conn: Connection, key: str, *, owner: str) -> None:
     conn.execute(update(aggregates)
                  .where(aggregates.c.key == key, aggregates.c.lease_owner == owner)
                  .values(lease_owner=None, lease_until_ms=0))
-
-
-def depth(conn: Connection) -> int:
-    from sqlalchemy import func
-
-    return int(conn.execute(select(func.coalesce(func.sum(aggregates.c.pending), 0))).scalar()
-               or 0)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, update
 
 from billbridge.connectors.base import Malformed
 from billbridge.domain.events import MalformedEvent, aggregate_key, parse_event
@@ -132,10 +132,3 @@ def _store_malformed(conn: Connection, value: Any, text: str, source: str, messa
                    raw=text, correlation_id=correlation_id, at=clock.now())
     return IngestResult(IngestStatus.MALFORMED, int(inserted), event_id, correlation_id,
                         message)
-
-
-def inbox_counts(conn: Connection) -> dict[str, int]:
-    from sqlalchemy import func
-
-    rows = conn.execute(select(inbox.c.status, func.count()).group_by(inbox.c.status))
-    return {r[0]: int(r[1]) for r in rows}

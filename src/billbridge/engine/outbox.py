@@ -3,12 +3,11 @@ the state change that caused them, keyed by the one idempotency-key function."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, update
 
 from billbridge.domain.idempotency import canonical_json, idempotency_key
 from billbridge.engine import metrics
@@ -63,13 +62,3 @@ def enqueue(conn: Connection, *, target: str, kind: str, origin: str,
         metrics.DUPLICATES_PREVENTED.labels(target).inc()
     return key
 
-
-def command_status(conn: Connection, target: str, key: str) -> str | None:
-    row = conn.execute(select(outbox.c.status).where(
-        outbox.c.target == target, outbox.c.idempotency_key == key)).first()
-    return None if row is None else str(row.status)
-
-
-def payload_of(row: Any) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(row.payload)
-    return value

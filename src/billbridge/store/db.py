@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
@@ -89,9 +89,6 @@ def migrate(engine: Engine) -> None:
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(724100)")
         command.upgrade(cfg, "head")
 
-
-def has_schema(engine: Engine) -> bool:
-    return inspect(engine).has_table("inbox")
 
 
 def dialect_insert(conn: Connection) -> Any:
