@@ -126,3 +126,20 @@ def test_a_start_flag_cannot_change_an_active_configuration(tmp_path: Path) -> N
     refused = bb("worker", "--config", str(changed), *common, check=False)
     assert refused.returncode == 2
     assert "billbridge config propose" in " ".join(refused.stdout.split())
+
+
+def test_any_registered_vendor_emulator_runs_from_the_cli() -> None:
+    import httpx
+
+    process = subprocess.Popen([sys.executable, "-m", "billbridge", "emulator", "run", "generic",
+                                "--kind", "ledger"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        url = line.split("listening on ")[1].strip()
+        assert httpx.get(f"{url}/_emulator/effects").json() == []
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    ambiguous = bb("emulator", "run", "generic", check=False)
+    assert ambiguous.returncode == 2 and "--kind" in ambiguous.stderr + ambiguous.stdout

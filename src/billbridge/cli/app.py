@@ -294,6 +294,31 @@ def emulator_timesource(port: int = 8200) -> None:
     _serve_emulator(TimeSourceEmulator(port=port))
 
 
+@emulator_app.command("run")
+def emulator_run(vendor: str, port: int = 0,
+                 kind: Annotated[str | None, typer.Option(
+                     help="which emulator, when the vendor has several")] = None) -> None:
+    """Any registered vendor's emulator (found in its folder's emulator.py)."""
+    import importlib
+    import inspect
+
+    from billbridge.connectors.registry import VENDORS
+    from billbridge.emulation.server import EmulatorServer
+
+    if vendor not in VENDORS:
+        raise typer.BadParameter(f"unknown vendor {vendor!r}; known: {', '.join(sorted(VENDORS))}")
+    module = importlib.import_module(f"{VENDORS[vendor]}.emulator")
+    found = {name: cls for name, cls in inspect.getmembers(module, inspect.isclass)
+             if issubclass(cls, EmulatorServer) and cls is not EmulatorServer
+             and cls.__module__ == module.__name__}
+    if kind:
+        found = {n: c for n, c in found.items() if kind.lower() in n.lower()}
+    if len(found) != 1:
+        raise typer.BadParameter(f"{vendor} has emulators {sorted(found)}: pick one with --kind")
+    [cls] = found.values()
+    _serve_emulator(cls(port=port))
+
+
 def _serve_emulator(server: Any) -> None:
     server.start()
     console.print(f"listening on {server.url}")
