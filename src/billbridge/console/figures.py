@@ -135,7 +135,7 @@ class Leakage:
 
 
 def leakage(conn: Connection, today: date) -> Leakage:
-    from billbridge.engine.reconcile import _unpriced
+    from billbridge.engine.reconcile import unpriced
 
     result = Leakage()
     buckets: dict[tuple[str, str], list[Decimal]] = defaultdict(
@@ -154,7 +154,7 @@ def leakage(conn: Connection, today: date) -> Leakage:
     result.unbilled = [(p, a, h, m) for (p, a), (h, m) in
                        sorted(buckets.items(), key=lambda x: (x[0][0], order.index(x[0][1])))]
     held: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
-    for finding in _unpriced(conn):
+    for finding in unpriced(conn):
         reason = finding.detail.split(":")[0]
         held[reason][0] += 1
         held[reason][1] += finding.hours or 0

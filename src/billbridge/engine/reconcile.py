@@ -53,7 +53,7 @@ def reconcile(conn: Connection, *, period_end: date, now: datetime,
     cost follows the number of differences, not the size of the store."""
     findings: list[Finding] = []
     findings += _unbilled(conn, period_end)
-    findings += _unpriced(conn)
+    findings += unpriced(conn)
     findings += _parked(conn, now, parked_days)
     findings += _unposted_and_orphans(conn)
     findings += _stale_prices(conn)
@@ -69,7 +69,7 @@ def _unbilled(conn: Connection, period_end: date) -> list[Finding]:
             if c.get("billable") and date.fromisoformat(c["work_date"]) <= period_end]
 
 
-def _unpriced(conn: Connection) -> list[Finding]:
+def unpriced(conn: Connection) -> list[Finding]:
     charge = records.alias("charge")
     live_charge = exists().where(charge.c.kind == "time_charge",
                                  charge.c.id == literal("tc_") + records.c.id,
