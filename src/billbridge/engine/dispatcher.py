@@ -71,6 +71,7 @@ class Dispatcher:
         self.breaker_threshold = breaker_threshold
         self.breaker_cooldown = breaker_cooldown
         self.crash_hook: Any = None  # tests: called with (stage, target) and may raise
+        self._known: set[str] = set()
 
     def release(self) -> None:
         """Give up our targets at once (on a clean stop), instead of making the
@@ -86,9 +87,11 @@ class Dispatcher:
     # -- leasing and claiming ---------------------------------------------
     def _hold(self, conn: Connection, name: str) -> bool:
         now = self.clock.ms()
-        conn.execute(dialect_insert(conn)(target_leases).values(
-            target=name, lease_owner=None, lease_until_ms=0, circuit="closed",
-            circuit_until_ms=0, consecutive_failures=0).on_conflict_do_nothing())
+        if name not in self._known:  # the row exists from then on: no write per poll
+            conn.execute(dialect_insert(conn)(target_leases).values(
+                target=name, lease_owner=None, lease_until_ms=0, circuit="closed",
+                circuit_until_ms=0, consecutive_failures=0).on_conflict_do_nothing())
+            self._known.add(name)
         result = conn.execute(
             update(target_leases)
             .where(target_leases.c.target == name,
