@@ -119,10 +119,11 @@ class CanonicalEvent(BaseModel):
         return PAYLOADS[self.type].model_validate(self.data)
 
 
-def _explain(error: ValidationError) -> str:
+def explain(error: ValidationError, whole: str = "event") -> str:
+    """A validation error as one line naming each field: `hours: not a decimal`."""
     parts = []
     for item in error.errors(include_url=False):
-        where = ".".join(str(p) for p in item["loc"]) or "event"
+        where = ".".join(str(p) for p in item["loc"]) or whole
         parts.append(f"{where}: {item['msg']}")
     return "; ".join(parts)
 
@@ -134,7 +135,7 @@ def parse_event(raw: Any) -> CanonicalEvent:
     try:
         event = CanonicalEvent.model_validate(raw)
     except ValidationError as exc:
-        problems = _explain(exc)
+        problems = explain(exc)
         payload = PAYLOADS.get(str(raw.get("type")))
         if payload is not None and isinstance(raw.get("data"), dict):
             # Name the record's problems too, so one look shows everything wrong.
@@ -142,12 +143,12 @@ def parse_event(raw: Any) -> CanonicalEvent:
                 payload.model_validate(raw["data"])
             except ValidationError as data_exc:
                 problems += "; " + "; ".join(f"data.{p}" for p in
-                                             _explain(data_exc).split("; "))
+                                             explain(data_exc).split("; "))
         raise MalformedEvent(problems) from None
     try:
         record = PAYLOADS[event.type].model_validate(event.data)
     except ValidationError as exc:
-        raise MalformedEvent(f"{event.type} {event.id}: {_explain(exc)}") from None
+        raise MalformedEvent(f"{event.type} {event.id}: {explain(exc)}") from None
     # Normalise the data to its canonical JSON form so that stored events and
     # idempotency keys do not depend on how a source spelt a number or a date.
     return event.model_copy(update={"data": record.model_dump(mode="json")})

@@ -21,6 +21,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from billbridge.connectors.base import Malformed
+from billbridge.connectors.fields import blank as _blank
+from billbridge.connectors.fields import country_code
+from billbridge.connectors.fields import explain as _explain
 from billbridge.domain.events import OpportunityClosedWon
 from billbridge.domain.records import Customer
 
@@ -66,13 +69,6 @@ DEFAULT_PIPELINES: dict[str, tuple[str, ...]] = {
 }
 
 # ``country`` is free text in HubSpot; the usual spellings of a few names.
-COUNTRY_NAMES: dict[str, str] = {
-    "united states": "US", "united states of america": "US", "usa": "US",
-    "united kingdom": "GB", "uk": "GB", "great britain": "GB", "england": "GB",
-    "germany": "DE", "deutschland": "DE", "france": "FR", "ireland": "IE",
-    "netherlands": "NL", "spain": "ES", "italy": "IT", "canada": "CA", "australia": "AU",
-    "japan": "JP", "switzerland": "CH", "sweden": "SE", "belgium": "BE",
-}
 
 _DIGITS = re.compile(r"^\d+$")
 
@@ -157,22 +153,11 @@ def to_date(value: Any) -> str | None:
         return text  # left as is: validation names it
 
 
-def country_code(value: Any) -> str | None:
-    if value is None or str(value).strip() == "":
-        return None
-    text = str(value).strip()
-    if len(text) == 2 and text.isalpha():
-        return text.upper()
-    return COUNTRY_NAMES.get(text.lower(), text)
-
 
 def _props(record: Mapping[str, Any]) -> Mapping[str, Any]:
     props = record.get("properties")
     return props if isinstance(props, Mapping) else {}
 
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "")
 
 
 def deal_event_id(deal: Mapping[str, Any]) -> str:
@@ -184,10 +169,6 @@ def company_event_id(company: Mapping[str, Any]) -> str:
     stamp = to_ms(_props(company).get("hs_lastmodifieddate") or company.get("updatedAt"))
     return f"company:{company.get('id')}:{stamp}"
 
-
-def _explain(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}"
-                     for e in error.errors(include_url=False))
 
 
 # -- deals -----------------------------------------------------------------------

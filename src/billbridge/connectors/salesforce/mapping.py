@@ -25,6 +25,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from billbridge.connectors.base import Malformed
+from billbridge.connectors.fields import blank as _blank
+from billbridge.connectors.fields import country_code
+from billbridge.connectors.fields import explain as _explain
 from billbridge.domain.events import OpportunityClosedWon
 from billbridge.domain.records import Customer
 
@@ -57,12 +60,6 @@ REQUIRED_OPPORTUNITY_FIELDS = ("opportunity.amount", "opportunity.close_date",
 REQUIRED_ACCOUNT_FIELDS = ("customer.name", "customer.billing_country")
 
 # Salesforce stores BillingCountry as text unless state/country picklists are on.
-COUNTRY_NAMES: dict[str, str] = {
-    "united states": "US", "united states of america": "US", "usa": "US",
-    "united kingdom": "GB", "uk": "GB", "great britain": "GB", "england": "GB",
-    "germany": "DE", "france": "FR", "ireland": "IE", "netherlands": "NL", "spain": "ES",
-    "italy": "IT", "canada": "CA", "australia": "AU", "japan": "JP", "switzerland": "CH",
-}
 
 BILLING_MODELS: dict[str, str] = {
     "time and materials": "time_and_materials", "t&m": "time_and_materials",
@@ -139,9 +136,6 @@ def normal_stamp(value: Any) -> str | None:
     return None if parsed is None else format_stamp(parsed)
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "")
-
 
 def _to_date(value: Any) -> Any:
     if _blank(value):
@@ -153,14 +147,6 @@ def _to_date(value: Any) -> Any:
         return text  # left as is: validation names it
 
 
-def country_code(value: Any) -> Any:
-    if _blank(value):
-        return None
-    text = str(value).strip()
-    if len(text) == 2 and text.isalpha():
-        return text.upper()
-    return COUNTRY_NAMES.get(text.lower(), text)
-
 
 def billing_model(value: Any) -> Any:
     if _blank(value):
@@ -168,10 +154,6 @@ def billing_model(value: Any) -> Any:
     text = str(value).strip()
     return BILLING_MODELS.get(text.lower(), text.lower().replace(" ", "_"))
 
-
-def _explain(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}"
-                     for e in error.errors(include_url=False))
 
 
 def _plain(record: Mapping[str, Any]) -> dict[str, Any]:
