@@ -40,22 +40,17 @@ def conditions(conn: Connection, rules: AlertRules, now: datetime) -> list[Alert
         if count > rules.max_open_exceptions:
             found.append(Alert("open_exceptions", f"{count} open exceptions (threshold "
                                                   f"{rules.max_open_exceptions})"))
-    if rules.max_parked_minutes is not None:
-        oldest = conn.execute(select(func.min(inbox.c.received_at))
-                              .where(inbox.c.status == "parked")).scalar()
-        if oldest is not None:
-            age = now - _aware(oldest, now)
-            if age > timedelta(minutes=rules.max_parked_minutes):
-                found.append(Alert("oldest_parked", f"work parked for {age} (threshold "
-                                                    f"{rules.max_parked_minutes} min)"))
-    if rules.max_queue_age_minutes is not None:
-        oldest = conn.execute(select(func.min(outbox.c.created_at))
-                              .where(outbox.c.status == "pending")).scalar()
-        if oldest is not None:
-            age = now - _aware(oldest, now)
-            if age > timedelta(minutes=rules.max_queue_age_minutes):
-                found.append(Alert("queue_age", f"the oldest queued command waits {age} "
-                                                f"(threshold {rules.max_queue_age_minutes} min)"))
+    ages = (("oldest_parked", "work parked for", rules.max_parked_minutes,
+             inbox.c.received_at, inbox.c.status == "parked"),
+            ("queue_age", "the oldest queued command waits", rules.max_queue_age_minutes,
+             outbox.c.created_at, outbox.c.status == "pending"))
+    for key, text, limit, column, waiting in ages:
+        if limit is None:
+            continue
+        oldest = conn.execute(select(func.min(column)).where(waiting)).scalar()
+        age = now - _aware(oldest, now) if oldest is not None else None
+        if age is not None and age > timedelta(minutes=limit):
+            found.append(Alert(key, f"{text} {age} (threshold {limit} min)"))
     if rules.on_circuit_open:
         for row in conn.execute(select(target_leases.c.target)
                                 .where(target_leases.c.circuit == "open")):
