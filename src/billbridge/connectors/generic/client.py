@@ -11,48 +11,17 @@ import httpx
 from billbridge.connectors.base import (
     IdempotencyMode,
     OutboundCommand,
-    OutcomeKind,
     PermanentError,
     RateLimit,
     RecordResult,
     ResultStatus,
-    TransientError,
-    classify_http,
 )
-from billbridge.connectors.tracing import HOOKS
-
-USER_AGENT = "billbridge/0.1 (+https://github.com/billbridge)"
+from billbridge.connectors.http import VendorHttp, read_error
 
 
-def _raise_for(response: httpx.Response, what: str) -> None:
-    outcome = classify_http(response.status_code, response.headers)
-    if outcome.kind is OutcomeKind.SUCCESS:
-        return
-    try:
-        message = response.json()["error"]["message"]
-    except (ValueError, KeyError, TypeError):
-        message = response.text[:200]
-    text = f"{what}: HTTP {response.status_code}: {message}"
-    if outcome.kind is OutcomeKind.TRANSIENT:
-        raise TransientError(text, code=f"HTTP_{response.status_code}",
-                             retry_after=outcome.retry_after)
-    if outcome.kind is OutcomeKind.CONFIGURATION:
-        raise PermanentError(text, code="TARGET_AUTH")
-    raise PermanentError(text, code="TARGET_REJECTED")
-
-
-def _call(client: httpx.Client, method: str, url: str, what: str, **kwargs: Any) -> Any:
-    try:
-        response = client.request(method, url, **kwargs)
-    except httpx.TimeoutException as exc:
-        raise TransientError(f"{what}: timed out ({exc.__class__.__name__})",
-                             code="TIMEOUT") from None
-    except httpx.TransportError as exc:
-        # Includes a connection dropped before the answer: the write may have applied.
-        raise TransientError(f"{what}: {exc.__class__.__name__}: {exc}",
-                             code="CONNECTION") from None
-    _raise_for(response, what)
-    return response.json()
+def _ledger_error(response: httpx.Response) -> tuple[str, str]:
+    """The ledger's codes are its own business; a refusal is TARGET_REJECTED."""
+    return "TARGET_REJECTED", read_error(response)[1]
 
 
 class LedgerTarget:
@@ -66,17 +35,18 @@ class LedgerTarget:
         self.max_batch = max_batch
         self.idempotency = idempotency
         self.rate_limit = rate_limit or RateLimit(50, 1, burst=50)
-        self._client = httpx.Client(
-            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": USER_AGENT},
-            event_hooks=HOOKS)
+        # The dispatcher paces batches; the client paces the marker look-ups too.
+        self._http = VendorHttp(name, base_url, rate_limit=self.rate_limit, timeout=timeout,
+                                transport=transport, max_429_retries=0,
+                                read_error=_ledger_error,
+                                headers={"Authorization": f"Bearer {token}"})
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
     def _already_applied(self, command: OutboundCommand) -> str | None:
-        found = _call(self._client, "GET", "/v1/postings", "marker look-up",
-                      params={"marker": command.idempotency_key})
+        found = self._http.json("GET", "/v1/postings", "marker look-up",
+                                params={"marker": command.idempotency_key})
         postings = found.get("postings") or []
         return str(postings[0]["id"]) if postings else None
 
@@ -98,8 +68,7 @@ class LedgerTarget:
         body = {"items": [{"idempotency_key": c.idempotency_key, "kind": c.kind,
                            "aggregate": c.aggregate_key, "data": dict(c.payload)}
                           for c in to_send]}
-        answer = _call(self._client, "POST", "/v1/postings:batch", f"{self.name} batch",
-                       json=body)
+        answer = self._http.json("POST", "/v1/postings:batch", "batch", json=body)
         for item in answer.get("results", []):
             key = item.get("idempotency_key")
             if item.get("status") in ("created", "duplicate"):
@@ -123,17 +92,15 @@ class TimeSourceClient:
     def __init__(self, base_url: str, *, per_page: int = 100, timeout: float = 5.0,
                  token: str | None = None, transport: httpx.BaseTransport | None = None) -> None:
         self.per_page = per_page
-        headers = {"User-Agent": USER_AGENT}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self._client = httpx.Client(base_url=base_url.rstrip("/"), timeout=timeout,
-                                    transport=transport, headers=headers)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = VendorHttp("time source", base_url, rate_limit=RateLimit(100, 1, burst=100),
+                                timeout=timeout, transport=transport, headers=headers)
 
     def fetch(self, updated_since: str | None, page: int) -> TimeEntriesPage:
         params: dict[str, Any] = {"page": page, "per_page": self.per_page}
         if updated_since:
             params["updated_since"] = updated_since
-        body = _call(self._client, "GET", "/v1/time_entries", "time entries", params=params)
+        body = self._http.json("GET", "/v1/time_entries", "time entries", params=params)
         return TimeEntriesPage(list(body.get("time_entries") or []), int(body.get("page", page)),
                                body.get("next_page"))
 
@@ -152,4 +119,4 @@ class TimeSourceClient:
             number = page.next_page
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()

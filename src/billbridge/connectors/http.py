@@ -1,0 +1,164 @@
+"""The HTTP transport every vendor client shares: one account's pacing (token
+bucket, concurrency cap, daily quota), its auth header with one refresh on a
+401, 429s ridden out inside the client with ``Retry-After`` honoured, and
+every other outcome turned into ``TransientError`` or ``PermanentError``
+through the one table in ``connectors.base``.
+
+A vendor client composes a ``VendorHttp`` and says only what is its own:
+how to authorise a request, how to refresh, how to read the vendor's error
+body and which response headers carry its quota.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from billbridge.connectors.base import (
+    OutcomeKind,
+    PermanentError,
+    RateLimit,
+    TransientError,
+    classify_http,
+    parse_retry_after,
+)
+from billbridge.connectors.ratelimit import DailyQuota, MonotonicClock, RealClock, TokenBucket
+from billbridge.connectors.tracing import HOOKS
+
+USER_AGENT = "billbridge/0.1 (+https://github.com/billbridge)"
+
+ErrorReader = Callable[[httpx.Response], tuple[str, str]]
+"""(vendor error code, readable message) from an error response."""
+
+
+def read_error(response: httpx.Response) -> tuple[str, str]:
+    """A reasonable default: ``{"error": {"code", "message"}}``, ``{"message"}``
+    or the start of the body."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP_{response.status_code}", response.text[:200]
+    if isinstance(body, dict):
+        inner = body.get("error")
+        if isinstance(inner, dict):
+            return (str(inner.get("code") or f"HTTP_{response.status_code}"),
+                    str(inner.get("message") or inner))
+        if body.get("message"):
+            return str(body.get("code") or f"HTTP_{response.status_code}"), str(body["message"])
+    return f"HTTP_{response.status_code}", str(body)[:200]
+
+
+class VendorHttp:
+    """One vendor account over httpx. Thread-safe: a poller, a dispatcher and
+    webhook threads may share it, and together keep within its limits."""
+
+    def __init__(self, vendor: str, base_url: str, *, rate_limit: RateLimit,
+                 authorise: Callable[[], Mapping[str, str]] | None = None,
+                 refresh: Callable[[], None] | None = None,
+                 read_error: ErrorReader = read_error,
+                 observe: Callable[[httpx.Response], None] | None = None,
+                 quota: DailyQuota | None = None, concurrency: int | None = None,
+                 clock: MonotonicClock | None = None, max_429_retries: int = 5,
+                 max_retry_wait: float = 15.0, timeout: float = 10.0,
+                 verify: Any = True, headers: Mapping[str, str] | None = None,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.vendor = vendor
+        self.base_url = base_url.rstrip("/")
+        self.rate_limit = rate_limit
+        self.clock = clock or RealClock()
+        self.bucket = TokenBucket(rate_limit, self.clock)
+        self.quota = quota or DailyQuota(self.clock)
+        self.authorise = authorise or (lambda: {})
+        self.refresh = refresh
+        self.read_error = read_error
+        self.observe = observe
+        self.max_429_retries = max_429_retries
+        self.max_retry_wait = max_retry_wait
+        self.requests_sent = 0  # every HTTP call made, for tests and benchmarks
+        self._pace = threading.Lock()
+        self._slots = threading.BoundedSemaphore(concurrency) if concurrency else None
+        self._client = httpx.Client(base_url=self.base_url, timeout=timeout, verify=verify,
+                                    transport=transport, event_hooks=HOOKS,
+                                    headers={"User-Agent": USER_AGENT, **(headers or {})})
+
+    def close(self) -> None:
+        self._client.close()
+
+    def send(self, method: str, url: str, what: str, **kwargs: Any) -> httpx.Response:
+        """One paced call with no status handling; transport faults raise
+        ``TransientError`` (a dropped connection may have applied a write)."""
+        with self._pace:
+            self.quota.check(f"{self.vendor} {what}")
+            self.bucket.take()
+            self.requests_sent += 1
+        headers = {**self.authorise(), **(kwargs.pop("headers", None) or {})}
+        if self._slots is not None:
+            self._slots.acquire()
+        try:
+            response = self._client.request(method, url, headers=headers, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"{self.vendor} {what}: timed out "
+                                 f"({exc.__class__.__name__})", code="TIMEOUT") from None
+        except httpx.TransportError as exc:
+            raise TransientError(f"{self.vendor} {what}: {exc.__class__.__name__}: {exc}",
+                                 code="CONNECTION") from None
+        finally:
+            if self._slots is not None:
+                self._slots.release()
+        if self.observe is not None:
+            self.observe(response)
+        return response
+
+    def request(self, method: str, url: str, what: str, *, expected: Sequence[int] = (),
+                **kwargs: Any) -> httpx.Response:
+        """A call whose answer is a success (2xx or one of ``expected``).
+
+        A 401 refreshes the credentials once (when the vendor can) and retries;
+        a 429 waits its ``Retry-After`` and retries up to ``max_429_retries``
+        times, then raises ``TransientError``; any other failure raises.
+        """
+        refreshed = False
+        rate_limited = 0
+        while True:
+            response = self.send(method, url, what, **kwargs)
+            status = response.status_code
+            if status == 401 and not refreshed and self.refresh is not None:
+                self.refresh()
+                refreshed = True
+                continue
+            if status == 429:
+                self.bucket.drain()
+                retry_after = parse_retry_after(response.headers.get("retry-after"))
+                if rate_limited < self.max_429_retries:
+                    rate_limited += 1
+                    self.clock.sleep(min(self.max_retry_wait,
+                                         1.0 if retry_after is None else retry_after))
+                    continue
+                _code, message = self.read_error(response)
+                raise TransientError(f"{self.vendor} {what}: HTTP 429 after {rate_limited} "
+                                     f"retries: {message}", code="HTTP_429",
+                                     retry_after=retry_after)
+            if 200 <= status < 300 or status in expected:
+                return response
+            self.raise_for(response, what)
+
+    def json(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
+        """``request`` and its JSON body (None when the answer is empty)."""
+        response = self.request(method, url, what, **kwargs)
+        return response.json() if response.content else None
+
+    def raise_for(self, response: httpx.Response, what: str) -> None:
+        outcome = classify_http(response.status_code, response.headers)
+        if outcome.kind is OutcomeKind.SUCCESS:
+            return
+        code, message = self.read_error(response)
+        text = f"{self.vendor} {what}: HTTP {response.status_code}: {message}"
+        if outcome.kind is OutcomeKind.TRANSIENT:
+            raise TransientError(text, code=f"HTTP_{response.status_code}",
+                                 retry_after=outcome.retry_after)
+        if outcome.kind is OutcomeKind.CONFIGURATION:
+            raise PermanentError(text, code="TARGET_AUTH")
+        raise PermanentError(text, code=code or "TARGET_REJECTED")
