@@ -370,3 +370,19 @@ def test_a_record_the_mapping_could_not_read_is_kept_raw_with_its_reason(hub: Hu
     assert json.loads(exc.raw) == deal
     again = hub.ingest([Malformed(deal, "same again", "deal-123-v1")], source="hubspot")
     assert again[0].status is IngestStatus.DUPLICATE
+
+
+def test_commands_carry_the_target_ids_of_the_records_they_name(hub: Hub,
+                                                                target: FakeTarget) -> None:
+    hub.ingest([project_event(), time_entry("te-1")], source="harvest")
+    hub.run_until_idle()
+    hub.ingest([time_entry("te-1", hours="6", version=2)], source="harvest")
+    hub.run_until_idle()
+    project_id = target.applied[next(e.idempotency_key for e in target.effects
+                                     if e.kind == "project.upsert")]
+    first_post = next(e for e in target.effects if e.kind == "time_charge.post")
+    reverse = next(e for e in target.effects if e.kind == "time_charge.reverse")
+    assert first_post.ref("project", "GLX-001") == project_id
+    # The reversal names the charge: it learns the ERP's id of the posting it undoes.
+    assert reverse.ref("time_charge", "tc_te-1") == target.applied[first_post.idempotency_key]
+    assert first_post.ref("project", "NOPE") is None

@@ -29,6 +29,15 @@ class OutboundCommand:
     aggregate_key: str
     payload: Mapping[str, Any]
     correlation_id: str = ""
+    refs: Mapping[str, str] = field(default_factory=dict)
+    """This target's own ids for the canonical records the payload names,
+    keyed ``"kind:canonical id"`` (e.g. ``"project:GLX-001"`` → ``"1042"``),
+    from the hub's cross-reference: how a connector fills a vendor reference
+    field (a customer ref on an invoice, a project ref on a time bill)
+    without asking the vendor."""
+
+    def ref(self, kind: str, canonical_id: Any) -> str | None:
+        return self.refs.get(f"{kind}:{canonical_id}")
 
 
 class ResultStatus(StrEnum):

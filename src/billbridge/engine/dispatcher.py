@@ -174,8 +174,11 @@ class Dispatcher:
                 {"outbox_id": r.id, "target": name, "batch_id": batch_id,
                  "attempt": r.attempts + 1, "owner": self.owner, "started_at": started,
                  "outcome": "sent", "correlation_id": r.correlation_id} for r in rows])
+            payloads = [json.loads(r.payload) for r in rows]
+            refs = _references(conn, name, payloads)
         commands = [OutboundCommand(r.id, name, r.kind, r.idempotency_key, r.aggregate_key,
-                                    json.loads(r.payload), r.correlation_id) for r in rows]
+                                    payload, r.correlation_id, refs)
+                    for r, payload in zip(rows, payloads, strict=True)]
         self.buckets[name].take()
         t0 = time.perf_counter()
         results: dict[str, RecordResult] = {}
@@ -313,6 +316,18 @@ class Dispatcher:
         conn.execute(update(delivery_attempts).where(
             delivery_attempts.c.outbox_id == outbox_id,
             delivery_attempts.c.batch_id == batch_id).values(outcome=outcome, detail=detail))
+
+
+def _references(conn: Connection, target: str,
+                payloads: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The target's ids for every canonical id a payload names at its top level
+    (a project code, a customer id): one xref query per batch."""
+    named = {v for p in payloads for v in p.values() if isinstance(v, str) and v}
+    if not named:
+        return {}
+    return {f"{r.kind}:{r.canonical_id}": r.external_id for r in conn.execute(
+        select(xref.c.kind, xref.c.canonical_id, xref.c.external_id)
+        .where(xref.c.system == target, xref.c.canonical_id.in_(named)))}
 
 
 def outbox_depth(conn: Connection) -> dict[str, int]:

@@ -102,6 +102,7 @@ xref = Table(
     Column("correlation_id", String(64), nullable=False),
     Column("created_at", Utc, nullable=False),
     Index(None, "kind", "canonical_id"),
+    Index(None, "system", "canonical_id"),
 )
 
 outbox = Table(
