@@ -26,11 +26,14 @@ class FakeTarget:
         self.applied: dict[str, str] = {}
         self.effects: list[OutboundCommand] = []
         self.calls: list[list[str]] = []
+        self.attempts_seen: dict[str, list[int]] = {}
         self.script: list[str] = []  # "ok", "transient", "429:N", "lost_ack", "permanent"
         self.reject: Callable[[OutboundCommand], str | None] = lambda c: None
 
     def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
         self.calls.append([c.idempotency_key for c in batch])
+        for command in batch:
+            self.attempts_seen.setdefault(command.idempotency_key, []).append(command.attempt)
         step = self.script.pop(0) if self.script else "ok"
         if step == "transient":
             raise TransientError("503 from fake")

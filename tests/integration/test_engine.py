@@ -386,3 +386,16 @@ def test_commands_carry_the_target_ids_of_the_records_they_name(hub: Hub,
     # The reversal names the charge: it learns the ERP's id of the posting it undoes.
     assert reverse.ref("time_charge", "tc_te-1") == target.applied[first_post.idempotency_key]
     assert first_post.ref("project", "NOPE") is None
+
+
+def test_a_resend_after_a_lost_acknowledgement_says_it_is_a_second_attempt(
+        hub: Hub, target: FakeTarget) -> None:
+    hub.ingest([project_event()], source="harvest")
+    hub.run_until_idle()
+    target.script = ["lost_ack"]
+    hub.ingest([time_entry("te-1")], source="harvest")
+    hub.run_until_idle()
+    [post] = [e for e in target.effects if e.kind == "time_charge.post"]
+    assert post.attempt == 1  # applied on the first attempt, whose answer was lost
+    assert target.calls[-1] == [post.idempotency_key]
+    assert target.attempts_seen[post.idempotency_key] == [1, 2]

@@ -36,6 +36,12 @@ class OutboundCommand:
     field (a customer ref on an invoice, a project ref on a time bill)
     without asking the vendor."""
 
+    attempt: int = 1
+    """1 on the first send; more on a resend after a fault, when an earlier
+    attempt may have applied (a lost acknowledgement) in a batch grouped
+    differently. A target whose idempotency is per request, not per record,
+    looks for its markers before resending such a command."""
+
     def ref(self, kind: str, canonical_id: Any) -> str | None:
         return self.refs.get(f"{kind}:{canonical_id}")
 

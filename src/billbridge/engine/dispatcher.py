@@ -177,7 +177,7 @@ class Dispatcher:
             payloads = [json.loads(r.payload) for r in rows]
             refs = _references(conn, name, payloads)
         commands = [OutboundCommand(r.id, name, r.kind, r.idempotency_key, r.aggregate_key,
-                                    payload, r.correlation_id, refs)
+                                    payload, r.correlation_id, refs, r.attempts + 1)
                     for r, payload in zip(rows, payloads, strict=True)]
         self.buckets[name].take()
         t0 = time.perf_counter()
