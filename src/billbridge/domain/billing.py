@@ -23,6 +23,7 @@ from billbridge.domain.records import (
     ProjectStatus,
     TimeCharge,
     TimeEntry,
+    Worker,
 )
 
 
@@ -78,7 +79,11 @@ def price_entry(entry: TimeEntry, project: Project, contract: Contract | None,
         if worker is None:
             return Rejection(ReasonCode.NO_RATE,
                              f"worker {entry.worker} is not configured, so no cost rate")
-        hourly, currency, card, card_version = worker.cost_rate, worker.currency, None, None
+        cost = cost_rate(config, worker, contract, entry.work_date)
+        if isinstance(cost, Rejection):
+            return cost
+        hourly, currency = cost
+        card, card_version = None, None
     amount = line_amount(entry.hours, hourly, currency).amount
     if billable and contract is not None and contract.budget_cap is not None and \
             committed + amount > contract.budget_cap:
@@ -95,6 +100,28 @@ def price_entry(entry: TimeEntry, project: Project, contract: Contract | None,
         work_date=entry.work_date, hours=entry.hours, rate=hourly, amount=amount,
         currency=currency, billable=billable, rate_card=card, rate_card_version=card_version,
         config_version=config_version, source_version=entry.source_version)
+
+
+RATE_PLACES = Decimal("0.0001")
+
+
+def cost_rate(config: Configuration, worker: Worker, contract: Contract | None,
+              day: date) -> tuple[Decimal, str] | Rejection:
+    """A worker's hourly cost in the currency of the legal entity that books
+    the project (the contract's, else the worker's own), converted at the
+    governed rate of the work date."""
+    entity_code = (contract.legal_entity if contract else None) or worker.legal_entity
+    entity = config.legal_entity(entity_code)
+    books_in = entity.functional_currency if entity else worker.currency
+    rate = fx_rate(config, day, worker.currency, books_in)
+    if rate is None:
+        return Rejection(ReasonCode.NO_FX_RATE,
+                         f"no {worker.currency} to {books_in} rate on or before {day} to book "
+                         f"{worker.id}'s cost in {entity_code}")
+    if rate == 1:
+        return worker.cost_rate, books_in
+    # The line is rounded once, from the converted rate kept to four places.
+    return (worker.cost_rate * rate).quantize(RATE_PLACES), books_in
 
 
 def tax_rule_for(config: Configuration, entity_country: str, customer: Customer

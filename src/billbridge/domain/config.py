@@ -110,6 +110,9 @@ class Configuration(BaseModel):
             raise ValueError("; ".join(problems))
         return self
 
+    def legal_entity(self, code: str | None) -> LegalEntity | None:
+        return next((e for e in self.legal_entities if e.code == code), None)
+
     def worker(self, worker_id: str) -> Worker | None:
         return next((w for w in self.workers if w.id == worker_id), None)
 
