@@ -25,13 +25,24 @@ from billbridge.connectors.base import (
     classify_http,
     parse_retry_after,
 )
-from billbridge.connectors.ratelimit import DailyQuota, MonotonicClock, RealClock, TokenBucket
+from billbridge.connectors.ratelimit import (
+    QUOTA_EXHAUSTED,
+    DailyQuota,
+    MonotonicClock,
+    RealClock,
+    TokenBucket,
+)
 from billbridge.connectors.tracing import HOOKS
 
 USER_AGENT = "billbridge/0.1 (+https://github.com/billbridge)"
 
 ErrorReader = Callable[[httpx.Response], tuple[str, str]]
 """(vendor error code, readable message) from an error response."""
+
+QuotaReader = Callable[[httpx.Response], float | None]
+"""Seconds until the daily allocation resets, when a response says it is
+spent (HubSpot's DAILY 429, Salesforce's REQUEST_LIMIT_EXCEEDED, Xero's
+``X-Rate-Limit-Problem: day``); None for any other answer."""
 
 
 def read_error(response: httpx.Response) -> tuple[str, str]:
@@ -57,9 +68,10 @@ class VendorHttp:
 
     def __init__(self, vendor: str, base_url: str, *, rate_limit: RateLimit,
                  authorise: Callable[[], Mapping[str, str]] | None = None,
-                 refresh: Callable[[], None] | None = None,
+                 refresh: Callable[[], object] | None = None,
                  read_error: ErrorReader = read_error,
                  observe: Callable[[httpx.Response], None] | None = None,
+                 quota_spent: QuotaReader | None = None,
                  quota: DailyQuota | None = None, concurrency: int | None = None,
                  clock: MonotonicClock | None = None, max_429_retries: int = 5,
                  max_retry_wait: float = 15.0, timeout: float = 10.0,
@@ -75,6 +87,7 @@ class VendorHttp:
         self.refresh = refresh
         self.read_error = read_error
         self.observe = observe
+        self.quota_spent = quota_spent
         self.max_429_retries = max_429_retries
         self.max_retry_wait = max_retry_wait
         self.requests_sent = 0  # every HTTP call made, for tests and benchmarks
@@ -117,6 +130,8 @@ class VendorHttp:
         """A call whose answer is a success (2xx or one of ``expected``).
 
         A 401 refreshes the credentials once (when the vendor can) and retries;
+        an answer that says the day's allocation is spent defers the work
+        (``TransientError`` code ``QUOTA_EXHAUSTED``, retry after the reset);
         a 429 waits its ``Retry-After`` and retries up to ``max_429_retries``
         times, then raises ``TransientError``; any other failure raises.
         """
@@ -125,6 +140,13 @@ class VendorHttp:
         while True:
             response = self.send(method, url, what, **kwargs)
             status = response.status_code
+            wait = self.quota_spent(response) if self.quota_spent is not None else None
+            if wait is not None:
+                self.quota.observe(0, None, wait)
+                _code, message = self.read_error(response)
+                raise TransientError(f"{self.vendor} {what}: the daily API limit is spent; "
+                                     f"waiting {wait:.0f} s for it to reset: {message}",
+                                     code=QUOTA_EXHAUSTED, retry_after=wait)
             if status == 401 and not refreshed and self.refresh is not None:
                 self.refresh()
                 refreshed = True

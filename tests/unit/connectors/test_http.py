@@ -115,3 +115,20 @@ def test_the_concurrency_cap_holds_across_threads() -> None:
     for thread in threads:
         thread.join()
     assert state["peak"] == 2
+
+
+def test_an_answer_that_spends_the_day_defers_and_stops_sending() -> None:
+    calls = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        return httpx.Response(429, headers={"X-Problem": "day"}, json={"message": "daily"})
+
+    http = _http(handler, quota_spent=lambda r: 3600.0 if r.headers.get("x-problem") == "day"
+                 else None)
+    for _ in range(2):
+        with pytest.raises(TransientError) as caught:
+            http.request("GET", "/x", "read x")
+        assert caught.value.code == "QUOTA_EXHAUSTED"
+        assert caught.value.retry_after == pytest.approx(3600.0)
+    assert calls == ["/x"]  # the second call was deferred without a request

@@ -18,25 +18,11 @@ from typing import Any
 
 import httpx
 
-from billbridge.connectors.base import (
-    OutcomeKind,
-    PermanentError,
-    RateLimit,
-    TransientError,
-    classify_http,
-    parse_retry_after,
-)
-from billbridge.connectors.ratelimit import (
-    QUOTA_EXHAUSTED,
-    DailyQuota,
-    MonotonicClock,
-    RealClock,
-    TokenBucket,
-)
-from billbridge.connectors.tracing import HOOKS
+from billbridge.connectors.base import PermanentError, RateLimit
+from billbridge.connectors.http import VendorHttp
+from billbridge.connectors.ratelimit import DailyQuota, MonotonicClock, TokenBucket
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
-USER_AGENT = "billbridge/0.1 (+https://github.com/billbridge)"
 BATCH_LIMIT = 100  # inputs per batch call
 SEARCH_LIMIT = 100  # results per search page
 SEARCH_CAP = 10_000  # results one search query can page through
@@ -67,24 +53,40 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
         return None
 
 
-def _describe(response: httpx.Response) -> tuple[str, dict[str, Any]]:
-    """HubSpot's error body: ``{status, message, correlationId, category, ...}``."""
+def _describe(response: httpx.Response) -> tuple[str, str]:
+    """HubSpot's error body ``{status, message, correlationId, category, ...}``
+    as (category, message)."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200], {}
+        return "TARGET_REJECTED", response.text[:200]
     if not isinstance(body, dict):
-        return str(body)[:200], {}
+        return "TARGET_REJECTED", str(body)[:200]
     message = str(body.get("message") or body)
     if body.get("category"):
         message = f"{message} [{body['category']}]"
     if body.get("correlationId"):
         message = f"{message} (correlationId {body['correlationId']})"
-    return message, body
+    return str(body.get("category") or "TARGET_REJECTED"), message
+
+
+def _daily_limit_spent(response: httpx.Response) -> float | None:
+    """A 429 of the DAILY policy: wait for the (approximate) reset."""
+    if response.status_code != 429:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict) and body.get("policyName") == "DAILY":
+        return seconds_to_midnight_utc()
+    return None
 
 
 class HubSpotClient:
-    """One HubSpot account (portal)."""
+    """One HubSpot account (portal): bearer auth (private-app token or OAuth,
+    refreshed once on a 401), the account's burst limit and the daily
+    allocation, through the shared ``VendorHttp`` transport."""
 
     def __init__(self, base_url: str = DEFAULT_BASE_URL, *, access_token: str,
                  refresh_token: str | None = None, client_id: str | None = None,
@@ -99,96 +101,40 @@ class HubSpotClient:
         self.client_id = client_id
         self.client_secret = client_secret
         self.rate_limit = rate_limit or hubspot_rate_limit()
-        self.clock = clock or RealClock()
-        self.bucket = TokenBucket(self.rate_limit, self.clock)
+        self.http = VendorHttp(
+            "HubSpot", self.base_url, rate_limit=self.rate_limit, clock=clock,
+            authorise=lambda: {"Authorization": f"Bearer {self.access_token}"},
+            refresh=self.refresh if self.can_refresh else None, read_error=_describe,
+            observe=self._observe, quota_spent=_daily_limit_spent,
+            max_429_retries=max_429_retries, max_retry_wait=max_retry_wait, timeout=timeout,
+            transport=transport)
         # Search endpoints have their own limit: 4 requests/s per token (at most
         # 4 in any rolling second: a burst of 1 refilled at 3/s).
         self.search_bucket = TokenBucket(search_rate_limit or RateLimit(3, 1, burst=1),
-                                         self.clock)
-        self.quota = DailyQuota(self.clock)
-        self.max_429_retries = max_429_retries
-        self.max_retry_wait = max_retry_wait
-        self.requests_sent = 0
-        self._pace = threading.Lock()  # one client may serve a poller and webhook threads
-        self._client = httpx.Client(base_url=self.base_url, timeout=timeout,
-                                    transport=transport, headers={"User-Agent": USER_AGENT},
-                                    event_hooks=HOOKS)
+                                         self.http.clock)
+        self._search_pace = threading.Lock()
+
+    @property
+    def quota(self) -> DailyQuota:
+        return self.http.quota
+
+    @property
+    def requests_sent(self) -> int:
+        return self.http.requests_sent
 
     def close(self) -> None:
-        self._client.close()
+        self.http.close()
 
-    # -- transport -------------------------------------------------------------
-    def _send(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
-        with self._pace:
-            self.quota.check(what)
-            self.bucket.take()
-            self.requests_sent += 1
-        headers = {"Authorization": f"Bearer {self.access_token}"}
-        try:
-            response = self._client.request(method, path, headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"{what}: timed out ({exc.__class__.__name__})",
-                                 code="TIMEOUT") from None
-        except httpx.TransportError as exc:
-            raise TransientError(f"{what}: {exc.__class__.__name__}: {exc}",
-                                 code="CONNECTION") from None
+    def _observe(self, response: httpx.Response) -> None:
         remaining = _int_header(response.headers, "x-hubspot-ratelimit-daily-remaining")
         if remaining is not None:
             self.quota.observe(remaining,
                                _int_header(response.headers, "x-hubspot-ratelimit-daily"),
                                seconds_to_midnight_utc())
-        return response
 
     def request(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
-        """Send one call; return its JSON body (None when empty).
-
-        A 401 refreshes the OAuth token once and retries; a 429 waits its
-        Retry-After and retries up to ``max_429_retries`` times, then raises
-        ``TransientError``; the daily cap raises ``QUOTA_EXHAUSTED``.
-        """
-        refreshed = False
-        rate_limited = 0
-        while True:
-            response = self._send(method, path, what, **kwargs)
-            status = response.status_code
-            if status == 401 and not refreshed and self.can_refresh:
-                self.refresh()
-                refreshed = True
-                continue
-            if status == 429:
-                message, body = _describe(response)
-                retry_after = parse_retry_after(response.headers.get("retry-after"))
-                if body.get("policyName") == "DAILY":
-                    wait = seconds_to_midnight_utc()
-                    self.quota.observe(0, None, wait)
-                    raise TransientError(f"{what}: the daily API limit is spent: {message}",
-                                         code=QUOTA_EXHAUSTED, retry_after=wait)
-                self.bucket.drain()
-                if rate_limited < self.max_429_retries:
-                    rate_limited += 1
-                    self.clock.sleep(min(self.max_retry_wait,
-                                         retry_after if retry_after is not None else 1.0))
-                    continue
-                raise TransientError(f"{what}: HTTP 429 after {rate_limited} retries: {message}",
-                                     code="HTTP_429", retry_after=retry_after)
-            self._raise_for(response, what)
-            if not response.content:
-                return None
-            return response.json()
-
-    @staticmethod
-    def _raise_for(response: httpx.Response, what: str) -> None:
-        outcome = classify_http(response.status_code, response.headers)
-        if outcome.kind is OutcomeKind.SUCCESS:
-            return
-        message, body = _describe(response)
-        text = f"{what}: HTTP {response.status_code}: {message}"
-        if outcome.kind is OutcomeKind.TRANSIENT:
-            raise TransientError(text, code=f"HTTP_{response.status_code}",
-                                 retry_after=outcome.retry_after)
-        if outcome.kind is OutcomeKind.CONFIGURATION:
-            raise PermanentError(text, code="TARGET_AUTH")
-        raise PermanentError(text, code=str(body.get("category") or "TARGET_REJECTED"))
+        """One call's JSON body (None when empty); faults raise as ``VendorHttp`` says."""
+        return self.http.json(method, path, what, **kwargs)
 
     # -- OAuth -----------------------------------------------------------------
     @property
@@ -203,16 +149,12 @@ class HubSpotClient:
         form = {"grant_type": "refresh_token", "client_id": self.client_id or "",
                 "client_secret": self.client_secret or "",
                 "refresh_token": self.refresh_token or ""}
-        try:
-            response = self._client.post("/oauth/v1/token", data=form)
-        except httpx.TransportError as exc:
-            raise TransientError(f"HubSpot OAuth refresh: {exc.__class__.__name__}: {exc}",
-                                 code="CONNECTION") from None
+        response = self.http.send("POST", "/oauth/v1/token", "OAuth refresh", data=form)
         if response.status_code in (400, 401):
-            message, _ = _describe(response)
+            _code, message = _describe(response)
             raise PermanentError(f"HubSpot OAuth refresh refused: {message}",
                                  code="TARGET_AUTH")
-        self._raise_for(response, "HubSpot OAuth refresh")
+        self.http.raise_for(response, "OAuth refresh")
         body = response.json()
         self.access_token = str(body["access_token"])
         if body.get("refresh_token"):
@@ -240,7 +182,7 @@ class HubSpotClient:
         }
         if after is not None:
             body["after"] = after
-        with self._pace:
+        with self._search_pace:
             self.search_bucket.take()
         answer = self.request("POST", f"/crm/v3/objects/{object_type}/search",
                               f"HubSpot {object_type} search", json=body)
