@@ -26,15 +26,27 @@ from billbridge.connectors.base import (
     TransientError,
     classify_http,
 )
-from billbridge.connectors.ratelimit import QUOTA_EXHAUSTED, DailyQuota, TokenBucket
-from billbridge.connectors.tracing import HOOKS
+from billbridge.connectors.http import VendorHttp
+from billbridge.connectors.ratelimit import DailyQuota
 
-USER_AGENT = "billbridge/0.1 (+https://github.com/billbridge)"
 DEFAULT_VERSION = "61.0"
 DEFAULT_RATE = RateLimit(25, 1, burst=25)
 # Salesforce does not say when a rolling 24-hour allocation frees up again.
 QUOTA_RETRY_SECONDS = 3600.0
 _LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+
+
+def _read_error(response: httpx.Response) -> tuple[str, str]:
+    code, text = describe(error_items(response))
+    return ("TARGET_REJECTED" if code == "ERROR" else code), text
+
+
+def _allocation_spent(response: httpx.Response) -> float | None:
+    """Over the daily allocation Salesforce answers 403 REQUEST_LIMIT_EXCEEDED."""
+    if response.status_code == 403 and \
+            describe(error_items(response))[0] == "REQUEST_LIMIT_EXCEEDED":
+        return QUOTA_RETRY_SECONDS
+    return None
 
 
 def error_items(response: httpx.Response) -> list[dict[str, Any]]:
@@ -76,17 +88,28 @@ class SalesforceClient:
         self.access_token = access_token
         self.instance_url = instance_url.rstrip("/") if instance_url else None
         self.version = version.lstrip("v")
-        self.bucket = TokenBucket(rate_limit or DEFAULT_RATE)
-        self.quota = quota or DailyQuota()
         self.batch_size = batch_size
-        self.requests = 0  # HTTP calls made, for tests and metrics
         context: ssl.SSLContext | bool = ssl.create_default_context(cafile=verify) \
             if isinstance(verify, str) else verify
-        self._http = httpx.Client(timeout=timeout, verify=context, transport=transport,
-                                  headers={"User-Agent": USER_AGENT}, event_hooks=HOOKS)
+        # No 401 refresh here: only INVALID_SESSION_ID refreshes, and the
+        # instance URL may change with it, so ``request`` does that itself.
+        self.http = VendorHttp("salesforce", self.login_url,
+                               rate_limit=rate_limit or DEFAULT_RATE, quota=quota,
+                               read_error=_read_error,
+                               observe=self._observe, quota_spent=_allocation_spent,
+                               timeout=timeout, verify=context, transport=transport)
+
+    @property
+    def quota(self) -> DailyQuota:
+        return self.http.quota
+
+    @property
+    def requests(self) -> int:
+        """HTTP calls made, for tests and metrics."""
+        return self.http.requests_sent
 
     def close(self) -> None:
-        self._http.close()
+        self.http.close()
 
     @property
     def data_path(self) -> str:
@@ -98,12 +121,12 @@ class SalesforceClient:
         if not self.refresh_token:
             raise PermanentError("salesforce: the session is invalid and no refresh token is "
                                  "configured", code="TARGET_AUTH")
-        response = self._send("POST", f"{self.login_url}/services/oauth2/token",
-                              "token refresh", authorised=False,
-                              data={"grant_type": "refresh_token",
-                                    "refresh_token": self.refresh_token,
-                                    "client_id": self.client_id,
-                                    "client_secret": self.client_secret})
+        response = self.http.send("POST", f"{self.login_url}/services/oauth2/token",
+                                  "token refresh",
+                                  data={"grant_type": "refresh_token",
+                                        "refresh_token": self.refresh_token,
+                                        "client_id": self.client_id,
+                                        "client_secret": self.client_secret})
         if response.status_code != 200:
             _code, text = describe(error_items(response))
             outcome = classify_http(response.status_code, response.headers)
@@ -117,24 +140,6 @@ class SalesforceClient:
                                 or self.login_url).rstrip("/")
 
     # -- transport -------------------------------------------------------------
-    def _send(self, method: str, url: str, what: str, *, authorised: bool = True,
-              **kwargs: Any) -> httpx.Response:
-        headers = dict(kwargs.pop("headers", None) or {})
-        if authorised:
-            headers["Authorization"] = f"Bearer {self.access_token}"
-        self.bucket.take()
-        self.requests += 1
-        try:
-            response = self._http.request(method, url, headers=headers, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"salesforce {what}: timed out ({exc.__class__.__name__})",
-                                 code="TIMEOUT") from None
-        except httpx.TransportError as exc:
-            raise TransientError(f"salesforce {what}: {exc.__class__.__name__}: {exc}",
-                                 code="CONNECTION") from None
-        self._observe(response)
-        return response
-
     def _observe(self, response: httpx.Response) -> None:
         found = _LIMIT_INFO.search(response.headers.get("sforce-limit-info", ""))
         if found:
@@ -149,38 +154,27 @@ class SalesforceClient:
                 expected: Sequence[int] = (), **kwargs: Any) -> httpx.Response:
         """One API call (path under ``/services/data/vNN.0`` unless it starts
         with ``/services/``); raises ``TransientError``/``PermanentError`` for
-        statuses outside 2xx and ``expected``."""
+        statuses outside 2xx and ``expected``. An invalid session refreshes
+        the token once and the call goes again to the (new) instance URL."""
         self.quota.check(f"salesforce {what}")  # spent: defer without a request
         if self.access_token is None or self.instance_url is None:
             self.refresh()
+        extra = dict(kwargs.pop("headers", None) or {})
         for attempt in (1, 2):
             base = self.instance_url or self.login_url
             url = base + (path if path.startswith("/services/") else self.data_path + path)
-            response = self._send(method, url, what, **kwargs)
+            headers = {"Authorization": f"Bearer {self.access_token}", **extra}
+            response = self.http.request(method, url, what, expected=(401, *expected),
+                                         headers=headers, **kwargs)
             if response.status_code == 401 and attempt == 1:
                 code, _ = describe(error_items(response))
                 if code == "INVALID_SESSION_ID":
                     self.refresh()
                     continue
             break
-        self._raise_for(response, what, expected)
+        if response.status_code == 401 and 401 not in expected:
+            self.http.raise_for(response, what)
         return response
-
-    def _raise_for(self, response: httpx.Response, what: str, expected: Sequence[int]) -> None:
-        status = response.status_code
-        if 200 <= status < 300 or status in expected:
-            return
-        code, text = describe(error_items(response))
-        message = f"salesforce {what}: HTTP {status}: {text}"
-        if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
-            self.quota.observe(0, resets_in=QUOTA_RETRY_SECONDS)
-            raise TransientError(message, code=QUOTA_EXHAUSTED, retry_after=QUOTA_RETRY_SECONDS)
-        outcome = classify_http(status, response.headers)
-        if outcome.kind is OutcomeKind.TRANSIENT:
-            raise TransientError(message, code=f"HTTP_{status}", retry_after=outcome.retry_after)
-        if outcome.kind is OutcomeKind.CONFIGURATION:
-            raise PermanentError(message, code="TARGET_AUTH")
-        raise PermanentError(message, code=code if code != "ERROR" else "TARGET_REJECTED")
 
     # -- query -----------------------------------------------------------------
     def query_pages(self, soql: str) -> Iterator[list[dict[str, Any]]]:
