@@ -22,10 +22,9 @@ from pydantic import ValidationError
 
 from billbridge.connectors.base import Malformed
 from billbridge.connectors.fields import blank as _blank
-from billbridge.connectors.fields import country_code
+from billbridge.connectors.fields import customer_fields
 from billbridge.connectors.fields import explain as _explain
 from billbridge.domain.events import OpportunityClosedWon
-from billbridge.domain.records import Customer
 
 SOURCE = "hubspot"
 
@@ -288,25 +287,13 @@ def customer_record(company: Mapping[str, Any], config: MappingConfig, *,
                        f"{config.prop('customer.currency')!r}, no default_currency)")
     if not company_id or missing:
         return f"company {company_id or '?'}: missing {', '.join(missing) or 'id'}"
-    record: dict[str, Any] = {
-        "id": company_id,
-        "name": str(props.get(config.prop("customer.name"))).strip(),
-        "currency": str(currency).strip().upper(),
-        "billing_country": country_code(props.get(config.prop("customer.billing_country"))),
-    }
-    tax_id = props.get(config.prop("customer.tax_id"))
-    if not _blank(tax_id):
-        record["tax_id"] = str(tax_id).strip()
     legal_entity = props.get(config.prop("customer.legal_entity"))
-    if _blank(legal_entity):
-        legal_entity = legal_entity_hint
-    if not _blank(legal_entity):
-        record["legal_entity"] = str(legal_entity).strip()
-    try:
-        Customer.model_validate(record)
-    except ValidationError as exc:
-        return f"company {company_id}: {_explain(exc)}"
-    return record
+    record = customer_fields(
+        company_id, name=props.get(config.prop("customer.name")), currency=currency,
+        billing_country=props.get(config.prop("customer.billing_country")),
+        tax_id=props.get(config.prop("customer.tax_id")),
+        legal_entity=legal_entity_hint if _blank(legal_entity) else legal_entity)
+    return f"company {company_id}: {record}" if isinstance(record, str) else record
 
 
 def customer_event(company: Mapping[str, Any],

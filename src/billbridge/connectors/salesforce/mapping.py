@@ -26,10 +26,9 @@ from pydantic import ValidationError
 
 from billbridge.connectors.base import Malformed
 from billbridge.connectors.fields import blank as _blank
-from billbridge.connectors.fields import country_code
+from billbridge.connectors.fields import customer_fields
 from billbridge.connectors.fields import explain as _explain
 from billbridge.domain.events import OpportunityClosedWon
-from billbridge.domain.records import Customer
 
 SOURCE = "salesforce"
 
@@ -186,22 +185,11 @@ def customer_record(account: Mapping[str, Any], config: MappingConfig, *,
         missing.insert(0, "Id")
     if missing:
         return f"{what} {account_id or '?'}: missing {', '.join(missing)}"
-    record: dict[str, Any] = {
-        "id": account_id,
-        "name": str(account.get(config.name("customer.name"))).strip(),
-        "currency": str(currency).strip().upper(),
-        "billing_country": country_code(account.get(config.name("customer.billing_country"))),
-    }
-    tax_id = account.get(config.name("customer.tax_id"))
-    if not _blank(tax_id):
-        record["tax_id"] = str(tax_id).strip()
-    if not _blank(legal_entity_hint):
-        record["legal_entity"] = str(legal_entity_hint).strip()
-    try:
-        Customer.model_validate(record)
-    except ValidationError as exc:
-        return f"{what} {account_id}: {_explain(exc)}"
-    return record
+    record = customer_fields(
+        account_id, name=account.get(config.name("customer.name")), currency=currency,
+        billing_country=account.get(config.name("customer.billing_country")),
+        tax_id=account.get(config.name("customer.tax_id")), legal_entity=legal_entity_hint)
+    return f"{what} {account_id}: {record}" if isinstance(record, str) else record
 
 
 def customer_event(account: Mapping[str, Any],
