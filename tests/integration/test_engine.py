@@ -399,3 +399,39 @@ def test_a_resend_after_a_lost_acknowledgement_says_it_is_a_second_attempt(
     assert post.attempt == 1  # applied on the first attempt, whose answer was lost
     assert target.calls[-1] == [post.idempotency_key]
     assert target.attempts_seen[post.idempotency_key] == [1, 2]
+
+
+def test_each_reversal_names_the_posting_it_undoes_even_when_versions_arrive_together(
+        hub: Hub, target: FakeTarget) -> None:
+    hub.ingest([project_event()], source="harvest")
+    hub.run_until_idle()
+    # Three versions queued before any is sent: post, reverse+post, reverse+post.
+    hub.ingest([time_entry("te-1", hours=str(h), version=v)
+                for v, h in ((1, 8), (2, 6), (3, 5))], source="harvest")
+    hub.run_until_idle()
+    posts = [e for e in target.effects if e.kind == "time_charge.post"]
+    reversals = [e for e in target.effects if e.kind == "time_charge.reverse"]
+    assert [p.payload["hours"] for p in posts] == ["8.00", "6.00", "5.00"]
+    assert [r.ref("time_charge", "tc_te-1") for r in reversals] == \
+        [target.applied[p.idempotency_key] for p in posts[:2]]
+    # Each reversal went out only after the posting it undoes was acknowledged.
+    order = [key for call in target.calls for key in call]
+    for post, reverse in zip(posts, reversals, strict=False):
+        assert order.index(post.idempotency_key) < order.index(reverse.idempotency_key)
+        assert not any(post.idempotency_key in call and reverse.idempotency_key in call
+                       for call in target.calls)
+
+
+def test_an_operator_retry_is_sent_as_a_resend(hub: Hub, target: FakeTarget) -> None:
+    hub.ingest([project_event()], source="harvest")
+    hub.run_until_idle()
+    target.script = ["permanent"]
+    hub.ingest([time_entry("te-1")], source="harvest")
+    hub.run_until_idle()
+    with hub.engine.begin() as conn:
+        [exc] = exception_queue.list_open(conn)
+        exception_queue.retry(conn, exc.id, actor="ops", at=hub.clock.now())
+    hub.run_until_idle()
+    [post] = [e for e in target.effects if e.kind == "time_charge.post"]
+    # The refused send may have applied at a real target: the retry must look first.
+    assert target.attempts_seen[post.idempotency_key] == [1, 2]

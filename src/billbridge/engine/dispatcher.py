@@ -47,6 +47,8 @@ HUB_SOURCE = "billbridge"
 CONFIRMED_KINDS = frozenset({"customer.upsert", "project.upsert", "invoice.create"})
 """Commands whose confirmation other work waits on: it becomes a
 ``posting.confirmed`` event in the inbox, in the same transaction."""
+REVERSING_KINDS = ("time_charge.reverse",)
+"""Commands that undo a record at the target: their id is not the record's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,14 +142,24 @@ class Dispatcher:
                 .where(xref.c.system == name, xref.c.canonical_id.in_(ids)))}
         blocked: set[str] = set()
         batch = []
+        ahead: set[str] = set()  # records an earlier pending command still writes
         for row in candidates:
             key = row.aggregate_key
+            writes = f"{row.record_kind}:{row.record_id}" if row.record_kind else None
             if key in blocked or (key in waiting and waiting[key] < row.id):
+                if writes:
+                    ahead.add(writes)
                 continue
-            if row.depends_on and row.depends_on not in applied:
+            if row.depends_on and (row.depends_on not in applied or row.depends_on in ahead):
+                # Not there yet, or about to change: wait, so the target's id
+                # this command refers to is the one the earlier command leaves.
                 blocked.add(key)
+                if writes:
+                    ahead.add(writes)
                 continue
             batch.append(row)
+            if writes:
+                ahead.add(writes)
             if len(batch) >= limit:
                 break
         return batch
@@ -176,8 +188,9 @@ class Dispatcher:
                  "outcome": "sent", "correlation_id": r.correlation_id} for r in rows])
             payloads = [json.loads(r.payload) for r in rows]
             refs = _references(conn, name, payloads)
+            sends = _sends(conn, ids)
         commands = [OutboundCommand(r.id, name, r.kind, r.idempotency_key, r.aggregate_key,
-                                    payload, r.correlation_id, refs, r.attempts + 1)
+                                    payload, r.correlation_id, refs, sends.get(r.id, 1))
                     for r, payload in zip(rows, payloads, strict=True)]
         self.buckets[name].take()
         t0 = time.perf_counter()
@@ -321,13 +334,33 @@ class Dispatcher:
 def _references(conn: Connection, target: str,
                 payloads: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     """The target's ids for every canonical id a payload names at its top level
-    (a project code, a customer id): one xref query per batch."""
+    (a project code, a customer id). Where a record was written more than
+    once (a charge posted again after re-pricing), the newest write that
+    produced it wins: a reversal is a document of its own, not the record."""
     named = {v for p in payloads for v in p.values() if isinstance(v, str) and v}
     if not named:
         return {}
-    return {f"{r.kind}:{r.canonical_id}": r.external_id for r in conn.execute(
+    refs = {f"{r.kind}:{r.canonical_id}": r.external_id for r in conn.execute(
         select(xref.c.kind, xref.c.canonical_id, xref.c.external_id)
         .where(xref.c.system == target, xref.c.canonical_id.in_(named)))}
+    newest = (select(func.max(outbox.c.id))
+              .where(outbox.c.target == target, outbox.c.record_id.in_(named),
+                     outbox.c.status == "done", outbox.c.external_id.is_not(None),
+                     outbox.c.kind.not_in(REVERSING_KINDS))
+              .group_by(outbox.c.record_kind, outbox.c.record_id))
+    for row in conn.execute(select(outbox.c.record_kind, outbox.c.record_id,
+                                   outbox.c.external_id).where(outbox.c.id.in_(newest))):
+        refs[f"{row.record_kind}:{row.record_id}"] = row.external_id
+    return refs
+
+
+def _sends(conn: Connection, ids: Sequence[int]) -> dict[int, int]:
+    """How many times each command has been sent, this time included: a
+    command an operator put back in the queue is still a resend."""
+    return {int(outbox_id): int(n) for outbox_id, n in conn.execute(
+        select(delivery_attempts.c.outbox_id, func.count())
+        .where(delivery_attempts.c.outbox_id.in_(ids))
+        .group_by(delivery_attempts.c.outbox_id))}
 
 
 def outbox_depth(conn: Connection) -> dict[str, int]:

@@ -46,7 +46,9 @@ def _reverse(ctx: FlowContext, outcome: Outcome, charge: dict[str, Any],
     outcome.commands.append(Command("erp", "time_charge.reverse", origin,
                                     {"charge": charge["id"], "amount": charge["amount"],
                                      "currency": charge["currency"]},
-                                    "time_charge", str(charge["id"])))
+                                    "time_charge", str(charge["id"]),
+                                    # The ERP reverses a posting it holds: the latest one.
+                                    depends_on=("time_charge", str(charge["id"]))))
     if charge.get("billable"):
         _add_committed(ctx, outcome, contract, -Decimal(str(charge["amount"])))
 

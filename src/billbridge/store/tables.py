@@ -131,6 +131,7 @@ outbox = Table(
     Index(None, "target", "status", "id"),
     Index(None, "correlation_id"),
     Index(None, "record_kind", "record_id"),
+    Index(None, "target", "record_id"),
 )
 
 delivery_attempts = Table(

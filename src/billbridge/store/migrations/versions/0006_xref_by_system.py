@@ -1,4 +1,4 @@
-"""xref by system and canonical id
+"""target look-ups: xref by system and canonical id, outbox by target and record
 
 Revision ID: 0006
 Revises: 0005
@@ -20,8 +20,13 @@ def upgrade() -> None:
     with op.batch_alter_table('xref', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_xref_system_canonical_id'),
                               ['system', 'canonical_id'], unique=False)
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbox_target_record_id'),
+                              ['target', 'record_id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_outbox_target_record_id'))
     with op.batch_alter_table('xref', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_xref_system_canonical_id'))
