@@ -304,7 +304,10 @@ class NetSuiteClient:
                 return [Outcome(internal_id=found[k]) for k in keys]
             job = self.job(job_path)
             if job.get("completed"):
-                failed = self.failures(job_path, missing)
+                # It may have finished since the look: look again before asking why.
+                found.update(self.find(record_type, column, [keys[i] for i in missing]))
+                missing = [i for i, k in enumerate(keys) if k not in found]
+                failed = self.failures(job_path, missing) if missing else {}
                 return [Outcome(internal_id=found[k]) if k in found else failed[i]
                         for i, k in enumerate(keys)]
             if waited >= self.timing.timeout:

@@ -84,7 +84,8 @@ class NetSuiteEmulator(EmulatorServer):
                  consumer_key: str = "ck", consumer_secret: str = "cs", token_id: str = "tk",
                  token_secret: str = "ts", concurrency_limit: int = 15,
                  unallocated_limit: int | None = None,
-                 without_external_id: Iterable[str] = (), job_reads_to_complete: int = 0) -> None:
+                 without_external_id: Iterable[str] = (), job_reads_to_complete: int = 0,
+                 latency: float = 0.0) -> None:
         super().__init__(port=port, token=None)
         self.account = account
         self.consumers = {consumer_key: consumer_secret}
@@ -94,6 +95,7 @@ class NetSuiteEmulator(EmulatorServer):
             else unallocated_limit
         self.without_external_id = frozenset(without_external_id)
         self.job_reads_to_complete = job_reads_to_complete
+        self.latency = latency  # seconds each call takes, counted in flight (no lock held)
         self.reject_if: Callable[[str, Mapping[str, Any]], str | None] = lambda t, body: None
         self.calls: list[tuple[str, str]] = []  # (method, path) of every signed request
         self.in_flight = 0
@@ -205,6 +207,8 @@ class NetSuiteEmulator(EmulatorServer):
         try:
             with self.lock:
                 self.calls.append((request.method, request.path))
+            if self.latency:
+                time.sleep(self.latency)
             response = super().dispatch(request, drop=drop)
         finally:
             with self._flight:
@@ -551,6 +555,8 @@ def _columns(record: Mapping[str, Any]) -> dict[str, Any]:
             if "items" in value:
                 continue  # a sublist is not a column
             value = value.get("id") or value.get("externalId")
+        elif isinstance(value, datetime):
+            value = value.astimezone(UTC).replace(tzinfo=None)  # the account's zone: UTC
         elif name == "tranDate" and isinstance(value, str):
             value = date.fromisoformat(value)
         elif name in ("hours", "rate", "total", "amountRemaining"):
