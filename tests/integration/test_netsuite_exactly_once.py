@@ -171,6 +171,7 @@ def test_a_thousand_time_charges_cost_within_ten_percent_of_the_batch_minimum(
     # Each asynchronous job needs its submit and one read of its outcome.
     minimum = 2 * math.ceil(ENTRIES / BATCH_LIMIT)
     assert len(emulator.all("timeBill")) == ENTRIES
+    print(f"netsuite: {len(calls)} calls for {ENTRIES} time charges; minimum {minimum}")
     assert minimum <= len(calls) <= minimum * 1.1, Counter(calls)
     submits = [c for c in calls if c == ("PUT", "/services/rest/record/v1/timeBill")]
     assert len(submits) == ENTRIES // BATCH_LIMIT
