@@ -163,3 +163,21 @@ def test_suiteql_subset_filters_orders_and_formats_as_netsuite_does() -> None:
 def test_suiteql_outside_the_subset_is_refused_with_netsuites_search_error(query: str) -> None:
     with pytest.raises(SuiteQLError, match="Invalid search query"):
         run(parse(query), TABLES)
+
+
+def test_a_payload_that_does_not_fit_is_rejected_without_a_call() -> None:
+    from billbridge.connectors.base import ResultStatus
+    from billbridge.connectors.netsuite.client import NetSuiteClient
+    from billbridge.connectors.netsuite.target import NetSuiteTarget
+    from billbridge.connectors.netsuite.tba import TbaCredentials
+
+    client = NetSuiteClient("http://127.0.0.1:9", TbaCredentials("1", "c", "c", "t", "t"),
+                            concurrency=1)
+    bad_line = cmd("invoice.create", {"id": "inv_1", "customer": "c1", "currency": "USD",
+                                      "lines": [{"description": "no amounts"}]},
+                   {"customer:c1": "101"})
+    unknown = OutboundCommand(2, "netsuite", "expense.post", "other-key", "agg", {"id": "x"})
+    results = NetSuiteTarget(client).send([bad_line, unknown])
+    assert [r.status for r in results] == [ResultStatus.REJECTED] * 2
+    assert results[0].code == "INVALID_COMMAND" and "KeyError" in (results[0].message or "")
+    assert client.requests_sent == 0

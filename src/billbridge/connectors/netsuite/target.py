@@ -111,7 +111,14 @@ class NetSuiteTarget:
     # -- planning ------------------------------------------------------------------------
     def _plan(self, command: OutboundCommand, record_type: str,
               groups: dict[tuple[str, bool], dict[str, _Write]]) -> None:
-        body = BODIES[command.kind](command, self.config)
+        try:
+            body = BODIES[command.kind](command, self.config)
+        except Refusal:
+            raise
+        except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+            raise Refusal("INVALID_COMMAND", f"{command.kind} (outbox {command.id}): "
+                          f"payload does not fit a NetSuite {record_type}: "
+                          f"{type(exc).__name__}: {exc}") from None
         by_marker = record_type in self.marker_types and command.kind in CREATED_ONCE
         if by_marker:
             key = marker(command.idempotency_key)
