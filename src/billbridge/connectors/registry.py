@@ -17,6 +17,7 @@ from billbridge.connectors.base import (
 VENDORS: dict[str, str] = {
     "generic": "billbridge.connectors.generic",
     "hubspot": "billbridge.connectors.hubspot",
+    "netsuite": "billbridge.connectors.netsuite",
     "salesforce": "billbridge.connectors.salesforce",
 }
 

@@ -1,0 +1,247 @@
+"""NetSuite as the ERP ``Target``: customers, projects (``job``), time bills
+(``timeBill``) and invoices, exactly once.
+
+A batch is split by record type. Records that support external ids are
+upserted by them (``PUT …/eid:{externalId}``, or an asynchronous batch of
+``PUT`` items each carrying its ``externalId``): a resend after a lost
+acknowledgement, in whatever batch the dispatcher groups it, updates the
+record it created instead of making a twin. A record type configured without
+external ids (``marker_types``) is created with a marker field holding the
+command's idempotency key; a resend (``attempt > 1``) first looks the markers
+up with one SuiteQL query and creates only what is not there. Reversals are
+``PATCH``es, idempotent by nature. Small groups go one record per call,
+larger ones as asynchronous batches of up to 100.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from billbridge.connectors.base import (
+    IdempotencyMode,
+    OutboundCommand,
+    PermanentError,
+    RateLimit,
+    RecordResult,
+    ResultStatus,
+    TransientError,
+)
+from billbridge.connectors.netsuite.client import (
+    BATCH_LIMIT,
+    NetSuiteClient,
+    Outcome,
+    batch_key,
+)
+from billbridge.connectors.netsuite.mapping import (
+    BODIES,
+    MARKER_FIELDS,
+    RECORD_TYPES,
+    MappingConfig,
+    Refusal,
+    marker,
+    record_key,
+    reversal_body,
+)
+
+ORDER = ("customer", "job", "timeBill", "invoice")  # records a later one may refer to first
+CREATED_ONCE = frozenset({"time_charge.post", "invoice.create"})  # may use markers
+
+
+@dataclass
+class _Write:
+    command: OutboundCommand
+    key: str  # external id, or marker in marker mode
+    body: dict[str, Any]
+    members: list[OutboundCommand] = field(default_factory=list)  # commands sharing the key
+
+
+class NetSuiteTarget:
+    def __init__(self, client: NetSuiteClient, *, name: str = "netsuite",
+                 config: MappingConfig | None = None, marker_types: Iterable[str] = (),
+                 max_batch: int = BATCH_LIMIT, async_threshold: int = 3) -> None:
+        self.name = name
+        self.client = client
+        self.config = config or MappingConfig()
+        self.marker_types = frozenset(marker_types)
+        unknown = self.marker_types - set(MARKER_FIELDS)
+        if unknown:
+            raise ValueError(f"netsuite marker_types {sorted(unknown)}: markers are supported "
+                             f"for {sorted(MARKER_FIELDS)} only")
+        self.max_batch = min(max_batch, BATCH_LIMIT)
+        self.async_threshold = max(2, async_threshold)
+        self.rate_limit: RateLimit = client.rate_limit
+        self.idempotency = IdempotencyMode.MARKER_LOOKUP if self.marker_types \
+            else IdempotencyMode.NATIVE
+
+    # -- the dispatcher's entry point --------------------------------------------------------
+    def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
+        results: dict[str, RecordResult] = {}
+        groups: dict[tuple[str, bool], dict[str, _Write]] = {}
+        reversals: list[OutboundCommand] = []
+        for command in batch:
+            record_type = RECORD_TYPES.get(command.kind)
+            if record_type is None:
+                results[command.idempotency_key] = _rejected(
+                    command, "INVALID_COMMAND", f"netsuite cannot {command.kind}")
+            elif command.kind == "time_charge.reverse":
+                reversals.append(command)
+            else:
+                try:
+                    self._plan(command, record_type, groups)
+                except Refusal as refusal:
+                    results[command.idempotency_key] = _rejected(command, refusal.code,
+                                                                 str(refusal))
+        failures: list[TransientError] = []
+        for record_type in ORDER:
+            for by_marker in (False, True):
+                writes = list(groups.get((record_type, by_marker), {}).values())
+                if writes:
+                    self._guard(writes, failures, results,
+                                functools.partial(self._write, record_type, by_marker))
+        posted = self._posted_in_batch(batch, results)
+        for command in reversals:
+            results[command.idempotency_key] = self._reverse(command, posted, failures)
+        if failures and all(r.status is ResultStatus.RETRY for r in results.values()):
+            raise failures[0]  # nothing got through: a failed call, for the circuit breaker
+        return list(results.values())
+
+    # -- planning ------------------------------------------------------------------------
+    def _plan(self, command: OutboundCommand, record_type: str,
+              groups: dict[tuple[str, bool], dict[str, _Write]]) -> None:
+        try:
+            body = BODIES[command.kind](command, self.config)
+        except Refusal:
+            raise
+        except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
+            raise Refusal("INVALID_COMMAND", f"{command.kind} (outbox {command.id}): "
+                          f"payload does not fit a NetSuite {record_type}: "
+                          f"{type(exc).__name__}: {exc}") from None
+        by_marker = record_type in self.marker_types and command.kind in CREATED_ONCE
+        if by_marker:
+            key = marker(command.idempotency_key)
+            body[MARKER_FIELDS[record_type]] = key
+        else:
+            key = record_key(command)
+        group = groups.setdefault((record_type, by_marker), {})
+        if key in group:  # one record written twice in a batch: the later values win
+            group[key].body.update(body)
+            group[key].members.append(command)
+        else:
+            group[key] = _Write(command, key, body, [command])
+
+    # -- writing ---------------------------------------------------------------------------
+    def _guard(self, writes: list[_Write], failures: list[TransientError],
+               results: dict[str, RecordResult],
+               run: Callable[[list[_Write]], list[Outcome]]) -> None:
+        """Run one group; a transient failure of its calls makes its commands
+        RETRY without losing what other groups achieved."""
+        try:
+            outcomes = run(writes)
+        except TransientError as exc:
+            failures.append(exc)
+            outcomes = [Outcome(retry=True, code=exc.code, message=str(exc))] * len(writes)
+        for write, outcome in zip(writes, outcomes, strict=True):
+            for command in write.members:
+                results[command.idempotency_key] = _result(command, outcome)
+
+    def _write(self, record_type: str, by_marker: bool, writes: list[_Write]) -> list[Outcome]:
+        outcomes: dict[str, Outcome] = {}
+        if by_marker:
+            resent = [w.key for w in writes if any(c.attempt > 1 for c in w.members)]
+            if resent:  # an earlier attempt may have applied: look before creating again
+                found = self.client.find(record_type, MARKER_FIELDS[record_type], resent)
+                outcomes.update({k: Outcome(internal_id=i) for k, i in found.items()})
+        pending = [w for w in writes if w.key not in outcomes]
+        for start in range(0, len(pending), self.max_batch):
+            chunk = pending[start:start + self.max_batch]
+            if len(chunk) < self.async_threshold:
+                outcomes.update((w.key, self._one(record_type, by_marker, w)) for w in chunk)
+            else:
+                outcomes.update(self._batch(record_type, by_marker, chunk))
+        return [outcomes[w.key] for w in writes]
+
+    def _one(self, record_type: str, by_marker: bool, write: _Write) -> Outcome:
+        try:
+            if by_marker:
+                return Outcome(internal_id=self.client.create(record_type, write.body))
+            return Outcome(internal_id=self.client.upsert(record_type, write.key, write.body))
+        except PermanentError as exc:
+            if exc.code == "TARGET_AUTH":
+                raise
+            return Outcome(code=exc.code, message=str(exc))
+
+    def _batch(self, record_type: str, by_marker: bool, chunk: list[_Write]
+               ) -> dict[str, Outcome]:
+        method = "POST" if by_marker else "PUT"
+        column = MARKER_FIELDS[record_type] if by_marker else "externalid"
+        items = [w.body if by_marker else {**w.body, "externalId": w.key} for w in chunk]
+        keys = [w.key for w in chunk]
+        try:
+            outcomes = self.client.run_batch(
+                method, record_type, items, column, keys,
+                batch_key(method, record_type,
+                          [c.idempotency_key for w in chunk for c in w.members]))
+        except PermanentError as exc:
+            if exc.code == "TARGET_AUTH":
+                raise
+            # NetSuite refused the batch as a whole and names no record: one by one.
+            return {w.key: self._one(record_type, by_marker, w) for w in chunk}
+        return dict(zip(keys, outcomes, strict=True))
+
+    # -- reversals ----------------------------------------------------------------------------
+    @staticmethod
+    def _posted_in_batch(batch: Sequence[OutboundCommand], results: dict[str, RecordResult]
+                         ) -> dict[int, str]:
+        """For each reversal, the time bill its charge got earlier in this same
+        batch (an entry posted and changed before the first post was sent):
+        reversal command id → internal id."""
+        latest: dict[str, str] = {}
+        found: dict[int, str] = {}
+        for command in batch:
+            charge = command.payload.get("id") if command.kind == "time_charge.post" \
+                else command.payload.get("charge")
+            if command.kind == "time_charge.post":
+                result = results.get(command.idempotency_key)
+                if result is not None and result.status is ResultStatus.APPLIED \
+                        and result.external_id:
+                    latest[str(charge)] = result.external_id
+            elif command.kind == "time_charge.reverse" and str(charge) in latest:
+                found[command.id] = latest[str(charge)]
+        return found
+
+    def _reverse(self, command: OutboundCommand, posted: dict[int, str],
+                 failures: list[TransientError]) -> RecordResult:
+        charge = command.payload.get("charge")
+        internal = posted.get(command.id) or command.ref("time_charge", charge)
+        if internal is None:
+            return _rejected(command, "NOTHING_TO_REVERSE", f"time charge {charge} has no "
+                             "NetSuite time bill to reverse (its posting never applied)")
+        try:
+            self.client.update("timeBill", internal, reversal_body(command, self.config))
+        except TransientError as exc:
+            failures.append(exc)
+            return RecordResult(command.idempotency_key, ResultStatus.RETRY, code=exc.code,
+                                message=str(exc), retry_after=exc.retry_after)
+        except PermanentError as exc:
+            if exc.code == "TARGET_AUTH":
+                raise
+            return _rejected(command, exc.code, str(exc))
+        return RecordResult(command.idempotency_key, ResultStatus.APPLIED, external_id=internal)
+
+
+def _rejected(command: OutboundCommand, code: str, message: str) -> RecordResult:
+    return RecordResult(command.idempotency_key, ResultStatus.REJECTED, code=code,
+                        message=message)
+
+
+def _result(command: OutboundCommand, outcome: Outcome) -> RecordResult:
+    if outcome.internal_id is not None:
+        return RecordResult(command.idempotency_key, ResultStatus.APPLIED,
+                            external_id=outcome.internal_id)
+    status = ResultStatus.RETRY if outcome.retry else ResultStatus.REJECTED
+    return RecordResult(command.idempotency_key, status, code=outcome.code,
+                        message=outcome.message)
+
