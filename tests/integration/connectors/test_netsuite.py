@@ -167,20 +167,24 @@ def test_an_account_without_external_ids_refuses_them_as_netsuite_does(
     assert result.status is ResultStatus.REJECTED and result.code == "INVALID_FLD"
 
 
-def test_a_reversal_patches_the_time_bill_posted_earlier_in_the_same_batch(
-        netsuite: NetSuiteEmulator) -> None:
+def test_a_reversal_patches_the_time_bill_its_refs_name(netsuite: NetSuiteEmulator) -> None:
     client = client_of(netsuite)
     project = seeded_project(client)
+    target = NetSuiteTarget(client)
+    [first] = target.send([charge(1, project_ref=project)])
+    [second] = target.send([charge(1, project_ref=project, key="key-v2")])
+    # The dispatcher names the newest posting of the charge: the re-posted one.
     reverse = command("time_charge.reverse", {"charge": "tc_te-1", "amount": "437.50",
-                                              "currency": "USD"}, key="rev1", number=9)
-    results = {r.idempotency_key: r for r in NetSuiteTarget(client).send(
-        [charge(1, project_ref=project), reverse, charge(1, project_ref=project, key="key-v2")])}
-    [old, new] = sorted(netsuite.all("timeBill"), key=lambda b: int(b["id"]))
-    assert results["rev1"].external_id == old["id"]
-    assert old["isBillable"] is False and old["approvalStatus"] == {"id": "3"}
-    assert new["isBillable"] is True and results["key-v2"].external_id == new["id"]
+                                              "currency": "USD"}, key="rev2", number=9,
+                      refs={"time_charge:tc_te-1": str(second.external_id)})
+    [result] = target.send([reverse])
+    bills = {b["id"]: b for b in netsuite.all("timeBill")}
+    assert result.status is ResultStatus.APPLIED and result.external_id == second.external_id
+    assert bills[str(second.external_id)]["isBillable"] is False
+    assert bills[str(second.external_id)]["approvalStatus"] == {"id": "3"}
+    assert bills[str(first.external_id)]["isBillable"] is True
     orphan = command("time_charge.reverse", {"charge": "tc_te-9"}, key="rev9")
-    [nothing] = NetSuiteTarget(client).send([orphan])
+    [nothing] = target.send([orphan])
     assert nothing.status is ResultStatus.REJECTED and nothing.code == "NOTHING_TO_REVERSE"
 
 

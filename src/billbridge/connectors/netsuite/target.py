@@ -101,9 +101,8 @@ class NetSuiteTarget:
                 if writes:
                     self._guard(writes, failures, results,
                                 functools.partial(self._write, record_type, by_marker))
-        posted = self._posted_in_batch(batch, results)
         for command in reversals:
-            results[command.idempotency_key] = self._reverse(command, posted, failures)
+            results[command.idempotency_key] = self._reverse(command, failures)
         if failures and all(r.status is ResultStatus.RETRY for r in results.values()):
             raise failures[0]  # nothing got through: a failed call, for the circuit breaker
         return list(results.values())
@@ -192,30 +191,12 @@ class NetSuiteTarget:
         return dict(zip(keys, outcomes, strict=True))
 
     # -- reversals ----------------------------------------------------------------------------
-    @staticmethod
-    def _posted_in_batch(batch: Sequence[OutboundCommand], results: dict[str, RecordResult]
-                         ) -> dict[int, str]:
-        """For each reversal, the time bill its charge got earlier in this same
-        batch (an entry posted and changed before the first post was sent):
-        reversal command id → internal id."""
-        latest: dict[str, str] = {}
-        found: dict[int, str] = {}
-        for command in batch:
-            charge = command.payload.get("id") if command.kind == "time_charge.post" \
-                else command.payload.get("charge")
-            if command.kind == "time_charge.post":
-                result = results.get(command.idempotency_key)
-                if result is not None and result.status is ResultStatus.APPLIED \
-                        and result.external_id:
-                    latest[str(charge)] = result.external_id
-            elif command.kind == "time_charge.reverse" and str(charge) in latest:
-                found[command.id] = latest[str(charge)]
-        return found
-
-    def _reverse(self, command: OutboundCommand, posted: dict[int, str],
+    def _reverse(self, command: OutboundCommand,
                  failures: list[TransientError]) -> RecordResult:
+        """The dispatcher sends a reversal only after the posting it undoes is
+        acknowledged, and names that posting's time bill in ``refs``."""
         charge = command.payload.get("charge")
-        internal = posted.get(command.id) or command.ref("time_charge", charge)
+        internal = command.ref("time_charge", charge)
         if internal is None:
             return _rejected(command, "NOTHING_TO_REVERSE", f"time charge {charge} has no "
                              "NetSuite time bill to reverse (its posting never applied)")
