@@ -1,8 +1,9 @@
 """The QuickBooks names a posting refers to but billbridge does not own: the
-employee a worker's time is logged as, and the service item on time and
-invoice lines. Each is found by name, created once when missing, and
-remembered for the life of the process, so a batch of time costs no look-up
-once its workers are known.
+employee a worker's time is logged as, and the service item on invoice lines.
+Each is found by name, created once when missing, and remembered for the life
+of the process, so a batch of time costs no look-up once its workers are
+known. The first unknown worker loads every active employee in one query, so
+a firm whose consultants are already employees pays one call in all.
 
 A lost acknowledgement of a create needs no marker here: QuickBooks refuses
 a second name (6240), and the next look-up finds the first.
@@ -46,6 +47,7 @@ class Directory:
         self.configured = dict(employees or {})  # worker id → Employee Id, from the connection
         self.employees = dict(self.configured)  # and those learnt since
         self.item: str | None = None
+        self._roster: dict[str, str] | None = None  # active employees: lower-cased name → Id
         self._lock = threading.Lock()
 
     def forget(self) -> None:
@@ -53,20 +55,27 @@ class Directory:
         with self._lock:
             self.employees = dict(self.configured)
             self.item = None
+            self._roster = None
 
     def resolve(self, workers: Iterable[str], *, item: bool) -> dict[str, str]:
         """Make the employees of ``workers`` (and, with ``item``, the service
         item) known. Returns the problem of each that could not be found or
         created, keyed by worker id (or ``"item"``)."""
         with self._lock:
-            wanted = [_Name("Employee", w, display_name(w))
+            absent = [_Name("Employee", w, display_name(w))
                       for w in sorted(set(workers)) if w not in self.employees]
+            if absent and self._roster is None:
+                self._roster = {str(r.get("DisplayName", "")).lower(): str(r["Id"]) for r in
+                                self.client.query_all("Employee", "Active = true")}
+            roster = self._roster or {}
+            for name in absent:
+                if name.name.lower() in roster:
+                    self._remember(name, roster[name.name.lower()])
+            absent = [n for n in absent if self._known(n) is None]
             if item and self.item is None:
-                wanted.append(_Name("Item", ITEM, self.service_item))
-            if not wanted:
-                return {}
-            self._find(wanted)
-            absent = [n for n in wanted if self._known(n) is None]
+                wanted = _Name("Item", ITEM, self.service_item)
+                self._find([wanted])
+                absent += [wanted] if self.item is None else []
             return self._create(absent) if absent else {}
 
     def _known(self, name: _Name) -> str | None:
@@ -77,6 +86,8 @@ class Directory:
             self.item = record_id
         else:
             self.employees[name.key] = record_id
+            if self._roster is not None:
+                self._roster[name.name.lower()] = record_id
 
     def _find(self, names: list[_Name]) -> None:
         answers = self.client.queries([n.statement for n in names])
@@ -124,6 +135,7 @@ class Directory:
             for name in taken:
                 if self._known(name) is None:
                     problems[name.key] = (f"the name {name.name!r} is used by another QuickBooks "
-                                          f"customer, vendor or employee, so no {name.entity} "
-                                          "can have it; map the worker in the employees option")
+                                          f"customer, vendor or inactive employee, so no active "
+                                          f"{name.entity} has it; make it active, or map the "
+                                          "worker in the employees option")
         return problems

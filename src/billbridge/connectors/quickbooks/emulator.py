@@ -106,6 +106,11 @@ class QuickBooksEmulator(EmulatorServer):
         with self.lock:
             return copy.deepcopy(list(self.company.records[entity].values()))
 
+    def seed(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
+        """A record entered in QuickBooks by hand (no faults, no rules)."""
+        with self.lock:
+            return copy.deepcopy(self.company.seed(entity, body))
+
     def calls(self, path_suffix: str = "") -> int:
         """API requests received (any answer), optionally those to one endpoint."""
         with self.lock:
