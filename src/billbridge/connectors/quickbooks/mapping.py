@@ -13,11 +13,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from billbridge.connectors.base import Malformed
 from billbridge.connectors.fields import blank
+from billbridge.domain.money import round_money, to_decimal
 from billbridge.domain.records import Invoice, InvoiceStatus, ProjectStatus, TimeCharge
 
 MARKER = re.compile(r"\[billbridge (?P<id>.+?) (?P<key>[0-9a-f]{16,64})\]")
@@ -49,16 +50,6 @@ def display_name(text: str) -> str:
 
 def ref(value: str) -> dict[str, str]:
     return {"value": value}
-
-
-def money(value: Any) -> Decimal:
-    """A QuickBooks amount (a JSON number parsed as Decimal, or text) as Decimal."""
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"{value!r} is not an amount")
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"{value!r} is not an amount") from None
 
 
 # -- outbound ----------------------------------------------------------------------
@@ -152,7 +143,8 @@ def invoice_status(record: Mapping[str, Any]) -> InvoiceStatus:
     """Voided: zeroed with ``Voided`` in front of the private note; paid: no
     balance left on a non-zero total; otherwise issued (a partial payment
     included)."""
-    total, balance = money(record.get("TotalAmt")), money(record.get("Balance"))
+    total = to_decimal(record.get("TotalAmt"), what="TotalAmt")
+    balance = to_decimal(record.get("Balance"), what="Balance")
     if str(record.get("PrivateNote") or "").startswith(VOIDED) and total == 0:
         return InvoiceStatus.VOID
     if total > 0 and balance <= 0:
@@ -173,7 +165,9 @@ def status_event(record: Mapping[str, Any], *, source: str) -> dict[str, Any] | 
     invoice_id = str(record.get("Id") or "")
     try:
         status = invoice_status(record)
-        paid = money(record.get("TotalAmt")) - money(record.get("Balance"))
+        currency = str((record.get("CurrencyRef") or {}).get("value") or "")
+        paid = round_money(to_decimal(record.get("TotalAmt"), what="TotalAmt")
+                           - to_decimal(record.get("Balance"), what="Balance"), currency)
         at = datetime.fromisoformat(str((record.get("MetaData") or {}).get("LastUpdatedTime")))
         if at.tzinfo is None:
             raise ValueError("LastUpdatedTime has no UTC offset")
