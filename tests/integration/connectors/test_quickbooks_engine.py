@@ -99,7 +99,8 @@ def make_hub(engine: Engine, qbo: QuickBooksEmulator, clock: ManualClock,
              crm: RecordingTarget | None = None) -> tuple[Hub, QuickBooksTarget]:
     client = QuickBooksClient(qbo.url, qbo.realm_id, access_token="qbo-access-token",
                               refresh_token="qbo-refresh-token", client_id="qbo-client-id",
-                              client_secret="qbo-client-secret", clock=clock, timeout=0.4)
+                              client_secret="qbo-client-secret", token_url=qbo.token_url,
+                              clock=clock, timeout=0.4)
     target = QuickBooksTarget(client, name="qbo", tax_codes=TAX_CODES)
     targets: dict[str, Any] = {"qbo": target}
     routes = {"erp": "qbo"}

@@ -40,7 +40,7 @@ FILTERABLE: dict[str, frozenset[str]] = {
 }
 DELETABLE = frozenset({"TimeActivity", "Invoice", "Payment"})
 MONEY = frozenset({"Amount", "UnitPrice", "Qty", "HourlyRate", "CostRate", "TotalAmt",
-                   "TotalTax"})
+                   "TotalTax", "Balance"})
 WHOLE = frozenset({"Hours", "Minutes", "BreakHours", "BreakMinutes"})
 COMPUTED = frozenset({"MetaData", "domain", "sparse", "FullyQualifiedName", "Balance",
                       "BalanceWithJobs", "Level", "IsProject", "HomeBalance", "HomeTotalAmt",

@@ -106,6 +106,10 @@ class QuickBooksEmulator(EmulatorServer):
         with self.lock:
             return copy.deepcopy(list(self.company.records[entity].values()))
 
+    @property
+    def token_url(self) -> str:
+        return self.url + TOKEN_PATH
+
     def seed(self, entity: str, body: dict[str, Any]) -> dict[str, Any]:
         """A record entered in QuickBooks by hand (no faults, no rules)."""
         with self.lock:

@@ -126,7 +126,7 @@ class _Delivery:
             self._plan(command, problems)
         if self.writes:
             self._write()
-        return list(self.results.values())
+        return [self.results[c.idempotency_key] for c in self.batch]
 
     def _done(self, command: OutboundCommand, status: ResultStatus, external_id: str | None = None,
               code: str | None = None, message: str | None = None) -> None:
