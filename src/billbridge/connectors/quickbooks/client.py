@@ -90,7 +90,7 @@ class QuickBooksClient:
                  token_url: str = TOKEN_URL, minor_version: int = MINOR_VERSION,
                  max_batch: int = BATCH_LIMIT, rate_limit: RateLimit | None = None,
                  batch_limit: RateLimit | None = None, clock: MonotonicClock | None = None,
-                 timeout: float = 30.0, verify: Any = True,
+                 timeout: float = 60.0, verify: Any = True,
                  transport: httpx.BaseTransport | None = None) -> None:
         if not realm_id:
             raise ValueError("a QuickBooks connection needs the company's realm id")
@@ -113,10 +113,6 @@ class QuickBooksClient:
 
     def close(self) -> None:
         self.http.close()
-
-    @property
-    def requests_sent(self) -> int:
-        return self.http.requests_sent
 
     # -- auth ------------------------------------------------------------------
     def _bearer(self) -> dict[str, str]:

@@ -44,7 +44,6 @@ class Query:
     order_by: tuple[tuple[str, bool], ...] = ()  # (field, descending)
     start: int = 1
     max_results: int = DEFAULT_RESULTS
-    fields: tuple[str, ...] = ()
 
     def filters(self, name: str) -> bool:
         return any(c.field.lower() == name.lower() for c in self.where)
@@ -115,15 +114,15 @@ def parse(statement: str) -> Query:
     reader = _Reader(_tokens(statement))
     if not reader.keyword("select"):
         raise QueryError("QueryParserError: a query starts with SELECT")
-    count, fields = False, []
+    count = False
     if reader.keyword("count"):
         for expected in ("(", "*", ")"):
             if reader.expect(expected, "punct") != expected:
                 raise QueryError("QueryParserError: expected COUNT(*)")
         count = True
-    else:
+    else:  # a projection ("*, Sku"): QuickBooks returns whole records all the same
         while True:
-            fields.append(reader.expect("a field or *", "punct", "word"))
+            reader.expect("a field or *", "punct", "word")
             if reader.peek() != ("punct", ","):
                 break
             reader.take()
@@ -157,7 +156,7 @@ def parse(statement: str) -> Query:
             limit = min(MAX_RESULTS, max(1, int(reader.expect("a number", "number"))))
         else:
             raise QueryError(f"QueryParserError: Encountered \"{reader.peek()[1]}\"")
-    return Query(entity, count, tuple(where), tuple(order), start, limit, tuple(fields))
+    return Query(entity, count, tuple(where), tuple(order), start, limit)
 
 
 def _condition(reader: _Reader) -> Condition:
