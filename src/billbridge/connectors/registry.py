@@ -19,6 +19,7 @@ VENDORS: dict[str, str] = {
     "hubspot": "billbridge.connectors.hubspot",
     "netsuite": "billbridge.connectors.netsuite",
     "salesforce": "billbridge.connectors.salesforce",
+    "quickbooks": "billbridge.connectors.quickbooks",
 }
 
 
