@@ -32,6 +32,7 @@ from billbridge.connectors.ratelimit import (
     MonotonicClock,
     RealClock,
     TokenBucket,
+    rolling_window,
 )
 from billbridge.connectors.tracing import HOOKS
 
@@ -44,11 +45,8 @@ OBJECT_TYPES = frozenset({"deals", "companies", "contacts"})
 
 
 def hubspot_rate_limit(requests: int = 100, per_seconds: float = 10.0) -> RateLimit:
-    """A bucket that never exceeds ``requests`` in any rolling ``per_seconds``
-    window (HubSpot's limit is rolling): a burst of a tenth of the window,
-    refilled at the rest (burst + rate x window = requests)."""
-    burst = max(1, requests // 10)
-    return RateLimit(max(1, requests - burst), per_seconds, burst=burst)
+    """HubSpot's limit is rolling: a bucket that never exceeds it in any window."""
+    return rolling_window(requests, per_seconds)
 
 
 def seconds_to_midnight_utc(now: float | None = None) -> float:
