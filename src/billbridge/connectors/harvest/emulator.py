@@ -169,7 +169,7 @@ class HarvestEmulator(EmulatorServer):
         client = project.get("client") or {}
         client_id = project.get("client_id") or _id_of(client)
         if client_id not in self._data["clients"]:
-            client_id = self._put_client({**({"id": client_id} if client_id else {}),
+            client_id = self._put_client({**client, **({"id": client_id} if client_id else {}),
                                           "name": client.get("name") or "Client"})["id"]
         record: dict[str, Any] = {
             "id": self._new_id(project.get("id")), "name": project.get("name"), "code": None,
