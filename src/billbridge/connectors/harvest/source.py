@@ -227,6 +227,7 @@ class HarvestSource:
                         if isinstance(r.get("spent_date"), str)})
         if not page.records or page.next_url is None or not dates:
             state.to, state.next_url = None, None
+            walked.clear()
             state.phase = SNAPSHOT if state.phase == CHANGES and \
                 self.deletion_window_days > 0 else None
             return
@@ -234,12 +235,12 @@ class HarvestSource:
             raise PermanentError(f"{self.name}: Harvest answered {stream.resource} dated "
                                  f"{dates[-1]} to a query for to={state.to}; stopping instead "
                                  "of looping", code="PAGINATION_LOOP")
-        if len(dates) > 1:
+        if len(dates) > 1 or state.to is None or dates[0] < state.to:
             # Keyset: ask again from the oldest date on this page (it is read again).
             state.to, state.next_url = dates[0], None
             walked.clear()
             return
-        # A whole page on one date: walk its pages; each must bring new records.
+        # A whole page on the date asked for: walk its pages; each must bring new records.
         ids = {r["id"] for r in page.records if isinstance(r.get("id"), int)}
         if state.next_url is not None and ids <= walked:
             raise PermanentError(f"{self.name}: the next page of {stream.resource} on "
