@@ -160,7 +160,7 @@ class HarvestSource:
             state.phase, state.to, state.next_url, state.started = CHANGES, None, None, None
             state.snap = {}
         asked: set[tuple[str, str | None, str | None]] = set()
-        walked: set[int] = set()
+        walked: set[str] = set()
         while state.phase is not None:
             position = (state.phase, state.to, state.next_url)
             if position in asked:
@@ -201,8 +201,12 @@ class HarvestSource:
         for record in page.records:
             event = stream.map(record)
             events.append(event)
-            if not isinstance(event, Malformed) and str(record["spent_date"]) >= window:
+            if isinstance(event, Malformed):
+                continue
+            if str(record["spent_date"]) >= window:
                 state.known[record["id"]] = _known(record, event)
+            else:  # moved out of the window: no longer compared
+                state.known.pop(record["id"], None)
         return events
 
     def _snapshot(self, stream: Stream, state: StreamState, page: Page) -> list[Any]:
@@ -221,33 +225,33 @@ class HarvestSource:
         return events
 
     def _advance(self, stream: Stream, state: StreamState, page: Page,
-                 walked: set[int]) -> None:
+                 walked: set[str]) -> None:
         """Where the next page of this phase is, or the next phase."""
         dates = sorted({str(r["spent_date"]) for r in page.records
                         if isinstance(r.get("spent_date"), str)})
-        if not page.records or page.next_url is None or not dates:
+        if not page.records or page.next_url is None:
             state.to, state.next_url = None, None
             walked.clear()
             state.phase = SNAPSHOT if state.phase == CHANGES and \
                 self.deletion_window_days > 0 else None
             return
-        if state.to is not None and dates[-1] > state.to:
+        if state.to is not None and dates and dates[-1] > state.to:
             raise PermanentError(f"{self.name}: Harvest answered {stream.resource} dated "
                                  f"{dates[-1]} to a query for to={state.to}; stopping instead "
                                  "of looping", code="PAGINATION_LOOP")
-        if len(dates) > 1 or state.to is None or dates[0] < state.to:
+        if dates and (len(dates) > 1 or state.to is None or dates[0] < state.to):
             # Keyset: ask again from the oldest date on this page (it is read again).
             state.to, state.next_url = dates[0], None
             walked.clear()
             return
         # A whole page on the date asked for: walk its pages; each must bring new records.
-        ids = {r["id"] for r in page.records if isinstance(r.get("id"), int)}
+        ids = {str(r.get("id")) for r in page.records}
         if state.next_url is not None and ids <= walked:
-            raise PermanentError(f"{self.name}: the next page of {stream.resource} on "
-                                 f"{dates[0]} repeats records already read; stopping instead "
+            raise PermanentError(f"{self.name}: the next page of {stream.resource} to "
+                                 f"{state.to} repeats records already read; stopping instead "
                                  "of looping", code="PAGINATION_LOOP")
         walked |= ids
-        state.to, state.next_url = dates[0], page.next_url
+        state.next_url = page.next_url
 
     def _finish(self, stream: Stream, state: StreamState) -> list[Any]:
         """After a complete read: deletions found by the snapshot, then the
