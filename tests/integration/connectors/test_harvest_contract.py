@@ -6,6 +6,8 @@ and JSON types, in Harvest's envelopes, order, pagination and errors."""
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -169,3 +171,19 @@ def test_the_client_reads_harvests_error_bodies(harvest: HarvestEmulator) -> Non
     assert refused.value.code == "HTTP_422" and "between 1 and 2000" in str(refused.value)
     assert good.get("time_entries", 1) is None
     assert [p["code"] for p in good.all("projects", {"per_page": 1})] == ["OS1", "MW"]
+
+
+def test_the_emulator_runs_from_the_cli_and_loads_fixtures_over_http() -> None:
+    process = subprocess.Popen([sys.executable, "-m", "billbridge", "emulator", "run",
+                                "harvest"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split("listening on ")[1].strip()
+        seeded = httpx.post(f"{url}/_emulator/seed", json={"users": [ME], "clients": CLIENTS})
+        assert seeded.json()["seeded"]["clients"] == 2
+        headers = {**HEADERS, "Authorization": "Bearer harvest-token",
+                   "Harvest-Account-Id": "123456"}  # the emulator's defaults
+        assert httpx.get(f"{url}/v2/users/me", headers=headers).json() == ME
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
