@@ -17,7 +17,7 @@ from billbridge.connectors.harvest.mapping import (
     expense_event,
     time_entry_event,
 )
-from billbridge.connectors.harvest.source import StreamState
+from billbridge.connectors.harvest.source import HarvestSource, StreamState
 from billbridge.connectors.harvest.target import MARKER, merge_notes, note_lines
 from billbridge.domain.events import parse_event
 from harvest_documented import EXPENSES, PROJECTS, TIME_ENTRIES_PAGE
@@ -168,3 +168,20 @@ def test_write_back_lines_sit_under_a_marker_and_keep_the_users_notes() -> None:
     assert updated.startswith("Kick-off on Monday.")
     assert merge_notes(updated, invoice) == updated  # a repeat changes nothing
     assert merge_notes(None, {"ERP project": "L-2"}) == f"{MARKER}\nERP project: L-2"
+
+
+def test_a_harvest_source_builds_from_environment_settings(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from billbridge.connectors.registry import build_source, build_target
+
+    monkeypatch.setenv("BILLBRIDGE_TIME_TOKEN", "t0k")
+    monkeypatch.setenv("BILLBRIDGE_TIME_ACCOUNT_ID", "42")
+    monkeypatch.setenv("BILLBRIDGE_TIME_WORKERS", '{"1782959": "w-kim"}')
+    monkeypatch.setenv("BILLBRIDGE_TIME_DELETION_WINDOW_DAYS", "10")
+    monkeypatch.setenv("BILLBRIDGE_TIME_EXPENSES", "false")
+    source = build_source("time=harvest+http://127.0.0.1:9/v2")
+    assert isinstance(source, HarvestSource)
+    assert source.name == "time" and source.config.workers == {"1782959": "w-kim"}
+    assert source.deletion_window_days == 10
+    assert [s.resource for s in source.streams] == ["time_entries"]
+    assert build_target("time=harvest+http://127.0.0.1:9/v2").name == "time"
