@@ -194,15 +194,16 @@ class HarvestEmulator(EmulatorServer):
         self._data["tasks"][record["id"]] = record
         return record
 
-    def _ref(self, resource: str, given: Any, put: Callable[[Mapping[str, Any]], Any],
+    def _ref(self, resource: str, given: Any,
+             put: Callable[[Mapping[str, Any]], dict[str, Any]],
              extra: Mapping[str, Any] | None = None) -> int:
         """The id of a nested reference, creating the record when it is new."""
         ref_id = _id_of(given)
-        if ref_id not in self._data[resource]:
-            name = given.get("name") if isinstance(given, Mapping) else None
-            put({**({"id": ref_id} if ref_id else {}), "name": name or f"{resource} {ref_id}",
-                 **(extra or {})})
-        return int(ref_id) if ref_id else max(self._data[resource])
+        if ref_id in self._data[resource]:
+            return int(ref_id)
+        name = given.get("name") if isinstance(given, Mapping) else None
+        return int(put({**({"id": ref_id} if ref_id else {}),
+                        "name": name or f"{resource} {ref_id}", **(extra or {})})["id"])
 
     def _put_entry(self, resource: str, entry: Mapping[str, Any]) -> dict[str, Any]:
         """A time entry or expense: references are kept as ids and rendered
