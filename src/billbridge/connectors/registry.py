@@ -16,9 +16,9 @@ from billbridge.connectors.base import (
 
 VENDORS: dict[str, str] = {
     "generic": "billbridge.connectors.generic",
+    "harvest": "billbridge.connectors.harvest",
     "hubspot": "billbridge.connectors.hubspot",
     "salesforce": "billbridge.connectors.salesforce",
-    "harvest": "billbridge.connectors.harvest",
 }
 
 
