@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from billbridge.demo.story import LINEAGE_EXAMPLE
 from billbridge.store.db import make_engine
 
 
@@ -29,9 +30,10 @@ def test_demo_tells_the_quote_to_cash_story_and_verifies_it(tmp_path: Path) -> N
     assert "2525.00 USD" in out and "700.00 USD" in out  # GLX-001 and NEW-002 invoices
     assert "invoice_status=paid" in out and "duplicates: 0" in out
     url = f"sqlite:///{tmp_path / 'demo' / 'hub.db'}"
-    lineage = json.loads(bb("lineage", "te-1", "--database-url", url, "--json").stdout)
+    lineage = json.loads(bb("lineage", LINEAGE_EXAMPLE, "--database-url", url,
+                            "--json").stdout)
     assert [c["status"] for c in lineage["commands"]] == ["done"]
-    assert lineage["events"][0]["duplicates"] >= 1  # the webhook copies were dropped
+    assert lineage["events"][0]["duplicates"] >= 1  # the overlapping re-poll's copy was dropped
 
 
 def test_exception_commands_work_the_queue_and_audit_verifies(tmp_path: Path) -> None:

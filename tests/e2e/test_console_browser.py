@@ -17,7 +17,8 @@ import pytest
 from rich.console import Console
 
 from billbridge.api.server import HubServer
-from billbridge.demo.story import run_demo
+from billbridge.connectors.harvest.mapping import canonical_id
+from billbridge.demo.story import CAROL_GLX, run_demo
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import config_store, tokens
 from billbridge.engine.hub import Hub
@@ -47,6 +48,7 @@ def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_pa
 
     page: Page = browser_page  # type: ignore[assignment]
     # The demo's data: Carol's 6 h on GLX-001 wait as NO_RATE (designers have no rate).
+    carols = canonical_id("time_entry", CAROL_GLX)
     assert run_demo(Console(file=io.StringIO()), port=0, keep_serving=False,
                     workdir=tmp_path / "demo") == 0
     erp = RecordingTarget("ledger")  # stands in for the demo's ERP, which has stopped
@@ -66,7 +68,7 @@ def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_pa
         page.fill("input[name=token]", ada)
         page.click("button[type=submit]")
         page.click("text=Exceptions")
-        row = page.locator("#exceptions tr[data-record='te-3']")
+        row = page.locator(f"#exceptions tr[data-record='{carols}']")
         expect(row).to_contain_text("NO_RATE")
 
         card = {**config["rate_cards"][0],
@@ -80,7 +82,7 @@ def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_pa
         expect(page.locator("#flash")).to_contain_text(f"version {proposal['version']} is active")
 
         page.click("text=Exceptions")
-        page.locator("#exceptions tr[data-record='te-3'] input[type=checkbox]").check()
+        page.locator(f"#exceptions tr[data-record='{carols}'] input[type=checkbox]").check()
         page.click("button[value=replay]")
         expect(page.locator("#flash")).to_contain_text("replay: 1 done")
         deadline = datetime.now(UTC) + timedelta(seconds=20)
@@ -88,7 +90,7 @@ def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_pa
             assert datetime.now(UTC) < deadline, "the replayed entry never posted"
             page.wait_for_timeout(100)
         page.goto(f"{server.url}/console/exceptions")
-        expect(page.locator("#exceptions tr[data-record='te-3']")).to_have_count(0)
+        expect(page.locator(f"#exceptions tr[data-record='{carols}']")).to_have_count(0)
 
         [posting] = [e for e in erp.effects if e["kind"] == "time_charge.post"]
         assert posting["payload"]["amount"] == "720.00"  # 6 h x 120.00
@@ -96,6 +98,6 @@ def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_pa
         page.fill("input[name=id]", posting["id"])
         page.click("text=Trace")
         expect(page.locator("#timeline")).to_contain_text(f"posted as {posting['id']}")
-        expect(page.locator("#timeline")).to_contain_text("te-3")
+        expect(page.locator("#timeline")).to_contain_text(carols)
     finally:
         server.stop()

@@ -25,6 +25,14 @@ class RealClock:
             time.sleep(seconds)
 
 
+def rolling_window(requests: int, per_seconds: float) -> RateLimit:
+    """A bucket that never exceeds ``requests`` in any rolling ``per_seconds``
+    window (vendors count rolling windows): a burst of a tenth of the window,
+    refilled at the rest (burst + rate x window = requests)."""
+    burst = max(1, requests // 10)
+    return RateLimit(max(1, requests - burst), per_seconds, burst=burst)
+
+
 class TokenBucket:
     """Requests allowed now; refills at the documented rate up to the burst."""
 

@@ -16,6 +16,7 @@ from billbridge.connectors.base import (
 
 VENDORS: dict[str, str] = {
     "generic": "billbridge.connectors.generic",
+    "harvest": "billbridge.connectors.harvest",
     "hubspot": "billbridge.connectors.hubspot",
     "netsuite": "billbridge.connectors.netsuite",
     "salesforce": "billbridge.connectors.salesforce",

@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from billbridge.api.server import HubServer
-from billbridge.demo.story import run_demo
+from billbridge.demo.story import LINEAGE_EXAMPLE, run_demo
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
@@ -19,7 +19,7 @@ from billbridge.engine.hub import Hub
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PAGES = {"overview": "/console/", "exceptions": "/console/exceptions",
-         "lineage": "/console/lineage?id=te-1", "leakage": "/console/leakage",
+         "lineage": f"/console/lineage?id={LINEAGE_EXAMPLE}", "leakage": "/console/leakage",
          "executive": "/console/executive", "configuration": "/console/config",
          "audit": "/console/audit"}
 

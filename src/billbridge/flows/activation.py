@@ -141,9 +141,14 @@ def on_posting_confirmed(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
         {"system": activation["source"], "record": activation["opportunity"],
          "fields": fields}, "activation", confirmed.record_id))
     if ctx.config.psa_system:
+        # A PSA that does not have the project yet creates it: it needs the
+        # project's and the customer's names for that.
+        project = ctx.record("project", confirmed.record_id) or {}
+        customer = ctx.record("customer", str(activation["customer"])) or {}
         outcome.commands.append(Command(
             "psa", "psa.writeback", origin,
-            {"system": ctx.config.psa_system, "record": confirmed.record_id, "fields": fields},
+            {"system": ctx.config.psa_system, "record": confirmed.record_id, "fields": fields,
+             "project_name": project.get("name"), "customer_name": customer.get("name")},
             "activation", confirmed.record_id))
     return outcome
 

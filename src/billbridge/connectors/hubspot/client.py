@@ -20,7 +20,7 @@ import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit
 from billbridge.connectors.http import VendorHttp
-from billbridge.connectors.ratelimit import DailyQuota, MonotonicClock, TokenBucket
+from billbridge.connectors.ratelimit import DailyQuota, MonotonicClock, TokenBucket, rolling_window
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 BATCH_LIMIT = 100  # inputs per batch call
@@ -30,11 +30,8 @@ OBJECT_TYPES = frozenset({"deals", "companies", "contacts"})
 
 
 def hubspot_rate_limit(requests: int = 100, per_seconds: float = 10.0) -> RateLimit:
-    """A bucket that never exceeds ``requests`` in any rolling ``per_seconds``
-    window (HubSpot's limit is rolling): a burst of a tenth of the window,
-    refilled at the rest (burst + rate x window = requests)."""
-    burst = max(1, requests // 10)
-    return RateLimit(max(1, requests - burst), per_seconds, burst=burst)
+    """HubSpot's limit is rolling: a bucket that never exceeds it in any window."""
+    return rolling_window(requests, per_seconds)
 
 
 def seconds_to_midnight_utc(now: float | None = None) -> float:

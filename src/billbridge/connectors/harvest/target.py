@@ -1,0 +1,145 @@
+"""Harvest as the PSA write-back ``Target``: the official project in Harvest.
+
+``psa.writeback`` commands name a project by its official code (``record``)
+and carry fields: the ERP's ids when the ERP confirms the project, an
+invoice's status when the ERP reports it. The Harvest project with that code
+is found (or an uncoded project of the same name under the client is given
+the code, or the project is created under its client), so consultants log
+against the official project. The fields are shown where a Harvest user
+reads about a project: in its notes, as lines under a ``-- billbridge --``
+marker that is rewritten in place, leaving the user's own notes alone.
+
+Harvest has no idempotency key, so the code is the marker of DESIGN.md: every
+send looks the project up by code before it creates anything, and a resend
+after a lost acknowledgement finds the project the first attempt made. Notes
+are set to absolute values, so a repeat changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from billbridge.connectors.base import (
+    IdempotencyMode,
+    OutboundCommand,
+    PermanentError,
+    RateLimit,
+    RecordResult,
+    ResultStatus,
+)
+from billbridge.connectors.harvest.client import HarvestClient
+
+KIND = "psa.writeback"
+MARKER = "-- billbridge --"
+LABELS = {"erp_project_id": "ERP project", "erp_customer_id": "ERP customer"}
+# Billbridge prices the work, so a project it creates asks Harvest for no
+# rates or budget of its own.
+NEW_PROJECT = {"is_billable": True, "bill_by": "none", "budget_by": "none"}
+
+
+def note_lines(fields: Mapping[str, Any]) -> dict[str, str]:
+    """The fields as labelled note lines: ``ERP project: L-000002``,
+    ``Invoice inv_GLX-001_2026-03-31: paid, total 2525.00``."""
+    lines: dict[str, str] = {}
+    if fields.get("invoice"):
+        status = fields.get("invoice_status") or "unknown"
+        total = fields.get("invoice_total")
+        lines[f"Invoice {fields['invoice']}"] = f"{status}, total {total}" if total else status
+    for key, value in fields.items():
+        if key in ("project_code", "invoice", "invoice_status", "invoice_total") or value is None:
+            continue
+        lines[LABELS.get(key, key)] = str(value)
+    return lines
+
+
+def merge_notes(notes: str | None, lines: Mapping[str, str]) -> str:
+    """The user's notes, then our block with ``lines`` set by label."""
+    text = notes or ""
+    own, _, ours = text.partition(MARKER)
+    block: dict[str, str] = {}
+    for line in ours.strip().splitlines():
+        label, sep, value = line.partition(": ")
+        if sep:
+            block[label] = value
+    block.update(lines)
+    body = "\n".join(f"{label}: {value}" for label, value in block.items())
+    own = own.rstrip()
+    return f"{own}\n\n{MARKER}\n{body}" if own else f"{MARKER}\n{body}"
+
+
+class HarvestTarget:
+    def __init__(self, client: HarvestClient, *, name: str = "harvest",
+                 max_batch: int = 25) -> None:
+        self.name = name
+        self.client = client
+        self.max_batch = max_batch
+        self.rate_limit: RateLimit = client.rate_limit
+        self.idempotency = IdempotencyMode.MARKER_LOOKUP
+
+    def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
+        """One look-up of the account's projects per batch, then one write per
+        command that changes something. A transient fault fails the batch:
+        the commands already written are found again on the resend."""
+        projects = list(self.client.all("projects"))
+        results = []
+        for command in batch:
+            try:
+                project = self._writeback(command, projects)
+            except PermanentError as exc:
+                if exc.code == "TARGET_AUTH":
+                    raise
+                results.append(RecordResult(command.idempotency_key, ResultStatus.REJECTED,
+                                            code=exc.code, message=str(exc)))
+                continue
+            results.append(RecordResult(command.idempotency_key, ResultStatus.APPLIED,
+                                        external_id=str(project["id"])))
+        return results
+
+    def _writeback(self, command: OutboundCommand,
+                   projects: list[dict[str, Any]]) -> dict[str, Any]:
+        payload = command.payload
+        code, fields = payload.get("record"), payload.get("fields")
+        if command.kind != KIND or not isinstance(code, str) or not code \
+                or not isinstance(fields, Mapping):
+            raise PermanentError(f"{command.kind} needs a project code (record) and fields",
+                                 code="VALIDATION")
+        project = next((p for p in projects if p.get("code") == code), None)
+        if project is None:
+            project = self._adopt_or_create(code, payload, projects)
+        change: dict[str, Any] = {}
+        if project.get("code") != code:
+            change["code"] = code
+        notes = merge_notes(project.get("notes"), note_lines(fields))
+        if notes != (project.get("notes") or ""):
+            change["notes"] = notes
+        if change:
+            project.update(self.client.update("projects", project["id"], change))
+        return project
+
+    def _adopt_or_create(self, code: str, payload: Mapping[str, Any],
+                         projects: list[dict[str, Any]]) -> dict[str, Any]:
+        """An uncoded project with the deal's name under the customer's client
+        is the same project (Harvest keeps names unique per client); else a
+        new one, under the client found or created by name."""
+        name, customer = payload.get("project_name"), payload.get("customer_name")
+        if not name or not customer:
+            raise PermanentError(f"Harvest has no project with code {code}, and the write-back "
+                                 "does not name the project and its client to create it: give "
+                                 "the project its code in Harvest", code="PROJECT_NOT_FOUND")
+        client = self._client(str(customer))
+        same = next((p for p in projects if not p.get("code") and p.get("name") == name
+                     and (p.get("client") or {}).get("id") == client["id"]), None)
+        if same is not None:
+            return same
+        created = self.client.create("projects", {**NEW_PROJECT, "client_id": client["id"],
+                                                  "name": name, "code": code})
+        projects.append(created)
+        return created
+
+    def _client(self, name: str) -> dict[str, Any]:
+        wanted = name.strip().casefold()
+        for client in self.client.all("clients"):
+            if str(client.get("name") or "").strip().casefold() == wanted:
+                return client
+        return self.client.create("clients", {"name": name.strip()})
