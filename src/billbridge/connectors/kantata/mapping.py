@@ -103,6 +103,12 @@ def iso(seconds: int) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
 
 
+def from_minor_units(amount: int, base_unit: int) -> Decimal:
+    """Kantata's ``*_in_cents`` in the currency's unit: ``base_unit`` minor
+    units make one unit (100 for USD, 1 for JPY), kept to that precision."""
+    return (Decimal(amount) / base_unit).quantize(Decimal(1) / base_unit)
+
+
 def version_of(*records: Mapping[str, Any] | None, changed_at: int | None = None) -> int | None:
     """A record's version: the newest of its own ``updated_at``, that of the
     submission that approved (or un-approved) it, and the change that made us
@@ -235,7 +241,7 @@ def milestone_event(story: Mapping[str, Any], workspace: Workspace | None,
                          "whole number; set the milestone's budget in Kantata", event_id)
     data = {"project": workspace.code, "milestone": {
         "id": f"{MILESTONE_ID}{story.get('id')}", "name": str(story.get("title") or ""),
-        "amount": str(Decimal(str(cents)) / workspace.base_unit),
+        "amount": str(from_minor_units(cents, workspace.base_unit)),
         "due": story.get("due_date") or None, "status": status.value}}
     return _event("milestone.updated", event_id, at, data, dict(story), config, what)
 
@@ -321,7 +327,7 @@ def expense_event(expense: Mapping[str, Any], workspace: Workspace | None,
     base = int(expense.get("currency_base_unit") or workspace.base_unit)
     data = {"id": f"{EXPENSE_ID}{expense.get('id')}", "worker": worker,
             "project": workspace.code, "date": expense.get("date"),
-            "amount": str(Decimal(cents) / base), "currency": expense.get("currency"),
+            "amount": str(from_minor_units(cents, base)), "currency": expense.get("currency"),
             "category": str(expense.get("category") or ""),
             "billable": expense.get("is_billable") is not False, "status": status.value,
             "source_version": version}
