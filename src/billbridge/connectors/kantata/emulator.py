@@ -269,7 +269,7 @@ class KantataEmulator(EmulatorServer):
         with httpx.Client(timeout=10) as client:
             return client.post(url, content=body, headers={
                 "Content-Type": "application/json", TIMESTAMP_HEADER: stamp,
-                SIGNATURE_HEADER: signature or sign(secret, stamp, body)})
+                SIGNATURE_HEADER: sign(secret, stamp, body) if signature is None else signature})
 
     # -- Kantata's door: auth, limits, error shapes ----------------------------------------
     def dispatch(self, request: Request, *, drop: Callable[[], None]) -> Response | None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -46,12 +46,15 @@ WINDOWED = {"time_entries": ("date_performed_between", "date_performed"),
 
 @dataclass
 class Cursor:
-    """Where each stream stands, and the ids of windowed records seen (id →
-    workspace id, for the project of a deletion)."""
+    """Where each stream stands: its newest stamp stored and the ids stored at
+    that second (read again at the boundary, they are not mapped twice); the
+    ids of windowed records seen (id → workspace id, for the project of a
+    deletion); when id sets were last compared."""
 
     since: dict[str, int] = field(default_factory=dict)
     known: dict[str, dict[str, str]] = field(default_factory=dict)
     reconciled_at: float = 0.0
+    edge: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def decode(cls, value: str | None) -> Cursor:
@@ -68,11 +71,13 @@ class Cursor:
                  if (s := stamp_seconds(v)) is not None}
         known = {str(k): {str(i): str(w) for i, w in dict(v).items()}
                  for k, v in (raw.get("known") or {}).items()}
-        return cls(since, known, float(raw.get("reconciled_at") or 0))
+        edge = {str(k): [str(i) for i in v] for k, v in (raw.get("edge") or {}).items()}
+        return cls(since, known, float(raw.get("reconciled_at") or 0), edge)
 
     def encode(self) -> str:
         return json.dumps({"since": {k: iso(v) for k, v in sorted(self.since.items())},
-                           "known": self.known, "reconciled_at": self.reconciled_at},
+                           "edge": self.edge, "known": self.known,
+                           "reconciled_at": self.reconciled_at},
                           sort_keys=True, separators=(",", ":"))
 
 
@@ -124,11 +129,20 @@ class KantataSource:
                                      f"{number - 1}; stopping instead of looping",
                                      code="PAGINATION_LOOP")
             previous = ids
-            stamps = [s for s in (stamp_seconds(r.get("updated_at")) for r in page.records) if s]
-            newest = max([*stamps, *([since] if since is not None else [])], default=None)
-            mapped = events.for_page(page)
+            stamps = {str(r.get("id")): stamp_seconds(r.get("updated_at")) for r in page.records}
+            # Records stored before at the cursor's second are read again (a late
+            # commit may share it); only the ones not stored yet are mapped.
+            edge = set(state.edge.get(stream, []))
+            fresh = [r for r in page.records
+                     if not (since is not None and stamps[str(r.get("id"))] == since
+                             and str(r.get("id")) in edge)]
+            newest = max([*(s for s in stamps.values() if s), *([since] if since else [])],
+                         default=None)
+            mapped = events.for_page(replace(page, records=fresh))
             self._remember(stream, page.records, state)
             if newest is not None:
+                at_newest = {i for i, s in stamps.items() if s == newest}
+                state.edge[stream] = sorted(at_newest | (edge if newest == since else set()))
                 state.since[stream] = newest
             yield PollPage(mapped, state.encode())
             if number >= page.page_count:
