@@ -218,11 +218,19 @@ class KantataEmulator(EmulatorServer):
         submissions, ids_key, pointer = _submission_keys(resource)
         ids = [str(i) for i in ids]
         first = self.get(resource, ids[0])
+        dates = sorted(str(self.get(resource, i).get("date_performed") or
+                           self.get(resource, i).get("date")) for i in ids)
         submission = self.add(submissions, {
-            "status": "pending", "title": "", "comment": "", "type": submissions[:-1],
-            "workspace_id": first["workspace_id"], "user_id": first["user_id"],
-            ids_key: ids, "currency": "USD", "currency_symbol": "$", "currency_base_unit": 100,
-            "resolution_description": "", "current_resolution_description": ""})
+            "status": "pending", "title": f"Week of {dates[0]}", "comment": "",
+            "type": submissions[:-1], "workspace_id": first["workspace_id"],
+            "user_id": first["user_id"], ids_key: ids, "currency": "USD",
+            "currency_symbol": "$", "currency_base_unit": 100, "start_date": dates[0],
+            "end_date": dates[-1], "line_item_total_in_cents": 0,
+            "line_item_total_formatted": "$0.00", "external_reference_ids": [],
+            "resolution_description": "", "current_resolution_description": "",
+            "current_resolution_created_at_date": None, "current_resolution_creator_id": None,
+            "permissions": {"can_cancel_submission": True, "can_approve_submission": True,
+                            "can_reject_submission": True, "can_resubmit_submission": False}})
         for record_id in ids:
             self._link(resource, record_id, pointer, submission["id"])
         return str(submission["id"])
@@ -233,7 +241,10 @@ class KantataEmulator(EmulatorServer):
         if status not in ("approved", "rejected", "canceled"):
             raise ValueError(f"unknown resolution {status!r}")
         submissions, ids_key, pointer = _submission_keys(resource)
-        submission = self.update(submissions, submission_id, status=status)
+        submission = self.update(submissions, submission_id, status=status,
+                                 current_resolution_creator_id=1)
+        self._link(submissions, submission["id"], "current_resolution_created_at_date",
+                   submission["updated_at"])
         for record_id in submission[ids_key]:
             if resource == "time_entries":
                 self._link(resource, record_id, "approved", status == "approved")
