@@ -32,9 +32,10 @@ from billbridge.connectors.kantata.target import KantataTarget
 from billbridge.connectors.kantata.webhooks import KantataWebhooks
 from billbridge.emulation.faults import Fault, FaultRule
 from billbridge.engine.clock import SystemClock
-from billbridge.engine.hub import Hub
+from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.sync import load_cursor, sync
 from billbridge.store.tables import exceptions, inbox
+from conftest import CONFIG as BASE_CONFIG
 from fakes import FakeTarget
 
 TOKEN, SECRET = "kantata-token", "relay-secret"
@@ -411,3 +412,36 @@ def test_the_connector_spec_builds_from_environment_strings(kantata: KantataEmul
     target = CONNECTOR.target(connection)
     assert target.max_batch == 100 and target.rate_limit.requests == 6000
     assert isinstance(CONNECTOR.webhooks(connection), KantataWebhooks)
+
+
+def test_a_won_deal_writes_its_erp_ids_to_kantata_and_approved_time_comes_back_priced(
+        engine: Engine, kantata: KantataEmulator) -> None:
+    ledger, crm = FakeTarget("ledger"), FakeTarget("crm")
+    psa = KantataTarget(client(kantata), name="kantata", config=CONFIG)
+    hub = Hub(engine, {"ledger": ledger, "crm": crm, "kantata": psa}, settings=HubSettings(
+        routes={"erp": "ledger", "crm": "crm", "psa": "kantata"}))
+    hub.activate_config({**BASE_CONFIG, "psa_system": "kantata"})
+    hub.ingest([{"type": "opportunity.closed_won", "id": "deal:1:1", "at": "2026-03-01T09:00:00Z",
+                 "data": {"opportunity": {"id": "1", "name": "Globex ERP rollout",
+                                          "amount": "50000.00", "currency": "USD",
+                                          "close_date": "2026-03-01"},
+                          "customer": {"id": "501", "name": "Globex LLC", "currency": "USD",
+                                       "billing_country": "US"},
+                          "contract": {"id": "ct-1", "billing_model": "time_and_materials",
+                                       "currency": "USD", "legal_entity": "US01",
+                                       "start": "2026-03-01", "rate_card": "rc-standard"},
+                          "project": {"code": "GLX-001", "name": "Globex ERP rollout"}}}],
+               source="hubspot")
+    hub.run_until_idle()
+    erp_project = ledger.applied[next(c.idempotency_key for c in ledger.effects
+                                      if c.kind == "project.upsert")]
+    assert kantata.custom_value("Workspace", 77, ERP_PROJECT) == erp_project
+    assert kantata.custom_value("Workspace", 77, CODE) == "GLX-001"
+    kantata.seed(time_entries=[entry(1, time_in_minutes=450), entry(2, user_id="8")])
+    kantata.resolve("time_entries", kantata.submit("time_entries", ["1", "2"]), "approved")
+    sync(engine, source(kantata), SystemClock())
+    hub.run_until_idle()
+    charges = {p["time_entry"]: (p["hours"], p["rate"], p["amount"])
+               for p in ledger.payloads("time_charge.post")}
+    assert charges == {"kt-te-1": ("7.50", "175.00", "1312.50"),
+                       "kt-te-2": ("8.00", "150.00", "1200.00")}
