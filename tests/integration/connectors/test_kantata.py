@@ -6,11 +6,14 @@ and the write-back to project custom fields."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine, select
 
@@ -445,3 +448,17 @@ def test_a_won_deal_writes_its_erp_ids_to_kantata_and_approved_time_comes_back_p
                for p in ledger.payloads("time_charge.post")}
     assert charges == {"kt-te-1": ("7.50", "175.00", "1312.50"),
                        "kt-te-2": ("8.00", "150.00", "1200.00")}
+
+
+def test_the_emulator_runs_from_the_cli_by_its_vendor_name() -> None:
+    process = subprocess.Popen([sys.executable, "-m", "billbridge", "emulator", "run",
+                                "kantata"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split("listening on ")[1].strip()
+        answer = httpx.get(f"{url}/api/v1/workspaces.json",
+                           headers={"Authorization": "Bearer kantata-token"})
+        assert answer.status_code == 200 and answer.json()["count"] == 0
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
