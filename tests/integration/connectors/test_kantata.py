@@ -220,6 +220,7 @@ def test_deleted_entries_and_expenses_become_deletion_events_by_id_sets(
     kantata.delete("time_entries", 2)
     kantata.delete("expenses", 51)
     kantata.update("time_entries", 3, date_performed="2025-01-02")  # out of the window
+    kantata.update("workspaces", 77, archived=True)  # its records still exist
     sync(engine, source(kantata), SystemClock())
     events = payloads(engine)
     assert events["time_entry:2:deleted"]["data"] == {"id": "kt-te-2", "project": "GLX-001",

@@ -100,6 +100,8 @@ class KantataEvents:
     def for_workspaces(self, workspaces: Sequence[Workspace]) -> list[Any]:
         events = []
         for workspace in workspaces:
+            if workspace.code is None:
+                continue  # not linked to billing: not worth reading its stories
             at = stamp_seconds(workspace.raw.get("updated_at"))
             event = project_event(workspace, self.stories_of(workspace.id),
                                   event_id=f"workspace:{workspace.id}:{at}", at=at,
@@ -124,7 +126,7 @@ class KantataEvents:
                                             custom_values(story, page.objects), self.config)
                 if milestone is not None:
                     events.append(milestone)
-            if workspace is not None:
+            if workspace is not None and workspace.code is not None:
                 at = stamp_seconds(story.get("updated_at"))
                 project = project_event(workspace, self.stories_of(workspace.id),
                                         event_id=f"story:{story.get('id')}:{at}", at=at,
@@ -153,7 +155,8 @@ class KantataEvents:
         or changed, is not taken for deleted."""
         if not known:
             return []
-        present = {str(r.get("id")) for r in self.client.by_ids(resource, sorted(known)).records}
+        present = {str(r.get("id")) for r in self.client.by_ids(resource, sorted(known),
+                                                                PARAMS[resource]).records}
         gone = [i for i in sorted(known) if i not in present]
         spaces = self.workspaces(known[i] for i in gone)
         events = []
