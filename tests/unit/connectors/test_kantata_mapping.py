@@ -5,6 +5,7 @@ a ``Malformed`` whose reason says what to fix."""
 
 from __future__ import annotations
 
+import bisect
 import json
 from decimal import Decimal
 from typing import Any
@@ -13,7 +14,7 @@ import httpx
 import pytest
 
 from billbridge.connectors.base import Malformed
-from billbridge.connectors.kantata.client import Page, kantata_error
+from billbridge.connectors.kantata.client import Page, kantata_error, per_minute
 from billbridge.connectors.kantata.mapping import (
     MappingConfig,
     Workspace,
@@ -27,8 +28,10 @@ from billbridge.connectors.kantata.mapping import (
 )
 from billbridge.connectors.kantata.source import Cursor
 from billbridge.connectors.kantata.webhooks import subscribed_events
+from billbridge.connectors.ratelimit import TokenBucket
 from billbridge.domain.events import parse_event
 from billbridge.domain.records import ProjectStatus
+from billbridge.engine.clock import ManualClock
 from kantata_docs import (
     ERRORS,
     EXPENSE,
@@ -235,3 +238,16 @@ def test_relay_deliveries_may_be_kantatas_answer_a_list_or_one_event() -> None:
     assert subscribed_events([SUBSCRIBED_EVENT]) == [SUBSCRIBED_EVENT]
     assert subscribed_events(SUBSCRIBED_EVENT) == [SUBSCRIBED_EVENT]
     assert subscribed_events({"hello": "world"}) is None
+
+
+@pytest.mark.parametrize("figure", [30, 100, 1000])
+def test_a_per_minute_bucket_never_sends_more_than_its_figure_in_any_rolling_minute(
+        figure: int) -> None:
+    clock = ManualClock()
+    bucket = TokenBucket(per_minute(figure), clock)
+    sent = []
+    for _ in range(figure * 3):
+        bucket.take()  # waits on the clock when empty
+        sent.append(clock.monotonic())
+    most = max(bisect.bisect_left(sent, t + 60.0) - i for i, t in enumerate(sent))
+    assert figure - 1 <= most <= figure

@@ -23,7 +23,7 @@ from billbridge.connectors.base import (
     Target,
     WebhookReceiver,
 )
-from billbridge.connectors.kantata.client import DEFAULT_BASE_URL, KantataClient
+from billbridge.connectors.kantata.client import DEFAULT_BASE_URL, KantataClient, per_minute
 from billbridge.connectors.kantata.mapping import MappingConfig
 
 _CLIENTS: dict[tuple[str, str, str], KantataClient] = {}
@@ -31,8 +31,7 @@ _CLIENTS_LOCK = threading.Lock()
 
 
 def _per_minute(value: object, default: int) -> RateLimit:
-    per_minute = int(str(value)) if value not in (None, "") else default
-    return RateLimit(per_minute, 60.0, burst=max(1, per_minute // 20))
+    return per_minute(int(str(value)) if value not in (None, "") else default)
 
 
 def client_for(connection: Connection) -> KantataClient:

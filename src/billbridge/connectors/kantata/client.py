@@ -29,10 +29,19 @@ DEFAULT_BASE_URL = "https://api.mavenlink.com/api/v1"
 PER_PAGE_MAX = 200  # documented maximum of per_page
 BULK_MAX = 100  # objects per bulk create (custom field values, time entries, expenses)
 ONLY_MAX = 200  # ids per ``only=`` request: one full page
-# Kantata's general limit is in its Knowledge Base, not its API reference (see
-# docs/connectors/kantata.md); these defaults stay well under any plausible figure.
-DEFAULT_RATE = RateLimit(100, 60.0, burst=5)
-DEFAULT_LIMITED_RATE = RateLimit(30, 60.0, burst=2)
+
+
+def per_minute(requests: int) -> RateLimit:
+    """A bucket that never sends more than ``requests`` in any rolling minute:
+    a small burst, refilled at the rest (burst + rate x minute = requests)."""
+    burst = max(1, requests // 20)
+    return RateLimit(max(1, requests - burst), 60.0, burst=burst)
+
+
+# Kantata's figures are in its Knowledge Base, not its API reference (see
+# docs/connectors/kantata.md); these defaults stay well under any plausible one.
+DEFAULT_RATE = per_minute(100)
+DEFAULT_LIMITED_RATE = per_minute(30)
 # Endpoints with "their own rate limit" in the API reference, by (method, resource).
 LIMITED = frozenset({("GET", "workspaces"), ("POST", "workspaces"),
                      ("GET", "custom_field_values"), ("POST", "custom_field_values")})
