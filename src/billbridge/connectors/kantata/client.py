@@ -125,7 +125,6 @@ class KantataClient:
                                max_429_retries=max_429_retries, max_retry_wait=max_retry_wait,
                                timeout=timeout, transport=transport,
                                headers={"Accept": "application/json"})
-        self.rate_limit = self.http.rate_limit
         self.limited_rate_limit = limited_rate_limit or DEFAULT_LIMITED_RATE
         self.limited = TokenBucket(self.limited_rate_limit, self.http.clock)
         self._limited_pace = threading.Lock()
@@ -133,14 +132,10 @@ class KantataClient:
     def close(self) -> None:
         self.http.close()
 
-    @property
-    def requests_sent(self) -> int:
-        return self.http.requests_sent
-
     def call(self, method: str, resource: str, what: str, **kwargs: Any) -> Any:
         """One call to ``/{resource}.json`` (both paths are documented; ``.json``
         is what the official gem and the reference's examples use)."""
-        if (method, resource.partition("/")[0]) in LIMITED:
+        if (method, resource) in LIMITED:
             with self._limited_pace:
                 self.limited.take()
         return self.http.json(method, f"/{resource}.json", f"Kantata {what}", **kwargs)

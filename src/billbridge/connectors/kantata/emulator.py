@@ -26,13 +26,14 @@ from typing import Any
 
 import httpx
 
+from billbridge.connectors.kantata.client import BULK_MAX, LIMITED, PER_PAGE_MAX
+from billbridge.connectors.kantata.events import submission_of
 from billbridge.connectors.kantata.mapping import iso, stamp_seconds
 from billbridge.connectors.kantata.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from billbridge.connectors.signing import sign
 from billbridge.emulation.server import ADMIN_PREFIX, EmulatorServer, Request, Response
 
 PREFIX = "/api/v1"
-MAX_PER_PAGE, MAX_BULK = 200, 100
 # resource → (Subscribed Event name, subject_type); None: no events recorded.
 SUBJECTS: dict[str, tuple[str, str] | None] = {
     "workspaces": ("workspace", "Workspace"), "stories": ("story", "Story"),
@@ -56,8 +57,6 @@ INCLUDES: dict[str, dict[str, tuple[str, str]]] = {
     "users": {}, "custom_fields": {}, "custom_field_values": {},
 }
 SORTABLE = frozenset({"updated_at", "created_at", "date_performed", "date", "position"})
-LIMITED = frozenset({("GET", "workspaces"), ("GET", "custom_field_values"),
-                     ("POST", "custom_field_values")})
 DEFAULTS: dict[str, dict[str, Any]] = {
     "workspaces": {"title": "", "archived": False, "description": "", "budgeted": True,
                    "currency": "USD", "currency_symbol": "$", "currency_base_unit": 100,
@@ -215,7 +214,7 @@ class KantataEmulator(EmulatorServer):
     # -- approvals ----------------------------------------------------------------------
     def submit(self, resource: str, ids: Iterable[Any]) -> str:
         """A timesheet (time entries) or expense report (expenses), pending."""
-        submissions, ids_key, pointer = _submission_keys(resource)
+        submissions, ids_key, pointer = submission_of(resource)
         ids = [str(i) for i in ids]
         first = self.get(resource, ids[0])
         dates = sorted(str(self.get(resource, i).get("date_performed") or
@@ -240,7 +239,7 @@ class KantataEmulator(EmulatorServer):
         follows; their own ``updated_at`` does not (see the module note)."""
         if status not in ("approved", "rejected", "canceled"):
             raise ValueError(f"unknown resolution {status!r}")
-        submissions, ids_key, pointer = _submission_keys(resource)
+        submissions, ids_key, pointer = submission_of(resource)
         submission = self.update(submissions, submission_id, status=status,
                                  current_resolution_creator_id=1)
         self._link(submissions, submission["id"], "current_resolution_created_at_date",
@@ -340,8 +339,8 @@ class KantataEmulator(EmulatorServer):
             per_page = int(request.arg("per_page", "20") or 20)
         except ValueError:
             return errors(400, "page and per_page must be integers", "validation")
-        if page < 1 or not 1 <= per_page <= MAX_PER_PAGE:
-            return errors(400, f"per_page must be between 1 and {MAX_PER_PAGE}", "validation",
+        if page < 1 or not 1 <= per_page <= PER_PAGE_MAX:
+            return errors(400, f"per_page must be between 1 and {PER_PAGE_MAX}", "validation",
                           "per_page")
         includes = [i for i in (request.arg("include") or "").split(",") if i]
         unknown = [i for i in includes if i not in INCLUDES[resource]]
@@ -440,8 +439,8 @@ class KantataEmulator(EmulatorServer):
         if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
             return errors(400, "expected custom_field_value or custom_field_values",
                           "validation")
-        if len(items) > MAX_BULK:
-            return errors(422, f"at most {MAX_BULK} objects may be created at once",
+        if len(items) > BULK_MAX:
+            return errors(422, f"at most {BULK_MAX} objects may be created at once",
                           "validation")
         with self.lock:
             for item in items:
@@ -499,12 +498,3 @@ def _subject_type(resource: str) -> str:
 def _resource_of(subject_type: Any) -> str | None:
     """The resource of a custom field's subject (Workspace, Story)."""
     return {"Workspace": "workspaces", "Story": "stories"}.get(str(subject_type))
-
-
-def _submission_keys(resource: str) -> tuple[str, str, str]:
-    if resource == "time_entries":
-        return "timesheet_submissions", "time_entry_ids", "active_submission_id"
-    if resource == "expenses":
-        return "expense_report_submissions", "expense_ids", "recent_submission_id"
-    raise ValueError(f"{resource} are not submitted for approval")
-

@@ -41,6 +41,14 @@ SUBMISSIONS = {
 }
 
 
+def submission_of(resource: str) -> tuple[str, str, str]:
+    """(its submission resource, the submission's ids key, the record's pointer)."""
+    for submissions, (held, ids_key, pointer) in SUBMISSIONS.items():
+        if held == resource:
+            return submissions, ids_key, pointer
+    raise ValueError(f"{resource} are not submitted for approval")
+
+
 def _submission(record: Mapping[str, Any], page: Page, pointer: str,
                 resource: str) -> dict[str, Any] | None:
     return page.lookup(resource, record.get(pointer)) if record.get(pointer) else None
@@ -88,8 +96,7 @@ class KantataEvents:
             return self.for_stories(page)
         if page.key in SUBMISSIONS:
             return self.for_submissions(page)
-        holder = next(k for k, v in SUBMISSIONS.items() if v[0] == page.key)
-        pointer = SUBMISSIONS[holder][2]
+        holder, _ids_key, pointer = submission_of(page.key)
         spaces = self.workspaces(r.get("workspace_id") for r in page.records)
         mapper = time_entry_event if page.key == "time_entries" else expense_event
         return [mapper(r, spaces.get(str(r.get("workspace_id"))),
