@@ -31,6 +31,7 @@ from billbridge.connectors.kantata.events import submission_of
 from billbridge.connectors.kantata.mapping import iso, stamp_seconds
 from billbridge.connectors.kantata.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from billbridge.connectors.signing import sign
+from billbridge.emulation.limits import admit, max_in_window
 from billbridge.emulation.server import ADMIN_PREFIX, EmulatorServer, Request, Response
 
 PREFIX = "/api/v1"
@@ -294,9 +295,15 @@ class KantataEmulator(EmulatorServer):
                     "authorization") != f"Bearer {self.access_token}":
                 refused = errors(401, "Invalid OAuth 2 Request", "oauth")
             else:
-                refused = self._over_limit(self._windows[False], self.rate_limit, now) or (
-                    self._over_limit(self._windows[True], self.limited_rate_limit, now)
-                    if limited else None)
+                wait = admit(self._windows[False], self.rate_limit, self.window_seconds, now)
+                if wait is None and limited:
+                    wait = admit(self._windows[True], self.limited_rate_limit,
+                                 self.window_seconds, now)
+                if wait is not None:
+                    retry = {} if self.retry_after is None else {
+                        "Retry-After": str(self.retry_after)}
+                    refused = errors(429, "Too many requests; retry in about "
+                                     f"{max(1, math.ceil(wait))} s", headers=retry)
         response = refused or super().dispatch(request, drop=drop)
         if response is not None:
             body = response.body
@@ -309,27 +316,9 @@ class KantataEmulator(EmulatorServer):
                 self.requests.append((now, request.method, request.path, response.status))
         return response
 
-    def _over_limit(self, window: collections.deque[float], limit: int,
-                    now: float) -> Response | None:
-        while window and now - window[0] >= self.window_seconds:
-            window.popleft()
-        if len(window) >= limit:
-            wait = math.ceil(self.window_seconds - (now - window[0]))
-            retry = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
-            return errors(429, f"Too many requests; retry in about {max(1, wait)} s",
-                          headers=retry)
-        window.append(now)
-        return None
-
     def max_in_window(self, window: float, prefix: str = PREFIX) -> int:
         """The most requests (answered or not) in any rolling window."""
-        times = sorted(r[0] for r in self.requests if r[2].startswith(prefix))
-        best, start = 0, 0
-        for end, stamp in enumerate(times):
-            while stamp - times[start] >= window:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        return max_in_window((r[0] for r in self.requests if r[2].startswith(prefix)), window)
 
     # -- GET lists ------------------------------------------------------------------------
     def _list(self, request: Request) -> Response:
