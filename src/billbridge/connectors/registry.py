@@ -21,6 +21,7 @@ VENDORS: dict[str, str] = {
     "netsuite": "billbridge.connectors.netsuite",
     "salesforce": "billbridge.connectors.salesforce",
     "quickbooks": "billbridge.connectors.quickbooks",
+    "kantata": "billbridge.connectors.kantata",
 }
 
 

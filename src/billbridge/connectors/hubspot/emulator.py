@@ -30,6 +30,7 @@ import httpx
 
 from billbridge.connectors.hubspot.mapping import ms_to_iso, to_ms
 from billbridge.connectors.hubspot.webhooks import sign_v3
+from billbridge.emulation.limits import admit, max_in_window
 from billbridge.emulation.server import ADMIN_PREFIX, EmulatorServer, Request, Response
 
 DEFAULT_PROPERTIES = {
@@ -194,20 +195,17 @@ class HubSpotEmulator(EmulatorServer):
                 refused = hs_error(401, "INVALID_AUTHENTICATION",
                                    "Authentication credentials not found. This API supports "
                                    "OAuth 2.0 authentication.")
+            elif self.daily_remaining <= 0:
+                refused = hs_error(429, "RATE_LIMITS", "You have reached your daily limit.",
+                                   errorType="RATE_LIMIT", policyName="DAILY")
             else:
-                while self._window and now - self._window[0] >= self.window_seconds:
-                    self._window.popleft()
-                if self.daily_remaining <= 0:
-                    refused = hs_error(429, "RATE_LIMITS", "You have reached your daily limit.",
-                                       errorType="RATE_LIMIT", policyName="DAILY")
-                elif len(self._window) >= self.rate_limit:
-                    wait = self.window_seconds - (now - self._window[0])
+                wait = admit(self._window, self.rate_limit, self.window_seconds, now)
+                if wait is not None:
                     refused = hs_error(
                         429, "RATE_LIMITS", "You have reached your ten_secondly_rolling limit.",
                         errorType="RATE_LIMIT", policyName="TEN_SECONDLY_ROLLING")
                     refused.headers["Retry-After"] = str(max(1, math.ceil(wait)))
                 else:
-                    self._window.append(now)
                     self.daily_remaining -= 1
         response = refused or super().dispatch(request, drop=drop)
         if response is not None:
@@ -250,14 +248,8 @@ class HubSpotEmulator(EmulatorServer):
 
     def max_in_window(self, window: float | None = None, prefix: str = "/crm/") -> int:
         """The most requests (answered or not) seen in any rolling window."""
-        window = self.window_seconds if window is None else window
-        times = sorted(r[0] for r in self.requests_to(prefix))
-        best, start = 0, 0
-        for end, stamp in enumerate(times):
-            while stamp - times[start] >= window:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        return max_in_window((r[0] for r in self.requests_to(prefix)),
+                             self.window_seconds if window is None else window)
 
     # -- helpers -------------------------------------------------------------------
     def _type(self, request: Request) -> str | None:

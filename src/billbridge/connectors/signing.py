@@ -1,0 +1,39 @@
+"""A shared-secret webhook signature for senders that have no scheme of their
+own: HMAC-SHA256 over ``timestamp + "." + body``, sent as ``sha256=<hex>``
+beside a Unix-seconds timestamp, refused when older (or newer) than the
+replay window. The generic vendor signs this way, and so does a relay that
+forwards an unsigned vendor's change feed (Kantata's Subscribed Events)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from billbridge.connectors.base import SignatureError
+
+TOLERANCE_SECONDS = 300.0
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def verify(secret: str, timestamp: str, signature: str, body: bytes, *, now: float,
+           tolerance: float = TOLERANCE_SECONDS, signature_header: str = "signature",
+           timestamp_header: str = "timestamp") -> None:
+    """Raise ``SignatureError`` naming what is wrong; the header names only
+    make the messages say which header to look at."""
+    if not secret:
+        raise SignatureError("no webhook secret is configured for this source")
+    if not signature:
+        raise SignatureError(f"the delivery is not signed ({signature_header} missing)")
+    try:
+        sent = float(timestamp)
+    except ValueError:
+        raise SignatureError(f"{timestamp_header} is missing or not a number") from None
+    if abs(now - sent) > tolerance:
+        raise SignatureError(f"the delivery is stale: signed {now - sent:.0f} s ago, "
+                             f"more than the {tolerance:.0f} s allowed")
+    if not hmac.compare_digest(sign(secret, timestamp, body), signature):
+        raise SignatureError("the signature does not match the body")
