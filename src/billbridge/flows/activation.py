@@ -60,7 +60,11 @@ def on_closed_won(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
                                                "opportunity": won.opportunity.id})
     template = next((t for t in ctx.config.project_templates
                      if t.id == ctx.config.default_project_template), None)
-    given = won.project.tasks or (template.tasks if template else ())
+    # The PSA owns the project's tasks: when it has told us of them, they stay;
+    # otherwise the deal's tasks, else the template's.
+    known = ctx.record("project", won.project.code)
+    kept = Project.model_validate(known).tasks if known else ()
+    given = kept or won.project.tasks or (template.tasks if template else ())
     tasks = tuple(t.model_copy(update={"project": won.project.code}) for t in given)
     project = won.project.model_copy(update={"id": won.project.code, "contract": contract.id,
                                              "status": ProjectStatus.ACTIVE, "tasks": tasks})
