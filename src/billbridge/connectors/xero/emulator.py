@@ -59,8 +59,9 @@ def wire(value: Any) -> Any:
     """A stored record as Xero writes it: dates as ``/Date(ms+0000)/``; keys
     starting with ``_`` are the emulator's own. Money stays Decimal until
     ``XeroResponse`` writes it as a JSON number."""
-    if isinstance(value, Mapping):
-        return {k: wire(v) for k, v in value.items() if not str(k).startswith("_")}
+    if isinstance(value, Mapping):  # Xero leaves out fields that have no value
+        return {k: wire(v) for k, v in value.items()
+                if not str(k).startswith("_") and v is not None}
     if isinstance(value, list):
         return [wire(v) for v in value]
     if isinstance(value, datetime):
@@ -337,7 +338,7 @@ class XeroEmulator(EmulatorServer):
                                      "StatusAttributeString": "OK"})
                 except Invalid as exc:
                     element = {**wire(item), "StatusAttributeString": "ERROR",
-                               "HasErrors": True,
+                               "HasErrors": True, "HasValidationErrors": True,
                                "ValidationErrors": [{"Message": m} for m in exc.messages]}
                     answered.append(element)
                     refused.append(element)
