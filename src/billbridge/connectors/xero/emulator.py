@@ -2,8 +2,9 @@
 and the identity server's token endpoint, with Xero's door around them.
 
 - Auth: ``Authorization: Bearer`` with 30-minute access tokens (401
-  ``TokenExpired``), refresh tokens that rotate on every use, and the
-  ``xero-tenant-id`` header (403 without the right one).
+  ``TokenExpired``), refresh tokens that rotate on every use (the replaced
+  one still works for 30 minutes, so a refresh whose answer was lost can be
+  repeated), and the ``xero-tenant-id`` header (403 without the right one).
 - Limits per tenant: 60 calls in any rolling minute, 5,000 a day, 5 in
   flight; past one, 429 with ``Retry-After`` and ``X-Rate-Limit-Problem``
   (``minute``, ``day``, ``concurrent``). Every answer carries
@@ -49,6 +50,7 @@ API = "/api.xro/2.0"
 TOKEN_PATH = "/connect/token"
 DEFAULT_TENANT = "9f6c7a3e-2b1d-4e5f-8a9b-0c1d2e3f4a5b"
 TOKEN_SECONDS = 1800
+REFRESH_GRACE_SECONDS = 1800  # a rotated refresh token still works this long
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 IDEMPOTENCY_KEY_MAX = 128
@@ -130,6 +132,7 @@ class XeroEmulator(EmulatorServer):
         self.latency = latency
         self.access_tokens: dict[str, float] = {access_token: self.clock() + TOKEN_SECONDS}
         self.refresh_token = refresh_token
+        self._replaced: tuple[str, float] | None = None  # the last rotated-out refresh token
         self.calls: list[tuple[str, str, int]] = []  # (method, path, status) of API calls
         self.idempotent_replays = 0
         self._minute: deque[float] = deque()
@@ -289,9 +292,14 @@ class XeroEmulator(EmulatorServer):
         if (client_id, secret) != (self.client_id, self.client_secret):
             return Response(400, {"error": "invalid_client"})
         with self.lock:
+            given, now = form.get("refresh_token"), self.clock()
+            in_grace = self._replaced is not None and given == self._replaced[0] and \
+                now < self._replaced[1]
             if form.get("grant_type") != "refresh_token" or \
-                    form.get("refresh_token") != self.refresh_token:
+                    (given != self.refresh_token and not in_grace):
                 return Response(400, {"error": "invalid_grant"})
+            if not in_grace:
+                self._replaced = (self.refresh_token, now + REFRESH_GRACE_SECONDS)
             access, self.refresh_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
             self.access_tokens[access] = self.clock() + TOKEN_SECONDS
             return Response(200, {"access_token": access, "refresh_token": self.refresh_token,
