@@ -45,8 +45,9 @@ TENANT = DEFAULT_TENANT
 
 @pytest.fixture
 def xero() -> Iterator[XeroEmulator]:
-    with XeroEmulator(access_token=ACCESS) as emulator:
-        yield emulator  # type: ignore[misc]
+    emulator = XeroEmulator(access_token=ACCESS)
+    with emulator:
+        yield emulator
 
 
 def sdk_for(emulator: XeroEmulator, token: str = ACCESS) -> Any:
@@ -202,8 +203,9 @@ def test_xero_errors_reach_the_sdk_as_xero_sends_them(xero: XeroEmulator) -> Non
 
 def test_the_minute_limit_is_a_429_the_sdk_names() -> None:
     # A POST: urllib3, under the SDK, would sleep out Retry-After on a GET or PUT.
-    with XeroEmulator(access_token=ACCESS, minute_limit=2) as emulator:
-        api = sdk_for(emulator)  # type: ignore[arg-type]
+    emulator = XeroEmulator(access_token=ACCESS, minute_limit=2)
+    with emulator:
+        api = sdk_for(emulator)
         api.get_organisations(TENANT)
         api.get_organisations(TENANT)
         with pytest.raises(RateLimitException) as limited:

@@ -68,8 +68,9 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def xero(clock: ManualClock) -> Iterator[XeroEmulator]:
-    with XeroEmulator(clock=clock.monotonic) as emulator:
-        yield emulator  # type: ignore[misc]
+    emulator = XeroEmulator(clock=clock.monotonic)
+    with emulator:
+        yield emulator
 
 
 def make_hub(engine: Engine, xero: XeroEmulator, clock: ManualClock,

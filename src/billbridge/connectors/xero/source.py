@@ -47,7 +47,7 @@ class XeroInvoiceSource:
                 ) -> Iterator[tuple[list[Any], str | None]]:
         collection, kind = STREAMS[stream]
         number = 1
-        seen: set[tuple[str | None, int, tuple[str, ...]]] = set()
+        seen: set[tuple[str | None, tuple[str, ...]]] = set()
         while True:
             params: dict[str, Any] = {"where": kind, "order": "UpdatedDateUTC ASC",
                                       "page": number, "pageSize": self.page_size}
@@ -57,12 +57,14 @@ class XeroInvoiceSource:
                                        since=datetime.fromisoformat(since) if since else None)
             if not rows:
                 return
+            # The same records offered again for the same position means the
+            # paging is not moving: stop rather than loop for ever.
             ids = tuple(str(r.get("InvoiceID") or r.get("PaymentID")) for r in rows)
-            if (since, number, ids) in seen:
-                raise PermanentError(f"xero {stream}: page {number} since {since} was offered "
-                                     "twice; stopping instead of looping",
+            if (since, ids) in seen:
+                raise PermanentError(f"xero {stream}: page {number} since {since} repeats a "
+                                     "page already read; stopping instead of looping",
                                      code="PAGINATION_LOOP")
-            seen.add((since, number, ids))
+            seen.add((since, ids))
             invoices = rows if stream == "invoices" else self._invoices_paid(rows)
             events = [e for e in (status_event(i, source=self.name) for i in invoices)
                       if e is not None]
