@@ -20,6 +20,7 @@ from typing import Any
 from billbridge.connectors.xero.mapping import decimal_of, parse_xero_datetime
 
 CENT = Decimal("0.01")
+ZERO = Decimal("0.00")  # Xero writes money with two places, 0.00 included
 MAX_ACTIVE_CATEGORIES = 2
 MAX_ACTIVE_OPTIONS = 100
 
@@ -240,15 +241,17 @@ class Organisation:
                 lines.append({"LineAmount": amount, "AccountCode": str(raw["AccountCode"]),
                               "Description": raw.get("Description") or "",
                               "Tracking": self._tracking(raw.get("Tracking")),
-                              "TaxType": raw.get("TaxType") or "NONE", "TaxAmount": Decimal(0),
+                              "TaxType": raw.get("TaxType") or "NONE", "TaxAmount": ZERO,
                               "IsBlank": False})
             except (Invalid, ValueError) as exc:
                 problems += exc.messages if isinstance(exc, Invalid) else [str(exc)]
-        if len(lines) < 2 and not problems:
+        debits = sum((x["LineAmount"] for x in lines if x["LineAmount"] > 0), ZERO)
+        credits = -sum((x["LineAmount"] for x in lines if x["LineAmount"] < 0), ZERO)
+        # The balance is judged only when every line was read: with a refused
+        # line it would be a second, misleading complaint.
+        if not problems and len(lines) < 2:
             problems.append("A manual journal must have at least two journal lines")
-        debits = sum((x["LineAmount"] for x in lines if x["LineAmount"] > 0), Decimal(0))
-        credits = -sum((x["LineAmount"] for x in lines if x["LineAmount"] < 0), Decimal(0))
-        if debits != credits:
+        elif not problems and debits != credits:
             problems.append(f"The total debits ({debits}) must equal total credits ({credits})")
         status = str(given.get("Status") or "DRAFT")
         if status not in ("DRAFT", "POSTED"):
@@ -332,7 +335,7 @@ class Organisation:
             "Contact": {"ContactID": contact["ContactID"], "Name": contact["Name"]},
             "Date": issued, "DueDate": due, "CurrencyCode": currency,
             "LineAmountTypes": str(given.get("LineAmountTypes") or "Exclusive"),
-            "LineItems": lines, "AmountPaid": Decimal(0), "AmountCredited": Decimal(0),
+            "LineItems": lines, "AmountPaid": ZERO, "AmountCredited": ZERO,
             "Payments": [], "HasAttachments": False, "HasErrors": False, "_app": app}
         self._totals(record)
         record["UpdatedDateUTC"] = self.stamp()
@@ -382,8 +385,8 @@ class Organisation:
     @staticmethod
     def _totals(record: dict[str, Any]) -> None:
         lines = record["LineItems"]
-        tax = sum((x["TaxAmount"] for x in lines), Decimal(0))
-        gross = sum((x["LineAmount"] for x in lines), Decimal(0))
+        tax = sum((x["TaxAmount"] for x in lines), ZERO)
+        gross = sum((x["LineAmount"] for x in lines), ZERO)
         subtotal = gross - tax if record["LineAmountTypes"] == "Inclusive" else gross
         record.update({"SubTotal": subtotal, "TotalTax": tax, "Total": subtotal + tax})
         record["AmountDue"] = record["Total"] - record["AmountPaid"] - record["AmountCredited"]
@@ -435,7 +438,7 @@ class Organisation:
     def _settle(self, invoice: dict[str, Any]) -> None:
         paid = [p for p in self.payments.values()
                 if p["Invoice"]["InvoiceID"] == invoice["InvoiceID"] and p["Status"] != "DELETED"]
-        invoice["AmountPaid"] = sum((p["Amount"] for p in paid), Decimal(0))
+        invoice["AmountPaid"] = sum((p["Amount"] for p in paid), ZERO)
         invoice["Payments"] = [{"PaymentID": p["PaymentID"], "Amount": p["Amount"],
                                 "Date": p["Date"]} for p in paid]
         self._totals(invoice)

@@ -69,10 +69,12 @@ class XeroTarget:
             "invoice.create": self._invoices}
 
     def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
-        """One call per kind. Once a write may have applied, a later failure
-        is answered per record (RETRY) instead of raised: a raise would have
-        the dispatcher resend the applied commands as first attempts, which
-        skip the marker look-up."""
+        """One call per kind. When a kind fails after an earlier kind's write
+        may have applied, its commands (and the rest) are answered RETRY
+        instead of the whole call raising: the dispatcher would resend the
+        applied commands too, and after a refused batch (split in halves) or
+        a spent day (deferred) it resends them as first attempts, which skip
+        the marker look-up."""
         groups: dict[str, list[OutboundCommand]] = {}
         for command in batch:
             groups.setdefault(command.kind, []).append(command)
@@ -89,10 +91,11 @@ class XeroTarget:
             if failure is not None:
                 results += self._retry(commands, failure)
                 continue
+            earlier_writes = self.client.writes > writes_before
             try:
                 results += handler(commands)
             except DeliveryError as exc:
-                if self.client.writes == writes_before:
+                if not earlier_writes:
                     raise
                 failure = exc
                 results += self._retry(commands, exc)
