@@ -107,7 +107,7 @@ def test_an_idempotency_key_answers_the_first_result_and_its_absence_books_twins
     assert len(xero.journals()) == 1 and xero.idempotent_replays == 1
     api.create_manual_journals(TENANT, journal)  # no key: Xero books it again
     assert len(xero.journals()) == 2
-    found = api.get_manual_journals(TENANT, where='Narration.Contains("[bb:abc]")')
+    found = api.get_manual_journals(TENANT, where='Narration.Contains("[bb:abc]")', page=1)
     assert len(found.manual_journals) == 2
     line = found.manual_journals[0].journal_lines[0]
     assert line.line_amount == 1400.0 and line.tracking[0].option == "GLX-001"

@@ -84,8 +84,10 @@ def test_a_customer_becomes_a_contact_numbered_with_its_canonical_id() -> None:
 
 
 def test_a_closed_project_archives_its_option_and_others_keep_it_active() -> None:
-    assert mapping.tracking_option({"code": "P-1", "status": "closed"}) == ("P-1", "ARCHIVED")
-    assert mapping.tracking_option({"code": "P-1", "status": "on_hold"}) == ("P-1", "ACTIVE")
+    assert mapping.tracking_option({"code": "P-1", "status": "closed"}) == {
+        "Name": "P-1", "Status": "ARCHIVED"}
+    assert mapping.tracking_option({"code": "P-1", "status": "on_hold"}) == {
+        "Name": "P-1", "Status": "ACTIVE"}
     with pytest.raises(MappingError, match="unknown status 'done'"):
         mapping.tracking_option({"code": "P-1", "status": "done"})
     with pytest.raises(MappingError, match="without a project code"):

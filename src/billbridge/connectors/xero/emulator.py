@@ -88,6 +88,10 @@ class XeroResponse(Response):
         return _NUMBER.sub(r"\1", text).encode()
 
 
+def _sortable(value: Any) -> str:
+    return value.isoformat() if isinstance(value, date) else str(value)
+
+
 def problem(status: int, title: str, detail: str) -> Response:
     """Xero's ProblemDetails body, used by the door (401, 403, 429, 5xx)."""
     return Response(status, {"Type": None, "Title": title, "Status": status, "Detail": detail,
@@ -141,10 +145,11 @@ class XeroEmulator(EmulatorServer):
         self._replies: dict[str, Response] = {}
         self.route("POST", TOKEN_PATH, self._token)
         self.route("GET", f"{API}/Organisation", self._organisation)
-        for name, save in (("Contacts", self.org.save_contact),
-                           ("Invoices", self.org.save_invoice),
-                           ("ManualJournals", self.org.save_journal)):
-            self._collection(name, save)
+        for name, save, records in (
+                ("Contacts", self.org.save_contact, self.org.contacts),
+                ("Invoices", self.org.save_invoice, self.org.invoices),
+                ("ManualJournals", self.org.save_journal, self.org.journals)):
+            self._collection(name, save, records)
         self.route("GET", f"{API}/Payments", lambda r: self._list(
             r, "Payments", self.org.payments))
         self.route("GET", f"{API}/TrackingCategories", self._categories)
@@ -153,9 +158,8 @@ class XeroEmulator(EmulatorServer):
         self.route("PUT", f"{API}/TrackingCategories/{{id}}/Options", self._option)
         self.route("POST", f"{API}/TrackingCategories/{{id}}/Options/{{option}}", self._option)
 
-    def _collection(self, name: str, save: Callable[..., dict[str, Any]]) -> None:
-        records: dict[str, dict[str, Any]] = getattr(self.org, {
-            "Contacts": "contacts", "Invoices": "invoices", "ManualJournals": "journals"}[name])
+    def _collection(self, name: str, save: Callable[..., dict[str, Any]],
+                    records: dict[str, dict[str, Any]]) -> None:
         self.route("GET", f"{API}/{name}", lambda r: self._list(r, name, records))
         self.route("GET", f"{API}/{name}/{{id}}", lambda r: self._one(r, name, records))
         self.route("PUT", f"{API}/{name}", lambda r: self._write(
@@ -401,9 +405,8 @@ class XeroEmulator(EmulatorServer):
                 return validation([], str(exc))
             order = (request.arg("order") or "").split()
             if order:
-                rows.sort(key=lambda r: str(wire(r.get(order[0])) if not isinstance(
-                    r.get(order[0]), datetime) else r[order[0]].isoformat()),
-                    reverse=len(order) > 1 and order[1].upper() == "DESC")
+                rows.sort(key=lambda r: _sortable(r.get(order[0])),
+                          reverse=len(order) > 1 and order[1].upper() == "DESC")
             extra: dict[str, Any] = {}
             if page:
                 extra["pagination"] = {"page": page, "pageSize": size,
@@ -411,8 +414,9 @@ class XeroEmulator(EmulatorServer):
                                        "itemCount": len(rows)}
                 rows = rows[(page - 1) * size: page * size]
             shown = [wire(r) for r in rows]
-            if name == "Invoices" and not page:  # Xero lists lines only when paging
-                shown = [{k: v for k, v in r.items() if k != "LineItems"} for r in shown]
+            if not page:  # Xero lists an invoice's or a journal's lines only when paging
+                shown = [{k: v for k, v in r.items() if k not in ("LineItems", "JournalLines")}
+                         for r in shown]
             return self._envelope(name, shown, **extra)
 
     def _categories(self, request: Request) -> Response:

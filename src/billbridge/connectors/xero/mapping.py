@@ -164,10 +164,10 @@ def contact(payload: Mapping[str, Any], contact_id: str | None = None) -> dict[s
     return record
 
 
-def tracking_option(payload: Mapping[str, Any]) -> tuple[str, str]:
-    """(option name, status) for a ``project.upsert``: the project code, and
-    ARCHIVED once the project is closed (archived options keep their history
-    and free one of the category's 100 active slots)."""
+def tracking_option(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``project.upsert`` as an option named with the project code, ARCHIVED
+    once the project is closed (archived options keep their history and free
+    one of the category's 100 active slots)."""
     code, status = payload.get("code"), payload.get("status")
     if blank(code):
         raise MappingError("project.upsert without a project code")
@@ -176,7 +176,7 @@ def tracking_option(payload: Mapping[str, Any]) -> tuple[str, str]:
     except ValueError:
         raise MappingError(f"project {code}: unknown status {status!r}") from None
     archived = project_status is ProjectStatus.CLOSED
-    return str(code), "ARCHIVED" if archived else "ACTIVE"
+    return {"Name": str(code), "Status": "ARCHIVED" if archived else "ACTIVE"}
 
 
 def labour_journal(payload: Mapping[str, Any], idempotency_key: str,

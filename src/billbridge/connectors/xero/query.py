@@ -24,10 +24,7 @@ class WhereError(ValueError):
 
 
 def where(expression: str) -> Callable[[Mapping[str, Any]], bool]:
-    """Xero's ``where`` filter: ``Field == "x"``, ``Field == Guid("…")``,
-    ``Field.Contains("x")`` / ``StartsWith`` / ``EndsWith``, ``!=``, ``<``…,
-    joined by ``AND``/``OR`` (or ``&&``/``||``) with parentheses. Strings
-    compare without case, as Xero's do."""
+    """A predicate over a stored record; ``WhereError`` says what it cannot read."""
     tokens: list[tuple[str, str]] = []
     position = 0
     text = expression.strip()

@@ -192,8 +192,7 @@ class XeroTarget:
 
     def _projects(self, commands: Sequence[OutboundCommand]) -> list[RecordResult]:
         results: list[RecordResult] = []
-        mapped = self._mapped(commands, lambda c: dict(zip(
-            ("Name", "Status"), mapping.tracking_option(c.payload), strict=True)), results)
+        mapped = self._mapped(commands, lambda c: mapping.tracking_option(c.payload), results)
         if not mapped:
             return results
         category = self._category_id()
@@ -268,8 +267,9 @@ class XeroTarget:
         found: dict[str, dict[str, Any]] = {}
         for chunk in _chunks(wanted, LOOKUP_CHUNK):
             where = " OR ".join(f'ManualJournalID==Guid("{i}")' for i in chunk)
+            # With a page number, as Xero lists a journal's lines only when paging.
             for journal in self.client.records("ManualJournals", "journals to reverse",
-                                               params={"where": where}):
+                                               params={"where": where, "page": 1}):
                 found[str(journal["ManualJournalID"])] = journal
         return found
 
