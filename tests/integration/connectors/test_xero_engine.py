@@ -128,8 +128,9 @@ def test_calls_for_1000_time_charges_are_within_ten_percent_of_the_batch_minimum
     hub.ingest([BILLING_RUN], source="operator")
     hub.run_until_idle()
     assert_exactly_once(xero)
-    print(f"\nxero: {calls} calls for {ENTRIES} time charges ({journal_writes} journal "
-          f"batches; minimum {minimum} at {BATCH_LIMIT} a call); invoices: "
-          f"{xero.api_calls() - before - calls} calls for {PROJECTS}")
+    print(f"\nxero: {before} calls for {PROJECTS} customers and projects; {calls} calls for "
+          f"{ENTRIES} time charges ({journal_writes} journal batches; minimum {minimum} at "
+          f"{BATCH_LIMIT} a call); {xero.api_calls() - before - calls} calls for "
+          f"{PROJECTS} invoices")
     assert journal_writes == minimum
     assert calls <= minimum * 1.1
