@@ -134,12 +134,14 @@ def test_refusals_are_per_record_and_the_rest_of_the_call_applies(
     results = by_key(target.send([
         command(1, "time_charge.post", charge(1)),
         command(2, "time_charge.post", charge(2, billable=False)),
-        command(3, "time_charge.post", charge(3, currency="EUR"))]))
+        command(3, "time_charge.post", charge(3, currency="EUR")),
+        command(4, "time_charge.post", charge(4, amount="300.0000000000000001"))]))
     assert results[f"{1:032x}"].status is ResultStatus.APPLIED
     refused = results[f"{2:032x}"]
     assert (refused.status, refused.code) == (ResultStatus.REJECTED, "ValidationException")
     assert refused.message == "Account code '9999' is not a valid code for this document."
     assert results[f"{3:032x}"].code == "CURRENCY_NOT_BASE"
+    assert "without rounding" in str(results[f"{4:032x}"].message)
     assert xero.api_calls("PUT", JOURNALS) == 1
 
 

@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from billbridge.connectors.base import Malformed
+from billbridge.connectors.base import Malformed, TransientError
 from billbridge.connectors.xero import mapping
 from billbridge.connectors.xero.client import (
+    XeroClient,
     call_key,
     read_error,
     to_wire,
@@ -262,3 +263,14 @@ def test_the_where_filter_reads_xeros_syntax() -> None:
         where('Name=="a" AND')
     with pytest.raises(WhereError):
         where("Name ~ 1")
+
+
+@pytest.mark.parametrize("body", ["<html>gateway</html>", '{"Invoices": "none"}'])
+def test_an_answer_that_cannot_be_read_is_transient_since_a_write_may_have_applied(
+        body: str) -> None:
+    client = XeroClient("http://xero.invalid/api.xro/2.0", tenant_id="t", access_token="a",
+                        transport=httpx.MockTransport(lambda _r: httpx.Response(200, text=body)))
+    with pytest.raises(TransientError) as unreadable:
+        client.write("PUT", "/Invoices", "Invoices", [{"Type": "ACCREC"}],
+                     idempotency_key="k")
+    assert unreadable.value.code == "TARGET_PROTOCOL"

@@ -90,6 +90,16 @@ def call_key(method: str, path: str, keys: Iterable[str]) -> str:
     return "bb-" + hashlib.sha256(material.encode()).hexdigest()[:61]
 
 
+def identity(record: Mapping[str, Any], field: str) -> str:
+    """A Xero id from an answer; its absence is Xero's protocol broken, said
+    as such rather than a KeyError."""
+    value = record.get(field)
+    if not value:
+        raise PermanentError(f"xero: an answer has no {field}: {str(record)[:200]}",
+                             code="TARGET_PROTOCOL")
+    return str(value)
+
+
 def quoted(value: str) -> str:
     """A string literal for Xero's ``where`` filter."""
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
@@ -189,11 +199,20 @@ class XeroClient:
 
     # -- calls -----------------------------------------------------------------------
     def call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
-        """One call; its JSON answer with numbers as Decimal (None when empty)."""
+        """One call; its JSON answer with numbers as Decimal (None when empty).
+
+        An answer that cannot be read is transient, not permanent: to a write
+        it is as good as lost, and the resend must look for its markers."""
         if "json" in kwargs:
             kwargs["json"] = to_wire(kwargs["json"])
         response = self.http.request(method, path, what, **kwargs)
-        return json.loads(response.text, parse_float=Decimal) if response.content else None
+        if not response.content:
+            return None
+        try:
+            return json.loads(response.text, parse_float=Decimal)
+        except ValueError:
+            raise TransientError(f"xero {what}: the answer is not JSON: "
+                                 f"{response.text[:200]!r}", code="TARGET_PROTOCOL") from None
 
     def write(self, method: str, path: str, collection: str,
               records: Sequence[Mapping[str, Any]], *, idempotency_key: str
@@ -205,9 +224,10 @@ class XeroClient:
                            params={"summarizeErrors": "false"},
                            headers={"Idempotency-Key": idempotency_key},
                            json={collection: list(records)})
-        elements = (answer or {}).get(collection)
-        if not isinstance(elements, list) or len(elements) != len(records):
-            raise PermanentError(f"xero {method} {collection}: expected {len(records)} "
+        elements = (answer or {}).get(collection) if isinstance(answer, dict) else None
+        if not isinstance(elements, list) or len(elements) != len(records) or \
+                not all(isinstance(e, dict) for e in elements):
+            raise TransientError(f"xero {method} {collection}: expected {len(records)} "
                                  f"elements, got {str(answer)[:200]}", code="TARGET_PROTOCOL")
         return [dict(e) for e in elements]
 
@@ -219,11 +239,12 @@ class XeroClient:
         headers = {"If-Modified-Since": since.strftime("%Y-%m-%dT%H:%M:%S")} if since else {}
         answer = self.call("GET", path or f"/{collection}", what, params=dict(params or {}),
                            headers=headers)
-        return [dict(r) for r in (answer or {}).get(collection) or []]
+        found = answer.get(collection) if isinstance(answer, dict) else None
+        return [dict(r) for r in found or [] if isinstance(r, dict)]
 
     def base_currency(self) -> str:
-        [organisation] = self.records("Organisations", "organisation", path="/Organisation")
-        return str(organisation["BaseCurrency"])
+        found = self.records("Organisations", "organisation", path="/Organisation")
+        return identity(found[0] if found else {}, "BaseCurrency")
 
 
 def token_url_for(base_url: str) -> str:

@@ -25,7 +25,14 @@ from billbridge.connectors.base import (
     ResultStatus,
 )
 from billbridge.connectors.xero import mapping
-from billbridge.connectors.xero.client import BATCH_LIMIT, XeroClient, call_key, quoted
+from billbridge.connectors.xero.client import (
+    BATCH_LIMIT,
+    XeroClient,
+    call_key,
+    identity,
+    quoted,
+    to_wire,
+)
 from billbridge.connectors.xero.mapping import MappingError, XeroSettings
 
 LOOKUP_CHUNK = 20  # markers per look-up, to keep the where filter (and URL) short
@@ -113,7 +120,7 @@ class XeroTarget:
         mapped: Mapped = []
         for command in commands:
             try:
-                mapped.append((command, build(command)))
+                mapped.append((command, to_wire(build(command))))
             except (MappingError, ValueError) as exc:
                 code = exc.code if isinstance(exc, MappingError) else "MAPPING"
                 results.append(_result(command, ResultStatus.REJECTED, code=code,
@@ -125,13 +132,16 @@ class XeroTarget:
                 results: list[RecordResult]) -> Mapped:
         """Look up the markers of resent commands; answer the ones found and
         return what still has to be written."""
-        resent = {marker(c, r): c for c, r in mapped if c.attempt > 1}
+        resent: dict[str, list[OutboundCommand]] = {}
+        for command, record in mapped:
+            if command.attempt > 1:
+                resent.setdefault(marker(command, record), []).append(command)
         found = find(list(resent)) if resent else {}
         for value, external_id in found.items():
-            if value in resent:
+            for command in resent.get(value, []):
                 self.found_by_marker += 1
-                results.append(_result(resent[value], ResultStatus.APPLIED, external_id))
-        return [(c, r) for c, r in mapped if marker(c, r) not in found]
+                results.append(_result(command, ResultStatus.APPLIED, external_id))
+        return [(c, r) for c, r in mapped if c.attempt == 1 or marker(c, r) not in found]
 
     def _write(self, method: str, path: str, collection: str, id_field: str, mapped: Mapped,
                results: list[RecordResult]) -> None:
@@ -145,6 +155,10 @@ class XeroTarget:
             if problems or element.get("StatusAttributeString") == "ERROR":
                 results.append(_result(command, ResultStatus.REJECTED, code="ValidationException",
                                        message="; ".join(problems) or "refused by Xero"))
+            elif not element.get(id_field):
+                results.append(_result(command, ResultStatus.REJECTED, code="TARGET_PROTOCOL",
+                                       message=f"Xero accepted the record but answered no "
+                                       f"{id_field}; find it in Xero and link it by hand"))
             else:
                 results.append(_result(command, ResultStatus.APPLIED, str(element[id_field])))
 
@@ -166,7 +180,7 @@ class XeroTarget:
         for chunk in _chunks(numbers, LOOKUP_CHUNK):
             for contact in self.client.records("Contacts", "contact look-up", params={
                     "where": _any_of("ContactNumber", chunk), "includeArchived": "true"}):
-                found.setdefault(str(contact.get("ContactNumber")), str(contact["ContactID"]))
+                found.setdefault(str(contact.get("ContactNumber")), identity(contact, "ContactID"))
         return found
 
     # -- projects → options of the project tracking category -----------------------------
@@ -176,7 +190,7 @@ class XeroTarget:
             found = self.client.records("TrackingCategories", "tracking category", params={
                 "where": f"Name=={quoted(name)}", "includeArchived": "true"})
             if found:
-                self._category = str(found[0]["TrackingCategoryID"])
+                self._category = identity(found[0], "TrackingCategoryID")
             else:
                 [made] = self.client.write("PUT", "/TrackingCategories", "TrackingCategories",
                                            [{"Name": name}],
@@ -187,7 +201,7 @@ class XeroTarget:
                         + "; ".join(str(e.get("Message")) for e in made["ValidationErrors"])
                         + " (set the connection's tracking_category to an existing one)",
                         code="TRACKING_CATEGORY")
-                self._category = str(made["TrackingCategoryID"])
+                self._category = identity(made, "TrackingCategoryID")
         return self._category
 
     def _projects(self, commands: Sequence[OutboundCommand]) -> list[RecordResult]:
@@ -204,11 +218,11 @@ class XeroTarget:
             existing = options.get(option["Name"].casefold())
             if existing is not None and existing.get("Status") == option["Status"]:
                 results.append(_result(command, ResultStatus.APPLIED,
-                                       str(existing["TrackingOptionID"])))
+                                       identity(existing, "TrackingOptionID")))
                 continue
             path = f"/TrackingCategories/{category}/Options"
             if existing is not None:
-                path += f"/{existing['TrackingOptionID']}"
+                path += f"/{identity(existing, 'TrackingOptionID')}"
             self._write("POST" if existing else "PUT", path, "Options", "TrackingOptionID",
                         [(command, option)], results)
         return results
@@ -227,7 +241,7 @@ class XeroTarget:
                     "where": _any_of("Narration", markers, "Contains")}):
                 seen = mapping.MARKER.search(str(journal.get("Narration") or ""))
                 if seen and journal.get("Status") != "DELETED":
-                    found.setdefault(seen.group(1), str(journal["ManualJournalID"]))
+                    found.setdefault(seen.group(1), identity(journal, "ManualJournalID"))
         return found
 
     def _postings(self, commands: Sequence[OutboundCommand]) -> list[RecordResult]:
@@ -270,7 +284,7 @@ class XeroTarget:
             # With a page number, as Xero lists a journal's lines only when paging.
             for journal in self.client.records("ManualJournals", "journals to reverse",
                                                params={"where": where, "page": 1}):
-                found[str(journal["ManualJournalID"])] = journal
+                found[identity(journal, "ManualJournalID")] = journal
         return found
 
     # -- invoices → ACCREC invoices -------------------------------------------------------------
@@ -298,6 +312,7 @@ class XeroTarget:
             for invoice in self.client.records("Invoices", "invoice look-up", params={
                     "InvoiceNumbers": ",".join(chunk), "createdByMyApp": "true"}):
                 if invoice.get("Status") != "DELETED":
-                    found.setdefault(str(invoice["InvoiceNumber"]), str(invoice["InvoiceID"]))
+                    found.setdefault(str(invoice.get("InvoiceNumber")),
+                                     identity(invoice, "InvoiceID"))
         return found
 
