@@ -15,7 +15,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlsplit
@@ -236,7 +236,8 @@ class XeroClient:
                 since: datetime | None = None) -> list[dict[str, Any]]:
         """``GET /{collection}`` (or ``path``) with filters; ``since`` is
         If-Modified-Since, to the second, in UTC."""
-        headers = {"If-Modified-Since": since.strftime("%Y-%m-%dT%H:%M:%S")} if since else {}
+        headers = {"If-Modified-Since": since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+                   } if since else {}
         answer = self.call("GET", path or f"/{collection}", what, params=dict(params or {}),
                            headers=headers)
         found = answer.get(collection) if isinstance(answer, dict) else None
