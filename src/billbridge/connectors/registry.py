@@ -22,6 +22,7 @@ VENDORS: dict[str, str] = {
     "salesforce": "billbridge.connectors.salesforce",
     "quickbooks": "billbridge.connectors.quickbooks",
     "kantata": "billbridge.connectors.kantata",
+    "xero": "billbridge.connectors.xero",
 }
 
 
