@@ -25,7 +25,6 @@ import httpx
 from billbridge.connectors.base import PermanentError, RateLimit, TransientError, parse_retry_after
 from billbridge.connectors.http import VendorHttp
 from billbridge.connectors.ratelimit import (
-    QUOTA_EXHAUSTED,
     DailyQuota,
     MonotonicClock,
     RealClock,
@@ -44,6 +43,14 @@ def xero_rate_limit(per_minute: int = 60, concurrency: int = 5) -> RateLimit:
     the concurrency limit, refilled at the rest of the minute's allowance."""
     burst = max(1, min(concurrency, per_minute // 2))
     return RateLimit(per_minute - burst, 60.0, burst=burst)
+
+
+def _day_spent(response: httpx.Response) -> float | None:
+    """A 429 whose ``X-Rate-Limit-Problem`` is the day's limit: wait it out."""
+    problem = response.headers.get("x-rate-limit-problem", "").lower()
+    if response.status_code == 429 and problem in ("day", "daily"):
+        return parse_retry_after(response.headers.get("retry-after")) or 3600.0
+    return None
 
 
 def read_error(response: httpx.Response) -> tuple[str, str]:
@@ -133,6 +140,7 @@ class XeroClient:
                                authorise=self._authorise,
                                refresh=self.refresh if self.can_refresh else None,
                                read_error=read_error, observe=self._observe,
+                               quota_spent=_day_spent,
                                quota=DailyQuota(self.clock), concurrency=concurrency,
                                clock=self.clock, max_retry_wait=60.0, timeout=timeout,
                                transport=transport, headers={"Accept": "application/json"})
@@ -189,13 +197,6 @@ class XeroClient:
         remaining = response.headers.get("x-daylimit-remaining")
         if remaining is not None and remaining.isdigit():
             self.http.quota.observe(int(remaining))
-        problem = response.headers.get("x-rate-limit-problem", "").lower()
-        if response.status_code == 429 and problem in ("day", "daily"):
-            wait = parse_retry_after(response.headers.get("retry-after")) or 3600.0
-            self.http.quota.observe(0, resets_in=wait)
-            raise TransientError(f"xero: the organisation's daily API limit is spent; "
-                                 f"waiting {wait:.0f} s", code=QUOTA_EXHAUSTED,
-                                 retry_after=wait)
 
     # -- calls -----------------------------------------------------------------------
     def call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
