@@ -18,6 +18,7 @@ VENDORS: dict[str, str] = {
     "generic": "billbridge.connectors.generic",
     "hubspot": "billbridge.connectors.hubspot",
     "salesforce": "billbridge.connectors.salesforce",
+    "tryton": "billbridge.connectors.tryton",
 }
 
 
