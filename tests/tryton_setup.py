@@ -87,7 +87,7 @@ def main(config_file: str, database: str, output: str) -> None:
         "payment_term": payment_term.id,
         "employees": employees,
         "taxes": {"US-NOTAX": [], "GB-VAT20": [vat.id]},
-        "receivable": accounts["receivable"].id,
+        "revenue": accounts["revenue"].id,
     }
     with open(output, "w") as out:
         json.dump(ids, out)

@@ -150,6 +150,7 @@ class InvoiceTargets:
     currency: int
     receivable: int
     unit: int
+    journal: int
 
 
 def invoice_values(payload: Mapping[str, Any], settings: Settings,
@@ -176,7 +177,7 @@ def invoice_values(payload: Mapping[str, Any], settings: Settings,
     if not lines:
         raise MappingError(f"invoice {payload.get('id')} has no lines")
     values = {"type": "out", "party": ids.party, "invoice_address": ids.address,
-              "currency": ids.currency, "account": ids.receivable,
+              "currency": ids.currency, "account": ids.receivable, "journal": ids.journal,
               "reference": payload["id"],
               "description": f"{payload.get('project') or payload.get('customer')}",
               "lines": [["create", lines]]}

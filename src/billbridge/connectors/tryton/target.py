@@ -97,7 +97,8 @@ class TrytonTarget:
         self._works: dict[int, dict[str, int]] = {}
         self._statuses: dict[str, int] | None = None
         self._currencies: dict[str, int] = {}
-        self._invoice_defaults: tuple[int, int] | None = None  # (receivable account, hour unit)
+        # (receivable account, labour's unit, revenue journal): the firm's defaults
+        self._invoice_defaults: tuple[int, int, int] | None = None
         self._handlers: dict[str, Handler] = {
             "customer.upsert": self._customers, "project.upsert": self._projects,
             "time_charge.reverse": self._reversals, "time_charge.post": self._charges,
@@ -342,9 +343,14 @@ class TrytonTarget:
                                       ["default_account_receivable"])[0]
             product = self.client.read("product.product", [self.settings.labour_product],
                                        ["default_uom"])[0]
+            journal = self.client.search_read("account.journal", [("type", "=", "revenue")],
+                                              ["id"], limit=1, order=[("id", "ASC")])
+            if not journal or not config["default_account_receivable"]:
+                raise PermanentError("Tryton has no revenue journal or no default receivable "
+                                     "account: set up accounting first", code="TRYTON_SETUP")
             self._invoice_defaults = (int(config["default_account_receivable"]),
-                                      int(product["default_uom"]))
-        receivable, unit = self._invoice_defaults
+                                      int(product["default_uom"]), int(journal[0]["id"]))
+        receivable, unit, journal_id = self._invoice_defaults
         codes = {str(c.payload.get("currency")) for c in commands} - set(self._currencies)
         if codes:
             self._currencies |= {row["code"]: row["id"] for row in self.client.search_read(
@@ -367,7 +373,8 @@ class TrytonTarget:
                 out[command.idempotency_key] = f"Tryton party {party} has no address"
             else:
                 out[command.idempotency_key] = InvoiceTargets(
-                    int(party), int(addresses[int(party)][0]), currency, receivable, unit)
+                    int(party), int(addresses[int(party)][0]), currency, receivable, unit,
+                    journal_id)
         return out
 
     def _invoices(self, commands: Sequence[OutboundCommand]) -> Results:
