@@ -45,7 +45,7 @@ def client_for(connection: Connection) -> TrytonClient:
                         password=connection.credentials.get("password", ""),
                         company=_int(options, "company"),
                         rate_limit=RateLimit(rate, 1, burst=max(1, int(rate))),
-                        timeout=float(options.get("timeout", 30)))
+                        timeout=float(options.get("timeout", 120)))
 
 
 def settings_for(connection: Connection) -> Settings:

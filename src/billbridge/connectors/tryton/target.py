@@ -235,7 +235,14 @@ class TrytonTarget:
                 updates.append((command, int(existing), values))
         if updates:
             results |= self._update_projects(updates, company)
-        return results | self._create("project.work", create)
+        results |= self._create("project.work", create)
+        # Time charges name the project; their lines go on its tasks' timesheet
+        # works: learn those now, in one call, rather than per batch of time.
+        written = [int(r.external_id) for r in results.values()
+                   if r.status is ResultStatus.APPLIED and r.external_id]
+        if written:
+            self._works |= self._read_tasks(written)
+        return results
 
     def _update_projects(self, updates: Sequence[tuple[OutboundCommand, int, dict[str, Any]]],
                          company: int) -> Results:
@@ -253,8 +260,6 @@ class TrytonTarget:
                     new_tasks.append(task_values(task, company) | {"parent": work})
         if new_tasks:
             self.client.create("project.work", new_tasks)
-            for work in {w for _command, w, _values in updates}:
-                self._works.pop(work, None)  # read again with the new tasks
         return {command.idempotency_key: applied(command, work)
                 for command, work, _values in updates}
 
