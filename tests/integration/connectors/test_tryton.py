@@ -10,6 +10,7 @@ rather than skip (``make install`` brings it).
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -279,12 +280,14 @@ def test_customers_projects_1000_charges_and_invoices_exactly_once_through_fault
 
 
 # -- how many calls ---------------------------------------------------------------
-def test_1000_time_charges_take_one_create_per_hundred(tryton: TrytonServer,
-                                                       tmp_path: Path) -> None:
+@pytest.mark.parametrize("max_batch", [100, 1000])
+def test_1000_time_charges_take_one_create_per_batch(tryton: TrytonServer, tmp_path: Path,
+                                                     max_batch: int) -> None:
     """Tryton takes any number of records in one ``create``; the target sends
-    at most ``max_batch`` (100) per call, so 1,000 charges need 10 calls once
-    the session is open and the projects' timesheet works are known."""
-    target = target_for(tryton)
+    at most ``max_batch`` per call (100 by default), so 1,000 charges take
+    ceil(1000 / max_batch) calls once the session is open and the projects'
+    timesheet works are known (both happen when the projects are written)."""
+    target = target_for(tryton, max_batch=max_batch)
     hub, _crm = hub_for(target, tmp_path)
     hub.activate_config(config())
     hub.ingest([won_deal(code, customer) for code, customer in PROJECTS.items()],
@@ -294,16 +297,16 @@ def test_1000_time_charges_take_one_create_per_hundred(tryton: TrytonServer,
     hub.ingest([entry(i) for i in range(ENTRIES)], source="harvest")
     while hub.worker.run_once():  # the burst priced first, as a poll of 1,000 would be
         pass
-    before = target.client.calls
+    before, started = target.client.calls, time.perf_counter()
     hub.run_until_idle()
-    charges = target.client.calls - before
+    charges, seconds = target.client.calls - before, time.perf_counter() - started
     hub.ingest([BILLING_RUN], source="billbridge")
     before = target.client.calls
     hub.run_until_idle()
     invoicing = target.client.calls - before
     assert_all_delivered(hub)
-    print(f"\nTryton JSON-RPC calls: activation of {len(PROJECTS)} projects for "
-          f"{len(CUSTOMERS)} customers {activation}, {ENTRIES} time charges {charges}, "
-          f"{len(PROJECTS)} invoices of {ENTRIES} lines {invoicing}")
-    minimum = -(-ENTRIES // target.max_batch)
+    print(f"\nmax_batch {max_batch}: Tryton JSON-RPC calls: activation of {len(PROJECTS)} "
+          f"projects for {len(CUSTOMERS)} customers {activation}; {ENTRIES} time charges "
+          f"{charges} ({seconds:.1f} s); {len(PROJECTS)} invoices {invoicing}")
+    minimum = -(-ENTRIES // max_batch)
     assert minimum <= charges <= minimum * 1.1
