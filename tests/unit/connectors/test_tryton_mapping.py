@@ -172,6 +172,8 @@ class FakeClient:
         self.refuse: set[str] = set()  # descriptions whose create Tryton refuses
         self.fail_after_creates: int | None = None
         self.calls: list[str] = []
+        self.works = [{"id": 10, "name": "GLX-001 - x", "parent": None, "timesheet_works": [20]},
+                      {"id": 11, "name": "dev - Dev", "parent": 10, "timesheet_works": [21]}]
 
     def context(self) -> dict[str, Any]:
         return {"company": 1}
@@ -180,8 +182,7 @@ class FakeClient:
                     **_: Any) -> list[dict[str, Any]]:
         self.calls.append(f"{model}.search_read")
         if model == "project.work":
-            return [{"id": 10, "name": "GLX-001 - x", "parent": None, "timesheet_works": [20]},
-                    {"id": 11, "name": "dev - Dev", "parent": 10, "timesheet_works": [21]}]
+            return self.works
         wanted = set(domain[0][2])
         return [ln for ln in self.lines if ln["description"] in wanted]
 
@@ -223,6 +224,17 @@ def test_a_resend_finds_its_lines_instead_of_writing_twins() -> None:
     again = {r.idempotency_key: r for r in target.send(charges(4, attempt=2))}
     assert len(client.lines) == 4
     assert [again[f"k{i}"].external_id for i in range(3)] == ["1", "2", "3"]
+
+
+def test_time_on_a_project_without_timesheets_is_refused_with_what_to_do() -> None:
+    client = FakeClient()
+    client.works = [{"id": 10, "name": "GLX-001 - x", "parent": None, "timesheet_works": []}]
+    target = TrytonTarget(client, SETTINGS)  # type: ignore[arg-type]
+    [result] = target.send(charges(1))
+    assert (result.status, result.code) == (ResultStatus.REJECTED, "NO_TIMESHEET_WORK")
+    assert "Available on timesheets" in (result.message or "")
+    [waiting] = target.send([command("time_charge.post", CHARGE, key="w")])  # no project ref
+    assert waiting.status is ResultStatus.RETRY
 
 
 def test_a_first_send_looks_nothing_up() -> None:

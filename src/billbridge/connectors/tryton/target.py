@@ -303,10 +303,14 @@ class TrytonTarget:
             works = self._works.get(int(project)) if project is not None else None
             work = (works or {}).get(str(payload.get("task") or "")) or (works or {}).get("")
             employee = self.settings.employee(str(payload.get("worker")))
-            if project is None or work is None:
+            if project is None:
                 results[command.idempotency_key] = retry(
-                    command, f"project {payload.get('project')} has no timesheet work at "
-                    "Tryton yet")
+                    command, f"project {payload.get('project')} is not at Tryton yet")
+            elif work is None:
+                results[command.idempotency_key] = rejected(
+                    command, "NO_TIMESHEET_WORK", f"Tryton project work {project} "
+                    f"({payload.get('project')}) is not available on timesheets: tick "
+                    "'Available on timesheets' on it in Tryton, then retry")
             elif employee is None:
                 results[command.idempotency_key] = rejected(
                     command, "NO_EMPLOYEE", f"worker {payload.get('worker')} has no Tryton "
