@@ -86,7 +86,7 @@ def main(config_file: str, database: str, output: str) -> None:
         "labour_product": labour.id,
         "payment_term": payment_term.id,
         "employees": employees,
-        "taxes": {"US-NOTAX": [], "GB-VAT20": [vat.id]},
+        "taxes": {"US-NOTAX": [], "VAT20": [vat.id]},
         "revenue": accounts["revenue"].id,
     }
     with open(output, "w") as out:

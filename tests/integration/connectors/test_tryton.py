@@ -13,6 +13,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -27,6 +28,7 @@ from billbridge.connectors.tryton.client import TrytonClient
 from billbridge.connectors.tryton.emulator import TrytonFaultProxy
 from billbridge.connectors.tryton.target import TrytonTarget
 from billbridge.emulation.faults import Fault, FaultRule
+from billbridge.engine import exception_queue
 from billbridge.engine.clock import ManualClock
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
@@ -100,7 +102,8 @@ def assert_all_delivered(hub: Hub) -> None:
     with hub.engine.connect() as conn:
         stuck = conn.execute(select(outbox.c.kind, outbox.c.status, outbox.c.last_error)
                              .where(outbox.c.status != "done")).all()
-        problems = conn.execute(select(exceptions.c.reason, exceptions.c.message)).all()
+        problems = conn.execute(select(exceptions.c.reason, exceptions.c.message)
+                                .where(exceptions.c.status == "open")).all()
     assert stuck == [] and problems == []
 
 
@@ -170,6 +173,75 @@ def test_won_deal_to_posted_invoice_read_back_from_tryton(tryton: TrytonServer,
     assert (issued["status"], issued["erp_id"]) == ("issued", str(posted["id"]))
     assert crm.payloads("crm.writeback")[-1]["fields"]["invoice_status"] == "issued"
     assert sync(hub.engine, polled, hub.clock).accepted == 0  # nothing new since
+
+
+def scenario_with(tax_code: str, rate: str, *, alice: str = "175.00",
+                  hours: str | None = None) -> dict[str, Any]:
+    """tm-worker-override with another tax rule, Alice's rate or Bob left out."""
+    scenario = load(SCENARIOS / "tm-worker-override.yaml")
+    scenario["config"]["tax_rules"] = [{"entity_country": "US", "customer_country": "US",
+                                        "tax_code": tax_code, "rate": rate}]
+    scenario["config"]["rate_cards"][0]["worker_overrides"]["w-alice"] = alice
+    if hours is not None:
+        scenario["events"] = [e for e in scenario["events"] if e["id"] != "hv-evt-2"]
+        scenario["events"][1]["data"]["hours"] = hours
+    return scenario
+
+
+def run(hub: Hub, scenario: dict[str, Any]) -> None:
+    hub.activate_config(scenario["config"])
+    for event in scenario["events"]:
+        hub.ingest([event], source=event["source"])
+        hub.run_until_idle()
+
+
+def test_taxes_come_from_the_hubs_rules_and_tryton_agrees_on_them(
+        tryton: TrytonServer, tmp_path: Path) -> None:
+    """The labour product has no default taxes, so Tryton warns that the VAT
+    lines differ from them. A connection that confirms no warning leaves the
+    invoice a draft and rejects it; retried once the connection confirms
+    ``invoice_taxes`` (the default: the hub's governed tax table decides), the
+    draft is found by its reference and posted, with Tryton's tax the hub's."""
+    target = target_for(tryton, accept_warnings="[]")
+    hub, _crm = hub_for(target, tmp_path)
+    run(hub, scenario_with("VAT20", "20"))
+    [invoice] = hub_records(hub, "invoice")
+    erp = reader(tryton)
+    with hub.engine.begin() as conn:
+        [(exception_id, message)] = conn.execute(select(exceptions.c.id,
+                                                        exceptions.c.message)).all()
+        assert "TRYTON_USER_WARNING" in message and "default taxes" in message
+        [draft] = erp.search_read("account.invoice", [("reference", "=", invoice["id"])],
+                                  ["state"])
+        assert draft["state"] == "draft"
+        target.settings = replace(target.settings, accept_warnings=("invoice_taxes",))
+        exception_queue.retry(conn, exception_id, actor="ops", at=hub.clock.now())
+    hub.run_until_idle()
+    assert_all_delivered(hub)
+    [posted] = erp.search_read("account.invoice", [("reference", "=", invoice["id"])],
+                               ["state", "untaxed_amount", "tax_amount", "total_amount"])
+    assert (posted["id"], posted["state"]) == (draft["id"], "posted")
+    assert (posted["untaxed_amount"], posted["tax_amount"], posted["total_amount"]) == \
+        (Decimal(invoice["subtotal"]), Decimal(invoice["tax"]), Decimal(invoice["total"])) == \
+        (Decimal("2525.00"), Decimal("505.00"), Decimal("3030.00"))
+
+
+def test_an_invoice_tryton_rounds_differently_stays_draft_and_is_rejected(
+        tryton: TrytonServer, tmp_path: Path) -> None:
+    """0.25 h at 150.10 is 37.525: billbridge rounds half-up to 37.53,
+    Tryton half-even to 37.52. Nothing is posted that differs from the hub."""
+    hub, _crm = hub_for(target_for(tryton), tmp_path)
+    run(hub, scenario_with("US-NOTAX", "0", alice="150.10", hours="0.25"))
+    [invoice] = hub_records(hub, "invoice")
+    assert invoice["total"] == "37.53"
+    with hub.engine.connect() as conn:
+        [(reason, message)] = conn.execute(select(exceptions.c.reason,
+                                                  exceptions.c.message)).all()
+    assert reason == "TARGET_REJECTED"
+    assert "TOTALS_DIFFER" in message and "total 37.53 (Tryton 37.52)" in message
+    [draft] = reader(tryton).search_read("account.invoice", [("reference", "=", invoice["id"])],
+                                         ["state", "total_amount"])
+    assert (draft["state"], draft["total_amount"]) == ("draft", Decimal("37.52"))
 
 
 # -- exactly once through faults -----------------------------------------------------
