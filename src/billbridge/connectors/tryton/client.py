@@ -92,8 +92,6 @@ def decode(value: Any) -> Any:
                         value.get("microsecond", 0))
     if kind == "timedelta":
         return timedelta(seconds=float(value["seconds"]))
-    if kind == "bytes":
-        return base64.b64decode(value["base64"])
     return {k: decode(v) for k, v in value.items()}
 
 
