@@ -23,6 +23,7 @@ VENDORS: dict[str, str] = {
     "quickbooks": "billbridge.connectors.quickbooks",
     "kantata": "billbridge.connectors.kantata",
     "xero": "billbridge.connectors.xero",
+    "tryton": "billbridge.connectors.tryton",
 }
 
 

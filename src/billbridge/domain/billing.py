@@ -96,10 +96,11 @@ def price_entry(entry: TimeEntry, project: Project, contract: Contract | None,
         return Rejection(ReasonCode.PERIOD_LOCKED,
                          f"{entry.work_date} falls in a closed period of {entity}")
     return TimeCharge(
-        id=f"tc_{entry.id}", time_entry=entry.id, project=project.code, worker=entry.worker,
-        work_date=entry.work_date, hours=entry.hours, rate=hourly, amount=amount,
-        currency=currency, billable=billable, rate_card=card, rate_card_version=card_version,
-        config_version=config_version, source_version=entry.source_version)
+        id=f"tc_{entry.id}", time_entry=entry.id, project=project.code, task=entry.task,
+        worker=entry.worker, work_date=entry.work_date, hours=entry.hours, rate=hourly,
+        amount=amount, currency=currency, billable=billable, rate_card=card,
+        rate_card_version=card_version, config_version=config_version,
+        source_version=entry.source_version)
 
 
 RATE_PLACES = Decimal("0.0001")

@@ -197,6 +197,7 @@ class TimeCharge(Record):
     id: str
     time_entry: str
     project: str
+    task: str | None = None  # the entry's task: an ERP books the time against it
     worker: str
     work_date: date
     hours: Hours

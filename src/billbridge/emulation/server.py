@@ -147,7 +147,7 @@ class EmulatorServer:
                 request.headers.get("authorization") != f"Bearer {self.token}":
             return error(401, "UNAUTHORIZED", "missing or wrong bearer token")
         rule = FaultRule(Fault.OK) if admin else self.faults.next_rule(request.method,
-                                                                       request.path)
+                                                                       self.fault_path(request))
         if rule.fault is Fault.SERVER_ERROR:
             return error(rule.status, "SERVER_ERROR", "injected server error")
         if rule.fault is Fault.RATE_LIMITED:
@@ -169,6 +169,11 @@ class EmulatorServer:
             drop()
             return None
         return response
+
+    def fault_path(self, request: Request) -> str:
+        """What a fault rule's ``path_prefix`` is matched against. An emulator
+        whose calls all share one URL (JSON-RPC) names the call here instead."""
+        return request.path
 
     # -- admin ---------------------------------------------------------------
     def _admin_faults(self, request: Request) -> Response:

@@ -27,7 +27,9 @@ def project_command(project: Project, customer: str | None, cause: str) -> Comma
     id) is part of the origin: a project put back to a state it had before is
     a new write, not a repeat of the old one."""
     payload: dict[str, Any] = {"code": project.code, "name": project.name,
-                               "status": project.status.value}
+                               "status": project.status.value,
+                               "tasks": [{"id": t.id, "name": t.name, "billable": t.billable}
+                                         for t in project.tasks]}
     if customer:
         payload["customer"] = customer
     if project.contract:
