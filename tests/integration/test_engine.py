@@ -174,6 +174,10 @@ def test_a_batch_refused_whole_is_split_to_find_the_bad_record(
     hub.run_until_idle()
     assert sorted(charge_amounts(target)) == ["te-1", "te-2", "te-4", "te-5"]
     assert open_reasons(hub) == ["TARGET_REJECTED"]
+    # Each half after a refusal is a resend: a target that wrote part of the
+    # refused batch looks for its markers before writing again.
+    good = next(e.idempotency_key for e in target.effects if e.payload.get("time_entry") == "te-1")
+    assert target.attempts_seen[good][0] == 1 and target.attempts_seen[good][-1] > 1
 
 
 def test_circuit_opens_on_a_down_target_and_nothing_is_lost(

@@ -11,6 +11,7 @@ the next owner of the target sends it again and the target recognises the key
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import time
@@ -240,9 +241,12 @@ class Dispatcher:
                 return {commands[0].idempotency_key: RecordResult(
                     commands[0].idempotency_key, ResultStatus.REJECTED, code=exc.code,
                     message=str(exc))}
-            middle = len(commands) // 2
-            first = self._send(target, commands[:middle])
-            return first | self._send(target, commands[middle:])
+            # The halves go again: a target that wrote part of the refused batch
+            # must look for its markers before writing them a second time.
+            again = [dataclasses.replace(c, attempt=c.attempt + 1) for c in commands]
+            middle = len(again) // 2
+            first = self._send(target, again[:middle])
+            return first | self._send(target, again[middle:])
 
     def _settle(self, conn: Connection, name: str, rows: Sequence[Any], batch_id: str,
                 results: Mapping[str, RecordResult]) -> int:
