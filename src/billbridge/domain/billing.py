@@ -197,14 +197,16 @@ def fixed_line(description: str, amount: Decimal, tax_code: str, source: str) ->
 
 def build_invoice(invoice_id: str, customer: Customer, project: str | None, currency: str,
                   lines: Sequence[InvoiceLine], rule: TaxRule, config_version: int,
-                  po_number: str | None = None) -> Invoice:
+                  po_number: str | None = None, invoice_date: date | None = None,
+                  period_end: date | None = None) -> Invoice:
     """Each line was rounded once; tax is on the rounded subtotal; the total
     is the sum of rounded figures."""
     subtotal = round_money(sum((line.amount for line in lines), Decimal(0)), currency)
     tax = round_money(subtotal * rule.rate / Decimal(100), currency)  # rate is a percentage
     return Invoice(id=invoice_id, customer=customer.id, project=project, currency=currency,
                    lines=tuple(lines), subtotal=subtotal, tax=tax, total=subtotal + tax,
-                   po_number=po_number, config_version=config_version)
+                   po_number=po_number, config_version=config_version,
+                   invoice_date=invoice_date, period_end=period_end)
 
 
 def fx_rate(config: Configuration, day: date, source: str, target: str) -> Decimal | None:

@@ -241,3 +241,5 @@ class Invoice(Record):
     erp_id: str | None = None
     po_number: str | None = None
     config_version: int | None = None
+    invoice_date: date | None = None  # the day the billing run raised it (UTC)
+    period_end: date | None = None  # the last work date it bills

@@ -106,11 +106,12 @@ def on_billing_run(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
         if is_retainer:
             _retainer(ctx, project, contract, run.period_end, bill)
     for bill in bills.values():
-        _issue(ctx, outcome, bill, run.period_end)
+        _issue(ctx, outcome, bill, run.period_end, event.at.date())
     return outcome
 
 
-def _issue(ctx: FlowContext, outcome: Outcome, bill: _Bill, period_end: date) -> None:
+def _issue(ctx: FlowContext, outcome: Outcome, bill: _Bill, period_end: date,
+           invoice_date: date) -> None:
     customer, contract = bill.customer, bill.contract
     subject = bill.project or customer.id
     entity = next((e for e in ctx.config.legal_entities if e.code == contract.legal_entity),
@@ -133,7 +134,8 @@ def _issue(ctx: FlowContext, outcome: Outcome, bill: _Bill, period_end: date) ->
     lines += [line.model_copy(update={"tax_code": rule.tax_code}) for line in bill.retainers]
     invoice = build_invoice(f"inv_{subject}_{period_end}", customer, bill.project,
                             contract.currency, lines, rule, ctx.config_version,
-                            po_number=customer.po_number)
+                            po_number=customer.po_number, invoice_date=invoice_date,
+                            period_end=period_end)
     data = invoice.model_dump(mode="json")
     outcome.changes.append(RecordChange("invoice", invoice.id, data, "draft"))
     for charge in bill.charges:

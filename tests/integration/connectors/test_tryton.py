@@ -214,7 +214,8 @@ def test_taxes_come_from_the_hubs_rules_and_tryton_agrees_on_them(
         [draft] = erp.search_read("account.invoice", [("reference", "=", invoice["id"])],
                                   ["state"])
         assert draft["state"] == "draft"
-        target.settings = replace(target.settings, accept_warnings=("invoice_taxes",))
+        target.settings = replace(target.settings, accept_warnings=("invoice_taxes",
+                                                                   "invoice_payment_term"))
         exception_queue.retry(conn, exception_id, actor="ops", at=hub.clock.now())
     hub.run_until_idle()
     assert_all_delivered(hub)

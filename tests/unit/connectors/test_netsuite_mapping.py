@@ -89,6 +89,10 @@ def test_an_invoice_bills_the_project_with_one_line_per_invoice_line() -> None:
     assert body["item"]["items"] == [{"item": {"id": "1"}, "description": "d", "quantity": "8",
                                       "rate": "175.00", "amount": "1400.00",
                                       "taxCode": {"refName": "VAT20"}}]
+    assert "tranDate" not in body  # NetSuite dates it today
+    dated = invoice_body(cmd("invoice.create", {**payload, "invoice_date": "2026-04-01"},
+                             {"project:GLX-001": "102"}), CONFIG)
+    assert dated["tranDate"] == "2026-04-01"
 
 
 ROW = {"links": [], "id": "130", "externalid": "inv_GLX-001_2026-03-31", "status": "A",

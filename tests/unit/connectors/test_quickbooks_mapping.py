@@ -91,6 +91,10 @@ def test_invoice_lines_take_the_mapped_tax_code_and_the_tax_total() -> None:
         "SalesItemLineDetail"]
     refused = invoice_body(_invoice("GB-VAT20"), KEY, customer="7", item="2", tax_codes={})
     assert isinstance(refused, str) and "tax_codes" in refused
+    dated = invoice_body(_invoice(None).model_copy(update={"invoice_date": date(2026, 4, 1)}),
+                         KEY, customer="7", item="2", tax_codes={})
+    assert isinstance(dated, dict) and dated["TxnDate"] == "2026-04-01"
+    assert "TxnDate" not in untaxed
 
 
 def qbo_invoice(**changes: Any) -> dict[str, Any]:

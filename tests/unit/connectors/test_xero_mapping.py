@@ -156,6 +156,9 @@ def test_an_invoice_clears_wip_for_time_and_bills_the_rest_to_sales() -> None:
     assert time_line["Tracking"] == [{"Name": "Project", "Option": "GLX-001"}]
     with_po = mapping.invoice(invoice(po_number="PO-9"), "c", SETTINGS, date(2026, 4, 1))
     assert with_po["Reference"] == "PO-9"
+    assert record["Date"] == "2026-04-01"  # no invoice date: today's
+    dated = mapping.invoice(invoice(invoice_date="2026-03-31"), "c", SETTINGS, date(2026, 4, 9))
+    assert (dated["Date"], dated["DueDate"]) == ("2026-03-31", "2026-04-30")
     with pytest.raises(MappingError, match="'ZERO'"):
         bad = invoice()
         bad["lines"] = [{**bad["lines"][0], "tax_code": "ZERO"}]

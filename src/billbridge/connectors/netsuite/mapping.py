@@ -225,6 +225,8 @@ def invoice_body(command: OutboundCommand, config: MappingConfig) -> dict[str, A
                             "memo": f"billbridge {payload['id']}", "item": {"items": lines}}
     if not blank(payload.get("po_number")):
         body["otherRefNum"] = payload["po_number"]
+    if not blank(payload.get("invoice_date")):
+        body["tranDate"] = str(payload["invoice_date"])
     return body
 
 

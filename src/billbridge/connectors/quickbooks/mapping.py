@@ -135,6 +135,8 @@ def invoice_body(invoice: Invoice, key: str, *, customer: str, item: str,
         body["TxnTaxDetail"] = {"TotalTax": invoice.tax}
     if invoice.po_number:
         body["CustomerMemo"] = {"value": f"PO {invoice.po_number}"}
+    if invoice.invoice_date:
+        body["TxnDate"] = invoice.invoice_date.isoformat()
     return body
 
 

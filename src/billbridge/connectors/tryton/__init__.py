@@ -62,7 +62,8 @@ def settings_for(connection: Connection) -> Settings:
         taxes={str(k): tuple(int(t) for t in v) for k, v in taxes.items()},
         payment_term=_int(options, "payment_term"),
         statuses={**DEFAULT_STATUSES, **_option(options, "statuses", {})},
-        accept_warnings=tuple(_option(options, "accept_warnings", ["invoice_taxes"])))
+        accept_warnings=tuple(_option(options, "accept_warnings",
+                                             ["invoice_taxes", "invoice_payment_term"])))
 
 
 def _target(connection: Connection) -> Target:

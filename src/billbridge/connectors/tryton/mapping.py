@@ -50,10 +50,12 @@ class Settings:
     taxes: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
     payment_term: int | None = None
     statuses: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_STATUSES))
-    accept_warnings: tuple[str, ...] = ("invoice_taxes",)
+    accept_warnings: tuple[str, ...] = ("invoice_taxes", "invoice_payment_term")
     """Tryton warnings the connector confirms, as a user would by clicking
     yes: ``invoice_taxes`` says the lines' taxes differ from the product's
-    defaults, which is the point when the hub's governed tax table decides."""
+    defaults, which is the point when the hub's governed tax table decides;
+    ``invoice_payment_term`` says a due date falls in the past, as it does
+    when a month-end run is posted after its invoice date."""
 
     def employee(self, worker: str) -> int | None:
         return self.employees.get(worker, self.default_employee)
@@ -165,6 +167,9 @@ def invoice_values(payload: Mapping[str, Any], settings: Settings,
                                "taxes option (an empty list for none)")
         values: dict[str, Any] = {
             "description": line["description"],
+            # Tryton's quantity is a Float field; hours have two places, and
+            # the amount is Tryton's Decimal quantity x unit price, checked
+            # against the hub's total before the invoice is posted.
             "quantity": float(Decimal(str(line["quantity"]))),
             "unit_price": Decimal(str(line["unit_price"])),
             "account": settings.revenue_account,
@@ -183,6 +188,8 @@ def invoice_values(payload: Mapping[str, Any], settings: Settings,
               "lines": [["create", lines]]}
     if settings.payment_term is not None:
         values["payment_term"] = settings.payment_term
+    if payload.get("invoice_date"):
+        values["invoice_date"] = date.fromisoformat(str(payload["invoice_date"]))
     return values
 
 

@@ -269,7 +269,9 @@ def invoice(payload: Mapping[str, Any], contact_id: str, settings: XeroSettings,
         "Type": "ACCREC", "Contact": {"ContactID": contact_id}, "InvoiceNumber": bill.id,
         "Reference": bill.po_number or bill.project or "", "CurrencyCode": bill.currency,
         "Status": settings.invoice_status, "LineAmountTypes": "Exclusive",
-        "DueDate": (today + timedelta(days=settings.payment_terms_days)).isoformat(),
+        "Date": (bill.invoice_date or today).isoformat(),
+        "DueDate": ((bill.invoice_date or today)
+                    + timedelta(days=settings.payment_terms_days)).isoformat(),
         "LineItems": lines}
     return record
 
