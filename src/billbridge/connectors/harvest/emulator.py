@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from billbridge.emulation.limits import admit, max_in_window
 from billbridge.emulation.server import ADMIN_PREFIX, EmulatorServer, Request, Response
 
 PER_PAGE_MAX = 2000
@@ -350,15 +351,11 @@ class HarvestEmulator(EmulatorServer):
                 refused = harvest_error(400, "A User-Agent header naming your application "
                                              "is required")
             else:
-                while self._window and now - self._window[0] >= self.window_seconds:
-                    self._window.popleft()
-                if len(self._window) >= self.rate_limit:
-                    wait = self.window_seconds - (now - self._window[0])
+                wait = admit(self._window, self.rate_limit, self.window_seconds, now)
+                if wait is not None:
                     refused = harvest_error(429, "Too many requests: retry after the "
                                                  "Retry-After seconds")
                     refused.headers["Retry-After"] = str(max(1, math.ceil(wait)))
-                else:
-                    self._window.append(now)
         response = refused or super().dispatch(request, drop=drop)
         if response is not None:
             body = response.body
@@ -380,13 +377,7 @@ class HarvestEmulator(EmulatorServer):
     def max_in_window(self, window: float | None = None) -> int:
         """The most requests answered without a 429 in any rolling window."""
         window = self.window_seconds if window is None else window
-        times = sorted(r[0] for r in self.requests_to() if r[4] != 429)
-        best, start = 0, 0
-        for end, stamp in enumerate(times):
-            while stamp - times[start] >= window:
-                start += 1
-            best = max(best, end - start + 1)
-        return best
+        return max_in_window((r[0] for r in self.requests_to() if r[4] != 429), window)
 
     # -- reads -------------------------------------------------------------------------
     def _me(self, _request: Request) -> Response:
