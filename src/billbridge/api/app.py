@@ -5,10 +5,12 @@ are JSON with a stable `code`, a message and the correlation id."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -21,6 +23,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billbridge.api.auth import AuthError, Permission, require
@@ -36,6 +39,7 @@ from billbridge.connectors.ratelimit import TokenBucket
 from billbridge.domain.config import ConfigError
 from billbridge.domain.events import PAYLOADS
 from billbridge.engine import audit, config_store, exception_queue, lineage
+from billbridge.engine.group_commit import GroupCommitter
 from billbridge.engine.hub import Hub
 from billbridge.engine.reconcile import reconcile
 from billbridge.engine.tokens import Identity
@@ -103,6 +107,12 @@ class RejectBody(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
+def _not_stored(exc: SQLAlchemyError) -> ApiError:
+    # The transaction rolled back whole: the sender must deliver again.
+    return ApiError(503, "STORE_UNAVAILABLE", "the inbox could not store this delivery and "
+                    f"kept none of it; send it again ({exc.__class__.__name__})")
+
+
 def _rows(rows: Any) -> list[dict[str, Any]]:
     return [json.loads(json.dumps(dict(r._mapping), default=str)) for r in rows]
 
@@ -114,7 +124,15 @@ def _page(items: list[dict[str, Any]], limit: int) -> Page:
 def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = None,
                scenarios: Path | None = None, oidc: OidcSettings | None = None,
                webhook_rate: RateLimit | None = None) -> FastAPI:
-    app = FastAPI(title="billbridge", version="0.1.0", responses=ERRORS,
+    # Deliveries arriving together are committed to the inbox together.
+    committer = GroupCommitter(hub.engine, hub.clock)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        committer.stop()
+
+    app = FastAPI(title="billbridge", version="0.1.0", responses=ERRORS, lifespan=lifespan,
                   description="Integration hub API. Every /v1 route but webhooks needs a "
                               "bearer token; roles: admin, operator, finance, auditor, ingest.")
     app.state.hub = hub
@@ -230,7 +248,10 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
             # not reach it: refuse, so the vendor delivers again later.
             WEBHOOKS_REJECTED.labels(source, "fetch_failed").inc()
             raise ApiError(503, "UPSTREAM_UNAVAILABLE", str(exc)) from None
-        results = hub.ingest(events, source=source)
+        try:
+            results = await asyncio.wrap_future(committer.submit(events, source=source))
+        except SQLAlchemyError as exc:
+            raise _not_stored(exc) from None
         acknowledgement = getattr(receiver, "acknowledgement", None)
         if acknowledgement is not None:
             media_type, content = acknowledgement()
@@ -242,7 +263,10 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     def push_events(source: str, events: list[dict[str, Any]], who: Ingester) -> Any:
         if len(events) > 1000:
             raise ApiError(413, "TOO_MANY_EVENTS", "at most 1000 events per call")
-        results = hub.ingest(events, source=source)
+        try:
+            results = committer.submit(events, source=source).result()
+        except SQLAlchemyError as exc:
+            raise _not_stored(exc) from None
         return {"results": [{"event_id": r.event_id, "status": r.status.value,
                              "message": r.message} for r in results]}
 

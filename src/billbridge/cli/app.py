@@ -131,7 +131,10 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
           webhook_secret: Annotated[str, typer.Option(envvar="BILLBRIDGE_WEBHOOK_SECRET")] =
           "generic-secret",
           config: Annotated[Path | None, typer.Option(
-              help="activate this configuration file first")] = None) -> None:
+              help="activate this configuration file first")] = None,
+          engine: Annotated[bool, typer.Option(
+              help="process and dispatch in this process too; --no-engine serves only the "
+                   "API and webhooks, beside `billbridge worker` processes")] = True) -> None:
     """Run the hub: API (/healthz, /metrics, webhooks), workers and dispatcher."""
     from billbridge.api.server import serve_hub
     from billbridge.connectors.base import WebhookReceiver
@@ -148,7 +151,7 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
         if connection.credentials.get("webhook_secret"):
             webhooks[connection.name] = build_webhooks(connection)
     serve_hub(hub, host=host, port=port, sources=[build_source(s) for s in (source or [])],
-              webhooks=webhooks)
+              webhooks=webhooks, engine=engine)
 
 
 @app.command()
@@ -522,6 +525,22 @@ def bench_burst(entries: int = 10_000, database_url: DbOption = None,
         result = run(entries, database_url=database_url,
                      progress=lambda done, total: bar.update(task, completed=done))
     console.print(result)
+
+
+@bench_app.command("ingest")
+def bench_ingest(rate: Annotated[float, typer.Option(help="webhooks per second")] = 1000,
+                 seconds: Annotated[float, typer.Option(help="how long to send")] = 30,
+                 database_url: DbOption = None,
+                 engine: Annotated[bool, typer.Option(
+                     help="run workers in the serve process too (they compete for its CPU)")]
+                 = False,
+                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Signed webhooks at a steady rate against `billbridge serve`: ack latency and loss."""
+    from billbridge.bench.ingest import run
+
+    result = run(rate, seconds, database_url=database_url,
+                 serve_args=[] if engine else ["--no-engine"])
+    print(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 
 @bench_app.command("console")

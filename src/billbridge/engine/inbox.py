@@ -55,6 +55,19 @@ def _decode(raw: Any) -> tuple[Any, str]:
         return text, text
 
 
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_event(conn: Connection) -> Any:
+    """The insert-unless-seen statement, built once per dialect: on the webhook
+    path building it per event cost more than running it."""
+    name = conn.dialect.name
+    if name not in _INSERTS:
+        _INSERTS[name] = dialect_insert(conn)(inbox).on_conflict_do_nothing(
+            index_elements=[inbox.c.source, inbox.c.event_id]).returning(inbox.c.id)
+    return _INSERTS[name]
+
+
 def ingest(conn: Connection, raw: Any, *, source: str, clock: Clock) -> IngestResult:
     return ingest_many(conn, [raw], source=source, clock=clock)[0]
 
@@ -84,12 +97,11 @@ def ingest_many(conn: Connection, raws: Iterable[Any], *, source: str,
             continue
         correlation_id = event.correlation_id or uuid.uuid4().hex
         key = aggregate_key(event)
-        stmt = dialect_insert(conn)(inbox).values(
-            source=source, event_id=event.id, event_type=event.type, aggregate_key=key,
-            correlation_id=correlation_id, occurred_at=event.at, received_at=now,
-            payload=event.model_dump_json(), status="pending", duplicates=0, attempts=0,
-        ).on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.event_id])
-        inserted = conn.execute(stmt.returning(inbox.c.id)).scalar()
+        inserted = conn.execute(_insert_event(conn), {
+            "source": source, "event_id": event.id, "event_type": event.type,
+            "aggregate_key": key, "correlation_id": correlation_id, "occurred_at": event.at,
+            "received_at": now, "payload": event.model_dump_json(), "status": "pending",
+            "duplicates": 0, "attempts": 0}).scalar()
         if inserted is None:
             results.append(_count_duplicate(conn, source, event.id))
             continue
