@@ -172,8 +172,6 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
 
     from billbridge.console.views import LoginRequired, router
 
-    app.include_router(router)
-
     @app.exception_handler(LoginRequired)
     async def _login(request: Request, exc: LoginRequired) -> Response:
         return RedirectResponse("/console/login", status_code=303)
@@ -481,6 +479,9 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # The console's routes last: requests are matched in order, and webhooks
+    # are the hot path.
+    app.include_router(router)
     return app
 
 
