@@ -254,8 +254,10 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         if acknowledgement is not None:
             media_type, content = acknowledgement()
             return Response(content, status_code=200, media_type=media_type)
-        return {"results": [{"event_id": r.event_id, "status": r.status.value,
-                             "message": r.message} for r in results]}
+        # A response, not a dict: FastAPI's encoder would walk it again.
+        return JSONResponse({"results": [{"event_id": r.event_id, "status": r.status.value,
+                                          "message": r.message} for r in results]},
+                            status_code=202)
 
     @app.post("/v1/events/{source}", status_code=202, tags=["ingress"])
     def push_events(source: str, events: list[dict[str, Any]], who: Ingester) -> Any:
