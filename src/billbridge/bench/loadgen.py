@@ -165,7 +165,12 @@ async def _drive(url: str, secret: str, rate: float, seconds: float, run: str,
     pool = _Pool(host, port, max_connections)
     loop = asyncio.get_running_loop()
     # Connections a vendor would already hold open; more are opened on demand.
-    warm = [await pool.take() for _ in range(min(warm_connections, max_connections))]
+    warm = []
+    for _ in range(min(warm_connections, max_connections)):
+        try:
+            warm.append(await pool.take())
+        except OSError:
+            break  # nobody listening: every delivery will record that
     for conn in warm:
         await pool.give_back(conn)
     total = int(rate * seconds)
