@@ -10,8 +10,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete
 
-from billbridge.bench.ingest import SECRET, ServeProcess, percentile, run, stored_event_ids, \
-    summarise
+from billbridge.bench.ingest import (
+    SECRET,
+    ServeProcess,
+    percentile,
+    run,
+    stored_event_ids,
+    summarise,
+)
 from billbridge.bench.loadgen import generate
 from billbridge.store.db import make_engine
 from billbridge.store.tables import inbox

@@ -12,7 +12,6 @@ from sqlalchemy import Connection, select, update
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import aggregates
 
-
 _BUMPS: dict[str, Any] = {}
 
 
