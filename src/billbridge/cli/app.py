@@ -255,10 +255,25 @@ def exceptions_retry(ids: list[int], database_url: DbOption = None,
 
 
 @exceptions_app.command("replay")
-def exceptions_replay(ids: list[int], database_url: DbOption = None,
-                      actor: ActorOption = "operator") -> None:
+def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument()] = None,
+                      reason: Annotated[str | None, typer.Option(
+                          help="replay every open exception with this reason code instead")]
+                      = None,
+                      database_url: DbOption = None, actor: ActorOption = "operator") -> None:
     """Re-run the source event under the current configuration."""
-    _act(database_url, "replay", ids, actor)
+    if bool(ids) == bool(reason):
+        raise typer.BadParameter("give exception ids or --reason, not both")
+    if ids:
+        _act(database_url, "replay", ids, actor)
+        return
+    assert reason is not None
+    replayed, refused = exception_queue.replay_backlog(_engine(database_url), reason=reason,
+                                                       actor=actor, now=_now)
+    console.print(f"{replayed} exception(s) with reason {reason} replayed")
+    if refused:
+        console.print(f"[red]{len(refused)} could not be replayed (retry or dismiss them): "
+                      f"{', '.join(map(str, refused[:20]))}[/red]")
+        raise typer.Exit(1)
 
 
 @exceptions_app.command("dismiss")
@@ -540,6 +555,19 @@ def bench_ingest(rate: Annotated[float, typer.Option(help="webhooks per second")
 
     result = run(rate, seconds, database_url=database_url,
                  serve_args=[] if engine else ["--no-engine"])
+    print(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+@bench_app.command("replay")
+def bench_replay(exceptions: Annotated[int, typer.Option(
+                     help="time entries failing NO_RATE, fixed by one configuration change")]
+                 = 10_000,
+                 database_url: DbOption = None,
+                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A backlog of exceptions fixed by one approved configuration change and replayed."""
+    from billbridge.bench.replay import run
+
+    result = run(exceptions, database_url=database_url)
     print(json.dumps(result) if as_json else json.dumps(result, indent=2))
 
 

@@ -5,11 +5,12 @@ configuration, dismiss with a reason), each idempotent and audited."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import audit, metrics
@@ -129,6 +130,48 @@ def replay(conn: Connection, exc_id: int, *, actor: str, at: datetime) -> str:
     _requeue_inbox(conn, inbox_id, None, replay=True)
     _close(conn, exc, ExceptionStatus.REPLAYED, actor, at, None)
     return ExceptionStatus.REPLAYED.value
+
+
+def replay_open(conn: Connection, *, reason: str, actor: str, at: datetime,
+                after: int = 0, limit: int = 500) -> tuple[list[int], list[int]]:
+    """Replay up to ``limit`` open exceptions with ``reason`` and an id above
+    ``after``, oldest first, in the caller's transaction: the backlog one
+    configuration fix clears, a chunk per transaction. Each is replayed and
+    audited as if clicked; one that cannot be replayed is left open and
+    untouched. Returns (replayed ids, refused ids)."""
+    ids = list(conn.execute(select(exceptions.c.id).where(
+        exceptions.c.status == ExceptionStatus.OPEN.value, exceptions.c.reason == reason,
+        exceptions.c.id > after).order_by(exceptions.c.id).limit(limit)).scalars())
+    replayed, refused = [], []
+    for exc_id in ids:
+        savepoint = conn.begin_nested()
+        try:
+            replay(conn, exc_id, actor=actor, at=at)
+        except ActionRefused:
+            savepoint.rollback()
+            refused.append(exc_id)
+            continue
+        savepoint.commit()
+        replayed.append(exc_id)
+    return replayed, refused
+
+
+def replay_backlog(engine: Engine, *, reason: str, actor: str,
+                   now: Callable[[], datetime], chunk: int = 500) -> tuple[int, list[int]]:
+    """Every open exception with ``reason`` replayed, ``chunk`` per transaction
+    (a backlog of thousands must not hold the store for one long transaction).
+    Returns how many were replayed and the ids that could not be."""
+    replayed, after = 0, 0
+    refused: list[int] = []
+    while True:
+        with engine.begin() as conn:
+            done, skipped = replay_open(conn, reason=reason, actor=actor, at=now(),
+                                        after=after, limit=chunk)
+        if not done and not skipped:
+            return replayed, refused
+        replayed += len(done)
+        refused += skipped
+        after = max(done + skipped)
 
 
 def dismiss(conn: Connection, exc_id: int, *, actor: str, at: datetime, reason: str) -> str:
