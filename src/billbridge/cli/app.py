@@ -109,9 +109,14 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
            idle_exit: Annotated[float | None, typer.Option(
                help="exit after this many seconds with nothing to do")] = None,
            config: Annotated[Path | None, typer.Option(
-               help="activate this configuration file first")] = None) -> None:
+               help="activate this configuration file first")] = None,
+           process: Annotated[bool, typer.Option(
+               help="run inbox events through their flows")] = True,
+           dispatch: Annotated[bool, typer.Option(
+               help="send outbox commands to the targets")] = True) -> None:
     """Process inbox events and dispatch outbox commands (run as many as you like
-    on PostgreSQL: they share the queue)."""
+    on PostgreSQL: they share the queue). --no-dispatch and --no-process split
+    the two jobs between processes."""
     from billbridge.connectors.registry import build_source
     from billbridge.engine.runner import run
 
@@ -122,7 +127,8 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run(hub, stop, sources=[build_source(s) for s in (source or [])], idle_exit=idle_exit)
+    run(hub, stop, sources=[build_source(s) for s in (source or [])], idle_exit=idle_exit,
+        process=process, dispatch=dispatch)
 
 
 @app.command()
@@ -569,6 +575,30 @@ def bench_replay(exceptions: Annotated[int, typer.Option(
 
     result = run(exceptions, database_url=database_url)
     print(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+@bench_app.command("soak")
+def bench_soak(seconds: Annotated[float, typer.Option(
+                   envvar="SOAK_SECONDS", help="of traffic and chaos; settling follows")] = 300,
+               settle_seconds: Annotated[float, typer.Option(
+                   help="at most this long for the hub to settle afterwards")] = 300,
+               erp_down_seconds: float = 60, seed: int = 1,
+               server_url: Annotated[str, typer.Option(
+                   envvar="BILLBRIDGE_TEST_PG_URL",
+                   help="PostgreSQL server; the soak creates and drops its own database")] =
+               "postgresql://postgres@127.0.0.1:5432/postgres",
+               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Chaos soak on PostgreSQL: kills, ERP outage, 429 storms, duplicate and late
+    webhooks, overlapping polls; exits 1 unless source, hub and ERP reconcile."""
+    from billbridge.bench.soak import SoakSettings, run
+
+    settings = SoakSettings(seconds=seconds, settle_seconds=settle_seconds,
+                            erp_down_seconds=erp_down_seconds, seed=seed)
+    result = run(settings, server_url=server_url,
+                 progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(result) if as_json else json.dumps(result, indent=2))
+    if not result["ok"]:
+        raise typer.Exit(1)
 
 
 @bench_app.command("console")
