@@ -9,7 +9,8 @@ arrive after a newer one), twice, or not at all (the polls must find it).
 Meanwhile random processes are killed with SIGKILL and started again, the
 ERP (the generic ledger, which here deduplicates nothing: the hub's marker
 look-ups must) goes down for a minute, 429 storms hit the ERP and the time
-source, and the ERP drops some acknowledgements after applying the write.
+source, and every few seconds the ERP's next batch call either applies and
+drops its acknowledgement or fails with a 503.
 Then the chaos stops, the hub is given time to settle, and the verdict is
 read from the source emulator, the hub's store and the ERP emulator.
 """
@@ -23,6 +24,7 @@ import shutil
 import socket
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ from billbridge.bench.soak_check import Verdict, check_erp, check_hub
 from billbridge.connectors.generic.client import LedgerTarget
 from billbridge.connectors.generic.emulator import LedgerEmulator, TimeSourceEmulator
 from billbridge.connectors.generic.webhooks import sign
+from billbridge.emulation.faults import Fault, FaultRule
 from billbridge.engine.hub import Hub
 from billbridge.store.db import make_engine, scratch_database
 from billbridge.store.tables import inbox
@@ -45,9 +48,8 @@ DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 SECRET = "soak-secret"
 PROJECTS = [f"S-{i}" for i in range(6)]
 LATE_PROJECT = "S-late"  # activated part-way: its early time parks, then posts
-LEDGER_BASELINE = {"lost_ack": 0.03, "5xx": 0.02}
-LEDGER_STORM = {"429": 0.7, "lost_ack": 0.03}
-SOURCE_STORM = {"429": 0.6}
+BATCH = "/v1/postings:batch"
+STORM = {"429": 0.7}  # of every request, look-ups and polls included
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,18 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _wait_until_up(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            httpx.get(url, timeout=2).raise_for_status()
+            return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _project_event(code: str) -> dict[str, Any]:
     return {"type": "project.updated", "id": f"project:{code}:active",
             "at": "2026-03-01T00:00:00Z",
@@ -86,8 +100,7 @@ class Traffic:
         self.client = httpx.Client(timeout=3)
         self.queue: list[tuple[float, int, bytes]] = []
         self.created = self.edits = 0
-        self.counts = {"sent": 0, "acknowledged": 0, "refused_or_unanswered": 0, "late": 0,
-                       "twice": 0, "never": 0}
+        self.counts: Counter[str] = Counter()
 
     def generate(self, dt: float, new_per_s: float, edits_per_s: float) -> None:
         for _ in range(self._how_many(new_per_s * dt)):
@@ -146,13 +159,12 @@ class Traffic:
                 answer = self.client.post(self.hook_url, content=body, headers={
                     "Content-Type": "application/json", "X-Generic-Timestamp": stamp,
                     "X-Generic-Signature": sign(SECRET, stamp, body)})
-                if 200 <= answer.status_code < 300:
-                    self.counts["acknowledged"] += 1
-                    continue
-            except httpx.HTTPError:
-                pass
-            self.counts["refused_or_unanswered"] += 1
-            self._push(now + self.rng.uniform(1, 3), body)
+                outcome = f"answered {answer.status_code}"
+            except httpx.HTTPError as exc:
+                outcome = f"failed {exc.__class__.__name__}"
+            self.counts[outcome] += 1
+            if not outcome.startswith("answered 2"):
+                self._push(now + self.rng.uniform(1, 3), body)
 
     def close(self) -> None:
         self.client.close()
@@ -176,6 +188,7 @@ class Chaos:
             (0.70 * length, "storm"), (0.70 * length + settings.storm_seconds, "calm")])
         self.activate_late_project = activate_late_project
         self.next_kill = self._kill_gap()
+        self.next_fault = self.rng.uniform(3, 8)
         self.restarts: list[tuple[float, Member]] = []
         self.erp_down_for = 0.0
         self.crashes: list[str] = []
@@ -195,6 +208,10 @@ class Chaos:
             self.fleet.kill(victim)
             self.log.append(f"{elapsed:6.1f} s SIGKILL {victim.name}")
             self.restarts.append((elapsed + self.rng.uniform(1, 4), victim))
+        if elapsed >= self.next_fault:
+            self.next_fault = elapsed + self.rng.uniform(3, 8)
+            fault = Fault.LOST_ACK if self.rng.random() < 0.7 else Fault.SERVER_ERROR
+            self.erp.faults.script([FaultRule(fault, path_prefix=BATCH)])
         for due, member in list(self.restarts):
             if due <= elapsed:
                 self.restarts.remove((due, member))
@@ -206,11 +223,11 @@ class Chaos:
 
     def _apply(self, what: str) -> None:
         if what == "storm":
-            self.erp.faults.set_random(self.rng.randrange(1 << 30), LEDGER_STORM)
-            self.source.faults.set_random(self.rng.randrange(1 << 30), SOURCE_STORM)
-        elif what == "calm":
-            self.erp.faults.set_random(self.rng.randrange(1 << 30), LEDGER_BASELINE)
-            self.source.faults.clear()
+            self.erp.faults.set_random(self.rng.randrange(1 << 30), STORM)
+            self.source.faults.set_random(self.rng.randrange(1 << 30), STORM)
+        elif what == "calm":  # the storm ends; faults scripted for coming batches stay
+            self.erp.faults.set_random(0, {})
+            self.source.faults.set_random(0, {})
         elif what == "erp down":
             self.erp.stop()
             self.erp_down_for -= time.monotonic()
@@ -227,8 +244,7 @@ class Chaos:
             if what in ("erp up", "activate late project"):
                 self._apply(what)
         self.timeline = []
-        self.erp.faults.clear()
-        self.source.faults.clear()
+        self._apply("calm")
         self.restarts = []
         self.fleet.restart_dead()
 
@@ -255,7 +271,6 @@ def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
         source = TimeSourceEmulator(port=_free_port())
         erp.start()
         source.start()
-        erp.faults.set_random(rng.randrange(1 << 30), LEDGER_BASELINE)
         hub = Hub(url, {"ledger": LedgerTarget(erp.url, "t")})
         hub.activate_config(CONFIG, note="soak")
         hub.ingest([_project_event(p) for p in PROJECTS], source="psa")
@@ -272,6 +287,7 @@ def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
         for i in range(settings.dispatchers):
             fleet.add(f"dispatcher-{i}", ["worker", *common, "--lease-seconds", "3",
                                           "--no-process"])
+        _wait_until_up(f"http://127.0.0.1:{port}/healthz")
         traffic = Traffic(source, f"http://127.0.0.1:{port}/v1/webhooks/generic", rng)
         chaos = Chaos(settings, fleet, erp, source, rng, lambda: hub.ingest(
             [_project_event(LATE_PROJECT)], source="psa"))
