@@ -3,6 +3,7 @@ store (SQLite, and PostgreSQL in CI)."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -82,3 +83,18 @@ def test_a_delivery_the_store_refuses_fails_alone(engine: Engine,
     finally:
         committer.stop()
     assert sorted(stored(engine)) == [("harvest", f"te-{i}:v1") for i in range(4)]
+
+
+def test_coroutines_awaiting_their_deliveries_get_their_own_results(engine: Engine) -> None:
+    committer = GroupCommitter(engine, SystemClock())
+
+    async def deliver_all() -> list[list[Any]]:
+        return await asyncio.gather(*(committer.store([time_entry(f"te-{i}")], source="harvest")
+                                      for i in range(30)))
+
+    try:
+        answers = asyncio.run(deliver_all())
+    finally:
+        committer.stop()
+    assert [a[0].event_id for a in answers] == [f"te-{i}:v1" for i in range(30)]
+    assert len(stored(engine)) == 30

@@ -5,7 +5,6 @@ are JSON with a stable `code`, a message and the correlation id."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -247,7 +246,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
             WEBHOOKS_REJECTED.labels(source, "fetch_failed").inc()
             raise ApiError(503, "UPSTREAM_UNAVAILABLE", str(exc)) from None
         try:
-            results = await asyncio.wrap_future(committer.submit(events, source=source))
+            results = await committer.store(events, source=source)
         except SQLAlchemyError as exc:
             raise _not_stored(exc) from None
         acknowledgement = getattr(receiver, "acknowledgement", None)
