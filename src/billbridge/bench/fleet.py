@@ -43,6 +43,8 @@ class Fleet:
         return member
 
     def start(self, member: Member) -> None:
+        if member.running:
+            return
         with member.log.open("ab") as log:
             member.process = subprocess.Popen(
                 [sys.executable, "-m", "billbridge", *member.args], env=self.env,
@@ -58,17 +60,14 @@ class Fleet:
             member.kills += 1
         member.down_since = time.monotonic()
 
-    def restart_dead(self) -> list[str]:
-        """Start again every member that is not running; their names."""
-        dead = [m for m in self.members.values() if not m.running]
-        for member in dead:
+    def start_all(self) -> None:
+        """Start every member that is not running (killed or crashed)."""
+        for member in self.members.values():
             self.start(member)
-        return [m.name for m in dead]
 
-    def crashed(self) -> list[str]:
-        """Members that exited on their own (not killed by us), with their logs."""
-        return [f"{m.name} exited {m.process.returncode} (see {m.log})"
-                for m in self.members.values()
+    def crashed(self) -> list[Member]:
+        """Members that exited on their own, not killed by us."""
+        return [m for m in self.members.values()
                 if m.process is not None and m.process.poll() is not None
                 and m.down_since is None]
 

@@ -216,10 +216,11 @@ class Chaos:
             if due <= elapsed:
                 self.restarts.remove((due, member))
                 self.fleet.start(member)
-        self.crashes += self.fleet.crashed()
-        for name in self.fleet.restart_dead():  # a crash (not a kill) is noted, then restarted
-            if any(c.startswith(f"{name} ") for c in self.crashes):
-                self.log.append(f"{elapsed:6.1f} s restarted crashed {name}")
+        for member in self.fleet.crashed():  # a crash, not a kill: noted, then restarted
+            assert member.process is not None
+            self.crashes.append(f"{member.name} exited {member.process.returncode} at "
+                                f"{elapsed:.0f} s (see {member.log})")
+            self.fleet.start(member)
 
     def _apply(self, what: str) -> None:
         if what == "storm":
@@ -246,7 +247,7 @@ class Chaos:
         self.timeline = []
         self._apply("calm")
         self.restarts = []
-        self.fleet.restart_dead()
+        self.fleet.start_all()
 
 
 def _verdict(url: str, source: TimeSourceEmulator, erp: LedgerEmulator) -> Verdict:
