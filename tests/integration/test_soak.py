@@ -21,9 +21,10 @@ def test_a_short_soak_loses_nothing_and_duplicates_nothing() -> None:
                               storm_seconds=5, kill_every=(6.0, 10.0), seed=7),
                  server_url=PG_URL)
     assert result["ok"], result
-    assert result["verdict"]["approved"] > 50
-    assert result["verdict"]["erp_postings"] >= result["verdict"]["approved"]
-    assert sum(result["kills"].values()) >= 3
-    assert result["erp_down_s"] >= 8
-    assert result["faults_injected"]["erp"].get("429", 0) > 0
-    assert result["inbox_repeats_dropped"] > 0
+    # The chaos happened, and the verdict had work to judge.
+    assert result["verdict"]["approved"] > 50, result
+    assert result["verdict"]["erp_postings"] >= result["verdict"]["approved"], result
+    assert sum(result["kills"].values()) >= 3, result
+    assert result["erp_down_s"] >= 7.5, result  # 8 s, less the time the ERP takes to stop
+    assert result["faults_injected"]["erp"].get("429", 0) > 0, result
+    assert result["inbox_repeats_dropped"] > 0, result
