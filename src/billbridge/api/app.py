@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Route
 
 from billbridge.api.auth import AuthError, Permission, require
 from billbridge.api.oidc import OidcSettings
@@ -82,6 +83,29 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         403: "the token's role may not do this", 404: "no such thing",
         409: "the action does not apply in this state", 413: "too large",
         422: "invalid input", 503: "not ready, or a vendor is unreachable"}.items()}
+
+
+def _error_response(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {
+        "schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+
+
+WEBHOOK_OPERATION: dict[str, Any] = {"post": {
+    "tags": ["ingress"], "summary": "Webhook", "operationId": "webhook",
+    "description": "A vendor's signed delivery. Answered once its events are in the inbox.",
+    "parameters": [{"name": "source", "in": "path", "required": True,
+                    "schema": {"type": "string", "title": "Source"}}],
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {}}}},
+    "responses": {
+        "202": {"description": "stored: one result per event", "content": {
+            "application/json": {"schema": {"type": "object", "properties": {
+                "results": {"type": "array", "items": {"type": "object"}}}}}}},
+        "200": {"description": "stored; answered in the vendor's own format"},
+        "401": _error_response("unsigned, forged or stale delivery"),
+        "404": _error_response("no webhook source of that name"),
+        "413": _error_response("body over 1 MB"),
+        "429": _error_response("the source is over its ingress rate: see Retry-After"),
+        "503": _error_response("not stored (vendor or store unreachable): send it again")}}}
 
 
 class Page(BaseModel):
@@ -212,8 +236,8 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     # -- ingress -----------------------------------------------------------
-    @app.post("/v1/webhooks/{source}", status_code=202, tags=["ingress"])
-    async def webhook(source: str, request: Request) -> Any:
+    async def webhook(request: Request) -> Response:
+        source = request.path_params["source"]
         receiver = receivers.get(source)
         if receiver is None:
             WEBHOOKS_REJECTED.labels("unknown", "unknown_source").inc()
@@ -476,10 +500,15 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
                                 "schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
             document["components"]["schemas"].pop("HTTPValidationError", None)
             document["components"]["schemas"].pop("ValidationError", None)
+            document["paths"]["/v1/webhooks/{source}"] = WEBHOOK_OPERATION
             app.openapi_schema = document
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    # The webhook door is a plain Starlette route, first in the table: it reads
+    # the raw body for the signature and needs none of FastAPI's parameter
+    # handling, which cost three times the rest of an acknowledgement.
+    app.router.routes.insert(0, Route("/v1/webhooks/{source}", webhook, methods=["POST"]))
     # The console's routes last: requests are matched in order, and webhooks
     # are the hot path.
     app.include_router(router)
