@@ -193,6 +193,23 @@ def test_circuit_opens_on_a_down_target_and_nothing_is_lost(
     assert target.kinds() == ["project.upsert"]
 
 
+def test_when_the_circuit_closes_the_backlog_goes_without_waiting_out_its_backoff(
+        engine: Engine, target: FakeTarget) -> None:
+    hub = Hub(engine, {"ledger": target}, clock=ManualClock(), seed=7,
+              settings=HubSettings(retry=RetryPolicy(base_seconds=100, cap_seconds=1000),
+                                   breaker_threshold=1, breaker_cooldown=5))
+    hub.activate_config(CONFIG)
+    target.script = ["transient"]
+    hub.ingest([project_event("GLX-001")], source="psa")
+    hub.step()  # fails: the circuit opens; the command backs off 50 s or more
+    hub.ingest([project_event("GLX-002")], source="psa")
+    hub.clock.sleep(6)  # past the cooldown, far short of the backoff
+    hub.step()  # the trial call (the new command) succeeds: the circuit closes
+    hub.step()
+    assert sorted(p["code"] for p in target.payloads("project.upsert")) == ["GLX-001",
+                                                                            "GLX-002"]
+
+
 def test_retries_exhausted_opens_an_exception_that_can_be_retried(
         hub: Hub, target: FakeTarget) -> None:
     target.script = ["transient"] * 6

@@ -212,7 +212,17 @@ class Dispatcher:
             metrics.TARGET_CALLS.labels(name, "ok").inc()
             breaker.success()
             self._save_breaker(conn, name, breaker)
+            if trial:
+                self._resume(conn, name)
             return self._settle(conn, name, rows, batch_id, results)
+
+    def _resume(self, conn: Connection, name: str) -> None:
+        """The target is back after its circuit was open: commands backing off
+        because it was down go now, instead of each waiting out a backoff that
+        grew while nothing could succeed (the token bucket still paces them)."""
+        conn.execute(update(outbox).where(
+            outbox.c.target == name, outbox.c.status == "pending",
+            outbox.c.next_attempt_ms > self.clock.ms()).values(next_attempt_ms=self.clock.ms()))
 
     def _send(self, target: Target, commands: Sequence[OutboundCommand]) -> dict[str,
                                                                                   RecordResult]:
