@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, func, select
 
 from billbridge.bench.replay import run
-from billbridge.engine import exception_queue
+from billbridge.engine import audit, exception_queue
 from billbridge.engine.hub import Hub
 from billbridge.store.tables import audit_log
 from conftest import CONFIG, project_event, time_entry
@@ -54,6 +54,7 @@ def test_bulk_replay_takes_every_open_exception_of_a_reason_and_audits_each(
         assert exception_queue.open_by_reason(conn) == {"MALFORMED_PAYLOAD": 1}
         assert conn.execute(select(func.count()).select_from(audit_log)).scalar() == \
             audited_before + 7
+        assert audit.verify(conn) == []  # the rows appended together still chain
 
 
 def test_bulk_replay_leaves_what_cannot_be_replayed_open(engine: Engine) -> None:
