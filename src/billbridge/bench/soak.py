@@ -263,6 +263,60 @@ def _verdict(url: str, source: TimeSourceEmulator, erp: LedgerEmulator) -> Verdi
     return verdict
 
 
+def _start_fleet(settings: SoakSettings, workdir: Path, url: str, erp: LedgerEmulator,
+                 source: TimeSourceEmulator) -> tuple[Fleet, str]:
+    """serve (webhooks only), polling workers and dispatchers; the webhook URL."""
+    fleet = Fleet(workdir, {"BILLBRIDGE_LEDGER_TOKEN": "t",
+                            "BILLBRIDGE_LEDGER_IDEMPOTENCY": "marker_lookup",
+                            "BILLBRIDGE_WEBHOOK_SECRET": SECRET})
+    port = _free_port()
+    common = ["--database-url", url, "--target", f"ledger={erp.url}"]
+    fleet.add("serve", ["serve", *common, "--port", str(port), "--no-engine"])
+    for i in range(settings.workers):
+        fleet.add(f"worker-{i}", ["worker", *common, "--lease-seconds", "3",
+                                  "--batch-size", "20", "--no-dispatch",
+                                  "--source", f"generic={source.url}"])
+    for i in range(settings.dispatchers):
+        fleet.add(f"dispatcher-{i}", ["worker", *common, "--lease-seconds", "3",
+                                      "--no-process"])
+    _wait_until_up(f"http://127.0.0.1:{port}/healthz")
+    return fleet, f"http://127.0.0.1:{port}/v1/webhooks/generic"
+
+
+def _storm_and_traffic(settings: SoakSettings, traffic: Traffic, chaos: Chaos,
+                       progress: Callable[[str], None]) -> None:
+    started = last = time.monotonic()
+    reported = 0
+    while (now := time.monotonic()) - started < settings.seconds:
+        traffic.generate(now - last, settings.new_per_s, settings.edits_per_s)
+        last = now
+        traffic.deliver_due()
+        chaos.tick(now - started)
+        for line in chaos.log[reported:]:
+            progress(line)
+        reported = len(chaos.log)
+        time.sleep(0.1)
+    chaos.end()
+    progress(f"traffic stopped after {settings.seconds:.0f} s: {traffic.created} entries, "
+             f"{traffic.edits} edits; settling")
+
+
+def _settle(settings: SoakSettings, traffic: Traffic, judge: Callable[[], Verdict]
+            ) -> tuple[Verdict, float]:
+    """Deliver the webhooks still owed and wait until the verdict is clean, or
+    the time is up; the last verdict and how long it took."""
+    started = time.monotonic()
+    checked = 0.0
+    while time.monotonic() - started < settings.settle_seconds:
+        traffic.deliver_due(limit=200)
+        if not traffic.queue and time.monotonic() - checked > 5:
+            checked = time.monotonic()
+            if judge().ok:
+                break
+        time.sleep(0.2)
+    return judge(), time.monotonic() - started
+
+
 def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
         progress: Callable[[str], None] = lambda line: None) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix="bb-soak-"))
@@ -275,51 +329,14 @@ def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
         hub = Hub(url, {"ledger": LedgerTarget(erp.url, "t")})
         hub.activate_config(CONFIG, note="soak")
         hub.ingest([_project_event(p) for p in PROJECTS], source="psa")
-        fleet = Fleet(workdir, {"BILLBRIDGE_LEDGER_TOKEN": "t",
-                                "BILLBRIDGE_LEDGER_IDEMPOTENCY": "marker_lookup",
-                                "BILLBRIDGE_WEBHOOK_SECRET": SECRET})
-        port = _free_port()
-        common = ["--database-url", url, "--target", f"ledger={erp.url}"]
-        fleet.add("serve", ["serve", *common, "--port", str(port), "--no-engine"])
-        for i in range(settings.workers):
-            fleet.add(f"worker-{i}", ["worker", *common, "--lease-seconds", "3",
-                                      "--batch-size", "20", "--no-dispatch",
-                                      "--source", f"generic={source.url}"])
-        for i in range(settings.dispatchers):
-            fleet.add(f"dispatcher-{i}", ["worker", *common, "--lease-seconds", "3",
-                                          "--no-process"])
-        _wait_until_up(f"http://127.0.0.1:{port}/healthz")
-        traffic = Traffic(source, f"http://127.0.0.1:{port}/v1/webhooks/generic", rng)
+        fleet, hook_url = _start_fleet(settings, workdir, url, erp, source)
+        traffic = Traffic(source, hook_url, rng)
         chaos = Chaos(settings, fleet, erp, source, rng, lambda: hub.ingest(
             [_project_event(LATE_PROJECT)], source="psa"))
-        verdict = Verdict()
         try:
-            started = last = time.monotonic()
-            reported = 0
-            while (now := time.monotonic()) - started < settings.seconds:
-                traffic.generate(now - last, settings.new_per_s, settings.edits_per_s)
-                last = now
-                traffic.deliver_due()
-                chaos.tick(now - started)
-                for line in chaos.log[reported:]:
-                    progress(line)
-                reported = len(chaos.log)
-                time.sleep(0.1)
-            chaos.end()
-            progress(f"traffic stopped after {settings.seconds:.0f} s: {traffic.created} "
-                     f"entries, {traffic.edits} edits; settling")
-            settling = time.monotonic()
-            checked = 0.0
-            while time.monotonic() - settling < settings.settle_seconds:
-                traffic.deliver_due(limit=200)
-                if not traffic.queue and time.monotonic() - checked > 5:
-                    checked = time.monotonic()
-                    verdict = _verdict(url, source, erp)
-                    if verdict.ok:
-                        break
-                time.sleep(0.2)
-            settled_after = time.monotonic() - settling
-            verdict = _verdict(url, source, erp)
+            _storm_and_traffic(settings, traffic, chaos, progress)
+            verdict, settled_after = _settle(settings, traffic,
+                                             lambda: _verdict(url, source, erp))
         finally:
             fleet.stop()
             traffic.close()
@@ -329,10 +346,11 @@ def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
             repeats = conn.execute(select(func.coalesce(func.sum(inbox.c.duplicates), 0))
                                    ).scalar()
         hub.engine.dispose()
-    if verdict.ok and not chaos.crashes:
+    ok = verdict.ok and not chaos.crashes
+    if ok:
         shutil.rmtree(workdir, ignore_errors=True)
     return {
-        "ok": verdict.ok and not chaos.crashes, "settings": asdict(settings),
+        "ok": ok, "settings": asdict(settings),
         "verdict": verdict.as_json(), "settled_after_s": round(settled_after, 1),
         "entries": traffic.created, "edits": traffic.edits, "webhooks": traffic.counts,
         "inbox_repeats_dropped": int(repeats or 0),
@@ -341,5 +359,5 @@ def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
         "faults_injected": {"erp": {k.value: v for k, v in erp.faults.injected.items()},
                             "time_source": {k.value: v
                                             for k, v in source.faults.injected.items()}},
-        "erp_calls": erp.calls, "logs": None if verdict.ok else str(workdir),
+        "erp_calls": erp.calls, "logs": None if ok else str(workdir),
     }
