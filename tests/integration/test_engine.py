@@ -210,6 +210,28 @@ def test_when_the_circuit_closes_the_backlog_goes_without_waiting_out_its_backof
                                                                             "GLX-002"]
 
 
+def test_a_call_failing_after_a_good_one_backs_off_by_the_targets_run_not_the_attempts(
+        engine: Engine, target: FakeTarget) -> None:
+    hub = Hub(engine, {"ledger": target}, clock=ManualClock(), seed=7,
+              settings=HubSettings(retry=RetryPolicy(base_seconds=1, cap_seconds=1000,
+                                                     max_attempts=50), breaker_threshold=100))
+    hub.activate_config(CONFIG)
+    target.script = ["transient"] * 6 + ["ok", "lost_ack"]
+    hub.ingest([project_event("GLX-001")], source="psa")
+    for _ in range(6):
+        hub.clock.sleep(1000)  # past every backoff
+        hub.step()
+    hub.ingest([project_event("GLX-002")], source="psa")
+    hub.step()  # GLX-001 still backs off; GLX-002's call succeeds: the target works
+    hub.clock.sleep(1000)
+    hub.step()  # GLX-001's seventh call fails as a whole
+    with engine.connect() as conn:
+        row = conn.execute(select(outbox.c.attempts, outbox.c.next_attempt_ms).where(
+            outbox.c.status == "pending")).one()
+    assert row.attempts == 7
+    assert row.next_attempt_ms - hub.clock.ms() <= 1000  # not the 32 s or more of attempt 7
+
+
 def test_retries_exhausted_opens_an_exception_that_can_be_retried(
         hub: Hub, target: FakeTarget) -> None:
     target.script = ["transient"] * 6
