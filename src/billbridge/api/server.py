@@ -5,6 +5,7 @@ process is only the API (webhooks, console), for deployments that run
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -83,6 +84,10 @@ def serve_hub(hub: Hub, *, host: str, port: int, sources: Sequence[Source] = (),
     server = HubServer(hub, host=host, port=port, sources=sources, webhooks=webhooks,
                        engine=engine)
     server.start()
+    # What start-up built (the app, its routes, the schema) lives as long as
+    # the process: keep it out of the collector's full passes, which would
+    # otherwise walk it all and pause request handling to do so.
+    gc.freeze()
     print(f"billbridge serving on {server.url} (health {server.url}/healthz, "
           f"metrics {server.url}/metrics)", flush=True)
     server.wait()
