@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit integration serve clean browser screenshots
+.PHONY: install demo test lint typecheck unit integration serve clean browser screenshots soak
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,12 @@ browser:
 
 test: lint typecheck browser
 	$(BIN)/pytest -q
+
+# Chaos soak on PostgreSQL (BILLBRIDGE_TEST_PG_URL, else the local server): SOAK_SECONDS of
+# traffic with kills, an ERP outage and 429 storms, then a three-way reconciliation.
+SOAK_SECONDS ?= 300
+soak: $(STAMP)
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/billbridge bench soak
 
 screenshots: $(STAMP) browser
 	$(BIN)/python -m billbridge.console.screenshots docs/screenshots

@@ -4,15 +4,14 @@ BILLBRIDGE_TEST_PG_URL is set; CI sets it), and a demo-like configuration."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
-from billbridge.store.db import make_engine, migrate
+from billbridge.store.db import make_engine, migrate, scratch_database
 
 PG_URL = os.environ.get("BILLBRIDGE_TEST_PG_URL")
 SKIP_PG = "PostgreSQL tests need BILLBRIDGE_TEST_PG_URL (set by .ci/run)"
@@ -48,18 +47,8 @@ CONFIG: dict[str, Any] = {
 
 def _pg_database(url: str) -> Iterator[str]:
     """A fresh database on the test server, dropped afterwards."""
-    name = f"bb_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1),
-                          isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    base, _, _ = url.rpartition("/")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_database(url, prefix="bb_test") as scratch:
+        yield scratch
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -197,6 +197,45 @@ def test_circuit_opens_on_a_down_target_and_nothing_is_lost(
     assert target.kinds() == ["project.upsert"]
 
 
+def test_when_the_circuit_closes_the_backlog_goes_without_waiting_out_its_backoff(
+        engine: Engine, target: FakeTarget) -> None:
+    hub = Hub(engine, {"ledger": target}, clock=ManualClock(), seed=7,
+              settings=HubSettings(retry=RetryPolicy(base_seconds=100, cap_seconds=1000),
+                                   breaker_threshold=1, breaker_cooldown=5))
+    hub.activate_config(CONFIG)
+    target.script = ["transient"]
+    hub.ingest([project_event("GLX-001")], source="psa")
+    hub.step()  # fails: the circuit opens; the command backs off 50 s or more
+    hub.ingest([project_event("GLX-002")], source="psa")
+    hub.clock.sleep(6)  # past the cooldown, far short of the backoff
+    hub.step()  # the trial call (the new command) succeeds: the circuit closes
+    hub.step()
+    assert sorted(p["code"] for p in target.payloads("project.upsert")) == ["GLX-001",
+                                                                            "GLX-002"]
+
+
+def test_a_call_failing_after_a_good_one_backs_off_by_the_targets_run_not_the_attempts(
+        engine: Engine, target: FakeTarget) -> None:
+    hub = Hub(engine, {"ledger": target}, clock=ManualClock(), seed=7,
+              settings=HubSettings(retry=RetryPolicy(base_seconds=1, cap_seconds=1000,
+                                                     max_attempts=50), breaker_threshold=100))
+    hub.activate_config(CONFIG)
+    target.script = ["transient"] * 6 + ["ok", "lost_ack"]
+    hub.ingest([project_event("GLX-001")], source="psa")
+    for _ in range(6):
+        hub.clock.sleep(1000)  # past every backoff
+        hub.step()
+    hub.ingest([project_event("GLX-002")], source="psa")
+    hub.step()  # GLX-001 still backs off; GLX-002's call succeeds: the target works
+    hub.clock.sleep(1000)
+    hub.step()  # GLX-001's seventh call fails as a whole
+    with engine.connect() as conn:
+        row = conn.execute(select(outbox.c.attempts, outbox.c.next_attempt_ms).where(
+            outbox.c.status == "pending")).one()
+    assert row.attempts == 7
+    assert row.next_attempt_ms - hub.clock.ms() <= 1000  # not the 32 s or more of attempt 7
+
+
 def test_retries_exhausted_opens_an_exception_that_can_be_retried(
         hub: Hub, target: FakeTarget) -> None:
     target.script = ["transient"] * 6

@@ -1,8 +1,11 @@
 """Run the API with uvicorn while a background thread processes, dispatches
-and polls: one process that is the whole hub."""
+and polls: one process that is the whole hub. Without the engine thread the
+process is only the API (webhooks, console), for deployments that run
+`billbridge worker` processes beside it."""
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,8 +24,9 @@ class HubServer:
     def __init__(self, hub: Hub, *, host: str = "127.0.0.1", port: int = 8000,
                  sources: Sequence[Source] = (),
                  webhooks: Mapping[str, WebhookReceiver] | None = None,
-                 poll_seconds: float = 5.0) -> None:
+                 poll_seconds: float = 5.0, engine: bool = True) -> None:
         self.hub = hub
+        self.engine = engine
         self.stop_event = threading.Event()
         app = create_app(hub, webhooks=webhooks or {},
                          scenarios=Path("scenarios") if Path("scenarios").is_dir() else None)
@@ -45,7 +49,8 @@ class HubServer:
         return f"http://{config.host}:{port}"
 
     def start(self) -> None:
-        self.engine_thread.start()
+        if self.engine:
+            self.engine_thread.start()
         self.api_thread.start()
         for _ in range(200):
             if self.server.started:
@@ -57,7 +62,8 @@ class HubServer:
         self.stop_event.set()
         self.server.should_exit = True
         self.api_thread.join(timeout=5)
-        self.engine_thread.join(timeout=5)
+        if self.engine:
+            self.engine_thread.join(timeout=5)
 
     def wait(self) -> None:
         """Block until interrupted (Ctrl-C or SIGTERM)."""
@@ -73,9 +79,15 @@ class HubServer:
 
 
 def serve_hub(hub: Hub, *, host: str, port: int, sources: Sequence[Source] = (),
-              webhooks: Mapping[str, WebhookReceiver] | None = None) -> None:
-    server = HubServer(hub, host=host, port=port, sources=sources, webhooks=webhooks)
+              webhooks: Mapping[str, WebhookReceiver] | None = None,
+              engine: bool = True) -> None:
+    server = HubServer(hub, host=host, port=port, sources=sources, webhooks=webhooks,
+                       engine=engine)
     server.start()
+    # What start-up built (the app, its routes, the schema) lives as long as
+    # the process: keep it out of the collector's full passes, which would
+    # otherwise walk it all and pause request handling to do so.
+    gc.freeze()
     print(f"billbridge serving on {server.url} (health {server.url}/healthz, "
           f"metrics {server.url}/metrics)", flush=True)
     server.wait()

@@ -109,9 +109,14 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
            idle_exit: Annotated[float | None, typer.Option(
                help="exit after this many seconds with nothing to do")] = None,
            config: Annotated[Path | None, typer.Option(
-               help="activate this configuration file first")] = None) -> None:
+               help="activate this configuration file first")] = None,
+           process: Annotated[bool, typer.Option(
+               help="run inbox events through their flows")] = True,
+           dispatch: Annotated[bool, typer.Option(
+               help="send outbox commands to the targets")] = True) -> None:
     """Process inbox events and dispatch outbox commands (run as many as you like
-    on PostgreSQL: they share the queue)."""
+    on PostgreSQL: they share the queue). --no-dispatch and --no-process split
+    the two jobs between processes."""
     from billbridge.connectors.registry import build_source
     from billbridge.engine.runner import run
 
@@ -122,7 +127,8 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run(hub, stop, sources=[build_source(s) for s in (source or [])], idle_exit=idle_exit)
+    run(hub, stop, sources=[build_source(s) for s in (source or [])], idle_exit=idle_exit,
+        process=process, dispatch=dispatch)
 
 
 @app.command()
@@ -131,7 +137,10 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
           webhook_secret: Annotated[str, typer.Option(envvar="BILLBRIDGE_WEBHOOK_SECRET")] =
           "generic-secret",
           config: Annotated[Path | None, typer.Option(
-              help="activate this configuration file first")] = None) -> None:
+              help="activate this configuration file first")] = None,
+          engine: Annotated[bool, typer.Option(
+              help="process and dispatch in this process too; --no-engine serves only the "
+                   "API and webhooks, beside `billbridge worker` processes")] = True) -> None:
     """Run the hub: API (/healthz, /metrics, webhooks), workers and dispatcher."""
     from billbridge.api.server import serve_hub
     from billbridge.connectors.base import WebhookReceiver
@@ -148,7 +157,7 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
         if connection.credentials.get("webhook_secret"):
             webhooks[connection.name] = build_webhooks(connection)
     serve_hub(hub, host=host, port=port, sources=[build_source(s) for s in (source or [])],
-              webhooks=webhooks)
+              webhooks=webhooks, engine=engine)
 
 
 @app.command()
@@ -252,10 +261,25 @@ def exceptions_retry(ids: list[int], database_url: DbOption = None,
 
 
 @exceptions_app.command("replay")
-def exceptions_replay(ids: list[int], database_url: DbOption = None,
-                      actor: ActorOption = "operator") -> None:
+def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument()] = None,
+                      reason: Annotated[str | None, typer.Option(
+                          help="replay every open exception with this reason code instead")]
+                      = None,
+                      database_url: DbOption = None, actor: ActorOption = "operator") -> None:
     """Re-run the source event under the current configuration."""
-    _act(database_url, "replay", ids, actor)
+    if bool(ids) == bool(reason):
+        raise typer.BadParameter("give exception ids or --reason, not both")
+    if ids:
+        _act(database_url, "replay", ids, actor)
+        return
+    assert reason is not None
+    replayed, refused = exception_queue.replay_backlog(_engine(database_url), reason=reason,
+                                                       actor=actor, now=_now)
+    console.print(f"{replayed} exception(s) with reason {reason} replayed")
+    if refused:
+        console.print(f"[red]{len(refused)} could not be replayed (retry or dismiss them): "
+                      f"{', '.join(map(str, refused[:20]))}[/red]")
+        raise typer.Exit(1)
 
 
 @exceptions_app.command("dismiss")
@@ -522,6 +546,59 @@ def bench_burst(entries: int = 10_000, database_url: DbOption = None,
         result = run(entries, database_url=database_url,
                      progress=lambda done, total: bar.update(task, completed=done))
     console.print(result)
+
+
+@bench_app.command("ingest")
+def bench_ingest(rate: Annotated[float, typer.Option(help="webhooks per second")] = 1000,
+                 seconds: Annotated[float, typer.Option(help="how long to send")] = 30,
+                 database_url: DbOption = None,
+                 engine: Annotated[bool, typer.Option(
+                     help="run workers in the serve process too (they compete for its CPU)")]
+                 = False,
+                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Signed webhooks at a steady rate against `billbridge serve`: ack latency and loss."""
+    from billbridge.bench.ingest import run
+
+    result = run(rate, seconds, database_url=database_url,
+                 serve_args=[] if engine else ["--no-engine"])
+    print(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+@bench_app.command("replay")
+def bench_replay(exceptions: Annotated[int, typer.Option(
+                     help="time entries failing NO_RATE, fixed by one configuration change")]
+                 = 10_000,
+                 database_url: DbOption = None,
+                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """A backlog of exceptions fixed by one approved configuration change and replayed."""
+    from billbridge.bench.replay import run
+
+    result = run(exceptions, database_url=database_url)
+    print(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+@bench_app.command("soak")
+def bench_soak(seconds: Annotated[float, typer.Option(
+                   envvar="SOAK_SECONDS", help="of traffic and chaos; settling follows")] = 300,
+               settle_seconds: Annotated[float, typer.Option(
+                   help="at most this long for the hub to settle afterwards")] = 300,
+               erp_down_seconds: float = 60, seed: int = 1,
+               server_url: Annotated[str, typer.Option(
+                   envvar="BILLBRIDGE_TEST_PG_URL",
+                   help="PostgreSQL server; the soak creates and drops its own database")] =
+               "postgresql://postgres@127.0.0.1:5432/postgres",
+               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Chaos soak on PostgreSQL: kills, ERP outage, 429 storms, duplicate and late
+    webhooks, overlapping polls; exits 1 unless source, hub and ERP reconcile."""
+    from billbridge.bench.soak import SoakSettings, run
+
+    settings = SoakSettings(seconds=seconds, settle_seconds=settle_seconds,
+                            erp_down_seconds=erp_down_seconds, seed=seed)
+    result = run(settings, server_url=server_url,
+                 progress=lambda line: print(line, file=sys.stderr, flush=True))
+    print(json.dumps(result) if as_json else json.dumps(result, indent=2))
+    if not result["ok"]:
+        raise typer.Exit(1)
 
 
 @bench_app.command("console")

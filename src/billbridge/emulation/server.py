@@ -13,6 +13,7 @@ import json
 import re
 import socket
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -68,6 +69,12 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     emulator: EmulatorServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that went away mid-request (a killed worker) is not an
+        # emulator fault; anything else is printed as the standard server does.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):

@@ -5,25 +5,36 @@ across any number of workers; the lease expires if its holder dies."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from sqlalchemy import Connection, select, update
 
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import aggregates
 
+_BUMPS: dict[str, Any] = {}
+
+
+def _bump_statement(conn: Connection) -> Any:
+    """Built once per dialect: every ingest runs it, and building it cost more
+    than running it."""
+    name = conn.dialect.name
+    if name not in _BUMPS:
+        stmt = dialect_insert(conn)(aggregates)
+        _BUMPS[name] = stmt.on_conflict_do_update(
+            index_elements=[aggregates.c.key],
+            set_={"pending": aggregates.c.pending + stmt.excluded.pending},
+        )
+    return _BUMPS[name]
+
 
 def bump_pending(conn: Connection, counts: Counter[str]) -> None:
     """Record that ``counts[key]`` more events wait on each key."""
     if not counts:
         return
-    stmt = dialect_insert(conn)(aggregates)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[aggregates.c.key],
-        set_={"pending": aggregates.c.pending + stmt.excluded.pending},
-    )
     # Sorted so that two transactions touching the same keys lock them in one order.
-    conn.execute(stmt, [{"key": k, "pending": n, "lease_until_ms": 0}
-                        for k, n in sorted(counts.items())])
+    conn.execute(_bump_statement(conn), [{"key": k, "pending": n, "lease_until_ms": 0}
+                                         for k, n in sorted(counts.items())])
 
 
 def claim(conn: Connection, *, owner: str, now_ms: int, lease_ms: int, limit: int) -> list[str]:

@@ -26,20 +26,45 @@ def _digest(prev_hash: str, at: datetime, actor: str, action: str, subject: str,
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One audit row to append."""
+
+    at: datetime
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any] | None = None
+    correlation_id: str | None = None
+
+
 def record(conn: Connection, *, at: datetime, actor: str, action: str, subject: str,
            detail: dict[str, Any] | None = None, correlation_id: str | None = None) -> None:
     """Append one audit row in the caller's transaction."""
+    record_many(conn, [Entry(at, actor, action, subject, detail, correlation_id)])
+
+
+def record_many(conn: Connection, entries: list[Entry]) -> None:
+    """Append rows in order in the caller's transaction, each hashing the one
+    before it; one read of the chain's end and one insert however many."""
+    if not entries:
+        return
     if conn.dialect.name == "postgresql":
         # Appenders take turns so that the chain never forks.
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(724101)")
     prev = conn.execute(select(audit_log.c.hash).order_by(audit_log.c.id.desc()).limit(1))
     prev_hash = prev.scalar() or GENESIS
-    detail_json = canonical_json(detail or {})
-    conn.execute(audit_log.insert().values(
-        at=at, actor=actor, action=action, subject=subject, detail=detail_json,
-        correlation_id=correlation_id, prev_hash=prev_hash,
-        hash=_digest(prev_hash, at, actor, action, subject, detail_json, correlation_id),
-    ))
+    rows = []
+    for entry in entries:
+        detail_json = canonical_json(entry.detail or {})
+        digest = _digest(prev_hash, entry.at, entry.actor, entry.action, entry.subject,
+                         detail_json, entry.correlation_id)
+        rows.append({"at": entry.at, "actor": entry.actor, "action": entry.action,
+                     "subject": entry.subject, "detail": detail_json,
+                     "correlation_id": entry.correlation_id, "prev_hash": prev_hash,
+                     "hash": digest})
+        prev_hash = digest
+    conn.execute(audit_log.insert(), rows)
 
 
 @dataclass(frozen=True, slots=True)

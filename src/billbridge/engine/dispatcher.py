@@ -221,12 +221,22 @@ class Dispatcher:
                                             else "permanent").inc()
                 breaker.failure(self.clock.ms())
                 self._save_breaker(conn, name, breaker)
-                self._settle_failed_call(conn, rows, batch_id, failure)
+                self._settle_failed_call(conn, rows, batch_id, failure, breaker.failures)
                 return 0
             metrics.TARGET_CALLS.labels(name, "ok").inc()
             breaker.success()
             self._save_breaker(conn, name, breaker)
+            if trial:
+                self._resume(conn, name)
             return self._settle(conn, name, rows, batch_id, results)
+
+    def _resume(self, conn: Connection, name: str) -> None:
+        """The target is back after its circuit was open: commands backing off
+        because it was down go now, instead of each waiting out a backoff that
+        grew while nothing could succeed (the token bucket still paces them)."""
+        conn.execute(update(outbox).where(
+            outbox.c.target == name, outbox.c.status == "pending",
+            outbox.c.next_attempt_ms > self.clock.ms()).values(next_attempt_ms=self.clock.ms()))
 
     def _send(self, target: Target, commands: Sequence[OutboundCommand]) -> dict[str,
                                                                                   RecordResult]:
@@ -288,10 +298,15 @@ class Dispatcher:
             source=HUB_SOURCE, clock=self.clock)
 
     def _settle_failed_call(self, conn: Connection, rows: Sequence[Any], batch_id: str,
-                            failure: DeliveryError) -> None:
+                            failure: DeliveryError, streak: int) -> None:
+        """A call that failed as a whole says nothing about its records: they
+        back off by the target's run of failed calls (``streak``, which the
+        next good call ends), not by their own attempts, which earlier storms
+        may have run up; the circuit breaker holds calls while the run goes on."""
         for row in rows:
             if failure.transient or failure.code == ReasonCode.TARGET_AUTH.value:
-                self._reschedule(conn, row, batch_id, str(failure), failure.retry_after)
+                self._reschedule(conn, row, batch_id, str(failure), failure.retry_after,
+                                 backoff=streak)
             else:
                 self._fail(conn, row, batch_id, ReasonCode.TARGET_REJECTED, str(failure))
 
@@ -304,7 +319,9 @@ class Dispatcher:
                 attempts=row.attempts, next_attempt_ms=until, last_error=str(failure)))
 
     def _reschedule(self, conn: Connection, row: Any, batch_id: str, detail: str,
-                    retry_after: float | None) -> None:
+                    retry_after: float | None, backoff: int | None = None) -> None:
+        """Try ``row`` again later: after a backoff over ``backoff`` failures
+        (by default its own attempts), never sooner than ``retry_after``."""
         attempts = row.attempts + 1
         self._attempt(conn, row.id, batch_id, "retry", detail)
         if self.policy.exhausted(attempts):
@@ -312,7 +329,7 @@ class Dispatcher:
                        f"gave up on {row.kind} {row.record_id or row.id} after {attempts} "
                        f"attempts; last error: {detail}", record_attempt=False)
             return
-        delay = self.policy.delay(attempts, retry_after, self.rng)
+        delay = self.policy.delay(backoff or attempts, retry_after, self.rng)
         conn.execute(update(outbox).where(outbox.c.id == row.id).values(
             next_attempt_ms=self.clock.ms() + int(delay * 1000), last_error=detail))
         metrics.RETRIES.labels(row.target).inc()

@@ -5,11 +5,12 @@ configuration, dismiss with a reason), each idempotent and audited."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import audit, metrics
@@ -71,28 +72,42 @@ def open_by_reason(conn: Connection) -> Counter[str]:
     return Counter(r.reason for r in rows)
 
 
-def _requeue_inbox(conn: Connection, inbox_id: int, pin_version: int | None,
-                   replay: bool) -> None:
-    row = conn.execute(select(inbox.c.aggregate_key, inbox.c.status, inbox.c.payload)
-                       .where(inbox.c.id == inbox_id)).one()
-    if row.payload is None:
-        raise ActionRefused(f"inbox event {inbox_id} was malformed: fix it at the source and "
-                            "send it again, or dismiss this exception")
-    if row.status == "pending":
+_MALFORMED = ("inbox event {} was malformed: fix it at the source and send it again, or "
+              "dismiss this exception")
+
+
+def _malformed(conn: Connection, inbox_ids: Iterable[int]) -> set[int]:
+    """Inbox events kept only raw: there is no canonical event to run again."""
+    ids = list(inbox_ids)
+    if not ids:
+        return set()
+    return set(conn.execute(select(inbox.c.id).where(
+        inbox.c.id.in_(ids), inbox.c.payload.is_(None))).scalars())
+
+
+def _requeue(conn: Connection, pins: Mapping[int, int | None]) -> None:
+    """Put inbox events back in the queue as re-runs, pinned to a configuration
+    version (None: the active one). Events already waiting are left as they are."""
+    if not pins:
         return
-    conn.execute(update(inbox).where(inbox.c.id == inbox_id).values(
-        status="pending", config_version=pin_version, waiting_on=None, replay=replay))
-    bump_pending(conn, Counter({row.aggregate_key: 1}))
+    rows = list(conn.execute(select(inbox.c.id, inbox.c.aggregate_key).where(
+        inbox.c.id.in_(list(pins)), inbox.c.status != "pending")))
+    by_version: dict[int | None, list[int]] = {}
+    for row in rows:
+        by_version.setdefault(pins[row.id], []).append(row.id)
+    for version, ids in by_version.items():
+        conn.execute(update(inbox).where(inbox.c.id.in_(ids)).values(
+            status="pending", config_version=version, waiting_on=None, replay=True))
+    bump_pending(conn, Counter(row.aggregate_key for row in rows))
 
 
-def _close(conn: Connection, exc: Any, status: ExceptionStatus, actor: str, at: datetime,
-           resolution: str | None) -> None:
-    conn.execute(update(exceptions).where(exceptions.c.id == exc.id).values(
+def _close(conn: Connection, excs: Sequence[Any], status: ExceptionStatus, actor: str,
+           at: datetime, resolution: str | None) -> None:
+    conn.execute(update(exceptions).where(exceptions.c.id.in_([e.id for e in excs])).values(
         status=status.value, updated_at=at, resolved_by=actor, resolution=resolution))
-    audit.record(conn, at=at, actor=actor, action=f"exception.{status.value}",
-                 subject=f"exception:{exc.id}",
-                 detail={"reason": exc.reason, "resolution": resolution},
-                 correlation_id=exc.correlation_id)
+    audit.record_many(conn, [audit.Entry(
+        at, actor, f"exception.{status.value}", f"exception:{e.id}",
+        {"reason": e.reason, "resolution": resolution}, e.correlation_id) for e in excs])
 
 
 def retry(conn: Connection, exc_id: int, *, actor: str, at: datetime) -> str:
@@ -105,10 +120,12 @@ def retry(conn: Connection, exc_id: int, *, actor: str, at: datetime) -> str:
         conn.execute(update(outbox).where(outbox.c.id == exc.outbox_id).values(
             status="pending", attempts=0, next_attempt_ms=0, last_error=None))
     elif exc.inbox_id is not None:
-        _requeue_inbox(conn, exc.inbox_id, exc.config_version, replay=True)
+        if _malformed(conn, [exc.inbox_id]):
+            raise ActionRefused(_MALFORMED.format(exc.inbox_id))
+        _requeue(conn, {exc.inbox_id: exc.config_version})
     else:
         raise ActionRefused(f"exception {exc_id} has nothing to retry; dismiss it instead")
-    _close(conn, exc, ExceptionStatus.RETRIED, actor, at, None)
+    _close(conn, [exc], ExceptionStatus.RETRIED, actor, at, None)
     return ExceptionStatus.RETRIED.value
 
 
@@ -118,17 +135,69 @@ def replay(conn: Connection, exc_id: int, *, actor: str, at: datetime) -> str:
     exc = get(conn, exc_id, lock=True)
     if exc.status != ExceptionStatus.OPEN.value:
         return str(exc.status)
-    inbox_id = exc.inbox_id
-    if exc.outbox_id is not None:
-        command = conn.execute(select(outbox.c.inbox_id).where(outbox.c.id == exc.outbox_id)).one()
-        conn.execute(update(outbox).where(outbox.c.id == exc.outbox_id)
-                     .values(status="superseded"))
-        inbox_id = command.inbox_id
-    if inbox_id is None:
-        raise ActionRefused(f"exception {exc_id} has no source event to replay; retry it")
-    _requeue_inbox(conn, inbox_id, None, replay=True)
-    _close(conn, exc, ExceptionStatus.REPLAYED, actor, at, None)
+    refused = _replay(conn, [exc], actor, at)
+    if refused:
+        raise ActionRefused(refused[exc.id])
     return ExceptionStatus.REPLAYED.value
+
+
+def _replay(conn: Connection, excs: Sequence[Any], actor: str, at: datetime) -> dict[int, str]:
+    """Replay open exceptions together (a few statements however many); those
+    that cannot be replayed are left untouched and returned with why."""
+    commands = {e.outbox_id for e in excs if e.outbox_id is not None}
+    origin = dict(conn.execute(select(outbox.c.id, outbox.c.inbox_id)
+                               .where(outbox.c.id.in_(commands))).tuples()) if commands else {}
+    events: dict[int, int | None] = {
+        e.id: origin.get(e.outbox_id) if e.outbox_id is not None else e.inbox_id for e in excs}
+    malformed = _malformed(conn, {i for i in events.values() if i is not None})
+    refused = {e.id: (f"exception {e.id} has no source event to replay; retry it"
+                      if events[e.id] is None else _MALFORMED.format(events[e.id]))
+               for e in excs if events[e.id] is None or events[e.id] in malformed}
+    chosen = [e for e in excs if e.id not in refused]
+    if not chosen:
+        return refused
+    superseded = [e.outbox_id for e in chosen if e.outbox_id is not None]
+    if superseded:
+        conn.execute(update(outbox).where(outbox.c.id.in_(superseded))
+                     .values(status="superseded"))
+    _requeue(conn, {event: None for e in chosen if (event := events[e.id]) is not None})
+    _close(conn, chosen, ExceptionStatus.REPLAYED, actor, at, None)
+    return refused
+
+
+def replay_open(conn: Connection, *, reason: str, actor: str, at: datetime,
+                after: int = 0, limit: int = 500) -> tuple[list[int], list[int]]:
+    """Replay up to ``limit`` open exceptions with ``reason`` and an id above
+    ``after``, oldest first, in the caller's transaction: the backlog one
+    configuration fix clears, a chunk per transaction. Each is audited as if
+    clicked; one that cannot be replayed is left open and untouched. Returns
+    (replayed ids, refused ids)."""
+    query = select(exceptions).where(
+        exceptions.c.status == ExceptionStatus.OPEN.value, exceptions.c.reason == reason,
+        exceptions.c.id > after).order_by(exceptions.c.id).limit(limit)
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update()  # an operator clicking one of them waits for us
+    excs = list(conn.execute(query))
+    refused = _replay(conn, excs, actor, at)
+    return [e.id for e in excs if e.id not in refused], sorted(refused)
+
+
+def replay_backlog(engine: Engine, *, reason: str, actor: str,
+                   now: Callable[[], datetime], chunk: int = 500) -> tuple[int, list[int]]:
+    """Every open exception with ``reason`` replayed, ``chunk`` per transaction
+    (a backlog of thousands must not hold the store for one long transaction).
+    Returns how many were replayed and the ids that could not be."""
+    replayed, after = 0, 0
+    refused: list[int] = []
+    while True:
+        with engine.begin() as conn:
+            done, skipped = replay_open(conn, reason=reason, actor=actor, at=now(),
+                                        after=after, limit=chunk)
+        if not done and not skipped:
+            return replayed, refused
+        replayed += len(done)
+        refused += skipped
+        after = max(done + skipped)
 
 
 def dismiss(conn: Connection, exc_id: int, *, actor: str, at: datetime, reason: str) -> str:
@@ -137,5 +206,5 @@ def dismiss(conn: Connection, exc_id: int, *, actor: str, at: datetime, reason: 
     exc = get(conn, exc_id, lock=True)
     if exc.status != ExceptionStatus.OPEN.value:
         return str(exc.status)
-    _close(conn, exc, ExceptionStatus.DISMISSED, actor, at, reason.strip())
+    _close(conn, [exc], ExceptionStatus.DISMISSED, actor, at, reason.strip())
     return ExceptionStatus.DISMISSED.value

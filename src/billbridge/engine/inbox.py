@@ -55,18 +55,38 @@ def _decode(raw: Any) -> tuple[Any, str]:
         return text, text
 
 
+_INSERTS: dict[str, Any] = {}
+
+
+def _insert_event(conn: Connection) -> Any:
+    """The insert-unless-seen statement, built once per dialect: on the webhook
+    path building it per event cost more than running it."""
+    name = conn.dialect.name
+    if name not in _INSERTS:
+        _INSERTS[name] = dialect_insert(conn)(inbox).on_conflict_do_nothing(
+            index_elements=[inbox.c.source, inbox.c.event_id]).returning(
+            inbox.c.id, inbox.c.event_id)
+    return _INSERTS[name]
+
+
 def ingest(conn: Connection, raw: Any, *, source: str, clock: Clock) -> IngestResult:
     return ingest_many(conn, [raw], source=source, clock=clock)[0]
 
 
 def ingest_many(conn: Connection, raws: Iterable[Any], *, source: str,
                 clock: Clock) -> list[IngestResult]:
-    """Store events in the caller's transaction; return one result each."""
+    """Store events in the caller's transaction; return one result each.
+
+    Valid events are inserted together (one multi-row statement), in arrival
+    order: those before a malformed one are inserted before it is stored."""
     now = clock.now()
     results: list[IngestResult] = []
     pending: Counter[str] = Counter()
+    rows: list[dict[str, Any]] = []
     for raw in raws:
         if isinstance(raw, Malformed):
+            results += _insert_new(conn, rows, pending)
+            rows = []
             value, text = _decode(raw.raw)
             given = {"id": raw.event_id} if raw.event_id else value
             results.append(_store_malformed(conn, given, text, source, raw.reason, clock))
@@ -80,24 +100,42 @@ def ingest_many(conn: Connection, raws: Iterable[Any], *, source: str,
                 raise MalformedEvent(
                     f"event says source {event.source!r} but arrived from {source!r}")
         except MalformedEvent as exc:
+            results += _insert_new(conn, rows, pending)
+            rows = []
             results.append(_store_malformed(conn, value, text, source, str(exc), clock))
             continue
-        correlation_id = event.correlation_id or uuid.uuid4().hex
-        key = aggregate_key(event)
-        stmt = dialect_insert(conn)(inbox).values(
-            source=source, event_id=event.id, event_type=event.type, aggregate_key=key,
-            correlation_id=correlation_id, occurred_at=event.at, received_at=now,
-            payload=event.model_dump_json(), status="pending", duplicates=0, attempts=0,
-        ).on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.event_id])
-        inserted = conn.execute(stmt.returning(inbox.c.id)).scalar()
-        if inserted is None:
-            results.append(_count_duplicate(conn, source, event.id))
-            continue
-        pending[key] += 1
-        metrics.EVENTS_RECEIVED.labels(source, event.type).inc()
-        results.append(IngestResult(IngestStatus.ACCEPTED, int(inserted), event.id,
-                                    correlation_id))
+        rows.append({
+            "source": source, "event_id": event.id, "event_type": event.type,
+            "aggregate_key": aggregate_key(event),
+            "correlation_id": event.correlation_id or uuid.uuid4().hex,
+            "occurred_at": event.at, "received_at": now, "payload": event.model_dump_json(),
+            "status": "pending", "duplicates": 0, "attempts": 0})
+    results += _insert_new(conn, rows, pending)
     bump_pending(conn, pending)
+    return results
+
+
+def _insert_new(conn: Connection, rows: list[dict[str, Any]],
+                pending: Counter[str]) -> list[IngestResult]:
+    """Insert the rows not seen before in one statement; count the others
+    (seen in the store, or earlier in ``rows``) as duplicates."""
+    if not rows:
+        return []
+    first: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        first.setdefault(row["event_id"], row)
+    inserted = {r.event_id: int(r.id)
+                for r in conn.execute(_insert_event(conn), list(first.values()))}
+    results = []
+    for row in rows:
+        event_id = row["event_id"]
+        if event_id not in inserted or first[event_id] is not row:
+            results.append(_count_duplicate(conn, row["source"], event_id))
+            continue
+        pending[row["aggregate_key"]] += 1
+        metrics.EVENTS_RECEIVED.labels(row["source"], row["event_type"]).inc()
+        results.append(IngestResult(IngestStatus.ACCEPTED, inserted[event_id], event_id,
+                                    row["correlation_id"]))
     return results
 
 

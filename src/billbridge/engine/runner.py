@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import structlog
 
@@ -19,16 +19,24 @@ log = structlog.get_logger("billbridge.runner")
 
 def run(hub: Hub, stop: threading.Event, *, sources: Sequence[Source] = (),
         poll_seconds: float = 5.0, idle_sleep: float = 0.05, alert_seconds: float = 30.0,
-        idle_exit: float | None = None) -> None:
-    """Run until ``stop`` is set, or until nothing moved for ``idle_exit`` seconds."""
+        idle_exit: float | None = None, process: bool = True, dispatch: bool = True) -> None:
+    """Run until ``stop`` is set, or until nothing moved for ``idle_exit`` seconds.
+
+    ``process`` and ``dispatch`` say which of the two jobs this loop does, so a
+    deployment can run processing workers and dispatchers as separate processes."""
+    def step() -> int:
+        return (hub.worker.run_once() if process else 0) + \
+            (hub.dispatcher.run_once() if dispatch else 0)
+
     try:
-        _loop(hub, stop, sources, poll_seconds, idle_sleep, alert_seconds, idle_exit)
+        _loop(hub, stop, sources, poll_seconds, idle_sleep, alert_seconds, idle_exit, step)
     finally:
         hub.dispatcher.release()
 
 
 def _loop(hub: Hub, stop: threading.Event, sources: Sequence[Source], poll_seconds: float,
-          idle_sleep: float, alert_seconds: float, idle_exit: float | None) -> None:
+          idle_sleep: float, alert_seconds: float, idle_exit: float | None,
+          step: Callable[[], int]) -> None:
     last_poll = 0.0
     last_alerts = 0.0
     idle_since = time.monotonic()
@@ -51,7 +59,7 @@ def _loop(hub: Hub, stop: threading.Event, sources: Sequence[Source], poll_secon
                     log.warning("poll failed; will try again", source=source.name,
                                 error=str(exc))
         try:
-            moved = hub.step()
+            moved = step()
         except Exception as exc:  # keep the loop alive; the failure is logged
             log.exception("step failed", error=repr(exc))
             moved = 0

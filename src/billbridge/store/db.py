@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +92,23 @@ def migrate(engine: Engine) -> None:
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(724100)")
         command.upgrade(cfg, "head")
 
+
+
+@contextmanager
+def scratch_database(server_url: str, prefix: str = "bb_scratch") -> Iterator[str]:
+    """A fresh database on a PostgreSQL server (tests, the soak), dropped afterwards
+    even if connections to it are still open."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_normalise(server_url), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    base, _, _ = server_url.rpartition("/")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
 
 
 def dialect_insert(conn: Connection) -> Any:
