@@ -19,8 +19,9 @@ from billbridge.connectors.generic.client import LedgerTarget
 from billbridge.connectors.generic.emulator import LedgerEmulator, TimeSourceEmulator
 
 
-def command(key: str, **data: object) -> OutboundCommand:
-    return OutboundCommand(1, "ledger", "time_charge.post", key, "project:P", data or {"a": 1})
+def command(key: str, attempt: int = 1, **data: object) -> OutboundCommand:
+    return OutboundCommand(1, "ledger", "time_charge.post", key, "project:P", data or {"a": 1},
+                           attempt=attempt)
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def test_without_native_idempotency_a_blind_retry_makes_a_twin_but_marker_lookup
         emulator.faults.script(["lost_ack"])
         with pytest.raises(TransientError):
             careful.send([command("k2")])
-        [result] = careful.send([command("k2")])
+        [result] = careful.send([command("k2", attempt=2)])  # the resend looks first
         assert result.status is ResultStatus.APPLIED
         assert [e["idempotency_key"] for e in emulator.effects].count("k2") == 1
 

@@ -54,10 +54,11 @@ class LedgerTarget:
         results: list[RecordResult] = []
         to_send = list(batch)
         if self.idempotency is IdempotencyMode.MARKER_LOOKUP:
-            # No native idempotency: look for our marker before writing again.
+            # No native idempotency: before writing again, look for the marker an
+            # earlier attempt may have left. A first send has nothing to find.
             to_send = []
             for command in batch:
-                existing = self._already_applied(command)
+                existing = self._already_applied(command) if command.attempt > 1 else None
                 if existing is None:
                     to_send.append(command)
                 else:
