@@ -15,12 +15,13 @@ import json
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from billbridge.connectors.base import (
     DeliveryError,
@@ -37,10 +38,19 @@ from billbridge.engine.exception_queue import open_exception
 from billbridge.engine.inbox import ingest_many
 from billbridge.engine.policy import CircuitBreaker, CircuitState, RetryPolicy, TokenBucket
 from billbridge.engine.tracing import tracer
+from billbridge.engine.xref import bind_many
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import delivery_attempts, outbox, target_leases, xref
 
 log = structlog.get_logger("billbridge.dispatcher")
+
+_DONE = (update(outbox).where(outbox.c.id == bindparam("row_id"))
+         .values(status="done", external_id=bindparam("external_id"), done_at=bindparam("at"),
+                 last_error=None))
+_ATTEMPT = (update(delivery_attempts)
+            .where(delivery_attempts.c.outbox_id == bindparam("row_id"),
+                   delivery_attempts.c.batch_id == bindparam("in_batch"))
+            .values(outcome=bindparam("outcome"), detail=bindparam("detail")))
 
 
 HUB_SOURCE = "billbridge"
@@ -233,7 +243,10 @@ class Dispatcher:
 
     def _settle(self, conn: Connection, name: str, rows: Sequence[Any], batch_id: str,
                 results: Mapping[str, RecordResult]) -> int:
+        """Record each command's result; the applied ones with one statement
+        per table, since they are nearly all of them."""
         now = self.clock.now()
+        applied: list[tuple[Any, str | None]] = []
         settled = 0
         for row in rows:
             result = results.get(row.idempotency_key)
@@ -244,31 +257,40 @@ class Dispatcher:
                 continue
             settled += 1
             if result.status is ResultStatus.APPLIED:
-                conn.execute(update(outbox).where(outbox.c.id == row.id).values(
-                    status="done", external_id=result.external_id, done_at=now, last_error=None))
-                self._attempt(conn, row.id, batch_id, "applied", result.external_id)
-                if row.record_kind and row.record_id and result.external_id:
-                    conn.execute(dialect_insert(conn)(xref).values(
-                        system=name, kind=row.record_kind, external_id=result.external_id,
-                        canonical_id=row.record_id, correlation_id=row.correlation_id,
-                        created_at=now).on_conflict_do_nothing())
-                metrics.POSTINGS_CONFIRMED.labels(name, row.kind).inc()
-                if row.kind in CONFIRMED_KINDS:
-                    self._confirm(conn, name, row, result.external_id)
+                applied.append((row, result.external_id))
             else:
                 message = f"{name} rejected {row.kind} {row.record_id or row.id}: " \
                           f"{result.code}: {result.message}"
                 self._fail(conn, row, batch_id, ReasonCode.TARGET_REJECTED, message)
+        if applied:
+            conn.execute(_DONE, [{"row_id": row.id, "external_id": external_id, "at": now}
+                                 for row, external_id in applied])
+            conn.execute(_ATTEMPT, [{"row_id": row.id, "in_batch": batch_id,
+                                     "outcome": "applied", "detail": external_id}
+                                    for row, external_id in applied])
+            bind_many(conn, [{"system": name, "kind": row.record_kind, "external_id": external_id,
+                      "canonical_id": row.record_id, "correlation_id": row.correlation_id,
+                      "created_at": now}
+                     for row, external_id in applied
+                             if row.record_kind and row.record_id and external_id])
+            for kind, count in Counter(row.kind for row, _ in applied).items():
+                metrics.POSTINGS_CONFIRMED.labels(name, kind).inc(count)
+            self._confirm(conn, name, [(row, external_id) for row, external_id in applied
+                                       if row.kind in CONFIRMED_KINDS])
         return settled
 
-    def _confirm(self, conn: Connection, name: str, row: Any, external_id: str | None) -> None:
-        """Tell the flows a record now exists at the target (write-backs wait on it)."""
+    def _confirm(self, conn: Connection, name: str,
+                 confirmed: Sequence[tuple[Any, str | None]]) -> None:
+        """Tell the flows records now exist at the target (write-backs wait on it)."""
+        if not confirmed:
+            return
+        at = self.clock.now().isoformat()
         ingest_many(conn, [{
             "type": "posting.confirmed", "id": f"confirmed:{name}:{row.idempotency_key}",
-            "at": self.clock.now().isoformat(), "correlation_id": row.correlation_id,
+            "at": at, "correlation_id": row.correlation_id,
             "data": {"target": name, "kind": row.kind, "record_kind": row.record_kind,
-                     "record_id": row.record_id, "external_id": external_id}}],
-            source=HUB_SOURCE, clock=self.clock)
+                     "record_id": row.record_id, "external_id": external_id}}
+            for row, external_id in confirmed], source=HUB_SOURCE, clock=self.clock)
 
     def _settle_failed_call(self, conn: Connection, rows: Sequence[Any], batch_id: str,
                             failure: DeliveryError) -> None:
@@ -313,9 +335,8 @@ class Dispatcher:
 
     def _attempt(self, conn: Connection, outbox_id: int, batch_id: str, outcome: str,
                  detail: str | None) -> None:
-        conn.execute(update(delivery_attempts).where(
-            delivery_attempts.c.outbox_id == outbox_id,
-            delivery_attempts.c.batch_id == batch_id).values(outcome=outcome, detail=detail))
+        conn.execute(_ATTEMPT, {"row_id": outbox_id, "in_batch": batch_id, "outcome": outcome,
+                                "detail": detail})
 
 
 def _references(conn: Connection, target: str,

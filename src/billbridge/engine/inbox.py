@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from billbridge.connectors.base import Malformed
 from billbridge.domain.events import MalformedEvent, aggregate_key, parse_event
@@ -41,18 +41,47 @@ class IngestResult:
     message: str | None = None
 
 
-def _decode(raw: Any) -> tuple[Any, str]:
-    """(parsed JSON or the undecodable text, the raw text to keep)."""
+def _decode(raw: Any) -> Any:
+    """Parsed JSON, or the text itself when it is not JSON; other values as given."""
     if isinstance(raw, (bytes, bytearray)):
-        text = bytes(raw).decode("utf-8", errors="replace")
-    elif isinstance(raw, str):
-        text = raw
-    else:
-        return raw, json.dumps(raw, default=str)
+        raw = bytes(raw).decode("utf-8", errors="replace")
+    if not isinstance(raw, str):
+        return raw
     try:
-        return json.loads(text), text
+        return json.loads(raw)
     except ValueError:
-        return text, text
+        return raw
+
+
+def _raw_text(raw: Any) -> str:
+    """The body as received, kept with a malformed event."""
+    if isinstance(raw, (bytes, bytearray)):
+        return bytes(raw).decode("utf-8", errors="replace")
+    return raw if isinstance(raw, str) else json.dumps(raw, default=str)
+
+
+_INSERTS: dict[str, Any] = {}
+_SEEN = (select(inbox.c.id, inbox.c.event_id, inbox.c.correlation_id)
+         .where(inbox.c.source == bindparam("source"),
+                inbox.c.event_id.in_(bindparam("event_ids", expanding=True))))
+_REPEATED = (update(inbox).where(inbox.c.id == bindparam("row_id"))
+             .values(duplicates=inbox.c.duplicates + bindparam("repeats")))
+_CHUNK = 5000  # ids per IN list: well inside SQLite's and PostgreSQL's parameter limits
+
+
+def _insert(conn: Connection) -> Any:
+    """The insert of accepted events, built once per dialect."""
+    name = conn.dialect.name
+    if name not in _INSERTS:
+        columns = ("source", "event_id", "event_type", "aggregate_key", "correlation_id",
+                   "occurred_at", "received_at", "payload")
+        _INSERTS[name] = (
+            dialect_insert(conn)(inbox)
+            .values(status="pending", duplicates=0, attempts=0,
+                    **{column: bindparam(column) for column in columns})
+            .on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.event_id])
+            .returning(inbox.c.id, inbox.c.event_id))
+    return _INSERTS[name]
 
 
 def ingest(conn: Connection, raw: Any, *, source: str, clock: Clock) -> IngestResult:
@@ -61,17 +90,23 @@ def ingest(conn: Connection, raw: Any, *, source: str, clock: Clock) -> IngestRe
 
 def ingest_many(conn: Connection, raws: Iterable[Any], *, source: str,
                 clock: Clock) -> list[IngestResult]:
-    """Store events in the caller's transaction; return one result each."""
+    """Store events in the caller's transaction; return one result each, in order.
+
+    Valid events are written with one multi-row insert (in arrival order, so
+    inbox ids keep source order); whatever the unique (source, event id) index
+    refused is a repeat, counted on the first delivery."""
     now = clock.now()
-    results: list[IngestResult] = []
-    pending: Counter[str] = Counter()
+    results: list[IngestResult | None] = []
+    accepted: dict[str, dict[str, Any]] = {}  # event id → row, first delivery only
+    positions: list[tuple[int, str]] = []  # (result index, event id) of every valid event
     for raw in raws:
         if isinstance(raw, Malformed):
-            value, text = _decode(raw.raw)
+            value = _decode(raw.raw)
             given = {"id": raw.event_id} if raw.event_id else value
-            results.append(_store_malformed(conn, given, text, source, raw.reason, clock))
+            results.append(_store_malformed(conn, given, _raw_text(raw.raw), source,
+                                            raw.reason, clock))
             continue
-        value, text = _decode(raw)
+        value = _decode(raw)
         if isinstance(value, dict):
             value = {"source": source, **value}
         try:
@@ -80,25 +115,56 @@ def ingest_many(conn: Connection, raws: Iterable[Any], *, source: str,
                 raise MalformedEvent(
                     f"event says source {event.source!r} but arrived from {source!r}")
         except MalformedEvent as exc:
-            results.append(_store_malformed(conn, value, text, source, str(exc), clock))
+            results.append(_store_malformed(conn, value, _raw_text(raw), source, str(exc),
+                                            clock))
             continue
-        correlation_id = event.correlation_id or uuid.uuid4().hex
-        key = aggregate_key(event)
-        stmt = dialect_insert(conn)(inbox).values(
-            source=source, event_id=event.id, event_type=event.type, aggregate_key=key,
-            correlation_id=correlation_id, occurred_at=event.at, received_at=now,
-            payload=event.model_dump_json(), status="pending", duplicates=0, attempts=0,
-        ).on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.event_id])
-        inserted = conn.execute(stmt.returning(inbox.c.id)).scalar()
-        if inserted is None:
-            results.append(_count_duplicate(conn, source, event.id))
-            continue
-        pending[key] += 1
-        metrics.EVENTS_RECEIVED.labels(source, event.type).inc()
-        results.append(IngestResult(IngestStatus.ACCEPTED, int(inserted), event.id,
-                                    correlation_id))
+        positions.append((len(results), event.id))
+        results.append(None)
+        if event.id not in accepted:
+            accepted[event.id] = {
+                "source": source, "event_id": event.id, "event_type": event.type,
+                "aggregate_key": aggregate_key(event),
+                "correlation_id": event.correlation_id or uuid.uuid4().hex,
+                "occurred_at": event.at, "received_at": now, "payload": event.model_dump_json()}
+    if positions:
+        _store_accepted(conn, source, accepted, positions, results)
+    return [r for r in results if r is not None]
+
+
+def _store_accepted(conn: Connection, source: str, accepted: dict[str, dict[str, Any]],
+                    positions: list[tuple[int, str]],
+                    results: list[IngestResult | None]) -> None:
+    rows = list(accepted.values())
+    inserted = {r.event_id: int(r.id) for r in conn.execute(_insert(conn), rows)}
+    known = {e: (inserted[e], row["correlation_id"]) for e, row in accepted.items()
+             if e in inserted}
+    earlier = [e for e in accepted if e not in inserted]
+    for start in range(0, len(earlier), _CHUNK):
+        for r in conn.execute(_SEEN, {"source": source,
+                                      "event_ids": earlier[start:start + _CHUNK]}):
+            known[r.event_id] = (int(r.id), r.correlation_id)
+    pending: Counter[str] = Counter()
+    types: Counter[str] = Counter()
+    repeats: Counter[int] = Counter()
+    fresh = set(inserted)
+    for index, event_id in positions:
+        row_id, correlation_id = known[event_id]
+        if event_id in fresh:
+            fresh.discard(event_id)  # later deliveries of it in this call are repeats
+            pending[accepted[event_id]["aggregate_key"]] += 1
+            types[accepted[event_id]["event_type"]] += 1
+            results[index] = IngestResult(IngestStatus.ACCEPTED, row_id, event_id,
+                                          correlation_id)
+        else:
+            repeats[row_id] += 1
+            results[index] = IngestResult(IngestStatus.DUPLICATE, row_id, event_id,
+                                          correlation_id)
+    if repeats:
+        conn.execute(_REPEATED, [{"row_id": k, "repeats": n} for k, n in repeats.items()])
+        metrics.EVENTS_DEDUPLICATED.labels(source).inc(sum(repeats.values()))
+    for event_type, count in types.items():
+        metrics.EVENTS_RECEIVED.labels(source, event_type).inc(count)
     bump_pending(conn, pending)
-    return results
 
 
 def _count_duplicate(conn: Connection, source: str, event_id: str) -> IngestResult:
