@@ -39,18 +39,24 @@ from billbridge.engine.inbox import ingest_many
 from billbridge.engine.policy import CircuitBreaker, CircuitState, RetryPolicy, TokenBucket
 from billbridge.engine.tracing import tracer
 from billbridge.engine.xref import bind_many
+from billbridge.store.bulk import Bulk
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import delivery_attempts, outbox, target_leases, xref
 
 log = structlog.get_logger("billbridge.dispatcher")
 
-_DONE = (update(outbox).where(outbox.c.id == bindparam("row_id"))
-         .values(status="done", external_id=bindparam("external_id"), done_at=bindparam("at"),
-                 last_error=None))
-_ATTEMPT = (update(delivery_attempts)
-            .where(delivery_attempts.c.outbox_id == bindparam("row_id"),
-                   delivery_attempts.c.batch_id == bindparam("in_batch"))
-            .values(outcome=bindparam("outcome"), detail=bindparam("detail")))
+_DONE = Bulk(lambda _: update(outbox).where(outbox.c.id == bindparam("row_id")).values(
+    status="done", external_id=bindparam("external_id"), done_at=bindparam("at"),
+    last_error=None))
+_ATTEMPT = Bulk(lambda _: update(delivery_attempts).where(
+    delivery_attempts.c.outbox_id == bindparam("row_id"),
+    delivery_attempts.c.batch_id == bindparam("in_batch")).values(
+    outcome=bindparam("outcome"), detail=bindparam("detail")))
+_SENT = Bulk(lambda _: delivery_attempts.insert().values(
+    outbox_id=bindparam("outbox_id"), target=bindparam("target"),
+    batch_id=bindparam("batch_id"), attempt=bindparam("attempt"), owner=bindparam("owner"),
+    started_at=bindparam("started_at"), outcome="sent",
+    correlation_id=bindparam("correlation_id")))
 
 
 HUB_SOURCE = "billbridge"
@@ -135,10 +141,14 @@ class Dispatcher:
         if not candidates:
             return []
         keys = {c.aggregate_key for c in candidates}
+        # Commands waiting out a backoff hold back the later ones of their
+        # aggregate; only those before the last candidate matter, and bounding
+        # the search by it keeps it to the candidates' stretch of the queue.
         waiting = {key: first for key, first in conn.execute(
             select(outbox.c.aggregate_key, func.min(outbox.c.id))
             .where(outbox.c.target == name, outbox.c.status == "pending",
-                   outbox.c.next_attempt_ms > now, outbox.c.aggregate_key.in_(keys))
+                   outbox.c.id < candidates[-1].id, outbox.c.next_attempt_ms > now,
+                   outbox.c.aggregate_key.in_(keys))
             .group_by(outbox.c.aggregate_key))}
         # A dependency is a record that must already exist at this target.
         needed = {c.depends_on for c in candidates if c.depends_on}
@@ -179,11 +189,10 @@ class Dispatcher:
             ids = [r.id for r in rows]
             conn.execute(update(outbox).where(outbox.c.id.in_(ids))
                          .values(attempts=outbox.c.attempts + 1))
-            started = self.clock.now()
-            conn.execute(delivery_attempts.insert(), [
-                {"outbox_id": r.id, "target": name, "batch_id": batch_id,
-                 "attempt": r.attempts + 1, "owner": self.owner, "started_at": started,
-                 "outcome": "sent", "correlation_id": r.correlation_id} for r in rows])
+            _SENT.run(conn, [{"outbox_id": r.id, "attempt": r.attempts + 1,
+                              "correlation_id": r.correlation_id} for r in rows],
+                      target=name, batch_id=batch_id, owner=self.owner,
+                      started_at=self.clock.now())
             payloads = [json.loads(r.payload) for r in rows]
             refs = _references(conn, name, payloads)
         commands = [OutboundCommand(r.id, name, r.kind, r.idempotency_key, r.aggregate_key,
@@ -263,16 +272,15 @@ class Dispatcher:
                           f"{result.code}: {result.message}"
                 self._fail(conn, row, batch_id, ReasonCode.TARGET_REJECTED, message)
         if applied:
-            conn.execute(_DONE, [{"row_id": row.id, "external_id": external_id, "at": now}
-                                 for row, external_id in applied])
-            conn.execute(_ATTEMPT, [{"row_id": row.id, "in_batch": batch_id,
-                                     "outcome": "applied", "detail": external_id}
-                                    for row, external_id in applied])
+            _DONE.run(conn, [{"row_id": row.id, "external_id": external_id}
+                             for row, external_id in applied], at=now)
+            _ATTEMPT.run(conn, [{"row_id": row.id, "detail": external_id}
+                                for row, external_id in applied],
+                         in_batch=batch_id, outcome="applied")
             bind_many(conn, [{"system": name, "kind": row.record_kind, "external_id": external_id,
-                      "canonical_id": row.record_id, "correlation_id": row.correlation_id,
-                      "created_at": now}
-                     for row, external_id in applied
-                             if row.record_kind and row.record_id and external_id])
+                              "canonical_id": row.record_id, "correlation_id": row.correlation_id}
+                             for row, external_id in applied
+                             if row.record_kind and row.record_id and external_id], at=now)
             for kind, count in Counter(row.kind for row, _ in applied).items():
                 metrics.POSTINGS_CONFIRMED.labels(name, kind).inc(count)
             self._confirm(conn, name, [(row, external_id) for row, external_id in applied
@@ -335,8 +343,8 @@ class Dispatcher:
 
     def _attempt(self, conn: Connection, outbox_id: int, batch_id: str, outcome: str,
                  detail: str | None) -> None:
-        conn.execute(_ATTEMPT, {"row_id": outbox_id, "in_batch": batch_id, "outcome": outcome,
-                                "detail": detail})
+        _ATTEMPT.run(conn, [{"row_id": outbox_id, "detail": detail}], in_batch=batch_id,
+                     outcome=outcome)
 
 
 def _references(conn: Connection, target: str,

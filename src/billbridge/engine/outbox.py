@@ -9,10 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from billbridge.domain.idempotency import canonical_json, idempotency_key
 from billbridge.engine import metrics
+from billbridge.store.bulk import Bulk
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import outbox
 
@@ -35,26 +36,21 @@ class NewCommand:
     depends_on: str | None = None
 
 
-_INSERTS: dict[str, Any] = {}
 _COLUMNS = ("target", "kind", "idempotency_key", "aggregate_key", "payload", "correlation_id",
             "inbox_id", "record_kind", "record_id", "depends_on", "created_at")
-_REVIVE = (update(outbox).where(outbox.c.target == bindparam("row_target"),
-                                outbox.c.idempotency_key == bindparam("key"),
-                                outbox.c.status.in_(REVIVABLE))
-           .values(status="pending", attempts=0, next_attempt_ms=0, last_error=None))
-
-
-def _insert(conn: Connection) -> Any:
-    """The insert, built once per dialect (building it per command is costly)."""
-    name = conn.dialect.name
-    if name not in _INSERTS:
-        _INSERTS[name] = (
-            dialect_insert(conn)(outbox)
-            .values(status="pending", attempts=0, next_attempt_ms=0,
-                    **{column: bindparam(column) for column in _COLUMNS})
-            .on_conflict_do_nothing(index_elements=[outbox.c.target, outbox.c.idempotency_key])
-            .returning(outbox.c.target, outbox.c.idempotency_key))
-    return _INSERTS[name]
+_INSERT = Bulk(lambda conn: dialect_insert(conn)(outbox)
+               .values(status="pending", attempts=0, next_attempt_ms=0,
+                       **{column: bindparam(column) for column in _COLUMNS})
+               .on_conflict_do_nothing(index_elements=[outbox.c.target,
+                                                       outbox.c.idempotency_key]))
+_STATUS = (select(outbox.c.idempotency_key, outbox.c.status)
+           .where(outbox.c.target == bindparam("row_target"),
+                  outbox.c.idempotency_key.in_(bindparam("keys", expanding=True))))
+CHUNK = 5000  # keys per IN list: well inside SQLite's and PostgreSQL's parameter limits
+_REVIVE = Bulk(lambda _: update(outbox).where(outbox.c.target == bindparam("row_target"),
+                                               outbox.c.idempotency_key == bindparam("key"),
+                                               outbox.c.status.in_(REVIVABLE))
+               .values(status="pending", attempts=0, next_attempt_ms=0, last_error=None))
 
 
 def enqueue_many(conn: Connection, commands: Sequence[NewCommand], *, at: datetime) -> list[str]:
@@ -65,26 +61,42 @@ def enqueue_many(conn: Connection, commands: Sequence[NewCommand], *, at: dateti
     one that was superseded or failed is put back in the queue.
     """
     keys = [idempotency_key(c.target, c.kind, c.origin, c.payload) for c in commands]
+    there = _existing(conn, {(c.target, key) for c, key in zip(commands, keys, strict=True)})
     rows: dict[tuple[str, str], dict[str, Any]] = {}
+    revive: set[tuple[str, str]] = set()
     repeats: Counter[str] = Counter()
     for key, c in zip(keys, commands, strict=True):
-        if (c.target, key) in rows:
-            repeats[c.target] += 1  # the same work twice in one batch
-            continue
-        rows[(c.target, key)] = {
-            "target": c.target, "kind": c.kind, "idempotency_key": key,
-            "aggregate_key": c.aggregate_key, "payload": canonical_json(c.payload),
-            "correlation_id": c.correlation_id, "inbox_id": c.inbox_id,
-            "record_kind": c.record_kind, "record_id": c.record_id,
-            "depends_on": c.depends_on, "created_at": at}
-    inserted = {(r.target, r.idempotency_key) for r in conn.execute(_insert(conn),
-                                                                      list(rows.values()))}
-    for (target, kind), count in Counter((t, rows[(t, k)]["kind"]) for t, k in inserted).items():
+        status = there.get((c.target, key))
+        if status in REVIVABLE:
+            revive.add((c.target, key))
+        elif status is not None or (c.target, key) in rows:
+            repeats[c.target] += 1  # the same work again: it is queued or done already
+        else:
+            rows[(c.target, key)] = {
+                "target": c.target, "kind": c.kind, "idempotency_key": key,
+                "aggregate_key": c.aggregate_key, "payload": canonical_json(c.payload),
+                "correlation_id": c.correlation_id, "inbox_id": c.inbox_id,
+                "record_kind": c.record_kind, "record_id": c.record_id,
+                "depends_on": c.depends_on}
+    # ON CONFLICT still guards against another worker writing the same key meanwhile.
+    _INSERT.run(conn, list(rows.values()), created_at=at)
+    _REVIVE.run(conn, [{"row_target": t, "key": k} for t, k in revive])
+    for (target, kind), count in Counter((t, r["kind"]) for (t, _), r in rows.items()).items():
         metrics.COMMANDS_ENQUEUED.labels(target, kind).inc(count)
-    for target, key in rows.keys() - inserted:
-        revived = conn.execute(_REVIVE, {"row_target": target, "key": key})
-        if revived.rowcount == 0:
-            metrics.DUPLICATES_PREVENTED.labels(target).inc()
     for target, count in repeats.items():
         metrics.DUPLICATES_PREVENTED.labels(target).inc(count)
     return keys
+
+
+def _existing(conn: Connection, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The status of each (target, key) already in the outbox."""
+    by_target: dict[str, list[str]] = {}
+    for target, key in wanted:
+        by_target.setdefault(target, []).append(key)
+    found: dict[tuple[str, str], str] = {}
+    for target, target_keys in by_target.items():
+        for start in range(0, len(target_keys), CHUNK):
+            for row in conn.execute(_STATUS, {"row_target": target,
+                                              "keys": target_keys[start:start + CHUNK]}):
+                found[(target, row.idempotency_key)] = row.status
+    return found

@@ -3,6 +3,7 @@ process, dispatch and poll until told to stop."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -19,18 +20,21 @@ log = structlog.get_logger("billbridge.runner")
 
 def run(hub: Hub, stop: threading.Event, *, sources: Sequence[Source] = (),
         poll_seconds: float = 5.0, idle_sleep: float = 0.05, alert_seconds: float = 30.0,
-        idle_exit: float | None = None) -> None:
-    """Run until ``stop`` is set, or until nothing moved for ``idle_exit`` seconds."""
+        idle_exit: float | None = None, process: bool = True) -> None:
+    """Run until ``stop`` is set, or until nothing moved for ``idle_exit`` seconds.
+
+    Without ``process`` the loop only polls: the hub takes work in, and
+    `billbridge worker` processes elsewhere do it."""
     try:
-        _loop(hub, stop, sources, poll_seconds, idle_sleep, alert_seconds, idle_exit)
+        _loop(hub, stop, sources, poll_seconds, idle_sleep, alert_seconds, idle_exit, process)
     finally:
         hub.dispatcher.release()
 
 
 def _loop(hub: Hub, stop: threading.Event, sources: Sequence[Source], poll_seconds: float,
-          idle_sleep: float, alert_seconds: float, idle_exit: float | None) -> None:
-    last_poll = 0.0
-    last_alerts = 0.0
+          idle_sleep: float, alert_seconds: float, idle_exit: float | None,
+          process: bool) -> None:
+    last_poll = last_alerts = -math.inf  # both run at once on start
     idle_since = time.monotonic()
     while not stop.is_set():
         if time.monotonic() - last_alerts >= alert_seconds:
@@ -51,7 +55,7 @@ def _loop(hub: Hub, stop: threading.Event, sources: Sequence[Source], poll_secon
                     log.warning("poll failed; will try again", source=source.name,
                                 error=str(exc))
         try:
-            moved = hub.step()
+            moved = hub.step() if process else 0
         except Exception as exc:  # keep the loop alive; the failure is logged
             log.exception("step failed", error=repr(exc))
             moved = 0

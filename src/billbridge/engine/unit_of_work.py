@@ -27,6 +27,7 @@ from billbridge.engine.exception_queue import open_exception
 from billbridge.engine.outbox import NewCommand, enqueue_many
 from billbridge.engine.xref import bind_many
 from billbridge.flows.base import Outcome
+from billbridge.store.bulk import Bulk
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import exceptions, inbox, records, xref
 
@@ -35,37 +36,35 @@ CHUNK = 5000  # ids per IN list: well inside SQLite's and PostgreSQL's parameter
 _READ = (select(records.c.kind, records.c.id, records.c.data)
          .where(records.c.kind == bindparam("kind"),
                 records.c.id.in_(bindparam("ids", expanding=True))))
-_FINISH = (update(inbox).where(inbox.c.id == bindparam("row_id"))
-           .values(status=bindparam("status"), waiting_on=bindparam("waiting_on"),
-                   processed_at=bindparam("processed_at"), attempts=inbox.c.attempts + 1,
-                   config_version=bindparam("version"), replay=False))
+_FINISH = Bulk(lambda _: update(inbox).where(inbox.c.id == bindparam("row_id")).values(
+    status=bindparam("status"), waiting_on=bindparam("waiting_on"),
+    processed_at=bindparam("processed_at"), attempts=inbox.c.attempts + 1,
+    config_version=bindparam("version"), replay=False))
 _OPEN_FOR = (select(exceptions.c.id, exceptions.c.record_kind, exceptions.c.record_id)
              .where(exceptions.c.status == "open", exceptions.c.stage == "inbound",
                     exceptions.c.record_id.in_(bindparam("ids", expanding=True))))
 _SETTLE = (update(exceptions).where(exceptions.c.id == bindparam("exc_id"))
            .values(status="resolved", updated_at=bindparam("at"), resolved_by="billbridge",
                    resolution=bindparam("resolution")))
-_UPSERTS: dict[str, Any] = {}
 
 
 def _upsert(conn: Connection) -> Any:
-    """The record upsert, built once per dialect."""
-    name = conn.dialect.name
-    if name not in _UPSERTS:
-        stmt = dialect_insert(conn)(records).values(
-            kind=bindparam("kind"), id=bindparam("id"), data=bindparam("data"),
-            version=bindparam("version"), status=bindparam("status"),
-            correlation_id=bindparam("correlation_id"),
-            config_version=bindparam("config_version"), updated_at=bindparam("updated_at"))
-        # ``version`` counts changes: a record changed n times in a batch moves on n.
-        _UPSERTS[name] = stmt.on_conflict_do_update(
-            index_elements=[records.c.kind, records.c.id],
-            set_={"data": stmt.excluded.data, "status": stmt.excluded.status,
-                  "version": records.c.version + stmt.excluded.version,
-                  "correlation_id": stmt.excluded.correlation_id,
-                  "config_version": stmt.excluded.config_version,
-                  "updated_at": stmt.excluded.updated_at})
-    return _UPSERTS[name]
+    stmt = dialect_insert(conn)(records).values(
+        kind=bindparam("kind"), id=bindparam("id"), data=bindparam("data"),
+        version=bindparam("version"), status=bindparam("status"),
+        correlation_id=bindparam("correlation_id"),
+        config_version=bindparam("config_version"), updated_at=bindparam("updated_at"))
+    # ``version`` counts changes: a record changed n times in a batch moves on n.
+    return stmt.on_conflict_do_update(
+        index_elements=[records.c.kind, records.c.id],
+        set_={"data": stmt.excluded.data, "status": stmt.excluded.status,
+              "version": records.c.version + stmt.excluded.version,
+              "correlation_id": stmt.excluded.correlation_id,
+              "config_version": stmt.excluded.config_version,
+              "updated_at": stmt.excluded.updated_at})
+
+
+_UPSERT = Bulk(_upsert)
 
 
 class UnitOfWork:
@@ -124,8 +123,7 @@ class UnitOfWork:
             self._records[key] = {
                 "kind": change.kind, "id": change.id, "data": change.data,
                 "version": 1 + (held["version"] if held else 0), "status": change.status,
-                "correlation_id": corr, "config_version": version or None,
-                "updated_at": self.now}
+                "correlation_id": corr, "config_version": version or None}
             self.cache[key] = dict(change.data)
             if change.kind == "time_charge":
                 self._facts[change.id] = facts.row(change.data, change.status)
@@ -134,7 +132,7 @@ class UnitOfWork:
                 (binding.system, binding.kind, binding.external_id),
                 {"system": binding.system, "kind": binding.kind,
                  "external_id": binding.external_id, "canonical_id": binding.canonical_id,
-                 "correlation_id": corr, "created_at": self.now})
+                 "correlation_id": corr})
         for command in outcome.commands:
             target = self.routes.get(command.role)
             if target is None:
@@ -175,19 +173,17 @@ class UnitOfWork:
 
     def finish(self, row: Any, status: str, version: int, waiting_on: str | None = None) -> None:
         self._finished.append({"row_id": row.id, "status": status, "waiting_on": waiting_on,
-                               "processed_at": self.now, "version": version or None})
+                               "version": version or None})
 
     def flush(self) -> None:
         """Write everything held, one statement per table."""
         conn = self.conn
-        if self._records:
-            conn.execute(_upsert(conn), [{**r, "data": canonical_json(r["data"])}
-                                  for r in self._records.values()])
-            self._records.clear()
-        if self._facts:
-            facts.upsert(conn, list(self._facts.values()))
-            self._facts.clear()
-        bind_many(conn, list(self._bindings.values()))
+        _UPSERT.run(conn, [{**r, "data": canonical_json(r["data"])}
+                           for r in self._records.values()], updated_at=self.now)
+        self._records.clear()
+        facts.upsert(conn, list(self._facts.values()))
+        self._facts.clear()
+        bind_many(conn, list(self._bindings.values()), at=self.now)
         self._bindings.clear()
         if self._commands:
             enqueue_many(conn, self._commands, at=self.now)
@@ -197,9 +193,8 @@ class UnitOfWork:
         for problem in self._exceptions:
             open_exception(conn, **problem)
         self._exceptions.clear()
-        if self._finished:
-            conn.execute(_FINISH, self._finished)
-            self._finished.clear()
+        _FINISH.run(conn, self._finished, processed_at=self.now)
+        self._finished.clear()
 
     def _settle(self) -> None:
         ids = sorted({record_id for _, record_id in self._settled})
