@@ -95,11 +95,14 @@ def price_entry(entry: TimeEntry, project: Project, contract: Contract | None,
     if entity and _period_locked(config, entity, entry.work_date):
         return Rejection(ReasonCode.PERIOD_LOCKED,
                          f"{entry.work_date} falls in a closed period of {entity}")
-    return TimeCharge(
+    # Every figure comes from validated records and configuration or from the
+    # rounding above: the charge is assembled, not validated again.
+    return TimeCharge.model_construct(
         id=charge_id(entry.id), time_entry=entry.id, project=project.code, worker=entry.worker,
         work_date=entry.work_date, hours=entry.hours, rate=hourly, amount=amount,
-        currency=currency, billable=billable, rate_card=card, rate_card_version=card_version,
-        config_version=config_version, source_version=entry.source_version)
+        currency=currency, billable=billable, tax_code=None, rate_card=card,
+        rate_card_version=card_version, config_version=config_version,
+        source_version=entry.source_version)
 
 
 def tax_rule_for(config: Configuration, entity_country: str, customer: Customer

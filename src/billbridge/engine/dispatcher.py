@@ -11,7 +11,6 @@ the next owner of the target sends it again and the target recognises the key
 
 from __future__ import annotations
 
-import json
 import random
 import time
 import uuid
@@ -20,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import structlog
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
@@ -193,7 +193,7 @@ class Dispatcher:
                               "correlation_id": r.correlation_id} for r in rows],
                       target=name, batch_id=batch_id, owner=self.owner,
                       started_at=self.clock.now())
-            payloads = [json.loads(r.payload) for r in rows]
+            payloads = [orjson.loads(r.payload) for r in rows]
             refs = _references(conn, name, payloads)
         commands = [OutboundCommand(r.id, name, r.kind, r.idempotency_key, r.aggregate_key,
                                     payload, r.correlation_id, refs, r.attempts + 1)

@@ -16,7 +16,7 @@ from billbridge.connectors.base import Target
 from billbridge.engine import config_store
 from billbridge.engine.clock import Clock, SystemClock
 from billbridge.engine.dispatcher import Dispatcher, DispatcherSettings
-from billbridge.engine.inbox import IngestResult, ingest_many
+from billbridge.engine.inbox import IngestResult, prepare, store
 from billbridge.engine.policy import RetryPolicy
 from billbridge.engine.worker import Worker, WorkerSettings
 from billbridge.flows.base import FlowRegistry
@@ -61,8 +61,9 @@ class Hub:
                                      breaker_cooldown=self.settings.breaker_cooldown)
 
     def ingest(self, raws: Iterable[Any], *, source: str) -> list[IngestResult]:
+        prepared = prepare(raws, source=source)  # validation holds no lock
         with self.engine.begin() as conn:
-            return ingest_many(conn, raws, source=source, clock=self.clock)
+            return store(conn, prepared, clock=self.clock)
 
     def activate_config(self, document: dict[str, Any], *, actor: str = "system",
                         note: str | None = None) -> int:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
+import secrets
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,6 +40,14 @@ class IngestResult:
     event_id: str
     correlation_id: str
     message: str | None = None
+
+
+def new_correlation_id() -> str:
+    """A random id that sorts by the time it was made (its first 48 bits are
+    the millisecond): every index on correlation ids then grows at its end
+    instead of at random places, which keeps a month-end burst's inserts in
+    cache. 80 random bits make it unique."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 def _decode(raw: Any) -> Any:
@@ -84,27 +93,31 @@ def _insert(conn: Connection) -> Any:
     return _INSERTS[name]
 
 
-def ingest(conn: Connection, raw: Any, *, source: str, clock: Clock) -> IngestResult:
-    return ingest_many(conn, [raw], source=source, clock=clock)[0]
+@dataclass(frozen=True, slots=True)
+class _Bad:
+    """A delivery that is not a valid event: kept raw with what is wrong."""
+
+    given: Any
+    text: str
+    message: str
 
 
-def ingest_many(conn: Connection, raws: Iterable[Any], *, source: str,
-                clock: Clock) -> list[IngestResult]:
-    """Store events in the caller's transaction; return one result each, in order.
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A delivery decoded and validated, ready to store: this work happens
+    before the transaction, so the store's write lock is held only to write."""
 
-    Valid events are written with one multi-row insert (in arrival order, so
-    inbox ids keep source order); whatever the unique (source, event id) index
-    refused is a repeat, counted on the first delivery."""
-    now = clock.now()
-    results: list[IngestResult | None] = []
-    accepted: dict[str, dict[str, Any]] = {}  # event id → row, first delivery only
-    positions: list[tuple[int, str]] = []  # (result index, event id) of every valid event
+    source: str
+    items: list[dict[str, Any] | _Bad]  # an inbox row per valid event, in order
+
+
+def prepare(raws: Iterable[Any], *, source: str) -> Prepared:
+    items: list[dict[str, Any] | _Bad] = []
     for raw in raws:
         if isinstance(raw, Malformed):
             value = _decode(raw.raw)
-            given = {"id": raw.event_id} if raw.event_id else value
-            results.append(_store_malformed(conn, given, _raw_text(raw.raw), source,
-                                            raw.reason, clock))
+            items.append(_Bad({"id": raw.event_id} if raw.event_id else value,
+                              _raw_text(raw.raw), raw.reason))
             continue
         value = _decode(raw)
         if isinstance(value, dict):
@@ -115,17 +128,44 @@ def ingest_many(conn: Connection, raws: Iterable[Any], *, source: str,
                 raise MalformedEvent(
                     f"event says source {event.source!r} but arrived from {source!r}")
         except MalformedEvent as exc:
-            results.append(_store_malformed(conn, value, _raw_text(raw), source, str(exc),
+            items.append(_Bad(value, _raw_text(raw), str(exc)))
+            continue
+        items.append({"source": source, "event_id": event.id, "event_type": event.type,
+                      "aggregate_key": aggregate_key(event),
+                      "correlation_id": event.correlation_id or new_correlation_id(),
+                      "occurred_at": event.at, "payload": event.model_dump_json()})
+    return Prepared(source, items)
+
+
+def ingest(conn: Connection, raw: Any, *, source: str, clock: Clock) -> IngestResult:
+    return ingest_many(conn, [raw], source=source, clock=clock)[0]
+
+
+def ingest_many(conn: Connection, raws: Iterable[Any], *, source: str,
+                clock: Clock) -> list[IngestResult]:
+    """Store events in the caller's transaction; return one result each, in order."""
+    return store(conn, prepare(raws, source=source), clock=clock)
+
+
+def store(conn: Connection, prepared: Prepared, *, clock: Clock) -> list[IngestResult]:
+    """Store a prepared delivery in the caller's transaction; one result per event.
+
+    Valid events are written with one multi-row insert (in arrival order, so
+    inbox ids keep source order); whatever the unique (source, event id) index
+    refused is a repeat, counted on the first delivery."""
+    now = clock.now()
+    source = prepared.source
+    results: list[IngestResult | None] = []
+    accepted: dict[str, dict[str, Any]] = {}  # event id → row, first delivery only
+    positions: list[tuple[int, str]] = []  # (result index, event id) of every valid event
+    for item in prepared.items:
+        if isinstance(item, _Bad):
+            results.append(_store_malformed(conn, item.given, item.text, source, item.message,
                                             clock))
             continue
-        positions.append((len(results), event.id))
+        positions.append((len(results), item["event_id"]))
         results.append(None)
-        if event.id not in accepted:
-            accepted[event.id] = {
-                "source": source, "event_id": event.id, "event_type": event.type,
-                "aggregate_key": aggregate_key(event),
-                "correlation_id": event.correlation_id or uuid.uuid4().hex,
-                "occurred_at": event.at, "received_at": now, "payload": event.model_dump_json()}
+        accepted.setdefault(item["event_id"], {**item, "received_at": now})
     if positions:
         _store_accepted(conn, source, accepted, positions, results)
     return [r for r in results if r is not None]
@@ -183,7 +223,7 @@ def _store_malformed(conn: Connection, value: Any, text: str, source: str, messa
                 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:40])
     given_type = value.get("type") if isinstance(value, dict) else None
     event_type = given_type if isinstance(given_type, str) else "unknown"
-    correlation_id = uuid.uuid4().hex
+    correlation_id = new_correlation_id()
     stmt = dialect_insert(conn)(inbox).values(
         source=source, event_id=event_id[:200], event_type=event_type[:64],
         aggregate_key=f"malformed:{source}", correlation_id=correlation_id,

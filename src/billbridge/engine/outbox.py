@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
-from billbridge.domain.idempotency import canonical_json, idempotency_key
+from billbridge.domain.idempotency import canonical_json, key_of_json
 from billbridge.engine import metrics
 from billbridge.store.bulk import Bulk
 from billbridge.store.db import dialect_insert
@@ -60,12 +60,14 @@ def enqueue_many(conn: Connection, commands: Sequence[NewCommand], *, at: dateti
     again (a replay, a duplicate event with new id) and is not written twice;
     one that was superseded or failed is put back in the queue.
     """
-    keys = [idempotency_key(c.target, c.kind, c.origin, c.payload) for c in commands]
+    payloads = [canonical_json(c.payload) for c in commands]
+    keys = [key_of_json(c.target, c.kind, c.origin, payload)
+            for c, payload in zip(commands, payloads, strict=True)]
     there = _existing(conn, {(c.target, key) for c, key in zip(commands, keys, strict=True)})
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     revive: set[tuple[str, str]] = set()
     repeats: Counter[str] = Counter()
-    for key, c in zip(keys, commands, strict=True):
+    for key, c, payload in zip(keys, commands, payloads, strict=True):
         status = there.get((c.target, key))
         if status in REVIVABLE:
             revive.add((c.target, key))
@@ -74,7 +76,7 @@ def enqueue_many(conn: Connection, commands: Sequence[NewCommand], *, at: dateti
         else:
             rows[(c.target, key)] = {
                 "target": c.target, "kind": c.kind, "idempotency_key": key,
-                "aggregate_key": c.aggregate_key, "payload": canonical_json(c.payload),
+                "aggregate_key": c.aggregate_key, "payload": payload,
                 "correlation_id": c.correlation_id, "inbox_id": c.inbox_id,
                 "record_kind": c.record_kind, "record_id": c.record_id,
                 "depends_on": c.depends_on}

@@ -10,17 +10,16 @@ came before them, for the same reason."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, bindparam, select, update
 
 from billbridge.domain.config import Configuration
 from billbridge.domain.events import CanonicalEvent
-from billbridge.domain.idempotency import canonical_json
 from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import aggregates, facts, metrics
 from billbridge.engine.exception_queue import open_exception
@@ -67,6 +66,12 @@ def _upsert(conn: Connection) -> Any:
 _UPSERT = Bulk(_upsert)
 
 
+def _encode(data: Mapping[str, Any]) -> str:
+    """A record as stored: JSON with sorted keys (the form readers and diffs see)."""
+    return orjson.dumps(data, default=str, option=orjson.OPT_SORT_KEYS |
+                        orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME).decode()
+
+
 class UnitOfWork:
     """Pending writes of a batch of events, in the worker's transaction."""
 
@@ -99,7 +104,7 @@ class UnitOfWork:
                 for key in chunk:
                     self.cache[(kind, key)] = None
                 for row in self.conn.execute(_READ, {"kind": kind, "ids": chunk}):
-                    self.cache[(kind, row.id)] = json.loads(row.data)
+                    self.cache[(kind, row.id)] = orjson.loads(row.data)
 
     def record(self, kind: str, record_id: str) -> Mapping[str, Any] | None:
         key = (kind, record_id)
@@ -178,8 +183,8 @@ class UnitOfWork:
     def flush(self) -> None:
         """Write everything held, one statement per table."""
         conn = self.conn
-        _UPSERT.run(conn, [{**r, "data": canonical_json(r["data"])}
-                           for r in self._records.values()], updated_at=self.now)
+        _UPSERT.run(conn, [{**r, "data": _encode(r["data"])} for r in self._records.values()],
+                    updated_at=self.now)
         self._records.clear()
         facts.upsert(conn, list(self._facts.values()))
         self._facts.clear()
@@ -246,7 +251,7 @@ class StoreContext:
         query = select(records.c.data).where(records.c.kind == kind)
         if status is not None:
             query = query.where(records.c.status == status)
-        return [dict(json.loads(r.data))
+        return [dict(orjson.loads(r.data))
                 for r in self.unit.conn.execute(query.order_by(records.c.id))]
 
     def resolve(self, system: str, kind: str, external_id: str) -> str | None:

@@ -97,17 +97,16 @@ def on_time_entry_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
 
 def _post(ctx: FlowContext, outcome: Outcome, charge: TimeCharge, project: Project,
           contract: Contract | None, cause: str | None = None) -> None:
-    data = charge.model_dump(mode="json") | {"status": POSTED,
-                                             "contract": contract.id if contract else None}
+    payload = charge.model_dump(mode="json")
+    data = payload | {"status": POSTED, "contract": contract.id if contract else None}
     outcome.changes.append(RecordChange("time_charge", charge.id, data, POSTED))
     if charge.billable:
         _add_committed(ctx, outcome, contract.id if contract else None, charge.amount)
     # A re-pricing (cause: the amendment) is a new posting of the same entry version.
     origin = f"time_entry:{charge.time_entry}:v{charge.source_version}" + \
         (f":{cause}" if cause else "")
-    outcome.commands.append(Command("erp", "time_charge.post", origin,
-                                    charge.model_dump(mode="json"), "time_charge", charge.id,
-                                    depends_on=("project", project.code)))
+    outcome.commands.append(Command("erp", "time_charge.post", origin, payload, "time_charge",
+                                    charge.id, depends_on=("project", project.code)))
 
 
 def on_time_entry_deleted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
