@@ -107,6 +107,12 @@ def _burst(entries: int, url: str, workers: int, webhook_share: float, batch_siz
                      "data": {"code": f"P-{p}", "name": f"P-{p}", "status": "active"}}
                     for p in range(PROJECTS)], source="psa")
         _wait(lambda: vendors.applied("project.upsert") >= PROJECTS, processes, workdir)
+        if hub.engine.dialect.name == "postgresql":
+            # A database in use has been analysed by autovacuum; a scratch one has
+            # not, and without statistics PostgreSQL plans the workers' batch
+            # look-ups (IN lists of hundreds of ids) as scans of whole tables.
+            with hub.engine.begin() as conn:
+                conn.execute(text("ANALYZE"))
 
         started = time.perf_counter()
         server = HubServer(hub, port=0, sources=[GenericTimeSource(vendors.tool_url,

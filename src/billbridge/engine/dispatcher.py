@@ -45,6 +45,10 @@ from billbridge.store.tables import delivery_attempts, outbox, target_leases, xr
 
 log = structlog.get_logger("billbridge.dispatcher")
 
+_SENDING = [outbox.c[name] for name in (
+    "id", "target", "kind", "idempotency_key", "aggregate_key", "payload", "correlation_id",
+    "inbox_id", "record_kind", "record_id", "attempts", "depends_on")]
+"""What sending a command needs (reading whole rows parses timestamps nobody uses)."""
 _DONE = Bulk(lambda _: update(outbox).where(outbox.c.id == bindparam("row_id")).values(
     status="done", external_id=bindparam("external_id"), done_at=bindparam("at"),
     last_error=None))
@@ -135,8 +139,8 @@ class Dispatcher:
         command it depends on is applied."""
         now = self.clock.ms()
         candidates = list(conn.execute(
-            select(outbox).where(outbox.c.target == name, outbox.c.status == "pending",
-                                 outbox.c.next_attempt_ms <= now)
+            select(*_SENDING).where(outbox.c.target == name, outbox.c.status == "pending",
+                                    outbox.c.next_attempt_ms <= now)
             .order_by(outbox.c.id).limit(limit * self.settings.lookahead)))
         if not candidates:
             return []
@@ -229,8 +233,9 @@ class Dispatcher:
                 self._settle_failed_call(conn, rows, batch_id, failure)
                 return 0
             metrics.TARGET_CALLS.labels(name, "ok").inc()
-            breaker.success()
-            self._save_breaker(conn, name, breaker)
+            if breaker.state is not CircuitState.CLOSED or breaker.failures:
+                breaker.success()  # a healthy target's row is not rewritten on every batch
+                self._save_breaker(conn, name, breaker)
             return self._settle(conn, name, rows, batch_id, results)
 
     def _send(self, target: Target, commands: Sequence[OutboundCommand]) -> dict[str,

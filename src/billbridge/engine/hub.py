@@ -72,8 +72,20 @@ class Hub:
                                          note=note)
 
     def step(self) -> int:
-        """One round of processing and dispatch; how much moved."""
-        return self.worker.run_once() + self.dispatcher.run_once()
+        """One round of processing and dispatch; how much moved.
+
+        The dispatcher sends until nothing is ready or it has settled as many
+        commands as the worker just processed: one vendor batch per round
+        would let the outbox grow without bound at month-end, and with
+        several workers the one holding the target's lease keeps up with
+        what all of them produce."""
+        processed = self.worker.run_once()
+        dispatched = 0
+        while True:
+            settled = self.dispatcher.run_once()
+            dispatched += settled
+            if not settled or dispatched >= processed:
+                return processed + dispatched
 
     def next_due_ms(self) -> int | None:
         """The next moment when something now waiting can move: a retry falling

@@ -38,6 +38,11 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         kwargs.setdefault("pool_pre_ping", True)
+        # psycopg prepares a statement run five times, and PostgreSQL may then
+        # keep one plan for it, made while the tables were small: at month-end
+        # the outbox and the delivery attempts grow a thousandfold in minutes
+        # and a plan that scanned twenty rows scans a million. Plan each run.
+        kwargs.setdefault("connect_args", {"options": "-c plan_cache_mode=force_custom_plan"})
         return create_engine(url, **kwargs)
 
     in_memory = parsed.database in (None, "", ":memory:")
