@@ -16,6 +16,9 @@ def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -
     enable_from_env()
     stream = stream or sys.stderr
     logging.basicConfig(stream=stream, level=level, format="%(message)s")
+    # httpx says every request at INFO: a line per vendor call is noise next to
+    # the hub's own lines and the per-target metrics, and costs at month-end.
+    logging.getLogger("httpx").setLevel(max(level, logging.WARNING))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

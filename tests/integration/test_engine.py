@@ -478,3 +478,66 @@ def test_an_operator_retry_is_sent_as_a_resend(hub: Hub, target: FakeTarget) -> 
     [post] = [e for e in target.effects if e.kind == "time_charge.post"]
     # The refused send may have applied at a real target: the retry must look first.
     assert target.attempts_seen[post.idempotency_key] == [1, 2]
+
+
+def test_a_write_the_store_refuses_fails_that_event_only(hub: Hub, target: FakeTarget) -> None:
+    from billbridge.flows.base import Binding
+
+    real = hub.worker.flows.handler_for("time_entry.upserted")
+    assert real is not None
+
+    def binds_nothing_to_te_2(event: Any, ctx: Any) -> Any:
+        outcome = real(event, ctx)
+        if event.data["id"] == "te-2":  # a binding the store refuses (no canonical id)
+            outcome.bindings.append(Binding("ledger", "time_entry", "X-2", None))  # type: ignore[arg-type]
+        return outcome
+
+    hub.worker.flows._handlers["time_entry.upserted"] = binds_nothing_to_te_2
+    hub.ingest([project_event(), time_entry("te-1"), time_entry("te-2"), time_entry("te-3")],
+               source="harvest")
+    hub.run_until_idle()
+    assert sorted(charge_amounts(target)) == ["te-1", "te-3"]
+    assert open_reasons(hub) == ["HANDLER_ERROR"]
+    with hub.engine.connect() as conn:
+        statuses = dict(conn.execute(select(inbox.c.event_id, inbox.c.status)).all())
+    assert statuses["te-2:v1"] == "failed"
+    assert [statuses[f"te-{i}:v1"] for i in (1, 3)] == ["done", "done"]
+
+
+def test_an_entry_and_the_activation_it_waits_for_in_one_batch_post_together(
+        hub: Hub, target: FakeTarget) -> None:
+    hub.ingest([time_entry("te-1", project="NEW-002"), project_event("NEW-002")],
+               source="harvest")
+    hub.run_until_idle()
+    assert target.kinds() == ["project.upsert", "time_charge.post"]
+    with hub.engine.connect() as conn:
+        assert conn.execute(select(inbox.c.status)).scalars().all() == ["done"] * 3
+
+
+def test_a_record_changed_several_times_in_one_batch_counts_every_change(hub: Hub) -> None:
+    hub.ingest([project_event()] + [time_entry("te-1", version=v, hours=str(v))
+                                    for v in (1, 2, 3)], source="harvest")
+    hub.run_until_idle()
+    with hub.engine.connect() as conn:
+        version = conn.execute(text("SELECT version FROM records WHERE kind = 'time_entry'")
+                               ).scalar()
+    assert version == 3
+
+
+def test_an_unreadable_stored_event_fails_alone(hub: Hub, target: FakeTarget) -> None:
+    hub.ingest([project_event(), time_entry("te-1"), time_entry("te-2")], source="harvest")
+    with hub.engine.begin() as conn:
+        conn.execute(text("UPDATE inbox SET payload = '{\"truncated' "
+                          "WHERE event_id = 'te-1:v1'"))
+    hub.run_until_idle()
+    assert sorted(charge_amounts(target)) == ["te-2"]
+    exc = _only_exception(hub)
+    assert exc.reason == "HANDLER_ERROR" and "te-1:v1" in exc.message
+
+
+def test_a_repeat_within_one_delivery_is_counted_on_the_first(hub: Hub) -> None:
+    results = hub.ingest([time_entry("te-1"), time_entry("te-1")], source="harvest")
+    assert [r.status for r in results] == [IngestStatus.ACCEPTED, IngestStatus.DUPLICATE]
+    assert results[0].inbox_id == results[1].inbox_id
+    with hub.engine.connect() as conn:
+        assert conn.execute(select(inbox.c.duplicates)).scalars().all() == [1]

@@ -154,3 +154,19 @@ def test_webhooks_with_bad_or_stale_signatures_are_refused_and_counted(
     assert stored_event_ids(engine) == []
     assert 'billbridge_webhooks_rejected_total{source="generic",why="signature"}' in metrics
     assert health == {"status": "ok", "database": engine.dialect.name}
+
+
+def test_a_webhook_delivery_may_carry_several_entries(
+        engine: Engine, source: TimeSourceEmulator) -> None:
+    hub = Hub(engine, {"ledger": FakeTarget()})
+    server = HubServer(hub, port=0, webhooks={"generic": GenericWebhooks("s3cret")})
+    server.start()
+    try:
+        for i in range(3):
+            source.upsert(entry(i))
+        statuses = source.send_webhook(f"{server.url}/v1/webhooks/generic", secret="s3cret",
+                                       per_delivery=2)
+    finally:
+        server.stop()
+    assert statuses == [202, 202]
+    assert stored_event_ids(engine) == ["te-0:v1", "te-1:v1", "te-2:v1"]

@@ -1,7 +1,7 @@
 import pytest
 
 from billbridge.domain.events import MalformedEvent, aggregate_key, parse_event
-from billbridge.domain.idempotency import idempotency_key
+from billbridge.domain.idempotency import canonical_json, idempotency_key, key_of_json
 
 
 def _event(**data: object) -> dict[str, object]:
@@ -50,3 +50,14 @@ def test_idempotency_key_depends_on_content_and_origin_only() -> None:
     assert key != idempotency_key("ledger", "time_charge.post", "te-1:v2", {"amount": "1400.00"})
     assert key != idempotency_key("ledger", "time_charge.post", "te-1:v1", {"amount": "1500.00"})
     assert len(key) == 32
+
+
+def test_idempotency_keys_never_change_between_releases() -> None:
+    # A replay after an upgrade must find the command it made before the upgrade:
+    # this key was computed by the first release's function.
+    content = {"amount": "1400.00", "worker": "Zoë Ø", "lines": [{"b": 1, "a": None}],
+               "billable": True}
+    key = idempotency_key("ledger", "time_charge.post", "time_entry:te-1:v1", content)
+    assert key == "62def863dd2c3e63735d6db1adb0754a"
+    assert key_of_json("ledger", "time_charge.post", "time_entry:te-1:v1",
+                       canonical_json(content)) == key

@@ -19,12 +19,16 @@ from billbridge.engine.runner import run
 
 
 class HubServer:
-    """The API server and the engine loop, started and stopped together."""
+    """The API server and the engine loop, started and stopped together.
+    Without ``process`` the loop only polls sources, for a hub whose work is
+    done by `billbridge worker` processes; without ``engine`` there is no
+    loop at all (the API and its webhooks only)."""
 
     def __init__(self, hub: Hub, *, host: str = "127.0.0.1", port: int = 8000,
                  sources: Sequence[Source] = (),
                  webhooks: Mapping[str, WebhookReceiver] | None = None,
-                 poll_seconds: float = 5.0, engine: bool = True) -> None:
+                 poll_seconds: float = 5.0, engine: bool = True,
+                 process: bool = True) -> None:
         self.hub = hub
         self.engine = engine
         self.stop_event = threading.Event()
@@ -34,7 +38,9 @@ class HubServer:
                                                     log_level="warning", access_log=False))
         self.engine_thread = threading.Thread(
             target=run, args=(hub, self.stop_event),
-            kwargs={"sources": sources, "poll_seconds": poll_seconds}, daemon=True,
+            kwargs={"sources": sources, "poll_seconds": poll_seconds, "process": process,
+                    "dispatch": process},
+            daemon=True,
             name="billbridge-engine")
         self.api_thread = threading.Thread(target=self.server.run, daemon=True,
                                            name="billbridge-api")

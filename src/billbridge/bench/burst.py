@@ -1,26 +1,47 @@
-"""Month-end burst: N approved time entries polled from the emulated time
-tool, validated, priced and posted in batches to the emulated ERP ledger.
-Duplicates and losses are counted by reading the ledger, not the hub."""
+"""Month-end burst: N approved time entries arrive from the emulated time tool
+(a share pushed as signed, batched webhooks; all of them on poll pages), are
+validated, priced and posted in batches to the emulated ERP.
+
+The hub runs as it would in production: this process serves the webhook API
+and polls (a `billbridge serve` that does no processing), and K `billbridge
+worker` processes share the queue in the store. The clock runs from the start
+of the burst until the ERP holds a posting for every entry. Duplicates and
+losses are counted from the ERP's own postings, never from the hub's tables;
+latency is each entry's time from arrival in the hub's inbox to its posting
+in the ERP."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import resource
 import shutil
+import signal
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from billbridge.connectors.base import RateLimit
-from billbridge.connectors.generic.client import LedgerTarget
-from billbridge.connectors.generic.emulator import LedgerEmulator, TimeSourceEmulator
+from sqlalchemy import create_engine, func, select, text
+
+from billbridge.api.server import HubServer
+from billbridge.bench.vendors import TOKEN, Vendors
 from billbridge.connectors.generic.source import GenericTimeSource
-from billbridge.engine.hub import Hub, HubSettings
-from billbridge.engine.sync import sync
-from billbridge.engine.worker import WorkerSettings
+from billbridge.connectors.generic.webhooks import GenericWebhooks
+from billbridge.engine.hub import Hub
+from billbridge.store.tables import inbox, outbox
 
 PROJECTS = 20
+PAGE = 2000  # entries per poll page: the most the time tool serves
+PER_DELIVERY = 100  # entries per webhook delivery
+SECRET = "bench-webhook-secret"
 CONFIG: dict[str, Any] = {
     "legal_entities": [{"code": "US01", "name": "Acme", "country": "US",
                         "functional_currency": "USD"}],
@@ -32,53 +53,193 @@ CONFIG: dict[str, Any] = {
     "default_rate_card": "rc",
 }
 
+Progress = Callable[[int, int], None]
 
-def run(entries: int, *, database_url: str | None = None,
-        progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    workdir = Path(tempfile.mkdtemp(prefix="bb-bench-"))
-    url = database_url or f"sqlite:///{workdir / 'hub.db'}"
-    erp, tool = LedgerEmulator(token="t", max_batch=100), TimeSourceEmulator()
-    erp.start()
-    tool.start()
+
+def run(entries: int, *, store: str = "sqlite", workers: int = 1,
+        database_url: str | None = None, webhook_share: float = 0.1, batch_size: int = 1000,
+        progress: Progress | None = None) -> dict[str, Any]:
+    """Run one burst; the figures of the issue, and what they rest on."""
+    if store not in ("sqlite", "postgres"):
+        raise ValueError(f"store must be sqlite or postgres, not {store!r}")
+    if workers < 1:
+        raise ValueError("at least one worker is needed")
+    workdir = Path(tempfile.mkdtemp(prefix="bb-burst-"))
     try:
-        for i in range(entries):
-            tool.upsert({"id": f"te-{i}", "worker": f"w-{i % 50}",
-                         "project": f"P-{i % PROJECTS}", "task": "dev",
-                         "work_date": "2026-03-02", "hours": "1.5", "billable": True,
-                         "notes": "", "status": "approved"})
-        target = LedgerTarget(erp.url, "t", rate_limit=RateLimit(10_000, 1, burst=10_000))
-        hub = Hub(url, {"ledger": target},
-                  settings=HubSettings(worker=WorkerSettings(batch_size=500,
-                                                             aggregates_per_claim=32)))
-        hub.activate_config(CONFIG)
+        with _database(store, database_url, workdir) as url:
+            return _burst(entries, url, workers, webhook_share, batch_size, workdir, progress)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _database(store: str, server_url: str | None, workdir: Path) -> Iterator[str]:
+    """A SQLite file in the work folder, or a scratch database on the given
+    PostgreSQL server (dropped afterwards: the bench never writes elsewhere)."""
+    if store == "sqlite":
+        yield f"sqlite:///{workdir / 'hub.db'}"
+        return
+    if not server_url or not server_url.startswith(("postgresql://", "postgres://")):
+        raise ValueError("--store postgres needs --database-url postgresql://… of a server")
+    name = f"bb_burst_{uuid.uuid4().hex[:12]}"
+    base = server_url.split("://", 1)[1].rpartition("/")[0]
+    admin = create_engine(f"postgresql+psycopg://{base}/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"postgresql://{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _burst(entries: int, url: str, workers: int, webhook_share: float, batch_size: int,
+           workdir: Path, progress: Progress | None) -> dict[str, Any]:
+    vendors = Vendors(entries, PROJECTS)
+    hub = Hub(url, {})  # the intake side: it takes work in and leaves it to the workers
+    hub.activate_config(CONFIG)
+    processes = _start_workers(url, vendors.ledger_url, workers, batch_size, workdir)
+    server: HubServer | None = None
+    try:
+        # The projects exist before month-end; posting them also proves the workers are up.
         hub.ingest([{"type": "project.updated", "id": f"p-{p}", "at": "2026-03-01T00:00:00Z",
                      "data": {"code": f"P-{p}", "name": f"P-{p}", "status": "active"}}
                     for p in range(PROJECTS)], source="psa")
+        _wait(lambda: vendors.applied("project.upsert") >= PROJECTS, processes, workdir)
+        if hub.engine.dialect.name == "postgresql":
+            # A database in use has been analysed by autovacuum; a scratch one has
+            # not, and without statistics PostgreSQL plans the workers' batch
+            # look-ups (IN lists of hundreds of ids) as scans of whole tables.
+            with hub.engine.begin() as conn:
+                conn.execute(text("ANALYZE"))
+
         started = time.perf_counter()
-        sync(hub.engine, GenericTimeSource(tool.url, per_page=2000), hub.clock)
-        polled = time.perf_counter()
-        while True:
-            moved = hub.step()
-            if progress:
-                progress(sum(1 for e in erp.effects if e["kind"] == "time_charge.post"),
-                         entries)
-            if not moved and hub.next_due_ms() is None:
-                break
+        server = HubServer(hub, port=0, sources=[GenericTimeSource(vendors.tool_url,
+                                                                   per_page=PAGE)],
+                           webhooks={"generic": GenericWebhooks(SECRET)}, poll_seconds=3600,
+                           process=False)
+        server.start()
+        pushed = [f"te-{i}" for i in range(entries)
+                  if webhook_share and i % max(1, round(1 / webhook_share)) == 0]
+        vendors.push_webhooks(f"{server.url}/v1/webhooks/generic", SECRET, pushed,
+                              PER_DELIVERY)
+
+        def posted_all() -> bool:
+            posted = vendors.applied()
+            if progress is not None:
+                progress(min(posted, entries), entries)
+            return posted >= entries
+
+        _wait(posted_all, processes, workdir)
         seconds = time.perf_counter() - started
-        charges = [e for e in erp.effects if e["kind"] == "time_charge.post"]
-        keys = [e["idempotency_key"] for e in charges]
-        posted = {e["data"]["time_entry"] for e in charges}
-        calls = len([1 for _ in erp.effects])  # effects, for reference
-        return {
-            "entries": entries, "seconds": round(seconds, 3),
-            "entries_per_s": round(entries / seconds, 1),
-            "poll_seconds": round(polled - started, 3),
-            "erp_calls": erp.calls, "effects": calls,
-            "duplicates": len(keys) - len(set(keys)),
-            "lost": entries - len(posted),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        }
+        _wait(lambda: _quiet(hub) and vendors.webhook_statuses() is not None, processes,
+              workdir)
+        intake = resource.getrusage(resource.RUSAGE_SELF)
+        server.stop()
+        server = None
+        _stop(processes, workdir)
+        crew = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers, all waited for
+        statuses = vendors.webhook_statuses() or []
+        postings = vendors.postings()
+        calls = vendors.erp_calls()
+        with hub.engine.connect() as conn:
+            arrived = dict(conn.execute(select(inbox.c.event_id, inbox.c.received_at)
+                                        .where(inbox.c.source == "generic")).all())
     finally:
-        erp.stop()
-        tool.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        if server is not None:
+            server.stop()
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+        usage = vendors.stop()
+        hub.engine.dispose()
+
+    per_entry = Counter(p.time_entry for p in postings)
+    expected = {f"te-{i}" for i in range(entries)}
+    latencies = _latencies(postings, arrived)
+    return {
+        "entries": entries, "seconds": round(seconds, 3),
+        "entries_per_s": round(entries / seconds, 1),
+        "erp_calls": calls,
+        # A second posting of an entry is a duplicate, whatever key it came with.
+        "duplicates": sum(n - 1 for n in per_entry.values()),
+        "lost": len(expected - per_entry.keys()),
+        "peak_rss_mb": round(max(intake.ru_maxrss, crew.ru_maxrss) / 1024, 1),
+        "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "p99_ms": round(_percentile(latencies, 0.99), 1) if latencies else None,
+        "store": url.split(":", 1)[0], "workers": workers,
+        "webhook_entries": len(pushed),
+        "webhook_errors": sum(1 for s in statuses if s != 202),
+        "hub_cpu_s": round(intake.ru_utime + intake.ru_stime + crew.ru_utime +
+                           crew.ru_stime, 1),
+        "intake_rss_mb": round(intake.ru_maxrss / 1024, 1),
+        "worker_rss_mb": round(crew.ru_maxrss / 1024, 1),
+        "vendors_cpu_s": round(usage["cpu_s"], 1),
+        "vendors_rss_mb": round(usage["peak_rss_mb"], 1),
+    }
+
+
+def _start_workers(url: str, ledger_url: str, count: int, batch_size: int,
+                   workdir: Path) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, "BILLBRIDGE_LEDGER_TOKEN": TOKEN,
+           # The bench measures the hub, not a vendor's request budget.
+           "BILLBRIDGE_LEDGER_RATE_PER_SECOND": "100000"}
+    command = [sys.executable, "-m", "billbridge", "worker", "--database-url", url,
+               "--target", f"ledger={ledger_url}", "--batch-size", str(batch_size)]
+    return [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                             stderr=(workdir / f"worker-{i}.log").open("wb"))
+            for i in range(count)]
+
+
+def _wait(done: Callable[[], bool], processes: list[subprocess.Popen[bytes]],
+          workdir: Path, poll: float = 0.1) -> None:
+    """Wait for ``done``; a worker that dies meanwhile stops the bench, with its log."""
+    while not done():
+        for i, process in enumerate(processes):
+            if process.poll() is not None:
+                log = (workdir / f"worker-{i}.log").read_text(errors="replace")[-3000:]
+                raise RuntimeError(f"worker {i} exited with {process.returncode}:\n{log}")
+        time.sleep(poll)
+
+
+def _quiet(hub: Hub) -> bool:
+    """Nothing waits in the inbox or the outbox (so no late duplicate can come)."""
+    with hub.engine.connect() as conn:
+        waiting = conn.execute(select(func.count()).select_from(inbox)
+                               .where(inbox.c.status == "pending")).scalar()
+        sending = conn.execute(select(func.count()).select_from(outbox)
+                               .where(outbox.c.status == "pending")).scalar()
+    return not waiting and not sending
+
+
+def _stop(processes: list[subprocess.Popen[bytes]], workdir: Path) -> None:
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for i, process in enumerate(processes):
+        if process.wait(timeout=60) != 0:
+            log = (workdir / f"worker-{i}.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"worker {i} exited with {process.returncode}:\n{log}")
+
+
+def _latencies(postings: list[Any], arrived: dict[str, Any]) -> list[float]:
+    """Milliseconds from each entry's arrival in the inbox to its first posting."""
+    first: dict[str, str] = {}
+    for posting in postings:
+        first.setdefault(posting.time_entry, posting.applied_at)
+    result = []
+    for entry, applied_at in first.items():
+        received = arrived.get(f"{entry}:v1")
+        if received is None:
+            continue
+        if isinstance(received, str):
+            received = datetime.fromisoformat(received)
+        if received.tzinfo is None:
+            received = received.replace(tzinfo=UTC)
+        result.append((datetime.fromisoformat(applied_at) - received).total_seconds() * 1000)
+    return result
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

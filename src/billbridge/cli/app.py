@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import sys
 import threading
@@ -531,20 +532,35 @@ def secrets_rotate(new_key_file: Path, database_url: DbOption = None,
 
 
 @bench_app.command("burst")
-def bench_burst(entries: int = 10_000, database_url: DbOption = None,
-                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """N approved entries polled, priced and posted to the emulated ERP."""
+def bench_burst(
+        entries: int = 10_000,
+        store: Annotated[str, typer.Option(help="sqlite or postgres")] = "sqlite",
+        workers: Annotated[int, typer.Option(help="`billbridge worker` processes")] = 1,
+        database_url: Annotated[str | None, typer.Option(
+            "--database-url", help="with --store postgres: the server, e.g. "
+            "postgresql://postgres@127.0.0.1:5432/postgres (a scratch database is made "
+            "and dropped)")] = None,
+        webhook_share: Annotated[float, typer.Option(
+            help="share of entries also pushed as webhooks")] = 0.1,
+        batch_size: Annotated[int, typer.Option(help="events per worker transaction")] = 1000,
+        as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """N approved entries pushed and polled, priced and posted to the emulated ERP."""
     from rich.progress import Progress
 
     from billbridge.bench.burst import run
 
+    configure_logging(logging.WARNING)  # stdout is for the figures
+
+    def burst(progress: Any = None) -> dict[str, Any]:
+        return run(entries, store=store, workers=workers, database_url=database_url,
+                   webhook_share=webhook_share, batch_size=batch_size, progress=progress)
+
     if as_json:
-        print(json.dumps(run(entries, database_url=database_url)))
+        print(json.dumps(burst()))
         return
     with Progress(console=console) as bar:
-        task = bar.add_task("posting", total=entries)
-        result = run(entries, database_url=database_url,
-                     progress=lambda done, total: bar.update(task, completed=done))
+        task = bar.add_task("posted to the ERP", total=entries)
+        result = burst(lambda done, total: bar.update(task, completed=done))
     console.print(result)
 
 

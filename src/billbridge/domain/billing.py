@@ -33,6 +33,11 @@ class Rejection:
     message: str
 
 
+def charge_id(entry_id: str) -> str:
+    """The id of the TimeCharge that prices a time entry (one per entry)."""
+    return f"tc_{entry_id}"
+
+
 def _period_locked(config: Configuration, entity: str, day: date) -> bool:
     return any(p.legal_entity == entity and p.start <= day <= p.end
                for p in config.closed_periods)
@@ -95,10 +100,12 @@ def price_entry(entry: TimeEntry, project: Project, contract: Contract | None,
     if entity and _period_locked(config, entity, entry.work_date):
         return Rejection(ReasonCode.PERIOD_LOCKED,
                          f"{entry.work_date} falls in a closed period of {entity}")
-    return TimeCharge(
-        id=f"tc_{entry.id}", time_entry=entry.id, project=project.code, task=entry.task,
+    # Every figure comes from validated records and configuration or from the
+    # rounding above: the charge is assembled, not validated again.
+    return TimeCharge.model_construct(
+        id=charge_id(entry.id), time_entry=entry.id, project=project.code, task=entry.task,
         worker=entry.worker, work_date=entry.work_date, hours=entry.hours, rate=hourly,
-        amount=amount, currency=currency, billable=billable, rate_card=card,
+        amount=amount, currency=currency, billable=billable, tax_code=None, rate_card=card,
         rate_card_version=card_version, config_version=config_version,
         source_version=entry.source_version)
 

@@ -4,6 +4,7 @@ approved version. Issue-by-issue it grows; what is here is what flows read."""
 from __future__ import annotations
 
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -113,8 +114,16 @@ class Configuration(BaseModel):
     def legal_entity(self, code: str | None) -> LegalEntity | None:
         return next((e for e in self.legal_entities if e.code == code), None)
 
+    @cached_property
+    def _workers_by_id(self) -> dict[str, Worker]:
+        found: dict[str, Worker] = {}
+        for w in self.workers:
+            found.setdefault(w.id, w)
+        return found
+
     def worker(self, worker_id: str) -> Worker | None:
-        return next((w for w in self.workers if w.id == worker_id), None)
+        # Asked twice per time entry: a lookup, not a scan of every worker.
+        return self._workers_by_id.get(worker_id)
 
     def rate_card_in_force(self, card_id: str, day: date) -> RateCard | None:
         """The newest version of ``card_id`` in force on ``day``."""

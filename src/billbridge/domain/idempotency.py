@@ -26,5 +26,13 @@ def idempotency_key(target: str, kind: str, origin: str, content: Mapping[str, A
     same content always yields the same key; new content (a re-priced charge)
     yields a new one.
     """
-    material = canonical_json([target, kind, origin, content])
+    return key_of_json(target, kind, origin, canonical_json(content))
+
+
+def key_of_json(target: str, kind: str, origin: str, content_json: str) -> str:
+    """The same key from the content's canonical JSON, for a caller that has it
+    already (the outbox stores it): the material is the canonical JSON of
+    ``[target, kind, origin, content]``, spelt out."""
+    material = f"[{canonical_json(target)},{canonical_json(kind)},{canonical_json(origin)}," \
+               f"{content_json}]"
     return hashlib.sha256(material.encode()).hexdigest()[:KEY_LENGTH]

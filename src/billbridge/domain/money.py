@@ -130,8 +130,12 @@ class Money(BaseModel):
 
 
 def line_amount(quantity: Decimal, unit_price: Decimal, currency: str) -> Money:
-    """quantity × unit price, rounded once for the line."""
-    return Money(amount=quantity * unit_price, currency=currency)
+    """quantity × unit price, rounded once for the line. Both are Decimals
+    already, so the Money is built from the rounded figure without validating
+    it again (this runs once per time entry)."""
+    code = check_currency(currency)
+    return Money.model_construct(amount=round_money(to_decimal(quantity) * to_decimal(unit_price),
+                                                    code), currency=code)
 
 
 def total(lines: Iterable[Money], currency: str) -> Money:

@@ -12,16 +12,17 @@ the next owner of the target sends it again and the target recognises the key
 from __future__ import annotations
 
 import dataclasses
-import json
 import random
 import time
 import uuid
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import structlog
-from sqlalchemy import Connection, Engine, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from billbridge.connectors.base import (
     DeliveryError,
@@ -38,10 +39,29 @@ from billbridge.engine.exception_queue import open_exception
 from billbridge.engine.inbox import ingest_many
 from billbridge.engine.policy import CircuitBreaker, CircuitState, RetryPolicy, TokenBucket
 from billbridge.engine.tracing import tracer
+from billbridge.engine.xref import bind_many
+from billbridge.store.bulk import Bulk
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import delivery_attempts, outbox, target_leases, xref
 
 log = structlog.get_logger("billbridge.dispatcher")
+
+_SENDING = [outbox.c[name] for name in (
+    "id", "target", "kind", "idempotency_key", "aggregate_key", "payload", "correlation_id",
+    "inbox_id", "record_kind", "record_id", "attempts", "depends_on")]
+"""What sending a command needs (reading whole rows parses timestamps nobody uses)."""
+_DONE = Bulk(lambda _: update(outbox).where(outbox.c.id == bindparam("row_id")).values(
+    status="done", external_id=bindparam("external_id"), done_at=bindparam("at"),
+    last_error=None))
+_ATTEMPT = Bulk(lambda _: update(delivery_attempts).where(
+    delivery_attempts.c.outbox_id == bindparam("row_id"),
+    delivery_attempts.c.batch_id == bindparam("in_batch")).values(
+    outcome=bindparam("outcome"), detail=bindparam("detail")))
+_SENT = Bulk(lambda _: delivery_attempts.insert().values(
+    outbox_id=bindparam("outbox_id"), target=bindparam("target"),
+    batch_id=bindparam("batch_id"), attempt=bindparam("attempt"), owner=bindparam("owner"),
+    started_at=bindparam("started_at"), outcome="sent",
+    correlation_id=bindparam("correlation_id")))
 
 
 HUB_SOURCE = "billbridge"
@@ -122,16 +142,20 @@ class Dispatcher:
         command it depends on is applied."""
         now = self.clock.ms()
         candidates = list(conn.execute(
-            select(outbox).where(outbox.c.target == name, outbox.c.status == "pending",
-                                 outbox.c.next_attempt_ms <= now)
+            select(*_SENDING).where(outbox.c.target == name, outbox.c.status == "pending",
+                                    outbox.c.next_attempt_ms <= now)
             .order_by(outbox.c.id).limit(limit * self.settings.lookahead)))
         if not candidates:
             return []
         keys = {c.aggregate_key for c in candidates}
+        # Commands waiting out a backoff hold back the later ones of their
+        # aggregate; only those before the last candidate matter, and bounding
+        # the search by it keeps it to the candidates' stretch of the queue.
         waiting = {key: first for key, first in conn.execute(
             select(outbox.c.aggregate_key, func.min(outbox.c.id))
             .where(outbox.c.target == name, outbox.c.status == "pending",
-                   outbox.c.next_attempt_ms > now, outbox.c.aggregate_key.in_(keys))
+                   outbox.c.id < candidates[-1].id, outbox.c.next_attempt_ms > now,
+                   outbox.c.aggregate_key.in_(keys))
             .group_by(outbox.c.aggregate_key))}
         # A dependency is a record that must already exist at this target.
         needed = {c.depends_on for c in candidates if c.depends_on}
@@ -182,12 +206,11 @@ class Dispatcher:
             ids = [r.id for r in rows]
             conn.execute(update(outbox).where(outbox.c.id.in_(ids))
                          .values(attempts=outbox.c.attempts + 1))
-            started = self.clock.now()
-            conn.execute(delivery_attempts.insert(), [
-                {"outbox_id": r.id, "target": name, "batch_id": batch_id,
-                 "attempt": r.attempts + 1, "owner": self.owner, "started_at": started,
-                 "outcome": "sent", "correlation_id": r.correlation_id} for r in rows])
-            payloads = [json.loads(r.payload) for r in rows]
+            _SENT.run(conn, [{"outbox_id": r.id, "attempt": r.attempts + 1,
+                              "correlation_id": r.correlation_id} for r in rows],
+                      target=name, batch_id=batch_id, owner=self.owner,
+                      started_at=self.clock.now())
+            payloads = [orjson.loads(r.payload) for r in rows]
             refs = _references(conn, name, payloads)
             sends = _sends(conn, ids)
         commands = [OutboundCommand(r.id, name, r.kind, r.idempotency_key, r.aggregate_key,
@@ -224,8 +247,9 @@ class Dispatcher:
                 self._settle_failed_call(conn, rows, batch_id, failure, breaker.failures)
                 return 0
             metrics.TARGET_CALLS.labels(name, "ok").inc()
-            breaker.success()
-            self._save_breaker(conn, name, breaker)
+            if breaker.state is not CircuitState.CLOSED or breaker.failures:
+                breaker.success()  # a healthy target's row is not rewritten on every batch
+                self._save_breaker(conn, name, breaker)
             if trial:
                 self._resume(conn, name)
             return self._settle(conn, name, rows, batch_id, results)
@@ -260,7 +284,10 @@ class Dispatcher:
 
     def _settle(self, conn: Connection, name: str, rows: Sequence[Any], batch_id: str,
                 results: Mapping[str, RecordResult]) -> int:
+        """Record each command's result; the applied ones with one statement
+        per table, since they are nearly all of them."""
         now = self.clock.now()
+        applied: list[tuple[Any, str | None]] = []
         settled = 0
         for row in rows:
             result = results.get(row.idempotency_key)
@@ -271,31 +298,39 @@ class Dispatcher:
                 continue
             settled += 1
             if result.status is ResultStatus.APPLIED:
-                conn.execute(update(outbox).where(outbox.c.id == row.id).values(
-                    status="done", external_id=result.external_id, done_at=now, last_error=None))
-                self._attempt(conn, row.id, batch_id, "applied", result.external_id)
-                if row.record_kind and row.record_id and result.external_id:
-                    conn.execute(dialect_insert(conn)(xref).values(
-                        system=name, kind=row.record_kind, external_id=result.external_id,
-                        canonical_id=row.record_id, correlation_id=row.correlation_id,
-                        created_at=now).on_conflict_do_nothing())
-                metrics.POSTINGS_CONFIRMED.labels(name, row.kind).inc()
-                if row.kind in CONFIRMED_KINDS:
-                    self._confirm(conn, name, row, result.external_id)
+                applied.append((row, result.external_id))
             else:
                 message = f"{name} rejected {row.kind} {row.record_id or row.id}: " \
                           f"{result.code}: {result.message}"
                 self._fail(conn, row, batch_id, ReasonCode.TARGET_REJECTED, message)
+        if applied:
+            _DONE.run(conn, [{"row_id": row.id, "external_id": external_id}
+                             for row, external_id in applied], at=now)
+            _ATTEMPT.run(conn, [{"row_id": row.id, "detail": external_id}
+                                for row, external_id in applied],
+                         in_batch=batch_id, outcome="applied")
+            bind_many(conn, [{"system": name, "kind": row.record_kind, "external_id": external_id,
+                              "canonical_id": row.record_id, "correlation_id": row.correlation_id}
+                             for row, external_id in applied
+                             if row.record_kind and row.record_id and external_id], at=now)
+            for kind, count in Counter(row.kind for row, _ in applied).items():
+                metrics.POSTINGS_CONFIRMED.labels(name, kind).inc(count)
+            self._confirm(conn, name, [(row, external_id) for row, external_id in applied
+                                       if row.kind in CONFIRMED_KINDS])
         return settled
 
-    def _confirm(self, conn: Connection, name: str, row: Any, external_id: str | None) -> None:
-        """Tell the flows a record now exists at the target (write-backs wait on it)."""
+    def _confirm(self, conn: Connection, name: str,
+                 confirmed: Sequence[tuple[Any, str | None]]) -> None:
+        """Tell the flows records now exist at the target (write-backs wait on it)."""
+        if not confirmed:
+            return
+        at = self.clock.now().isoformat()
         ingest_many(conn, [{
             "type": "posting.confirmed", "id": f"confirmed:{name}:{row.idempotency_key}",
-            "at": self.clock.now().isoformat(), "correlation_id": row.correlation_id,
+            "at": at, "correlation_id": row.correlation_id,
             "data": {"target": name, "kind": row.kind, "record_kind": row.record_kind,
-                     "record_id": row.record_id, "external_id": external_id}}],
-            source=HUB_SOURCE, clock=self.clock)
+                     "record_id": row.record_id, "external_id": external_id}}
+            for row, external_id in confirmed], source=HUB_SOURCE, clock=self.clock)
 
     def _settle_failed_call(self, conn: Connection, rows: Sequence[Any], batch_id: str,
                             failure: DeliveryError, streak: int) -> None:
@@ -347,9 +382,8 @@ class Dispatcher:
 
     def _attempt(self, conn: Connection, outbox_id: int, batch_id: str, outcome: str,
                  detail: str | None) -> None:
-        conn.execute(update(delivery_attempts).where(
-            delivery_attempts.c.outbox_id == outbox_id,
-            delivery_attempts.c.batch_id == batch_id).values(outcome=outcome, detail=detail))
+        _ATTEMPT.run(conn, [{"row_id": outbox_id, "detail": detail}], in_batch=batch_id,
+                     outcome=outcome)
 
 
 def _references(conn: Connection, target: str,

@@ -8,8 +8,9 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam
 
+from billbridge.store.bulk import Bulk
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import charge_facts
 
@@ -34,12 +35,21 @@ def row(charge: Mapping[str, Any], status: str | None) -> dict[str, Any]:
             "config_version": charge.get("config_version")}
 
 
-def upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    stmt = dialect_insert(conn)(charge_facts)
-    conn.execute(stmt.on_conflict_do_update(
+_COLUMNS = ("id", "time_entry", "project", "worker", "work_date", "hours_e4", "amount_e4",
+            "currency", "billable", "status", "config_version")
+
+
+def _upsert(conn: Connection) -> Any:
+    stmt = dialect_insert(conn)(charge_facts).values(
+        **{name: bindparam(name) for name in _COLUMNS})
+    return stmt.on_conflict_do_update(
         index_elements=[charge_facts.c.id],
-        set_={name: stmt.excluded[name] for name in
-              ("project", "worker", "work_date", "hours_e4", "amount_e4", "currency",
-               "billable", "status", "config_version")}), rows)
+        set_={name: stmt.excluded[name] for name in _COLUMNS if name not in ("id",
+                                                                              "time_entry")})
+
+
+_UPSERT = Bulk(_upsert)
+
+
+def upsert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    _UPSERT.run(conn, rows)

@@ -16,7 +16,7 @@ from billbridge.connectors.base import Target
 from billbridge.engine import config_store
 from billbridge.engine.clock import Clock, SystemClock
 from billbridge.engine.dispatcher import Dispatcher, DispatcherSettings
-from billbridge.engine.inbox import IngestResult, ingest_many
+from billbridge.engine.inbox import IngestResult, prepare, store
 from billbridge.engine.policy import RetryPolicy
 from billbridge.engine.worker import Worker, WorkerSettings
 from billbridge.flows.base import FlowRegistry
@@ -61,8 +61,9 @@ class Hub:
                                      breaker_cooldown=self.settings.breaker_cooldown)
 
     def ingest(self, raws: Iterable[Any], *, source: str) -> list[IngestResult]:
+        prepared = prepare(raws, source=source)  # validation holds no lock
         with self.engine.begin() as conn:
-            return ingest_many(conn, raws, source=source, clock=self.clock)
+            return store(conn, prepared, clock=self.clock)
 
     def activate_config(self, document: dict[str, Any], *, actor: str = "system",
                         note: str | None = None) -> int:
@@ -71,8 +72,20 @@ class Hub:
                                          note=note)
 
     def step(self) -> int:
-        """One round of processing and dispatch; how much moved."""
-        return self.worker.run_once() + self.dispatcher.run_once()
+        """One round of processing and dispatch; how much moved.
+
+        The dispatcher sends until nothing is ready or it has settled as many
+        commands as the worker just processed: one vendor batch per round
+        would let the outbox grow without bound at month-end, and with
+        several workers the one holding the target's lease keeps up with
+        what all of them produce."""
+        processed = self.worker.run_once()
+        dispatched = 0
+        while True:
+            settled = self.dispatcher.run_once()
+            dispatched += settled
+            if not settled or dispatched >= processed:
+                return processed + dispatched
 
     def next_due_ms(self) -> int | None:
         """The next moment when something now waiting can move: a retry falling

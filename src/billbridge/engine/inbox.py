@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
+import secrets
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from billbridge.connectors.base import Malformed
 from billbridge.domain.events import MalformedEvent, aggregate_key, parse_event
@@ -41,57 +42,84 @@ class IngestResult:
     message: str | None = None
 
 
-def _decode(raw: Any) -> tuple[Any, str]:
-    """(parsed JSON or the undecodable text, the raw text to keep)."""
+def new_correlation_id() -> str:
+    """A random id that sorts by the time it was made (its first 48 bits are
+    the millisecond): every index on correlation ids then grows at its end
+    instead of at random places, which keeps a month-end burst's inserts in
+    cache. 80 random bits make it unique."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+
+
+def _decode(raw: Any) -> Any:
+    """Parsed JSON, or the text itself when it is not JSON; other values as given."""
     if isinstance(raw, (bytes, bytearray)):
-        text = bytes(raw).decode("utf-8", errors="replace")
-    elif isinstance(raw, str):
-        text = raw
-    else:
-        return raw, json.dumps(raw, default=str)
+        raw = bytes(raw).decode("utf-8", errors="replace")
+    if not isinstance(raw, str):
+        return raw
     try:
-        return json.loads(text), text
+        return json.loads(raw)
     except ValueError:
-        return text, text
+        return raw
+
+
+def _raw_text(raw: Any) -> str:
+    """The body as received, kept with a malformed event."""
+    if isinstance(raw, (bytes, bytearray)):
+        return bytes(raw).decode("utf-8", errors="replace")
+    return raw if isinstance(raw, str) else json.dumps(raw, default=str)
 
 
 _INSERTS: dict[str, Any] = {}
+_SEEN = (select(inbox.c.id, inbox.c.event_id, inbox.c.correlation_id)
+         .where(inbox.c.source == bindparam("source"),
+                inbox.c.event_id.in_(bindparam("event_ids", expanding=True))))
+_REPEATED = (update(inbox).where(inbox.c.id == bindparam("row_id"))
+             .values(duplicates=inbox.c.duplicates + bindparam("repeats")))
+_CHUNK = 5000  # ids per IN list: well inside SQLite's and PostgreSQL's parameter limits
 
 
-def _insert_event(conn: Connection) -> Any:
-    """The insert-unless-seen statement, built once per dialect: on the webhook
-    path building it per event cost more than running it."""
+def _insert(conn: Connection) -> Any:
+    """The insert of accepted events, built once per dialect."""
     name = conn.dialect.name
     if name not in _INSERTS:
-        _INSERTS[name] = dialect_insert(conn)(inbox).on_conflict_do_nothing(
-            index_elements=[inbox.c.source, inbox.c.event_id]).returning(
-            inbox.c.id, inbox.c.event_id)
+        columns = ("source", "event_id", "event_type", "aggregate_key", "correlation_id",
+                   "occurred_at", "received_at", "payload")
+        _INSERTS[name] = (
+            dialect_insert(conn)(inbox)
+            .values(status="pending", duplicates=0, attempts=0,
+                    **{column: bindparam(column) for column in columns})
+            .on_conflict_do_nothing(index_elements=[inbox.c.source, inbox.c.event_id])
+            .returning(inbox.c.id, inbox.c.event_id))
     return _INSERTS[name]
 
 
-def ingest(conn: Connection, raw: Any, *, source: str, clock: Clock) -> IngestResult:
-    return ingest_many(conn, [raw], source=source, clock=clock)[0]
+@dataclass(frozen=True, slots=True)
+class _Bad:
+    """A delivery that is not a valid event: kept raw with what is wrong."""
+
+    given: Any
+    text: str
+    message: str
 
 
-def ingest_many(conn: Connection, raws: Iterable[Any], *, source: str,
-                clock: Clock) -> list[IngestResult]:
-    """Store events in the caller's transaction; return one result each.
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A delivery decoded and validated, ready to store: this work happens
+    before the transaction, so the store's write lock is held only to write."""
 
-    Valid events are inserted together (one multi-row statement), in arrival
-    order: those before a malformed one are inserted before it is stored."""
-    now = clock.now()
-    results: list[IngestResult] = []
-    pending: Counter[str] = Counter()
-    rows: list[dict[str, Any]] = []
+    source: str
+    items: list[dict[str, Any] | _Bad]  # an inbox row per valid event, in order
+
+
+def prepare(raws: Iterable[Any], *, source: str) -> Prepared:
+    items: list[dict[str, Any] | _Bad] = []
     for raw in raws:
         if isinstance(raw, Malformed):
-            results += _insert_new(conn, rows, pending)
-            rows = []
-            value, text = _decode(raw.raw)
-            given = {"id": raw.event_id} if raw.event_id else value
-            results.append(_store_malformed(conn, given, text, source, raw.reason, clock))
+            value = _decode(raw.raw)
+            items.append(_Bad({"id": raw.event_id} if raw.event_id else value,
+                              _raw_text(raw.raw), raw.reason))
             continue
-        value, text = _decode(raw)
+        value = _decode(raw)
         if isinstance(value, dict):
             value = {"source": source, **value}
         try:
@@ -100,43 +128,83 @@ def ingest_many(conn: Connection, raws: Iterable[Any], *, source: str,
                 raise MalformedEvent(
                     f"event says source {event.source!r} but arrived from {source!r}")
         except MalformedEvent as exc:
-            results += _insert_new(conn, rows, pending)
-            rows = []
-            results.append(_store_malformed(conn, value, text, source, str(exc), clock))
+            items.append(_Bad(value, _raw_text(raw), str(exc)))
             continue
-        rows.append({
-            "source": source, "event_id": event.id, "event_type": event.type,
-            "aggregate_key": aggregate_key(event),
-            "correlation_id": event.correlation_id or uuid.uuid4().hex,
-            "occurred_at": event.at, "received_at": now, "payload": event.model_dump_json(),
-            "status": "pending", "duplicates": 0, "attempts": 0})
-    results += _insert_new(conn, rows, pending)
+        items.append({"source": source, "event_id": event.id, "event_type": event.type,
+                      "aggregate_key": aggregate_key(event),
+                      "correlation_id": event.correlation_id or new_correlation_id(),
+                      "occurred_at": event.at, "payload": event.model_dump_json()})
+    return Prepared(source, items)
+
+
+def ingest(conn: Connection, raw: Any, *, source: str, clock: Clock) -> IngestResult:
+    return ingest_many(conn, [raw], source=source, clock=clock)[0]
+
+
+def ingest_many(conn: Connection, raws: Iterable[Any], *, source: str,
+                clock: Clock) -> list[IngestResult]:
+    """Store events in the caller's transaction; return one result each, in order."""
+    return store(conn, prepare(raws, source=source), clock=clock)
+
+
+def store(conn: Connection, prepared: Prepared, *, clock: Clock) -> list[IngestResult]:
+    """Store a prepared delivery in the caller's transaction; one result per event.
+
+    Valid events are written with one multi-row insert (in arrival order, so
+    inbox ids keep source order); whatever the unique (source, event id) index
+    refused is a repeat, counted on the first delivery."""
+    now = clock.now()
+    source = prepared.source
+    results: list[IngestResult | None] = []
+    accepted: dict[str, dict[str, Any]] = {}  # event id → row, first delivery only
+    positions: list[tuple[int, str]] = []  # (result index, event id) of every valid event
+    for item in prepared.items:
+        if isinstance(item, _Bad):
+            results.append(_store_malformed(conn, item.given, item.text, source, item.message,
+                                            clock))
+            continue
+        positions.append((len(results), item["event_id"]))
+        results.append(None)
+        accepted.setdefault(item["event_id"], {**item, "received_at": now})
+    if positions:
+        _store_accepted(conn, source, accepted, positions, results)
+    return [r for r in results if r is not None]
+
+
+def _store_accepted(conn: Connection, source: str, accepted: dict[str, dict[str, Any]],
+                    positions: list[tuple[int, str]],
+                    results: list[IngestResult | None]) -> None:
+    rows = list(accepted.values())
+    inserted = {r.event_id: int(r.id) for r in conn.execute(_insert(conn), rows)}
+    known = {e: (inserted[e], row["correlation_id"]) for e, row in accepted.items()
+             if e in inserted}
+    earlier = [e for e in accepted if e not in inserted]
+    for start in range(0, len(earlier), _CHUNK):
+        for r in conn.execute(_SEEN, {"source": source,
+                                      "event_ids": earlier[start:start + _CHUNK]}):
+            known[r.event_id] = (int(r.id), r.correlation_id)
+    pending: Counter[str] = Counter()
+    types: Counter[str] = Counter()
+    repeats: Counter[int] = Counter()
+    fresh = set(inserted)
+    for index, event_id in positions:
+        row_id, correlation_id = known[event_id]
+        if event_id in fresh:
+            fresh.discard(event_id)  # later deliveries of it in this call are repeats
+            pending[accepted[event_id]["aggregate_key"]] += 1
+            types[accepted[event_id]["event_type"]] += 1
+            results[index] = IngestResult(IngestStatus.ACCEPTED, row_id, event_id,
+                                          correlation_id)
+        else:
+            repeats[row_id] += 1
+            results[index] = IngestResult(IngestStatus.DUPLICATE, row_id, event_id,
+                                          correlation_id)
+    if repeats:
+        conn.execute(_REPEATED, [{"row_id": k, "repeats": n} for k, n in repeats.items()])
+        metrics.EVENTS_DEDUPLICATED.labels(source).inc(sum(repeats.values()))
+    for event_type, count in types.items():
+        metrics.EVENTS_RECEIVED.labels(source, event_type).inc(count)
     bump_pending(conn, pending)
-    return results
-
-
-def _insert_new(conn: Connection, rows: list[dict[str, Any]],
-                pending: Counter[str]) -> list[IngestResult]:
-    """Insert the rows not seen before in one statement; count the others
-    (seen in the store, or earlier in ``rows``) as duplicates."""
-    if not rows:
-        return []
-    first: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        first.setdefault(row["event_id"], row)
-    inserted = {r.event_id: int(r.id)
-                for r in conn.execute(_insert_event(conn), list(first.values()))}
-    results = []
-    for row in rows:
-        event_id = row["event_id"]
-        if event_id not in inserted or first[event_id] is not row:
-            results.append(_count_duplicate(conn, row["source"], event_id))
-            continue
-        pending[row["aggregate_key"]] += 1
-        metrics.EVENTS_RECEIVED.labels(row["source"], row["event_type"]).inc()
-        results.append(IngestResult(IngestStatus.ACCEPTED, inserted[event_id], event_id,
-                                    row["correlation_id"]))
-    return results
 
 
 def _count_duplicate(conn: Connection, source: str, event_id: str) -> IngestResult:
@@ -155,7 +223,7 @@ def _store_malformed(conn: Connection, value: Any, text: str, source: str, messa
                 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:40])
     given_type = value.get("type") if isinstance(value, dict) else None
     event_type = given_type if isinstance(given_type, str) else "unknown"
-    correlation_id = uuid.uuid4().hex
+    correlation_id = new_correlation_id()
     stmt = dialect_insert(conn)(inbox).values(
         source=source, event_id=event_id[:200], event_type=event_type[:64],
         aggregate_key=f"malformed:{source}", correlation_id=correlation_id,

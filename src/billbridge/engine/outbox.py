@@ -3,62 +3,102 @@ the state change that caused them, keyed by the one idempotency-key function."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, bindparam, select, update
 
-from billbridge.domain.idempotency import canonical_json, idempotency_key
+from billbridge.domain.idempotency import canonical_json, key_of_json
 from billbridge.engine import metrics
+from billbridge.store.bulk import Bulk
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import outbox
 
 REVIVABLE = ("superseded", "failed")
 
 
-_INSERTS: dict[str, Any] = {}
+@dataclass(frozen=True, slots=True)
+class NewCommand:
+    """A command to write: what to send, to which target, on behalf of what."""
+
+    target: str
+    kind: str
+    origin: str
+    payload: Mapping[str, Any]
+    aggregate_key: str
+    correlation_id: str
+    inbox_id: int | None = None
+    record_kind: str | None = None
+    record_id: str | None = None
+    depends_on: str | None = None
+
+
 _COLUMNS = ("target", "kind", "idempotency_key", "aggregate_key", "payload", "correlation_id",
             "inbox_id", "record_kind", "record_id", "depends_on", "created_at")
+_INSERT = Bulk(lambda conn: dialect_insert(conn)(outbox)
+               .values(status="pending", attempts=0, next_attempt_ms=0,
+                       **{column: bindparam(column) for column in _COLUMNS})
+               .on_conflict_do_nothing(index_elements=[outbox.c.target,
+                                                       outbox.c.idempotency_key]))
+_STATUS = (select(outbox.c.idempotency_key, outbox.c.status)
+           .where(outbox.c.target == bindparam("row_target"),
+                  outbox.c.idempotency_key.in_(bindparam("keys", expanding=True))))
+CHUNK = 5000  # keys per IN list: well inside SQLite's and PostgreSQL's parameter limits
+_REVIVE = Bulk(lambda _: update(outbox).where(outbox.c.target == bindparam("row_target"),
+                                               outbox.c.idempotency_key == bindparam("key"),
+                                               outbox.c.status.in_(REVIVABLE))
+               .values(status="pending", attempts=0, next_attempt_ms=0, last_error=None))
 
 
-def _insert(conn: Connection) -> Any:
-    """The insert, built once per dialect (building it per command is costly)."""
-    name = conn.dialect.name
-    if name not in _INSERTS:
-        _INSERTS[name] = (
-            dialect_insert(conn)(outbox)
-            .values(status="pending", attempts=0, next_attempt_ms=0,
-                    **{column: bindparam(column) for column in _COLUMNS})
-            .on_conflict_do_nothing(index_elements=[outbox.c.target, outbox.c.idempotency_key])
-            .returning(outbox.c.id))
-    return _INSERTS[name]
-
-
-def enqueue(conn: Connection, *, target: str, kind: str, origin: str,
-            payload: Mapping[str, Any], aggregate_key: str, correlation_id: str, at: datetime,
-            inbox_id: int | None = None, record_kind: str | None = None,
-            record_id: str | None = None, depends_on: str | None = None) -> str:
-    """Write one command; return its idempotency key.
+def enqueue_many(conn: Connection, commands: Sequence[NewCommand], *, at: datetime) -> list[str]:
+    """Write commands in order, with one insert; return their idempotency keys.
 
     A command whose key is already pending or done is the same work arriving
     again (a replay, a duplicate event with new id) and is not written twice;
     one that was superseded or failed is put back in the queue.
     """
-    key = idempotency_key(target, kind, origin, payload)
-    inserted = conn.execute(_insert(conn), {
-        "target": target, "kind": kind, "idempotency_key": key,
-        "aggregate_key": aggregate_key, "payload": canonical_json(payload),
-        "correlation_id": correlation_id, "inbox_id": inbox_id, "record_kind": record_kind,
-        "record_id": record_id, "depends_on": depends_on, "created_at": at}).scalar()
-    if inserted is not None:
-        metrics.COMMANDS_ENQUEUED.labels(target, kind).inc()
-        return key
-    revived = conn.execute(
-        update(outbox).where(outbox.c.target == target, outbox.c.idempotency_key == key,
-                             outbox.c.status.in_(REVIVABLE))
-        .values(status="pending", attempts=0, next_attempt_ms=0, last_error=None))
-    if revived.rowcount == 0:
-        metrics.DUPLICATES_PREVENTED.labels(target).inc()
-    return key
+    payloads = [canonical_json(c.payload) for c in commands]
+    keys = [key_of_json(c.target, c.kind, c.origin, payload)
+            for c, payload in zip(commands, payloads, strict=True)]
+    there = _existing(conn, {(c.target, key) for c, key in zip(commands, keys, strict=True)})
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    revive: set[tuple[str, str]] = set()
+    repeats: Counter[str] = Counter()
+    for key, c, payload in zip(keys, commands, payloads, strict=True):
+        status = there.get((c.target, key))
+        if status in REVIVABLE:
+            revive.add((c.target, key))
+        elif status is not None or (c.target, key) in rows:
+            repeats[c.target] += 1  # the same work again: it is queued or done already
+        else:
+            rows[(c.target, key)] = {
+                "target": c.target, "kind": c.kind, "idempotency_key": key,
+                "aggregate_key": c.aggregate_key, "payload": payload,
+                "correlation_id": c.correlation_id, "inbox_id": c.inbox_id,
+                "record_kind": c.record_kind, "record_id": c.record_id,
+                "depends_on": c.depends_on}
+    # ON CONFLICT still guards against another worker writing the same key meanwhile.
+    _INSERT.run(conn, list(rows.values()), created_at=at)
+    _REVIVE.run(conn, [{"row_target": t, "key": k} for t, k in revive])
+    for (target, kind), count in Counter((t, r["kind"]) for (t, _), r in rows.items()).items():
+        metrics.COMMANDS_ENQUEUED.labels(target, kind).inc(count)
+    for target, count in repeats.items():
+        metrics.DUPLICATES_PREVENTED.labels(target).inc(count)
+    return keys
 
+
+def _existing(conn: Connection, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The status of each (target, key) already in the outbox."""
+    by_target: dict[str, list[str]] = {}
+    for target, key in wanted:
+        by_target.setdefault(target, []).append(key)
+    found: dict[tuple[str, str], str] = {}
+    for target, target_keys in by_target.items():
+        for start in range(0, len(target_keys), CHUNK):
+            for row in conn.execute(_STATUS, {"row_target": target,
+                                              "keys": target_keys[start:start + CHUNK]}):
+                found[(target, row.idempotency_key)] = row.status
+    return found

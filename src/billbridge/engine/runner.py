@@ -3,6 +3,7 @@ process, dispatch and poll until told to stop."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,8 +24,12 @@ def run(hub: Hub, stop: threading.Event, *, sources: Sequence[Source] = (),
     """Run until ``stop`` is set, or until nothing moved for ``idle_exit`` seconds.
 
     ``process`` and ``dispatch`` say which of the two jobs this loop does, so a
-    deployment can run processing workers and dispatchers as separate processes."""
+    deployment can run processing workers and dispatchers as separate
+    processes; with neither the loop only polls (the hub takes work in, and
+    `billbridge worker` processes elsewhere do it)."""
     def step() -> int:
+        if process and dispatch:
+            return hub.step()  # the dispatcher keeps pace with what was processed
         return (hub.worker.run_once() if process else 0) + \
             (hub.dispatcher.run_once() if dispatch else 0)
 
@@ -37,8 +42,7 @@ def run(hub: Hub, stop: threading.Event, *, sources: Sequence[Source] = (),
 def _loop(hub: Hub, stop: threading.Event, sources: Sequence[Source], poll_seconds: float,
           idle_sleep: float, alert_seconds: float, idle_exit: float | None,
           step: Callable[[], int]) -> None:
-    last_poll = 0.0
-    last_alerts = 0.0
+    last_poll = last_alerts = -math.inf  # both run at once on start
     idle_since = time.monotonic()
     while not stop.is_set():
         if time.monotonic() - last_alerts >= alert_seconds:

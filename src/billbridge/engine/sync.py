@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, select
 
 from billbridge.connectors.base import Source
 from billbridge.engine.clock import Clock
-from billbridge.engine.inbox import IngestStatus, ingest_many
+from billbridge.engine.inbox import IngestStatus, prepare, store
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import cursors
 
@@ -43,8 +43,9 @@ def sync(engine: Engine, source: Source, clock: Clock, *, stream: str = "default
         cursor = load_cursor(conn, source.name, stream)
     result = SyncResult(cursor=cursor)
     for page in source.poll(cursor):
+        prepared = prepare(page.events, source=source.name)
         with engine.begin() as conn:
-            for item in ingest_many(conn, page.events, source=source.name, clock=clock):
+            for item in store(conn, prepared, clock=clock):
                 if item.status is IngestStatus.ACCEPTED:
                     result.accepted += 1
                 elif item.status is IngestStatus.DUPLICATE:

@@ -1,33 +1,35 @@
 """Workers: lease aggregates with waiting events, run each event through its
 flow in inbox order, and commit the outcome (state, xref, outbox commands,
-exceptions, parking) in one transaction fenced on the lease."""
+exceptions, parking) in one transaction fenced on the lease.
+
+A batch of events runs against one unit of work and is written with one
+statement per table; only when the store refuses that write does the batch
+run again one event per savepoint, so that the refusal fails one event and
+never the queue."""
 
 from __future__ import annotations
 
-import json
 import time
 import traceback
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from billbridge.domain.config import Configuration
 from billbridge.domain.events import CanonicalEvent
-from billbridge.domain.idempotency import canonical_json
 from billbridge.domain.reasons import ReasonCode
-from billbridge.engine import aggregates, facts, metrics
+from billbridge.engine import aggregates, metrics
 from billbridge.engine.clock import Clock
 from billbridge.engine.config_store import ConfigCache, active_version
-from billbridge.engine.exception_queue import open_exception
-from billbridge.engine.outbox import enqueue
 from billbridge.engine.tracing import tracer
-from billbridge.flows.base import FlowRegistry, Outcome
-from billbridge.store.db import dialect_insert
-from billbridge.store.tables import exceptions, inbox, records, xref
+from billbridge.engine.unit_of_work import StoreContext, UnitOfWork
+from billbridge.flows.base import FlowRegistry
+from billbridge.store.tables import inbox
 
 log = structlog.get_logger("billbridge.worker")
 
@@ -38,77 +40,6 @@ class LeaseLost(Exception):
 
 class SimulatedCrash(Exception):
     """Raised by test hooks to stand for a process dying at that point."""
-
-
-_RECORD = select(records.c.data).where(records.c.kind == bindparam("kind"),
-                                       records.c.id == bindparam("id"))
-_FINISH = (update(inbox).where(inbox.c.id == bindparam("row_id"))
-           .values(status=bindparam("status"), waiting_on=bindparam("waiting_on"),
-                   processed_at=bindparam("processed_at"), attempts=inbox.c.attempts + 1,
-                   config_version=bindparam("version"), replay=False))
-
-
-_UPSERTS: dict[str, Any] = {}
-
-
-def _record_upsert(conn: Connection) -> Any:
-    """One prebuilt upsert per dialect: building statements per row costs more
-    than running them."""
-    name = conn.dialect.name
-    if name not in _UPSERTS:
-        stmt = dialect_insert(conn)(records).values(
-            kind=bindparam("kind"), id=bindparam("id"), data=bindparam("data"), version=1,
-            status=bindparam("status"), correlation_id=bindparam("correlation_id"),
-            config_version=bindparam("config_version"), updated_at=bindparam("updated_at"))
-        _UPSERTS[name] = stmt.on_conflict_do_update(
-            index_elements=[records.c.kind, records.c.id],
-            set_={"data": stmt.excluded.data, "status": stmt.excluded.status,
-                  "version": records.c.version + 1,
-                  "correlation_id": stmt.excluded.correlation_id,
-                  "config_version": stmt.excluded.config_version,
-                  "updated_at": stmt.excluded.updated_at})
-    return _UPSERTS[name]
-
-
-@dataclass(slots=True)
-class StoreContext:
-    """The flows' read port over the store, inside the worker's transaction.
-
-    Records read in a batch are cached for the batch (events of one aggregate
-    keep asking for the same project and contract); the worker updates the
-    cache as it writes, and drops it if an event fails half-way."""
-
-    conn: Connection
-    config: Configuration
-    config_version: int
-    replay: bool = False
-    cache: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
-
-    def record(self, kind: str, record_id: str) -> Mapping[str, Any] | None:
-        key = (kind, record_id)
-        if key not in self.cache:
-            row = self.conn.execute(_RECORD, {"kind": kind, "id": record_id}).first()
-            self.cache[key] = None if row is None else dict(json.loads(row.data))
-        found = self.cache[key]
-        return None if found is None else dict(found)
-
-    def external_id(self, system: str, kind: str, canonical_id: str) -> str | None:
-        row = self.conn.execute(select(xref.c.external_id).where(
-            xref.c.system == system, xref.c.kind == kind,
-            xref.c.canonical_id == canonical_id)).first()
-        return None if row is None else str(row.external_id)
-
-    def find(self, kind: str, status: str | None = None) -> list[Mapping[str, Any]]:
-        query = select(records.c.data).where(records.c.kind == kind)
-        if status is not None:
-            query = query.where(records.c.status == status)
-        return [dict(json.loads(r.data)) for r in self.conn.execute(query.order_by(records.c.id))]
-
-    def resolve(self, system: str, kind: str, external_id: str) -> str | None:
-        row = self.conn.execute(select(xref.c.canonical_id).where(
-            xref.c.system == system, xref.c.kind == kind,
-            xref.c.external_id == external_id)).first()
-        return None if row is None else str(row.canonical_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +64,11 @@ class Worker:
 
     # -- the loop ---------------------------------------------------------
     def run_once(self) -> int:
-        """Claim some aggregates and process what waits on them; events done."""
+        """Claim some aggregates and process one batch of each; events done.
+
+        One batch, not all that waits: a round stays short at month-end, so
+        the same process's dispatcher gets its turn and other aggregates are
+        not starved by one with fifty thousand events."""
         with self.engine.begin() as conn:
             keys = aggregates.claim(conn, owner=self.owner, now_ms=self.clock.ms(),
                                     lease_ms=self.settings.lease_ms,
@@ -141,21 +76,12 @@ class Worker:
         done = 0
         for key in keys:
             try:
-                done += self._drain(key)
+                done += self._process_batch(key)
+                with self.engine.begin() as conn:
+                    aggregates.release(conn, key, owner=self.owner)
             except LeaseLost:
                 log.warning("lease lost", aggregate=key, owner=self.owner)
         return done
-
-    def _drain(self, key: str) -> int:
-        total = 0
-        while True:
-            processed = self._process_batch(key)
-            total += processed
-            if processed == 0:
-                break
-        with self.engine.begin() as conn:
-            aggregates.release(conn, key, owner=self.owner)
-        return total
 
     def _process_batch(self, key: str) -> int:
         started = time.perf_counter()
@@ -170,14 +96,19 @@ class Worker:
                 self._fence(conn, key, 0, drained=True)
                 return 0
             current = active_version(conn)
-            cache: dict[tuple[str, str], dict[str, Any] | None] = {}
-            for row in rows:
-                self._process_event(conn, row, current, cache)
-                if self.crash_hook is not None:
-                    self.crash_hook("event", key)
+            try:
+                with conn.begin_nested():
+                    counts = self._run_together(conn, rows, current, key)
+            except SQLAlchemyError as exc:
+                # The store refused a write: find the event it belongs to.
+                log.warning("batch refused; running its events one by one", aggregate=key,
+                            error=repr(exc))
+                counts = self._run_one_by_one(conn, rows, current, key)
             self._fence(conn, key, len(rows))
             if self.crash_hook is not None:
                 self.crash_hook("commit", key)
+        for (event_type, result), count in counts.items():
+            metrics.EVENTS_PROCESSED.labels(event_type, result).inc(count)
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
         return len(rows)
 
@@ -188,121 +119,84 @@ class Worker:
         if not ok:
             raise LeaseLost(key)
 
+    # -- a batch of events --------------------------------------------------
+    def _run_together(self, conn: Connection, rows: list[Any], current: int,
+                      key: str) -> Counter[tuple[str, str]]:
+        """The fast path: every event's flow runs against one unit of work,
+        whose writes go to the store in one statement per table."""
+        unit = UnitOfWork(conn, self.routes, self.clock.now())
+        events = [_parse(row) for row in rows]
+        unit.prefetch(k for e in events if isinstance(e, CanonicalEvent)
+                      for k in self.flows.reads_for(e))
+        for row, event in zip(rows, events, strict=True):
+            self._run_event(unit, row, event, current)
+            if self.crash_hook is not None:
+                self.crash_hook("event", key)
+        unit.flush()
+        return unit.counts
+
+    def _run_one_by_one(self, conn: Connection, rows: list[Any], current: int,
+                        key: str) -> Counter[tuple[str, str]]:
+        """The slow path: each event in its own savepoint, so a write the store
+        refuses fails that event only."""
+        counts: Counter[tuple[str, str]] = Counter()
+        for row in rows:
+            unit = UnitOfWork(conn, self.routes, self.clock.now())
+            try:
+                with conn.begin_nested():
+                    self._run_event(unit, row, _parse(row), current)
+                    unit.flush()
+            except SQLAlchemyError as exc:
+                log.error("event refused by the store", event_id=row.event_id,
+                          error=repr(exc))
+                unit = UnitOfWork(conn, self.routes, self.clock.now())
+                version = row.config_version or current
+                unit.fail(row, version, ReasonCode.HANDLER_ERROR,
+                          _failure(row.event_type, row.event_id, exc), row.event_type)
+                unit.flush()
+            counts += unit.counts
+            if self.crash_hook is not None:
+                self.crash_hook("event", key)
+        return counts
+
     # -- one event --------------------------------------------------------
-    def _process_event(self, conn: Connection, row: Any, current_version: int,
-                       cache: dict[tuple[str, str], dict[str, Any] | None]) -> None:
+    def _run_event(self, unit: UnitOfWork, row: Any, event: CanonicalEvent | Exception,
+                   current_version: int) -> None:
+        version = row.config_version or current_version
+        if isinstance(event, Exception):
+            unit.fail(row, version, ReasonCode.HANDLER_ERROR,
+                      _failure(row.event_type, row.event_id, event), row.event_type)
+            return
+        handler = self.flows.handler_for(event.type)
+        if handler is None:
+            unit.fail(row, version, ReasonCode.UNKNOWN_EVENT_TYPE,
+                      f"no flow handles {event.type} events", event.type, "unhandled")
+            return
         # Every log line while this event runs carries its correlation id.
         structlog.contextvars.bind_contextvars(correlation_id=row.correlation_id)
         try:
-            self._run_event(conn, row, current_version, cache)
-        finally:
-            structlog.contextvars.unbind_contextvars("correlation_id")
-
-    def _run_event(self, conn: Connection, row: Any, current_version: int,
-                   cache: dict[tuple[str, str], dict[str, Any] | None]) -> None:
-        event = CanonicalEvent.model_validate_json(row.payload)
-        version = row.config_version or current_version
-        handler = self.flows.handler_for(event.type)
-        now = self.clock.now()
-        if handler is None:
-            self._finish(conn, row, "failed", version)
-            open_exception(conn, reason=ReasonCode.UNKNOWN_EVENT_TYPE, stage="inbound",
-                           message=f"no flow handles {event.type} events",
-                           correlation_id=row.correlation_id, at=now, inbox_id=row.id,
-                           raw=row.payload, config_version=version)
-            metrics.EVENTS_PROCESSED.labels(event.type, "unhandled").inc()
-            return
-        savepoint = conn.begin_nested()
-        try:
-            config = self.configs.get(conn, version) if version else Configuration()
-            ctx = StoreContext(conn, config, version, replay=bool(row.replay), cache=cache)
-            outcome = handler(event, ctx)
-            status = self._apply(conn, row, event, outcome, version, cache)
-            savepoint.commit()
-        except SimulatedCrash:
+            config = self.configs.get(unit.conn, version) if version else Configuration()
+            outcome = handler(event, StoreContext(unit, config, version, bool(row.replay)))
+        except (SimulatedCrash, SQLAlchemyError):
             raise
         except Exception as exc:  # a flow bug must not stop the queue
-            savepoint.rollback()
-            cache.clear()  # it may hold what the rolled-back event wrote
             log.error("flow failed", event_id=event.id, type=event.type, error=repr(exc))
-            self._finish(conn, row, "failed", version)
-            open_exception(conn, reason=ReasonCode.HANDLER_ERROR, stage="inbound",
-                           message=f"{event.type} {event.id}: {exc!r}\n"
-                                   f"{traceback.format_exc(limit=5)}",
-                           correlation_id=row.correlation_id, at=now, inbox_id=row.id,
-                           raw=row.payload, config_version=version)
-            status = "failed"
-        metrics.EVENTS_PROCESSED.labels(event.type, status).inc()
-
-    def _finish(self, conn: Connection, row: Any, status: str, version: int,
-                waiting_on: str | None = None) -> None:
-        conn.execute(_FINISH, {"row_id": row.id, "status": status, "waiting_on": waiting_on,
-                               "processed_at": self.clock.now(), "version": version or None})
-
-    def _apply(self, conn: Connection, row: Any, event: CanonicalEvent, outcome: Outcome,
-               version: int, cache: dict[tuple[str, str], dict[str, Any] | None]) -> str:
-        now = self.clock.now()
-        corr = row.correlation_id
-        if outcome.park_on is not None:
-            # A parked event changes nothing yet: it runs again, whole, on release.
-            self._finish(conn, row, "parked", version, waiting_on=outcome.park_on)
-            return "parked"
-        upsert = _record_upsert(conn)
-        for change in outcome.changes:
-            conn.execute(upsert, {"kind": change.kind, "id": change.id,
-                                  "data": canonical_json(change.data), "status": change.status,
-                                  "correlation_id": corr, "config_version": version or None,
-                                  "updated_at": now})
-            cache[(change.kind, change.id)] = dict(change.data)
-            if change.kind == "time_charge":
-                facts.upsert(conn, [facts.row(change.data, change.status)])
-        for binding in outcome.bindings:
-            conn.execute(dialect_insert(conn)(xref).values(
-                system=binding.system, kind=binding.kind, external_id=binding.external_id,
-                canonical_id=binding.canonical_id, correlation_id=corr, created_at=now,
-            ).on_conflict_do_nothing())
-        for command in outcome.commands:
-            target = self.routes.get(command.role)
-            if target is None:
-                # No system plays this role here (a hub with no CRM connected).
-                metrics.COMMANDS_UNROUTED.labels(command.role, command.kind).inc()
-                continue
-            depends = None
-            if command.depends_on is not None:
-                depends = "{}:{}".format(*command.depends_on)
-            enqueue(conn, target=target, kind=command.kind, origin=command.origin,
-                    payload=command.payload, aggregate_key=row.aggregate_key,
-                    correlation_id=corr, at=now, inbox_id=row.id,
-                    record_kind=command.record_kind, record_id=command.record_id,
-                    depends_on=depends)
-        for problem in outcome.problems:
-            open_exception(conn, reason=problem.reason, stage="inbound", message=problem.message,
-                           correlation_id=corr, at=now, inbox_id=row.id,
-                           record_kind=problem.record_kind, record_id=problem.record_id,
-                           raw=row.payload, config_version=version or None)
-        if outcome.releases:
-            self._release(conn, outcome.releases)
-        for record_kind, record_id in outcome.resolved:
-            conn.execute(update(exceptions).where(
-                exceptions.c.status == "open", exceptions.c.stage == "inbound",
-                exceptions.c.record_kind == record_kind, exceptions.c.record_id == record_id)
-                .values(status="resolved", updated_at=now, resolved_by="billbridge",
-                        resolution=f"settled by {event.type} {event.id}"))
-        self._finish(conn, row, "done", version)
-        return "exception" if outcome.problems else "done"
-
-    def _release(self, conn: Connection, dependencies: list[str]) -> None:
-        parked = list(conn.execute(
-            select(inbox.c.id, inbox.c.aggregate_key)
-            .where(inbox.c.status == "parked", inbox.c.waiting_on.in_(dependencies))))
-        if not parked:
+            unit.fail(row, version, ReasonCode.HANDLER_ERROR,
+                      _failure(event.type, event.id, exc), event.type)
             return
-        conn.execute(update(inbox).where(inbox.c.id.in_([p.id for p in parked]))
-                     .values(status="pending", waiting_on=None))
-        aggregates.bump_pending(conn, Counter(p.aggregate_key for p in parked))
+        finally:
+            structlog.contextvars.unbind_contextvars("correlation_id")
+        unit.apply(row, event, outcome, version)
 
-    def _target(self, role: str) -> str:
-        try:
-            return self.routes[role]
-        except KeyError:
-            raise LookupError(f"no target is configured for the {role!r} role") from None
+
+def _parse(row: Any) -> CanonicalEvent | Exception:
+    """The stored event, or why it cannot be read (it then fails on its own)."""
+    try:
+        return CanonicalEvent.model_validate_json(row.payload)
+    except Exception as exc:
+        return exc
+
+
+def _failure(event_type: str, event_id: str, exc: BaseException) -> str:
+    return (f"{event_type} {event_id}: {exc!r}\n"
+            f"{''.join(traceback.format_exception(exc, limit=5))}")

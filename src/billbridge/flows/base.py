@@ -4,7 +4,7 @@ effect in an ``Outcome``; the engine writes that outcome in one transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -96,6 +96,10 @@ class Outcome:
 
 
 Handler = Callable[[CanonicalEvent, FlowContext], Outcome]
+Reads = Callable[[CanonicalEvent], Iterable[tuple[str, str]]]
+"""The records (kind, id) a flow will read for an event, as far as the event
+alone says: the engine fetches them for a whole batch of events at once. A
+hint only; a read it does not name is fetched when the flow asks."""
 
 
 class FlowRegistry:
@@ -103,14 +107,21 @@ class FlowRegistry:
 
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._reads: dict[str, Reads] = {}
 
-    def register(self, event_type: str, handler: Handler) -> None:
+    def register(self, event_type: str, handler: Handler, reads: Reads | None = None) -> None:
         if event_type in self._handlers:
             raise ValueError(f"a flow for {event_type} is already registered")
         self._handlers[event_type] = handler
+        if reads is not None:
+            self._reads[event_type] = reads
 
     def handler_for(self, event_type: str) -> Handler | None:
         return self._handlers.get(event_type)
+
+    def reads_for(self, event: CanonicalEvent) -> Iterable[tuple[str, str]]:
+        reads = self._reads.get(event.type)
+        return () if reads is None else reads(event)
 
     @property
     def event_types(self) -> frozenset[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from billbridge.domain.billing import Rejection, price_entry
+from billbridge.domain.billing import Rejection, charge_id, price_entry
 from billbridge.domain.events import CanonicalEvent, ContractAmended, RecordDeleted
 from billbridge.domain.reasons import ReasonCode
 from billbridge.domain.records import Contract, EntryStatus, Project, TimeCharge, TimeEntry
@@ -69,7 +69,7 @@ def on_time_entry_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
 
     outcome = Outcome(changes=[RecordChange("time_entry", entry.id,
                                             entry.model_dump(mode="json"), entry.status.value)])
-    charge = ctx.record("time_charge", f"tc_{entry.id}")
+    charge = ctx.record("time_charge", charge_id(entry.id))
     live = charge if charge and charge.get("status") in (POSTED, INVOICED) else None
     if live is not None and live.get("status") == INVOICED:
         outcome.problems.append(Problem(
@@ -99,22 +99,21 @@ def on_time_entry_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
 
 def _post(ctx: FlowContext, outcome: Outcome, charge: TimeCharge, project: Project,
           contract: Contract | None, cause: str | None = None) -> None:
-    data = charge.model_dump(mode="json") | {"status": POSTED,
-                                             "contract": contract.id if contract else None}
+    payload = charge.model_dump(mode="json")
+    data = payload | {"status": POSTED, "contract": contract.id if contract else None}
     outcome.changes.append(RecordChange("time_charge", charge.id, data, POSTED))
     if charge.billable:
         _add_committed(ctx, outcome, contract.id if contract else None, charge.amount)
     # A re-pricing (cause: the amendment) is a new posting of the same entry version.
     origin = f"time_entry:{charge.time_entry}:v{charge.source_version}" + \
         (f":{cause}" if cause else "")
-    outcome.commands.append(Command("erp", "time_charge.post", origin,
-                                    charge.model_dump(mode="json"), "time_charge", charge.id,
-                                    depends_on=("project", project.code)))
+    outcome.commands.append(Command("erp", "time_charge.post", origin, payload, "time_charge",
+                                    charge.id, depends_on=("project", project.code)))
 
 
 def on_time_entry_deleted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
     deleted: RecordDeleted = event.record()
-    charge = ctx.record("time_charge", f"tc_{deleted.id}")
+    charge = ctx.record("time_charge", charge_id(deleted.id))
     outcome = Outcome()
     stored = ctx.record("time_entry", deleted.id)
     if stored is not None:
@@ -131,9 +130,18 @@ def on_time_entry_deleted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
     return outcome
 
 
+def _entry_reads(event: CanonicalEvent) -> list[tuple[str, str]]:
+    """An entry event reads the entry, its charge and its project."""
+    entry_id = str(event.data.get("id"))
+    reads = [("time_entry", entry_id), ("time_charge", charge_id(entry_id))]
+    if event.data.get("project"):
+        reads.append(("project", str(event.data["project"])))
+    return reads
+
+
 def register(registry: FlowRegistry) -> None:
-    registry.register("time_entry.upserted", on_time_entry_upserted)
-    registry.register("time_entry.deleted", on_time_entry_deleted)
+    registry.register("time_entry.upserted", on_time_entry_upserted, _entry_reads)
+    registry.register("time_entry.deleted", on_time_entry_deleted, _entry_reads)
     registry.register("contract.amended", on_contract_amended)
 
 
@@ -156,7 +164,7 @@ def on_contract_amended(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
         entries = [TimeEntry.model_validate(e) for e in ctx.find("time_entry", "approved")
                    if e.get("project") == project.code]
         for entry in sorted(entries, key=lambda e: (e.work_date, e.id)):
-            charge = ctx.record("time_charge", f"tc_{entry.id}")
+            charge = ctx.record("time_charge", charge_id(entry.id))
             status = charge.get("status") if charge else None
             if status == INVOICED:
                 if entry.work_date >= amended.effective_date:

@@ -9,6 +9,7 @@ from billbridge.connectors.base import (
     Connection,
     ConnectorSpec,
     IdempotencyMode,
+    RateLimit,
     Source,
     Target,
     WebhookReceiver,
@@ -18,9 +19,14 @@ from billbridge.connectors.base import (
 def _target(connection: Connection) -> Target:
     from billbridge.connectors.generic.client import LedgerTarget
 
-    mode = IdempotencyMode(connection.options.get("idempotency", "native"))
+    options = connection.options
+    mode = IdempotencyMode(options.get("idempotency", "native"))
+    # A ledger's documented limits differ per installation: options, not code.
+    rate = int(options["rate_per_second"]) if "rate_per_second" in options else None
     return LedgerTarget(connection.base_url, connection.credentials.get("token", "ledger-token"),
-                        name=connection.name, idempotency=mode)
+                        name=connection.name, idempotency=mode,
+                        max_batch=int(options.get("max_batch", 100)),
+                        rate_limit=RateLimit(rate, 1, burst=rate) if rate else None)
 
 
 def _source(connection: Connection) -> Source:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 
 from billbridge.connectors.base import (
     IdempotencyMode,
@@ -69,7 +70,9 @@ class LedgerTarget:
         body = {"items": [{"idempotency_key": c.idempotency_key, "kind": c.kind,
                            "aggregate": c.aggregate_key, "data": dict(c.payload)}
                           for c in to_send]}
-        answer = self._http.json("POST", "/v1/postings:batch", "batch", json=body)
+        answer = self._http.json("POST", "/v1/postings:batch", "batch",
+                                 content=orjson.dumps(body),
+                                 headers={"Content-Type": "application/json"})
         for item in answer.get("results", []):
             key = item.get("idempotency_key")
             if item.get("status") in ("created", "duplicate"):

@@ -3,8 +3,11 @@ effect it applies, and a time source that serves pages and sends webhooks."""
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,6 +36,7 @@ class LedgerEmulator(EmulatorServer):
         self.max_batch = max_batch
         self.latency = latency
         self.calls = 0  # batch calls received, for benchmarks
+        self.applied: Counter[str] = Counter()  # effects applied by kind, for benchmarks
         self.reject_if: Callable[[dict[str, Any]], str | None] = lambda item: None
         self._reject_rules: list[tuple[str, Any]] = []
         self.reset()
@@ -48,11 +52,18 @@ class LedgerEmulator(EmulatorServer):
             self._by_key: dict[str, str] = {}
             self._ids = itertools.count(1)
             self._reject_rules = []
+            self.applied = Counter()
 
     @property
     def effects(self) -> list[dict[str, Any]]:
         with self.lock:
             return [dict(e) for e in self._effects]
+
+    def postings(self, kind: str) -> list[dict[str, Any]]:
+        """The applied effects of one kind, oldest first, as stored (read them,
+        do not change them): a benchmark reads a million without copying each."""
+        with self.lock:
+            return [e for e in self._effects if e["kind"] == kind]
 
     def _rejection(self, item: dict[str, Any]) -> str | None:
         data = item.get("data") or {}
@@ -94,6 +105,7 @@ class LedgerEmulator(EmulatorServer):
             return {"idempotency_key": key, "status": "duplicate", "id": self._by_key[key]}
         posting_id = f"L-{next(self._ids):06d}"
         self._by_key.setdefault(key, posting_id)
+        self.applied[item["kind"]] += 1
         self._effects.append({"seq": len(self._effects) + 1, "id": posting_id,
                               "idempotency_key": key, "marker": key, "kind": item["kind"],
                               "aggregate": item.get("aggregate"), "data": item["data"],
@@ -122,13 +134,17 @@ class LedgerEmulator(EmulatorServer):
 
 class TimeSourceEmulator(EmulatorServer):
     """Time entries served by ``updated_since`` (inclusive) in pages ordered by
-    (updated_at, id), and pushed to a hub as signed webhooks."""
+    (updated_at, id), and pushed to a hub as signed webhooks.
+
+    Entries are kept encoded and in page order, so a page costs the same with
+    ten entries stored as with a million (month-end benchmarks poll that many)."""
 
     MAX_PER_PAGE = 2000
 
     def __init__(self, *, port: int = 0, token: str | None = None) -> None:
         super().__init__(port=port, token=token)
-        self._entries: dict[str, dict[str, Any]] = {}
+        self._entries: dict[str, bytes] = {}  # id → the entry as served (JSON)
+        self._order: list[tuple[datetime, str]] = []  # (updated_at, id), sorted
         self._clock = datetime(2026, 3, 1, tzinfo=UTC)
         self.route("GET", "/v1/time_entries", self._page)
         self.route("POST", "/_emulator/time_entries", self._admin_upsert)
@@ -140,21 +156,29 @@ class TimeSourceEmulator(EmulatorServer):
 
     def upsert(self, entry: dict[str, Any], *, updated_at: str | None = None) -> dict[str, Any]:
         with self.lock:
-            previous = self._entries.get(str(entry["id"]))
-            record = {**(previous or {}), **entry, "id": str(entry["id"]),
+            entry_id = str(entry["id"])
+            stored = self._entries.get(entry_id)
+            previous = json.loads(stored) if stored is not None else None
+            if previous is not None:
+                del self._order[bisect.bisect_left(
+                    self._order, (datetime.fromisoformat(previous["updated_at"]), entry_id))]
+            record = {**(previous or {}), **entry, "id": entry_id,
                       "version": (previous["version"] + 1) if previous else 1,
                       "updated_at": updated_at or self._tick()}
-            self._entries[record["id"]] = record
-            return dict(record)
+            self._entries[entry_id] = json.dumps(record, default=str).encode()
+            bisect.insort(self._order, (datetime.fromisoformat(record["updated_at"]), entry_id))
+            return record
 
     def delete(self, entry_id: str) -> None:
         with self.lock:
-            self._entries.pop(entry_id, None)
+            stored = self._entries.pop(entry_id, None)
+            if stored is not None:
+                self._order.remove((datetime.fromisoformat(json.loads(stored)["updated_at"]),
+                                    entry_id))
 
     def entries(self) -> list[dict[str, Any]]:
         with self.lock:
-            return sorted((dict(e) for e in self._entries.values()),
-                          key=lambda e: (e["updated_at"], e["id"]))
+            return [json.loads(self._entries[entry_id]) for _, entry_id in self._order]
 
     def _page(self, request: Request) -> Response:
         try:
@@ -166,18 +190,25 @@ class TimeSourceEmulator(EmulatorServer):
             return error(422, "INVALID_PARAMETER",
                          f"per_page must be 1 to {self.MAX_PER_PAGE} and page at least 1")
         since = request.arg("updated_since")
-        rows = self.entries()
-        if since:
-            try:
-                boundary = datetime.fromisoformat(since)
-            except ValueError:
-                return error(422, "INVALID_PARAMETER", f"updated_since {since!r} is not ISO 8601")
-            rows = [e for e in rows if datetime.fromisoformat(e["updated_at"]) >= boundary]
-        total_pages = max(1, -(-len(rows) // per_page))
-        chunk = rows[(page - 1) * per_page: page * per_page]
-        return Response(200, {"time_entries": chunk, "page": page, "per_page": per_page,
-                              "total_pages": total_pages, "total_entries": len(rows),
-                              "next_page": page + 1 if page < total_pages else None})
+        first = 0
+        with self.lock:
+            if since:
+                try:
+                    boundary = datetime.fromisoformat(since)
+                except ValueError:
+                    return error(422, "INVALID_PARAMETER",
+                                 f"updated_since {since!r} is not ISO 8601")
+                first = bisect.bisect_left(self._order, (boundary, ""))
+            total = len(self._order) - first
+            start = first + (page - 1) * per_page
+            chunk = [self._entries[entry_id]
+                     for _, entry_id in self._order[start:start + per_page]]
+        total_pages = max(1, -(-total // per_page))
+        tail = json.dumps({"page": page, "per_page": per_page, "total_pages": total_pages,
+                           "total_entries": total,
+                           "next_page": page + 1 if page < total_pages else None})
+        return Response(200, b'{"time_entries":[' + b",".join(chunk) + b"]," +
+                        tail[1:].encode())
 
     def _admin_upsert(self, request: Request) -> Response:
         body = request.json()
@@ -185,17 +216,21 @@ class TimeSourceEmulator(EmulatorServer):
         return Response(200, {"time_entries": [self.upsert(item) for item in items]})
 
     def send_webhook(self, url: str, entry_ids: list[str] | None = None, *, secret: str,
-                     duplicate: bool = False) -> list[int]:
-        """POST one signed webhook per entry (twice each with ``duplicate``)."""
+                     duplicate: bool = False, per_delivery: int = 1) -> list[int]:
+        """POST signed webhooks: one per entry, or up to ``per_delivery`` entries
+        in each (as vendors that batch their notifications do); each delivery
+        twice with ``duplicate``."""
         with self.lock:
-            chosen = [dict(self._entries[i]) for i in (entry_ids or list(self._entries))]
+            chosen = [json.loads(self._entries[i]) for i in (entry_ids or list(self._entries))]
+        notes = [{"event_id": f"{entry['id']}:v{entry['version']}",
+                  "event": "time_entry.upserted", "occurred_at": entry["updated_at"],
+                  "time_entry": entry} for entry in chosen]
         statuses = []
         with httpx.Client(timeout=10) as client:
-            for entry in chosen:
-                body = httpx.Request("POST", url, json={
-                    "event_id": f"{entry['id']}:v{entry['version']}",
-                    "event": "time_entry.upserted", "occurred_at": entry["updated_at"],
-                    "time_entry": entry}).content
+            for start in range(0, len(notes), per_delivery):
+                group = notes[start:start + per_delivery]
+                body = httpx.Request("POST", url, json=group[0] if per_delivery == 1
+                                     else {"events": group}).content
                 for _ in range(2 if duplicate else 1):
                     stamp = str(int(time.time()))
                     response = client.post(url, content=body, headers={

@@ -44,8 +44,11 @@ def project_event(project: Mapping[str, Any], *, source: str = SOURCE) -> dict[s
 
 
 def webhook_events(body: Any, *, source: str = SOURCE) -> list[Any]:
-    """Events in one webhook delivery; anything unrecognisable is returned as
-    is, to be stored raw and opened as a malformed payload."""
-    if isinstance(body, dict) and isinstance(body.get("time_entry"), dict):
-        return [time_entry_event(body["time_entry"], source=source)]
-    return [body]
+    """Events in one webhook delivery (one notification, or ``{"events": [...]}``
+    of several); anything unrecognisable is returned as is, to be stored raw
+    and opened as a malformed payload."""
+    notes = body["events"] if isinstance(body, dict) and isinstance(body.get("events"), list) \
+        else [body]
+    return [time_entry_event(note["time_entry"], source=source)
+            if isinstance(note, dict) and isinstance(note.get("time_entry"), dict) else note
+            for note in notes]

@@ -1,0 +1,262 @@
+"""The worker's unit of work: what a batch of events changes, held in memory
+and written with one statement per table instead of a dozen per event.
+
+Flows read records through a per-batch cache, filled for the whole batch with
+one query per record kind; a read the cache cannot answer (a search, the
+xref) first writes what is held, so every flow sees the store exactly as if
+each event before it had been written on its own. Writes whose order matters
+against each other (releasing parked events, settling exceptions) flush what
+came before them, for the same reason."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, bindparam, select, update
+
+from billbridge.domain.config import Configuration
+from billbridge.domain.events import CanonicalEvent
+from billbridge.domain.reasons import ReasonCode
+from billbridge.engine import aggregates, facts, metrics
+from billbridge.engine.exception_queue import open_exception
+from billbridge.engine.outbox import NewCommand, enqueue_many
+from billbridge.engine.xref import bind_many
+from billbridge.flows.base import Outcome
+from billbridge.store.bulk import Bulk
+from billbridge.store.db import dialect_insert
+from billbridge.store.tables import exceptions, inbox, records, xref
+
+CHUNK = 5000  # ids per IN list: well inside SQLite's and PostgreSQL's parameter limits
+
+_READ = (select(records.c.kind, records.c.id, records.c.data)
+         .where(records.c.kind == bindparam("kind"),
+                records.c.id.in_(bindparam("ids", expanding=True))))
+_FINISH = Bulk(lambda _: update(inbox).where(inbox.c.id == bindparam("row_id")).values(
+    status=bindparam("status"), waiting_on=bindparam("waiting_on"),
+    processed_at=bindparam("processed_at"), attempts=inbox.c.attempts + 1,
+    config_version=bindparam("version"), replay=False))
+_OPEN_FOR = (select(exceptions.c.id, exceptions.c.record_kind, exceptions.c.record_id)
+             .where(exceptions.c.status == "open", exceptions.c.stage == "inbound",
+                    exceptions.c.record_id.in_(bindparam("ids", expanding=True))))
+_SETTLE = (update(exceptions).where(exceptions.c.id == bindparam("exc_id"))
+           .values(status="resolved", updated_at=bindparam("at"), resolved_by="billbridge",
+                   resolution=bindparam("resolution")))
+
+
+def _upsert(conn: Connection) -> Any:
+    stmt = dialect_insert(conn)(records).values(
+        kind=bindparam("kind"), id=bindparam("id"), data=bindparam("data"),
+        version=bindparam("version"), status=bindparam("status"),
+        correlation_id=bindparam("correlation_id"),
+        config_version=bindparam("config_version"), updated_at=bindparam("updated_at"))
+    # ``version`` counts changes: a record changed n times in a batch moves on n.
+    return stmt.on_conflict_do_update(
+        index_elements=[records.c.kind, records.c.id],
+        set_={"data": stmt.excluded.data, "status": stmt.excluded.status,
+              "version": records.c.version + stmt.excluded.version,
+              "correlation_id": stmt.excluded.correlation_id,
+              "config_version": stmt.excluded.config_version,
+              "updated_at": stmt.excluded.updated_at})
+
+
+_UPSERT = Bulk(_upsert)
+
+
+def _encode(data: Mapping[str, Any]) -> str:
+    """A record as stored: JSON with sorted keys (the form readers and diffs see)."""
+    return orjson.dumps(data, default=str, option=orjson.OPT_SORT_KEYS |
+                        orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME).decode()
+
+
+class UnitOfWork:
+    """Pending writes of a batch of events, in the worker's transaction."""
+
+    def __init__(self, conn: Connection, routes: Mapping[str, str], now: datetime) -> None:
+        self.conn = conn
+        self.routes = routes  # role ("erp") → target name ("ledger")
+        self.now = now
+        self.cache: dict[tuple[str, str], dict[str, Any] | None] = {}
+        self.counts: Counter[tuple[str, str]] = Counter()  # (event type, result)
+        self._records: dict[tuple[str, str], dict[str, Any]] = {}
+        self._facts: dict[str, dict[str, Any]] = {}
+        self._bindings: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._commands: list[NewCommand] = []
+        self._exceptions: list[dict[str, Any]] = []
+        self._settled: dict[tuple[str, str], str] = {}
+        self._finished: list[dict[str, Any]] = []
+
+    # -- reads ---------------------------------------------------------------
+    def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Load the records named (kind, id) with one query per kind; what is
+        not found is remembered as absent."""
+        wanted: dict[str, set[str]] = {}
+        for kind, record_id in keys:
+            if (kind, record_id) not in self.cache:
+                wanted.setdefault(kind, set()).add(record_id)
+        for kind, ids in wanted.items():
+            ordered = sorted(ids)
+            for start in range(0, len(ordered), CHUNK):
+                chunk = ordered[start:start + CHUNK]
+                for key in chunk:
+                    self.cache[(kind, key)] = None
+                for row in self.conn.execute(_READ, {"kind": kind, "ids": chunk}):
+                    self.cache[(kind, row.id)] = orjson.loads(row.data)
+
+    def record(self, kind: str, record_id: str) -> Mapping[str, Any] | None:
+        key = (kind, record_id)
+        if key not in self.cache:
+            self.prefetch([key])
+        found = self.cache[key]
+        return None if found is None else dict(found)
+
+    # -- writes --------------------------------------------------------------
+    def apply(self, row: Any, event: CanonicalEvent, outcome: Outcome, version: int) -> None:
+        """Hold what one event's outcome changes; count how it ended."""
+        if outcome.park_on is not None:
+            # A parked event changes nothing yet: it runs again, whole, on release.
+            self.finish(row, "parked", version, waiting_on=outcome.park_on)
+            self.counts[(event.type, "parked")] += 1
+            return
+        corr = row.correlation_id
+        for change in outcome.changes:
+            key = (change.kind, change.id)
+            held = self._records.get(key)
+            self._records[key] = {
+                "kind": change.kind, "id": change.id, "data": change.data,
+                "version": 1 + (held["version"] if held else 0), "status": change.status,
+                "correlation_id": corr, "config_version": version or None}
+            self.cache[key] = dict(change.data)
+            if change.kind == "time_charge":
+                self._facts[change.id] = facts.row(change.data, change.status)
+        for binding in outcome.bindings:
+            self._bindings.setdefault(
+                (binding.system, binding.kind, binding.external_id),
+                {"system": binding.system, "kind": binding.kind,
+                 "external_id": binding.external_id, "canonical_id": binding.canonical_id,
+                 "correlation_id": corr})
+        for command in outcome.commands:
+            target = self.routes.get(command.role)
+            if target is None:
+                # No system plays this role here (a hub with no CRM connected).
+                metrics.COMMANDS_UNROUTED.labels(command.role, command.kind).inc()
+                continue
+            self._commands.append(NewCommand(
+                target=target, kind=command.kind, origin=command.origin,
+                payload=command.payload, aggregate_key=row.aggregate_key, correlation_id=corr,
+                inbox_id=row.id, record_kind=command.record_kind, record_id=command.record_id,
+                depends_on=("{}:{}".format(*command.depends_on)
+                            if command.depends_on is not None else None)))
+        for problem in outcome.problems:
+            self._exceptions.append(dict(
+                reason=problem.reason, stage="inbound", message=problem.message,
+                correlation_id=corr, at=self.now, inbox_id=row.id,
+                record_kind=problem.record_kind, record_id=problem.record_id,
+                raw=row.payload, config_version=version or None))
+        if outcome.releases:
+            self.flush()  # events parked before this one must be parked when released
+            self._release(outcome.releases)
+        if outcome.resolved:
+            if self._exceptions:
+                self.flush()  # settle only what was opened before this event
+            for record in outcome.resolved:
+                self._settled.setdefault(record, f"settled by {event.type} {event.id}")
+        self.finish(row, "done", version)
+        self.counts[(event.type, "exception" if outcome.problems else "done")] += 1
+
+    def fail(self, row: Any, version: int, reason: ReasonCode, message: str,
+             event_type: str, result: str = "failed") -> None:
+        """The event ends failed with an exception that keeps its payload."""
+        self.finish(row, "failed", version)
+        self._exceptions.append(dict(
+            reason=reason, stage="inbound", message=message, correlation_id=row.correlation_id,
+            at=self.now, inbox_id=row.id, raw=row.payload, config_version=version or None))
+        self.counts[(event_type, result)] += 1
+
+    def finish(self, row: Any, status: str, version: int, waiting_on: str | None = None) -> None:
+        self._finished.append({"row_id": row.id, "status": status, "waiting_on": waiting_on,
+                               "version": version or None})
+
+    def flush(self) -> None:
+        """Write everything held, one statement per table."""
+        conn = self.conn
+        _UPSERT.run(conn, [{**r, "data": _encode(r["data"])} for r in self._records.values()],
+                    updated_at=self.now)
+        self._records.clear()
+        facts.upsert(conn, list(self._facts.values()))
+        self._facts.clear()
+        bind_many(conn, list(self._bindings.values()), at=self.now)
+        self._bindings.clear()
+        if self._commands:
+            enqueue_many(conn, self._commands, at=self.now)
+            self._commands.clear()
+        if self._settled:
+            self._settle()
+        for problem in self._exceptions:
+            open_exception(conn, **problem)
+        self._exceptions.clear()
+        _FINISH.run(conn, self._finished, processed_at=self.now)
+        self._finished.clear()
+
+    def _settle(self) -> None:
+        ids = sorted({record_id for _, record_id in self._settled})
+        found = []
+        for start in range(0, len(ids), CHUNK):
+            found += [r for r in self.conn.execute(_OPEN_FOR, {"ids": ids[start:start + CHUNK]})
+                      if (r.record_kind, r.record_id) in self._settled]
+        if found:
+            self.conn.execute(_SETTLE, [
+                {"exc_id": r.id, "at": self.now,
+                 "resolution": self._settled[(r.record_kind, r.record_id)]} for r in found])
+        self._settled.clear()
+
+    def _release(self, dependencies: list[str]) -> None:
+        parked = list(self.conn.execute(
+            select(inbox.c.id, inbox.c.aggregate_key)
+            .where(inbox.c.status == "parked", inbox.c.waiting_on.in_(dependencies))))
+        if not parked:
+            return
+        self.conn.execute(update(inbox).where(inbox.c.id.in_([p.id for p in parked]))
+                          .values(status="pending", waiting_on=None))
+        aggregates.bump_pending(self.conn, Counter(p.aggregate_key for p in parked))
+
+
+class StoreContext:
+    """The flows' read port (``FlowContext``) over a unit of work."""
+
+    __slots__ = ("config", "config_version", "replay", "unit")
+
+    def __init__(self, unit: UnitOfWork, config: Configuration, config_version: int,
+                 replay: bool = False) -> None:
+        self.unit = unit
+        self.config = config
+        self.config_version = config_version
+        self.replay = replay
+
+    def record(self, kind: str, record_id: str) -> Mapping[str, Any] | None:
+        return self.unit.record(kind, record_id)
+
+    def external_id(self, system: str, kind: str, canonical_id: str) -> str | None:
+        self.unit.flush()
+        row = self.unit.conn.execute(select(xref.c.external_id).where(
+            xref.c.system == system, xref.c.kind == kind,
+            xref.c.canonical_id == canonical_id)).first()
+        return None if row is None else str(row.external_id)
+
+    def find(self, kind: str, status: str | None = None) -> list[Mapping[str, Any]]:
+        self.unit.flush()
+        query = select(records.c.data).where(records.c.kind == kind)
+        if status is not None:
+            query = query.where(records.c.status == status)
+        return [dict(orjson.loads(r.data))
+                for r in self.unit.conn.execute(query.order_by(records.c.id))]
+
+    def resolve(self, system: str, kind: str, external_id: str) -> str | None:
+        self.unit.flush()
+        row = self.unit.conn.execute(select(xref.c.canonical_id).where(
+            xref.c.system == system, xref.c.kind == kind,
+            xref.c.external_id == external_id)).first()
+        return None if row is None else str(row.canonical_id)
