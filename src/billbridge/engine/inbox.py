@@ -151,8 +151,9 @@ def store(conn: Connection, prepared: Prepared, *, clock: Clock) -> list[IngestR
     """Store a prepared delivery in the caller's transaction; one result per event.
 
     Valid events are written with one multi-row insert (in arrival order, so
-    inbox ids keep source order); whatever the unique (source, event id) index
-    refused is a repeat, counted on the first delivery."""
+    inbox ids keep source order; a malformed one is stored after the valid
+    ones before it); whatever the unique (source, event id) index refused is a
+    repeat, counted on the first delivery."""
     now = clock.now()
     source = prepared.source
     results: list[IngestResult | None] = []
@@ -160,6 +161,9 @@ def store(conn: Connection, prepared: Prepared, *, clock: Clock) -> list[IngestR
     positions: list[tuple[int, str]] = []  # (result index, event id) of every valid event
     for item in prepared.items:
         if isinstance(item, _Bad):
+            if positions:
+                _store_accepted(conn, source, accepted, positions, results)
+                accepted, positions = {}, []
             results.append(_store_malformed(conn, item.given, item.text, source, item.message,
                                             clock))
             continue
