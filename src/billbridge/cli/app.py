@@ -78,8 +78,7 @@ def _hub(url: str | None, targets: list[str] | None, lease_seconds: float = 30.0
         # A bare name: a connection stored with encrypted credentials.
         from billbridge.engine import secrets
 
-        with engine.connect() as conn:
-            connection = secrets.load(conn, secrets.Vault(secrets.load_key()), spec)
+        connection = secrets.load_kept(engine, secrets.Vault(secrets.load_key()), spec, _now)
         make = connector(connection.vendor).target
         if make is None:
             raise typer.BadParameter(f"{connection.vendor} cannot be a delivery target")

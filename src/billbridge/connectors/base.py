@@ -230,6 +230,15 @@ class Connection:
     base_url: str
     credentials: Mapping[str, str] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
+    keep: Callable[[Mapping[str, str]], None] | None = field(default=None, compare=False)
+    """Where a connector hands back credentials the vendor rotated (an OAuth
+    refresh token that is good once): the engine seals them into the stored
+    connection, so a restart does not come back with a spent token. None for
+    a connection from the environment, whose credentials live in memory."""
+
+    def keep_credentials(self, changed: Mapping[str, str]) -> None:
+        if self.keep is not None:
+            self.keep(changed)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,16 +5,18 @@ connection under a new key. Secrets never appear in logs, errors or listings."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Connection as Db
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 
 from billbridge.connectors.base import Connection
 from billbridge.engine import audit
@@ -87,6 +89,34 @@ def load(db: Db, vault: Vault, name: str) -> Connection:
         raise SecretsError(f"no connection named {name!r}")
     return Connection(row.name, row.vendor, row.base_url, vault.open(row.credentials),
                       json.loads(row.options))
+
+
+def keeper(engine: Engine, vault: Vault, name: str,
+           now: Callable[[], datetime]) -> Callable[[Mapping[str, str]], None]:
+    """What a stored connection's connector calls when the vendor rotates its
+    credentials: the changed ones are merged into the sealed set, in a
+    transaction of their own, and the change is audited (names only)."""
+    def keep(changed: Mapping[str, str]) -> None:
+        with engine.begin() as db:
+            row = db.execute(select(connections.c.credentials)
+                             .where(connections.c.name == name).with_for_update()).first()
+            if row is None:
+                raise SecretsError(f"no connection named {name!r}")
+            merged = {**vault.open(row.credentials), **changed}
+            db.execute(update(connections).where(connections.c.name == name).values(
+                credentials=vault.seal(merged), key_id=vault.key_id, updated_at=now()))
+            audit.record(db, at=now(), actor="billbridge", action="connection.rotated",
+                         subject=f"connection:{name}",
+                         detail={"credential_keys": sorted(changed)})
+    return keep
+
+
+def load_kept(engine: Engine, vault: Vault, name: str,
+              now: Callable[[], datetime]) -> Connection:
+    """A stored connection whose rotated credentials are kept in the store."""
+    with engine.connect() as db:
+        connection = load(db, vault, name)
+    return dataclasses.replace(connection, keep=keeper(engine, vault, name, now))
 
 
 def listing(db: Db) -> list[dict[str, Any]]:

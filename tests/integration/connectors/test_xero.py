@@ -13,12 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine
 
-from billbridge.connectors.base import PermanentError, RateLimit, TransientError
+from billbridge.connectors.base import Connection, PermanentError, RateLimit, TransientError
 from billbridge.connectors.ratelimit import QUOTA_EXHAUSTED
 from billbridge.connectors.xero.client import XeroClient
 from billbridge.connectors.xero.emulator import API, DEFAULT_TENANT, XeroEmulator
 from billbridge.emulation.faults import Fault, FaultRule
+from billbridge.engine import audit, secrets
 from billbridge.engine.clock import ManualClock
 
 FAST = RateLimit(10_000, 1, burst=10_000)  # no client pacing: let the emulator refuse
@@ -190,3 +192,29 @@ def test_billbridge_emulator_run_xero_serves_the_api() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_stored_connection_keeps_the_rotated_refresh_token_across_restarts(
+        xero: XeroEmulator, engine: Engine) -> None:
+    from billbridge.connectors import xero as xero_connector
+
+    vault = secrets.Vault(secrets.new_key())
+    now = ManualClock().now
+    with engine.begin() as conn:
+        secrets.save(conn, vault, Connection("books", "xero", xero.url, {
+            "tenant_id": DEFAULT_TENANT, "access_token": "xero-access-token",
+            "refresh_token": "xero-refresh-token", "client_id": "xero-client-id",
+            "client_secret": "xero-client-secret"}), actor="ops", at=now())
+    client = xero_connector.client_for(secrets.load_kept(engine, vault, "books", now))
+    xero.expire_access_tokens()
+    assert client.base_currency() == "USD"
+    with engine.connect() as conn:
+        stored = secrets.load(conn, vault, "books").credentials
+        rotated = [e for e in audit.entries(conn) if e["action"] == "connection.rotated"]
+        assert audit.verify(conn) == []
+    # A hub restarted now starts from the token Xero issued, not the spent one.
+    assert stored["refresh_token"] == xero.refresh_token != "xero-refresh-token"
+    assert stored["access_token"] == client.access_token
+    assert [e["detail"]["credential_keys"] for e in rotated] == [["access_token",
+                                                                  "refresh_token"]]
+    assert xero.refresh_token not in str(rotated)

@@ -64,7 +64,9 @@ def client_for(connection: Connection) -> QuickBooksClient:
                 token_url=str(options.get("token_url") or TOKEN_URL),
                 minor_version=int(options.get("minor_version") or MINOR_VERSION),
                 max_batch=int(options.get("batch_size") or BATCH_LIMIT),
-                rate_limit=realm_rate_limit(int(options.get("requests_per_minute") or 500)))
+                rate_limit=realm_rate_limit(int(options.get("requests_per_minute") or 500)),
+                on_tokens=lambda access, refresh: connection.keep_credentials(
+                    {"access_token": access, "refresh_token": refresh}))
         return _CLIENTS[key]
 
 

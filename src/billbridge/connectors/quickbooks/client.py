@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -91,7 +91,8 @@ class QuickBooksClient:
                  max_batch: int = BATCH_LIMIT, rate_limit: RateLimit | None = None,
                  batch_limit: RateLimit | None = None, clock: MonotonicClock | None = None,
                  timeout: float = 60.0, verify: Any = True,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 on_tokens: Callable[[str, str], None] | None = None) -> None:
         if not realm_id:
             raise ValueError("a QuickBooks connection needs the company's realm id")
         self.realm_id = realm_id
@@ -99,6 +100,7 @@ class QuickBooksClient:
         self.refresh_token = refresh_token
         self.client_id = client_id
         self.client_secret = client_secret
+        self.on_tokens = on_tokens  # (access, refresh) after each refresh, to be stored
         self.token_url = token_url
         self.minor_version = minor_version
         self.max_batch = max(1, min(max_batch, BATCH_LIMIT))
@@ -141,6 +143,8 @@ class QuickBooksClient:
         body = response.json()
         self.access_token = str(body["access_token"])
         self.refresh_token = str(body.get("refresh_token") or self.refresh_token)
+        if self.on_tokens is not None:
+            self.on_tokens(self.access_token, self.refresh_token)
 
     # -- transport -------------------------------------------------------------
     def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:

@@ -45,7 +45,9 @@ def client_for(connection: Connection) -> XeroClient:
                 token_url=options.get("token_url") or None,
                 rate_limit=xero_rate_limit(int(options.get("requests_per_minute", 60)),
                                            concurrency),
-                concurrency=concurrency, timeout=float(options.get("timeout", 10.0)))
+                concurrency=concurrency, timeout=float(options.get("timeout", 10.0)),
+                on_tokens=lambda access, refresh: connection.keep_credentials(
+                    {"access_token": access, "refresh_token": refresh}))
         return _CLIENTS[key]
 
 
