@@ -24,3 +24,15 @@ def test_burst_posts_every_entry_once_and_says_how_fast() -> None:
     assert result["erp_calls"] >= 3
     assert result["entries_per_s"] > 0 and 0 < result["p50_ms"] <= result["p99_ms"]
     assert result["peak_rss_mb"] > 0
+
+
+def test_burst_with_a_separate_dispatcher_posts_every_entry_once() -> None:
+    """Two workers that only process and one process that only sends: the split
+    deployment of `billbridge worker --no-dispatch` / `--no-process`."""
+    run = subprocess.run([sys.executable, "-m", "billbridge", "bench", "burst", "--entries",
+                          "300", "--workers", "2", "--dispatchers", "1", "--json"],
+                         capture_output=True, text=True, timeout=170)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout)
+    assert (result["workers"], result["dispatchers"]) == (2, 1)
+    assert result["duplicates"] == 0 and result["lost"] == 0

@@ -280,6 +280,27 @@ def test_replay_after_a_rate_fix_prices_under_the_new_configuration(
     assert actions.count("exception.replayed") == 1
 
 
+def test_replay_after_a_fix_at_the_target_sends_the_same_command_again(
+        hub: Hub, target: FakeTarget) -> None:
+    """The ERP refused a charge (a closed period there, say); the operator fixes
+    it in the ERP and replays: the same command, with the same key, goes again."""
+    target.reject = lambda c: "PERIOD_CLOSED" if c.kind == "time_charge.post" else None
+    hub.ingest([project_event(), time_entry("te-9")], source="harvest")
+    hub.run_until_idle()
+    exc = _only_exception(hub)
+    assert exc.reason == "TARGET_REJECTED"
+    target.reject = lambda c: None
+    with hub.engine.begin() as conn:
+        exception_queue.replay(conn, exc.id, actor="ops", at=hub.clock.now())
+    hub.run_until_idle()
+    assert charge_amounts(target) == {"te-9": "1400.00"}
+    assert open_reasons(hub) == []
+    with hub.engine.connect() as conn:
+        statuses = conn.execute(select(outbox.c.status).where(
+            outbox.c.kind == "time_charge.post")).scalars().all()
+    assert statuses == ["done"]  # revived in place: one command, one key
+
+
 def test_retry_as_is_reruns_under_the_configuration_it_first_ran_under(
         hub: Hub, target: FakeTarget) -> None:
     hub.ingest([project_event(), time_entry("te-9", worker="w-carol")], source="harvest")
@@ -541,3 +562,46 @@ def test_a_repeat_within_one_delivery_is_counted_on_the_first(hub: Hub) -> None:
     assert results[0].inbox_id == results[1].inbox_id
     with hub.engine.connect() as conn:
         assert conn.execute(select(inbox.c.duplicates)).scalars().all() == [1]
+
+
+def test_the_worker_holding_the_target_sends_what_every_worker_produced(
+        hub: Hub, target: FakeTarget) -> None:
+    """With several workers only the holder of a target's lease sends to it, so
+    one round of it sends everything ready, not only its own share."""
+    hub.ingest([project_event()], source="harvest")
+    hub.run_until_idle()  # this hub's dispatcher now holds the ledger's lease
+    other = Hub(hub.engine, {"ledger": target}, clock=hub.clock, seed=8,
+                settings=hub.settings)
+    assert other.dispatcher.owner != hub.dispatcher.owner
+    other.ingest([time_entry(f"te-{i}") for i in range(35)], source="harvest")
+    assert other.worker.run_once() == 35
+    assert other.dispatcher.run_once() == 0  # the lease is someone else's: hands off
+    with hub.engine.connect() as conn:
+        assert conn.execute(text("SELECT lease_owner FROM target_leases")).scalar() == \
+            hub.dispatcher.owner
+    assert hub.step() == 35  # nothing of its own to process; it sends all 35 (4 calls)
+    assert len(charge_amounts(target)) == 35
+
+
+def test_a_worker_without_the_target_lease_does_not_wait_on_its_holder(
+        hub: Hub, target: FakeTarget) -> None:
+    """PostgreSQL: while the holder's transaction has the lease row locked,
+    another worker's dispatcher sees the lease is taken and moves on."""
+    if hub.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: the wait is the store's, not the lease's")
+    import threading
+
+    hub.ingest([project_event()], source="harvest")
+    hub.run_until_idle()
+    other = Hub(hub.engine, {"ledger": target}, clock=hub.clock, seed=8,
+                settings=hub.settings)
+    result: list[int] = []
+    with hub.engine.begin() as conn:  # the holder, mid-dispatch
+        conn.execute(text("UPDATE target_leases SET lease_until_ms = lease_until_ms + 1"))
+        runner = threading.Thread(target=lambda: result.append(other.dispatcher.run_once()))
+        runner.start()
+        runner.join(timeout=10)
+        blocked = runner.is_alive()
+    runner.join()
+    assert not blocked
+    assert result == [0]

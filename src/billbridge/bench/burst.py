@@ -56,7 +56,7 @@ CONFIG: dict[str, Any] = {
 Progress = Callable[[int, int], None]
 
 
-def run(entries: int, *, store: str = "sqlite", workers: int = 1,
+def run(entries: int, *, store: str = "sqlite", workers: int = 1, dispatchers: int = 0,
         database_url: str | None = None, webhook_share: float = 0.1, batch_size: int = 1000,
         progress: Progress | None = None) -> dict[str, Any]:
     """Run one burst; the figures of the issue, and what they rest on."""
@@ -64,10 +64,13 @@ def run(entries: int, *, store: str = "sqlite", workers: int = 1,
         raise ValueError(f"store must be sqlite or postgres, not {store!r}")
     if workers < 1:
         raise ValueError("at least one worker is needed")
+    if dispatchers < 0:
+        raise ValueError("dispatchers cannot be negative")
     workdir = Path(tempfile.mkdtemp(prefix="bb-burst-"))
     try:
         with _database(store, database_url, workdir) as url:
-            return _burst(entries, url, workers, webhook_share, batch_size, workdir, progress)
+            return _burst(entries, url, workers, dispatchers, webhook_share, batch_size,
+                          workdir, progress)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -94,12 +97,13 @@ def _database(store: str, server_url: str | None, workdir: Path) -> Iterator[str
         admin.dispose()
 
 
-def _burst(entries: int, url: str, workers: int, webhook_share: float, batch_size: int,
-           workdir: Path, progress: Progress | None) -> dict[str, Any]:
+def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share: float,
+           batch_size: int, workdir: Path, progress: Progress | None) -> dict[str, Any]:
     vendors = Vendors(entries, PROJECTS)
     hub = Hub(url, {})  # the intake side: it takes work in and leaves it to the workers
     hub.activate_config(CONFIG)
-    processes = _start_workers(url, vendors.ledger_url, workers, batch_size, workdir)
+    processes = _start_workers(url, vendors.ledger_url, workers, dispatchers, batch_size,
+                               workdir)
     server: HubServer | None = None
     try:
         # The projects exist before month-end; posting them also proves the workers are up.
@@ -115,6 +119,7 @@ def _burst(entries: int, url: str, workers: int, webhook_share: float, batch_siz
                 conn.execute(text("ANALYZE"))
 
         started = time.perf_counter()
+        machine = _cpu_times()
         server = HubServer(hub, port=0, sources=[GenericTimeSource(vendors.tool_url,
                                                                    per_page=PAGE)],
                            webhooks={"generic": GenericWebhooks(SECRET)}, poll_seconds=3600,
@@ -133,6 +138,7 @@ def _burst(entries: int, url: str, workers: int, webhook_share: float, batch_siz
 
         _wait(posted_all, processes, workdir)
         seconds = time.perf_counter() - started
+        busy = _busy_share(machine, _cpu_times())
         _wait(lambda: _quiet(hub) and vendors.webhook_statuses() is not None, processes,
               workdir)
         intake = resource.getrusage(resource.RUSAGE_SELF)
@@ -168,7 +174,7 @@ def _burst(entries: int, url: str, workers: int, webhook_share: float, batch_siz
         "peak_rss_mb": round(max(intake.ru_maxrss, crew.ru_maxrss) / 1024, 1),
         "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "p99_ms": round(_percentile(latencies, 0.99), 1) if latencies else None,
-        "store": url.split(":", 1)[0], "workers": workers,
+        "store": url.split(":", 1)[0], "workers": workers, "dispatchers": dispatchers,
         "webhook_entries": len(pushed),
         "webhook_errors": sum(1 for s in statuses if s != 202),
         "hub_cpu_s": round(intake.ru_utime + intake.ru_stime + crew.ru_utime +
@@ -177,19 +183,27 @@ def _burst(entries: int, url: str, workers: int, webhook_share: float, batch_siz
         "worker_rss_mb": round(crew.ru_maxrss / 1024, 1),
         "vendors_cpu_s": round(usage["cpu_s"], 1),
         "vendors_rss_mb": round(usage["peak_rss_mb"], 1),
+        # How busy the whole machine's CPUs were while the clock ran (the
+        # database server included): near 100 means more processes cannot help.
+        "machine_cpu_busy_pct": busy,
     }
 
 
-def _start_workers(url: str, ledger_url: str, count: int, batch_size: int,
+def _start_workers(url: str, ledger_url: str, count: int, dispatchers: int, batch_size: int,
                    workdir: Path) -> list[subprocess.Popen[bytes]]:
+    """``count`` workers; with ``dispatchers``, that many more processes send to
+    the ERP and the workers only process (one holds the ERP's lease at a time;
+    the others stand by to take over)."""
     env = {**os.environ, "BILLBRIDGE_LEDGER_TOKEN": TOKEN,
            # The bench measures the hub, not a vendor's request budget.
            "BILLBRIDGE_LEDGER_RATE_PER_SECOND": "100000"}
     command = [sys.executable, "-m", "billbridge", "worker", "--database-url", url,
                "--target", f"ledger={ledger_url}", "--batch-size", str(batch_size)]
-    return [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+    roles = [["--no-dispatch"]] * count + [["--no-process"]] * dispatchers if dispatchers \
+        else [[]] * count
+    return [subprocess.Popen(command + role, env=env, stdout=subprocess.DEVNULL,
                              stderr=(workdir / f"worker-{i}.log").open("wb"))
-            for i in range(count)]
+            for i, role in enumerate(roles)]
 
 
 def _wait(done: Callable[[], bool], processes: list[subprocess.Popen[bytes]],
@@ -201,6 +215,22 @@ def _wait(done: Callable[[], bool], processes: list[subprocess.Popen[bytes]],
                 log = (workdir / f"worker-{i}.log").read_text(errors="replace")[-3000:]
                 raise RuntimeError(f"worker {i} exited with {process.returncode}:\n{log}")
         time.sleep(poll)
+
+
+def _cpu_times() -> tuple[int, int] | None:
+    """(busy, total) jiffies of all CPUs since boot; None off Linux."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return round(100 * (after[0] - before[0]) / (after[1] - before[1]), 1)
 
 
 def _quiet(hub: Hub) -> bool:

@@ -535,6 +535,9 @@ def bench_burst(
         entries: int = 10_000,
         store: Annotated[str, typer.Option(help="sqlite or postgres")] = "sqlite",
         workers: Annotated[int, typer.Option(help="`billbridge worker` processes")] = 1,
+        dispatchers: Annotated[int, typer.Option(
+            help="separate dispatching processes (`worker --no-process`); with any, the "
+                 "workers only process (`--no-dispatch`)")] = 0,
         database_url: Annotated[str | None, typer.Option(
             "--database-url", help="with --store postgres: the server, e.g. "
             "postgresql://postgres@127.0.0.1:5432/postgres (a scratch database is made "
@@ -551,7 +554,8 @@ def bench_burst(
     configure_logging(logging.WARNING)  # stdout is for the figures
 
     def burst(progress: Any = None) -> dict[str, Any]:
-        return run(entries, store=store, workers=workers, database_url=database_url,
+        return run(entries, store=store, workers=workers, dispatchers=dispatchers,
+                   database_url=database_url,
                    webhook_share=webhook_share, batch_size=batch_size, progress=progress)
 
     if as_json:

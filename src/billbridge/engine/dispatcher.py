@@ -94,7 +94,6 @@ class Dispatcher:
         self.breaker_threshold = breaker_threshold
         self.breaker_cooldown = breaker_cooldown
         self.crash_hook: Any = None  # tests: called with (stage, target) and may raise
-        self._known: set[str] = set()
 
     def release(self) -> None:
         """Give up our targets at once (on a clean stop), instead of making the
@@ -110,11 +109,19 @@ class Dispatcher:
     # -- leasing and claiming ---------------------------------------------
     def _hold(self, conn: Connection, name: str) -> bool:
         now = self.clock.ms()
-        if name not in self._known:  # the row exists from then on: no write per poll
+        # Someone else's live lease: say so without writing. A write would wait
+        # on the holder's row lock (PostgreSQL re-checks a locked row, and even
+        # INSERT … ON CONFLICT DO NOTHING waits for it) and so queue every other
+        # worker behind the dispatcher's transaction.
+        lease = select(target_leases.c.lease_owner, target_leases.c.lease_until_ms) \
+            .where(target_leases.c.target == name)
+        holder = conn.execute(lease).first()
+        if holder is None:
             conn.execute(dialect_insert(conn)(target_leases).values(
                 target=name, lease_owner=None, lease_until_ms=0, circuit="closed",
                 circuit_until_ms=0, consecutive_failures=0).on_conflict_do_nothing())
-            self._known.add(name)
+        elif holder.lease_owner not in (None, self.owner) and holder.lease_until_ms >= now:
+            return False
         result = conn.execute(
             update(target_leases)
             .where(target_leases.c.target == name,

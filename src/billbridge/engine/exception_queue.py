@@ -146,7 +146,7 @@ def _replay(conn: Connection, excs: Sequence[Any], actor: str, at: datetime) -> 
     that cannot be replayed are left untouched and returned with why."""
     commands = {e.outbox_id for e in excs if e.outbox_id is not None}
     origin = dict(conn.execute(select(outbox.c.id, outbox.c.inbox_id)
-                               .where(outbox.c.id.in_(commands))).tuples()) if commands else {}
+                               .where(outbox.c.id.in_(commands))).all()) if commands else {}
     events: dict[int, int | None] = {
         e.id: origin.get(e.outbox_id) if e.outbox_id is not None else e.inbox_id for e in excs}
     malformed = _malformed(conn, {i for i in events.values() if i is not None})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -71,20 +72,22 @@ class Hub:
             return config_store.activate(conn, document, actor=actor, at=self.clock.now(),
                                          note=note)
 
-    def step(self) -> int:
+    def step(self, dispatch_budget_s: float = 5.0) -> int:
         """One round of processing and dispatch; how much moved.
 
-        The dispatcher sends until nothing is ready or it has settled as many
-        commands as the worker just processed: one vendor batch per round
-        would let the outbox grow without bound at month-end, and with
-        several workers the one holding the target's lease keeps up with
-        what all of them produce."""
+        The dispatcher sends until nothing is ready (or for ``dispatch_budget_s``
+        at most, past what the worker just processed): one vendor batch per
+        round would let the outbox grow without bound at month-end, and with
+        several workers only the one holding the target's lease sends, so it
+        must keep up with what all of them produce, not with its own share."""
         processed = self.worker.run_once()
         dispatched = 0
+        started = time.monotonic()
         while True:
             settled = self.dispatcher.run_once()
             dispatched += settled
-            if not settled or dispatched >= processed:
+            if not settled or (dispatched >= processed
+                               and time.monotonic() - started >= dispatch_budget_s):
                 return processed + dispatched
 
     def next_due_ms(self) -> int | None:

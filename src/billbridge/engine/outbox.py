@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, or_, select, update
 
 from billbridge.domain.idempotency import canonical_json, key_of_json
 from billbridge.engine import metrics
@@ -49,7 +49,9 @@ _STATUS = (select(outbox.c.idempotency_key, outbox.c.status)
 CHUNK = 5000  # keys per IN list: well inside SQLite's and PostgreSQL's parameter limits
 _REVIVE = Bulk(lambda _: update(outbox).where(outbox.c.target == bindparam("row_target"),
                                                outbox.c.idempotency_key == bindparam("key"),
-                                               outbox.c.status.in_(REVIVABLE))
+                                               # Not IN (…): Bulk runs one compiled
+                                               # statement, with no expanding lists.
+                                               or_(*(outbox.c.status == s for s in REVIVABLE)))
                .values(status="pending", attempts=0, next_attempt_ms=0, last_error=None))
 
 

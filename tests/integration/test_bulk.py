@@ -1,0 +1,43 @@
+"""`store.bulk.Bulk`: one compiled statement run for many rows through the driver."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, bindparam, select, update
+
+from billbridge.store.bulk import Bulk
+from billbridge.store.tables import target_leases
+
+
+def _leases(engine: Engine, names: list[str]) -> None:
+    with engine.begin() as conn:
+        conn.execute(target_leases.insert(), [
+            {"target": n, "lease_owner": None, "lease_until_ms": 0, "circuit": "closed",
+             "circuit_until_ms": 0, "consecutive_failures": 0} for n in names])
+
+
+def test_rows_and_shared_values_reach_the_store(engine: Engine) -> None:
+    _leases(engine, ["a", "b", "c"])
+    stamp = Bulk(lambda _: update(target_leases)
+                 .where(target_leases.c.target == bindparam("name"))
+                 .values(lease_owner=bindparam("owner"), lease_until_ms=bindparam("until")))
+    with engine.begin() as conn:
+        changed = stamp.run(conn, [{"name": "a", "until": 5}, {"name": "c", "until": 7}],
+                            owner="w1")
+        rows = conn.execute(select(target_leases.c.target, target_leases.c.lease_owner,
+                                   target_leases.c.lease_until_ms)
+                            .order_by(target_leases.c.target)).all()
+    assert changed == 2
+    assert rows == [("a", "w1", 5), ("b", None, 0), ("c", "w1", 7)]
+
+
+def test_an_in_list_is_refused_with_a_clear_error(engine: Engine) -> None:
+    """An expanding IN (…) is rendered per execution; the driver would get the
+    placeholder text. It must fail when written, not on a rare path in production."""
+    _leases(engine, ["a"])
+    bad = Bulk(lambda _: update(target_leases)
+               .where(target_leases.c.target == bindparam("name"),
+                      target_leases.c.circuit.in_(["closed", "open"]))
+               .values(lease_owner="x"))
+    with engine.begin() as conn, pytest.raises(TypeError, match="IN"):
+        bad.run(conn, [{"name": "a"}])
