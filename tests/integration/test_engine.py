@@ -605,3 +605,32 @@ def test_a_worker_without_the_target_lease_does_not_wait_on_its_holder(
     runner.join()
     assert not blocked
     assert result == [0]
+
+
+def test_a_round_sends_several_calls_and_a_failed_call_stops_it_in_order(
+        hub: Hub, target: FakeTarget) -> None:
+    """One claim covers several of the target's batches, sent in order. When a
+    call fails, the batches after it are not sent (a later command of an
+    aggregate must not overtake an earlier one that failed) and stay pending
+    with no attempt recorded; what succeeded before it is settled."""
+    hub.ingest([project_event()], source="harvest")
+    hub.run_until_idle()
+    target.calls.clear()
+    hub.ingest([time_entry(f"te-{i:02}") for i in range(35)], source="harvest")
+    assert hub.worker.run_once() == 35
+    target.script = ["ok", "transient"]
+    assert hub.dispatcher.run_once() == 10  # the first call's ten, settled
+    assert [len(call) for call in target.calls] == [10, 10]  # the third never went
+    with hub.engine.connect() as conn:
+        rows = conn.execute(select(outbox.c.id, outbox.c.status, outbox.c.attempts,
+                                   outbox.c.next_attempt_ms)
+                            .where(outbox.c.kind == "time_charge.post")
+                            .order_by(outbox.c.id)).all()
+        recorded = set(conn.execute(text("SELECT outbox_id FROM delivery_attempts")).scalars())
+    assert [r.status for r in rows] == ["done"] * 10 + ["pending"] * 25
+    assert [r.attempts for r in rows] == [1] * 20 + [0] * 15
+    failed, unsent = rows[10:20], rows[20:]
+    assert all(r.next_attempt_ms > hub.clock.ms() for r in failed)  # backing off
+    assert all(r.next_attempt_ms == 0 and r.id not in recorded for r in unsent)
+    hub.run_until_idle()
+    assert len(charge_amounts(target)) == 35

@@ -146,6 +146,8 @@ def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share
         server = None
         _stop(processes, workdir)
         crew = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers, all waited for
+        logs = "".join((workdir / f"worker-{i}.log").read_text(errors="replace")
+                       for i in range(len(processes)))
         statuses = vendors.webhook_statuses() or []
         postings = vendors.postings()
         calls = vendors.erp_calls()
@@ -179,6 +181,8 @@ def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share
         "webhook_errors": sum(1 for s in statuses if s != 202),
         "hub_cpu_s": round(intake.ru_utime + intake.ru_stime + crew.ru_utime +
                            crew.ru_stime, 1),
+        "intake_cpu_s": round(intake.ru_utime + intake.ru_stime, 1),
+        "workers_cpu_s": round(crew.ru_utime + crew.ru_stime, 1),
         "intake_rss_mb": round(intake.ru_maxrss / 1024, 1),
         "worker_rss_mb": round(crew.ru_maxrss / 1024, 1),
         "vendors_cpu_s": round(usage["cpu_s"], 1),
@@ -186,6 +190,10 @@ def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share
         # How busy the whole machine's CPUs were while the clock ran (the
         # database server included): near 100 means more processes cannot help.
         "machine_cpu_busy_pct": busy,
+        # Contention between workers, from their logs: batches the store refused
+        # (run again one event at a time) and aggregate leases lost mid-batch.
+        "refused_batches": logs.count("batch refused"),
+        "leases_lost": logs.count("lease lost"),
     }
 
 

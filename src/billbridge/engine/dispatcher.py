@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 import structlog
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 
 from billbridge.connectors.base import (
     DeliveryError,
@@ -52,7 +52,7 @@ _SENDING = [outbox.c[name] for name in (
 """What sending a command needs (reading whole rows parses timestamps nobody uses)."""
 _DONE = Bulk(lambda _: update(outbox).where(outbox.c.id == bindparam("row_id")).values(
     status="done", external_id=bindparam("external_id"), done_at=bindparam("at"),
-    last_error=None))
+    last_error=None, attempts=outbox.c.attempts + 1))
 _ATTEMPT = Bulk(lambda _: update(delivery_attempts).where(
     delivery_attempts.c.outbox_id == bindparam("row_id"),
     delivery_attempts.c.batch_id == bindparam("in_batch")).values(
@@ -76,6 +76,7 @@ REVERSING_KINDS = ("time_charge.reverse",)
 class DispatcherSettings:
     lease_ms: int = 30_000
     lookahead: int = 4  # candidate rows read per batch slot, to fill batches past blocked ones
+    calls_per_claim: int = 5  # target batches claimed, sent and settled together
 
 
 class Dispatcher:
@@ -196,10 +197,13 @@ class Dispatcher:
                 break
         return batch
 
-    # -- one batch ---------------------------------------------------------
+    # -- one round: a claim, its calls, their settlement --------------------
     def dispatch(self, name: str) -> int:
+        """Claim up to ``calls_per_claim`` batches of the target's size, send
+        them in order, and settle what came back in one transaction; the
+        commands settled. A call that fails stops the round (later commands
+        may follow one in it); the batches not sent stay pending, unrecorded."""
         target = self.targets[name]
-        batch_id = uuid.uuid4().hex
         with self.engine.begin() as conn:
             if not self._hold(conn, name):
                 return 0
@@ -207,22 +211,72 @@ class Dispatcher:
             if not breaker.allows(self.clock.ms()):
                 return 0
             trial = breaker.state is CircuitState.HALF_OPEN
-            rows = self._claim(conn, name, 1 if trial else target.max_batch)
+            rows = self._claim(conn, name, 1 if trial else
+                               target.max_batch * self.settings.calls_per_claim)
             if not rows:
                 return 0
-            ids = [r.id for r in rows]
-            conn.execute(update(outbox).where(outbox.c.id.in_(ids))
-                         .values(attempts=outbox.c.attempts + 1))
-            _SENT.run(conn, [{"outbox_id": r.id, "attempt": r.attempts + 1,
-                              "correlation_id": r.correlation_id} for r in rows],
-                      target=name, batch_id=batch_id, owner=self.owner,
-                      started_at=self.clock.now())
+            # The attempt is on record before the call: a dispatcher that dies
+            # during it leaves a resend that knows it is one. The command's own
+            # ``attempts`` moves when the call's result is settled (one write to
+            # the outbox row per attempt, not two).
+            sends = _sends(conn, [r.id for r in rows])
+            calls = [(uuid.uuid4().hex, rows[i:i + target.max_batch])
+                     for i in range(0, len(rows), target.max_batch)]
+            for batch_id, batch in calls:
+                _SENT.run(conn, [{"outbox_id": r.id, "attempt": sends[r.id],
+                                  "correlation_id": r.correlation_id} for r in batch],
+                          target=name, batch_id=batch_id, owner=self.owner,
+                          started_at=self.clock.now())
             payloads = [orjson.loads(r.payload) for r in rows]
             refs = _references(conn, name, payloads)
-            sends = _sends(conn, ids)
-        commands = [OutboundCommand(r.id, name, r.kind, r.idempotency_key, r.aggregate_key,
-                                    payload, r.correlation_id, refs, sends.get(r.id, 1))
-                    for r, payload in zip(rows, payloads, strict=True)]
+        commands = {r.id: OutboundCommand(r.id, name, r.kind, r.idempotency_key,
+                                          r.aggregate_key, payload, r.correlation_id, refs,
+                                          sends[r.id])
+                    for r, payload in zip(rows, payloads, strict=True)}
+        outcomes: list[tuple[str, list[Any], dict[str, RecordResult],
+                             DeliveryError | None]] = []
+        for batch_id, batch in calls:
+            results, failure = self._call(name, batch_id, [commands[r.id] for r in batch])
+            outcomes.append((batch_id, batch, results, failure))
+            if failure is not None:
+                break
+        if self.crash_hook is not None:
+            self.crash_hook("sent", name)
+        with self.engine.begin() as conn:
+            if not self._hold(conn, name):
+                # Someone else owns the target now and will resend; the keys make that safe.
+                return 0
+            unsent = [batch_id for batch_id, _ in calls[len(outcomes):]]
+            if unsent:
+                conn.execute(delete(delivery_attempts)
+                             .where(delivery_attempts.c.batch_id.in_(unsent)))
+            settled = 0
+            for batch_id, batch, results, failure in outcomes:
+                if failure is not None and failure.code == QUOTA_EXHAUSTED:
+                    # Not a fault: the day's allocation is spent. Wait for the reset
+                    # without counting an attempt or tripping the breaker.
+                    self._defer(conn, batch, batch_id, failure)
+                elif failure is not None:
+                    metrics.TARGET_CALLS.labels(name, "transient" if failure.transient
+                                                else "permanent").inc()
+                    breaker.failure(self.clock.ms())
+                    self._save_breaker(conn, name, breaker)
+                    self._settle_failed_call(conn, batch, batch_id, failure, breaker.failures)
+                else:
+                    metrics.TARGET_CALLS.labels(name, "ok").inc()
+                    if breaker.state is not CircuitState.CLOSED or breaker.failures:
+                        breaker.success()  # a healthy target's row is not rewritten each call
+                        self._save_breaker(conn, name, breaker)
+                    if trial:
+                        self._resume(conn, name)
+                    settled += self._settle(conn, name, batch, batch_id, results)
+            return settled
+
+    def _call(self, name: str, batch_id: str, commands: Sequence[OutboundCommand]
+              ) -> tuple[dict[str, RecordResult], DeliveryError | None]:
+        """One call to the target, paced by its token bucket: the results, or
+        the failure of the call as a whole."""
+        target = self.targets[name]
         self.buckets[name].take()
         t0 = time.perf_counter()
         results: dict[str, RecordResult] = {}
@@ -235,31 +289,7 @@ class Dispatcher:
             except DeliveryError as exc:
                 failure = exc
         metrics.DELIVERY_SECONDS.labels(name).observe(time.perf_counter() - t0)
-        if self.crash_hook is not None:
-            self.crash_hook("sent", name)
-        with self.engine.begin() as conn:
-            if not self._hold(conn, name):
-                # Someone else owns the target now and will resend; the keys make that safe.
-                return 0
-            if failure is not None and failure.code == QUOTA_EXHAUSTED:
-                # Not a fault: the day's allocation is spent. Wait for the reset
-                # without counting an attempt or tripping the breaker.
-                self._defer(conn, rows, batch_id, failure)
-                return 0
-            if failure is not None:
-                metrics.TARGET_CALLS.labels(name, "transient" if failure.transient
-                                            else "permanent").inc()
-                breaker.failure(self.clock.ms())
-                self._save_breaker(conn, name, breaker)
-                self._settle_failed_call(conn, rows, batch_id, failure, breaker.failures)
-                return 0
-            metrics.TARGET_CALLS.labels(name, "ok").inc()
-            if breaker.state is not CircuitState.CLOSED or breaker.failures:
-                breaker.success()  # a healthy target's row is not rewritten on every batch
-                self._save_breaker(conn, name, breaker)
-            if trial:
-                self._resume(conn, name)
-            return self._settle(conn, name, rows, batch_id, results)
+        return results, failure
 
     def _resume(self, conn: Connection, name: str) -> None:
         """The target is back after its circuit was open: commands backing off
@@ -373,13 +403,14 @@ class Dispatcher:
             return
         delay = self.policy.delay(backoff or attempts, retry_after, self.rng)
         conn.execute(update(outbox).where(outbox.c.id == row.id).values(
-            next_attempt_ms=self.clock.ms() + int(delay * 1000), last_error=detail))
+            attempts=attempts, next_attempt_ms=self.clock.ms() + int(delay * 1000),
+            last_error=detail))
         metrics.RETRIES.labels(row.target).inc()
 
     def _fail(self, conn: Connection, row: Any, batch_id: str, reason: ReasonCode,
               message: str, record_attempt: bool = True) -> None:
         conn.execute(update(outbox).where(outbox.c.id == row.id)
-                     .values(status="failed", last_error=message))
+                     .values(status="failed", attempts=row.attempts + 1, last_error=message))
         if record_attempt:
             self._attempt(conn, row.id, batch_id, "rejected", message)
         open_exception(conn, reason=reason, stage="outbound", message=message,
@@ -417,12 +448,13 @@ def _references(conn: Connection, target: str,
 
 
 def _sends(conn: Connection, ids: Sequence[int]) -> dict[int, int]:
-    """How many times each command has been sent, this time included: a
-    command an operator put back in the queue is still a resend."""
-    return {int(outbox_id): int(n) for outbox_id, n in conn.execute(
+    """Which send of each command this one is (1 for the first): a command an
+    operator put back in the queue is still a resend."""
+    before: dict[int, int] = dict(conn.execute(
         select(delivery_attempts.c.outbox_id, func.count())
         .where(delivery_attempts.c.outbox_id.in_(ids))
-        .group_by(delivery_attempts.c.outbox_id))}
+        .group_by(delivery_attempts.c.outbox_id)).all())
+    return {i: int(before.get(i, 0)) + 1 for i in ids}
 
 
 def outbox_depth(conn: Connection) -> dict[str, int]:
