@@ -6,12 +6,21 @@ one query per record kind; a read the cache cannot answer (a search, the
 xref) first writes what is held, so every flow sees the store exactly as if
 each event before it had been written on its own. Writes whose order matters
 against each other (releasing parked events, settling exceptions) flush what
-came before them, for the same reason."""
+came before them, for the same reason.
+
+A unit can also be *planned*: the flows run against a read-only snapshot and
+nothing is written until ``write_to`` replays the held writes, in the same
+order and with the same boundaries, on a connection that may write. The
+worker plans a batch outside the store's write lock (SQLite has one, held
+from BEGIN IMMEDIATE to commit) and takes the lock only to write. Reads that
+would first write what is held (a search, the xref) instead see the store
+with the unit's own pending changes laid over it."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -72,22 +81,37 @@ def _encode(data: Mapping[str, Any]) -> str:
                         orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME).decode()
 
 
-class UnitOfWork:
-    """Pending writes of a batch of events, in the worker's transaction."""
+@dataclass
+class _Writes:
+    """What a stretch of events changes, between two points where order matters."""
 
-    def __init__(self, conn: Connection, routes: Mapping[str, str], now: datetime) -> None:
-        self.conn = conn
+    records: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    facts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    bindings: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    commands: list[NewCommand] = field(default_factory=list)
+    exceptions: list[dict[str, Any]] = field(default_factory=list)
+    settled: dict[tuple[str, str], str] = field(default_factory=dict)
+    finished: list[dict[str, Any]] = field(default_factory=list)
+
+
+class UnitOfWork:
+    """Pending writes of a batch of events, in the worker's transaction (or,
+    ``planned``, held until ``write_to``)."""
+
+    def __init__(self, conn: Connection, routes: Mapping[str, str], now: datetime,
+                 planned: bool = False) -> None:
+        self.conn = conn  # where reads go; writes too, unless planned
         self.routes = routes  # role ("erp") → target name ("ledger")
         self.now = now
+        self.planned = planned
         self.cache: dict[tuple[str, str], dict[str, Any] | None] = {}
         self.counts: Counter[tuple[str, str]] = Counter()  # (event type, result)
-        self._records: dict[tuple[str, str], dict[str, Any]] = {}
-        self._facts: dict[str, dict[str, Any]] = {}
-        self._bindings: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self._commands: list[NewCommand] = []
-        self._exceptions: list[dict[str, Any]] = []
-        self._settled: dict[tuple[str, str], str] = {}
-        self._finished: list[dict[str, Any]] = []
+        self._w = _Writes()
+        self._plan: list[_Writes | list[str]] = []  # planned: writes, and releases between
+        # Planned: what this unit changed, for reads that must see it.
+        self._changed: dict[tuple[str, str], tuple[Mapping[str, Any], str | None]] = {}
+        self._bound: dict[tuple[str, str, str], str] = {}  # (system, kind, canonical) → ext
+        self._bound_back: dict[tuple[str, str, str], str] = {}  # (system, kind, ext) → can.
 
     # -- reads ---------------------------------------------------------------
     def prefetch(self, keys: Iterable[tuple[str, str]]) -> None:
@@ -113,6 +137,40 @@ class UnitOfWork:
         found = self.cache[key]
         return None if found is None else dict(found)
 
+    def find(self, kind: str, status: str | None = None) -> list[dict[str, Any]]:
+        """Every record of ``kind`` (with ``status``), by id, as this unit leaves them."""
+        self.flush()
+        query = select(records.c.id, records.c.data).where(records.c.kind == kind)
+        if status is not None:
+            query = query.where(records.c.status == status)
+        found = {r.id: orjson.loads(r.data) for r in self.conn.execute(query)}
+        for (changed_kind, record_id), (data, changed_status) in self._changed.items():
+            if changed_kind != kind:
+                continue
+            if status is None or changed_status == status:
+                found[record_id] = dict(data)
+            else:
+                found.pop(record_id, None)
+        return [dict(found[i]) for i in sorted(found)]
+
+    def external_id(self, system: str, kind: str, canonical_id: str) -> str | None:
+        self.flush()
+        row = self.conn.execute(select(xref.c.external_id).where(
+            xref.c.system == system, xref.c.kind == kind,
+            xref.c.canonical_id == canonical_id)).first()
+        if row is not None:
+            return str(row.external_id)
+        return self._bound.get((system, kind, canonical_id))
+
+    def resolve(self, system: str, kind: str, external_id: str) -> str | None:
+        self.flush()
+        row = self.conn.execute(select(xref.c.canonical_id).where(
+            xref.c.system == system, xref.c.kind == kind,
+            xref.c.external_id == external_id)).first()
+        if row is not None:
+            return str(row.canonical_id)
+        return self._bound_back.get((system, kind, external_id))
+
     # -- writes --------------------------------------------------------------
     def apply(self, row: Any, event: CanonicalEvent, outcome: Outcome, version: int) -> None:
         """Hold what one event's outcome changes; count how it ended."""
@@ -122,48 +180,59 @@ class UnitOfWork:
             self.counts[(event.type, "parked")] += 1
             return
         corr = row.correlation_id
+        w = self._w
         for change in outcome.changes:
             key = (change.kind, change.id)
-            held = self._records.get(key)
-            self._records[key] = {
+            held = w.records.get(key)
+            w.records[key] = {
                 "kind": change.kind, "id": change.id, "data": change.data,
                 "version": 1 + (held["version"] if held else 0), "status": change.status,
                 "correlation_id": corr, "config_version": version or None}
             self.cache[key] = dict(change.data)
+            if self.planned:
+                self._changed[key] = (change.data, change.status)
             if change.kind == "time_charge":
-                self._facts[change.id] = facts.row(change.data, change.status)
+                w.facts[change.id] = facts.row(change.data, change.status)
         for binding in outcome.bindings:
-            self._bindings.setdefault(
+            w.bindings.setdefault(
                 (binding.system, binding.kind, binding.external_id),
                 {"system": binding.system, "kind": binding.kind,
                  "external_id": binding.external_id, "canonical_id": binding.canonical_id,
                  "correlation_id": corr})
+            if self.planned:
+                self._bound.setdefault((binding.system, binding.kind, binding.canonical_id),
+                                       binding.external_id)
+                self._bound_back.setdefault((binding.system, binding.kind,
+                                             binding.external_id), binding.canonical_id)
         for command in outcome.commands:
             target = self.routes.get(command.role)
             if target is None:
                 # No system plays this role here (a hub with no CRM connected).
                 metrics.COMMANDS_UNROUTED.labels(command.role, command.kind).inc()
                 continue
-            self._commands.append(NewCommand(
+            w.commands.append(NewCommand(
                 target=target, kind=command.kind, origin=command.origin,
                 payload=command.payload, aggregate_key=row.aggregate_key, correlation_id=corr,
                 inbox_id=row.id, record_kind=command.record_kind, record_id=command.record_id,
                 depends_on=("{}:{}".format(*command.depends_on)
                             if command.depends_on is not None else None)))
         for problem in outcome.problems:
-            self._exceptions.append(dict(
+            w.exceptions.append(dict(
                 reason=problem.reason, stage="inbound", message=problem.message,
                 correlation_id=corr, at=self.now, inbox_id=row.id,
                 record_kind=problem.record_kind, record_id=problem.record_id,
                 raw=row.payload, config_version=version or None))
         if outcome.releases:
             self.flush()  # events parked before this one must be parked when released
-            self._release(outcome.releases)
+            if self.planned:
+                self._plan.append(list(outcome.releases))
+            else:
+                _release(self.conn, outcome.releases)
         if outcome.resolved:
-            if self._exceptions:
+            if self._w.exceptions:
                 self.flush()  # settle only what was opened before this event
             for record in outcome.resolved:
-                self._settled.setdefault(record, f"settled by {event.type} {event.id}")
+                self._w.settled.setdefault(record, f"settled by {event.type} {event.id}")
         self.finish(row, "done", version)
         self.counts[(event.type, "exception" if outcome.problems else "done")] += 1
 
@@ -171,57 +240,70 @@ class UnitOfWork:
              event_type: str, result: str = "failed") -> None:
         """The event ends failed with an exception that keeps its payload."""
         self.finish(row, "failed", version)
-        self._exceptions.append(dict(
+        self._w.exceptions.append(dict(
             reason=reason, stage="inbound", message=message, correlation_id=row.correlation_id,
             at=self.now, inbox_id=row.id, raw=row.payload, config_version=version or None))
         self.counts[(event_type, result)] += 1
 
     def finish(self, row: Any, status: str, version: int, waiting_on: str | None = None) -> None:
-        self._finished.append({"row_id": row.id, "status": status, "waiting_on": waiting_on,
-                               "version": version or None})
+        self._w.finished.append({"row_id": row.id, "status": status, "waiting_on": waiting_on,
+                                 "version": version or None})
 
     def flush(self) -> None:
-        """Write everything held, one statement per table."""
-        conn = self.conn
-        _UPSERT.run(conn, [{**r, "data": _encode(r["data"])} for r in self._records.values()],
-                    updated_at=self.now)
-        self._records.clear()
-        facts.upsert(conn, list(self._facts.values()))
-        self._facts.clear()
-        bind_many(conn, list(self._bindings.values()), at=self.now)
-        self._bindings.clear()
-        if self._commands:
-            enqueue_many(conn, self._commands, at=self.now)
-            self._commands.clear()
-        if self._settled:
-            self._settle()
-        for problem in self._exceptions:
-            open_exception(conn, **problem)
-        self._exceptions.clear()
-        _FINISH.run(conn, self._finished, processed_at=self.now)
-        self._finished.clear()
+        """Write everything held, one statement per table (planned: close the
+        stretch, to be written in this order later)."""
+        held, self._w = self._w, _Writes()
+        if self.planned:
+            self._plan.append(held)
+        else:
+            _write(self.conn, held, self.now)
 
-    def _settle(self) -> None:
-        ids = sorted({record_id for _, record_id in self._settled})
-        found = []
-        for start in range(0, len(ids), CHUNK):
-            found += [r for r in self.conn.execute(_OPEN_FOR, {"ids": ids[start:start + CHUNK]})
-                      if (r.record_kind, r.record_id) in self._settled]
-        if found:
-            self.conn.execute(_SETTLE, [
-                {"exc_id": r.id, "at": self.now,
-                 "resolution": self._settled[(r.record_kind, r.record_id)]} for r in found])
-        self._settled.clear()
+    def write_to(self, conn: Connection) -> None:
+        """Planned: write everything held, in order, on ``conn``."""
+        self.flush()
+        for step in self._plan:
+            if isinstance(step, _Writes):
+                _write(conn, step, self.now)
+            else:
+                _release(conn, step)
+        self._plan.clear()
 
-    def _release(self, dependencies: list[str]) -> None:
-        parked = list(self.conn.execute(
-            select(inbox.c.id, inbox.c.aggregate_key)
-            .where(inbox.c.status == "parked", inbox.c.waiting_on.in_(dependencies))))
-        if not parked:
-            return
-        self.conn.execute(update(inbox).where(inbox.c.id.in_([p.id for p in parked]))
-                          .values(status="pending", waiting_on=None))
-        aggregates.bump_pending(self.conn, Counter(p.aggregate_key for p in parked))
+
+def _write(conn: Connection, w: _Writes, now: datetime) -> None:
+    _UPSERT.run(conn, [{**r, "data": _encode(r["data"])} for r in w.records.values()],
+                updated_at=now)
+    facts.upsert(conn, list(w.facts.values()))
+    bind_many(conn, list(w.bindings.values()), at=now)
+    if w.commands:
+        enqueue_many(conn, w.commands, at=now)
+    if w.settled:
+        _settle(conn, w.settled, now)
+    for problem in w.exceptions:
+        open_exception(conn, **problem)
+    _FINISH.run(conn, w.finished, processed_at=now)
+
+
+def _settle(conn: Connection, settled: Mapping[tuple[str, str], str], now: datetime) -> None:
+    ids = sorted({record_id for _, record_id in settled})
+    found = []
+    for start in range(0, len(ids), CHUNK):
+        found += [r for r in conn.execute(_OPEN_FOR, {"ids": ids[start:start + CHUNK]})
+                  if (r.record_kind, r.record_id) in settled]
+    if found:
+        conn.execute(_SETTLE, [
+            {"exc_id": r.id, "at": now, "resolution": settled[(r.record_kind, r.record_id)]}
+            for r in found])
+
+
+def _release(conn: Connection, dependencies: list[str]) -> None:
+    parked = list(conn.execute(
+        select(inbox.c.id, inbox.c.aggregate_key)
+        .where(inbox.c.status == "parked", inbox.c.waiting_on.in_(dependencies))))
+    if not parked:
+        return
+    conn.execute(update(inbox).where(inbox.c.id.in_([p.id for p in parked]))
+                 .values(status="pending", waiting_on=None))
+    aggregates.bump_pending(conn, Counter(p.aggregate_key for p in parked))
 
 
 class StoreContext:
@@ -240,23 +322,10 @@ class StoreContext:
         return self.unit.record(kind, record_id)
 
     def external_id(self, system: str, kind: str, canonical_id: str) -> str | None:
-        self.unit.flush()
-        row = self.unit.conn.execute(select(xref.c.external_id).where(
-            xref.c.system == system, xref.c.kind == kind,
-            xref.c.canonical_id == canonical_id)).first()
-        return None if row is None else str(row.external_id)
+        return self.unit.external_id(system, kind, canonical_id)
 
     def find(self, kind: str, status: str | None = None) -> list[Mapping[str, Any]]:
-        self.unit.flush()
-        query = select(records.c.data).where(records.c.kind == kind)
-        if status is not None:
-            query = query.where(records.c.status == status)
-        return [dict(orjson.loads(r.data))
-                for r in self.unit.conn.execute(query.order_by(records.c.id))]
+        return list(self.unit.find(kind, status))
 
     def resolve(self, system: str, kind: str, external_id: str) -> str | None:
-        self.unit.flush()
-        row = self.unit.conn.execute(select(xref.c.canonical_id).where(
-            xref.c.system == system, xref.c.kind == kind,
-            xref.c.external_id == external_id)).first()
-        return None if row is None else str(row.canonical_id)
+        return self.unit.resolve(system, kind, external_id)

@@ -2,10 +2,11 @@
 flow in inbox order, and commit the outcome (state, xref, outbox commands,
 exceptions, parking) in one transaction fenced on the lease.
 
-A batch of events runs against one unit of work and is written with one
-statement per table; only when the store refuses that write does the batch
-run again one event per savepoint, so that the refusal fails one event and
-never the queue."""
+A batch of events runs against one unit of work under a read-only snapshot,
+and what it changes is then written with one statement per table in a short
+write transaction (on SQLite the write lock is held only for that); only
+when the store refuses that write does the batch run again one event per
+savepoint, so that the refusal fails one event and never the queue."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from billbridge.engine.config_store import ConfigCache, active_version
 from billbridge.engine.tracing import tracer
 from billbridge.engine.unit_of_work import StoreContext, UnitOfWork
 from billbridge.flows.base import FlowRegistry
+from billbridge.store.db import READ_ONLY
 from billbridge.store.tables import inbox
 
 log = structlog.get_logger("billbridge.worker")
@@ -84,29 +86,38 @@ class Worker:
         return done
 
     def _process_batch(self, key: str) -> int:
+        """One batch of ``key``'s events: planned under a read-only snapshot
+        (no write lock while the flows run), then written, fenced on the
+        lease, in one short write transaction."""
         started = time.perf_counter()
         with tracer.start_as_current_span("billbridge.process", attributes={
-                "billbridge.aggregate": key}), self.engine.begin() as conn:
-            rows = list(conn.execute(
-                select(inbox).where(inbox.c.aggregate_key == key, inbox.c.status == "pending")
-                .order_by(inbox.c.id).limit(self.settings.batch_size)))
-            if not rows:
-                # Events parked or handled elsewhere: the counter must not stay
-                # positive, or the aggregate would be claimed forever.
-                self._fence(conn, key, 0, drained=True)
-                return 0
-            current = active_version(conn)
-            try:
-                with conn.begin_nested():
-                    counts = self._run_together(conn, rows, current, key)
-            except SQLAlchemyError as exc:
-                # The store refused a write: find the event it belongs to.
-                log.warning("batch refused; running its events one by one", aggregate=key,
-                            error=repr(exc))
-                counts = self._run_one_by_one(conn, rows, current, key)
-            self._fence(conn, key, len(rows))
-            if self.crash_hook is not None:
-                self.crash_hook("commit", key)
+                "billbridge.aggregate": key}):
+            with self.engine.connect().execution_options(**{READ_ONLY: True}) as reader, \
+                    reader.begin():
+                rows = list(reader.execute(
+                    select(inbox).where(inbox.c.aggregate_key == key,
+                                        inbox.c.status == "pending")
+                    .order_by(inbox.c.id).limit(self.settings.batch_size)))
+                current = active_version(reader)
+                unit: UnitOfWork | None = None
+                if rows:
+                    try:
+                        unit = self._plan(reader, rows, current, key)
+                    except SQLAlchemyError as exc:  # a read failed: go event by event
+                        log.warning("batch could not be planned; running its events one "
+                                    "by one", aggregate=key, error=repr(exc))
+            with self.engine.begin() as conn:
+                if not rows:
+                    # Events parked or handled elsewhere: the counter must not stay
+                    # positive, or the aggregate would be claimed forever.
+                    self._fence(conn, key, 0, drained=True)
+                    return 0
+                counts = None if unit is None else self._write(conn, unit, key)
+                if counts is None:
+                    counts = self._run_one_by_one(conn, rows, current, key)
+                self._fence(conn, key, len(rows))
+                if self.crash_hook is not None:
+                    self.crash_hook("commit", key)
         for (event_type, result), count in counts.items():
             metrics.EVENTS_PROCESSED.labels(event_type, result).inc(count)
         metrics.PROCESSING_SECONDS.observe(time.perf_counter() - started)
@@ -120,11 +131,25 @@ class Worker:
             raise LeaseLost(key)
 
     # -- a batch of events --------------------------------------------------
-    def _run_together(self, conn: Connection, rows: list[Any], current: int,
-                      key: str) -> Counter[tuple[str, str]]:
-        """The fast path: every event's flow runs against one unit of work,
-        whose writes go to the store in one statement per table."""
-        unit = UnitOfWork(conn, self.routes, self.clock.now())
+    @staticmethod
+    def _write(conn: Connection, unit: UnitOfWork,
+               key: str) -> Counter[tuple[str, str]] | None:
+        """Write a planned batch in a savepoint; None when the store refused it."""
+        try:
+            with conn.begin_nested():
+                unit.write_to(conn)
+        except SQLAlchemyError as exc:
+            # The store refused a write: the caller finds the event it belongs to.
+            log.warning("batch refused; running its events one by one", aggregate=key,
+                        error=repr(exc))
+            return None
+        return unit.counts
+
+    def _plan(self, reader: Connection, rows: list[Any], current: int,
+              key: str) -> UnitOfWork:
+        """The fast path: every event's flow runs against one planned unit of
+        work, whose writes go to the store later in one statement per table."""
+        unit = UnitOfWork(reader, self.routes, self.clock.now(), planned=True)
         events = [_parse(row) for row in rows]
         unit.prefetch(k for e in events if isinstance(e, CanonicalEvent)
                       for k in self.flows.reads_for(e))
@@ -132,8 +157,7 @@ class Worker:
             self._run_event(unit, row, event, current)
             if self.crash_hook is not None:
                 self.crash_hook("event", key)
-        unit.flush()
-        return unit.counts
+        return unit
 
     def _run_one_by_one(self, conn: Connection, rows: list[Any], current: int,
                         key: str) -> Counter[tuple[str, str]]:

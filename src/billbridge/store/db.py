@@ -75,10 +75,19 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # Take the write lock up front: a deferred transaction that later
-        # writes can fail with SQLITE_BUSY instead of waiting its turn.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # writes can fail with SQLITE_BUSY instead of waiting its turn. A
+        # connection marked READ_ONLY only reads: a snapshot, and no lock.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+READ_ONLY = "billbridge_read_only"
+"""Execution option: this connection's transactions only read (SQLite then
+begins them deferred, as snapshots that take no write lock)."""
 
 
 def is_postgres(engine: Engine) -> bool:
