@@ -41,3 +41,28 @@ def test_an_in_list_is_refused_with_a_clear_error(engine: Engine) -> None:
                .values(lease_owner="x"))
     with engine.begin() as conn, pytest.raises(TypeError, match="IN"):
         bad.run(conn, [{"name": "a"}])
+
+
+def test_awkward_values_arrive_exactly(engine: Engine) -> None:
+    """Quotes, backslashes, newlines, JSON text, non-ASCII, NULLs, dates and
+    booleans arrive as sent (PostgreSQL: through the one-document form)."""
+    from datetime import date
+
+    from billbridge.engine import facts
+    from billbridge.store.tables import charge_facts
+
+    awkward = ['say "hi"\\n', 'C:\\\\path\\\\', '{"a": [1, "b\\"c"]}', "Zürich – 東京", "", "\t"]
+    rows = [{"id": f"tc-{i}", "time_entry": text_, "project": "P-1", "worker": text_ or "w",
+             "work_date": date(2026, 3, 1 + i), "hours_e4": 10_000 * i, "amount_e4": -5,
+             "currency": "EUR", "billable": i % 2 == 0, "status": "posted",
+             "config_version": None if i % 2 else i}
+            for i, text_ in enumerate(awkward)]
+    with engine.begin() as conn:
+        facts.upsert(conn, rows)
+        # And again, changed: ON CONFLICT DO UPDATE through the same form.
+        facts.upsert(conn, [{**r, "amount_e4": 7, "billable": not r["billable"]} for r in rows])
+        stored = conn.execute(select(charge_facts).order_by(charge_facts.c.id)).all()
+    assert [(r.id, r.time_entry, r.worker, r.work_date, r.hours_e4, r.amount_e4,
+             r.billable, r.config_version) for r in stored] == \
+        [(r["id"], r["time_entry"], r["worker"], r["work_date"], r["hours_e4"], 7,
+          not r["billable"], r["config_version"]) for r in rows]
