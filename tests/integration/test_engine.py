@@ -634,3 +634,18 @@ def test_a_round_sends_several_calls_and_a_failed_call_stops_it_in_order(
     assert all(r.next_attempt_ms == 0 and r.id not in recorded for r in unsent)
     hub.run_until_idle()
     assert len(charge_amounts(target)) == 35
+
+
+def test_a_round_leaves_its_aggregates_free_for_any_worker(hub: Hub) -> None:
+    """The batch's commit gives the lease up (in its fence): the next round,
+    of this worker or another, can take the aggregate at once."""
+    from billbridge.store.tables import aggregates as aggregate_rows
+
+    hub.ingest([project_event(), time_entry("te-1"), time_entry("te-2", project="GLX-002")],
+               source="harvest")
+    assert hub.worker.run_once() == 3
+    with hub.engine.connect() as conn:
+        leases = conn.execute(select(aggregate_rows.c.key, aggregate_rows.c.lease_owner,
+                                     aggregate_rows.c.lease_until_ms, aggregate_rows.c.pending)
+                              ).all()
+    assert sorted(leases) == [("project:GLX-001", None, 0, 0), ("project:GLX-002", None, 0, 0)]

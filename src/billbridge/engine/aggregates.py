@@ -56,20 +56,17 @@ def claim(conn: Connection, *, owner: str, now_ms: int, lease_ms: int, limit: in
 
 
 def fence(conn: Connection, key: str, *, owner: str, now_ms: int, lease_ms: int,
-          processed: int = 0, drained: bool = False) -> bool:
+          processed: int = 0, drained: bool = False, release: bool = False) -> bool:
     """Extend our lease on ``key`` and count ``processed`` events off it, in the
     caller's transaction. False means the lease was lost (we stalled past it and
     another worker may hold it): the caller must roll back. ``drained`` says
-    the caller found nothing pending, so the count is zero whatever it said."""
+    the caller found nothing pending, so the count is zero whatever it said;
+    ``release`` gives the lease up instead of extending it (the caller is done
+    with the aggregate for now: one statement, not a transaction of its own)."""
     pending = 0 if drained else aggregates.c.pending - processed
     result = conn.execute(
         update(aggregates)
         .where(aggregates.c.key == key, aggregates.c.lease_owner == owner)
-        .values(lease_until_ms=now_ms + lease_ms, pending=pending))
+        .values(lease_owner=None if release else owner,
+                lease_until_ms=0 if release else now_ms + lease_ms, pending=pending))
     return result.rowcount == 1
-
-
-def release(conn: Connection, key: str, *, owner: str) -> None:
-    conn.execute(update(aggregates)
-                 .where(aggregates.c.key == key, aggregates.c.lease_owner == owner)
-                 .values(lease_owner=None, lease_until_ms=0))

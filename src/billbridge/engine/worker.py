@@ -78,9 +78,7 @@ class Worker:
         done = 0
         for key in keys:
             try:
-                done += self._process_batch(key)
-                with self.engine.begin() as conn:
-                    aggregates.release(conn, key, owner=self.owner)
+                done += self._process_batch(key)  # releases the aggregate as it commits
             except LeaseLost:
                 log.warning("lease lost", aggregate=key, owner=self.owner)
         return done
@@ -126,7 +124,7 @@ class Worker:
     def _fence(self, conn: Connection, key: str, processed: int, drained: bool = False) -> None:
         ok = aggregates.fence(conn, key, owner=self.owner, now_ms=self.clock.ms(),
                               lease_ms=self.settings.lease_ms, processed=processed,
-                              drained=drained)
+                              drained=drained, release=True)
         if not ok:
             raise LeaseLost(key)
 
