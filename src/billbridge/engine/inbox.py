@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
+import os
+import random
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -46,8 +47,14 @@ def new_correlation_id() -> str:
     """A random id that sorts by the time it was made (its first 48 bits are
     the millisecond): every index on correlation ids then grows at its end
     instead of at random places, which keeps a month-end burst's inserts in
-    cache. 80 random bits make it unique."""
-    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
+    cache. 80 random bits make it unique; they need not be secret (the id
+    grants nothing), so they come from a PRNG seeded by the OS, not from a
+    system call per id (which was 7 % of the intake's CPU at month-end)."""
+    return f"{time.time_ns() // 1_000_000:012x}{_IDS.getrandbits(80):020x}"
+
+
+_IDS = random.Random()  # seeded from os.urandom, and again in a forked child:
+os.register_at_fork(after_in_child=lambda: _IDS.seed())  # two processes, two sequences
 
 
 def _decode(raw: Any) -> Any:
