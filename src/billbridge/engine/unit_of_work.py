@@ -154,22 +154,21 @@ class UnitOfWork:
         return [dict(found[i]) for i in sorted(found)]
 
     def external_id(self, system: str, kind: str, canonical_id: str) -> str | None:
-        self.flush()
-        row = self.conn.execute(select(xref.c.external_id).where(
-            xref.c.system == system, xref.c.kind == kind,
-            xref.c.canonical_id == canonical_id)).first()
-        if row is not None:
-            return str(row.external_id)
-        return self._bound.get((system, kind, canonical_id))
+        return self._xref(xref.c.external_id, xref.c.canonical_id, system, kind,
+                          canonical_id, self._bound)
 
     def resolve(self, system: str, kind: str, external_id: str) -> str | None:
+        return self._xref(xref.c.canonical_id, xref.c.external_id, system, kind,
+                          external_id, self._bound_back)
+
+    def _xref(self, wanted: Any, given: Any, system: str, kind: str, value: str,
+              pending: Mapping[tuple[str, str, str], str]) -> str | None:
+        """One side of a binding from the other: the store's (a binding, once
+        made, stays), else one this unit holds."""
         self.flush()
-        row = self.conn.execute(select(xref.c.canonical_id).where(
-            xref.c.system == system, xref.c.kind == kind,
-            xref.c.external_id == external_id)).first()
-        if row is not None:
-            return str(row.canonical_id)
-        return self._bound_back.get((system, kind, external_id))
+        row = self.conn.execute(select(wanted).where(
+            xref.c.system == system, xref.c.kind == kind, given == value)).first()
+        return str(row[0]) if row is not None else pending.get((system, kind, value))
 
     # -- writes --------------------------------------------------------------
     def apply(self, row: Any, event: CanonicalEvent, outcome: Outcome, version: int) -> None:
