@@ -436,14 +436,19 @@ def _references(conn: Connection, target: str,
     refs = {f"{r.kind}:{r.canonical_id}": r.external_id for r in conn.execute(
         select(xref.c.kind, xref.c.canonical_id, xref.c.external_id)
         .where(xref.c.system == target, xref.c.canonical_id.in_(named)))}
-    newest = (select(func.max(outbox.c.id))
-              .where(outbox.c.target == target, outbox.c.record_id.in_(named),
-                     outbox.c.status == "done", outbox.c.external_id.is_not(None),
-                     outbox.c.kind.not_in(REVERSING_KINDS))
-              .group_by(outbox.c.record_kind, outbox.c.record_id))
-    for row in conn.execute(select(outbox.c.record_kind, outbox.c.record_id,
-                                   outbox.c.external_id).where(outbox.c.id.in_(newest))):
-        refs[f"{row.record_kind}:{row.record_id}"] = row.external_id
+    # Looked up by record only, and sifted here: a condition on the status
+    # lets SQLite's planner pick the (target, status) index and read every
+    # done command at each claim (at a million postings, 90 % of a dispatcher).
+    newest: dict[str, tuple[int, str]] = {}
+    for row in conn.execute(select(outbox.c.id, outbox.c.record_kind, outbox.c.record_id,
+                                   outbox.c.external_id, outbox.c.kind, outbox.c.status)
+                            .where(outbox.c.target == target, outbox.c.record_id.in_(named))):
+        if row.status != "done" or row.external_id is None or row.kind in REVERSING_KINDS:
+            continue
+        key = f"{row.record_kind}:{row.record_id}"
+        if key not in newest or row.id > newest[key][0]:
+            newest[key] = (row.id, row.external_id)
+    refs.update({key: external_id for key, (_, external_id) in newest.items()})
     return refs
 
 
