@@ -29,14 +29,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import create_engine, select, text
 
 from billbridge.api.server import HubServer
 from billbridge.bench.vendors import TOKEN, Vendors
 from billbridge.connectors.generic.source import GenericTimeSource
 from billbridge.connectors.generic.webhooks import GenericWebhooks
 from billbridge.engine.hub import Hub
-from billbridge.store.tables import inbox, outbox
+from billbridge.store.tables import inbox
 
 PROJECTS = 20
 PAGE = 2000  # entries per poll page: the most the time tool serves
@@ -139,7 +139,8 @@ def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share
         _wait(posted_all, processes, workdir)
         seconds = time.perf_counter() - started
         busy = _busy_share(machine, _cpu_times())
-        _wait(lambda: _quiet(hub) and vendors.webhook_statuses() is not None, processes,
+        # Nothing left to send, so no late duplicate can still come.
+        _wait(lambda: hub.settled() and vendors.webhook_statuses() is not None, processes,
               workdir)
         intake = resource.getrusage(resource.RUSAGE_SELF)
         server.stop()
@@ -239,16 +240,6 @@ def _busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -
     if before is None or after is None or after[1] <= before[1]:
         return None
     return round(100 * (after[0] - before[0]) / (after[1] - before[1]), 1)
-
-
-def _quiet(hub: Hub) -> bool:
-    """Nothing waits in the inbox or the outbox (so no late duplicate can come)."""
-    with hub.engine.connect() as conn:
-        waiting = conn.execute(select(func.count()).select_from(inbox)
-                               .where(inbox.c.status == "pending")).scalar()
-        sending = conn.execute(select(func.count()).select_from(outbox)
-                               .where(outbox.c.status == "pending")).scalar()
-    return not waiting and not sending
 
 
 def _stop(processes: list[subprocess.Popen[bytes]], workdir: Path) -> None:

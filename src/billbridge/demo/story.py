@@ -18,7 +18,7 @@ import yaml
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from billbridge.api.server import HubServer
 from billbridge.cli.render import render_lineage
@@ -39,7 +39,7 @@ from billbridge.engine.policy import RetryPolicy
 from billbridge.engine.reconcile import reconcile
 from billbridge.engine.sync import SyncResult, sync
 from billbridge.logs import configure_logging
-from billbridge.store.tables import inbox, outbox, records
+from billbridge.store.tables import records
 
 CONFIG = Path(__file__).with_name("config.yaml")
 PERIOD_END = "2026-03-31"
@@ -56,20 +56,11 @@ ALICE_GLX, BOB_GLX, CAROL_GLX, ALICE_NEW, BOB_APRIL, DAVE_GLX = range(2101, 2107
 LINEAGE_EXAMPLE = canonical_id("time_entry", ALICE_GLX)  # te_harvest_2101
 
 
-def settled(hub: Hub) -> bool:
-    with hub.engine.connect() as conn:
-        waiting = conn.execute(select(func.count()).select_from(inbox)
-                               .where(inbox.c.status == "pending")).scalar()
-        sending = conn.execute(select(func.count()).select_from(outbox)
-                               .where(outbox.c.status == "pending")).scalar()
-    return not waiting and not sending
-
-
 def wait_settled(hub: Hub, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     quiet_since: float | None = None
     while time.monotonic() < deadline:
-        if settled(hub):
+        if hub.settled():
             quiet_since = quiet_since or time.monotonic()
             if time.monotonic() - quiet_since > 0.5:
                 return

@@ -139,7 +139,7 @@ class UnitOfWork:
 
     def find(self, kind: str, status: str | None = None) -> list[dict[str, Any]]:
         """Every record of ``kind`` (with ``status``), by id, as this unit leaves them."""
-        self.flush()
+        self._before_read()
         query = select(records.c.id, records.c.data).where(records.c.kind == kind)
         if status is not None:
             query = query.where(records.c.status == status)
@@ -165,10 +165,16 @@ class UnitOfWork:
               pending: Mapping[tuple[str, str, str], str]) -> str | None:
         """One side of a binding from the other: the store's (a binding, once
         made, stays), else one this unit holds."""
-        self.flush()
+        self._before_read()
         row = self.conn.execute(select(wanted).where(
             xref.c.system == system, xref.c.kind == kind, given == value)).first()
         return str(row[0]) if row is not None else pending.get((system, kind, value))
+
+    def _before_read(self) -> None:
+        """A search must see what the unit holds: written first, or (planned)
+        laid over the store by the reader itself, which needs no new stretch."""
+        if not self.planned:
+            self.flush()
 
     # -- writes --------------------------------------------------------------
     def apply(self, row: Any, event: CanonicalEvent, outcome: Outcome, version: int) -> None:
