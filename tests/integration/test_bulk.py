@@ -66,3 +66,27 @@ def test_awkward_values_arrive_exactly(engine: Engine) -> None:
              r.billable, r.config_version) for r in stored] == \
         [(r["id"], r["time_entry"], r["worker"], r["work_date"], r["hours_e4"], 7,
           not r["billable"], r["config_version"]) for r in rows]
+
+
+def test_fetch_returns_what_returning_names_and_only_on_postgres(engine: Engine) -> None:
+    """``fetch`` runs a RETURNING statement set-based and hands back its rows:
+    those it inserted, not those ON CONFLICT skipped. SQLite's executemany
+    returns no rows, so there it refuses rather than return an empty list."""
+    from billbridge.store.db import dialect_insert
+
+    _leases(engine, ["a"])
+    add = Bulk(lambda conn: dialect_insert(conn)(target_leases)
+               .values(target=bindparam("name"), lease_owner=None, lease_until_ms=0,
+                       circuit="closed", circuit_until_ms=0, consecutive_failures=0)
+               .on_conflict_do_nothing(index_elements=[target_leases.c.target])
+               .returning(target_leases.c.target))
+    with engine.begin() as conn:
+        if engine.dialect.name != "postgresql":
+            with pytest.raises(TypeError, match="PostgreSQL"):
+                add.fetch(conn, [{"name": "b"}])
+            return
+        returned = add.fetch(conn, [{"name": "a"}, {"name": "b"}, {"name": "c"}])
+        stored = conn.execute(select(target_leases.c.target)
+                              .order_by(target_leases.c.target)).scalars().all()
+    assert [r.target for r in returned] == ["b", "c"]
+    assert stored == ["a", "b", "c"]

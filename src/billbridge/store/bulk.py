@@ -89,9 +89,7 @@ class Bulk:
             return 0
         prepared = self._prepare(conn)
         processors = prepared.processors
-        constants = {**prepared.fixed,
-                     **{k: processors[k](v) if k in processors else v
-                        for k, v in shared.items()}}
+        constants = self._constants(prepared, shared)
         if conn.dialect.name == "postgresql" and not prepared.positional and len(rows) > 1:
             return _run_set_based(conn, prepared, rows, constants)
         # Per name: (is it the same for every row, that value or the name, converter).
@@ -106,9 +104,32 @@ class Bulk:
                           else dict(zip(prepared.names, values, strict=True)))
         return int(conn.exec_driver_sql(prepared.sql, params).rowcount)
 
+    def fetch(self, conn: Connection, rows: Sequence[Mapping[str, Any]],
+              **shared: Any) -> list[Any]:
+        """PostgreSQL: run a statement with RETURNING for every row, set-based,
+        and return what it returned. (SQLite's ``executemany`` returns no rows;
+        callers there read back what they wrote.)"""
+        if conn.dialect.name != "postgresql":
+            raise TypeError("Bulk.fetch runs set-based, on PostgreSQL only")
+        if not rows:
+            return []
+        prepared = self._prepare(conn)
+        return list(_set_based(conn, prepared, rows, self._constants(prepared, shared)))
+
+    @staticmethod
+    def _constants(prepared: _Prepared, shared: Mapping[str, Any]) -> dict[str, Any]:
+        processors = prepared.processors
+        return {**prepared.fixed,
+                **{k: processors[k](v) if k in processors else v for k, v in shared.items()}}
+
 
 def _run_set_based(conn: Connection, prepared: _Prepared, rows: Sequence[Mapping[str, Any]],
                    constants: Mapping[str, Any]) -> int:
+    return int(_set_based(conn, prepared, rows, constants).rowcount)
+
+
+def _set_based(conn: Connection, prepared: _Prepared, rows: Sequence[Mapping[str, Any]],
+               constants: Mapping[str, Any]) -> Any:
     varying = [n for n in prepared.names if n not in constants]
     key = frozenset(constants)
     sql = prepared.set_based.get(key)
@@ -121,7 +142,7 @@ def _run_set_based(conn: Connection, prepared: _Prepared, rows: Sequence[Mapping
                  for alias, name, convert in converters} for row in rows]
     params: dict[str, Any] = dict(constants)
     params[_ROWS] = orjson.dumps(document, default=str).decode()
-    return int(conn.exec_driver_sql(sql, params).rowcount)
+    return conn.exec_driver_sql(sql, params)
 
 
 _ROWS = "bulk_rows"
