@@ -38,11 +38,20 @@ class NewCommand:
 
 _COLUMNS = ("target", "kind", "idempotency_key", "aggregate_key", "payload", "correlation_id",
             "inbox_id", "record_kind", "record_id", "depends_on", "created_at")
-_INSERT = Bulk(lambda conn: dialect_insert(conn)(outbox)
-               .values(status="pending", attempts=0, next_attempt_ms=0,
-                       **{column: bindparam(column) for column in _COLUMNS})
-               .on_conflict_do_nothing(index_elements=[outbox.c.target,
-                                                       outbox.c.idempotency_key]))
+
+
+def _insert(returning: bool) -> Bulk:
+    def build(conn: Connection) -> Any:
+        stmt = (dialect_insert(conn)(outbox)
+                .values(status="pending", attempts=0, next_attempt_ms=0,
+                        **{column: bindparam(column) for column in _COLUMNS})
+                .on_conflict_do_nothing(index_elements=[outbox.c.target,
+                                                        outbox.c.idempotency_key]))
+        return stmt.returning(outbox.c.target, outbox.c.idempotency_key) if returning else stmt
+    return Bulk(build)
+
+
+_INSERT, _INSERT_RETURNING = _insert(returning=False), _insert(returning=True)
 _STATUS = (select(outbox.c.idempotency_key, outbox.c.status)
            .where(outbox.c.target == bindparam("row_target"),
                   outbox.c.idempotency_key.in_(bindparam("keys", expanding=True))))
@@ -65,31 +74,62 @@ def enqueue_many(conn: Connection, commands: Sequence[NewCommand], *, at: dateti
     payloads = [canonical_json(c.payload) for c in commands]
     keys = [key_of_json(c.target, c.kind, c.origin, payload)
             for c, payload in zip(commands, payloads, strict=True)]
-    there = _existing(conn, {(c.target, key) for c, key in zip(commands, keys, strict=True)})
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    revive: set[tuple[str, str]] = set()
     repeats: Counter[str] = Counter()
     for key, c, payload in zip(keys, commands, payloads, strict=True):
-        status = there.get((c.target, key))
-        if status in REVIVABLE:
-            revive.add((c.target, key))
-        elif status is not None or (c.target, key) in rows:
-            repeats[c.target] += 1  # the same work again: it is queued or done already
-        else:
-            rows[(c.target, key)] = {
-                "target": c.target, "kind": c.kind, "idempotency_key": key,
-                "aggregate_key": c.aggregate_key, "payload": payload,
-                "correlation_id": c.correlation_id, "inbox_id": c.inbox_id,
-                "record_kind": c.record_kind, "record_id": c.record_id,
-                "depends_on": c.depends_on}
-    # ON CONFLICT still guards against another worker writing the same key meanwhile.
-    _INSERT.run(conn, list(rows.values()), created_at=at)
+        if (c.target, key) in rows:
+            repeats[c.target] += 1  # the same work twice in one call
+            continue
+        rows[(c.target, key)] = {
+            "target": c.target, "kind": c.kind, "idempotency_key": key,
+            "aggregate_key": c.aggregate_key, "payload": payload,
+            "correlation_id": c.correlation_id, "inbox_id": c.inbox_id,
+            "record_kind": c.record_kind, "record_id": c.record_id,
+            "depends_on": c.depends_on}
+    # Nearly every command at month-end is new: insert first, and look up only
+    # the keys the outbox already held (ON CONFLICT also guards against another
+    # worker writing the same key meanwhile).
+    inserted = _insert_new(conn, rows, at)
+    held = [k for k in rows if k not in inserted]
+    there = _existing(conn, set(held)) if held else {}
+    revive = {k for k in held if there.get(k) in REVIVABLE}
+    for target, key in held:
+        if (target, key) not in revive:
+            repeats[target] += 1  # the same work again: it is queued or done already
     _REVIVE.run(conn, [{"row_target": t, "key": k} for t, k in revive])
-    for (target, kind), count in Counter((t, r["kind"]) for (t, _), r in rows.items()).items():
+    for (target, kind), count in Counter((t, rows[(t, k)]["kind"])
+                                         for t, k in inserted).items():
         metrics.COMMANDS_ENQUEUED.labels(target, kind).inc(count)
     for target, count in repeats.items():
         metrics.DUPLICATES_PREVENTED.labels(target).inc(count)
     return keys
+
+
+def _insert_new(conn: Connection, rows: Mapping[tuple[str, str], dict[str, Any]],
+                at: datetime) -> set[tuple[str, str]]:
+    """Insert the commands whose keys the outbox does not hold; the (target,
+    key) of each one inserted."""
+    if not rows:
+        return set()
+    if conn.dialect.name == "postgresql":
+        return {(r.target, r.idempotency_key)
+                for r in _INSERT_RETURNING.fetch(conn, list(rows.values()), created_at=at)}
+    # SQLite returns no rows from executemany, but counts them: when all went
+    # in, all were new; else undo and insert only those not there.
+    attempt = conn.begin_nested()
+    try:
+        added = _INSERT.run(conn, list(rows.values()), created_at=at)
+    except BaseException:
+        attempt.rollback()
+        raise
+    if added == len(rows):
+        attempt.commit()
+        return set(rows)
+    attempt.rollback()
+    there = _existing(conn, set(rows))
+    fresh = {k: row for k, row in rows.items() if k not in there}
+    _INSERT.run(conn, list(fresh.values()), created_at=at)
+    return set(fresh)
 
 
 def _existing(conn: Connection, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
