@@ -95,6 +95,7 @@ class Dispatcher:
         self.breaker_threshold = breaker_threshold
         self.breaker_cooldown = breaker_cooldown
         self.crash_hook: Any = None  # tests: called with (stage, target) and may raise
+        self.behind: set[str] = set()  # targets whose last claim was full
 
     def release(self) -> None:
         """Give up our targets at once (on a clean stop), instead of making the
@@ -204,6 +205,7 @@ class Dispatcher:
         commands settled. A call that fails stops the round (later commands
         may follow one in it); the batches not sent stay pending, unrecorded."""
         target = self.targets[name]
+        self.behind.discard(name)
         with self.engine.begin() as conn:
             if not self._hold(conn, name):
                 return 0
@@ -211,8 +213,10 @@ class Dispatcher:
             if not breaker.allows(self.clock.ms()):
                 return 0
             trial = breaker.state is CircuitState.HALF_OPEN
-            rows = self._claim(conn, name, 1 if trial else
-                               target.max_batch * self.settings.calls_per_claim)
+            limit = 1 if trial else target.max_batch * self.settings.calls_per_claim
+            rows = self._claim(conn, name, limit)
+            if len(rows) >= limit and not trial:
+                self.behind.add(name)  # a full claim: more is ready than one round sends
             if not rows:
                 return 0
             # The attempt is on record before the call: a dispatcher that dies

@@ -3,6 +3,7 @@ used by the CLI, the API, the demo and the tests alike."""
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -38,6 +39,9 @@ class HubSettings:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     breaker_threshold: int = 5
     breaker_cooldown: float = 30.0
+    # While the outbox is behind, the lease holder sends instead of processing,
+    # for at most this long at a time.
+    dispatch_first_s: float = 10.0
 
 
 class Hub:
@@ -60,6 +64,7 @@ class Hub:
                                      rng=random.Random(seed),
                                      breaker_threshold=self.settings.breaker_threshold,
                                      breaker_cooldown=self.settings.breaker_cooldown)
+        self._processed_at = -math.inf  # when this hub's worker last processed
 
     def ingest(self, raws: Iterable[Any], *, source: str) -> list[IngestResult]:
         prepared = prepare(raws, source=source)  # validation holds no lock
@@ -80,7 +85,15 @@ class Hub:
         round would let the outbox grow without bound at month-end, and with
         several workers only the one holding the target's lease sends, so it
         must keep up with what all of them produce, not with its own share."""
-        processed = self.worker.run_once()
+        now = time.monotonic()
+        if self.dispatcher.behind and now - self._processed_at < self.settings.dispatch_first_s:
+            # The outbox is behind and this process holds a target's lease: it
+            # sends, and the other workers process. (Alone, it processes again
+            # once the outbox has caught up, or after ``dispatch_first_s``.)
+            processed = 0
+        else:
+            processed = self.worker.run_once()
+            self._processed_at = now
         dispatched = 0
         started = time.monotonic()
         while True:
