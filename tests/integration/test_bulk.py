@@ -78,8 +78,8 @@ def test_fetch_returns_what_returning_names_and_only_on_postgres(engine: Engine)
     add = Bulk(lambda conn: dialect_insert(conn)(target_leases)
                .values(target=bindparam("name"), lease_owner=None, lease_until_ms=0,
                        circuit="closed", circuit_until_ms=0, consecutive_failures=0)
-               .on_conflict_do_nothing(index_elements=[target_leases.c.target])
-               .returning(target_leases.c.target))
+               .on_conflict_do_nothing(index_elements=[target_leases.c.target]),
+               returning=(target_leases.c.target,))
     with engine.begin() as conn:
         if engine.dialect.name != "postgresql":
             with pytest.raises(TypeError, match="PostgreSQL"):

@@ -38,20 +38,12 @@ class NewCommand:
 
 _COLUMNS = ("target", "kind", "idempotency_key", "aggregate_key", "payload", "correlation_id",
             "inbox_id", "record_kind", "record_id", "depends_on", "created_at")
-
-
-def _insert(returning: bool) -> Bulk:
-    def build(conn: Connection) -> Any:
-        stmt = (dialect_insert(conn)(outbox)
-                .values(status="pending", attempts=0, next_attempt_ms=0,
-                        **{column: bindparam(column) for column in _COLUMNS})
-                .on_conflict_do_nothing(index_elements=[outbox.c.target,
-                                                        outbox.c.idempotency_key]))
-        return stmt.returning(outbox.c.target, outbox.c.idempotency_key) if returning else stmt
-    return Bulk(build)
-
-
-_INSERT, _INSERT_RETURNING = _insert(returning=False), _insert(returning=True)
+_INSERT = Bulk(lambda conn: dialect_insert(conn)(outbox)
+               .values(status="pending", attempts=0, next_attempt_ms=0,
+                       **{column: bindparam(column) for column in _COLUMNS})
+               .on_conflict_do_nothing(index_elements=[outbox.c.target,
+                                                       outbox.c.idempotency_key]),
+               returning=(outbox.c.target, outbox.c.idempotency_key))
 _STATUS = (select(outbox.c.idempotency_key, outbox.c.status)
            .where(outbox.c.target == bindparam("row_target"),
                   outbox.c.idempotency_key.in_(bindparam("keys", expanding=True))))
@@ -91,7 +83,7 @@ def enqueue_many(conn: Connection, commands: Sequence[NewCommand], *, at: dateti
     # worker writing the same key meanwhile).
     inserted = _insert_new(conn, rows, at)
     held = [k for k in rows if k not in inserted]
-    there = _existing(conn, set(held)) if held else {}
+    there = _existing(conn, set(held))
     revive = {k for k in held if there.get(k) in REVIVABLE}
     for target, key in held:
         if (target, key) not in revive:
@@ -113,7 +105,7 @@ def _insert_new(conn: Connection, rows: Mapping[tuple[str, str], dict[str, Any]]
         return set()
     if conn.dialect.name == "postgresql":
         return {(r.target, r.idempotency_key)
-                for r in _INSERT_RETURNING.fetch(conn, list(rows.values()), created_at=at)}
+                for r in _INSERT.fetch(conn, list(rows.values()), created_at=at)}
     # SQLite returns no rows from executemany, but counts them: when all went
     # in, all were new; else undo and insert only those not there.
     attempt = conn.begin_nested()

@@ -49,15 +49,19 @@ class _Prepared:
 class Bulk:
     """A statement run with ``executemany`` straight through the driver."""
 
-    def __init__(self, build: Build) -> None:
+    def __init__(self, build: Build, returning: Sequence[Any] = ()) -> None:
         self._build = build
-        self._prepared: dict[str, _Prepared] = {}
+        self._returning = tuple(returning)  # what ``fetch`` returns (``run`` returns none)
+        self._prepared: dict[tuple[str, bool], _Prepared] = {}
 
-    def _prepare(self, conn: Connection) -> _Prepared:
+    def _prepare(self, conn: Connection, returning: bool = False) -> _Prepared:
         dialect: Dialect = conn.dialect
-        prepared = self._prepared.get(dialect.name)
+        prepared = self._prepared.get((dialect.name, returning))
         if prepared is None:
-            compiled = self._build(conn).compile(dialect=dialect)
+            statement: Any = self._build(conn)
+            if returning:
+                statement = statement.returning(*self._returning)
+            compiled = statement.compile(dialect=dialect)
             assert isinstance(compiled, SQLCompiler)
             if "POSTCOMPILE" in compiled.string:
                 # An expanding IN list is rendered only at execution, per call.
@@ -78,7 +82,7 @@ class Bulk:
                     fixed[name] = process(bind.value) if process else bind.value
             prepared = _Prepared(compiled.string, names, compiled.positional, processors,
                                  fixed, types)
-            self._prepared[dialect.name] = prepared
+            self._prepared[(dialect.name, returning)] = prepared
         return prepared
 
     def run(self, conn: Connection, rows: Sequence[Mapping[str, Any]],
@@ -91,7 +95,7 @@ class Bulk:
         processors = prepared.processors
         constants = self._constants(prepared, shared)
         if conn.dialect.name == "postgresql" and not prepared.positional and len(rows) > 1:
-            return _run_set_based(conn, prepared, rows, constants)
+            return int(_set_based(conn, prepared, rows, constants).rowcount)
         # Per name: (is it the same for every row, that value or the name, converter).
         plan = [(True, constants[n], None) if n in constants else (False, n, processors.get(n))
                 for n in prepared.names]
@@ -106,14 +110,17 @@ class Bulk:
 
     def fetch(self, conn: Connection, rows: Sequence[Mapping[str, Any]],
               **shared: Any) -> list[Any]:
-        """PostgreSQL: run a statement with RETURNING for every row, set-based,
-        and return what it returned. (SQLite's ``executemany`` returns no rows;
-        callers there read back what they wrote.)"""
+        """PostgreSQL: run the statement for every row, set-based, with
+        RETURNING the columns given to the constructor, and return those rows.
+        (SQLite's ``executemany`` returns no rows; callers there read back what
+        they wrote.)"""
         if conn.dialect.name != "postgresql":
             raise TypeError("Bulk.fetch runs set-based, on PostgreSQL only")
+        if not self._returning:
+            raise TypeError("Bulk.fetch needs the columns to return (Bulk(…, returning=…))")
         if not rows:
             return []
-        prepared = self._prepare(conn)
+        prepared = self._prepare(conn, returning=True)
         return list(_set_based(conn, prepared, rows, self._constants(prepared, shared)))
 
     @staticmethod
@@ -121,11 +128,6 @@ class Bulk:
         processors = prepared.processors
         return {**prepared.fixed,
                 **{k: processors[k](v) if k in processors else v for k, v in shared.items()}}
-
-
-def _run_set_based(conn: Connection, prepared: _Prepared, rows: Sequence[Mapping[str, Any]],
-                   constants: Mapping[str, Any]) -> int:
-    return int(_set_based(conn, prepared, rows, constants).rowcount)
 
 
 def _set_based(conn: Connection, prepared: _Prepared, rows: Sequence[Mapping[str, Any]],
