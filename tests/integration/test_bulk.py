@@ -68,25 +68,50 @@ def test_awkward_values_arrive_exactly(engine: Engine) -> None:
           not r["billable"], r["config_version"]) for r in rows]
 
 
-def test_fetch_returns_what_returning_names_and_only_on_postgres(engine: Engine) -> None:
-    """``fetch`` runs a RETURNING statement set-based and hands back its rows:
-    those it inserted, not those ON CONFLICT skipped. SQLite's executemany
-    returns no rows, so there it refuses rather than return an empty list."""
+def _adder() -> Bulk:
     from billbridge.store.db import dialect_insert
 
+    return Bulk(lambda conn: dialect_insert(conn)(target_leases)
+                .values(target=bindparam("name"), lease_owner=bindparam("owner"),
+                        lease_until_ms=0, circuit="closed", circuit_until_ms=0,
+                        consecutive_failures=0)
+                .on_conflict_do_nothing(index_elements=[target_leases.c.target]),
+                returning=(target_leases.c.target, target_leases.c.lease_owner))
+
+
+def test_fetch_returns_only_the_rows_returning_names(engine: Engine) -> None:
+    """``fetch`` runs an INSERT … RETURNING for many rows in one statement (set-
+    based on PostgreSQL, a multi-row VALUES list elsewhere) and hands back its
+    rows: those it inserted, not those ON CONFLICT skipped."""
     _leases(engine, ["a"])
-    add = Bulk(lambda conn: dialect_insert(conn)(target_leases)
-               .values(target=bindparam("name"), lease_owner=None, lease_until_ms=0,
-                       circuit="closed", circuit_until_ms=0, consecutive_failures=0)
-               .on_conflict_do_nothing(index_elements=[target_leases.c.target]),
-               returning=(target_leases.c.target,))
     with engine.begin() as conn:
-        if engine.dialect.name != "postgresql":
-            with pytest.raises(TypeError, match="PostgreSQL"):
-                add.fetch(conn, [{"name": "b"}])
-            return
-        returned = add.fetch(conn, [{"name": "a"}, {"name": "b"}, {"name": "c"}])
-        stored = conn.execute(select(target_leases.c.target)
-                              .order_by(target_leases.c.target)).scalars().all()
-    assert [r.target for r in returned] == ["b", "c"]
-    assert stored == ["a", "b", "c"]
+        returned = _adder().fetch(conn, [{"name": "a"}, {"name": "b"}, {"name": "c"}],
+                                  owner="w1")
+        stored = conn.execute(select(target_leases.c.target, target_leases.c.lease_owner)
+                              .order_by(target_leases.c.target)).all()
+    assert sorted((r.target, r.lease_owner) for r in returned) == [("b", "w1"), ("c", "w1")]
+    assert stored == [("a", None), ("b", "w1"), ("c", "w1")]
+
+
+def test_fetch_of_more_rows_than_one_statement_holds(engine: Engine) -> None:
+    """Past the rows one VALUES list may carry, ``fetch`` goes on in further
+    statements: every row is written once and returned once."""
+    from billbridge.store import bulk
+
+    names = [f"t{i:04d}" for i in range(bulk._MAX_ROWS * 2 + 7)]
+    _leases(engine, names[::3])
+    with engine.begin() as conn:
+        returned = _adder().fetch(conn, [{"name": n} for n in names], owner="w2")
+        stored = conn.execute(select(target_leases.c.target)).scalars().all()
+    assert sorted(r.target for r in returned) == [n for i, n in enumerate(names) if i % 3]
+    assert sorted(stored) == names
+
+
+def test_fetch_needs_columns_to_return(engine: Engine) -> None:
+    from billbridge.store.db import dialect_insert
+
+    plain = Bulk(lambda conn: dialect_insert(conn)(target_leases).values(
+        target=bindparam("name"), lease_owner=None, lease_until_ms=0, circuit="closed",
+        circuit_until_ms=0, consecutive_failures=0))
+    with engine.begin() as conn, pytest.raises(TypeError, match="returning"):
+        plain.fetch(conn, [{"name": "x"}])

@@ -90,7 +90,7 @@ _COLUMNS = ("event_id", "event_type", "aggregate_key", "correlation_id", "occurr
 # The insert of accepted events, straight through the driver (SQLAlchemy's
 # own multi-row insert built every row's parameters in Python: a fifth of the
 # intake's CPU at month-end). ``source`` and ``received_at`` are the same for a
-# whole delivery; on PostgreSQL ``fetch`` returns the rows it inserted.
+# whole delivery; ``fetch`` returns the rows it inserted.
 _ADD = Bulk(lambda conn: dialect_insert(conn)(inbox)
             .values(status="pending", duplicates=0, attempts=0, replay=False,
                     source=bindparam("source"), received_at=bindparam("received_at"),
@@ -215,22 +215,12 @@ def _store_accepted(conn: Connection, source: str, accepted: dict[str, dict[str,
 def _insert(conn: Connection, source: str, accepted: dict[str, dict[str, Any]]
             ) -> dict[str, int]:
     """Insert the events not stored yet, in order; the inbox id of each one
-    this call inserted (the others are repeats)."""
+    this call inserted (the others are repeats: RETURNING names only the rows
+    that went in, so another intake inserting the same event meanwhile is
+    told apart too)."""
     rows = list(accepted.values())
-    received_at = rows[0]["received_at"]
-    if conn.dialect.name == "postgresql":
-        # Another intake may insert the same event meanwhile: RETURNING says
-        # which rows were ours.
-        return {r.event_id: int(r.id) for r in _ADD.fetch(
-            conn, rows, source=source, received_at=received_at)}
-    # SQLite: this transaction holds the write lock from its BEGIN IMMEDIATE,
-    # so what is not stored now is ours to insert, and nobody else's.
-    there = _seen(conn, source, list(accepted))
-    fresh = [row for event_id, row in accepted.items() if event_id not in there]
-    _ADD.run(conn, fresh, source=source, received_at=received_at)
-    return {event_id: row_id
-            for event_id, (row_id, _) in _seen(conn, source,
-                                               [r["event_id"] for r in fresh]).items()}
+    return {r.event_id: int(r.id) for r in _ADD.fetch(
+        conn, rows, source=source, received_at=rows[0]["received_at"])}
 
 
 def _seen(conn: Connection, source: str, event_ids: list[str]) -> dict[str, tuple[int, str]]:

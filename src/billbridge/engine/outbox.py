@@ -103,25 +103,8 @@ def _insert_new(conn: Connection, rows: Mapping[tuple[str, str], dict[str, Any]]
     key) of each one inserted."""
     if not rows:
         return set()
-    if conn.dialect.name == "postgresql":
-        return {(r.target, r.idempotency_key)
-                for r in _INSERT.fetch(conn, list(rows.values()), created_at=at)}
-    # SQLite returns no rows from executemany, but counts them: when all went
-    # in, all were new; else undo and insert only those not there.
-    attempt = conn.begin_nested()
-    try:
-        added = _INSERT.run(conn, list(rows.values()), created_at=at)
-    except BaseException:
-        attempt.rollback()
-        raise
-    if added == len(rows):
-        attempt.commit()
-        return set(rows)
-    attempt.rollback()
-    there = _existing(conn, set(rows))
-    fresh = {k: row for k, row in rows.items() if k not in there}
-    _INSERT.run(conn, list(fresh.values()), created_at=at)
-    return set(fresh)
+    return {(r.target, r.idempotency_key)
+            for r in _INSERT.fetch(conn, list(rows.values()), created_at=at)}
 
 
 def _existing(conn: Connection, wanted: set[tuple[str, str]]) -> dict[tuple[str, str], str]:

@@ -92,42 +92,77 @@ class Bulk:
         if not rows:
             return 0
         prepared = self._prepare(conn)
-        processors = prepared.processors
         constants = self._constants(prepared, shared)
         if conn.dialect.name == "postgresql" and not prepared.positional and len(rows) > 1:
             return int(_set_based(conn, prepared, rows, constants).rowcount)
-        # Per name: (is it the same for every row, that value or the name, converter).
-        plan = [(True, constants[n], None) if n in constants else (False, n, processors.get(n))
-                for n in prepared.names]
-        params: list[Any] = []
-        for row in rows:
-            values = [given if same else (row[given] if convert is None or row[given] is None
-                                          else convert(row[given]))
-                      for same, given, convert in plan]
-            params.append(tuple(values) if prepared.positional
-                          else dict(zip(prepared.names, values, strict=True)))
+        params: list[Any] = [
+            tuple(values) if prepared.positional
+            else dict(zip(prepared.names, values, strict=True))
+            for values in _values(prepared, rows, constants)]
         return int(conn.exec_driver_sql(prepared.sql, params).rowcount)
 
     def fetch(self, conn: Connection, rows: Sequence[Mapping[str, Any]],
               **shared: Any) -> list[Any]:
-        """PostgreSQL: run the statement for every row, set-based, with
-        RETURNING the columns given to the constructor, and return those rows.
-        (SQLite's ``executemany`` returns no rows; callers there read back what
-        they wrote.)"""
-        if conn.dialect.name != "postgresql":
-            raise TypeError("Bulk.fetch runs set-based, on PostgreSQL only")
+        """Run an INSERT for every row with RETURNING the columns given to the
+        constructor, and return the rows it returned (with ``ON CONFLICT DO
+        NOTHING``, those it inserted).
+
+        ``executemany`` returns no rows, so on PostgreSQL the statement runs
+        set-based and elsewhere (SQLite) as one multi-row ``VALUES`` list per
+        chunk of rows: one statement either way, not one per row."""
         if not self._returning:
             raise TypeError("Bulk.fetch needs the columns to return (Bulk(…, returning=…))")
         if not rows:
             return []
         prepared = self._prepare(conn, returning=True)
-        return list(_set_based(conn, prepared, rows, self._constants(prepared, shared)))
+        constants = self._constants(prepared, shared)
+        if conn.dialect.name == "postgresql":
+            return list(_set_based(conn, prepared, rows, constants))
+        if not prepared.positional or not prepared.sql.startswith("INSERT "):
+            raise TypeError("Bulk.fetch runs a positional INSERT … VALUES here")
+        head, group, tail = _values_group(prepared.sql)
+        width = len(prepared.names)
+        per_statement = max(1, min(_MAX_ROWS, _MAX_BINDS // width))
+        values = [v for row in _values(prepared, rows, constants)
+                  for v in row]
+        found: list[Any] = []
+        for start in range(0, len(rows), per_statement):
+            count = min(per_statement, len(rows) - start)
+            sql = f"{head}{', '.join([group] * count)}{tail}"
+            found += conn.exec_driver_sql(
+                sql, tuple(values[start * width:(start + count) * width])).all()
+        return found
 
     @staticmethod
     def _constants(prepared: _Prepared, shared: Mapping[str, Any]) -> dict[str, Any]:
         processors = prepared.processors
         return {**prepared.fixed,
                 **{k: processors[k](v) if k in processors else v for k, v in shared.items()}}
+
+
+def _values(prepared: _Prepared, rows: Sequence[Mapping[str, Any]],
+            constants: Mapping[str, Any]) -> list[list[Any]]:
+    """Each row's bind values in the driver's order, converted."""
+    processors = prepared.processors
+    # Per name: (is it the same for every row, that value or the name, converter).
+    plan = [(True, constants[n], None) if n in constants else (False, n, processors.get(n))
+            for n in prepared.names]
+    return [[given if same else (row[given] if convert is None or row[given] is None
+                                 else convert(row[given]))
+             for same, given, convert in plan] for row in rows]
+
+
+_MAX_ROWS = 500  # rows per multi-row VALUES statement
+_MAX_BINDS = 32_766  # SQLite's default limit on bind parameters in one statement
+
+
+def _values_group(sql: str) -> tuple[str, str, str]:
+    """An INSERT split around its one VALUES row: (up to VALUES, the row, the rest)."""
+    found = _VALUES.search(sql)
+    if found is None:
+        raise ValueError(f"no VALUES list in {sql!r}")
+    end = _closing(sql, found.end())
+    return sql[:found.start()] + " VALUES ", sql[found.end() - 1:end + 1], sql[end + 1:]
 
 
 def _set_based(conn: Connection, prepared: _Prepared, rows: Sequence[Mapping[str, Any]],
@@ -168,11 +203,8 @@ def _set_form(prepared: _Prepared, varying: Sequence[str]) -> str:
         columns.append(f"c{i} {prepared.types[name]}")
     source = f"json_to_recordset(%({_ROWS})s::json) AS v({', '.join(columns)})"
     if sql.startswith("INSERT "):
-        found = _VALUES.search(sql)
-        if found is None:
-            raise ValueError(f"no VALUES list in {prepared.sql!r}")
-        end = _closing(sql, found.end())
-        return f"{sql[:found.start()]} SELECT {sql[found.end():end]} FROM {source}{sql[end + 1:]}"
+        head, group, tail = _values_group(sql)
+        return f"{head.removesuffix('VALUES ')}SELECT {group[1:-1]} FROM {source}{tail}"
     if sql.startswith("UPDATE ") and " WHERE " in sql:
         before, _, after = sql.partition(" WHERE ")
         return f"{before} FROM {source} WHERE {after}"
