@@ -20,7 +20,13 @@ from billbridge.engine.dispatcher import DispatcherSettings
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.worker import WorkerSettings
 from billbridge.logs import configure_logging
-from billbridge.store.db import database_url, make_engine, migrate
+from billbridge.store.db import (
+    BATCH_CHECKPOINT_PAGES,
+    INTAKE_CHECKPOINT_PAGES,
+    database_url,
+    make_engine,
+    migrate,
+)
 
 app = typer.Typer(help="billbridge: CRM, time tools and ERP joined with exactly-once delivery.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -56,8 +62,8 @@ SourceOption = Annotated[list[str] | None, typer.Option(
     "--source", help="NAME=URL or NAME=KIND+URL of a source to poll (repeatable)")]
 
 
-def _engine(url: str | None) -> Any:
-    engine = make_engine(database_url(url))
+def _engine(url: str | None, checkpoint_pages: int = BATCH_CHECKPOINT_PAGES) -> Any:
+    engine = make_engine(database_url(url), checkpoint_pages=checkpoint_pages)
     migrate(engine)
     return engine
 
@@ -67,10 +73,10 @@ def _now() -> datetime:
 
 
 def _hub(url: str | None, targets: list[str] | None, lease_seconds: float = 30.0,
-         batch_size: int = 200) -> Hub:
+         batch_size: int = 200, checkpoint_pages: int = BATCH_CHECKPOINT_PAGES) -> Hub:
     from billbridge.connectors.registry import build_target, connector
 
-    engine = _engine(url)
+    engine = _engine(url, checkpoint_pages)
 
     def target(spec: str) -> Any:
         if "=" in spec:
@@ -148,7 +154,8 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
     from billbridge.connectors.registry import build_source, build_webhooks, parse_connection
 
     configure_logging()
-    hub = _hub(database_url, target)
+    # Webhooks are acknowledged after their commit: small checkpoints there.
+    hub = _hub(database_url, target, checkpoint_pages=INTAKE_CHECKPOINT_PAGES)
     if config is not None:
         _bootstrap_config(hub, config)
     webhooks: dict[str, WebhookReceiver] = {"generic": GenericWebhooks(webhook_secret)}

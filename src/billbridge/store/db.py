@@ -34,9 +34,23 @@ def _normalise(url: str) -> str:
     return url
 
 
-def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
+BATCH_CHECKPOINT_PAGES = 8192
+"""SQLite: WAL pages between checkpoints for processes that write in batches."""
+INTAKE_CHECKPOINT_PAGES = 1000
+"""SQLite's own default, for a process that acknowledges webhooks."""
+
+
+def make_engine(url: str | None = None, *,
+                checkpoint_pages: int = BATCH_CHECKPOINT_PAGES, **kwargs: Any) -> Engine:
     """An engine for ``url``: SQLite in WAL mode with IMMEDIATE transactions,
-    or PostgreSQL through psycopg."""
+    or PostgreSQL through psycopg.
+
+    SQLite runs a checkpoint inside the commit that takes the WAL past
+    ``checkpoint_pages``; that commit pays for copying the pages back and an
+    fsync. A worker's batch commits often: every 8,192 pages (32 MiB) keeps a
+    checkpoint from following nearly every batch. An intake acknowledges each
+    webhook after its commit, so a 32 MiB checkpoint is a latency spike there:
+    ``INTAKE_CHECKPOINT_PAGES`` keeps them small (docs/benchmarks.md, Ingest)."""
     url = _normalise(database_url(url))
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
@@ -65,11 +79,9 @@ def make_engine(url: str | None = None, **kwargs: Any) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=60000")
         # A month-end batch touches pages all over the inbox, outbox and record
-        # indexes: a 64 MiB cache (the default is 2 MiB) keeps them in memory,
-        # and checkpointing every 32 MiB of WAL instead of every 4 MiB stops a
-        # checkpoint (and its fsync) from following nearly every batch.
+        # indexes: a 64 MiB cache (the default is 2 MiB) keeps them in memory.
         cursor.execute("PRAGMA cache_size=-65536")
-        cursor.execute("PRAGMA wal_autocheckpoint=8192")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(checkpoint_pages)}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
