@@ -50,7 +50,7 @@ def make_engine(url: str | None = None, *,
     fsync. A worker's batch commits often: every 8,192 pages (32 MiB) keeps a
     checkpoint from following nearly every batch. An intake acknowledges each
     webhook after its commit, so a 32 MiB checkpoint is a latency spike there:
-    ``INTAKE_CHECKPOINT_PAGES`` keeps them small (docs/benchmarks.md, Ingest)."""
+    ``INTAKE_CHECKPOINT_PAGES`` keeps them small (docs/benchmarks.md, fourth pass)."""
     url = _normalise(database_url(url))
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
