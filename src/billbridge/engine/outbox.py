@@ -101,8 +101,6 @@ def _insert_new(conn: Connection, rows: Mapping[tuple[str, str], dict[str, Any]]
                 at: datetime) -> set[tuple[str, str]]:
     """Insert the commands whose keys the outbox does not hold; the (target,
     key) of each one inserted."""
-    if not rows:
-        return set()
     return {(r.target, r.idempotency_key)
             for r in _INSERT.fetch(conn, list(rows.values()), created_at=at)}
 

@@ -16,7 +16,11 @@ of ``executemany`` and an eighth of sending each column as an array, whose
 text form psycopg builds in Python (see docs/benchmarks.md). Rows must not
 repeat a key that an ``ON CONFLICT DO UPDATE`` or the UPDATE's WHERE
 matches: one statement can change a row only once (the units of work hold
-one row per key)."""
+one row per key).
+
+An insert that must say which rows went in (``fetch``, with RETURNING) runs
+set-based on PostgreSQL, and on SQLite, whose ``executemany`` returns no rows,
+as one multi-row ``VALUES`` list per 500 rows."""
 
 from __future__ import annotations
 
@@ -47,7 +51,8 @@ class _Prepared:
 
 
 class Bulk:
-    """A statement run with ``executemany`` straight through the driver."""
+    """A statement run for many rows straight through the driver: ``run`` with
+    ``executemany`` (set-based on PostgreSQL), ``fetch`` as one INSERT … RETURNING."""
 
     def __init__(self, build: Build, returning: Sequence[Any] = ()) -> None:
         self._build = build
@@ -123,8 +128,7 @@ class Bulk:
         head, group, tail = _values_group(prepared.sql)
         width = len(prepared.names)
         per_statement = max(1, min(_MAX_ROWS, _MAX_BINDS // width))
-        values = [v for row in _values(prepared, rows, constants)
-                  for v in row]
+        values = [v for row in _values(prepared, rows, constants) for v in row]
         found: list[Any] = []
         for start in range(0, len(rows), per_statement):
             count = min(per_statement, len(rows) - start)
