@@ -6,27 +6,26 @@ import pytest
 from sqlalchemy import Engine, bindparam, select, update
 
 from billbridge.store.bulk import Bulk
-from billbridge.store.tables import target_leases
+from billbridge.store.tables import dispatch_lanes
 
 
 def _leases(engine: Engine, names: list[str]) -> None:
     with engine.begin() as conn:
-        conn.execute(target_leases.insert(), [
-            {"target": n, "lease_owner": None, "lease_until_ms": 0, "circuit": "closed",
-             "circuit_until_ms": 0, "consecutive_failures": 0} for n in names])
+        conn.execute(dispatch_lanes.insert(), [
+            {"target": n, "lane": 0, "lease_owner": None, "lease_until_ms": 0} for n in names])
 
 
 def test_rows_and_shared_values_reach_the_store(engine: Engine) -> None:
     _leases(engine, ["a", "b", "c"])
-    stamp = Bulk(lambda _: update(target_leases)
-                 .where(target_leases.c.target == bindparam("name"))
+    stamp = Bulk(lambda _: update(dispatch_lanes)
+                 .where(dispatch_lanes.c.target == bindparam("name"))
                  .values(lease_owner=bindparam("owner"), lease_until_ms=bindparam("until")))
     with engine.begin() as conn:
         changed = stamp.run(conn, [{"name": "a", "until": 5}, {"name": "c", "until": 7}],
                             owner="w1")
-        rows = conn.execute(select(target_leases.c.target, target_leases.c.lease_owner,
-                                   target_leases.c.lease_until_ms)
-                            .order_by(target_leases.c.target)).all()
+        rows = conn.execute(select(dispatch_lanes.c.target, dispatch_lanes.c.lease_owner,
+                                   dispatch_lanes.c.lease_until_ms)
+                            .order_by(dispatch_lanes.c.target)).all()
     assert changed == 2
     assert rows == [("a", "w1", 5), ("b", None, 0), ("c", "w1", 7)]
 
@@ -35,9 +34,9 @@ def test_an_in_list_is_refused_with_a_clear_error(engine: Engine) -> None:
     """An expanding IN (…) is rendered per execution; the driver would get the
     placeholder text. It must fail when written, not on a rare path in production."""
     _leases(engine, ["a"])
-    bad = Bulk(lambda _: update(target_leases)
-               .where(target_leases.c.target == bindparam("name"),
-                      target_leases.c.circuit.in_(["closed", "open"]))
+    bad = Bulk(lambda _: update(dispatch_lanes)
+               .where(dispatch_lanes.c.target == bindparam("name"),
+                      dispatch_lanes.c.lane.in_([0, 1]))
                .values(lease_owner="x"))
     with engine.begin() as conn, pytest.raises(TypeError, match="IN"):
         bad.run(conn, [{"name": "a"}])
@@ -71,12 +70,12 @@ def test_awkward_values_arrive_exactly(engine: Engine) -> None:
 def _adder() -> Bulk:
     from billbridge.store.db import dialect_insert
 
-    return Bulk(lambda conn: dialect_insert(conn)(target_leases)
-                .values(target=bindparam("name"), lease_owner=bindparam("owner"),
-                        lease_until_ms=0, circuit="closed", circuit_until_ms=0,
-                        consecutive_failures=0)
-                .on_conflict_do_nothing(index_elements=[target_leases.c.target]),
-                returning=(target_leases.c.target, target_leases.c.lease_owner))
+    return Bulk(lambda conn: dialect_insert(conn)(dispatch_lanes)
+                .values(target=bindparam("name"), lane=0, lease_owner=bindparam("owner"),
+                        lease_until_ms=0)
+                .on_conflict_do_nothing(index_elements=[dispatch_lanes.c.target,
+                                                        dispatch_lanes.c.lane]),
+                returning=(dispatch_lanes.c.target, dispatch_lanes.c.lease_owner))
 
 
 def test_fetch_returns_only_the_rows_returning_names(engine: Engine) -> None:
@@ -87,8 +86,8 @@ def test_fetch_returns_only_the_rows_returning_names(engine: Engine) -> None:
     with engine.begin() as conn:
         returned = _adder().fetch(conn, [{"name": "a"}, {"name": "b"}, {"name": "c"}],
                                   owner="w1")
-        stored = conn.execute(select(target_leases.c.target, target_leases.c.lease_owner)
-                              .order_by(target_leases.c.target)).all()
+        stored = conn.execute(select(dispatch_lanes.c.target, dispatch_lanes.c.lease_owner)
+                              .order_by(dispatch_lanes.c.target)).all()
     assert sorted((r.target, r.lease_owner) for r in returned) == [("b", "w1"), ("c", "w1")]
     assert stored == [("a", None), ("b", "w1"), ("c", "w1")]
 
@@ -102,7 +101,7 @@ def test_fetch_of_more_rows_than_one_statement_holds(engine: Engine) -> None:
     _leases(engine, names[::3])
     with engine.begin() as conn:
         returned = _adder().fetch(conn, [{"name": n} for n in names], owner="w2")
-        stored = conn.execute(select(target_leases.c.target)).scalars().all()
+        stored = conn.execute(select(dispatch_lanes.c.target)).scalars().all()
     assert sorted(r.target for r in returned) == [n for i, n in enumerate(names) if i % 3]
     assert sorted(stored) == names
 
@@ -110,8 +109,7 @@ def test_fetch_of_more_rows_than_one_statement_holds(engine: Engine) -> None:
 def test_fetch_needs_columns_to_return(engine: Engine) -> None:
     from billbridge.store.db import dialect_insert
 
-    plain = Bulk(lambda conn: dialect_insert(conn)(target_leases).values(
-        target=bindparam("name"), lease_owner=None, lease_until_ms=0, circuit="closed",
-        circuit_until_ms=0, consecutive_failures=0))
+    plain = Bulk(lambda conn: dialect_insert(conn)(dispatch_lanes).values(
+        target=bindparam("name"), lane=0, lease_owner=None, lease_until_ms=0))
     with engine.begin() as conn, pytest.raises(TypeError, match="returning"):
         plain.fetch(conn, [{"name": "x"}])

@@ -564,31 +564,50 @@ def test_a_repeat_within_one_delivery_is_counted_on_the_first(hub: Hub) -> None:
         assert conn.execute(select(inbox.c.duplicates)).scalars().all() == [1]
 
 
-def test_the_worker_holding_the_target_sends_what_every_worker_produced(
-        hub: Hub, target: FakeTarget) -> None:
-    """With several workers only the holder of a target's lease sends to it, so
-    one round of it sends everything ready, not only its own share."""
+def test_any_dispatcher_sends_what_every_worker_produced(hub: Hub, target: FakeTarget) -> None:
+    """A lane is held for one round only: between rounds it is free, so the
+    next dispatcher to come sends everything ready in it, not only what its
+    own worker produced."""
     hub.ingest([project_event()], source="harvest")
-    hub.run_until_idle()  # this hub's dispatcher now holds the ledger's lease
+    hub.run_until_idle()
     other = Hub(hub.engine, {"ledger": target}, clock=hub.clock, seed=8,
                 settings=hub.settings)
     assert other.dispatcher.owner != hub.dispatcher.owner
     other.ingest([time_entry(f"te-{i}") for i in range(35)], source="harvest")
     assert other.worker.run_once() == 35
-    assert other.dispatcher.run_once() == 0  # the lease is someone else's: hands off
     with hub.engine.connect() as conn:
-        assert conn.execute(text("SELECT lease_owner FROM target_leases")).scalar() == \
-            hub.dispatcher.owner
-    assert hub.step() == 35  # nothing of its own to process; it sends all 35 (4 calls)
+        held = conn.execute(text("SELECT count(*) FROM dispatch_lanes "
+                                 "WHERE lease_owner IS NOT NULL")).scalar()
+    assert held == 0  # the earlier rounds gave their lane back
+    assert hub.dispatcher.run_once() == 35  # all 35, in four calls
     assert len(charge_amounts(target)) == 35
 
 
-def test_a_worker_without_the_target_lease_does_not_wait_on_its_holder(
+def test_a_lane_another_dispatcher_holds_is_left_alone_until_its_lease_ends(
         hub: Hub, target: FakeTarget) -> None:
-    """PostgreSQL: while the holder's transaction has the lease row locked,
-    another worker's dispatcher sees the lease is taken and moves on."""
+    """A dispatcher that died mid-round leaves its lane leased: no one sends
+    from it until the lease runs out, then anyone may (the keys make the
+    resend safe)."""
+    hub.ingest([project_event()], source="harvest")
+    hub.run_until_idle()
+    hub.ingest([time_entry(f"te-{i}") for i in range(5)], source="harvest")
+    assert hub.worker.run_once() == 5
+    until = hub.clock.ms() + 10_000
+    with hub.engine.begin() as conn:
+        conn.execute(text("UPDATE dispatch_lanes SET lease_owner = 'gone', "
+                          "lease_until_ms = :until"), {"until": until})
+    assert hub.dispatcher.run_once() == 0
+    hub.clock.sleep(11)
+    assert hub.dispatcher.run_once() == 5
+    assert len(charge_amounts(target)) == 5
+
+
+def test_a_dispatcher_does_not_wait_on_a_lane_another_has_locked(
+        hub: Hub, target: FakeTarget) -> None:
+    """PostgreSQL: while another dispatcher's round has the lane row locked,
+    this one skips the lane instead of queueing behind that transaction."""
     if hub.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite has one writer at a time: the wait is the store's, not the lease's")
+        pytest.skip("SQLite has one writer at a time: the wait is the store's, not the lane's")
     import threading
 
     hub.ingest([project_event()], source="harvest")
@@ -596,8 +615,8 @@ def test_a_worker_without_the_target_lease_does_not_wait_on_its_holder(
     other = Hub(hub.engine, {"ledger": target}, clock=hub.clock, seed=8,
                 settings=hub.settings)
     result: list[int] = []
-    with hub.engine.begin() as conn:  # the holder, mid-dispatch
-        conn.execute(text("UPDATE target_leases SET lease_until_ms = lease_until_ms + 1"))
+    with hub.engine.begin() as conn:  # the holder, mid-round
+        conn.execute(text("UPDATE dispatch_lanes SET lease_until_ms = lease_until_ms + 1"))
         runner = threading.Thread(target=lambda: result.append(other.dispatcher.run_once()))
         runner.start()
         runner.join(timeout=10)

@@ -36,10 +36,10 @@ def _workers(pg_url: str, ledger_url: str, n: int) -> list[subprocess.Popen[byte
 
 
 def _owner_mid_batch(engine: Engine) -> str | None:
-    """The worker that owns the ledger and has a batch in flight right now."""
+    """A worker that holds a lane of the ledger and has a batch in flight right now."""
     with engine.connect() as conn:
         return conn.execute(text(
-            "SELECT l.lease_owner FROM target_leases l JOIN delivery_attempts a "
+            "SELECT l.lease_owner FROM dispatch_lanes l JOIN delivery_attempts a "
             "ON a.owner = l.lease_owner AND a.outcome = 'sent' "
             "WHERE l.target = 'ledger' LIMIT 1")).scalar()
 

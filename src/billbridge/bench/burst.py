@@ -58,7 +58,7 @@ Progress = Callable[[int, int], None]
 
 def run(entries: int, *, store: str = "sqlite", workers: int = 1, dispatchers: int = 0,
         database_url: str | None = None, webhook_share: float = 0.1, batch_size: int = 1000,
-        progress: Progress | None = None) -> dict[str, Any]:
+        erp_concurrency: int = 4, progress: Progress | None = None) -> dict[str, Any]:
     """Run one burst; the figures of the issue, and what they rest on."""
     if store not in ("sqlite", "postgres"):
         raise ValueError(f"store must be sqlite or postgres, not {store!r}")
@@ -66,11 +66,13 @@ def run(entries: int, *, store: str = "sqlite", workers: int = 1, dispatchers: i
         raise ValueError("at least one worker is needed")
     if dispatchers < 0:
         raise ValueError("dispatchers cannot be negative")
+    if erp_concurrency < 1:
+        raise ValueError("the ERP takes at least one call at a time")
     workdir = Path(tempfile.mkdtemp(prefix="bb-burst-"))
     try:
         with _database(store, database_url, workdir) as url:
             return _burst(entries, url, workers, dispatchers, webhook_share, batch_size,
-                          workdir, progress)
+                          erp_concurrency, workdir, progress)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -98,12 +100,13 @@ def _database(store: str, server_url: str | None, workdir: Path) -> Iterator[str
 
 
 def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share: float,
-           batch_size: int, workdir: Path, progress: Progress | None) -> dict[str, Any]:
+           batch_size: int, erp_concurrency: int, workdir: Path,
+           progress: Progress | None) -> dict[str, Any]:
     vendors = Vendors(entries, PROJECTS)
     hub = Hub(url, {})  # the intake side: it takes work in and leaves it to the workers
     hub.activate_config(CONFIG)
     processes = _start_workers(url, vendors.ledger_url, workers, dispatchers, batch_size,
-                               workdir)
+                               erp_concurrency, workdir)
     server: HubServer | None = None
     try:
         # The projects exist before month-end; posting them also proves the workers are up.
@@ -178,6 +181,7 @@ def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share
         "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "p99_ms": round(_percentile(latencies, 0.99), 1) if latencies else None,
         "store": url.split(":", 1)[0], "workers": workers, "dispatchers": dispatchers,
+        "erp_concurrency": erp_concurrency,
         "webhook_entries": len(pushed),
         "webhook_errors": sum(1 for s in statuses if s != 202),
         "hub_cpu_s": round(intake.ru_utime + intake.ru_stime + crew.ru_utime +
@@ -199,13 +203,14 @@ def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share
 
 
 def _start_workers(url: str, ledger_url: str, count: int, dispatchers: int, batch_size: int,
-                   workdir: Path) -> list[subprocess.Popen[bytes]]:
+                   erp_concurrency: int, workdir: Path) -> list[subprocess.Popen[bytes]]:
     """``count`` workers; with ``dispatchers``, that many more processes send to
-    the ERP and the workers only process (one holds the ERP's lease at a time;
-    the others stand by to take over)."""
+    the ERP and the workers only process. Whichever dispatchers are free send,
+    up to ``erp_concurrency`` calls at once (one per lane)."""
     env = {**os.environ, "BILLBRIDGE_LEDGER_TOKEN": TOKEN,
            # The bench measures the hub, not a vendor's request budget.
-           "BILLBRIDGE_LEDGER_RATE_PER_SECOND": "100000"}
+           "BILLBRIDGE_LEDGER_RATE_PER_SECOND": "100000",
+           "BILLBRIDGE_LEDGER_CONCURRENCY": str(erp_concurrency)}
     command = [sys.executable, "-m", "billbridge", "worker", "--database-url", url,
                "--target", f"ledger={ledger_url}", "--batch-size", str(batch_size)]
     roles = [["--no-dispatch"]] * count + [["--no-process"]] * dispatchers if dispatchers \

@@ -268,6 +268,9 @@ def _start_fleet(settings: SoakSettings, workdir: Path, url: str, erp: LedgerEmu
     """serve (webhooks only), polling workers and dispatchers; the webhook URL."""
     fleet = Fleet(workdir, {"BILLBRIDGE_LEDGER_TOKEN": "t",
                             "BILLBRIDGE_LEDGER_IDEMPOTENCY": "marker_lookup",
+                            # Dispatchers share the ERP in lanes: several calls
+                            # at once, each aggregate's in order.
+                            "BILLBRIDGE_LEDGER_CONCURRENCY": "3",
                             "BILLBRIDGE_WEBHOOK_SECRET": SECRET})
     port = _free_port()
     common = ["--database-url", url, "--target", f"ledger={erp.url}"]

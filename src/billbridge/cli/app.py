@@ -552,6 +552,8 @@ def bench_burst(
         webhook_share: Annotated[float, typer.Option(
             help="share of entries also pushed as webhooks")] = 0.1,
         batch_size: Annotated[int, typer.Option(help="events per worker transaction")] = 1000,
+        erp_concurrency: Annotated[int, typer.Option(
+            help="calls the ERP takes at once (its dispatch lanes)")] = 4,
         as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """N approved entries pushed and polled, priced and posted to the emulated ERP."""
     from rich.progress import Progress
@@ -563,7 +565,8 @@ def bench_burst(
     def burst(progress: Any = None) -> dict[str, Any]:
         return run(entries, store=store, workers=workers, dispatchers=dispatchers,
                    database_url=database_url,
-                   webhook_share=webhook_share, batch_size=batch_size, progress=progress)
+                   webhook_share=webhook_share, batch_size=batch_size,
+                   erp_concurrency=erp_concurrency, progress=progress)
 
     if as_json:
         print(json.dumps(burst()))

@@ -102,7 +102,12 @@ class RateLimit:
 
 
 class Target(Protocol):
-    """A system the dispatcher delivers outbox commands to."""
+    """A system the dispatcher delivers outbox commands to.
+
+    A target may also say how many calls it takes at once, as an int
+    attribute ``concurrency`` (1 when it says nothing): the dispatchers then
+    split its commands into that many lanes by aggregate and send them in
+    parallel."""
 
     name: str
     max_batch: int

@@ -21,7 +21,7 @@ from billbridge.api.auth import GRANTS, Permission
 from billbridge.engine import audit, config_store, exception_queue, lineage, tokens
 from billbridge.engine.hub import Hub
 from billbridge.engine.tokens import Identity
-from billbridge.store.tables import exceptions, inbox, outbox, target_leases
+from billbridge.store.tables import dispatch_lanes, exceptions, inbox, outbox, target_leases
 
 COOKIE = "bb_session"
 NAV = [("/console/", "Overview"), ("/console/exceptions", "Exceptions"),
@@ -142,6 +142,7 @@ def _per_hour(conn: Any) -> list[tuple[str, int, int]]:
 @router.get("/")
 def overview(request: Request) -> HTMLResponse:
     who = _who(request)
+    now = _hub(request).clock.ms()
     with _hub(request).engine.connect() as conn:
         by_status = {r[0]: r[1] for r in conn.execute(
             select(inbox.c.status, func.count()).group_by(inbox.c.status))}
@@ -150,13 +151,19 @@ def overview(request: Request) -> HTMLResponse:
             select(outbox.c.target, func.count()).where(outbox.c.status == "pending")
             .group_by(outbox.c.target))}
         targets = conn.execute(select(target_leases)).all()
+        sending: dict[str, list[str]] = {}  # target → who holds its lanes now
+        for lane in conn.execute(select(dispatch_lanes.c.target, dispatch_lanes.c.lease_owner)
+                                 .where(dispatch_lanes.c.lease_owner.is_not(None),
+                                        dispatch_lanes.c.lease_until_ms >= now)
+                                 .order_by(dispatch_lanes.c.lane)):
+            sending.setdefault(lane.target, []).append(lane.lease_owner)
         latency = _latency(conn)
         hours = _per_hour(conn)
     ordered = by_reason.most_common()
     return page(request, "overview.html", "/console/", who, inbox=by_status,
                 parked=by_status.get("parked", 0), open_total=sum(by_reason.values()),
                 by_reason=ordered, max_reason=max((n for _, n in ordered), default=1),
-                depth=depth, targets=targets, latency=latency, hours=hours,
+                depth=depth, targets=targets, sending=sending, latency=latency, hours=hours,
                 max_hour=max((max(i, o) for _, i, o in hours), default=1) or 1)
 
 

@@ -29,6 +29,7 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
+    case,
     delete,
     func,
     select,
@@ -38,6 +39,7 @@ from sqlalchemy import (
 from billbridge.connectors.base import (
     DeliveryError,
     OutboundCommand,
+    RateLimit,
     RecordResult,
     ResultStatus,
     Target,
@@ -48,12 +50,12 @@ from billbridge.engine import metrics
 from billbridge.engine.clock import Clock
 from billbridge.engine.exception_queue import open_exception
 from billbridge.engine.inbox import ingest_many
-from billbridge.engine.policy import CircuitBreaker, CircuitState, RetryPolicy, TokenBucket
+from billbridge.engine.policy import CircuitBreaker, CircuitState, RetryPolicy
 from billbridge.engine.tracing import tracer
 from billbridge.engine.xref import bind_many
 from billbridge.store.bulk import Bulk
 from billbridge.store.db import dialect_insert
-from billbridge.store.tables import delivery_attempts, outbox, target_leases, xref
+from billbridge.store.tables import delivery_attempts, dispatch_lanes, outbox, target_leases, xref
 
 log = structlog.get_logger("billbridge.dispatcher")
 
@@ -88,6 +90,13 @@ class DispatcherSettings:
     lease_ms: int = 30_000
     lookahead: int = 4  # candidate rows read per batch slot, to fill batches past blocked ones
     calls_per_claim: int = 5  # target batches claimed, sent and settled together
+    stray_check_ms: int = 30_000  # how often to look for commands in lanes past the target's
+
+
+def lanes_of(target: Target) -> int:
+    """How many calls a target takes at once (its ``concurrency``, 1 when it
+    says nothing): the number of lanes its commands are split into."""
+    return max(1, int(getattr(target, "concurrency", 1)))
 
 
 class Dispatcher:
@@ -102,17 +111,22 @@ class Dispatcher:
         self.policy = policy or RetryPolicy()
         self.settings = settings or DispatcherSettings()
         self.rng = rng or random.Random()
-        self.buckets = {name: TokenBucket(t.rate_limit, clock) for name, t in targets.items()}
+        self.lanes = {name: lanes_of(t) for name, t in targets.items()}
+        self._start = {name: self.rng.randrange(n) for name, n in self.lanes.items()}
+        # Lanes past a target's count that still hold commands (written when it
+        # had more lanes), and when they were last looked for.
+        self._strays: dict[str, tuple[int, list[int]]] = {}
+        self._known_lanes: set[tuple[str, int]] = set()  # lane rows this process has seen
         self.breaker_threshold = breaker_threshold
         self.breaker_cooldown = breaker_cooldown
         self.crash_hook: Any = None  # tests: called with (stage, target) and may raise
         self.behind: set[str] = set()  # targets whose last claim was full
 
     def release(self) -> None:
-        """Give up our targets at once (on a clean stop), instead of making the
-        next owner wait for the leases to run out."""
+        """Give up our lanes at once (on a clean stop), instead of making the
+        next dispatcher wait for the leases to run out."""
         with self.engine.begin() as conn:
-            conn.execute(update(target_leases).where(target_leases.c.lease_owner == self.owner)
+            conn.execute(update(dispatch_lanes).where(dispatch_lanes.c.lease_owner == self.owner)
                          .values(lease_owner=None, lease_until_ms=0))
 
     def run_once(self) -> int:
@@ -120,31 +134,77 @@ class Dispatcher:
         return sum(self.dispatch(name) for name in self.targets)
 
     # -- leasing and claiming ---------------------------------------------
-    def _hold(self, conn: Connection, name: str) -> bool:
+    def _take_lane(self, conn: Connection, name: str, lane: int) -> bool:
+        """Lease one lane of the target for a round; False when another
+        dispatcher holds it."""
         now = self.clock.ms()
-        # Someone else's live lease: say so without writing. A write would wait
-        # on the holder's row lock (PostgreSQL re-checks a locked row, and even
-        # INSERT … ON CONFLICT DO NOTHING waits for it) and so queue every other
-        # worker behind the dispatcher's transaction.
-        lease = select(target_leases.c.lease_owner, target_leases.c.lease_until_ms) \
-            .where(target_leases.c.target == name)
-        holder = conn.execute(lease).first()
-        if holder is None:
-            conn.execute(dialect_insert(conn)(target_leases).values(
-                target=name, lease_owner=None, lease_until_ms=0, circuit="closed",
-                circuit_until_ms=0, consecutive_failures=0).on_conflict_do_nothing())
-        elif holder.lease_owner not in (None, self.owner) and holder.lease_until_ms >= now:
+        mine = (dispatch_lanes.c.target == name) & (dispatch_lanes.c.lane == lane)
+        # A row locked by another dispatcher's round (on PostgreSQL) is skipped,
+        # not waited for: waiting would queue every dispatcher behind the
+        # holder's transaction (even INSERT … ON CONFLICT DO NOTHING waits on a
+        # locked row, hence the plain read first). SQLite has no row locks and
+        # one writer, and the condition on the update settles a race there.
+        if (name, lane) not in self._known_lanes:
+            if conn.execute(select(dispatch_lanes.c.lane).where(mine)).first() is None:
+                conn.execute(dialect_insert(conn)(dispatch_lanes).values(
+                    target=name, lane=lane, lease_owner=None, lease_until_ms=0)
+                    .on_conflict_do_nothing())
+            self._known_lanes.add((name, lane))
+        holder = conn.execute(select(dispatch_lanes.c.lease_owner, dispatch_lanes.c.lease_until_ms)
+                              .where(mine).with_for_update(skip_locked=True)).first()
+        if holder is None or (holder.lease_owner not in (None, self.owner)
+                              and holder.lease_until_ms >= now):
             return False
         result = conn.execute(
-            update(target_leases)
-            .where(target_leases.c.target == name,
-                   (target_leases.c.lease_owner == self.owner)
-                   | (target_leases.c.lease_until_ms < now))
+            update(dispatch_lanes)
+            .where(mine, (dispatch_lanes.c.lease_owner == self.owner)
+                   | (dispatch_lanes.c.lease_until_ms < now))
             .values(lease_owner=self.owner, lease_until_ms=now + self.settings.lease_ms))
         return result.rowcount == 1
 
+    def _free_lane(self, conn: Connection, name: str, lane: int) -> bool:
+        """Give the lane back as this transaction commits; False when the lease
+        ran out and it may be someone else's now (then nothing may be written).
+        The row stays locked until the commit, so no one takes it sooner."""
+        result = conn.execute(update(dispatch_lanes).where(
+            dispatch_lanes.c.target == name, dispatch_lanes.c.lane == lane,
+            dispatch_lanes.c.lease_owner == self.owner)
+            .values(lease_owner=None, lease_until_ms=0))
+        return result.rowcount == 1
+
+    def _lanes(self, name: str) -> list[int]:
+        """The lanes to try this round, each once, starting one further along
+        each time so that dispatchers spread over them."""
+        count = self.lanes[name]
+        start = self._start[name]
+        self._start[name] = (start + 1) % count
+        return [(start + i) % count for i in range(count)] + self._stray_lanes(name, count)
+
+    def _stray_lanes(self, name: str, count: int) -> list[int]:
+        """Lanes at or past ``count`` that still hold pending commands: written
+        while the target had more lanes (or by a worker that thought so). They
+        are served too, or those commands would never go. Looked for every
+        ``stray_check_ms`` (an empty index range when there are none)."""
+        now = self.clock.ms()
+        checked, found = self._strays.get(name, (None, []))
+        if checked is None or now - checked >= self.settings.stray_check_ms:
+            with self.engine.connect() as conn:
+                found = sorted(conn.execute(
+                    select(outbox.c.lane).where(outbox.c.target == name,
+                                                outbox.c.status == "pending",
+                                                outbox.c.lane >= count)
+                    .distinct()).scalars())
+            self._strays[name] = (now, found)
+        return found
+
     def _breaker(self, conn: Connection, name: str) -> CircuitBreaker:
-        row = conn.execute(select(target_leases).where(target_leases.c.target == name)).one()
+        query = select(target_leases).where(target_leases.c.target == name)
+        row = conn.execute(query).first()
+        if row is None:
+            conn.execute(dialect_insert(conn)(target_leases).values(
+                target=name, circuit="closed", circuit_until_ms=0, consecutive_failures=0,
+                paced_until_us=0).on_conflict_do_nothing())
+            row = conn.execute(query).one()
         return CircuitBreaker(threshold=self.breaker_threshold,
                               cooldown_seconds=self.breaker_cooldown,
                               state=CircuitState(row.circuit), failures=row.consecutive_failures,
@@ -156,35 +216,51 @@ class Dispatcher:
             consecutive_failures=breaker.failures))
         metrics.CIRCUIT_OPEN.labels(name).set(1 if breaker.state is CircuitState.OPEN else 0)
 
-    def _claim(self, conn: Connection, name: str, limit: int) -> list[Any]:
-        """The next commands to send, in outbox order, never letting a command
-        overtake an earlier pending one of its aggregate or run before the
-        command it depends on is applied."""
+    def _claim(self, conn: Connection, name: str, lane: int, limit: int) -> list[Any]:
+        """The lane's next commands to send, in outbox order, never letting a
+        command overtake an earlier pending one of its aggregate or run before
+        the command it depends on is applied."""
         now = self.clock.ms()
         candidates = list(conn.execute(
             select(*_SENDING).where(outbox.c.target == name, outbox.c.status == "pending",
-                                    outbox.c.next_attempt_ms <= now)
+                                    outbox.c.lane == lane, outbox.c.next_attempt_ms <= now)
             .order_by(outbox.c.id).limit(limit * self.settings.lookahead)))
         if not candidates:
             return []
+        last = candidates[-1].id
         keys = {c.aggregate_key for c in candidates}
         # Commands waiting out a backoff hold back the later ones of their
-        # aggregate; only those before the last candidate matter, and bounding
-        # the search by it keeps it to the candidates' stretch of the queue.
+        # aggregate, as does one in another lane (an aggregate is in one lane
+        # unless the target's lane count changed); only those before the last
+        # candidate matter, and bounding the search by it keeps it to the
+        # candidates' stretch of the queue.
         waiting = {key: first for key, first in conn.execute(
             select(outbox.c.aggregate_key, func.min(outbox.c.id))
             .where(outbox.c.target == name, outbox.c.status == "pending",
-                   outbox.c.id < candidates[-1].id, outbox.c.next_attempt_ms > now,
+                   outbox.c.id < last,
+                   (outbox.c.next_attempt_ms > now) | (outbox.c.lane != lane),
                    outbox.c.aggregate_key.in_(keys))
             .group_by(outbox.c.aggregate_key))}
-        # A dependency is a record that must already exist at this target.
+        # A dependency is a record that must already exist at this target, and
+        # must not be about to change: an earlier pending command still writing
+        # it holds the dependent back (in this lane, seen below among the
+        # candidates; in another, looked up here).
         needed = {c.depends_on for c in candidates if c.depends_on}
         applied: set[str] = set()
+        elsewhere: dict[str, int] = {}
         if needed:
             ids = {d.partition(":")[2] for d in needed}
             applied = {f"{r.kind}:{r.canonical_id}" for r in conn.execute(
                 select(xref.c.kind, xref.c.canonical_id)
                 .where(xref.c.system == name, xref.c.canonical_id.in_(ids)))}
+            if self.lanes.get(name, 1) > 1 or lane:
+                elsewhere = {f"{r.record_kind}:{r.record_id}": r.first for r in conn.execute(
+                    select(outbox.c.record_kind, outbox.c.record_id,
+                           func.min(outbox.c.id).label("first"))
+                    .where(outbox.c.target == name, outbox.c.status == "pending",
+                           outbox.c.lane != lane, outbox.c.id < last,
+                           outbox.c.record_id.in_(ids))
+                    .group_by(outbox.c.record_kind, outbox.c.record_id))}
         blocked: set[str] = set()
         batch = []
         ahead: set[str] = set()  # records an earlier pending command still writes
@@ -195,7 +271,8 @@ class Dispatcher:
                 if writes:
                     ahead.add(writes)
                 continue
-            if row.depends_on and (row.depends_on not in applied or row.depends_on in ahead):
+            if row.depends_on and (row.depends_on not in applied or row.depends_on in ahead
+                                   or elsewhere.get(row.depends_on, last) < row.id):
                 # Not there yet, or about to change: wait, so the target's id
                 # this command refers to is the one the earlier command leaves.
                 blocked.add(key)
@@ -211,24 +288,31 @@ class Dispatcher:
 
     # -- one round: a claim, its calls, their settlement --------------------
     def dispatch(self, name: str) -> int:
-        """Claim up to ``calls_per_claim`` batches of the target's size, send
-        them in order, and settle what came back in one transaction; the
-        commands settled. A call that fails stops the round (later commands
-        may follow one in it); the batches not sent stay pending, unrecorded."""
-        target = self.targets[name]
+        """A round on each lane of the target that no other dispatcher holds;
+        the commands settled."""
         self.behind.discard(name)
+        return sum(self._round(name, lane) for lane in self._lanes(name))
+
+    def _round(self, name: str, lane: int) -> int:
+        """Claim up to ``calls_per_claim`` batches of the target's size from one
+        lane, send them in order, and settle what came back in one
+        transaction; the commands settled. A call that fails stops the round
+        (later commands may follow one in it); the batches not sent stay
+        pending, unrecorded."""
+        target = self.targets[name]
         with self.engine.begin() as conn:
-            if not self._hold(conn, name):
-                return 0
             breaker = self._breaker(conn, name)
             if not breaker.allows(self.clock.ms()):
                 return 0
+            if not self._take_lane(conn, name, lane):
+                return 0
             trial = breaker.state is CircuitState.HALF_OPEN
             limit = 1 if trial else target.max_batch * self.settings.calls_per_claim
-            rows = self._claim(conn, name, limit)
+            rows = self._claim(conn, name, lane, limit)
             if len(rows) >= limit and not trial:
                 self.behind.add(name)  # a full claim: more is ready than one round sends
             if not rows:
+                self._free_lane(conn, name, lane)
                 return 0
             # The attempt is on record before the call: a dispatcher that dies
             # during it leaves a resend that knows it is one. The command's own
@@ -258,9 +342,11 @@ class Dispatcher:
         if self.crash_hook is not None:
             self.crash_hook("sent", name)
         with self.engine.begin() as conn:
-            if not self._hold(conn, name):
-                # Someone else owns the target now and will resend; the keys make that safe.
+            if not self._free_lane(conn, name, lane):
+                # Someone else holds the lane now and will resend; the keys make that safe.
                 return 0
+            # Read again: another lane's calls may have moved the breaker meanwhile.
+            breaker = self._breaker(conn, name)
             unsent = [batch_id for batch_id, _ in calls[len(outcomes):]]
             if unsent:
                 conn.execute(delete(delivery_attempts)
@@ -292,7 +378,7 @@ class Dispatcher:
         """One call to the target, paced by its token bucket: the results, or
         the failure of the call as a whole."""
         target = self.targets[name]
-        self.buckets[name].take()
+        self._pace(name, target.rate_limit)
         t0 = time.perf_counter()
         results: dict[str, RecordResult] = {}
         failure: DeliveryError | None = None
@@ -305,6 +391,30 @@ class Dispatcher:
                 failure = exc
         metrics.DELIVERY_SECONDS.labels(name).observe(time.perf_counter() - t0)
         return results, failure
+
+    def _pace(self, name: str, limit: RateLimit) -> None:
+        """Wait for the target's next call, paced for every dispatcher of it
+        together (the vendor's limit is per account): a generic cell rate
+        algorithm on the target's row, whose ``paced_until_us`` is when the
+        next call is due; up to ``burst`` calls may go ahead of it."""
+        interval = 1_000_000 / limit.per_second
+        tolerance = round(interval * (max(1, limit.burst) - 1))
+        step = max(1, round(interval))
+        due = target_leases.c.paced_until_us
+        while True:
+            now = self.clock.ms() * 1000
+            start = case((due < now, now), else_=due)
+            with self.engine.begin() as conn:
+                taken = conn.execute(update(target_leases).where(
+                    target_leases.c.target == name, start - tolerance <= now)
+                    .values(paced_until_us=start + step)).rowcount
+                if taken:
+                    return
+                next_due = conn.execute(select(due).where(target_leases.c.target == name)
+                                        ).scalar()
+            if next_due is None:  # no row: nothing has been claimed, so nothing to pace
+                return
+            self.clock.sleep(max(0.001, (next_due - tolerance - now) / 1_000_000))
 
     def _resume(self, conn: Connection, name: str) -> None:
         """The target is back after its circuit was open: commands backing off

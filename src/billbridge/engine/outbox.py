@@ -3,6 +3,7 @@ the state change that caused them, keyed by the one idempotency-key function."""
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,10 +35,18 @@ class NewCommand:
     record_kind: str | None = None
     record_id: str | None = None
     depends_on: str | None = None
+    lane: int = 0  # see ``lane_of``
+
+
+def lane_of(aggregate_key: str, lanes: int) -> int:
+    """The dispatch lane of an aggregate's commands, of a target's ``lanes``:
+    the same in every process (Python's ``hash`` is salted per process), so an
+    aggregate's commands are all in one lane and go in order."""
+    return zlib.crc32(aggregate_key.encode()) % lanes if lanes > 1 else 0
 
 
 _COLUMNS = ("target", "kind", "idempotency_key", "aggregate_key", "payload", "correlation_id",
-            "inbox_id", "record_kind", "record_id", "depends_on", "created_at")
+            "inbox_id", "record_kind", "record_id", "depends_on", "lane", "created_at")
 _INSERT = Bulk(lambda conn: dialect_insert(conn)(outbox)
                .values(status="pending", attempts=0, next_attempt_ms=0,
                        **{column: bindparam(column) for column in _COLUMNS})
@@ -77,7 +86,7 @@ def enqueue_many(conn: Connection, commands: Sequence[NewCommand], *, at: dateti
             "aggregate_key": c.aggregate_key, "payload": payload,
             "correlation_id": c.correlation_id, "inbox_id": c.inbox_id,
             "record_kind": c.record_kind, "record_id": c.record_id,
-            "depends_on": c.depends_on}
+            "depends_on": c.depends_on, "lane": c.lane}
     # Nearly every command at month-end is new: insert first, and look up only
     # the keys the outbox already held (ON CONFLICT also guards against another
     # worker writing the same key meanwhile).

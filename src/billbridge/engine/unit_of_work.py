@@ -32,7 +32,7 @@ from billbridge.domain.events import CanonicalEvent
 from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import aggregates, facts, metrics
 from billbridge.engine.exception_queue import open_exception
-from billbridge.engine.outbox import NewCommand, enqueue_many
+from billbridge.engine.outbox import NewCommand, enqueue_many, lane_of
 from billbridge.engine.xref import bind_many
 from billbridge.flows.base import Outcome
 from billbridge.store.bulk import Bulk
@@ -101,9 +101,10 @@ class UnitOfWork:
     ``planned``, held until ``write_to``)."""
 
     def __init__(self, conn: Connection, routes: Mapping[str, str], now: datetime,
-                 planned: bool = False) -> None:
+                 planned: bool = False, lanes: Mapping[str, int] | None = None) -> None:
         self.conn = conn  # where reads go; writes too, unless planned
         self.routes = routes  # role ("erp") → target name ("ledger")
+        self.lanes = lanes or {}  # target name → its dispatch lanes (1 when not named)
         self.now = now
         self.planned = planned
         self.cache: dict[tuple[str, str], dict[str, Any] | None] = {}
@@ -222,7 +223,8 @@ class UnitOfWork:
                 payload=command.payload, aggregate_key=row.aggregate_key, correlation_id=corr,
                 inbox_id=row.id, record_kind=command.record_kind, record_id=command.record_id,
                 depends_on=("{}:{}".format(*command.depends_on)
-                            if command.depends_on is not None else None)))
+                            if command.depends_on is not None else None),
+                lane=lane_of(row.aggregate_key, self.lanes.get(target, 1))))
         for problem in outcome.problems:
             w.exceptions.append(dict(
                 reason=problem.reason, stage="inbound", message=problem.message,

@@ -54,10 +54,12 @@ class WorkerSettings:
 class Worker:
     def __init__(self, engine: Engine, flows: FlowRegistry, routes: Mapping[str, str],
                  clock: Clock, owner: str, settings: WorkerSettings | None = None,
-                 configs: ConfigCache | None = None) -> None:
+                 configs: ConfigCache | None = None,
+                 lanes: Mapping[str, int] | None = None) -> None:
         self.engine = engine
         self.flows = flows
         self.routes = dict(routes)  # role ("erp") → target name ("ledger")
+        self.lanes = dict(lanes or {})  # target name → its dispatch lanes
         self.clock = clock
         self.owner = owner
         self.settings = settings or WorkerSettings()
@@ -147,7 +149,7 @@ class Worker:
               key: str) -> UnitOfWork:
         """The fast path: every event's flow runs against one planned unit of
         work, whose writes go to the store later in one statement per table."""
-        unit = UnitOfWork(reader, self.routes, self.clock.now(), planned=True)
+        unit = UnitOfWork(reader, self.routes, self.clock.now(), planned=True, lanes=self.lanes)
         events = [_parse(row) for row in rows]
         unit.prefetch(k for e in events if isinstance(e, CanonicalEvent)
                       for k in self.flows.reads_for(e))
@@ -163,7 +165,7 @@ class Worker:
         refuses fails that event only."""
         counts: Counter[tuple[str, str]] = Counter()
         for row in rows:
-            unit = UnitOfWork(conn, self.routes, self.clock.now())
+            unit = UnitOfWork(conn, self.routes, self.clock.now(), lanes=self.lanes)
             try:
                 with conn.begin_nested():
                     self._run_event(unit, row, _parse(row), current)
@@ -171,7 +173,7 @@ class Worker:
             except SQLAlchemyError as exc:
                 log.error("event refused by the store", event_id=row.event_id,
                           error=repr(exc))
-                unit = UnitOfWork(conn, self.routes, self.clock.now())
+                unit = UnitOfWork(conn, self.routes, self.clock.now(), lanes=self.lanes)
                 version = row.config_version or current
                 unit.fail(row, version, ReasonCode.HANDLER_ERROR,
                           _failure(row.event_type, row.event_id, exc), row.event_type)

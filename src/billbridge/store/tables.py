@@ -17,6 +17,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -127,8 +128,10 @@ outbox = Table(
     Column("last_error", Text, nullable=True),
     Column("created_at", Utc, nullable=False),
     Column("done_at", Utc, nullable=True),
+    # The dispatch lane (see dispatch_lanes), fixed when the command is written.
+    Column("lane", SmallInteger, nullable=False, default=0, server_default="0"),
     UniqueConstraint("target", "idempotency_key"),
-    Index(None, "target", "status", "id"),
+    Index(None, "target", "status", "lane", "id"),
     Index(None, "correlation_id"),
     Index(None, "record_kind", "record_id"),
     Index(None, "target", "record_id"),
@@ -205,17 +208,31 @@ config_versions = Table(
     Column("activated_at", Utc, nullable=True),
 )
 
-# One dispatcher at a time owns a target: the vendor's rate and concurrency
-# limits are per account, and a single owner keeps per-aggregate order.
+# What every dispatcher of a target shares: its circuit breaker, and the
+# pacing of its calls (the vendor's rate limit is per account, not per
+# process): ``paced_until_us`` is the theoretical arrival time of the next
+# call (GCRA).
 target_leases = Table(
     "target_leases",
     metadata,
     Column("target", String(64), primary_key=True),
-    Column("lease_owner", String(100), nullable=True),
-    Column("lease_until_ms", BigInteger, nullable=False, default=0),
     Column("circuit", String(16), nullable=False, default="closed"),
     Column("circuit_until_ms", BigInteger, nullable=False, default=0),
     Column("consecutive_failures", Integer, nullable=False, default=0),
+    Column("paced_until_us", BigInteger, nullable=False, default=0, server_default="0"),
+)
+
+# A target's commands are split into lanes by aggregate (as many as the vendor
+# allows calls at once); one dispatcher at a time holds a lane, for one round
+# of claim, calls and settlement, so each aggregate's commands go in order
+# while the lanes go in parallel.
+dispatch_lanes = Table(
+    "dispatch_lanes",
+    metadata,
+    Column("target", String(64), primary_key=True),
+    Column("lane", SmallInteger, primary_key=True, autoincrement=False),
+    Column("lease_owner", String(100), nullable=True),
+    Column("lease_until_ms", BigInteger, nullable=False, default=0),
 )
 
 cursors = Table(

@@ -26,7 +26,8 @@ def _target(connection: Connection) -> Target:
     return LedgerTarget(connection.base_url, connection.credentials.get("token", "ledger-token"),
                         name=connection.name, idempotency=mode,
                         max_batch=int(options.get("max_batch", 100)),
-                        rate_limit=RateLimit(rate, 1, burst=rate) if rate else None)
+                        rate_limit=RateLimit(rate, 1, burst=rate) if rate else None,
+                        concurrency=int(options.get("concurrency", 1)))
 
 
 def _source(connection: Connection) -> Source:

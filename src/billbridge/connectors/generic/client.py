@@ -30,10 +30,11 @@ class LedgerTarget:
 
     def __init__(self, base_url: str, token: str, *, name: str = "ledger", timeout: float = 5.0,
                  max_batch: int = 100, idempotency: IdempotencyMode = IdempotencyMode.NATIVE,
-                 rate_limit: RateLimit | None = None,
+                 rate_limit: RateLimit | None = None, concurrency: int = 1,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.name = name
         self.max_batch = max_batch
+        self.concurrency = concurrency  # calls at once, from every dispatcher together
         self.idempotency = idempotency
         self.rate_limit = rate_limit or RateLimit(50, 1, burst=50)
         # The dispatcher paces batches; the client paces the marker look-ups too.

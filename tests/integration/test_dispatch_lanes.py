@@ -1,0 +1,222 @@
+"""Dispatch lanes: a target that takes several calls at once has its commands
+split into lanes by aggregate; dispatchers hold a lane for one round, so lanes
+go in parallel while each aggregate's commands go in order, and every
+dispatcher of a target shares its pace."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Sequence
+
+from sqlalchemy import Engine, select, text
+
+from billbridge.connectors.base import OutboundCommand, RateLimit, RecordResult
+from billbridge.engine.clock import ManualClock
+from billbridge.engine.hub import Hub
+from billbridge.engine.outbox import NewCommand, enqueue_many, lane_of
+from billbridge.engine.xref import bind_many
+from billbridge.store.tables import dispatch_lanes, outbox
+from conftest import CONFIG, project_event, time_entry
+from fakes import FakeTarget
+
+PROJECTS = [f"GLX-{i:03}" for i in range(1, 9)]
+
+
+def _target(lanes: int, **kwargs: object) -> FakeTarget:
+    target = FakeTarget(**kwargs)  # type: ignore[arg-type]
+    target.concurrency = lanes  # type: ignore[attr-defined]
+    return target
+
+
+def _hub(engine: Engine, target: FakeTarget, clock: ManualClock | None = None,
+         seed: int = 7) -> Hub:
+    hub = Hub(engine, {"ledger": target}, clock=clock or ManualClock(), seed=seed)
+    hub.activate_config(CONFIG)
+    return hub
+
+
+def _month(hub: Hub, per_project: int = 3) -> None:
+    """Projects and their time entries, processed: commands in the outbox."""
+    hub.ingest([project_event(p) for p in PROJECTS], source="psa")
+    hub.ingest([time_entry(f"{p}-te-{i}", project=p) for p in PROJECTS
+                for i in range(per_project)], source="harvest")
+    while hub.worker.run_once():
+        pass
+
+
+def _lanes(engine: Engine) -> list[tuple[str, int]]:
+    with engine.connect() as conn:
+        return [(r.aggregate_key, r.lane) for r in conn.execute(
+            select(outbox.c.aggregate_key, outbox.c.lane).order_by(outbox.c.id))]
+
+
+def _hold(engine: Engine, lane: int, until_ms: int, owner: str = "elsewhere") -> None:
+    """Another dispatcher is mid-round on ``lane`` (or died there)."""
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO dispatch_lanes (target, lane, lease_owner, lease_until_ms)"
+                          " VALUES ('ledger', :lane, :owner, :until)"),
+                     {"lane": lane, "owner": owner, "until": until_ms})
+
+
+def test_an_aggregate_s_commands_share_one_lane_and_the_lanes_are_spread(
+        engine: Engine) -> None:
+    hub = _hub(engine, _target(3))
+    _month(hub)
+    written = _lanes(engine)
+    assert len(written) == len(PROJECTS) * 4  # a project and three charges each
+    assert all(lane == lane_of(key, 3) for key, lane in written)
+    assert {lane for _, lane in written} == {0, 1, 2}
+    # Which lane is the same in every process (crc32, not the salted hash()).
+    assert lane_of("project:GLX-001", 3) == lane_of("project:GLX-001", 3) == 0
+    assert lane_of("project:GLX-001", 1) == 0
+
+
+def test_two_dispatchers_send_two_lanes_at_the_same_time(engine: Engine) -> None:
+    """Both dispatchers are inside a call at once: each had a lane of its own.
+    (A barrier of two in the target's send times out unless they overlap.)"""
+    meeting = threading.Barrier(2, timeout=10)
+    overlapped: list[bool] = []
+
+    class Meeting(FakeTarget):
+        def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
+            if not overlapped:
+                try:
+                    meeting.wait()
+                    overlapped.append(True)
+                except threading.BrokenBarrierError:
+                    overlapped.append(False)
+            return super().send(batch)
+
+    target = Meeting(max_batch=100)
+    target.concurrency = 2  # type: ignore[attr-defined]
+    clock = ManualClock()
+    first = _hub(engine, target, clock)
+    _month(first)
+    second = Hub(engine, {"ledger": target}, clock=clock, seed=8)
+    sent: list[int] = []
+    runs = [threading.Thread(target=lambda h=h: sent.append(h.dispatcher.run_once()))
+            for h in (first, second)]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=30)
+    assert overlapped[:1] == [True]
+    first.run_until_idle()
+    assert len(target.applied) == len(PROJECTS) * 4
+    assert sum(len(call) for call in target.calls) == len(target.applied)  # none sent twice
+
+
+def test_a_held_lane_is_left_alone_and_the_others_go(engine: Engine) -> None:
+    target = _target(2)
+    hub = _hub(engine, target)
+    _month(hub)
+    _hold(engine, 0, hub.clock.ms() + 10_000)
+    hub.dispatcher.run_once()
+    sent = set(target.applied)
+    with engine.connect() as conn:
+        lane_of_key = dict(conn.execute(select(outbox.c.idempotency_key, outbox.c.lane)).all())
+    assert sent and {lane_of_key[k] for k in sent} == {1}
+    hub.clock.sleep(11)  # the holder's lease runs out: its lane is anyone's
+    hub.run_until_idle()
+    assert len(target.applied) == len(PROJECTS) * 4
+
+
+def test_an_aggregate_s_earlier_command_in_another_lane_holds_back_its_later_ones(
+        engine: Engine) -> None:
+    """After the target's lane count changed, an aggregate can have commands in
+    two lanes: the later ones wait for the earlier, whichever lane they are in."""
+    target = _target(2)
+    hub = _hub(engine, target)
+    now = hub.clock.now()
+
+    def update_of(n: int, lane: int) -> NewCommand:
+        return NewCommand(target="ledger", kind="customer.upsert", origin=f"e-{n}",
+                          payload={"id": "C-1", "name": f"version {n}"},
+                          aggregate_key="customer:C-1", correlation_id="c",
+                          record_kind="customer", record_id="C-1", lane=lane)
+
+    with engine.begin() as conn:  # written with two lanes, then with one
+        enqueue_many(conn, [update_of(1, 1), update_of(2, 0), update_of(3, 0)], at=now)
+    _hold(engine, 1, hub.clock.ms() + 10_000)
+    assert hub.dispatcher.run_once() == 0  # lane 0's two wait for lane 1's first
+    hub.clock.sleep(11)
+    hub.run_until_idle()
+    assert [c.payload["name"] for c in target.effects] == ["version 1", "version 2",
+                                                            "version 3"]
+
+
+def test_a_record_being_rewritten_in_another_lane_holds_back_what_depends_on_it(
+        engine: Engine) -> None:
+    """An invoice (its own aggregate and lane) refers to the project's id at the
+    target: while an update of the project is pending in another lane, the
+    invoice waits for it."""
+    target = _target(2)
+    hub = _hub(engine, target)
+    now = hub.clock.now()
+    with engine.begin() as conn:
+        bind_many(conn, [{"system": "ledger", "kind": "project", "external_id": "X-1",
+                          "canonical_id": "P-1", "correlation_id": "c"}], at=now)
+        enqueue_many(conn, [
+            NewCommand(target="ledger", kind="project.upsert", origin="e-1",
+                       payload={"code": "P-1", "name": "renamed"}, aggregate_key="project:P-1",
+                       correlation_id="c", record_kind="project", record_id="P-1", lane=0),
+            NewCommand(target="ledger", kind="invoice.create", origin="e-2",
+                       payload={"project": "P-1"}, aggregate_key="invoice:I-1",
+                       correlation_id="c", record_kind="invoice", record_id="I-1",
+                       depends_on="project:P-1", lane=1)], at=now)
+    _hold(engine, 0, hub.clock.ms() + 10_000)
+    assert hub.dispatcher.run_once() == 0  # lane 1's invoice waits for lane 0's update
+    hub.clock.sleep(11)
+    hub.dispatcher.run_once()
+    hub.dispatcher.run_once()
+    assert [c.kind for c in target.effects] == ["project.upsert", "invoice.create"]
+
+
+def test_commands_in_a_lane_past_the_target_s_count_still_go(engine: Engine) -> None:
+    """Written while the target had three lanes, sent by a dispatcher that now
+    gives it one: the lanes past its count are found and served."""
+    clock = ManualClock()
+    before = _hub(engine, _target(3), clock)
+    _month(before)
+    assert {lane for _, lane in _lanes(engine)} == {0, 1, 2}
+    target = _target(1)
+    after = Hub(engine, {"ledger": target}, clock=clock, seed=9)
+    after.run_until_idle()
+    assert len(target.applied) == len(PROJECTS) * 4
+
+
+def test_every_dispatcher_of_a_target_keeps_to_its_one_rate_limit(engine: Engine) -> None:
+    """Two dispatchers, one call a second between them (not one each): the pace
+    is kept on the target's row, not in each process."""
+    clock = ManualClock()
+    calls: list[int] = []
+
+    class Timed(FakeTarget):
+        def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
+            calls.append(clock.ms())
+            return super().send(batch)
+
+    target = Timed(max_batch=4)
+    target.concurrency = 2  # type: ignore[attr-defined]
+    target.rate_limit = RateLimit(1, 1, burst=1)
+    first = _hub(engine, target, clock)
+    _month(first)
+    second = Hub(engine, {"ledger": target}, clock=clock, seed=8)
+    for _ in range(4):
+        first.dispatcher.run_once()
+        second.dispatcher.run_once()
+    assert len(calls) >= 6
+    gaps = [b - a for a, b in itertools.pairwise(calls)]
+    assert min(gaps) >= 1000, gaps
+
+
+def test_a_clean_stop_gives_the_lanes_back(engine: Engine) -> None:
+    hub = _hub(engine, _target(2))
+    _hold(engine, 0, hub.clock.ms() + 10_000, owner=hub.dispatcher.owner)
+    _hold(engine, 1, hub.clock.ms() + 10_000, owner="someone else")
+    hub.dispatcher.release()
+    with engine.connect() as conn:
+        held = {r.lane: r.lease_owner for r in conn.execute(
+            select(dispatch_lanes.c.lane, dispatch_lanes.c.lease_owner))}
+    assert held == {0: None, 1: "someone else"}
