@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from billbridge.api.app import create_app
 from billbridge.emulation.recording import RecordingTarget
@@ -102,6 +102,23 @@ def test_every_console_page_needs_a_login_and_renders(engine: Engine) -> None:
     hub.ingest([time_entry("te-x", project="NEW-404")], source="harvest")
     hub.run_until_idle()
     assert 'billbridge_inbox_waiting{status="parked"} 1.0' in client.get("/metrics").text
+
+
+def test_the_overview_shows_who_is_sending_to_each_target_now(engine: Engine) -> None:
+    hub = Hub(engine, {"ledger": RecordingTarget("ledger")}, settings=HubSettings())
+    hub.activate_config(CONFIG)
+    hub.ingest([project_event()], source="psa")
+    hub.run_until_idle()  # the ledger has a row: its circuit, and its lane given back
+    client = TestClient(create_app(hub))
+    client.post("/console/login", data={"token": token(hub, tokens.Role.ADMIN, "ada")})
+    row = re.compile(r"<td>ledger</td>.*?</tr>", re.S)
+    before = row.search(client.get("/console/").text)
+    assert before is not None and "closed" in before.group() and "worker-7" not in before.group()
+    with engine.begin() as conn:  # another worker is mid-round on lane 0
+        conn.execute(text("UPDATE dispatch_lanes SET lease_owner = 'worker-7', "
+                          "lease_until_ms = :until"), {"until": hub.clock.ms() + 60_000})
+    during = row.search(client.get("/console/").text)
+    assert during is not None and "worker-7" in during.group()
 
 
 def test_executive_figures_come_from_one_dataset() -> None:
