@@ -220,3 +220,13 @@ def test_a_clean_stop_gives_the_lanes_back(engine: Engine) -> None:
         held = {r.lane: r.lease_owner for r in conn.execute(
             select(dispatch_lanes.c.lane, dispatch_lanes.c.lease_owner))}
     assert held == {0: None, 1: "someone else"}
+
+
+def test_an_idle_dispatcher_writes_nothing(engine: Engine) -> None:
+    """Nothing to send: no lane is leased (on SQLite, no write lock is taken)
+    however often the workers look."""
+    hub = _hub(engine, _target(3))
+    for _ in range(3):
+        assert hub.dispatcher.run_once() == 0
+    with engine.connect() as conn:
+        assert conn.execute(select(dispatch_lanes)).all() == []
