@@ -72,15 +72,26 @@ def test_an_aggregate_s_commands_share_one_lane_and_the_lanes_are_spread(
     assert lane_of("project:GLX-001", 1) == 0
 
 
+def _customers(engine: Engine, hub: Hub, count: int, lanes: int) -> None:
+    """``count`` customer upserts, each its own aggregate, straight into the outbox."""
+    with engine.begin() as conn:
+        enqueue_many(conn, [NewCommand(
+            target="ledger", kind="customer.upsert", origin=f"e-{i}",
+            payload={"id": f"C-{i}"}, aggregate_key=f"customer:C-{i}", correlation_id="c",
+            record_kind="customer", record_id=f"C-{i}",
+            lane=lane_of(f"customer:C-{i}", lanes)) for i in range(count)], at=hub.clock.now())
+
+
 def test_two_dispatchers_send_two_lanes_at_the_same_time(engine: Engine) -> None:
-    """Both dispatchers are inside a call at once: each had a lane of its own.
-    (A barrier of two in the target's send times out unless they overlap.)"""
+    """With more queued than a round sends, each dispatcher's round fills from
+    one lane, and both are inside a call at once. (A barrier of two in the
+    target's send times out unless they overlap.)"""
     meeting = threading.Barrier(2, timeout=10)
     overlapped: list[bool] = []
 
     class Meeting(FakeTarget):
         def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
-            if not overlapped:
+            if len(overlapped) < 2:
                 try:
                     meeting.wait()
                     overlapped.append(True)
@@ -88,23 +99,33 @@ def test_two_dispatchers_send_two_lanes_at_the_same_time(engine: Engine) -> None
                     overlapped.append(False)
             return super().send(batch)
 
-    target = Meeting(max_batch=100)
+    target = Meeting(max_batch=2)  # a round: five calls of two
     target.concurrency = 2  # type: ignore[attr-defined]
     clock = ManualClock()
     first = _hub(engine, target, clock)
-    _month(first)
+    _customers(engine, first, 60, lanes=2)
     second = Hub(engine, {"ledger": target}, clock=clock, seed=8)
-    sent: list[int] = []
-    runs = [threading.Thread(target=lambda h=h: sent.append(h.dispatcher.run_once()))
-            for h in (first, second)]
+    runs = [threading.Thread(target=h.dispatcher.run_once) for h in (first, second)]
     for run in runs:
         run.start()
     for run in runs:
         run.join(timeout=30)
-    assert overlapped[:1] == [True]
+    assert overlapped == [True, True]
     first.run_until_idle()
-    assert len(target.applied) == len(PROJECTS) * 4
-    assert sum(len(call) for call in target.calls) == len(target.applied)  # none sent twice
+    assert len(target.applied) == 60
+    assert sum(len(call) for call in target.calls) == 60  # none sent twice
+
+
+def test_a_lone_dispatcher_fills_its_calls_from_several_lanes(engine: Engine) -> None:
+    """A short queue spread over four lanes still goes in one round of full
+    calls, not a call per lane."""
+    target = _target(4, max_batch=10)
+    hub = _hub(engine, target)
+    _customers(engine, hub, 20, lanes=4)
+    with engine.connect() as conn:
+        assert len(set(conn.execute(select(outbox.c.lane)).scalars())) == 4
+    assert hub.dispatcher.run_once() == 20
+    assert [len(call) for call in target.calls] == [10, 10]
 
 
 def test_a_held_lane_is_left_alone_and_the_others_go(engine: Engine) -> None:

@@ -54,7 +54,7 @@ from billbridge.engine.policy import CircuitBreaker, CircuitState, RetryPolicy
 from billbridge.engine.tracing import tracer
 from billbridge.engine.xref import bind_many
 from billbridge.store.bulk import Bulk
-from billbridge.store.db import dialect_insert
+from billbridge.store.db import READ_ONLY, dialect_insert
 from billbridge.store.tables import delivery_attempts, dispatch_lanes, outbox, target_leases, xref
 
 log = structlog.get_logger("billbridge.dispatcher")
@@ -172,15 +172,15 @@ class Dispatcher:
             .values(lease_owner=None, lease_until_ms=0))
         return result.rowcount == 1
 
-    def _pending(self, name: str, lane: int) -> bool:
+    @staticmethod
+    def _pending(conn: Connection, name: str, lane: int) -> bool:
         """Whether the lane holds anything to send: a read of one index entry,
         so an empty lane costs no lease write (and, on SQLite, no write lock)
         in every round of every worker. (Commands backing off count: telling
         them apart would read past every one of them.)"""
-        with self.engine.connect() as conn:
-            return conn.execute(select(outbox.c.id).where(
-                outbox.c.target == name, outbox.c.status == "pending", outbox.c.lane == lane)
-                .limit(1)).first() is not None
+        return conn.execute(select(outbox.c.id).where(
+            outbox.c.target == name, outbox.c.status == "pending", outbox.c.lane == lane)
+            .limit(1)).first() is not None
 
     def _lanes(self, name: str) -> list[int]:
         """The lanes to try this round, each once, starting one further along
@@ -298,33 +298,55 @@ class Dispatcher:
 
     # -- one round: a claim, its calls, their settlement --------------------
     def dispatch(self, name: str) -> int:
-        """A round on each lane of the target that no other dispatcher holds;
-        the commands settled."""
+        """Rounds on the target's lanes that no other dispatcher holds, each
+        lane looked at once; the commands settled."""
         self.behind.discard(name)
-        return sum(self._round(name, lane) for lane in self._lanes(name))
+        left = self._lanes(name)
+        settled = 0
+        while left:
+            settled += self._round(name, left)
+        return settled
 
-    def _round(self, name: str, lane: int) -> int:
-        """Claim up to ``calls_per_claim`` batches of the target's size from one
-        lane, send them in order, and settle what came back in one
-        transaction; the commands settled. A call that fails stops the round
-        (later commands may follow one in it); the batches not sent stay
-        pending, unrecorded."""
+    def _round(self, name: str, left: list[int]) -> int:
+        """Claim up to ``calls_per_claim`` batches of the target's size from the
+        first lane in ``left`` that no one else holds, and from as many more as
+        it takes to fill them; send them in order, and settle what came back
+        in one transaction; the commands settled. The lanes looked at leave
+        ``left``. A call that fails stops the round (later commands may follow
+        one in it); the batches not sent stay pending, unrecorded.
+
+        With a long queue one lane fills a round, so each dispatcher sends its
+        own lane; with a short one a round gathers several, so a lone worker
+        sends as full calls as it would with one lane."""
         target = self.targets[name]
-        if not self._pending(name, lane):
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as reader:
+            while left and not self._pending(reader, name, left[0]):
+                left.pop(0)
+        if not left:
             return 0
+        held: list[int] = []
+        rows: list[Any] = []
         with self.engine.begin() as conn:
             breaker = self._breaker(conn, name)
             if not breaker.allows(self.clock.ms()):
-                return 0
-            if not self._take_lane(conn, name, lane):
+                left.clear()
                 return 0
             trial = breaker.state is CircuitState.HALF_OPEN
             limit = 1 if trial else target.max_batch * self.settings.calls_per_claim
-            rows = self._claim(conn, name, lane, limit)
+            while left and len(rows) < limit:
+                lane = left.pop(0)
+                if (held and not self._pending(conn, name, lane)) \
+                        or not self._take_lane(conn, name, lane):
+                    continue
+                claimed = self._claim(conn, name, lane, limit - len(rows))
+                if claimed:
+                    held.append(lane)
+                    rows.extend(claimed)
+                else:
+                    self._free_lane(conn, name, lane)
             if len(rows) >= limit and not trial:
                 self.behind.add(name)  # a full claim: more is ready than one round sends
             if not rows:
-                self._free_lane(conn, name, lane)
                 return 0
             # The attempt is on record before the call: a dispatcher that dies
             # during it leaves a resend that knows it is one. The command's own
@@ -354,8 +376,8 @@ class Dispatcher:
         if self.crash_hook is not None:
             self.crash_hook("sent", name)
         with self.engine.begin() as conn:
-            if not self._free_lane(conn, name, lane):
-                # Someone else holds the lane now and will resend; the keys make that safe.
+            if [lane for lane in held if not self._free_lane(conn, name, lane)]:
+                # Someone else holds a lane now and will resend; the keys make that safe.
                 return 0
             # Read again: another lane's calls may have moved the breaker meanwhile.
             breaker = self._breaker(conn, name)
