@@ -88,10 +88,12 @@ def test_two_dispatchers_send_two_lanes_at_the_same_time(engine: Engine) -> None
     target's send times out unless they overlap.)"""
     meeting = threading.Barrier(2, timeout=10)
     overlapped: list[bool] = []
+    first_call = threading.local()
 
     class Meeting(FakeTarget):
         def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
-            if len(overlapped) < 2:
+            if not getattr(first_call, "done", False):  # each dispatcher's first call
+                first_call.done = True
                 try:
                     meeting.wait()
                     overlapped.append(True)

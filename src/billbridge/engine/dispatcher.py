@@ -39,7 +39,6 @@ from sqlalchemy import (
 from billbridge.connectors.base import (
     DeliveryError,
     OutboundCommand,
-    RateLimit,
     RecordResult,
     ResultStatus,
     Target,
@@ -360,6 +359,7 @@ class Dispatcher:
                                   "correlation_id": r.correlation_id} for r in batch],
                           target=name, batch_id=batch_id, owner=self.owner,
                           started_at=self.clock.now())
+            slots = self._reserve(conn, name, len(calls))
             payloads = [orjson.loads(r.payload) for r in rows]
             refs = _references(conn, name, payloads)
         commands = {r.id: OutboundCommand(r.id, name, r.kind, r.idempotency_key,
@@ -368,8 +368,8 @@ class Dispatcher:
                     for r, payload in zip(rows, payloads, strict=True)}
         outcomes: list[tuple[str, list[Any], dict[str, RecordResult],
                              DeliveryError | None]] = []
-        for batch_id, batch in calls:
-            results, failure = self._call(name, batch_id, [commands[r.id] for r in batch])
+        for (batch_id, batch), slot in zip(calls, slots, strict=True):
+            results, failure = self._call(name, batch_id, [commands[r.id] for r in batch], slot)
             outcomes.append((batch_id, batch, results, failure))
             if failure is not None:
                 break
@@ -407,12 +407,14 @@ class Dispatcher:
                     settled += self._settle(conn, name, batch, batch_id, results)
             return settled
 
-    def _call(self, name: str, batch_id: str, commands: Sequence[OutboundCommand]
-              ) -> tuple[dict[str, RecordResult], DeliveryError | None]:
-        """One call to the target, paced by its token bucket: the results, or
-        the failure of the call as a whole."""
+    def _call(self, name: str, batch_id: str, commands: Sequence[OutboundCommand],
+              slot_us: int) -> tuple[dict[str, RecordResult], DeliveryError | None]:
+        """One call to the target, at its reserved slot: the results, or the
+        failure of the call as a whole."""
         target = self.targets[name]
-        self._pace(name, target.rate_limit)
+        wait = (slot_us - self.clock.ms() * 1000) / 1_000_000
+        if wait > 0:
+            self.clock.sleep(wait)
         t0 = time.perf_counter()
         results: dict[str, RecordResult] = {}
         failure: DeliveryError | None = None
@@ -426,29 +428,24 @@ class Dispatcher:
         metrics.DELIVERY_SECONDS.labels(name).observe(time.perf_counter() - t0)
         return results, failure
 
-    def _pace(self, name: str, limit: RateLimit) -> None:
-        """Wait for the target's next call, paced for every dispatcher of it
-        together (the vendor's limit is per account): a generic cell rate
-        algorithm on the target's row, whose ``paced_until_us`` is when the
-        next call is due; up to ``burst`` calls may go ahead of it."""
-        interval = 1_000_000 / limit.per_second
-        tolerance = round(interval * (max(1, limit.burst) - 1))
-        step = max(1, round(interval))
+    def _reserve(self, conn: Connection, name: str, calls: int) -> list[int]:
+        """When each of a round's ``calls`` may go (µs on the hub's clock),
+        reserved at the pace every dispatcher of the target shares (the
+        vendor's limit is per account): a generic cell rate algorithm on the
+        target's row, whose ``paced_until_us`` is when the next call is due;
+        up to ``burst`` calls may go ahead of it. One update, in the claim's
+        transaction; slots a round does not use (a call failed) go unused."""
+        limit = self.targets[name].rate_limit
+        step = max(1, round(1_000_000 / limit.per_second))
+        tolerance = step * (max(1, limit.burst) - 1)
+        now = self.clock.ms() * 1000
         due = target_leases.c.paced_until_us
-        while True:
-            now = self.clock.ms() * 1000
-            start = case((due < now, now), else_=due)
-            with self.engine.begin() as conn:
-                taken = conn.execute(update(target_leases).where(
-                    target_leases.c.target == name, start - tolerance <= now)
-                    .values(paced_until_us=start + step)).rowcount
-                if taken:
-                    return
-                next_due = conn.execute(select(due).where(target_leases.c.target == name)
-                                        ).scalar()
-            if next_due is None:  # no row: nothing has been claimed, so nothing to pace
-                return
-            self.clock.sleep(max(0.001, (next_due - tolerance - now) / 1_000_000))
+        after = conn.execute(update(target_leases).where(target_leases.c.target == name)
+                             .values(paced_until_us=case((due < now, now), else_=due)
+                                     + step * calls)
+                             .returning(target_leases.c.paced_until_us)).scalar_one()
+        first = after - step * calls
+        return [max(now, first + i * step - tolerance) for i in range(calls)]
 
     def _resume(self, conn: Connection, name: str) -> None:
         """The target is back after its circuit was open: commands backing off
