@@ -33,6 +33,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    union_all,
     update,
 )
 
@@ -243,13 +244,21 @@ class Dispatcher:
         # unless the target's lane count changed); only those before the last
         # candidate matter, and bounding the search by it keeps it to the
         # candidates' stretch of the queue.
-        waiting = {key: first for key, first in conn.execute(
-            select(outbox.c.aggregate_key, func.min(outbox.c.id))
+        # One select per lane, so that each is a range of the (target, status,
+        # lane, id) index: across lanes, PostgreSQL would read every id below
+        # the last candidate, done commands included.
+        lanes = sorted({*range(self.lanes.get(name, 1)), *self._strays.get(name, (0, []))[1],
+                        lane})
+        per_lane = [
+            select(outbox.c.aggregate_key, func.min(outbox.c.id).label("first"))
             .where(outbox.c.target == name, outbox.c.status == "pending",
-                   outbox.c.id < last,
-                   (outbox.c.next_attempt_ms > now) | (outbox.c.lane != lane),
+                   outbox.c.lane == other, outbox.c.id < last,
+                   *([outbox.c.next_attempt_ms > now] if other == lane else []),
                    outbox.c.aggregate_key.in_(keys))
-            .group_by(outbox.c.aggregate_key))}
+            .group_by(outbox.c.aggregate_key) for other in lanes]
+        waiting: dict[str, int] = {}
+        for row in conn.execute(union_all(*per_lane) if len(per_lane) > 1 else per_lane[0]):
+            waiting[row.aggregate_key] = min(row.first, waiting.get(row.aggregate_key, row.first))
         # A dependency is a record that must already exist at this target, and
         # must not be about to change: an earlier pending command still writing
         # it holds the dependent back (in this lane, seen below among the
