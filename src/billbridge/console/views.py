@@ -142,8 +142,9 @@ def _per_hour(conn: Any) -> list[tuple[str, int, int]]:
 @router.get("/")
 def overview(request: Request) -> HTMLResponse:
     who = _who(request)
-    now = _hub(request).clock.ms()
-    with _hub(request).engine.connect() as conn:
+    hub = _hub(request)
+    now = hub.clock.ms()
+    with hub.engine.connect() as conn:
         by_status = {r[0]: r[1] for r in conn.execute(
             select(inbox.c.status, func.count()).group_by(inbox.c.status))}
         by_reason = exception_queue.open_by_reason(conn)

@@ -130,7 +130,8 @@ class Dispatcher:
                          .values(lease_owner=None, lease_until_ms=0))
 
     def run_once(self) -> int:
-        """One batch per target at most; commands settled (applied or failed)."""
+        """A round on every lane of every target that no one else holds;
+        commands settled (applied or failed)."""
         return sum(self.dispatch(name) for name in self.targets)
 
     # -- leasing and claiming ---------------------------------------------
@@ -190,6 +191,10 @@ class Dispatcher:
         self._start[name] = (start + 1) % count
         return [(start + i) % count for i in range(count)] + self._stray_lanes(name, count)
 
+    def _every_lane(self, name: str) -> list[int]:
+        """The target's lanes and the strays last found past them."""
+        return [*range(self.lanes[name]), *self._strays.get(name, (0, []))[1]]
+
     def _stray_lanes(self, name: str, count: int) -> list[int]:
         """Lanes at or past ``count`` that still hold pending commands: written
         while the target had more lanes (or by a worker that thought so). They
@@ -243,12 +248,11 @@ class Dispatcher:
         # aggregate, as does one in another lane (an aggregate is in one lane
         # unless the target's lane count changed); only those before the last
         # candidate matter, and bounding the search by it keeps it to the
-        # candidates' stretch of the queue.
-        # One select per lane, so that each is a range of the (target, status,
-        # lane, id) index: across lanes, PostgreSQL would read every id below
-        # the last candidate, done commands included.
-        lanes = sorted({*range(self.lanes.get(name, 1)), *self._strays.get(name, (0, []))[1],
-                        lane})
+        # candidates' stretch of the queue. One select per lane, so that each
+        # is a range of the (target, status, lane, id) index: across lanes,
+        # PostgreSQL would read every id below the last candidate, done
+        # commands included.
+        lanes = sorted({*self._every_lane(name), lane})
         per_lane = [
             select(outbox.c.aggregate_key, func.min(outbox.c.id).label("first"))
             .where(outbox.c.target == name, outbox.c.status == "pending",
@@ -271,7 +275,7 @@ class Dispatcher:
             applied = {f"{r.kind}:{r.canonical_id}" for r in conn.execute(
                 select(xref.c.kind, xref.c.canonical_id)
                 .where(xref.c.system == name, xref.c.canonical_id.in_(ids)))}
-            if self.lanes.get(name, 1) > 1 or lane:
+            if len(lanes) > 1:
                 elsewhere = {f"{r.record_kind}:{r.record_id}": r.first for r in conn.execute(
                     select(outbox.c.record_kind, outbox.c.record_id,
                            func.min(outbox.c.id).label("first"))

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, func, select
 from billbridge.connectors.base import Target
 from billbridge.engine import config_store
 from billbridge.engine.clock import Clock, SystemClock
-from billbridge.engine.dispatcher import Dispatcher, DispatcherSettings, lanes_of
+from billbridge.engine.dispatcher import Dispatcher, DispatcherSettings
 from billbridge.engine.inbox import IngestResult, prepare, store
 from billbridge.engine.policy import RetryPolicy
 from billbridge.engine.worker import Worker, WorkerSettings
@@ -57,14 +57,15 @@ class Hub:
         self.settings = settings or HubSettings()
         self.owner = owner or make_owner()
         self.targets = dict(targets)
-        self.worker = Worker(self.engine, flows or default_flows(), self.settings.routes,
-                             self.clock, self.owner, self.settings.worker,
-                             lanes={name: lanes_of(t) for name, t in self.targets.items()})
         self.dispatcher = Dispatcher(self.engine, self.targets, self.clock, self.owner,
                                      self.settings.retry, self.settings.dispatcher,
                                      rng=random.Random(seed),
                                      breaker_threshold=self.settings.breaker_threshold,
                                      breaker_cooldown=self.settings.breaker_cooldown)
+        # The worker writes each command in its target's lane; the dispatcher knows how many.
+        self.worker = Worker(self.engine, flows or default_flows(), self.settings.routes,
+                             self.clock, self.owner, self.settings.worker,
+                             lanes=self.dispatcher.lanes)
         self._processed_at = -math.inf  # when this hub's worker last processed
 
     def ingest(self, raws: Iterable[Any], *, source: str) -> list[IngestResult]:
