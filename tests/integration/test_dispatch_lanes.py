@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
+from collections import Counter
 from collections.abc import Sequence
 
+import pytest
 from sqlalchemy import Engine, select, text
 
 from billbridge.connectors.base import OutboundCommand, RateLimit, RecordResult
 from billbridge.engine.clock import ManualClock
 from billbridge.engine.hub import Hub
 from billbridge.engine.outbox import NewCommand, enqueue_many, lane_of
+from billbridge.engine.worker import SimulatedCrash
 from billbridge.engine.xref import bind_many
 from billbridge.store.tables import dispatch_lanes, outbox
 from conftest import CONFIG, project_event, time_entry
@@ -253,3 +257,122 @@ def test_an_idle_dispatcher_writes_nothing(engine: Engine) -> None:
         assert hub.dispatcher.run_once() == 0
     with engine.connect() as conn:
         assert conn.execute(select(dispatch_lanes)).all() == []
+
+
+class _InFlight(FakeTarget):
+    """Counts the calls in flight at once; each takes ``seconds`` (real time)."""
+
+    def __init__(self, lanes: int, seconds: float = 0.05, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.concurrency = lanes
+        self.seconds = seconds
+        self.now = 0
+        self.most = 0
+        self.threads: set[str] = set()
+        self._count = threading.Lock()
+
+    def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
+        with self._count:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            self.threads.add(threading.current_thread().name)
+        try:
+            time.sleep(self.seconds)
+            with self._count:  # FakeTarget's bookkeeping is not thread-safe
+                return super().send(batch)
+        finally:
+            with self._count:
+                self.now -= 1
+
+
+def test_a_lone_dispatcher_that_is_behind_sends_on_its_lanes_at_once(engine: Engine) -> None:
+    """One process, a long queue: its rounds on different lanes run in threads,
+    so their calls overlap (a barrier of three in the target's send times out
+    unless three are in flight together), and each aggregate still goes in
+    order: a project before the charges that depend on it."""
+    meeting = threading.Barrier(3, timeout=10)
+    met: list[bool] = []
+    first_call = threading.local()
+
+    class Meeting(_InFlight):
+        def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
+            parallel = threading.current_thread().name.startswith("billbridge-dispatch")
+            if parallel and not getattr(first_call, "done", False):
+                first_call.done = True
+                try:
+                    meeting.wait()
+                    met.append(True)
+                except threading.BrokenBarrierError:
+                    met.append(False)
+            return super().send(batch)
+
+    target = Meeting(3, seconds=0, max_batch=2)  # a round: five calls of two
+    hub = _hub(engine, target)
+    _month(hub, per_project=12)  # 8 projects and 96 charges over three lanes
+    hub.dispatcher.run_once()  # the projects (their charges wait for them)
+    hub.dispatcher.run_once()  # full claims: the outbox is behind
+    assert "ledger" in hub.dispatcher.behind
+    assert met == []  # so far, rounds on the dispatcher's own thread
+    hub.dispatcher.run_once()
+    assert met == [True, True, True]
+    hub.run_until_idle()
+    assert len(target.effects) == len(PROJECTS) * 13  # each once
+    seen: set[str] = set()
+    for effect in target.effects:
+        if effect.kind == "project.upsert":
+            seen.add(str(effect.payload["code"]))
+        else:
+            assert effect.payload["project"] in seen, effect.payload
+
+
+def test_parallel_rounds_keep_to_the_target_s_lanes(engine: Engine) -> None:
+    """However many rounds a dispatcher may run at once, a target with two
+    lanes never has more than two of its calls in flight."""
+    target = _InFlight(2, max_batch=2)
+    hub = _hub(engine, target)
+    _customers(engine, hub, 80, lanes=2)
+    assert hub.dispatcher.settings.parallel_rounds > 2
+    hub.run_until_idle()
+    assert target.most == 2
+    assert len(target.effects) == 80
+
+
+def test_a_short_queue_is_not_split_over_threads(engine: Engine) -> None:
+    """Not behind: one round of full calls on the dispatcher's own thread."""
+    target = _InFlight(4, seconds=0, max_batch=10)
+    hub = _hub(engine, target)
+    _customers(engine, hub, 20, lanes=4)
+    assert hub.dispatcher.run_once() == 20
+    assert [len(call) for call in target.calls] == [10, 10]
+    assert target.threads == {threading.current_thread().name}
+
+
+def test_a_crash_in_one_parallel_round_loses_nothing_and_doubles_nothing(
+        engine: Engine) -> None:
+    """One thread's round dies after its calls went out, before it recorded
+    them: the dispatch says so, and once that round's lanes are free again
+    every command has been applied once."""
+    target = _InFlight(3, seconds=0, max_batch=2)
+    clock = ManualClock()
+    hub = _hub(engine, target, clock)
+    _customers(engine, hub, 60, lanes=3)
+    hub.dispatcher.run_once()
+    crashed: list[str] = []
+
+    def crash(stage: str, name: str) -> None:
+        if stage == "sent" and not crashed and \
+                threading.current_thread().name.startswith("billbridge-dispatch"):
+            crashed.append(threading.current_thread().name)
+            raise SimulatedCrash("dies before recording its calls")
+
+    hub.dispatcher.crash_hook = crash
+    with pytest.raises(SimulatedCrash):
+        hub.dispatcher.run_once()
+    hub.dispatcher.crash_hook = None
+    clock.advance(hub.dispatcher.settings.lease_ms / 1000 + 1)  # its lanes' leases run out
+    hub.run_until_idle()
+    assert crashed
+    assert len(target.effects) == 60
+    assert len(target.applied) == 60
+    sent = Counter(key for call in target.calls for key in call)
+    assert max(sent.values()) == 2  # the crashed round's commands went twice, the key held

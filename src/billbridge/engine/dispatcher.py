@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,6 +93,11 @@ class DispatcherSettings:
     lookahead: int = 4  # candidate rows read per batch slot, to fill batches past blocked ones
     calls_per_claim: int = 5  # target batches claimed, sent and settled together
     stray_check_ms: int = 30_000  # how often to look for commands in lanes past the target's
+    # While a target's outbox is behind, this process sends on up to this many
+    # of its lanes at once (threads, each with its own rounds), never more than
+    # the target's lanes: calls to a target that answers slowly (NetSuite's
+    # asynchronous jobs) overlap instead of queueing behind each other.
+    parallel_rounds: int = 4
 
 
 def lanes_of(target: Target) -> int:
@@ -121,6 +128,8 @@ class Dispatcher:
         self.breaker_cooldown = breaker_cooldown
         self.crash_hook: Any = None  # tests: called with (stage, target) and may raise
         self.behind: set[str] = set()  # targets whose last claim was full
+        self._pool: ThreadPoolExecutor | None = None  # parallel rounds, made when first needed
+        self._pool_lock = threading.Lock()
 
     def release(self) -> None:
         """Give up our lanes at once (on a clean stop), instead of making the
@@ -128,6 +137,10 @@ class Dispatcher:
         with self.engine.begin() as conn:
             conn.execute(update(dispatch_lanes).where(dispatch_lanes.c.lease_owner == self.owner)
                          .values(lease_owner=None, lease_until_ms=0))
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
     def run_once(self) -> int:
         """A round on every lane of every target that no one else holds;
@@ -311,13 +324,46 @@ class Dispatcher:
     # -- one round: a claim, its calls, their settlement --------------------
     def dispatch(self, name: str) -> int:
         """Rounds on the target's lanes that no other dispatcher holds, each
-        lane looked at once; the commands settled."""
+        lane looked at once; the commands settled.
+
+        While the target's outbox is behind (the last claim was full), the
+        lanes are shared out among up to ``parallel_rounds`` threads, each
+        running its own rounds, so that their calls are in flight together.
+        Otherwise one round gathers from as many lanes as it takes to fill its
+        calls: a short queue goes in full calls, not in one small call per
+        lane (a vendor's daily quota counts calls)."""
+        was_behind = name in self.behind
         self.behind.discard(name)
         left = self._lanes(name)
+        width = min(self.settings.parallel_rounds, self.lanes[name], len(left))
+        if not was_behind or width < 2:
+            return self._drain(name, left)
+        shares = [left[i::width] for i in range(width)]
+        futures = [self._threads().submit(self._drain, name, share) for share in shares]
+        settled, failure = 0, None
+        for future in futures:  # every share finishes (or fails) before this returns
+            try:
+                settled += future.result()
+            except BaseException as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return settled
+
+    def _drain(self, name: str, left: list[int]) -> int:
+        """Rounds until each lane in ``left`` has been looked at."""
         settled = 0
         while left:
             settled += self._round(name, left)
         return settled
+
+    def _threads(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                width = max(self.settings.parallel_rounds, 1)
+                self._pool = ThreadPoolExecutor(max_workers=width,
+                                                thread_name_prefix="billbridge-dispatch")
+            return self._pool
 
     def _round(self, name: str, left: list[int]) -> int:
         """Claim up to ``calls_per_claim`` batches of the target's size from the
