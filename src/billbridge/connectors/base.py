@@ -245,6 +245,21 @@ class Connection:
         if self.keep is not None:
             self.keep(changed)
 
+    def dispatch_lanes(self, default: int, *, most: int | None = None) -> int:
+        """How many calls the dispatchers may have in flight to this
+        connection's target at once (its lanes): the ``dispatch_lanes`` option,
+        else ``default``; at least one, and never past ``most`` (the vendor's
+        own concurrency limit, where it has one)."""
+        given = self.options.get("dispatch_lanes")
+        try:
+            lanes = default if given in (None, "") else int(given)
+        except (TypeError, ValueError):
+            raise ValueError(f"{self.name}: dispatch_lanes must be a whole number, "
+                             f"not {given!r}") from None
+        if lanes < 1:
+            raise ValueError(f"{self.name}: dispatch_lanes must be at least 1, not {lanes}")
+        return lanes if most is None else min(lanes, max(1, most))
+
 
 @dataclass(frozen=True, slots=True)
 class ConnectorSpec:

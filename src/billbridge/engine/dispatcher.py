@@ -326,17 +326,18 @@ class Dispatcher:
         """Rounds on the target's lanes that no other dispatcher holds, each
         lane looked at once; the commands settled.
 
-        While the target's outbox is behind (the last claim was full), the
-        lanes are shared out among up to ``parallel_rounds`` threads, each
-        running its own rounds, so that their calls are in flight together.
-        Otherwise one round gathers from as many lanes as it takes to fill its
-        calls: a short queue goes in full calls, not in one small call per
-        lane (a vendor's daily quota counts calls)."""
+        While the target's outbox is behind (the last claim was full, or more
+        waits than one round claims), the lanes are shared out among up to
+        ``parallel_rounds`` threads, each running its own rounds, so that
+        their calls are in flight together. Otherwise one round gathers from
+        as many lanes as it takes to fill its calls: a short queue goes in
+        full calls, not in one small call per lane (a vendor's daily quota
+        counts calls)."""
         was_behind = name in self.behind
         self.behind.discard(name)
         left = self._lanes(name)
         width = min(self.settings.parallel_rounds, self.lanes[name], len(left))
-        if not was_behind or width < 2:
+        if width < 2 or not (was_behind or self._backlog(name)):
             return self._drain(name, left)
         shares = [left[i::width] for i in range(width)]
         futures = [self._threads().submit(self._drain, name, share) for share in shares]
@@ -349,6 +350,16 @@ class Dispatcher:
         if failure is not None:
             raise failure
         return settled
+
+    def _backlog(self, name: str) -> bool:
+        """Whether more commands wait for the target than one round claims:
+        a count that stops there (an index range, whatever the queue's depth)."""
+        most = self.targets[name].max_batch * self.settings.calls_per_claim
+        waiting = select(outbox.c.id).where(outbox.c.target == name,
+                                            outbox.c.status == "pending").limit(most + 1)
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as reader:
+            count = reader.execute(select(func.count()).select_from(waiting.subquery()))
+            return int(count.scalar_one()) > most
 
     def _drain(self, name: str, left: list[int]) -> int:
         """Rounds until each lane in ``left`` has been looked at."""

@@ -8,6 +8,9 @@ Connection: ``base_url`` is the account's REST host
 ``consumer_key``, ``consumer_secret``, ``token_id``, ``token_secret`` (TBA);
 options ``account`` (the realm; derived from the host when absent),
 ``concurrency`` (read from ``governanceLimits`` when absent),
+``dispatch_lanes`` (the calls the dispatchers send at once: by default one
+fewer than ``concurrency``, or than the tier base of 5, which leaves a request
+for the invoice and payment polling that shares the account),
 ``requests_per_second``, ``marker_types``, ``async_threshold``,
 ``job_first_wait``, ``job_poll``, ``job_timeout`` and the mapping's
 ``subsidiary``, ``service_item``, ``currencies``, ``job_statuses``,
@@ -23,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from billbridge.connectors.base import Connection, ConnectorSpec, RateLimit, Source, Target
-from billbridge.connectors.netsuite.client import JobTiming, NetSuiteClient
+from billbridge.connectors.netsuite.client import TIER_BASE_CONCURRENCY, JobTiming, NetSuiteClient
 from billbridge.connectors.netsuite.mapping import MappingConfig
 from billbridge.connectors.netsuite.tba import TbaCredentials
 
@@ -89,10 +92,12 @@ def _target(connection: Connection) -> Target:
     from billbridge.connectors.netsuite.target import NetSuiteTarget
 
     options = options_of(connection)
+    limit = int(options.get("concurrency") or TIER_BASE_CONCURRENCY)
     return NetSuiteTarget(client_for(connection), name=connection.name,
                           config=_mapping(options),
                           marker_types=_names(options.get("marker_types")),
-                          async_threshold=int(options.get("async_threshold", 3)))
+                          async_threshold=int(options.get("async_threshold", 3)),
+                          concurrency=connection.dispatch_lanes(max(1, limit - 1), most=limit))
 
 
 def _source(connection: Connection) -> Source:

@@ -61,8 +61,10 @@ class _Write:
 class NetSuiteTarget:
     def __init__(self, client: NetSuiteClient, *, name: str = "netsuite",
                  config: MappingConfig | None = None, marker_types: Iterable[str] = (),
-                 max_batch: int = BATCH_LIMIT, async_threshold: int = 3) -> None:
+                 max_batch: int = BATCH_LIMIT, async_threshold: int = 3,
+                 concurrency: int = 1) -> None:
         self.name = name
+        self.concurrency = max(1, concurrency)  # dispatch lanes: jobs in flight at once
         self.client = client
         self.config = config or MappingConfig()
         self.marker_types = frozenset(marker_types)

@@ -32,6 +32,7 @@ DEFAULT_BASE_URL = "https://quickbooks.api.intuit.com"
 TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
 MINOR_VERSION = 75  # the lowest Intuit still serves; python-quickbooks enforces it too
 BATCH_LIMIT = 30  # items per batch call: python-quickbooks' default and the docs' maximum
+REALM_CONCURRENCY = 10  # requests in flight per realm (Intuit's limits page)
 THROTTLE_WAIT = 60.0  # Intuit: after a 429 "wait 60 seconds before retrying"
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
 
@@ -108,7 +109,7 @@ class QuickBooksClient:
         self.http = VendorHttp(
             "quickbooks", f"{(base_url or DEFAULT_BASE_URL).rstrip('/')}/v3/company/{realm_id}",
             rate_limit=self.rate_limit, authorise=self._bearer, refresh=self.refresh,
-            read_error=read_fault, concurrency=10, clock=clock, max_429_retries=0,
+            read_error=read_fault, concurrency=REALM_CONCURRENCY, clock=clock, max_429_retries=0,
             timeout=timeout, verify=verify, transport=transport)
         self.batch_bucket = TokenBucket(batch_limit or batch_rate_limit(), self.http.clock)
         self._batch_pace = threading.Lock()

@@ -89,9 +89,10 @@ class Write:
 class QuickBooksTarget:
     def __init__(self, client: QuickBooksClient, *, name: str = "quickbooks",
                  directory: Directory | None = None,
-                 tax_codes: Mapping[str, str] | None = None) -> None:
+                 tax_codes: Mapping[str, str] | None = None, concurrency: int = 1) -> None:
         self.name = name
         self.client = client
+        self.concurrency = max(1, concurrency)  # dispatch lanes: batch calls in flight at once
         self.max_batch = client.max_batch
         self.rate_limit = client.rate_limit
         self.idempotency = IdempotencyMode.MARKER_LOOKUP

@@ -6,7 +6,9 @@ Connection: ``base_url`` is ``https://api.xero.com/api.xro/2.0`` (an
 emulator's root URL gets ``/api.xro/2.0`` added). Credentials:
 ``tenant_id``, ``access_token``, ``refresh_token``, ``client_id``,
 ``client_secret``. Options: ``token_url``, ``requests_per_minute`` (60),
-``concurrency`` (5), ``timeout``, ``batch_size`` (50), ``page_size``, and
+``concurrency`` (5), ``dispatch_lanes`` (calls the dispatchers send at once:
+two fewer than ``concurrency``, leaving room for the invoice polling and the
+tenant's other apps), ``timeout``, ``batch_size`` (50), ``page_size``, and
 the organisation's set-up read by ``XeroSettings.from_options`` (tax_types,
 account codes, tracking_category, invoice_status, journal_status,
 payment_terms_days, base_currency).
@@ -55,9 +57,11 @@ def _target(connection: Connection) -> Target:
     from billbridge.connectors.xero.mapping import XeroSettings
     from billbridge.connectors.xero.target import XeroTarget
 
+    limit = int(connection.options.get("concurrency", 5))
     return XeroTarget(client_for(connection), XeroSettings.from_options(connection.options),
                       name=connection.name,
-                      max_batch=int(connection.options.get("batch_size", 50)))
+                      max_batch=int(connection.options.get("batch_size", 50)),
+                      concurrency=connection.dispatch_lanes(max(1, limit - 2), most=limit))
 
 
 def _source(connection: Connection) -> Source:

@@ -12,6 +12,7 @@ since a project code is the option's identity. See docs/connectors/xero.md.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -59,9 +60,13 @@ def _any_of(field: str, values: Iterable[str], call: str = "==") -> str:
 class XeroTarget:
     def __init__(self, client: XeroClient, settings: XeroSettings | None = None, *,
                  name: str = "xero", max_batch: int = BATCH_LIMIT,
-                 today: Callable[[], date] | None = None) -> None:
+                 today: Callable[[], date] | None = None, concurrency: int = 1) -> None:
         self.name = name
         self.client = client
+        self.concurrency = max(1, concurrency)  # dispatch lanes: calls in flight at once
+        # The dispatcher may call from several threads: what is read once per
+        # target (the project category, the base currency) is read by one.
+        self._once = threading.RLock()
         self.settings = settings or XeroSettings()
         self.max_batch = min(max_batch, BATCH_LIMIT)
         self.rate_limit = client.rate_limit
@@ -185,6 +190,10 @@ class XeroTarget:
 
     # -- projects → options of the project tracking category -----------------------------
     def _category_id(self) -> str:
+        with self._once:
+            return self._category_or_create()
+
+    def _category_or_create(self) -> str:
         if self._category is None:
             name = self.settings.tracking_category
             found = self.client.records("TrackingCategories", "tracking category", params={
@@ -229,9 +238,10 @@ class XeroTarget:
 
     # -- time charges → manual journals -----------------------------------------------------
     def _base_currency(self) -> str:
-        if self._currency is None:
-            self._currency = self.client.base_currency()
-        return self._currency
+        with self._once:
+            if self._currency is None:
+                self._currency = self.client.base_currency()
+            return self._currency
 
     def _journals_by_marker(self, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
