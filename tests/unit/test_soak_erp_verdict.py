@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from billbridge.bench.soak import _unsettled
 from billbridge.bench.soak_check import Verdict, check_erp
 
 
@@ -69,3 +70,9 @@ def test_postings_the_source_does_not_back_are_orphans() -> None:
     verdict = verdict_of([entry(1, status="rejected")], [post(1, 1), post(2, 9)])
     assert verdict.orphans == ["te-1 is rejected in the source but live at the ERP",
                                "tc_te-9 is live at the ERP; the source has no such entry"]
+
+
+def test_a_look_while_settling_says_what_is_still_wrong() -> None:
+    verdict = Verdict(lost=["te-7: approved, no live posting"],
+                      hub=["outbox: 3 pending", "inbox: 1 pending"])
+    assert _unsettled(verdict) == "1 lost, 2 hub (e.g. te-7: approved, no live posting)"

@@ -304,20 +304,34 @@ def _storm_and_traffic(settings: SoakSettings, traffic: Traffic, chaos: Chaos,
              f"{traffic.edits} edits; settling")
 
 
-def _settle(settings: SoakSettings, traffic: Traffic, judge: Callable[[], Verdict]
-            ) -> tuple[Verdict, float]:
+def _settle(settings: SoakSettings, traffic: Traffic, judge: Callable[[], Verdict],
+            progress: Callable[[str], None] = lambda line: None) -> tuple[Verdict, float]:
     """Deliver the webhooks still owed and wait until the verdict is clean, or
-    the time is up; the last verdict and how long it took."""
+    the time is up; the last verdict and how long it took. Each look that is
+    not clean yet is reported (what is still wrong, and an example), so a
+    slow settling says what it waited for."""
     started = time.monotonic()
     checked = 0.0
     while time.monotonic() - started < settings.settle_seconds:
         traffic.deliver_due(limit=200)
         if not traffic.queue and time.monotonic() - checked > 5:
             checked = time.monotonic()
-            if judge().ok:
+            verdict = judge()
+            if verdict.ok:
                 break
+            progress(f"{checked - started:6.1f} s settling: {_unsettled(verdict)}")
         time.sleep(0.2)
     return judge(), time.monotonic() - started
+
+
+def _unsettled(verdict: Verdict) -> str:
+    """What a verdict still finds wrong: a count per kind and one example."""
+    wrong = {name: verdict.as_json()[name] for name in ("lost", "duplicates", "stale",
+                                                        "orphans", "out_of_order", "hub")
+             if verdict.as_json()[name]}
+    examples = verdict.as_json()["examples"]
+    first = next(iter(examples.values()))[0] if examples else ""
+    return ", ".join(f"{n} {name}" for name, n in wrong.items()) + f" (e.g. {first})"
 
 
 def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
@@ -339,7 +353,7 @@ def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
         try:
             _storm_and_traffic(settings, traffic, chaos, progress)
             verdict, settled_after = _settle(settings, traffic,
-                                             lambda: _verdict(url, source, erp))
+                                             lambda: _verdict(url, source, erp), progress)
         finally:
             fleet.stop()
             traffic.close()
