@@ -377,3 +377,26 @@ def test_a_crash_in_one_parallel_round_loses_nothing_and_doubles_nothing(
     assert len(target.applied) == 60
     sent = Counter(key for call in target.calls for key in call)
     assert max(sent.values()) == 2  # the crashed round's commands went twice, the key held
+
+
+def test_a_lane_another_dispatcher_holds_gets_no_thread(engine: Engine) -> None:
+    """Behind, with one of three lanes held elsewhere: two threads, one per
+    free lane, and the held lane's commands wait for its holder."""
+    target = _InFlight(3, seconds=0, max_batch=2)
+    hub = _hub(engine, target)
+    _customers(engine, hub, 60, lanes=3)
+    _hold(engine, 0, hub.clock.ms() + 60_000)
+    tried: list[int] = []
+    take = hub.dispatcher._take_lane
+
+    def spy(conn: object, name: str, lane: int) -> bool:
+        tried.append(lane)
+        return take(conn, name, lane)  # type: ignore[arg-type]
+
+    hub.dispatcher._take_lane = spy  # type: ignore[method-assign]
+    hub.dispatcher.run_once()
+    assert 0 not in tried  # not even a lease attempt
+    assert len(target.threads) == 2
+    assert all(name.startswith("billbridge-dispatch") for name in target.threads)
+    held = {f"C-{i}" for i in range(60) if lane_of(f"customer:C-{i}", 3) == 0}
+    assert held and not held & {str(e.payload["id"]) for e in target.effects}

@@ -339,6 +339,13 @@ class Dispatcher:
         width = min(self.settings.parallel_rounds, self.lanes[name], len(left))
         if width < 2 or not (was_behind or self._backlog(name)):
             return self._drain(name, left)
+        # Threads only for lanes no other dispatcher is sending on: in a fleet
+        # the others' lanes would each cost a thread a lease attempt for nothing.
+        held = self._held_elsewhere(name)
+        left = [lane for lane in left if lane not in held]
+        width = min(width, len(left))
+        if width < 2:
+            return self._drain(name, left)
         shares = [left[i::width] for i in range(width)]
         futures = [self._threads().submit(self._drain, name, share) for share in shares]
         settled, failure = 0, None
@@ -360,6 +367,14 @@ class Dispatcher:
         with self.engine.connect().execution_options(**{READ_ONLY: True}) as reader:
             count = reader.execute(select(func.count()).select_from(waiting.subquery()))
             return int(count.scalar_one()) > most
+
+    def _held_elsewhere(self, name: str) -> set[int]:
+        """The target's lanes another dispatcher holds a live lease on now."""
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as reader:
+            return set(reader.execute(select(dispatch_lanes.c.lane).where(
+                dispatch_lanes.c.target == name, dispatch_lanes.c.lease_owner.is_not(None),
+                dispatch_lanes.c.lease_owner != self.owner,
+                dispatch_lanes.c.lease_until_ms >= self.clock.ms())).scalars())
 
     def _drain(self, name: str, left: list[int]) -> int:
         """Rounds until each lane in ``left`` has been looked at."""
