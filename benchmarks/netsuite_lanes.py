@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from billbridge.bench.burst import CONFIG as BURST_CONFIG
 from billbridge.connectors.base import Connection
 from billbridge.connectors.netsuite import CONNECTOR
 from billbridge.connectors.netsuite.emulator import NetSuiteEmulator
@@ -28,18 +29,9 @@ from billbridge.engine.hub import Hub, HubSettings
 
 ACCOUNT = "1234567_SB1"
 PROJECTS = [f"P-{i:02}" for i in range(20)]
-CONFIG: dict[str, Any] = {
-    "legal_entities": [{"code": "US01", "name": "Acme", "country": "US",
-                        "functional_currency": "USD"}],
-    "workers": [{"id": f"w-{i}", "name": f"Worker {i}", "role": "consultant",
-                 "legal_entity": "US01", "cost_rate": "80", "currency": "USD"}
-                for i in range(10)],
-    "rate_cards": [{"id": "rc", "version": 1, "currency": "USD",
-                    "effective_from": "2026-01-01", "rates": {"consultant": "150.00"}}],
-    "default_rate_card": "rc",
-    "tax_rules": [{"entity_country": "US", "customer_country": "US", "tax_code": "US-EXEMPT",
-                   "rate": "0"}],
-}
+# The burst's configuration, with the tax rule an invoice-ready ERP needs.
+CONFIG: dict[str, Any] = {**BURST_CONFIG, "tax_rules": [
+    {"entity_country": "US", "customer_country": "US", "tax_code": "US-EXEMPT", "rate": "0"}]}
 
 
 def _won(code: str) -> dict[str, Any]:

@@ -28,6 +28,31 @@ from fakes import FakeTarget
 PROJECTS = [f"GLX-{i:03}" for i in range(1, 9)]
 
 
+class _FirstCalls:
+    """Each thread's first call waits at a barrier of ``parties``, which times
+    out unless that many are in flight together; ``met`` says which did."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.met: list[bool] = []
+        self._seen = threading.local()
+
+    def arrived(self) -> bool:
+        """Whether this thread has had its first call (and, from now on, has)."""
+        seen = getattr(self._seen, "done", False)
+        self._seen.done = True
+        return seen
+
+    def arrive(self) -> None:
+        if self.arrived():
+            return
+        try:
+            self.barrier.wait()
+            self.met.append(True)
+        except threading.BrokenBarrierError:
+            self.met.append(False)
+
+
 def _target(lanes: int, **kwargs: object) -> FakeTarget:
     target = FakeTarget(**kwargs)  # type: ignore[arg-type]
     target.concurrency = lanes  # type: ignore[attr-defined]
@@ -91,19 +116,11 @@ def test_two_dispatchers_send_two_lanes_at_the_same_time(engine: Engine) -> None
     """With more queued than a round sends, each dispatcher's round fills from
     one lane, and both are inside a call at once. (A barrier of two in the
     target's send times out unless they overlap.)"""
-    meeting = threading.Barrier(2, timeout=10)
-    overlapped: list[bool] = []
-    first_call = threading.local()
+    meeting = _FirstCalls(2)
 
     class Meeting(FakeTarget):
         def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
-            if not getattr(first_call, "done", False):  # each dispatcher's first call
-                first_call.done = True
-                try:
-                    meeting.wait()
-                    overlapped.append(True)
-                except threading.BrokenBarrierError:
-                    overlapped.append(False)
+            meeting.arrive()  # each dispatcher's first call
             return super().send(batch)
 
     target = Meeting(max_batch=2)  # a round: five calls of two
@@ -120,8 +137,8 @@ def test_two_dispatchers_send_two_lanes_at_the_same_time(engine: Engine) -> None
         run.start()
     for run in runs:
         run.join(timeout=30)
-    assert overlapped == [True, True]
-    first_call.done = True  # the rest goes from here, with no one to meet
+    assert meeting.met == [True, True]
+    meeting.arrived()  # the rest goes from here, with no one to meet
     first.run_until_idle()
     assert len(target.applied) == 60
     assert sum(len(call) for call in target.calls) == 60  # none sent twice
@@ -295,27 +312,19 @@ def test_a_lone_dispatcher_that_is_behind_sends_on_its_lanes_at_once(engine: Eng
     so their calls overlap (a barrier of three in the target's send times out
     unless three are in flight together), and each aggregate still goes in
     order: a project before the charges that depend on it."""
-    meeting = threading.Barrier(3, timeout=10)
-    met: list[bool] = []
-    first_call = threading.local()
+    meeting = _FirstCalls(3)
 
     class Meeting(_InFlight):
         def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
-            parallel = threading.current_thread().name.startswith("billbridge-dispatch")
-            if parallel and not getattr(first_call, "done", False):
-                first_call.done = True
-                try:
-                    meeting.wait()
-                    met.append(True)
-                except threading.BrokenBarrierError:
-                    met.append(False)
+            if threading.current_thread().name.startswith("billbridge-dispatch"):
+                meeting.arrive()
             return super().send(batch)
 
     target = Meeting(3, seconds=0, max_batch=2)  # a round: five calls of two
     hub = _hub(engine, target)
     _month(hub, per_project=12)  # 8 projects and 96 charges over three lanes
     hub.dispatcher.run_once()  # more waits than a round claims: the outbox is behind
-    assert met == [True, True, True]
+    assert meeting.met == [True, True, True]
     hub.run_until_idle()
     assert len(target.effects) == len(PROJECTS) * 13  # each once
     seen: set[str] = set()
