@@ -236,6 +236,38 @@ def test_a_call_failing_after_a_good_one_backs_off_by_the_targets_run_not_the_at
     assert row.next_attempt_ms - hub.clock.ms() <= 1000  # not the 32 s or more of attempt 7
 
 
+def test_a_long_run_of_failed_calls_backs_off_no_longer_than_the_breaker_s_cooldown(
+        engine: Engine, target: FakeTarget) -> None:
+    """Ten failed calls in a row would back off 256 s or more; the record waits
+    at most the cooldown (the breaker holds calls while the target is down),
+    so its aggregate is not held back for minutes. A Retry-After beyond it
+    is still honoured."""
+    hub = Hub(engine, {"ledger": target}, clock=ManualClock(), seed=7,
+              settings=HubSettings(retry=RetryPolicy(base_seconds=1, cap_seconds=1000,
+                                                     max_attempts=50),
+                                   breaker_threshold=100, breaker_cooldown=30))
+    hub.activate_config(CONFIG)
+    target.script = ["transient"] * 10 + ["429:120"]
+    hub.ingest([project_event("GLX-001")], source="psa")
+
+    def wait_ms() -> int:
+        with engine.connect() as conn:
+            due = conn.execute(select(outbox.c.next_attempt_ms).where(
+                outbox.c.status == "pending")).scalar_one()
+        return int(due) - hub.clock.ms()
+
+    for _ in range(10):
+        hub.clock.sleep(1000)  # past every backoff
+        hub.step()
+    assert 15_000 <= wait_ms() <= 30_000
+    hub.clock.sleep(31)
+    hub.step()  # the eleventh call: 429, Retry-After 120 s
+    assert wait_ms() >= 120_000
+    hub.clock.sleep(121)
+    hub.run_until_idle()
+    assert target.kinds() == ["project.upsert"]
+
+
 def test_retries_exhausted_opens_an_exception_that_can_be_retried(
         hub: Hub, target: FakeTarget) -> None:
     target.script = ["transient"] * 6

@@ -615,11 +615,15 @@ class Dispatcher:
         """A call that failed as a whole says nothing about its records: they
         back off by the target's run of failed calls (``streak``, which the
         next good call ends), not by their own attempts, which earlier storms
-        may have run up; the circuit breaker holds calls while the run goes on."""
+        may have run up; the circuit breaker holds calls while the run goes on.
+        So no record waits longer than the breaker's cooldown (unless the
+        target asked for longer): a long outage ran the streak up, and every
+        later command of a record's aggregate waits behind it, which after a
+        trial call closed the circuit held whole projects back for minutes."""
         for row in rows:
             if failure.transient or failure.code == ReasonCode.TARGET_AUTH.value:
                 self._reschedule(conn, row, batch_id, str(failure), failure.retry_after,
-                                 backoff=streak)
+                                 backoff=streak, most=self.breaker_cooldown)
             else:
                 self._fail(conn, row, batch_id, ReasonCode.TARGET_REJECTED, str(failure))
 
@@ -632,9 +636,12 @@ class Dispatcher:
                 attempts=row.attempts, next_attempt_ms=until, last_error=str(failure)))
 
     def _reschedule(self, conn: Connection, row: Any, batch_id: str, detail: str,
-                    retry_after: float | None, backoff: int | None = None) -> None:
+                    retry_after: float | None, backoff: int | None = None,
+                    most: float | None = None) -> None:
         """Try ``row`` again later: after a backoff over ``backoff`` failures
-        (by default its own attempts), never sooner than ``retry_after``."""
+        (by default its own attempts), never sooner than ``retry_after``, and
+        (given ``most``) never later than a jittered ``most`` seconds unless
+        ``retry_after`` says so."""
         attempts = row.attempts + 1
         self._attempt(conn, row.id, batch_id, "retry", detail)
         if self.policy.exhausted(attempts):
@@ -643,6 +650,8 @@ class Dispatcher:
                        f"attempts; last error: {detail}", record_attempt=False)
             return
         delay = self.policy.delay(backoff or attempts, retry_after, self.rng)
+        if most is not None:
+            delay = min(delay, max(self.rng.uniform(most / 2, most), retry_after or 0.0))
         conn.execute(update(outbox).where(outbox.c.id == row.id).values(
             attempts=attempts, next_attempt_ms=self.clock.ms() + int(delay * 1000),
             last_error=detail))
