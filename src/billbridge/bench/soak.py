@@ -326,10 +326,10 @@ def _settle(settings: SoakSettings, traffic: Traffic, judge: Callable[[], Verdic
 
 def _unsettled(verdict: Verdict) -> str:
     """What a verdict still finds wrong: a count per kind and one example."""
-    wrong = {name: verdict.as_json()[name] for name in ("lost", "duplicates", "stale",
-                                                        "orphans", "out_of_order", "hub")
-             if verdict.as_json()[name]}
-    examples = verdict.as_json()["examples"]
+    figures = verdict.as_json()
+    wrong = {name: figures[name] for name in ("lost", "duplicates", "stale", "orphans",
+                                              "out_of_order", "hub") if figures[name]}
+    examples = figures["examples"]
     first = next(iter(examples.values()))[0] if examples else ""
     return ", ".join(f"{n} {name}" for name, n in wrong.items()) + f" (e.g. {first})"
 
