@@ -8,8 +8,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import defaultdict
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
@@ -35,13 +37,41 @@ def _workers(pg_url: str, ledger_url: str, n: int) -> list[subprocess.Popen[byte
                              stderr=subprocess.PIPE) for _ in range(n)]
 
 
-def _owner_mid_batch(engine: Engine) -> str | None:
-    """A worker that holds a lane of the ledger and has a batch in flight right now."""
+class _GatedLedger(LedgerEmulator):
+    """A ledger that, once ``close()`` is called, holds every batch call that
+    arrives until ``open()``: while it holds one, the worker that sent it is
+    certainly in the middle of that batch, however loaded the machine is."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._gate = threading.Event()
+        self._gate.set()
+        self.holding = threading.Event()
+        self.held_key: str | None = None  # the first item of the first call held
+
+    def close(self) -> None:
+        self._gate.clear()
+
+    def open(self) -> None:
+        self._gate.set()
+
+    def _batch(self, request: Any) -> Any:
+        if not self._gate.is_set():
+            with self.lock:
+                if self.held_key is None:
+                    self.held_key = request.json()["items"][0]["idempotency_key"]
+            self.holding.set()
+            self._gate.wait(timeout=30)
+        return super()._batch(request)
+
+
+def _sender(engine: Engine, idempotency_key: str) -> str | None:
+    """The worker whose batch carrying ``idempotency_key`` is in flight."""
     with engine.connect() as conn:
         return conn.execute(text(
-            "SELECT l.lease_owner FROM dispatch_lanes l JOIN delivery_attempts a "
-            "ON a.owner = l.lease_owner AND a.outcome = 'sent' "
-            "WHERE l.target = 'ledger' LIMIT 1")).scalar()
+            "SELECT a.owner FROM delivery_attempts a JOIN outbox o ON o.id = a.outbox_id "
+            "WHERE o.idempotency_key = :k AND a.outcome = 'sent'"),
+            {"k": idempotency_key}).scalar()
 
 
 def test_sigkill_mid_batch_loses_and_duplicates_nothing(pg_url: str) -> None:
@@ -53,19 +83,24 @@ def test_sigkill_mid_batch_loses_and_duplicates_nothing(pg_url: str) -> None:
                 for i in range(PER_PROJECT) for p in PROJECTS], source="harvest")
     expected = len(PROJECTS) * (PER_PROJECT + 1)
 
-    ledger = LedgerEmulator(token="t", latency=0.1, max_batch=100)
+    ledger = _GatedLedger(token="t", latency=0.1, max_batch=100)
     ledger.start()
     workers = _workers(pg_url, ledger.url, 4)
     try:
         deadline = time.monotonic() + 60
         while len(ledger.effects) < expected // 4 and time.monotonic() < deadline:
             time.sleep(0.05)
-        owner = None
-        while owner is None and time.monotonic() < deadline:
-            owner = _owner_mid_batch(engine)
-        assert owner is not None, "no worker was seen with a batch in flight"
+        # Hold the next calls: a worker whose call is held is mid-batch until
+        # the gate opens, so the kill cannot land between two batches.
+        ledger.close()
+        assert ledger.holding.wait(timeout=60), "no batch call came after the gate closed"
+        assert ledger.held_key is not None
+        owner = _sender(engine, ledger.held_key)
+        assert owner is not None, "the held call's batch has no attempt in flight"
         [victim] = [w for w in workers if w.pid == int(owner.split(":")[1])]
         os.kill(victim.pid, signal.SIGKILL)
+        victim.wait(timeout=30)
+        ledger.open()  # the victim's held call, if it was one, is applied unanswered
         assert len(ledger.effects) < expected, "the work finished before the kill"
 
         for w in workers:
