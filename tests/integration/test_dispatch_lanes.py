@@ -21,7 +21,7 @@ from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.outbox import NewCommand, enqueue_many, lane_of
 from billbridge.engine.worker import SimulatedCrash
 from billbridge.engine.xref import bind_many
-from billbridge.store.tables import dispatch_lanes, outbox
+from billbridge.store.tables import dispatch_lanes, outbox, target_leases
 from conftest import CONFIG, project_event, time_entry
 from fakes import FakeTarget
 
@@ -409,3 +409,31 @@ def test_a_lane_another_dispatcher_holds_gets_no_thread(engine: Engine) -> None:
     assert all(name.startswith("billbridge-dispatch") for name in target.threads)
     held = {f"C-{i}" for i in range(60) if lane_of(f"customer:C-{i}", 3) == 0}
     assert held and not held & {str(e.payload["id"]) for e in target.effects}
+
+
+def test_two_lanes_failing_at_once_count_two_failures(engine: Engine) -> None:
+    """Lanes fail together when a target goes down. Two settlements that each
+    read the run of failures and wrote it back plus one would count one: the
+    second waits for the first's count instead."""
+    hub = _hub(engine, _target(3))
+    dispatcher = hub.dispatcher
+    with engine.begin() as conn:
+        dispatcher._breaker(conn, "ledger")  # the target's row, as a first round makes it
+    counted = threading.Event()
+
+    def second() -> None:
+        with engine.begin() as conn:
+            dispatcher._count_failure(conn, "ledger")
+        counted.set()
+
+    with engine.connect() as first, first.begin():
+        dispatcher._count_failure(first, "ledger")
+        other = threading.Thread(target=second)
+        other.start()
+        assert not counted.wait(0.5), "the second count did not wait for the first"
+    other.join(timeout=30)
+    assert counted.is_set()
+    with engine.connect() as conn:
+        failures = conn.execute(select(target_leases.c.consecutive_failures)
+                                .where(target_leases.c.target == "ledger")).scalar_one()
+    assert failures == 2

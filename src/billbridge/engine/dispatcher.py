@@ -225,9 +225,12 @@ class Dispatcher:
             self._strays[name] = (now, found)
         return found
 
-    def _breaker(self, conn: Connection, name: str) -> CircuitBreaker:
+    def _breaker(self, conn: Connection, name: str, *, lock: bool = False) -> CircuitBreaker:
+        """The target's breaker as stored; with ``lock``, its row stays locked
+        until the transaction ends (PostgreSQL; SQLite's write lock is already
+        held), so that a change made from it cannot overwrite another's."""
         query = select(target_leases).where(target_leases.c.target == name)
-        row = conn.execute(query).first()
+        row = conn.execute(query.with_for_update() if lock else query).first()
         if row is None:
             conn.execute(dialect_insert(conn)(target_leases).values(
                 target=name, circuit="closed", circuit_until_ms=0, consecutive_failures=0,
@@ -237,6 +240,16 @@ class Dispatcher:
                               cooldown_seconds=self.breaker_cooldown,
                               state=CircuitState(row.circuit), failures=row.consecutive_failures,
                               open_until_ms=row.circuit_until_ms)
+
+    def _count_failure(self, conn: Connection, name: str) -> CircuitBreaker:
+        """One more failed call of the target, counted on its row: read under
+        a lock, since lanes fail together when a target goes down, and two
+        settlements that each read the run of failures and wrote it back plus
+        one would count one failure where there were two."""
+        breaker = self._breaker(conn, name, lock=True)
+        breaker.failure(self.clock.ms())
+        self._save_breaker(conn, name, breaker)
+        return breaker
 
     def _save_breaker(self, conn: Connection, name: str, breaker: CircuitBreaker) -> None:
         conn.execute(update(target_leases).where(target_leases.c.target == name).values(
@@ -479,8 +492,7 @@ class Dispatcher:
                 elif failure is not None:
                     metrics.TARGET_CALLS.labels(name, "transient" if failure.transient
                                                 else "permanent").inc()
-                    breaker.failure(self.clock.ms())
-                    self._save_breaker(conn, name, breaker)
+                    breaker = self._count_failure(conn, name)
                     self._settle_failed_call(conn, batch, batch_id, failure, breaker.failures)
                 else:
                     metrics.TARGET_CALLS.labels(name, "ok").inc()
