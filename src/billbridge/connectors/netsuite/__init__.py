@@ -62,20 +62,26 @@ def client_for(connection: Connection) -> NetSuiteClient:
     with _CLIENTS_LOCK:
         if key not in _CLIENTS:
             rate = float(options.get("requests_per_second", 10))
-            concurrency = options.get("concurrency")
             defaults = JobTiming()
             _CLIENTS[key] = NetSuiteClient(
                 connection.base_url,
                 TbaCredentials(account, secrets.get("consumer_key", ""),
                                secrets.get("consumer_secret", ""), secrets.get("token_id", ""),
                                secrets.get("token_secret", "")),
-                concurrency=int(concurrency) if concurrency else None,
+                concurrency=_concurrency(options),
                 rate_limit=RateLimit(rate, 1, burst=max(1, int(rate))),
                 timing=JobTiming(
                     first_wait=float(options.get("job_first_wait", defaults.first_wait)),
                     poll=float(options.get("job_poll", defaults.poll)),
                     timeout=float(options.get("job_timeout", defaults.timeout))))
         return _CLIENTS[key]
+
+
+def _concurrency(options: Mapping[str, Any]) -> int | None:
+    """The account's concurrency limit as the connection gives it; None when
+    it does not (the client then reads it from governanceLimits)."""
+    value = options.get("concurrency")
+    return int(value) if value else None
 
 
 def _names(value: Any) -> list[str]:
@@ -92,7 +98,7 @@ def _target(connection: Connection) -> Target:
     from billbridge.connectors.netsuite.target import NetSuiteTarget
 
     options = options_of(connection)
-    limit = int(options.get("concurrency") or TIER_BASE_CONCURRENCY)
+    limit = _concurrency(options) or TIER_BASE_CONCURRENCY
     return NetSuiteTarget(client_for(connection), name=connection.name,
                           config=_mapping(options),
                           marker_types=_names(options.get("marker_types")),

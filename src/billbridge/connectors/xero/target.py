@@ -144,7 +144,8 @@ class XeroTarget:
         found = find(list(resent)) if resent else {}
         for value, external_id in found.items():
             for command in resent.get(value, []):
-                self.found_by_marker += 1
+                with self._once:  # a dispatcher's threads share the target
+                    self.found_by_marker += 1
                 results.append(_result(command, ResultStatus.APPLIED, external_id))
         return [(c, r) for c, r in mapped if c.attempt == 1 or marker(c, r) not in found]
 
