@@ -350,11 +350,15 @@ class Dispatcher:
         self.behind.discard(name)
         left = self._lanes(name)
         width = min(self.settings.parallel_rounds, self.lanes[name], len(left))
-        if width < 2 or not (was_behind or self._backlog(name)):
+        if width < 2:
             return self._drain(name, left)
-        # Threads only for lanes no other dispatcher is sending on: in a fleet
-        # the others' lanes would each cost a thread a lease attempt for nothing.
-        held = self._held_elsewhere(name)
+        with self.engine.connect().execution_options(**{READ_ONLY: True}) as reader:
+            behind = was_behind or self._backlog(reader, name)
+            # Threads only for lanes no other dispatcher is sending on: in a fleet
+            # the others' lanes would each cost a thread a lease attempt for nothing.
+            held = self._held_elsewhere(reader, name) if behind else set()
+        if not behind:  # (the reader is closed first: its snapshot would hold SQLite's WAL)
+            return self._drain(name, left)
         left = [lane for lane in left if lane not in held]
         width = min(width, len(left))
         if width < 2:
@@ -371,23 +375,21 @@ class Dispatcher:
             raise failure
         return settled
 
-    def _backlog(self, name: str) -> bool:
+    def _backlog(self, reader: Connection, name: str) -> bool:
         """Whether more commands wait for the target than one round claims:
         a count that stops there (an index range, whatever the queue's depth)."""
         most = self.targets[name].max_batch * self.settings.calls_per_claim
         waiting = select(outbox.c.id).where(outbox.c.target == name,
                                             outbox.c.status == "pending").limit(most + 1)
-        with self.engine.connect().execution_options(**{READ_ONLY: True}) as reader:
-            count = reader.execute(select(func.count()).select_from(waiting.subquery()))
-            return int(count.scalar_one()) > most
+        count = reader.execute(select(func.count()).select_from(waiting.subquery()))
+        return int(count.scalar_one()) > most
 
-    def _held_elsewhere(self, name: str) -> set[int]:
+    def _held_elsewhere(self, reader: Connection, name: str) -> set[int]:
         """The target's lanes another dispatcher holds a live lease on now."""
-        with self.engine.connect().execution_options(**{READ_ONLY: True}) as reader:
-            return set(reader.execute(select(dispatch_lanes.c.lane).where(
-                dispatch_lanes.c.target == name, dispatch_lanes.c.lease_owner.is_not(None),
-                dispatch_lanes.c.lease_owner != self.owner,
-                dispatch_lanes.c.lease_until_ms >= self.clock.ms())).scalars())
+        return set(reader.execute(select(dispatch_lanes.c.lane).where(
+            dispatch_lanes.c.target == name, dispatch_lanes.c.lease_owner.is_not(None),
+            dispatch_lanes.c.lease_owner != self.owner,
+            dispatch_lanes.c.lease_until_ms >= self.clock.ms())).scalars())
 
     def _drain(self, name: str, left: list[int]) -> int:
         """Rounds until each lane in ``left`` has been looked at."""
