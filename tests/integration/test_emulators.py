@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ from billbridge.connectors.base import (
 )
 from billbridge.connectors.generic.client import LedgerTarget
 from billbridge.connectors.generic.emulator import LedgerEmulator, TimeSourceEmulator
+from billbridge.emulation.faults import Fault, FaultRule
 
 
 def command(key: str, attempt: int = 1, **data: object) -> OutboundCommand:
@@ -120,3 +123,22 @@ def test_time_source_refuses_oversized_pages() -> None:
         response = httpx.get(url, params={"per_page": 2001})
     assert response.status_code == 422
     assert "per_page" in response.json()["error"]["message"]
+
+
+def test_a_held_call_is_answered_after_release_and_others_are_served_meanwhile(
+        ledger: LedgerEmulator) -> None:
+    ledger.faults.script([FaultRule(Fault.HOLD, delay=20, path_prefix="/v1/postings:batch")])
+    target = LedgerTarget(ledger.url, "t")
+    with ThreadPoolExecutor(1) as pool:
+        sent = pool.submit(target.send, [command("k1")])
+        held = ledger.faults.wait_held(timeout=10)
+        assert held is not None and json.loads(held.body)["items"][0]["idempotency_key"] == "k1"
+        # While k1 waits, the emulator serves other calls and applies nothing of k1.
+        assert httpx.get(f"{ledger.url}/v1/postings", headers={"Authorization": "Bearer t"}
+                         ).status_code == 200
+        assert ledger.effects == [] and not sent.done()
+        httpx.post(f"{ledger.url}/_emulator/faults", json={"release": True})
+        [result] = sent.result(timeout=10)
+    assert result.status is ResultStatus.APPLIED
+    assert [e["idempotency_key"] for e in ledger.effects] == ["k1"]
+    assert ledger.faults.injected[Fault.HOLD] == 1

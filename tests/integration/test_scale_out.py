@@ -4,19 +4,19 @@ applied twice, and each project's charges reach the ledger in source order."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import defaultdict
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
 from billbridge.connectors.generic.emulator import LedgerEmulator
+from billbridge.emulation.faults import Fault, FaultRule
 from billbridge.engine.hub import Hub
 from billbridge.store.db import make_engine
 from conftest import CONFIG, project_event, time_entry
@@ -24,6 +24,7 @@ from fakes import FakeTarget
 
 PROJECTS = [f"P-{i}" for i in range(8)]
 PER_PROJECT = 60
+BATCH = "/v1/postings:batch"
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -35,34 +36,6 @@ def _workers(pg_url: str, ledger_url: str, n: int) -> list[subprocess.Popen[byte
     env = {**os.environ, "BILLBRIDGE_LEDGER_TOKEN": "t"}
     return [subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE) for _ in range(n)]
-
-
-class _GatedLedger(LedgerEmulator):
-    """A ledger that, once ``close()`` is called, holds every batch call that
-    arrives until ``open()``: while it holds one, the worker that sent it is
-    certainly in the middle of that batch, however loaded the machine is."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._gate = threading.Event()
-        self._gate.set()
-        self.holding = threading.Event()
-        self.held_key: str | None = None  # the first item of the first call held
-
-    def close(self) -> None:
-        self._gate.clear()
-
-    def open(self) -> None:
-        self._gate.set()
-
-    def _batch(self, request: Any) -> Any:
-        if not self._gate.is_set():
-            with self.lock:
-                if self.held_key is None:
-                    self.held_key = request.json()["items"][0]["idempotency_key"]
-            self.holding.set()
-            self._gate.wait(timeout=30)
-        return super()._batch(request)
 
 
 def _sender(engine: Engine, idempotency_key: str) -> str | None:
@@ -83,24 +56,24 @@ def test_sigkill_mid_batch_loses_and_duplicates_nothing(pg_url: str) -> None:
                 for i in range(PER_PROJECT) for p in PROJECTS], source="harvest")
     expected = len(PROJECTS) * (PER_PROJECT + 1)
 
-    ledger = _GatedLedger(token="t", latency=0.1, max_batch=100)
+    ledger = LedgerEmulator(token="t", latency=0.1, max_batch=100)
     ledger.start()
     workers = _workers(pg_url, ledger.url, 4)
     try:
         deadline = time.monotonic() + 60
         while len(ledger.effects) < expected // 4 and time.monotonic() < deadline:
             time.sleep(0.05)
-        # Hold the next calls: a worker whose call is held is mid-batch until
-        # the gate opens, so the kill cannot land between two batches.
-        ledger.close()
-        assert ledger.holding.wait(timeout=60), "no batch call came after the gate closed"
-        assert ledger.held_key is not None
-        owner = _sender(engine, ledger.held_key)
+        # Hold the next batch call: its worker is mid-batch until the call is
+        # released, so the kill cannot land between two batches.
+        ledger.faults.script([FaultRule(Fault.HOLD, delay=60, path_prefix=BATCH)])
+        held = ledger.faults.wait_held(timeout=60)
+        assert held is not None, "no batch call came after the hold was set"
+        owner = _sender(engine, json.loads(held.body)["items"][0]["idempotency_key"])
         assert owner is not None, "the held call's batch has no attempt in flight"
         [victim] = [w for w in workers if w.pid == int(owner.split(":")[1])]
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait(timeout=30)
-        ledger.open()  # the victim's held call, if it was one, is applied unanswered
+        ledger.faults.release()  # the victim's held call is applied, its answer unread
         assert len(ledger.effects) < expected, "the work finished before the kill"
 
         for w in workers:

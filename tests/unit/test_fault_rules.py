@@ -1,6 +1,9 @@
+import threading
+import time
+
 import pytest
 
-from billbridge.emulation.faults import Fault, FaultInjector, FaultRule
+from billbridge.emulation.faults import HOLD_LIMIT, Fault, FaultInjector, FaultRule, HeldRequest
 
 
 @pytest.mark.parametrize(("spec", "expected"), [
@@ -45,3 +48,30 @@ def test_random_faults_are_repeatable_for_a_seed() -> None:
     first = draw()
     assert first == draw()
     assert {Fault.SERVER_ERROR, Fault.RATE_LIMITED, Fault.OK} == set(first)
+
+
+def test_hold_specs_parse_with_a_bounded_wait() -> None:
+    assert FaultRule.parse("hold") == FaultRule(Fault.HOLD, delay=HOLD_LIMIT)
+    assert FaultRule.parse("hold:5") == FaultRule(Fault.HOLD, delay=5.0)
+
+
+def test_a_held_request_waits_for_release_and_is_seen_meanwhile() -> None:
+    faults = FaultInjector()
+    held = HeldRequest("POST", "/v1/postings:batch", b'{"items": []}')
+    done = threading.Event()
+    thread = threading.Thread(target=lambda: (faults.hold(held, FaultRule(Fault.HOLD, delay=10)),
+                                              done.set()))
+    thread.start()
+    assert faults.wait_held(timeout=5) == held
+    assert not done.wait(timeout=0.2), "the request went on before it was released"
+    faults.release()
+    assert done.wait(timeout=5)
+    thread.join()
+    assert faults.wait_held(timeout=0) is None  # a release forgets what it let go
+
+
+def test_a_forgotten_hold_goes_on_by_itself_after_its_delay() -> None:
+    faults = FaultInjector()
+    started = time.monotonic()
+    faults.hold(HeldRequest("GET", "/x", b""), FaultRule(Fault.HOLD, delay=0.2))
+    assert time.monotonic() - started >= 0.2

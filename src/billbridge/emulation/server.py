@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from billbridge.emulation.faults import Fault, FaultInjector, FaultRule
+from billbridge.emulation.faults import Fault, FaultInjector, FaultRule, HeldRequest
 
 ADMIN_PREFIX = "/_emulator/"
 
@@ -161,6 +161,8 @@ class EmulatorServer:
             retry = {} if rule.retry_after is None else {"Retry-After": str(rule.retry_after)}
             return Response(429, {"error": {"code": "RATE_LIMITED",
                                             "message": "too many requests"}}, retry)
+        if rule.fault is Fault.HOLD:
+            self.faults.hold(HeldRequest(request.method, request.path, request.body), rule)
         try:
             if rule.fault is Fault.TIMEOUT:
                 # A slow write: it holds the emulator's lock while it takes its time,
@@ -187,6 +189,8 @@ class EmulatorServer:
         body = request.json() or {}
         if body.get("clear"):
             self.faults.clear()
+        if body.get("release"):
+            self.faults.release()
         if body.get("script"):
             self.faults.script(body["script"])
         if body.get("random"):
