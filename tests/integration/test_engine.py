@@ -15,7 +15,7 @@ from billbridge.engine.clock import ManualClock
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.inbox import IngestStatus
 from billbridge.engine.policy import RetryPolicy
-from billbridge.store.tables import exceptions, inbox, outbox
+from billbridge.store.tables import delivery_attempts, exceptions, inbox, outbox
 from conftest import CONFIG, project_event, time_entry
 from fakes import FakeTarget
 
@@ -161,6 +161,18 @@ def test_partly_failed_batch_settles_each_record(hub: Hub, target: FakeTarget) -
         [exc] = exception_queue.list_open(conn)
     assert exc.reason == "TARGET_REJECTED" and "unknown worker" in exc.message
     assert exc.record_id == "tc_te-2" and json.loads(exc.raw)["worker"] == "w-bob"
+    with hub.engine.connect() as conn:
+        attempts = {r.record_id: (r.outcome, r.detail) for r in conn.execute(
+            select(outbox.c.record_id, delivery_attempts.c.outcome, delivery_attempts.c.detail)
+            .join(delivery_attempts, delivery_attempts.c.outbox_id == outbox.c.id)
+            .where(outbox.c.kind == "time_charge.post"))}
+    # Each command's attempt in the call says how it ended; an applied one
+    # names the id the target gave it.
+    ids = {c.payload["time_entry"]: target.applied[c.idempotency_key] for c in target.effects
+           if c.kind == "time_charge.post"}
+    assert attempts["tc_te-1"] == ("applied", ids["te-1"])
+    assert attempts["tc_te-3"] == ("applied", ids["te-3"])
+    assert attempts["tc_te-2"][0] == "rejected" and "unknown worker" in attempts["tc_te-2"][1]
 
 
 def test_a_batch_refused_whole_is_split_to_find_the_bad_record(

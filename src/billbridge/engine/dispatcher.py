@@ -72,6 +72,13 @@ _ATTEMPT = Bulk(lambda _: update(delivery_attempts).where(
     delivery_attempts.c.outbox_id == bindparam("row_id"),
     delivery_attempts.c.batch_id == bindparam("in_batch")).values(
     outcome=bindparam("outcome"), detail=bindparam("detail")))
+_APPLIED = (update(delivery_attempts).where(
+    delivery_attempts.c.batch_id == bindparam("in_batch"), delivery_attempts.c.outcome == "sent")
+    .values(outcome="applied", detail=select(outbox.c.external_id)
+            .where(outbox.c.id == delivery_attempts.c.outbox_id).scalar_subquery()))
+"""A call's attempts still marked sent once its other results are settled:
+the applied ones, each with the id the target gave it (already on its outbox
+row). One statement for the call, not one parameter set per command."""
 _SENT = Bulk(lambda _: delivery_attempts.insert().values(
     outbox_id=bindparam("outbox_id"), target=bindparam("target"),
     batch_id=bindparam("batch_id"), attempt=bindparam("attempt"), owner=bindparam("owner"),
@@ -598,9 +605,8 @@ class Dispatcher:
         if applied:
             _DONE.run(conn, [{"row_id": row.id, "external_id": external_id}
                              for row, external_id in applied], at=now)
-            _ATTEMPT.run(conn, [{"row_id": row.id, "detail": external_id}
-                                for row, external_id in applied],
-                         in_batch=batch_id, outcome="applied")
+            # Every other attempt of the call was settled in the loop above.
+            conn.execute(_APPLIED, {"in_batch": batch_id})
             bind_many(conn, [{"system": name, "kind": row.record_kind, "external_id": external_id,
                               "canonical_id": row.record_id, "correlation_id": row.correlation_id}
                              for row, external_id in applied
