@@ -49,3 +49,21 @@ def test_a_queue_written_before_lanes_is_sent_after_the_upgrade(db_url: str) -> 
     assert hub.dispatcher.run_once() == 1
     assert list(target.applied) == ["k-1"]
     engine.dispose()
+
+
+def test_attempt_pages_keep_room_for_their_settling_update(pg_url: str) -> None:
+    """PostgreSQL can settle an attempt without new index entries (a HOT
+    update) only if its page has room: the table keeps half of each free."""
+    engine = make_engine(pg_url)
+    migrate(engine)
+    with engine.connect() as conn:
+        options = conn.execute(text("SELECT reloptions FROM pg_class "
+                                    "WHERE relname = 'delivery_attempts'")).scalar()
+    assert options == ["fillfactor=50"]
+    with engine.begin() as conn:
+        cfg = alembic_config(engine)
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0007")
+        assert conn.execute(text("SELECT reloptions FROM pg_class "
+                                 "WHERE relname = 'delivery_attempts'")).scalar() is None
+    engine.dispose()
