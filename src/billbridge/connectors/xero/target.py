@@ -73,6 +73,7 @@ class XeroTarget:
         self.idempotency = IdempotencyMode.MARKER_LOOKUP
         self.today = today or (lambda: datetime.now(UTC).date())
         self.found_by_marker = 0  # resends answered by a look-up instead of a write
+        self._counting = threading.Lock()  # for the counter: never held during a call
         self._category: str | None = None
         self._currency = self.settings.base_currency
         self._handlers: dict[str, Callable[[Sequence[OutboundCommand]], list[RecordResult]]] = {
@@ -144,7 +145,7 @@ class XeroTarget:
         found = find(list(resent)) if resent else {}
         for value, external_id in found.items():
             for command in resent.get(value, []):
-                with self._once:  # a dispatcher's threads share the target
+                with self._counting:  # a dispatcher's threads share the target
                     self.found_by_marker += 1
                 results.append(_result(command, ResultStatus.APPLIED, external_id))
         return [(c, r) for c, r in mapped if c.attempt == 1 or marker(c, r) not in found]
