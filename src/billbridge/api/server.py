@@ -5,7 +5,6 @@ process is only the API (webhooks, console), for deployments that run
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from billbridge.api.app import create_app
 from billbridge.connectors.base import Source, WebhookReceiver
 from billbridge.engine.hub import Hub
 from billbridge.engine.runner import run
+from billbridge.heap import freeze_startup
 
 
 class HubServer:
@@ -90,10 +90,7 @@ def serve_hub(hub: Hub, *, host: str, port: int, sources: Sequence[Source] = (),
     server = HubServer(hub, host=host, port=port, sources=sources, webhooks=webhooks,
                        engine=engine)
     server.start()
-    # What start-up built (the app, its routes, the schema) lives as long as
-    # the process: keep it out of the collector's full passes, which would
-    # otherwise walk it all and pause request handling to do so.
-    gc.freeze()
+    freeze_startup()  # the app, its routes, the schema: out of the collector's full passes
     print(f"billbridge serving on {server.url} (health {server.url}/healthz, "
           f"metrics {server.url}/metrics)", flush=True)
     server.wait()

@@ -19,6 +19,7 @@ from billbridge.engine import audit, exception_queue, lineage
 from billbridge.engine.dispatcher import DispatcherSettings
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.worker import WorkerSettings
+from billbridge.heap import freeze_startup
 from billbridge.logs import configure_logging
 from billbridge.store.db import (
     BATCH_CHECKPOINT_PAGES,
@@ -133,8 +134,9 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run(hub, stop, sources=[build_source(s) for s in (source or [])], idle_exit=idle_exit,
-        process=process, dispatch=dispatch)
+    sources = [build_source(s) for s in (source or [])]
+    freeze_startup()
+    run(hub, stop, sources=sources, idle_exit=idle_exit, process=process, dispatch=dispatch)
 
 
 @app.command()
@@ -561,6 +563,7 @@ def bench_burst(
     from billbridge.bench.burst import run
 
     configure_logging(logging.WARNING)  # stdout is for the figures
+    freeze_startup()  # the hub's intake in this process, as in `billbridge serve`
 
     def burst(progress: Any = None) -> dict[str, Any]:
         return run(entries, store=store, workers=workers, dispatchers=dispatchers,
