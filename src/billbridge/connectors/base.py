@@ -107,7 +107,13 @@ class Target(Protocol):
     A target may also say how many calls it takes at once, as an int
     attribute ``concurrency`` (1 when it says nothing): the dispatchers then
     split its commands into that many lanes by aggregate and send them in
-    parallel."""
+    parallel.
+
+    And it may say which payload fields it looks up in ``refs``, as an
+    attribute ``references`` mapping a command kind to those fields (a kind
+    it does not name: none). A target that says nothing gets every top-level
+    string of the payload looked up: correct, and costly, since a posting's
+    own ids, dates and amounts are looked up with the rest."""
 
     name: str
     max_batch: int
@@ -121,6 +127,18 @@ class Target(Protocol):
         ``PermanentError`` when the call as a whole failed.
         """
         ...
+
+
+ERP_REFERENCES: Mapping[str, tuple[str, ...]] = {
+    "customer.upsert": ("id",),  # the customer written before, to update it
+    "project.upsert": ("code", "customer"),  # the project itself, and its customer
+    "time_charge.post": ("project",),  # the project (or job) the time is booked to
+    "time_charge.reverse": ("charge",),  # the posting it undoes
+    "invoice.create": ("project", "customer"),  # whom it bills
+}
+"""The payload fields an ERP target resolves through ``refs``, by command
+kind: the canonical commands' own shape (DOMAIN.md), the same for every ERP
+connector."""
 
 
 class OutcomeKind(StrEnum):

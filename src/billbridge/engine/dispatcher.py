@@ -468,7 +468,7 @@ class Dispatcher:
                           started_at=self.clock.now())
             slots = self._reserve(conn, name, len(calls))
             payloads = [orjson.loads(r.payload) for r in rows]
-            refs = _references(conn, name, payloads)
+            refs = _references(conn, name, _named(target, rows, payloads))
         commands = {r.id: OutboundCommand(r.id, name, r.kind, r.idempotency_key,
                                           r.aggregate_key, payload, r.correlation_id, refs,
                                           sends[r.id])
@@ -694,13 +694,25 @@ class Dispatcher:
                      outcome=outcome)
 
 
-def _references(conn: Connection, target: str,
-                payloads: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """The target's ids for every canonical id a payload names at its top level
-    (a project code, a customer id). Where a record was written more than
-    once (a charge posted again after re-pricing), the newest write that
+def _named(target: Target, rows: Sequence[Any],
+           payloads: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The canonical ids the commands' payloads name in the fields the target
+    resolves (its ``references``), or, when it does not say, in any top-level
+    string."""
+    fields: Mapping[str, Sequence[str]] | None = getattr(target, "references", None)
+    if fields is None:
+        named = {v for p in payloads for v in p.values() if isinstance(v, str) and v}
+    else:
+        named = {v for row, p in zip(rows, payloads, strict=True)
+                 for v in (p.get(f) for f in fields.get(row.kind, ())) if isinstance(v, str) and v}
+    return sorted(named)
+
+
+def _references(conn: Connection, target: str, named: list[str]) -> dict[str, str]:
+    """The target's ids for the canonical ids ``named`` (a project code, a
+    customer id, a charge a reversal undoes). Where a record was written more
+    than once (a charge posted again after re-pricing), the newest write that
     produced it wins: a reversal is a document of its own, not the record."""
-    named = sorted({v for p in payloads for v in p.values() if isinstance(v, str) and v})
     if not named:
         return {}
     if conn.dialect.name == "postgresql":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,9 @@ def _ledger_error(response: httpx.Response) -> tuple[str, str]:
 
 class LedgerTarget:
     """The generic ledger as a delivery ``Target``."""
+
+    # It takes canonical ids as they are: nothing to look up in ``refs``.
+    references: Mapping[str, tuple[str, ...]] = {}
 
     def __init__(self, base_url: str, token: str, *, name: str = "ledger", timeout: float = 5.0,
                  max_batch: int = 100, idempotency: IdempotencyMode = IdempotencyMode.NATIVE,

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from billbridge.connectors.base import (
+    ERP_REFERENCES,
     IdempotencyMode,
     OutboundCommand,
     PermanentError,
@@ -59,6 +60,8 @@ class _Write:
 
 
 class NetSuiteTarget:
+    references = ERP_REFERENCES  # the payload fields it resolves through refs
+
     def __init__(self, client: NetSuiteClient, *, name: str = "netsuite",
                  config: MappingConfig | None = None, marker_types: Iterable[str] = (),
                  max_batch: int = BATCH_LIMIT, async_threshold: int = 3,

@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from billbridge.connectors.base import (
+    ERP_REFERENCES,
     IdempotencyMode,
     OutboundCommand,
     RecordResult,
@@ -87,6 +88,8 @@ class Write:
 
 
 class QuickBooksTarget:
+    references = ERP_REFERENCES  # the payload fields it resolves through refs
+
     def __init__(self, client: QuickBooksClient, *, name: str = "quickbooks",
                  directory: Directory | None = None,
                  tax_codes: Mapping[str, str] | None = None, concurrency: int = 1) -> None:

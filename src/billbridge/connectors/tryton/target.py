@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from billbridge.connectors.base import (
+    ERP_REFERENCES,
     IdempotencyMode,
     OutboundCommand,
     PermanentError,
@@ -84,6 +85,8 @@ def retry(command: OutboundCommand, message: str,
 
 
 class TrytonTarget:
+    references = ERP_REFERENCES  # the payload fields it resolves through refs
+
     def __init__(self, client: TrytonClient, settings: Settings, *, name: str = "tryton",
                  max_batch: int = MAX_BATCH, rate_limit: RateLimit | None = None) -> None:
         self.name = name

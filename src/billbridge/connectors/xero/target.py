@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from billbridge.connectors.base import (
+    ERP_REFERENCES,
     DeliveryError,
     IdempotencyMode,
     OutboundCommand,
@@ -58,6 +59,8 @@ def _any_of(field: str, values: Iterable[str], call: str = "==") -> str:
 
 
 class XeroTarget:
+    references = ERP_REFERENCES  # the payload fields it resolves through refs
+
     def __init__(self, client: XeroClient, settings: XeroSettings | None = None, *,
                  name: str = "xero", max_batch: int = BATCH_LIMIT,
                  today: Callable[[], date] | None = None, concurrency: int = 1) -> None:
