@@ -6,7 +6,9 @@ Exactly-once effect rests on two things: a command keeps its idempotency key
 across every attempt, and its result is recorded only after the target
 answered. A dispatcher that dies between the two leaves the command pending;
 the next owner of the target sends it again and the target recognises the key
-(or the connector finds the marker), so the effect applies once.
+(or the connector finds the marker), so the effect applies once. A round keeps
+its lanes leased while its calls are out and sends nothing once it has lost
+one (``_LaneHold``), so two dispatchers never send the same command at once.
 """
 
 from __future__ import annotations
@@ -475,11 +477,21 @@ class Dispatcher:
                     for r, payload in zip(rows, payloads, strict=True)}
         outcomes: list[tuple[str, list[Any], dict[str, RecordResult],
                              DeliveryError | None]] = []
-        for (batch_id, batch), slot in zip(calls, slots, strict=True):
-            results, failure = self._call(name, batch_id, [commands[r.id] for r in batch], slot)
-            outcomes.append((batch_id, batch, results, failure))
-            if failure is not None:
-                break
+        with _LaneHold(self, name, held) as hold:
+            for (batch_id, batch), slot in zip(calls, slots, strict=True):
+                self._wait_for(slot)
+                if not hold.kept():
+                    # Another dispatcher has a lane and sends these commands: a call
+                    # from here would send them again as first attempts. (Freeing
+                    # the lanes below finds it gone and records nothing.)
+                    log.warning("dispatch.lanes_lost", target=name, lanes=held,
+                                unsent=sum(len(b) for _, b in calls[len(outcomes):]))
+                    break
+                results, failure = self._call(name, batch_id,
+                                              [commands[r.id] for r in batch])
+                outcomes.append((batch_id, batch, results, failure))
+                if failure is not None:
+                    break
         if self.crash_hook is not None:
             self.crash_hook("sent", name)
         with self.engine.begin() as conn:
@@ -513,14 +525,17 @@ class Dispatcher:
                     settled += self._settle(conn, name, batch, batch_id, results)
             return settled
 
-    def _call(self, name: str, batch_id: str, commands: Sequence[OutboundCommand],
-              slot_us: int) -> tuple[dict[str, RecordResult], DeliveryError | None]:
-        """One call to the target, at its reserved slot: the results, or the
-        failure of the call as a whole."""
-        target = self.targets[name]
+    def _wait_for(self, slot_us: int) -> None:
+        """Until a call's reserved slot (µs on the hub's clock)."""
         wait = (slot_us - self.clock.ms() * 1000) / 1_000_000
         if wait > 0:
             self.clock.sleep(wait)
+
+    def _call(self, name: str, batch_id: str, commands: Sequence[OutboundCommand]
+              ) -> tuple[dict[str, RecordResult], DeliveryError | None]:
+        """One call to the target: the results, or the failure of the call as
+        a whole."""
+        target = self.targets[name]
         t0 = time.perf_counter()
         results: dict[str, RecordResult] = {}
         failure: DeliveryError | None = None
@@ -692,6 +707,82 @@ class Dispatcher:
                  detail: str | None) -> None:
         _ATTEMPT.run(conn, [{"row_id": outbox_id, "detail": detail}], in_batch=batch_id,
                      outcome=outcome)
+
+
+class _LaneHold:
+    """The lanes a round holds, kept while its calls are out.
+
+    A lease is the only thing that keeps two dispatchers from sending the same
+    commands at once, and a round's calls can outlast it: a resend looks up
+    each command's marker first, at the target's pace, and one slow answer
+    takes the client's whole timeout. So while the round is between its claim
+    and its settlement a thread renews its lanes every third of a lease, and
+    before each call the round asks ``kept``: a renewal that finds a lane gone
+    (its lease ran out and another dispatcher took it) means the commands are
+    the other's to send now, and this round must send nothing more.
+
+    What is not covered: a process stopped whole (SIGSTOP, a paused VM) for
+    longer than a lease, whose renewals stop with it, may finish a call
+    already under way after another dispatcher resent it. Only a fencing token
+    at the target could stop that; no vendor here takes one.
+    """
+
+    def __init__(self, dispatcher: Dispatcher, name: str, lanes: Sequence[int]) -> None:
+        self.dispatcher, self.name, self.lanes = dispatcher, name, list(lanes)
+        self.lease_ms = dispatcher.settings.lease_ms
+        self.renewed_ms = dispatcher.clock.ms()  # the claim has just taken or renewed them
+        self.lost = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep_renewing, daemon=True,
+                                        name=f"billbridge-lanes-{name}")
+
+    def __enter__(self) -> _LaneHold:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def kept(self) -> bool:
+        """Whether the round still holds its lanes with at least two thirds of
+        a lease to go (renewing them now when the last renewal is older)."""
+        with self._lock:
+            if self.lost:
+                return False
+            fresh = self.dispatcher.clock.ms() - self.renewed_ms < self.lease_ms / 3
+        return fresh or self.renew()
+
+    def renew(self) -> bool:
+        """Extend every lane's lease from now, if the lane is still ours."""
+        clock = self.dispatcher.clock
+        with self._lock:
+            if self.lost:
+                return False
+            with self.dispatcher.engine.begin() as conn:
+                now = clock.ms()
+                kept = conn.execute(update(dispatch_lanes).where(
+                    dispatch_lanes.c.target == self.name,
+                    dispatch_lanes.c.lane.in_(self.lanes),
+                    dispatch_lanes.c.lease_owner == self.dispatcher.owner)
+                    .values(lease_until_ms=now + self.lease_ms)).rowcount
+            if kept < len(self.lanes):
+                self.lost = True
+            else:
+                self.renewed_ms = now
+            return not self.lost
+
+    def _keep_renewing(self) -> None:
+        # Real seconds, whatever the hub's clock: a test's manual clock does
+        # not move while a call waits, and then nothing needs renewing.
+        while not self._stop.wait(self.lease_ms / 3000):
+            try:
+                if not self.renew():
+                    return
+            except Exception:  # the database is unreachable: the next kept() says so
+                log.exception("dispatch.lane_renewal_failed", target=self.name,
+                              lanes=self.lanes)
 
 
 def _named(target: Target, rows: Sequence[Any],
