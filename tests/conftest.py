@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import Engine
 
 from billbridge.store.db import make_engine, migrate, scratch_database
+from refs_spy import RefsAsked
 
 PG_URL = os.environ.get("BILLBRIDGE_TEST_PG_URL")
 SKIP_PG = "PostgreSQL tests need BILLBRIDGE_TEST_PG_URL (set by .ci/run)"
@@ -66,6 +67,12 @@ def pg_url() -> Iterator[str]:
     skip_without_pg()
     assert PG_URL
     yield from _pg_database(PG_URL)
+
+
+@pytest.fixture
+def refs_asked(monkeypatch: pytest.MonkeyPatch) -> RefsAsked:
+    """Every reference a connector asks of a command's ``refs`` in this test."""
+    return RefsAsked(monkeypatch)
 
 
 @pytest.fixture

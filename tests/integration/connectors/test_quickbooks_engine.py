@@ -30,6 +30,7 @@ from billbridge.engine.policy import RetryPolicy
 from billbridge.engine.sync import sync
 from billbridge.store.db import make_engine, migrate
 from conftest import time_entry
+from refs_spy import RefsAsked
 
 WORKERS = ("w-alice", "w-bob", "w-dan", "w-erin")
 CUSTOMERS = 5
@@ -246,3 +247,26 @@ def test_payments_and_voids_flow_back_as_invoice_status(
     assert written == {("deal-0", "paid"), ("deal-1", "issued"), ("deal-2", "void")}
     again = sync(hub.engine, source, clock)  # nothing new: the boundary re-read is dropped
     assert again.accepted == 0
+
+
+def test_what_each_command_names_is_resolved_from_refs(
+        engine: Engine, qbo: QuickBooksEmulator, clock: ManualClock,
+        refs_asked: RefsAsked) -> None:
+    """A project's customer, a charge's project, the activity a reversal
+    deletes and the sub-customer an invoice bills all come from the refs the
+    dispatcher looked up for the fields in ERP_REFERENCES; a field missing
+    there would leave the command waiting ("not in QuickBooks yet")."""
+    hub, _target = make_hub(engine, qbo, clock)
+    hub.ingest([won(i) for i in range(2)], source="hubspot")
+    hub.run_until_idle()
+    hub.ingest([entry(i) for i in (0, 1, 10, 11)], source="harvest")  # P-00 and P-01
+    hub.run_until_idle()
+    hub.ingest([entry(0, version=2)], source="harvest")  # reversed, posted again
+    hub.run_until_idle()
+    hub.ingest([BILLING_RUN], source="scheduler")
+    hub.run_until_idle()
+    refs_asked.assert_resolved([("project.upsert", "customer"), ("time_charge.post", "project"),
+                                ("time_charge.reverse", "time_charge"),
+                                ("invoice.create", "project")])
+    assert len(qbo.records("TimeActivity")) == 4
+    assert len(qbo.records("Invoice")) == 2

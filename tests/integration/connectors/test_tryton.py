@@ -36,6 +36,7 @@ from billbridge.engine.sync import sync
 from billbridge.scenarios.runner import load
 from billbridge.store.tables import exceptions, outbox, records
 from fakes import FakeTarget
+from refs_spy import RefsAsked
 from tryton_server import DATABASE, PASSWORD, Template, TrytonServer, build_template, template_key
 
 pytestmark = pytest.mark.tryton
@@ -383,3 +384,22 @@ def test_1000_time_charges_take_one_create_per_batch(tryton: TrytonServer, tmp_p
           f"{charges} ({seconds:.1f} s); {len(PROJECTS)} invoices {invoicing}")
     minimum = -(-ENTRIES // max_batch)
     assert minimum <= charges <= minimum * 1.1
+
+
+def test_what_each_command_names_is_resolved_from_refs(tryton: TrytonServer, tmp_path: Path,
+                                                       refs_asked: RefsAsked) -> None:
+    """A project's party, a charge's project and the party an invoice bills
+    come from the refs the dispatcher looked up for the fields in
+    ERP_REFERENCES, not from searches of Tryton."""
+    hub, _crm = hub_for(target_for(tryton), tmp_path)
+    hub.activate_config(config())
+    hub.ingest([won_deal(code, customer) for code, customer in PROJECTS.items()],
+               source="hubspot")
+    hub.run_until_idle()
+    hub.ingest([entry(i) for i in range(8)], source="harvest")
+    hub.run_until_idle()
+    hub.ingest([BILLING_RUN], source="billbridge")
+    hub.run_until_idle()
+    assert_all_delivered(hub)
+    refs_asked.assert_resolved([("project.upsert", "customer"), ("time_charge.post", "project"),
+                                ("invoice.create", "customer")])

@@ -28,6 +28,8 @@ from billbridge.engine.clock import ManualClock
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
 from billbridge.store.db import make_engine, migrate
+from conftest import time_entry
+from refs_spy import RefsAsked
 
 NARRATION = re.compile(r"billbridge (tc_\S+):.*\[bb:([0-9a-f]+)\]")
 
@@ -134,3 +136,24 @@ def test_calls_for_1000_time_charges_are_within_ten_percent_of_the_batch_minimum
           f"{PROJECTS} invoices")
     assert journal_writes == minimum
     assert calls <= minimum * 1.1
+
+
+def test_what_each_command_names_is_resolved_from_refs(
+        engine: Engine, xero: XeroEmulator, clock: ManualClock, refs_asked: RefsAsked) -> None:
+    """The journal a reversal undoes and the contact an invoice bills come
+    from the refs the dispatcher looked up for the fields in ERP_REFERENCES;
+    a field missing there would leave a reversal with no journal to reverse."""
+    hub, _target = make_hub(engine, xero, clock, timeout=5)
+    hub.ingest([won(i) for i in range(2)], source="hubspot")
+    hub.ingest([time_entry(f"te-{n}", project=f"P-{n % 2}", hours="1.5")
+                for n in range(4)], source="harvest")
+    hub.run_until_idle()
+    hub.ingest([time_entry("te-0", project="P-0", hours="2.5", version=2)], source="harvest")
+    hub.run_until_idle()
+    hub.ingest([BILLING_RUN], source="operator")
+    hub.run_until_idle()
+    refs_asked.assert_resolved([("time_charge.reverse", "time_charge"),
+                                ("invoice.create", "customer")])
+    assert len(xero.invoices()) == 2
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM exceptions")).scalar() == 0
