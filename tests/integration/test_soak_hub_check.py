@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from billbridge.bench.soak_check import Verdict, check_hub
+from billbridge.bench.soak_check import Verdict, check_hub, queues
 from billbridge.engine.hub import Hub
 from conftest import CONFIG, project_event, time_entry
 from fakes import FakeTarget
@@ -31,3 +31,20 @@ def test_the_hub_check_names_what_the_hub_is_behind_on(engine: Engine) -> None:
     assert problems == ["hub holds te-1 at v1, source at v2",
                         "hub holds te-2 at vNone, source at v1",
                         "1 inbox event(s) still pending"]
+
+
+def test_the_queues_line_says_what_waits_and_for_how_long(engine: Engine) -> None:
+    target = FakeTarget()
+    hub = Hub(engine, {"ledger": target})
+    hub.activate_config(CONFIG)
+    hub.ingest([project_event(), time_entry("te-1")], source="harvest")
+    with engine.connect() as conn:
+        assert queues(conn, hub.clock.ms()) == "inbox 2 pending, 0 parked; outbox 0 pending"
+    target.script = ["transient"]  # the first call fails: its commands back off
+    hub.worker.run_once()
+    hub.dispatcher.run_once()
+    with engine.connect() as conn:
+        line = queues(conn, hub.clock.ms())
+    # The project backs off; the charge waits for it (a dependency, not a backoff).
+    assert line.startswith("inbox 0 pending, 0 parked; outbox 2 pending (1 backing off, next in ")
+    assert line.endswith("; ledger circuit closed")

@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 
 from billbridge.bench.burst import CONFIG
 from billbridge.bench.fleet import Fleet, Member
-from billbridge.bench.soak_check import Verdict, check_erp, check_hub
+from billbridge.bench.soak_check import Verdict, check_erp, check_hub, queues
 from billbridge.connectors.generic.client import LedgerTarget
 from billbridge.connectors.generic.emulator import LedgerEmulator, TimeSourceEmulator
 from billbridge.connectors.generic.webhooks import sign
@@ -305,7 +305,8 @@ def _storm_and_traffic(settings: SoakSettings, traffic: Traffic, chaos: Chaos,
 
 
 def _settle(settings: SoakSettings, traffic: Traffic, judge: Callable[[], Verdict],
-            progress: Callable[[str], None] = lambda line: None) -> tuple[Verdict, float]:
+            progress: Callable[[str], None] = lambda line: None,
+            waiting: Callable[[], str] = lambda: "") -> tuple[Verdict, float]:
     """Deliver the webhooks still owed and wait until the verdict is clean, or
     the time is up; the last verdict and how long it took. Each look that is
     not clean yet is reported (what is still wrong, and an example), so a
@@ -320,8 +321,19 @@ def _settle(settings: SoakSettings, traffic: Traffic, judge: Callable[[], Verdic
             if verdict.ok:
                 break
             progress(f"{checked - started:6.1f} s settling: {_unsettled(verdict)}")
+            if (state := waiting()):
+                progress(f"{'':8} the hub: {state}")
         time.sleep(0.2)
     return judge(), time.monotonic() - started
+
+
+def _queues(url: str) -> str:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return queues(conn, int(time.time() * 1000))
+    finally:
+        engine.dispose()
 
 
 def _unsettled(verdict: Verdict) -> str:
@@ -353,7 +365,8 @@ def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
         try:
             _storm_and_traffic(settings, traffic, chaos, progress)
             verdict, settled_after = _settle(settings, traffic,
-                                             lambda: _verdict(url, source, erp), progress)
+                                             lambda: _verdict(url, source, erp), progress,
+                                             lambda: _queues(url))
         finally:
             fleet.stop()
             traffic.close()

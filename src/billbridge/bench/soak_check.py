@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from billbridge.engine.reconcile import reconcile
-from billbridge.store.tables import exceptions, inbox, outbox, records
+from billbridge.store.tables import exceptions, inbox, outbox, records, target_leases
 
 # Reconciliation findings that mean the hub lost track of something (unbilled
 # time is expected: the soak runs no billing).
@@ -127,3 +127,27 @@ def check_hub(conn: Connection, source: Sequence[Mapping[str, Any]], verdict: Ve
 def _entry_versions(conn: Connection) -> dict[str, int]:
     return {r.id: int(json.loads(r.data)["source_version"]) for r in conn.execute(
         select(records.c.id, records.c.data).where(records.c.kind == "time_entry"))}
+
+
+def queues(conn: Connection, now_ms: int) -> str:
+    """What the hub is still working through, for a settling that takes long
+    to say what it waits on: inbox events by status, pending commands and how
+    many wait out a backoff (and for how long), each target's circuit."""
+    events: dict[str, int] = dict(conn.execute(select(inbox.c.status, func.count())
+                               .where(inbox.c.status.in_(("pending", "parked")))
+                               .group_by(inbox.c.status)).all())
+    due = outbox.c.next_attempt_ms
+    pending, waiting, soonest, latest = conn.execute(
+        select(func.count(), func.count().filter(due > now_ms),
+               func.min(due).filter(due > now_ms), func.max(due))
+        .where(outbox.c.status == "pending")).one()
+    parts = [f"inbox {events.get('pending', 0)} pending, {events.get('parked', 0)} parked",
+             f"outbox {pending} pending"]
+    if waiting:
+        parts[-1] += (f" ({waiting} backing off, next in {(soonest - now_ms) / 1000:.1f} s, "
+                      f"last in {(latest - now_ms) / 1000:.1f} s)")
+    parts += [f"{r.target} circuit {r.circuit}" + (
+        f" for {(r.circuit_until_ms - now_ms) / 1000:.1f} s" if r.circuit == "open" else "")
+        for r in conn.execute(select(target_leases.c.target, target_leases.c.circuit,
+                                     target_leases.c.circuit_until_ms))]
+    return "; ".join(parts)
