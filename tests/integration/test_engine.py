@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
+from structlog.testing import capture_logs
 
 from billbridge.engine import audit, exception_queue, lineage
 from billbridge.engine.clock import ManualClock
@@ -224,6 +225,31 @@ def test_when_the_circuit_closes_the_backlog_goes_without_waiting_out_its_backof
     hub.step()
     assert sorted(p["code"] for p in target.payloads("project.upsert")) == ["GLX-001",
                                                                             "GLX-002"]
+
+
+def test_a_failed_call_and_the_circuit_opening_and_closing_are_logged(
+        engine: Engine, target: FakeTarget) -> None:
+    """What an operator reads when a target goes down: each failed call, with
+    its error and the run of failures, the circuit opening, and closing."""
+    hub = Hub(engine, {"ledger": target}, clock=ManualClock(), seed=7,
+              settings=HubSettings(breaker_threshold=2, breaker_cooldown=5))
+    hub.activate_config(CONFIG)
+    target.script = ["transient", "transient"]
+    hub.ingest([project_event("GLX-001")], source="psa")
+    with capture_logs() as logs:
+        hub.step()
+        hub.clock.sleep(60)
+        hub.step()
+        hub.clock.sleep(60)
+        hub.step()
+    events = [(e["event"], e.get("failures_in_a_row"), e.get("circuit")) for e in logs
+              if e["event"].startswith("dispatch.")]
+    assert events == [("dispatch.call_failed", 1, "closed"),
+                      ("dispatch.circuit_opened", 2, None),
+                      ("dispatch.call_failed", 2, "open"),
+                      ("dispatch.circuit_closed", None, None)]
+    failed = next(e for e in logs if e["event"] == "dispatch.call_failed")
+    assert failed["target"] == "ledger" and "503 from fake" in failed["error"]
 
 
 def test_a_call_failing_after_a_good_one_backs_off_by_the_targets_run_not_the_attempts(

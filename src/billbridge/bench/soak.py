@@ -50,6 +50,7 @@ PROJECTS = [f"S-{i}" for i in range(6)]
 LATE_PROJECT = "S-late"  # activated part-way: its early time parks, then posts
 BATCH = "/v1/postings:batch"
 STORM = {"429": 0.7}  # of every request, look-ups and polls included
+SLOW_SETTLE_SECONDS = 30.0  # a run that took longer to settle keeps its processes' logs
 
 
 @dataclass(frozen=True)
@@ -377,7 +378,7 @@ def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
                                    ).scalar()
         hub.engine.dispose()
     ok = verdict.ok and not chaos.crashes
-    if ok:
+    if ok and settled_after < SLOW_SETTLE_SECONDS:
         shutil.rmtree(workdir, ignore_errors=True)
     return {
         "ok": ok, "settings": asdict(settings),
@@ -389,5 +390,6 @@ def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
         "faults_injected": {"erp": {k.value: v for k, v in erp.faults.injected.items()},
                             "time_source": {k.value: v
                                             for k, v in source.faults.injected.items()}},
-        "erp_calls": erp.calls, "logs": None if ok else str(workdir),
+        "erp_calls": erp.calls,
+        "logs": None if ok and settled_after < SLOW_SETTLE_SECONDS else str(workdir),
     }

@@ -256,8 +256,12 @@ class Dispatcher:
         settlements that each read the run of failures and wrote it back plus
         one would count one failure where there were two."""
         breaker = self._breaker(conn, name, lock=True)
+        was = breaker.state
         breaker.failure(self.clock.ms())
         self._save_breaker(conn, name, breaker)
+        if breaker.state is CircuitState.OPEN and was is not CircuitState.OPEN:
+            log.error("dispatch.circuit_opened", target=name, failures_in_a_row=breaker.failures,
+                      until_ms=breaker.open_until_ms, after_trial=was is CircuitState.HALF_OPEN)
         return breaker
 
     def _save_breaker(self, conn: Connection, name: str, breaker: CircuitBreaker) -> None:
@@ -514,6 +518,10 @@ class Dispatcher:
                     metrics.TARGET_CALLS.labels(name, "transient" if failure.transient
                                                 else "permanent").inc()
                     breaker = self._count_failure(conn, name)
+                    log.warning("dispatch.call_failed", target=name, batch_id=batch_id,
+                                commands=len(batch), code=failure.code, error=str(failure),
+                                failures_in_a_row=breaker.failures,
+                                circuit=breaker.state.value)
                     self._settle_failed_call(conn, batch, batch_id, failure, breaker.failures)
                 else:
                     metrics.TARGET_CALLS.labels(name, "ok").inc()
@@ -521,6 +529,7 @@ class Dispatcher:
                         breaker.success()  # a healthy target's row is not rewritten each call
                         self._save_breaker(conn, name, breaker)
                     if trial:
+                        log.info("dispatch.circuit_closed", target=name)
                         self._resume(conn, name)
                     settled += self._settle(conn, name, batch, batch_id, results)
             return settled
