@@ -438,6 +438,7 @@ class Dispatcher:
             return 0
         held: list[int] = []
         rows: list[Any] = []
+        leased_at = self.clock.ms()  # no earlier than any lane's lease is taken from
         with self.engine.begin() as conn:
             breaker = self._breaker(conn, name)
             if not breaker.allows(self.clock.ms()):
@@ -481,7 +482,7 @@ class Dispatcher:
                     for r, payload in zip(rows, payloads, strict=True)}
         outcomes: list[tuple[str, list[Any], dict[str, RecordResult],
                              DeliveryError | None]] = []
-        with _LaneHold(self, name, held) as hold:
+        with _LaneHold(self, name, held, leased_at) as hold:
             for (batch_id, batch), slot in zip(calls, slots, strict=True):
                 self._wait_for(slot)
                 if not hold.kept():
@@ -736,10 +737,11 @@ class _LaneHold:
     at the target could stop that; no vendor here takes one.
     """
 
-    def __init__(self, dispatcher: Dispatcher, name: str, lanes: Sequence[int]) -> None:
+    def __init__(self, dispatcher: Dispatcher, name: str, lanes: Sequence[int],
+                 leased_at: int) -> None:
         self.dispatcher, self.name, self.lanes = dispatcher, name, list(lanes)
         self.lease_ms = dispatcher.settings.lease_ms
-        self.renewed_ms = dispatcher.clock.ms()  # the claim has just taken or renewed them
+        self.renewed_ms = leased_at  # when the claim's transaction began to take them
         self.lost = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
