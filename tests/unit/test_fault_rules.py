@@ -36,7 +36,9 @@ def test_scripted_fault_waits_for_a_matching_path() -> None:
     faults = FaultInjector()
     faults.script([FaultRule(Fault.SERVER_ERROR, path_prefix="/v1/postings")])
     assert faults.next_rule("GET", "/v1/other").fault is Fault.OK
+    assert faults.scripted() == 1  # still waiting for its path
     assert faults.next_rule("POST", "/v1/postings:batch").fault is Fault.SERVER_ERROR
+    assert faults.scripted() == 0
 
 
 def test_random_faults_are_repeatable_for_a_seed() -> None:

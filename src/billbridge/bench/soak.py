@@ -212,7 +212,11 @@ class Chaos:
         if elapsed >= self.next_fault:
             self.next_fault = elapsed + self.rng.uniform(3, 8)
             fault = Fault.LOST_ACK if self.rng.random() < 0.7 else Fault.SERVER_ERROR
-            self.erp.faults.script([FaultRule(fault, path_prefix=BATCH)])
+            # One at a time: while no batch call comes (the ERP down, its circuit
+            # open) faults would pile up and then fail a run of calls in a row,
+            # each pile reopening the circuit for another cooldown.
+            if not self.erp.faults.scripted():
+                self.erp.faults.script([FaultRule(fault, path_prefix=BATCH)])
         for due, member in list(self.restarts):
             if due <= elapsed:
                 self.restarts.remove((due, member))
@@ -302,7 +306,8 @@ def _storm_and_traffic(settings: SoakSettings, traffic: Traffic, chaos: Chaos,
         time.sleep(0.1)
     chaos.end()
     progress(f"traffic stopped after {settings.seconds:.0f} s: {traffic.created} entries, "
-             f"{traffic.edits} edits; settling")
+             f"{traffic.edits} edits, {chaos.erp.faults.scripted()} ERP fault(s) still "
+             "scripted; settling")
 
 
 def _settle(settings: SoakSettings, traffic: Traffic, judge: Callable[[], Verdict],

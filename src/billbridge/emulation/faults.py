@@ -88,6 +88,11 @@ class FaultInjector:
         with self._lock:
             self._script.extend(parsed)
 
+    def scripted(self) -> int:
+        """How many scripted faults have not met their request yet."""
+        with self._lock:
+            return len(self._script)
+
     def set_random(self, seed: int, rates: Mapping[Fault | str, float]) -> None:
         with self._lock:
             self._random = random.Random(seed)
