@@ -110,7 +110,8 @@ def assert_all_delivered(hub: Hub) -> None:
 
 # -- the opportunity-to-invoice path --------------------------------------------------
 def test_won_deal_to_posted_invoice_read_back_from_tryton(tryton: TrytonServer,
-                                                         tmp_path: Path) -> None:
+                                                         tmp_path: Path,
+                                                         refs_asked: RefsAsked) -> None:
     scenario = load(SCENARIOS / "tm-worker-override.yaml")
     target = target_for(tryton)
     hub, crm = hub_for(target, tmp_path)
@@ -119,6 +120,10 @@ def test_won_deal_to_posted_invoice_read_back_from_tryton(tryton: TrytonServer,
         hub.ingest([event], source=event["source"])
         hub.run_until_idle()
     assert_all_delivered(hub)
+    # A project's party, a charge's project and the party an invoice bills came
+    # from the refs the dispatcher looked up for the fields in ERP_REFERENCES.
+    refs_asked.assert_resolved([("project.upsert", "customer"), ("time_charge.post", "project"),
+                                ("invoice.create", "customer")])
     erp = reader(tryton)
 
     [party] = erp.search_read("party.party", [("code", "=", "cust_hubspot_hs-co-1")],
@@ -385,21 +390,3 @@ def test_1000_time_charges_take_one_create_per_batch(tryton: TrytonServer, tmp_p
     minimum = -(-ENTRIES // max_batch)
     assert minimum <= charges <= minimum * 1.1
 
-
-def test_what_each_command_names_is_resolved_from_refs(tryton: TrytonServer, tmp_path: Path,
-                                                       refs_asked: RefsAsked) -> None:
-    """A project's party, a charge's project and the party an invoice bills
-    come from the refs the dispatcher looked up for the fields in
-    ERP_REFERENCES, not from searches of Tryton."""
-    hub, _crm = hub_for(target_for(tryton), tmp_path)
-    hub.activate_config(config())
-    hub.ingest([won_deal(code, customer) for code, customer in PROJECTS.items()],
-               source="hubspot")
-    hub.run_until_idle()
-    hub.ingest([entry(i) for i in range(8)], source="harvest")
-    hub.run_until_idle()
-    hub.ingest([BILLING_RUN], source="billbridge")
-    hub.run_until_idle()
-    assert_all_delivered(hub)
-    refs_asked.assert_resolved([("project.upsert", "customer"), ("time_charge.post", "project"),
-                                ("invoice.create", "customer")])
