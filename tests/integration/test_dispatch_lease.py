@@ -19,7 +19,12 @@ from collections.abc import Callable, Iterator, Sequence
 import pytest
 from sqlalchemy import Engine, select
 
-from billbridge.connectors.base import IdempotencyMode, OutboundCommand, RecordResult
+from billbridge.connectors.base import (
+    IdempotencyMode,
+    OutboundCommand,
+    RecordResult,
+    TransientError,
+)
 from billbridge.connectors.generic.client import LedgerTarget
 from billbridge.connectors.generic.emulator import LedgerEmulator
 from billbridge.engine.clock import Clock, ManualClock, SystemClock
@@ -70,9 +75,14 @@ def _enqueue(engine: Engine, clock: Clock) -> None:
 
 
 def _dispatcher(engine: Engine, target: LedgerTarget, clock: Clock, owner: str,
-                lease_ms: int) -> Dispatcher:
+                lease_ms: int, hold_leases: int = 10) -> Dispatcher:
     return Dispatcher(engine, {"ledger": target}, clock, owner,
-                      settings=DispatcherSettings(lease_ms=lease_ms, calls_per_claim=2))
+                      settings=DispatcherSettings(lease_ms=lease_ms, calls_per_claim=2,
+                                                  hold_leases=hold_leases))
+
+
+def _marker_ledger(ledger: LedgerEmulator) -> LedgerTarget:
+    return LedgerTarget(ledger.url, "t", max_batch=2, idempotency=IdempotencyMode.MARKER_LOOKUP)
 
 
 def _applied(ledger: LedgerEmulator) -> Counter[str]:
@@ -100,9 +110,7 @@ def test_a_dispatcher_whose_lane_was_taken_sends_no_more_calls(
 
     slow = _Interrupted(ledger.url, call=1, after=lease_runs_out_and_b_takes_over)
     a = _dispatcher(engine, slow, clock, "dispatcher-a", lease_ms)
-    thief.append(_dispatcher(engine, LedgerTarget(
-        ledger.url, "t", max_batch=2, idempotency=IdempotencyMode.MARKER_LOOKUP),
-        clock, "dispatcher-b", lease_ms))
+    thief.append(_dispatcher(engine, _marker_ledger(ledger), clock, "dispatcher-b", lease_ms))
     _enqueue(engine, clock)
     try:
         assert a.run_once() == 0  # it lost the lane: it records nothing
@@ -124,9 +132,7 @@ def test_a_lane_stays_held_while_a_long_call_is_out(
     clock = SystemClock()
     lease_ms = 600
     in_flight, release = threading.Event(), threading.Event()
-    b = _dispatcher(engine, LedgerTarget(ledger.url, "t", max_batch=2,
-                                         idempotency=IdempotencyMode.MARKER_LOOKUP),
-                    clock, "dispatcher-b", lease_ms)
+    b = _dispatcher(engine, _marker_ledger(ledger), clock, "dispatcher-b", lease_ms)
     stolen: list[int] = []
 
     def other_dispatcher_tries() -> None:
@@ -154,6 +160,50 @@ def test_a_lane_stays_held_while_a_long_call_is_out(
         assert len(_applied(ledger)) == COMMANDS
         with engine.connect() as conn:  # and A gave it back at the end
             assert conn.execute(select(dispatch_lanes.c.lease_owner)).scalars().all() == [None]
+    finally:
+        release.set()
+        trier.join(timeout=30)
+        slow.close()
+        b.targets["ledger"].close()  # type: ignore[attr-defined]
+
+
+def test_a_call_hung_past_the_hold_limit_gives_its_lanes_back(
+        engine: Engine, ledger: LedgerEmulator) -> None:
+    """Renewals stop after ``hold_leases`` leases: a call that hangs (and in
+    the end fails, having applied nothing) does not hold its lanes, and the
+    commands behind them, for ever; another dispatcher sends them."""
+    clock = SystemClock()
+    lease_ms = 300
+    in_flight, release = threading.Event(), threading.Event()
+    b = _dispatcher(engine, _marker_ledger(ledger), clock, "dispatcher-b", lease_ms)
+    sent_by_b: list[int] = []
+
+    def other_dispatcher_tries() -> None:
+        in_flight.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while not sum(sent_by_b) and time.monotonic() < deadline:
+            sent_by_b.append(b.run_once())
+            time.sleep(lease_ms / 1000 / 4)
+        release.set()
+
+    def hangs_then_fails() -> None:
+        in_flight.set()
+        release.wait(timeout=30)
+        raise TransientError("no answer for minutes, then the connection dropped")
+
+    slow = _Interrupted(ledger.url, call=1, before=hangs_then_fails)
+    a = _dispatcher(engine, slow, clock, "dispatcher-a", lease_ms, hold_leases=2)
+    _enqueue(engine, clock)
+    trier = threading.Thread(target=other_dispatcher_tries)
+    trier.start()
+    try:
+        assert a.run_once() == 0  # its lanes were taken meanwhile: it records nothing
+        trier.join(timeout=30)
+        assert sum(sent_by_b) == COMMANDS
+        assert slow.calls == 1
+        assert _applied(ledger) == Counter({key: 1 for key in _applied(ledger)})
+        assert len(_applied(ledger)) == COMMANDS
+        assert _pending(engine) == 0
     finally:
         release.set()
         trier.join(timeout=30)

@@ -99,6 +99,9 @@ REVERSING_KINDS = ("time_charge.reverse",)
 @dataclass(frozen=True, slots=True)
 class DispatcherSettings:
     lease_ms: int = 30_000
+    # A round's lanes are renewed while its calls are out, for at most this
+    # many leases: a call hung past that gives its lanes back (see _LaneHold).
+    hold_leases: int = 10
     lookahead: int = 4  # candidate rows read per batch slot, to fill batches past blocked ones
     calls_per_claim: int = 5  # target batches claimed, sent and settled together
     stray_check_ms: int = 30_000  # how often to look for commands in lanes past the target's
@@ -731,10 +734,17 @@ class _LaneHold:
     (its lease ran out and another dispatcher took it) means the commands are
     the other's to send now, and this round must send nothing more.
 
+    The renewals stop after ``hold_leases`` leases (five minutes by default):
+    a call that hangs that long (a vendor dripping its answer past every read
+    timeout) would otherwise hold its lanes, and every command behind them,
+    for ever. Its lanes then run out and another dispatcher resends, looking
+    for markers first; this round sends nothing more.
+
     What is not covered: a process stopped whole (SIGSTOP, a paused VM) for
     longer than a lease, whose renewals stop with it, may finish a call
-    already under way after another dispatcher resent it. Only a fencing token
-    at the target could stop that; no vendor here takes one.
+    already under way after another dispatcher resent it, as may a call hung
+    past the limit. Only a fencing token at the target could stop that; no
+    vendor here takes one.
     """
 
     def __init__(self, dispatcher: Dispatcher, name: str, lanes: Sequence[int],
@@ -743,6 +753,7 @@ class _LaneHold:
         self.lease_ms = dispatcher.settings.lease_ms
         self.renewed_ms = leased_at  # when the claim's transaction began to take them
         self.lost = False
+        self.overdue = False  # renewed for hold_leases leases: given up
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._keep_renewing, daemon=True,
@@ -760,7 +771,7 @@ class _LaneHold:
         """Whether the round still holds its lanes with at least two thirds of
         a lease to go (renewing them now when the last renewal is older)."""
         with self._lock:
-            if self.lost:
+            if self.lost or self.overdue:
                 return False
             fresh = self.dispatcher.clock.ms() - self.renewed_ms < self.lease_ms / 3
         return fresh or self.renew()
@@ -787,7 +798,14 @@ class _LaneHold:
     def _keep_renewing(self) -> None:
         # Real seconds, whatever the hub's clock: a test's manual clock does
         # not move while a call waits, and then nothing needs renewing.
+        limit = time.monotonic() + self.dispatcher.settings.hold_leases * self.lease_ms / 1000
         while not self._stop.wait(self.lease_ms / 3000):
+            if time.monotonic() >= limit:
+                with self._lock:
+                    self.overdue = True
+                log.error("dispatch.call_overdue", target=self.name, lanes=self.lanes,
+                          seconds=self.dispatcher.settings.hold_leases * self.lease_ms / 1000)
+                return
             try:
                 if not self.renew():
                     return
