@@ -124,47 +124,60 @@ def test_a_dispatcher_whose_lane_was_taken_sends_no_more_calls(
         thief[0].targets["ledger"].close()  # type: ignore[attr-defined]
 
 
-def test_a_lane_stays_held_while_a_long_call_is_out(
-        engine: Engine, ledger: LedgerEmulator) -> None:
-    """A call that takes three leases: the round renews its lanes while it
-    waits, so another dispatcher trying meanwhile gets nothing, and every
-    command applies once."""
+def _while_a_waits(engine: Engine, ledger: LedgerEmulator, *, lease_ms: int,
+                   b_done: Callable[[list[int]], bool], hold_leases: int = 10,
+                   then_fail: bool = False) -> tuple[int, list[int], int]:
+    """Dispatcher A's first call waits before it reaches the ledger while
+    dispatcher B runs a round every quarter lease until ``b_done`` (given what
+    B's rounds settled) says so; then A's call goes on, or fails having
+    applied nothing. What A's round settled, B's rounds, A's calls."""
     clock = SystemClock()
-    lease_ms = 600
     in_flight, release = threading.Event(), threading.Event()
     b = _dispatcher(engine, _marker_ledger(ledger), clock, "dispatcher-b", lease_ms)
-    stolen: list[int] = []
+    rounds: list[int] = []
 
-    def other_dispatcher_tries() -> None:
+    def b_tries() -> None:
         in_flight.wait(timeout=30)
-        deadline = time.monotonic() + 3 * lease_ms / 1000
-        while time.monotonic() < deadline:
-            stolen.append(b.run_once())
+        deadline = time.monotonic() + 20
+        while not b_done(rounds) and time.monotonic() < deadline:
+            rounds.append(b.run_once())
             time.sleep(lease_ms / 1000 / 4)
         release.set()
 
-    def wait_for_b() -> None:
+    def a_waits() -> None:
         in_flight.set()
         release.wait(timeout=30)
+        if then_fail:
+            raise TransientError("no answer for minutes, then the connection dropped")
 
-    slow = _Interrupted(ledger.url, call=1, before=wait_for_b)
-    a = _dispatcher(engine, slow, clock, "dispatcher-a", lease_ms)
+    slow = _Interrupted(ledger.url, call=1, before=a_waits)
+    a = _dispatcher(engine, slow, clock, "dispatcher-a", lease_ms, hold_leases)
     _enqueue(engine, clock)
-    trier = threading.Thread(target=other_dispatcher_tries)
+    trier = threading.Thread(target=b_tries)
     trier.start()
     try:
-        assert a.run_once() == COMMANDS
-        trier.join(timeout=30)
-        assert stolen and not any(stolen)  # B never got the lane
-        assert _applied(ledger) == Counter({key: 1 for key in _applied(ledger)})
-        assert len(_applied(ledger)) == COMMANDS
-        with engine.connect() as conn:  # and A gave it back at the end
-            assert conn.execute(select(dispatch_lanes.c.lease_owner)).scalars().all() == [None]
+        settled = a.run_once()
     finally:
         release.set()
         trier.join(timeout=30)
         slow.close()
         b.targets["ledger"].close()  # type: ignore[attr-defined]
+    return settled, rounds, slow.calls
+
+
+def test_a_lane_stays_held_while_a_long_call_is_out(
+        engine: Engine, ledger: LedgerEmulator) -> None:
+    """A call that takes three leases: the round renews its lanes while it
+    waits, so another dispatcher trying meanwhile gets nothing, and every
+    command applies once."""
+    settled, b_rounds, _ = _while_a_waits(engine, ledger, lease_ms=600,
+                                          b_done=lambda rounds: len(rounds) >= 12)
+    assert settled == COMMANDS
+    assert b_rounds and not any(b_rounds)  # B never got the lane
+    assert _applied(ledger) == Counter({key: 1 for key in _applied(ledger)})
+    assert len(_applied(ledger)) == COMMANDS
+    with engine.connect() as conn:  # and A gave it back at the end
+        assert conn.execute(select(dispatch_lanes.c.lease_owner)).scalars().all() == [None]
 
 
 def test_a_call_hung_past_the_hold_limit_gives_its_lanes_back(
@@ -172,40 +185,12 @@ def test_a_call_hung_past_the_hold_limit_gives_its_lanes_back(
     """Renewals stop after ``hold_leases`` leases: a call that hangs (and in
     the end fails, having applied nothing) does not hold its lanes, and the
     commands behind them, for ever; another dispatcher sends them."""
-    clock = SystemClock()
-    lease_ms = 300
-    in_flight, release = threading.Event(), threading.Event()
-    b = _dispatcher(engine, _marker_ledger(ledger), clock, "dispatcher-b", lease_ms)
-    sent_by_b: list[int] = []
-
-    def other_dispatcher_tries() -> None:
-        in_flight.wait(timeout=30)
-        deadline = time.monotonic() + 20
-        while not sum(sent_by_b) and time.monotonic() < deadline:
-            sent_by_b.append(b.run_once())
-            time.sleep(lease_ms / 1000 / 4)
-        release.set()
-
-    def hangs_then_fails() -> None:
-        in_flight.set()
-        release.wait(timeout=30)
-        raise TransientError("no answer for minutes, then the connection dropped")
-
-    slow = _Interrupted(ledger.url, call=1, before=hangs_then_fails)
-    a = _dispatcher(engine, slow, clock, "dispatcher-a", lease_ms, hold_leases=2)
-    _enqueue(engine, clock)
-    trier = threading.Thread(target=other_dispatcher_tries)
-    trier.start()
-    try:
-        assert a.run_once() == 0  # its lanes were taken meanwhile: it records nothing
-        trier.join(timeout=30)
-        assert sum(sent_by_b) == COMMANDS
-        assert slow.calls == 1
-        assert _applied(ledger) == Counter({key: 1 for key in _applied(ledger)})
-        assert len(_applied(ledger)) == COMMANDS
-        assert _pending(engine) == 0
-    finally:
-        release.set()
-        trier.join(timeout=30)
-        slow.close()
-        b.targets["ledger"].close()  # type: ignore[attr-defined]
+    settled, b_rounds, a_calls = _while_a_waits(
+        engine, ledger, lease_ms=300, hold_leases=2, then_fail=True,
+        b_done=lambda rounds: sum(rounds) > 0)
+    assert settled == 0  # its lanes were taken meanwhile: it records nothing
+    assert sum(b_rounds) == COMMANDS
+    assert a_calls == 1
+    assert _applied(ledger) == Counter({key: 1 for key in _applied(ledger)})
+    assert len(_applied(ledger)) == COMMANDS
+    assert _pending(engine) == 0
