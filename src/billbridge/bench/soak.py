@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 
 from billbridge.bench.burst import CONFIG
 from billbridge.bench.fleet import Fleet, Member
@@ -333,13 +333,9 @@ def _settle(settings: SoakSettings, traffic: Traffic, judge: Callable[[], Verdic
     return judge(), time.monotonic() - started
 
 
-def _queues(url: str) -> str:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return queues(conn, int(time.time() * 1000))
-    finally:
-        engine.dispose()
+def _queues(engine: Engine) -> str:
+    with engine.connect() as conn:
+        return queues(conn, int(time.time() * 1000))
 
 
 def _unsettled(verdict: Verdict) -> str:
@@ -372,7 +368,7 @@ def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
             _storm_and_traffic(settings, traffic, chaos, progress)
             verdict, settled_after = _settle(settings, traffic,
                                              lambda: _verdict(url, source, erp), progress,
-                                             lambda: _queues(url))
+                                             lambda: _queues(hub.engine))
         finally:
             fleet.stop()
             traffic.close()
@@ -383,7 +379,8 @@ def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
                                    ).scalar()
         hub.engine.dispose()
     ok = verdict.ok and not chaos.crashes
-    if ok and settled_after < SLOW_SETTLE_SECONDS:
+    keep_logs = not ok or settled_after >= SLOW_SETTLE_SECONDS
+    if not keep_logs:
         shutil.rmtree(workdir, ignore_errors=True)
     return {
         "ok": ok, "settings": asdict(settings),
@@ -396,5 +393,5 @@ def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
                             "time_source": {k.value: v
                                             for k, v in source.faults.injected.items()}},
         "erp_calls": erp.calls,
-        "logs": None if ok and settled_after < SLOW_SETTLE_SECONDS else str(workdir),
+        "logs": str(workdir) if keep_logs else None,
     }

@@ -798,13 +798,14 @@ class _LaneHold:
     def _keep_renewing(self) -> None:
         # Real seconds, whatever the hub's clock: a test's manual clock does
         # not move while a call waits, and then nothing needs renewing.
-        limit = time.monotonic() + self.dispatcher.settings.hold_leases * self.lease_ms / 1000
+        longest = self.dispatcher.settings.hold_leases * self.lease_ms / 1000
+        limit = time.monotonic() + longest
         while not self._stop.wait(self.lease_ms / 3000):
             if time.monotonic() >= limit:
                 with self._lock:
                     self.overdue = True
                 log.error("dispatch.call_overdue", target=self.name, lanes=self.lanes,
-                          seconds=self.dispatcher.settings.hold_leases * self.lease_ms / 1000)
+                          seconds=longest)
                 return
             try:
                 if not self.renew():
