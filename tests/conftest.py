@@ -4,7 +4,9 @@ BILLBRIDGE_TEST_PG_URL is set; CI sets it), and a demo-like configuration."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,7 @@ CONFIG: dict[str, Any] = {
 
 
 def _pg_database(url: str) -> Iterator[str]:
-    """A fresh database on the test server, dropped afterwards."""
+    """A fresh, empty database on the test server, dropped afterwards."""
     with scratch_database(url, prefix="bb_test") as scratch:
         yield scratch
 
@@ -75,12 +77,67 @@ def refs_asked(monkeypatch: pytest.MonkeyPatch) -> RefsAsked:
     return RefsAsked(monkeypatch)
 
 
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    eng = make_engine(db_url)
-    migrate(eng)
-    yield eng
-    eng.dispose()
+class MigratedStores:
+    """A store of each kind migrated once per session, copied for each test
+    that wants a migrated store: the migrations run once, not before every
+    test (test_schema tests them from an empty store)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._sqlite: Path | None = None
+        self._pg_template: str | None = None
+        self._resources = ExitStack()
+
+    def sqlite_copy(self, path: Path) -> str:
+        if self._sqlite is None:
+            template = self._directory / "migrated.db"
+            _migrate_once(f"sqlite:///{template}")  # closed, so no WAL is left beside it
+            self._sqlite = template
+        shutil.copyfile(self._sqlite, path)
+        return f"sqlite:///{path}"
+
+    @contextmanager
+    def postgres_copy(self) -> Iterator[str]:
+        assert PG_URL
+        if self._pg_template is None:
+            url = self._resources.enter_context(scratch_database(PG_URL, prefix="bb_template"))
+            _migrate_once(url)  # disposed: a template may have nobody connected
+            self._pg_template = url.rpartition("/")[2]
+        with scratch_database(PG_URL, prefix="bb_test", template=self._pg_template) as url:
+            yield url
+
+    def close(self) -> None:
+        self._resources.close()
+
+
+def _migrate_once(url: str) -> None:
+    eng = make_engine(url)
+    try:
+        migrate(eng)
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture(scope="session")
+def migrated_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedStores]:
+    stores = MigratedStores(tmp_path_factory.mktemp("migrated"))
+    yield stores
+    stores.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path,
+           migrated_stores: MigratedStores) -> Iterator[Engine]:
+    """A migrated store of each kind, a copy of the session's migrated one."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = migrated_stores.sqlite_copy(tmp_path / "hub.db")
+        else:
+            skip_without_pg()
+            url = stack.enter_context(migrated_stores.postgres_copy())
+        eng = make_engine(url)
+        yield eng
+        eng.dispose()
 
 
 def time_entry(entry_id: str, *, project: str = "GLX-001", worker: str = "w-alice",

@@ -127,13 +127,17 @@ def migrate(engine: Engine) -> None:
 
 
 @contextmanager
-def scratch_database(server_url: str, prefix: str = "bb_scratch") -> Iterator[str]:
+def scratch_database(server_url: str, prefix: str = "bb_scratch",
+                     template: str | None = None) -> Iterator[str]:
     """A fresh database on a PostgreSQL server (tests, the soak), dropped afterwards
-    even if connections to it are still open."""
+    even if connections to it are still open. With ``template`` (a database's
+    name on the same server, which nobody may be connected to) it starts as a
+    copy of that one."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     admin = create_engine(_normalise(server_url), isolation_level="AUTOCOMMIT")
+    copy_of = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"{copy_of}')
     base, _, _ = server_url.rpartition("/")
     try:
         yield f"{base}/{name}"
