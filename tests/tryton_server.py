@@ -2,9 +2,10 @@
 
 The template database (modules activated, then the firm's one-time set-up
 from ``tryton_setup.py``) takes about half a minute to build on two cores,
-so it is built once per test session, and kept in pytest's cache keyed by
-the set-up script and the trytond version so that the next session reuses
-it. Each test copies the file and starts its own ``trytond`` on a free port.
+so it is built once and kept in the machine's cache (``cache_directory``),
+keyed by the set-up script and the versions of trytond and its modules, so
+that the next session and a fresh clone on the same machine reuse it. Each
+test copies the file and starts its own ``trytond`` on a free port.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -55,11 +57,22 @@ class Template:
 
 
 def template_key() -> str:
-    import trytond
-
-    digest = hashlib.sha256(SETUP.read_bytes() + trytond.__version__.encode()
-                            + ",".join(MODULES).encode())
+    """What the template depends on: the set-up script, the modules asked
+    for, and the version of every trytond distribution installed."""
+    versions = sorted(f"{d.metadata['Name']}=={d.version}" for d in metadata.distributions()
+                      if (d.metadata["Name"] or "").lower().startswith("trytond"))
+    digest = hashlib.sha256(SETUP.read_bytes() + ",".join(MODULES).encode()
+                            + "\n".join(versions).encode())
     return digest.hexdigest()[:16]
+
+
+def cache_directory() -> Path:
+    """Where built templates are kept: ``BILLBRIDGE_TEST_CACHE``, else the
+    user's cache (``$XDG_CACHE_HOME`` or ``~/.cache``) under billbridge/."""
+    if configured := os.environ.get("BILLBRIDGE_TEST_CACHE"):
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "billbridge" / "tests"
 
 
 def build_template(directory: Path) -> Template:
@@ -67,7 +80,7 @@ def build_template(directory: Path) -> Template:
     file, ids = directory / f"{DATABASE}.sqlite", directory / "ids.json"
     if file.exists() and ids.exists():
         return Template(file, json.loads(ids.read_text()))
-    work = directory / "building"
+    work = directory / f"building-{os.getpid()}"  # two sessions may build at once
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     conf = _conf(work)
@@ -77,8 +90,8 @@ def build_template(directory: Path) -> Template:
     _run([str(BIN / "trytond-admin"), "-c", str(conf), "-d", DATABASE, "--all",
           "--email", "admin@example.com", "-u", *MODULES, "--activate-dependencies"], env=env)
     _run([sys.executable, str(SETUP), str(conf), DATABASE, str(work / "ids.json")], env=env)
-    shutil.move(work / f"{DATABASE}.sqlite", file)
-    shutil.move(work / "ids.json", ids)  # last: its presence says the template is complete
+    os.replace(work / f"{DATABASE}.sqlite", file)
+    os.replace(work / "ids.json", ids)  # last: its presence says the template is complete
     shutil.rmtree(work, ignore_errors=True)
     return Template(file, json.loads(ids.read_text()))
 

@@ -37,7 +37,15 @@ from billbridge.scenarios.runner import load
 from billbridge.store.tables import exceptions, outbox, records
 from fakes import FakeTarget
 from refs_spy import RefsAsked
-from tryton_server import DATABASE, PASSWORD, Template, TrytonServer, build_template, template_key
+from tryton_server import (
+    DATABASE,
+    PASSWORD,
+    Template,
+    TrytonServer,
+    build_template,
+    cache_directory,
+    template_key,
+)
 
 pytestmark = pytest.mark.tryton
 
@@ -50,13 +58,15 @@ ENTRIES = 1000
 
 
 @pytest.fixture(scope="session")
-def tryton_template(request: pytest.FixtureRequest) -> Template:
+def tryton_template() -> Template:
     try:
         import trytond  # noqa: F401
     except ImportError:
         pytest.fail("trytond is not installed: it is a dev dependency of billbridge; "
                     "run `make install`")
-    return build_template(Path(request.config.cache.mkdir(f"tryton-{template_key()}")))
+    directory = cache_directory() / f"tryton-{template_key()}"
+    directory.mkdir(parents=True, exist_ok=True)
+    return build_template(directory)
 
 
 @pytest.fixture
