@@ -24,6 +24,15 @@ def test_burst_posts_every_entry_once_and_says_how_fast() -> None:
     assert result["erp_calls"] >= 3
     assert result["entries_per_s"] > 0 and 0 < result["p50_ms"] <= result["p99_ms"]
     assert result["peak_rss_mb"] > 0
+    assert result["machine_reference_ms"] > 0  # what the figures compare against
+
+
+def test_bench_machine_prints_the_reference_workload_s_time() -> None:
+    run = subprocess.run([sys.executable, "-m", "billbridge", "bench", "machine", "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout)
+    assert result["rounds"] == 5 and result["machine_reference_ms"] > 0
 
 
 def test_burst_with_a_separate_dispatcher_posts_every_entry_once() -> None:

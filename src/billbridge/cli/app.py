@@ -561,15 +561,19 @@ def bench_burst(
     from rich.progress import Progress
 
     from billbridge.bench.burst import run
+    from billbridge.bench.machine import reference_ms
 
     configure_logging(logging.WARNING)  # stdout is for the figures
     freeze_startup()  # the hub's intake in this process, as in `billbridge serve`
+
+    reference = reference_ms()  # before the run, while the machine is as we found it
 
     def burst(progress: Any = None) -> dict[str, Any]:
         return run(entries, store=store, workers=workers, dispatchers=dispatchers,
                    database_url=database_url,
                    webhook_share=webhook_share, batch_size=batch_size,
-                   erp_concurrency=erp_concurrency, progress=progress)
+                   erp_concurrency=erp_concurrency, progress=progress) | {
+                       "machine_reference_ms": reference}
 
     if as_json:
         print(json.dumps(burst()))
@@ -590,10 +594,23 @@ def bench_ingest(rate: Annotated[float, typer.Option(help="webhooks per second")
                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Signed webhooks at a steady rate against `billbridge serve`: ack latency and loss."""
     from billbridge.bench.ingest import run
+    from billbridge.bench.machine import reference_ms
 
+    reference = reference_ms()
     result = run(rate, seconds, database_url=database_url,
                  serve_args=[] if engine else ["--no-engine"])
+    result["machine_reference_ms"] = reference
     print(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
+@bench_app.command("machine")
+def bench_machine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """How fast this machine runs Python now: the reference every bench prints."""
+    from billbridge.bench.machine import ROUNDS, reference_ms
+
+    result = {"machine_reference_ms": reference_ms(), "rounds": ROUNDS}
+    print(json.dumps(result) if as_json else
+          f"reference workload: {result['machine_reference_ms']} ms (median of {ROUNDS})")
 
 
 @bench_app.command("replay")
