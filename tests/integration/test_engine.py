@@ -227,6 +227,35 @@ def test_when_the_circuit_closes_the_backlog_goes_without_waiting_out_its_backof
                                                                             "GLX-002"]
 
 
+def test_a_failed_trial_call_opens_the_circuit_again_for_the_same_cooldown(
+        engine: Engine, target: FakeTarget) -> None:
+    """The breaker lives in the store (every round reads it back): after a
+    failed trial call the target is tried again one cooldown later, however
+    long it has been down, so the hub resumes soon after the target does."""
+    hub = Hub(engine, {"ledger": target}, clock=ManualClock(), seed=7,
+              settings=HubSettings(breaker_threshold=1, breaker_cooldown=5))
+    hub.activate_config(CONFIG)
+    target.script = ["transient"] * 4
+    hub.ingest([project_event("GLX-001")], source="psa")
+
+    def circuit() -> tuple[str, int]:
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT circuit, circuit_until_ms FROM target_leases")).one()
+        return row.circuit, int(row.circuit_until_ms) - hub.clock.ms()
+
+    hub.step()
+    assert circuit() == ("open", 5_000)
+    for _ in range(3):  # three trial calls, each failing
+        hub.clock.sleep(5)
+        calls = len(target.calls)
+        hub.step()
+        assert len(target.calls) == calls + 1
+        assert circuit() == ("open", 5_000)
+    hub.clock.sleep(5)
+    hub.run_until_idle()
+    assert target.kinds()[-1] == "project.upsert" and circuit()[0] == "closed"
+
+
 def test_a_failed_call_and_the_circuit_opening_and_closing_are_logged(
         engine: Engine, target: FakeTarget) -> None:
     """What an operator reads when a target goes down: each failed call, with

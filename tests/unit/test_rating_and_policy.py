@@ -84,8 +84,8 @@ def test_circuit_opens_after_threshold_and_half_opens_after_cooldown() -> None:
         breaker.failure(0)
     assert breaker.state is CircuitState.OPEN and not breaker.allows(5_000)
     assert breaker.allows(10_000) and breaker.state is CircuitState.HALF_OPEN
-    breaker.failure(10_000)  # the trial call failed: open again, for longer
-    assert breaker.state is CircuitState.OPEN and breaker.open_until_ms == 30_000
-    assert breaker.allows(30_000)
+    breaker.failure(10_000)  # the trial call failed: open again, for the same cooldown
+    assert breaker.state is CircuitState.OPEN and breaker.open_until_ms == 20_000
+    assert not breaker.allows(19_999) and breaker.allows(20_000)
     breaker.success()
     assert breaker.state is CircuitState.CLOSED

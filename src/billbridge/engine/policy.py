@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 from billbridge.connectors.ratelimit import TokenBucket
@@ -37,15 +37,19 @@ class CircuitState(StrEnum):
 @dataclass(slots=True)
 class CircuitBreaker:
     """Stops calls to a target that keeps failing; lets one trial call through
-    after ``cooldown_seconds``; closes again on the first success."""
+    after ``cooldown_seconds``; closes again on the first success.
+
+    A failed trial call opens the circuit again for the same cooldown, not a
+    growing one: a trial is a single call, so probing every cooldown costs
+    the target nothing, and once it is back (an ERP after its maintenance
+    window, at month-end) the hub resumes within one cooldown rather than
+    after minutes (docs/decisions.md, "A circuit's cooldown does not grow")."""
 
     threshold: int = 5
     cooldown_seconds: float = 30.0
-    max_cooldown_seconds: float = 600.0
     state: CircuitState = CircuitState.CLOSED
     failures: int = 0
     open_until_ms: int = 0
-    opened_times: int = field(default=0)
 
     def allows(self, now_ms: int) -> bool:
         if self.state is CircuitState.OPEN and now_ms >= self.open_until_ms:
@@ -55,13 +59,9 @@ class CircuitBreaker:
     def success(self) -> None:
         self.state = CircuitState.CLOSED
         self.failures = 0
-        self.opened_times = 0
 
     def failure(self, now_ms: int) -> None:
         self.failures += 1
         if self.state is CircuitState.HALF_OPEN or self.failures >= self.threshold:
-            cooldown = min(self.max_cooldown_seconds,
-                           self.cooldown_seconds * (2 ** self.opened_times))
             self.state = CircuitState.OPEN
-            self.open_until_ms = now_ms + int(cooldown * 1000)
-            self.opened_times += 1
+            self.open_until_ms = now_ms + int(self.cooldown_seconds * 1000)
