@@ -32,6 +32,7 @@ from typing import Any
 from sqlalchemy import create_engine, select, text
 
 from billbridge.api.server import HubServer
+from billbridge.bench import cpu
 from billbridge.bench.vendors import TOKEN, Vendors
 from billbridge.connectors.generic.source import GenericTimeSource
 from billbridge.connectors.generic.webhooks import GenericWebhooks
@@ -122,7 +123,8 @@ def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share
                 conn.execute(text("ANALYZE"))
 
         started = time.perf_counter()
-        machine = _cpu_times()
+        machine = cpu.machine_times()
+        window = _Window(processes, vendors, postgres=hub.engine.dialect.name == "postgresql")
         server = HubServer(hub, port=0, sources=[GenericTimeSource(vendors.tool_url,
                                                                    per_page=PAGE)],
                            webhooks={"generic": GenericWebhooks(SECRET)}, poll_seconds=3600,
@@ -141,7 +143,8 @@ def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share
 
         _wait(posted_all, processes, workdir)
         seconds = time.perf_counter() - started
-        busy = _busy_share(machine, _cpu_times())
+        busy = cpu.busy_share(machine, cpu.machine_times())
+        in_window = window.close()
         # Nothing left to send, so no late duplicate can still come.
         _wait(lambda: hub.settled() and vendors.webhook_statuses() is not None, processes,
               workdir)
@@ -192,6 +195,12 @@ def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share
         "worker_rss_mb": round(crew.ru_maxrss / 1024, 1),
         "vendors_cpu_s": round(usage["cpu_s"], 1),
         "vendors_rss_mb": round(usage["peak_rss_mb"], 1),
+        # What each part cost while the clock ran (the figures above count
+        # each process whole, start-up included), and per entry.
+        "window_cpu_s": {part: None if s is None else round(s, 2)
+                         for part, s in in_window.items()},
+        "cpu_us_per_entry": {part: None if s is None else round(1e6 * s / entries, 1)
+                             for part, s in in_window.items()},
         # How busy the whole machine's CPUs were while the clock ran (the
         # database server included): near 100 means more processes cannot help.
         "machine_cpu_busy_pct": busy,
@@ -231,20 +240,29 @@ def _wait(done: Callable[[], bool], processes: list[subprocess.Popen[bytes]],
         time.sleep(poll)
 
 
-def _cpu_times() -> tuple[int, int] | None:
-    """(busy, total) jiffies of all CPUs since boot; None off Linux."""
-    try:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
+class _Window:
+    """CPU readings of the run's parts at the start of the clock, to be
+    closed at its end: the workers, this process (the intake), the vendors'
+    process and, on PostgreSQL on this machine, the database server."""
 
+    def __init__(self, processes: list[subprocess.Popen[bytes]], vendors: Vendors, *,
+                 postgres: bool) -> None:
+        self._workers = [p.pid for p in processes]
+        self._vendors = vendors.pid
+        self._postgres = postgres
+        self._before = self._read()
 
-def _busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
-    if before is None or after is None or after[1] <= before[1]:
-        return None
-    return round(100 * (after[0] - before[0]) / (after[1] - before[1]), 1)
+    def _read(self) -> dict[str, dict[int, float]]:
+        vendors = [self._vendors] if self._vendors is not None else []
+        return {"workers": cpu.readings(self._workers),
+                "intake": cpu.readings([os.getpid()]),
+                "vendors": cpu.readings(vendors),
+                "database": cpu.named_seconds("postgres") if self._postgres else {}}
+
+    def close(self) -> dict[str, float | None]:
+        after = self._read()
+        return {part: cpu.spent(self._before[part], after[part]) if after[part] else None
+                for part in after}
 
 
 def _stop(processes: list[subprocess.Popen[bytes]], workdir: Path) -> None:

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from billbridge.bench import cpu
 from billbridge.bench.loadgen import Delivery, generate
 from billbridge.store.db import make_engine
 from billbridge.store.tables import inbox
@@ -42,15 +43,6 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(1, -(-int(fraction * len(ordered) * 1000) // 1000))
     return ordered[min(len(ordered), rank) - 1]
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """User plus system CPU time of a process, from /proc (None elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ServeProcess:
@@ -77,7 +69,7 @@ class ServeProcess:
         return self.process.communicate(timeout=10)[1][-2000:]
 
     def cpu_seconds(self) -> float | None:
-        return _cpu_seconds(self.process.pid)
+        return cpu.process_seconds(self.process.pid)
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -53,6 +53,10 @@ class Vendors:
         self.ledger_url: str = urls["ledger"]
         self.tool_url: str = urls["tool"]
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
     def _ask(self, *request: Any) -> Any:
         self._pipe.send(request)
         return self._pipe.recv()
