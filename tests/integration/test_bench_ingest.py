@@ -70,4 +70,5 @@ def test_deliveries_nobody_answers_are_lost() -> None:
     summary = summarise(deliveries, set(), 0.5)
     assert (summary["sent"], summary["acknowledged"], summary["lost"]) == (10, 0, 10)
     assert summary["not_acknowledged_by_status"] == {"no answer": 10}
+    assert summary["no_answer_by_error"] == {"ConnectionRefusedError": 10}
     assert summary["ack_ms"] is None

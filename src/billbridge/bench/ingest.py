@@ -100,9 +100,13 @@ def summarise(deliveries: list[Delivery], stored: set[str], seconds: float) -> d
     lost_after_ack = sorted(d.event_id for d in acknowledged if d.event_id not in stored)
     refused = [d for d in deliveries if d not in acknowledged]
     statuses: dict[str, int] = {}
+    errors: dict[str, int] = {}  # why nothing came back: the exception's kind
     for d in refused:
         key = str(d.status) if d.status is not None else "no answer"
         statuses[key] = statuses.get(key, 0) + 1
+        if d.status is None:
+            kind = (d.error or "unknown").split("(", 1)[0]
+            errors[kind] = errors.get(kind, 0) + 1
     lags = [d.lag for d in deliveries]
     ms = 1000.0
     return {
@@ -118,6 +122,7 @@ def summarise(deliveries: list[Delivery], stored: set[str], seconds: float) -> d
         "lost": len(lost_after_ack) + len(refused),
         "lost_after_ack": len(lost_after_ack), "not_acknowledged": len(refused),
         "not_acknowledged_by_status": statuses,
+        "no_answer_by_error": errors,
         "lost_examples": (lost_after_ack + [d.event_id for d in refused])[:5],
     }
 
