@@ -16,23 +16,22 @@ from pathlib import Path
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _stat(pid: int | str) -> tuple[str, list[str]] | None:
-    """A process's command name and the fields after it in /proc/<pid>/stat."""
+def _stat(pid: int | str) -> tuple[str, float] | None:
+    """A process's command name and its user plus system CPU seconds, from
+    /proc/<pid>/stat."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     head, _, rest = text.rpartition(")")
-    return head.partition("(")[2], rest.split()
+    fields = rest.split()
+    return head.partition("(")[2], (int(fields[11]) + int(fields[12])) / _TICK
 
 
 def process_seconds(pid: int) -> float | None:
     """User plus system CPU time of one process."""
     found = _stat(pid)
-    if found is None:
-        return None
-    fields = found[1]
-    return (int(fields[11]) + int(fields[12])) / _TICK
+    return None if found is None else found[1]
 
 
 def named_seconds(name: str) -> dict[int, float]:
@@ -46,8 +45,7 @@ def named_seconds(name: str) -> dict[int, float]:
     for pid in pids:
         stat = _stat(pid)
         if stat is not None and stat[0] == name:
-            fields = stat[1]
-            found[int(pid)] = (int(fields[11]) + int(fields[12])) / _TICK
+            found[int(pid)] = stat[1]
     return found
 
 
