@@ -157,3 +157,36 @@ def test_what_each_command_names_is_resolved_from_refs(
     assert len(xero.invoices()) == 2
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM exceptions")).scalar() == 0
+
+
+def test_a_later_deal_does_not_rename_the_xero_contact_and_shows_the_conflict(
+        engine: Engine, xero: XeroEmulator, clock: ManualClock) -> None:
+    """After creation the ERP owns the customer master (DOMAIN.md, decisions.md):
+    a second deal for the same company under a new name activates its project
+    under the contact Xero already has, leaves the contact's name alone and
+    opens a SOURCE_CONFLICT that names the difference."""
+    hub, _target = make_hub(engine, xero, clock, timeout=5)
+    hub.ingest([won(0)], source="hubspot")
+    hub.run_until_idle()
+    renamed = won(0)
+    renamed["id"] = "won-0-again"
+    renamed["data"] = {**renamed["data"],
+                       "opportunity": {**renamed["data"]["opportunity"], "id": "d-0b"},
+                       "customer": {**renamed["data"]["customer"], "name": "Client 0 Holdings"},
+                       "contract": {**renamed["data"]["contract"], "id": "ct-0b"},
+                       "project": {**renamed["data"]["project"], "code": "P-7"}}
+    hub.ingest([renamed], source="hubspot")
+    hub.run_until_idle()
+
+    contacts = xero.contacts()
+    assert [(c["ContactNumber"], c["Name"]) for c in contacts] == [
+        ("cust_hubspot_co-0", "Client 0 Inc")]
+    assert sorted(o["Name"] for o in xero.tracking_options()) == ["P-0", "P-7"]
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT reason, record_kind, record_id, message FROM exceptions")).all()
+        assert conn.execute(text("SELECT count(*) FROM outbox WHERE status != 'done'")
+                            ).scalar() == 0
+    assert [(r.reason, r.record_kind, r.record_id) for r in rows] == [
+        ("SOURCE_CONFLICT", "customer", "cust_hubspot_co-0")]
+    assert "differs from ERP customer cust_hubspot_co-0 in name" in rows[0].message
