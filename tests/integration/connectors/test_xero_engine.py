@@ -26,6 +26,7 @@ from billbridge.connectors.xero.target import XeroTarget
 from billbridge.emulation.faults import Fault, FaultRule
 from billbridge.engine.clock import ManualClock
 from billbridge.engine.hub import Hub, HubSettings
+from billbridge.engine.outbox import NewCommand, enqueue_many
 from billbridge.engine.policy import RetryPolicy
 from billbridge.store.db import make_engine, migrate
 from conftest import time_entry
@@ -190,3 +191,33 @@ def test_a_later_deal_does_not_rename_the_xero_contact_and_shows_the_conflict(
     assert [(r.reason, r.record_kind, r.record_id) for r in rows] == [
         ("SOURCE_CONFLICT", "customer", "cust_hubspot_co-0")]
     assert "differs from ERP customer cust_hubspot_co-0 in name" in rows[0].message
+
+
+def test_a_changed_customer_upsert_updates_the_contact_xero_has(
+        engine: Engine, xero: XeroEmulator, clock: ManualClock, refs_asked: RefsAsked) -> None:
+    """A customer upsert queued after the first was applied (an operator's
+    correction, say) finds the contact through the refs of ERP_REFERENCES'
+    ``customer.upsert: id`` and updates it, rather than creating a second."""
+    hub, _target = make_hub(engine, xero, clock, timeout=5)
+    hub.ingest([won(0)], source="hubspot")
+    hub.run_until_idle()
+    customer = "cust_hubspot_co-0"
+    with engine.begin() as conn:
+        enqueue_many(conn, [NewCommand(
+            target="xero", kind="customer.upsert", origin="correction-1",
+            payload={"id": customer, "name": "Client 0 Holdings", "currency": "USD",
+                     "billing_country": "US", "tax_id": "TAX-0"},
+            aggregate_key=f"customer:{customer}", correlation_id="correction-1",
+            record_kind="customer", record_id=customer)], at=clock.now())
+    asked_before = len(refs_asked.asked)
+    hub.run_until_idle()
+
+    correction = [a for a in refs_asked.asked[asked_before:]
+                  if (a.command_kind, a.kind) == ("customer.upsert", "customer")]
+    assert correction and all(a.found for a in correction), correction
+    assert [(c["ContactNumber"], c["Name"]) for c in xero.contacts()] == [
+        (customer, "Client 0 Holdings")]
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM outbox WHERE status != 'done'")
+                            ).scalar() == 0
+        assert conn.execute(text("SELECT count(*) FROM exceptions")).scalar() == 0
