@@ -40,11 +40,18 @@ class RefsAsked:
 
         monkeypatch.setattr(OutboundCommand, "ref", ref)
 
-    def assert_resolved(self, pairs: Iterable[tuple[str, str]]) -> None:
+    def mark(self) -> int:
+        """Where the calls made from now on start, for ``assert_resolved(since=)``."""
+        return len(self.asked)
+
+    def assert_resolved(self, pairs: Iterable[tuple[str, str]], since: int = 0) -> None:
         """Each (command kind, record kind) was asked for, and found every time:
-        the records a command depends on are bound before it is sent."""
+        the records a command depends on are bound before it is sent. ``since``
+        (a ``mark()``) looks only at the calls after it: a create that found
+        nothing before it, then an update that must find what the create made."""
         for command_kind, kind in pairs:
-            asked = [a for a in self.asked if (a.command_kind, a.kind) == (command_kind, kind)]
+            asked = [a for a in self.asked[since:]
+                     if (a.command_kind, a.kind) == (command_kind, kind)]
             assert asked, f"no {command_kind} asked for its {kind}"
             missed = sorted({a.canonical_id for a in asked if not a.found})
             assert not missed, f"{command_kind} found no {kind} in refs for {missed}"

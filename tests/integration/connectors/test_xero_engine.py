@@ -209,12 +209,10 @@ def test_a_changed_customer_upsert_updates_the_contact_xero_has(
                      "billing_country": "US", "tax_id": "TAX-0"},
             aggregate_key=f"customer:{customer}", correlation_id="correction-1",
             record_kind="customer", record_id=customer)], at=clock.now())
-    asked_before = len(refs_asked.asked)
+    correction = refs_asked.mark()
     hub.run_until_idle()
 
-    correction = [a for a in refs_asked.asked[asked_before:]
-                  if (a.command_kind, a.kind) == ("customer.upsert", "customer")]
-    assert correction and all(a.found for a in correction), correction
+    refs_asked.assert_resolved([("customer.upsert", "customer")], since=correction)
     assert [(c["ContactNumber"], c["Name"]) for c in xero.contacts()] == [
         (customer, "Client 0 Holdings")]
     with engine.connect() as conn:
