@@ -59,8 +59,11 @@ Progress = Callable[[int, int], None]
 
 def run(entries: int, *, store: str = "sqlite", workers: int = 1, dispatchers: int = 0,
         database_url: str | None = None, webhook_share: float = 0.1, batch_size: int = 1000,
-        erp_concurrency: int = 4, progress: Progress | None = None) -> dict[str, Any]:
-    """Run one burst; the figures of the issue, and what they rest on."""
+        erp_concurrency: int = 4, progress: Progress | None = None,
+        keep: Path | None = None) -> dict[str, Any]:
+    """Run one burst; the figures of the issue, and what they rest on. With
+    ``keep`` (an empty folder, SQLite only) the hub's store and the workers'
+    logs stay there afterwards, for a look at what the burst wrote."""
     if store not in ("sqlite", "postgres"):
         raise ValueError(f"store must be sqlite or postgres, not {store!r}")
     if workers < 1:
@@ -69,13 +72,16 @@ def run(entries: int, *, store: str = "sqlite", workers: int = 1, dispatchers: i
         raise ValueError("dispatchers cannot be negative")
     if erp_concurrency < 1:
         raise ValueError("the ERP takes at least one call at a time")
-    workdir = Path(tempfile.mkdtemp(prefix="bb-burst-"))
+    if keep is not None and store != "sqlite":
+        raise ValueError("only a SQLite store can be kept")
+    workdir = keep or Path(tempfile.mkdtemp(prefix="bb-burst-"))
     try:
         with _database(store, database_url, workdir) as url:
             return _burst(entries, url, workers, dispatchers, webhook_share, batch_size,
                           erp_concurrency, workdir, progress)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 @contextlib.contextmanager
