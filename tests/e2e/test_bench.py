@@ -4,12 +4,15 @@ come from the emulated ERP, and a clean run posts every entry exactly once."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
+from billbridge.bench import burst, floor
 from conftest import PG_URL, skip_without_pg
 
 pytestmark = pytest.mark.slow
@@ -74,3 +77,49 @@ def test_burst_on_postgresql_counts_the_database_server_s_cpu() -> None:
     if urlsplit(PG_URL).hostname in ("127.0.0.1", "localhost", "::1", None):
         assert result["window_cpu_s"]["database"] > 0
         assert result["cpu_us_per_entry"]["database"] > 0
+
+
+def test_the_floor_replays_what_the_burst_wrote_and_ends_with_the_same_store(
+        tmp_path: Path) -> None:
+    """`bench floor` times SQLite writing the burst's rows again: each kind of
+    replay must leave exactly the rows the burst left (the lifecycle's rows
+    first written pending or sent and settled later), and the bare kind no
+    secondary index."""
+    kept = tmp_path / "burst"
+    kept.mkdir()
+    figures = burst.run(200, keep=kept)
+    assert figures["duplicates"] == 0 and figures["lost"] == 0
+    tables = floor.read_store(kept / "hub.db")
+    # Each entry leaves its inbox row, two records, its fact, its command, the
+    # command's attempt and the ERP's id for it.
+    for table in ("inbox", "outbox", "delivery_attempts", "charge_facts", "xref"):
+        assert len(tables[table][1]) >= 200, table
+    assert len(tables["records"][1]) >= 400
+    for kind, (indexes, lifecycle) in floor.KINDS.items():
+        path = tmp_path / f"{kind}.db"
+        timing = floor.replay(tables, 200, 50, path, indexes=indexes, lifecycle=lifecycle)
+        assert timing["cpu_us_per_entry"] > 0 and timing["wall_us_per_entry"] > 0
+        again = floor.read_store(path)
+        assert again.keys() == tables.keys(), kind
+        for table, (columns, rows) in tables.items():
+            assert again[table][0] == columns
+            assert sorted(again[table][1], key=repr) == sorted(rows, key=repr), (kind, table)
+        with sqlite3.connect(path) as conn:
+            secondary = conn.execute("SELECT count(*) FROM sqlite_master WHERE type = 'index' "
+                                     "AND sql IS NOT NULL").fetchone()[0]
+        assert (secondary > 0) is indexes, kind
+
+
+def test_bench_floor_prints_a_ceiling_for_each_kind_of_replay() -> None:
+    run = subprocess.run([sys.executable, "-m", "billbridge", "bench", "floor", "--entries",
+                          "200", "--runs", "1", "--batch", "50", "--json"],
+                         capture_output=True, text=True, timeout=170)
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout)
+    assert result["burst"]["duplicates"] == 0 and result["burst"]["lost"] == 0
+    assert result["rows_per_entry"]["inbox"] >= 1 and result["rows_per_entry_total"] >= 7
+    for kind in floor.KINDS:
+        assert len(result["runs"][kind]) == 1
+        us = result["median_cpu_us_per_entry"][kind]
+        assert result["ceiling_entries_per_s"][kind] == pytest.approx(1e6 / us, rel=1e-3)
+    assert result["machine_reference_ms"] > 0

@@ -584,6 +584,23 @@ def bench_burst(
     console.print(result)
 
 
+@bench_app.command("floor")
+def bench_floor(
+        entries: int = 20_000,
+        runs: Annotated[int, typer.Option(help="replays of each kind")] = 3,
+        batch: Annotated[int, typer.Option(
+            help="entries whose rows go in one transaction (the worker's batch)")] = 200,
+        as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """SQLite's floor under the burst: the burst's rows written again with no hub code."""
+    from billbridge.bench.floor import run
+    from billbridge.bench.machine import reference_ms
+
+    configure_logging(logging.WARNING)  # stdout is for the figures
+    reference = reference_ms()
+    result = run(entries, runs=runs, batch=batch) | {"machine_reference_ms": reference}
+    print(json.dumps(result) if as_json else json.dumps(result, indent=2))
+
+
 @bench_app.command("ingest")
 def bench_ingest(rate: Annotated[float, typer.Option(help="webhooks per second")] = 1000,
                  seconds: Annotated[float, typer.Option(help="how long to send")] = 30,

@@ -1,0 +1,212 @@
+"""The store's floor under the month-end burst on SQLite: what writing the
+burst's rows costs SQLite alone, with no hub code around it.
+
+A burst of N entries runs as `billbridge bench burst` runs it, and its store
+is kept. Then every row that the burst left in the store is inserted again
+into a freshly migrated store (same schema, same indexes, same pragmas), in
+transactions of ``--batch`` entries' rows each, with the driver's
+``executemany`` and nothing else: no validation, no pricing, no JSON, no
+SQLAlchemy, no HTTP. Every one of those rows had to be written at least once
+by the hub, and most were updated again afterwards (an inbox row is finished,
+an outbox row and its delivery attempt are settled), so this is a lower
+bound on the store's share of an entry, not an estimate of it. Three kinds
+of replay, each ``--runs`` times into a fresh store:
+
+- ``inserts``: each part's rows in one transaction, as they were left;
+- ``inserts_bare``: the same without the schema's secondary indexes, which
+  says what the indexes cost;
+- ``lifecycle``: the least the design asks of a batch (STAGES): the inbox
+  rows arrive pending and are finished by the worker, the outbox rows are
+  written pending and settled done, the delivery attempts are written sent
+  and settled, each stage a transaction of its own.
+
+SQLite takes one writer at a time, so 1 / (floor per entry) bounds any
+number of processes on one SQLite file: no amount of work on the hub's
+Python can make the burst faster than that.
+
+    billbridge bench floor --entries 20000 --runs 3 --json
+
+Prints one JSON line: the burst's own figures, rows per entry by table, and
+for each run the CPU and wall time per entry of the writes alone (with the
+schema's secondary indexes, without them, and through the lifecycle), the
+medians and the ceiling each gives."""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import inspect
+
+from billbridge.bench import burst
+from billbridge.store.db import BATCH_CHECKPOINT_PAGES, make_engine, migrate
+
+SKIPPED = ("alembic_version",)
+KINDS = {"inserts": (True, False), "inserts_bare": (False, False), "lifecycle": (True, True)}
+"""Each kind of replay: with the schema's secondary indexes, through the lifecycle."""
+Rows = list[tuple[Any, ...]]
+Tables = dict[str, tuple[list[str], Rows]]
+Statements = tuple[str, list[Rows], str | None, list[Rows]]
+"""A table's insert and its rows in parts; its settling update and the parts'
+final values (None and [] for a table whose rows are written once)."""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """The pragmas make_engine sets for a worker."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA cache_size=-65536")
+    conn.execute(f"PRAGMA wal_autocheckpoint={BATCH_CHECKPOINT_PAGES}")
+    return conn
+
+
+def _fresh_store(path: Path, indexes: bool) -> None:
+    engine = make_engine(f"sqlite:///{path}")
+    migrate(engine)
+    if not indexes:
+        with engine.begin() as conn:
+            for table in inspect(conn).get_table_names():
+                for index in inspect(conn).get_indexes(table):
+                    conn.exec_driver_sql(f'DROP INDEX "{index["name"]}"')
+    engine.dispose()
+
+
+def read_store(store: Path) -> Tables:
+    """Every table's columns and rows, as the burst left them."""
+    conn = sqlite3.connect(store)
+    tables = [r[0] for r in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    found = {}
+    for table in tables:
+        if table in SKIPPED:
+            continue
+        cursor = conn.execute(f'SELECT * FROM "{table}"')
+        columns = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+        if rows:
+            found[table] = (columns, rows)
+    conn.close()
+    return found
+
+
+def _batches(rows: Rows, parts: int) -> Iterator[Rows]:
+    size = -(-len(rows) // parts)
+    for start in range(0, size * parts, size):
+        yield rows[start:start + size]
+
+
+SETTLED = {
+    "inbox": ("status", "processed_at", "attempts", "config_version"),
+    "outbox": ("status", "external_id", "done_at", "attempts"),
+    "delivery_attempts": ("outcome", "detail"),
+}
+"""Columns a row is written with at first and settled later: an inbox row
+arrives pending and is finished by the worker, an outbox row is written
+pending and settled done, a delivery attempt is written sent and settled."""
+FIRST = {"status": "pending", "outcome": "sent", "attempts": 0}
+STAGES = (
+    ("intake", ("inbox",), ()),
+    ("worker", None, ("inbox",)),  # None: every table no other stage names
+    ("send", ("delivery_attempts",), ()),
+    ("settle", ("xref",), ("outbox", "delivery_attempts")),
+)
+"""The design's least lifecycle of a batch, one transaction per stage: the
+intake stores the events; the worker finishes them and writes records,
+facts and commands; the dispatcher records its attempt, then settles it."""
+
+
+def _statements(conn: sqlite3.Connection, tables: Tables, parts: int,
+                lifecycle: bool) -> dict[str, Statements]:
+    """Per table: its insert and rows in ``parts`` even parts; with
+    ``lifecycle`` also its settling update and the parts' final values."""
+    found: dict[str, Statements] = {}
+    for table, (columns, rows) in tables.items():
+        conn.execute(f'DELETE FROM "{table}"')  # what the migration seeded
+        marks = ", ".join("?" for _ in columns)
+        names = ", ".join(f'"{c}"' for c in columns)
+        insert = f'INSERT INTO "{table}" ({names}) VALUES ({marks})'
+        settled = SETTLED.get(table, ()) if lifecycle else ()
+        if not settled:
+            found[table] = (insert, list(_batches(rows, parts)), None, [])
+            continue
+        at = [columns.index(c) for c in settled]
+        key = columns.index("id")
+        first = [tuple(FIRST.get(c) if i in at else v for i, (c, v) in
+                       enumerate(zip(columns, row, strict=True))) for row in rows]
+        final = [(*(row[i] for i in at), row[key]) for row in rows]
+        update = (f'UPDATE "{table}" SET {", ".join(f"{c} = ?" for c in settled)} '
+                  'WHERE id = ?')
+        found[table] = (insert, list(_batches(first, parts)), update,
+                        list(_batches(final, parts)))
+    return found
+
+
+def replay(tables: Tables, entries: int, batch: int, path: Path, *, indexes: bool = True,
+           lifecycle: bool = False) -> dict[str, float]:
+    """Write every table's rows again, ``batch`` entries' worth at a time
+    (each table's rows split in as many even parts): all of a part's inserts
+    in one transaction, or (``lifecycle``) each stage of STAGES in its own,
+    rows written in their first state and settled later."""
+    _fresh_store(path, indexes)
+    conn = _connect(path)
+    parts = max(1, entries // batch)
+    statements = _statements(conn, tables, parts, lifecycle)
+    stages: list[tuple[tuple[str, ...], tuple[str, ...]]] = [(tuple(statements), ())]
+    if lifecycle:
+        named = {t for _, inserts, _ in STAGES if inserts for t in inserts}
+        rest = tuple(t for t in statements if t not in named)
+        stages = [(rest if inserts is None else inserts, updates)
+                  for _, inserts, updates in STAGES]
+    cpu, wall = time.process_time(), time.perf_counter()
+    for part in range(parts):
+        for inserts, updates in stages:
+            conn.execute("BEGIN IMMEDIATE")
+            for table in updates:
+                _, _, sql, chunks = statements[table]
+                if sql is not None and part < len(chunks):
+                    conn.executemany(sql, chunks[part])
+            for table in inserts:
+                if table in statements:
+                    sql, chunks, _, _ = statements[table]
+                    if part < len(chunks) and chunks[part]:
+                        conn.executemany(sql, chunks[part])
+            conn.execute("COMMIT")
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    conn.close()
+    return {"cpu_us_per_entry": round(cpu / entries * 1e6, 1),
+            "wall_us_per_entry": round(wall / entries * 1e6, 1)}
+
+
+def run(entries: int, *, runs: int = 3, batch: int = 200) -> dict[str, Any]:
+    """One burst of ``entries``, then each kind of replay ``runs`` times."""
+    with tempfile.TemporaryDirectory(prefix="bb-floor-") as scratch:
+        workdir = Path(scratch)
+        kept = workdir / "burst"
+        kept.mkdir()
+        figures = burst.run(entries, keep=kept)
+        tables = read_store(kept / "hub.db")
+        per_entry = {t: round(len(rows) / entries, 3) for t, (_, rows) in tables.items()}
+        found: dict[str, list[dict[str, float]]] = {kind: [] for kind in KINDS}
+        for run_no in range(runs):
+            for kind, (indexes, lifecycle) in KINDS.items():
+                found[kind].append(replay(tables, entries, batch,
+                                          workdir / f"{kind}-{run_no}.db",
+                                          indexes=indexes, lifecycle=lifecycle))
+    medians = {kind: statistics.median(r["cpu_us_per_entry"] for r in done)
+               for kind, done in found.items()}
+    return {
+        "entries": entries, "batch": batch,
+        "burst": {k: figures[k] for k in ("entries_per_s", "duplicates", "lost",
+                                          "cpu_us_per_entry")},
+        "rows_per_entry": per_entry,
+        "rows_per_entry_total": round(sum(per_entry.values()), 2),
+        "runs": found,
+        "median_cpu_us_per_entry": medians,
+        "ceiling_entries_per_s": {kind: round(1e6 / us, 1) for kind, us in medians.items()},
+    }
