@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from billbridge.engine.wakeup import announce
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import aggregates
 
@@ -35,6 +36,7 @@ def bump_pending(conn: Connection, counts: Counter[str]) -> None:
     # Sorted so that two transactions touching the same keys lock them in one order.
     conn.execute(_bump_statement(conn), [{"key": k, "pending": n, "lease_until_ms": 0}
                                          for k, n in sorted(counts.items())])
+    announce(conn)  # workers that wait for work (engine/wakeup.py)
 
 
 def claim(conn: Connection, *, owner: str, now_ms: int, lease_ms: int, limit: int) -> list[str]:

@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, select, update
 from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import audit, metrics
 from billbridge.engine.aggregates import bump_pending
+from billbridge.engine.wakeup import announce
 from billbridge.store.tables import exceptions, inbox, outbox
 
 
@@ -119,6 +120,7 @@ def retry(conn: Connection, exc_id: int, *, actor: str, at: datetime) -> str:
     if exc.outbox_id is not None:
         conn.execute(update(outbox).where(outbox.c.id == exc.outbox_id).values(
             status="pending", attempts=0, next_attempt_ms=0, last_error=None))
+        announce(conn)
     elif exc.inbox_id is not None:
         if _malformed(conn, [exc.inbox_id]):
             raise ActionRefused(_MALFORMED.format(exc.inbox_id))

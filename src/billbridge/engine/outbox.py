@@ -14,6 +14,7 @@ from sqlalchemy import Connection, bindparam, or_, select, update
 
 from billbridge.domain.idempotency import canonical_json, key_of_json
 from billbridge.engine import metrics
+from billbridge.engine.wakeup import announce
 from billbridge.store.bulk import Bulk
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import outbox
@@ -98,6 +99,8 @@ def enqueue_many(conn: Connection, commands: Sequence[NewCommand], *, at: dateti
         if (target, key) not in revive:
             repeats[target] += 1  # the same work again: it is queued or done already
     _REVIVE.run(conn, [{"row_target": t, "key": k} for t, k in revive])
+    if inserted or revive:
+        announce(conn)  # dispatchers that wait for work
     for (target, kind), count in Counter((t, rows[(t, k)]["kind"])
                                          for t, k in inserted).items():
         metrics.COMMANDS_ENQUEUED.labels(target, kind).inc(count)

@@ -14,14 +14,20 @@ from billbridge.connectors.base import DeliveryError, Source
 from billbridge.engine import alerts
 from billbridge.engine.hub import Hub
 from billbridge.engine.sync import sync
+from billbridge.engine.wakeup import Listener
 
 log = structlog.get_logger("billbridge.runner")
 
 
 def run(hub: Hub, stop: threading.Event, *, sources: Sequence[Source] = (),
-        poll_seconds: float = 5.0, idle_sleep: float = 0.05, alert_seconds: float = 30.0,
-        idle_exit: float | None = None, process: bool = True, dispatch: bool = True) -> None:
+        poll_seconds: float = 5.0, idle_sleep: float = 0.05, idle_poll: float = 1.0,
+        alert_seconds: float = 30.0, idle_exit: float | None = None, process: bool = True,
+        dispatch: bool = True) -> None:
     """Run until ``stop`` is set, or until nothing moved for ``idle_exit`` seconds.
+
+    With nothing to do the loop waits ``idle_sleep`` seconds before it looks
+    again; on PostgreSQL it waits until work is announced, looking again
+    every ``idle_poll`` seconds for work no one announces (engine/wakeup.py).
 
     ``process`` and ``dispatch`` say which of the two jobs this loop does, so a
     deployment can run processing workers and dispatchers as separate
@@ -33,14 +39,16 @@ def run(hub: Hub, stop: threading.Event, *, sources: Sequence[Source] = (),
         return (hub.worker.run_once() if process else 0) + \
             (hub.dispatcher.run_once() if dispatch else 0)
 
+    listener = Listener(hub.engine, idle_sleep=idle_sleep, idle_poll=idle_poll)
     try:
-        _loop(hub, stop, sources, poll_seconds, idle_sleep, alert_seconds, idle_exit, step)
+        _loop(hub, stop, sources, poll_seconds, listener, alert_seconds, idle_exit, step)
     finally:
+        listener.close()
         hub.dispatcher.release()
 
 
 def _loop(hub: Hub, stop: threading.Event, sources: Sequence[Source], poll_seconds: float,
-          idle_sleep: float, alert_seconds: float, idle_exit: float | None,
+          listener: Listener, alert_seconds: float, idle_exit: float | None,
           step: Callable[[], int]) -> None:
     last_poll = last_alerts = -math.inf  # both run at once on start
     idle_since = time.monotonic()
@@ -72,4 +80,4 @@ def _loop(hub: Hub, stop: threading.Event, sources: Sequence[Source], poll_secon
             continue
         if idle_exit is not None and time.monotonic() - idle_since >= idle_exit:
             return
-        stop.wait(idle_sleep)
+        listener.wait(stop)
