@@ -13,8 +13,8 @@ bound on the store's share of an entry, not an estimate of it. Three kinds
 of replay, each ``--runs`` times into a fresh store:
 
 - ``inserts``: each part's rows in one transaction, as they were left;
-- ``inserts_bare``: the same without the schema's secondary indexes, which
-  says what the indexes cost;
+- ``inserts_bare``: the same without the schema's secondary indexes (its
+  primary keys and unique constraints stay), which says what they cost;
 - ``lifecycle``: the least the design asks of a batch (STAGES): the inbox
   rows arrive pending and are finished by the worker, the outbox rows are
   written pending and settled done, the delivery attempts are written sent
