@@ -106,13 +106,16 @@ def test_a_listener_whose_connection_breaks_polls_then_listens_again(
         listener.close()
 
 
-def test_without_a_listener_an_idle_wait_is_the_short_sleep(engine: Engine) -> None:
-    """SQLite cannot announce: a worker polls every ``idle_sleep`` as before.
-    A set stop ends any wait at once."""
-    listener = Listener(engine, idle_sleep=0.05, idle_poll=LONG)
+@pytest.mark.parametrize("listen", [True, False])
+def test_without_a_listener_an_idle_wait_is_the_short_sleep(engine: Engine,
+                                                            listen: bool) -> None:
+    """SQLite cannot announce, and a loop that only polls sources does not
+    listen: they look again every ``idle_sleep`` as before. A set stop ends
+    any wait at once."""
+    listener = Listener(engine, idle_sleep=0.05, idle_poll=LONG, listen=listen)
     stop = threading.Event()
     try:
-        if engine.dialect.name == "sqlite":
+        if engine.dialect.name == "sqlite" or not listen:
             started = time.monotonic()
             assert listener.wait(stop) is False
             assert time.monotonic() - started < LONG / 2

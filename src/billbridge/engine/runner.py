@@ -39,7 +39,9 @@ def run(hub: Hub, stop: threading.Event, *, sources: Sequence[Source] = (),
         return (hub.worker.run_once() if process else 0) + \
             (hub.dispatcher.run_once() if dispatch else 0)
 
-    listener = Listener(hub.engine, idle_sleep=idle_sleep, idle_poll=idle_poll)
+    # A loop that only polls sources has nothing to wake for.
+    listener = Listener(hub.engine, idle_sleep=idle_sleep, idle_poll=idle_poll,
+                        listen=process or dispatch)
     try:
         _loop(hub, stop, sources, poll_seconds, listener, alert_seconds, idle_exit, step)
     finally:

@@ -48,15 +48,16 @@ def _received(conn: psycopg.Connection[tuple[object, ...]], timeout: float) -> b
 
 class Listener:
     """An idle worker's wait: until work is announced, ``idle_poll`` passes,
-    or ``stop`` is set; on a store that cannot announce, ``idle_sleep``."""
+    or ``stop`` is set; on a store that cannot announce, or for a loop that
+    does not work the queues (``listen`` false), ``idle_sleep``."""
 
     def __init__(self, engine: Engine, *, idle_sleep: float = 0.05,
-                 idle_poll: float = 1.0) -> None:
+                 idle_poll: float = 1.0, listen: bool = True) -> None:
         self.idle_sleep = idle_sleep
         self.idle_poll = idle_poll
         self._url = (engine.url.set(drivername="postgresql")
                      .render_as_string(hide_password=False)
-                     if engine.dialect.name == "postgresql" else None)
+                     if listen and engine.dialect.name == "postgresql" else None)
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._retry_at = 0.0
         self.wakeups = 0  # announcements that ended a wait (for tests and logs)
