@@ -93,7 +93,8 @@ def test_a_listener_whose_connection_breaks_polls_then_listens_again(
         with hub.engine.begin() as conn:
             ended = conn.execute(text(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query = :listen AND pid <> pg_backend_pid()"),
+                "WHERE query = :listen AND datname = current_database() "
+                "AND pid <> pg_backend_pid()"),
                 {"listen": f"LISTEN {wakeup.CHANNEL}"}).scalars().all()
         assert ended == [True]
         assert listener.wait(stop) is False  # the broken connection is noticed, not raised
