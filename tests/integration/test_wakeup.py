@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, text
+from structlog.testing import capture_logs
 
 from billbridge.engine import aggregates, runner, wakeup
 from billbridge.engine.hub import Hub
@@ -97,8 +98,11 @@ def test_a_listener_whose_connection_breaks_polls_then_listens_again(
                 "AND pid <> pg_backend_pid()"),
                 {"listen": f"LISTEN {wakeup.CHANNEL}"}).scalars().all()
         assert ended == [True]
-        assert listener.wait(stop) is False  # the broken connection is noticed, not raised
+        with capture_logs() as logs:
+            assert listener.wait(stop) is False  # the broken connection is noticed, not raised
         assert not listener.listening
+        assert [e["event"] for e in logs] == [
+            "wake-up listener lost its connection; polling until it is back"]
         assert listener.wait(stop) is False  # listening again
         assert listener.listening
         hub.ingest([project_event()], source="psa")
