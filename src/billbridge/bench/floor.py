@@ -41,10 +41,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import Engine, inspect
 
 from billbridge.bench import burst
-from billbridge.store.db import BATCH_CHECKPOINT_PAGES, make_engine, migrate
+from billbridge.store.db import make_engine, migrate
 
 SKIPPED = ("alembic_version",)
 KINDS = {"inserts": (True, False), "inserts_bare": (False, False), "lifecycle": (True, True)}
@@ -56,25 +56,21 @@ Statements = tuple[str, list[Rows], str | None, list[Rows]]
 final values (None and [] for a table whose rows are written once)."""
 
 
-def _connect(path: Path) -> sqlite3.Connection:
-    """The pragmas make_engine sets for a worker."""
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
-    conn.execute("PRAGMA cache_size=-65536")
-    conn.execute(f"PRAGMA wal_autocheckpoint={BATCH_CHECKPOINT_PAGES}")
-    return conn
-
-
-def _fresh_store(path: Path, indexes: bool) -> None:
+def _fresh_store(path: Path, indexes: bool) -> tuple[Engine, sqlite3.Connection]:
+    """A migrated, empty store, and the driver's own connection to it with
+    the pragmas ``make_engine`` gives every connection of a worker."""
     engine = make_engine(f"sqlite:///{path}")
     migrate(engine)
-    if not indexes:
-        with engine.begin() as conn:
-            for table in inspect(conn).get_table_names():
+    with engine.begin() as conn:
+        tables = [t for t in inspect(conn).get_table_names() if t not in SKIPPED]
+        for table in tables:
+            conn.exec_driver_sql(f'DELETE FROM "{table}"')  # what the migration seeded
+            if not indexes:
                 for index in inspect(conn).get_indexes(table):
                     conn.exec_driver_sql(f'DROP INDEX "{index["name"]}"')
-    engine.dispose()
+    driver = engine.raw_connection().driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    return engine, driver
 
 
 def read_store(store: Path) -> Tables:
@@ -96,6 +92,7 @@ def read_store(store: Path) -> Tables:
 
 
 def _batches(rows: Rows, parts: int) -> Iterator[Rows]:
+    """Exactly ``parts`` even slices (the last ones empty when rows are few)."""
     size = -(-len(rows) // parts)
     for start in range(0, size * parts, size):
         yield rows[start:start + size]
@@ -121,13 +118,11 @@ intake stores the events; the worker finishes them and writes records,
 facts and commands; the dispatcher records its attempt, then settles it."""
 
 
-def _statements(conn: sqlite3.Connection, tables: Tables, parts: int,
-                lifecycle: bool) -> dict[str, Statements]:
+def _statements(tables: Tables, parts: int, lifecycle: bool) -> dict[str, Statements]:
     """Per table: its insert and rows in ``parts`` even parts; with
     ``lifecycle`` also its settling update and the parts' final values."""
     found: dict[str, Statements] = {}
     for table, (columns, rows) in tables.items():
-        conn.execute(f'DELETE FROM "{table}"')  # what the migration seeded
         marks = ", ".join("?" for _ in columns)
         names = ", ".join(f'"{c}"' for c in columns)
         insert = f'INSERT INTO "{table}" ({names}) VALUES ({marks})'
@@ -153,10 +148,9 @@ def replay(tables: Tables, entries: int, batch: int, path: Path, *, indexes: boo
     (each table's rows split in as many even parts): all of a part's inserts
     in one transaction, or (``lifecycle``) each stage of STAGES in its own,
     rows written in their first state and settled later."""
-    _fresh_store(path, indexes)
-    conn = _connect(path)
+    engine, conn = _fresh_store(path, indexes)
     parts = max(1, entries // batch)
-    statements = _statements(conn, tables, parts, lifecycle)
+    statements = _statements(tables, parts, lifecycle)
     stages: list[tuple[tuple[str, ...], tuple[str, ...]]] = [(tuple(statements), ())]
     if lifecycle:
         named = {t for _, inserts, _ in STAGES if inserts for t in inserts}
@@ -168,17 +162,17 @@ def replay(tables: Tables, entries: int, batch: int, path: Path, *, indexes: boo
         for inserts, updates in stages:
             conn.execute("BEGIN IMMEDIATE")
             for table in updates:
-                _, _, sql, chunks = statements[table]
-                if sql is not None and part < len(chunks):
-                    conn.executemany(sql, chunks[part])
+                _, _, sql, settled = statements.get(table, ("", [], None, []))
+                if sql is not None:
+                    conn.executemany(sql, settled[part])
             for table in inserts:
                 if table in statements:
                     sql, chunks, _, _ = statements[table]
-                    if part < len(chunks) and chunks[part]:
-                        conn.executemany(sql, chunks[part])
+                    conn.executemany(sql, chunks[part])
             conn.execute("COMMIT")
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
     conn.close()
+    engine.dispose()
     return {"cpu_us_per_entry": round(cpu / entries * 1e6, 1),
             "wall_us_per_entry": round(wall / entries * 1e6, 1)}
 
