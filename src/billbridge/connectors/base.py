@@ -7,6 +7,7 @@ import email.utils
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -62,6 +63,28 @@ class RecordResult:
     code: str | None = None
     message: str | None = None
     retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LivePosting:
+    """One labour posting that is live at the ERP now (not deleted, voided or
+    reversed), as the ERP itself holds it: what reconcile and the scenario
+    harness compare with the hub's charges."""
+
+    charge: str  # the canonical time charge it posts (found by marker, external id or reference)
+    external_id: str  # the ERP's own id of the posting
+    hours: Decimal
+    amount: Decimal
+    currency: str
+    project: str | None = None
+
+
+class LedgerReader(Protocol):
+    """An ERP target that can say which labour postings it holds live."""
+
+    def live_postings(self, charge_ids: Sequence[str] | None = None) -> list[LivePosting]:
+        """Live postings, of ``charge_ids`` only when given."""
+        ...
 
 
 class DeliveryError(Exception):
