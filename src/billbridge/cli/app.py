@@ -81,7 +81,10 @@ def _hub(url: str | None, targets: list[str] | None, lease_seconds: float = 30.0
 
     def target(spec: str) -> Any:
         if "=" in spec:
-            return build_target(spec)
+            try:
+                return build_target(spec)
+            except ValueError as exc:
+                raise typer.BadParameter(str(exc)) from None
         # A bare name: a connection stored with encrypted credentials.
         from billbridge.engine import secrets
 
@@ -488,26 +491,41 @@ def config_versions(database_url: DbOption = None) -> None:
 def secrets_new_key(out: Path) -> None:
     """Write a new encryption key to a file (mode 600)."""
     from billbridge.engine.secrets import new_key
+    from billbridge.store.files import write_private
 
-    out.write_bytes(new_key())
-    out.chmod(0o600)
+    write_private(out, new_key())
     console.print(f"key written to {out}; point BILLBRIDGE_SECRET_KEY_FILE at it")
 
 
 @secrets_app.command("add")
 def secrets_add(name: str, vendor: str, base_url: str,
                 credential: Annotated[list[str] | None, typer.Option(
-                    help="KEY=VALUE (repeatable)")] = None,
+                    help="- to read KEY=VALUE lines from stdin (never the values "
+                         "themselves: the command line shows in ps and shell history)")] = None,
+                credential_file: Annotated[Path | None, typer.Option(
+                    help="a file of KEY=VALUE lines")] = None,
                 database_url: DbOption = None, actor: ActorOption = "admin") -> None:
     """Store a connection with its credentials encrypted."""
     from billbridge.connectors.base import Connection
     from billbridge.engine import secrets
 
-    pairs = dict(item.split("=", 1) for item in credential or [] if "=" in item)
-    vault = secrets.Vault(secrets.load_key())
-    with _engine(database_url).begin() as conn:
-        secrets.save(conn, vault, Connection(name, vendor, base_url, pairs), actor=actor,
-                     at=_now())
+    if any(item != "-" for item in credential or []):
+        console.print("[red]credentials on the command line show in ps and shell history: "
+                      "pass --credential - and type KEY=VALUE lines on stdin, or "
+                      "--credential-file FILE[/red]")
+        raise typer.Exit(2)
+    try:
+        text = credential_file.read_text() if credential_file else ""
+        if credential:
+            text += "\n" + sys.stdin.read()
+        pairs = secrets.parse_credentials(text)
+        vault = secrets.Vault(secrets.load_key())
+        with _engine(database_url).begin() as conn:
+            secrets.save(conn, vault, Connection(name, vendor, base_url, pairs), actor=actor,
+                         at=_now())
+    except (OSError, ValueError, secrets.SecretsError) as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
     console.print(f"connection {name} ({vendor}) saved with {len(pairs)} encrypted "
                   "credential(s)")
 

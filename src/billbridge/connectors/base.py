@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 
 class IdempotencyMode(StrEnum):
@@ -281,6 +282,15 @@ class Connection:
     refresh token that is good once): the engine seals them into the stored
     connection, so a restart does not come back with a spent token. None for
     a connection from the environment, whose credentials live in memory."""
+
+    def __post_init__(self) -> None:
+        # A password in a URL is stored, listed and audited as plain text:
+        # credentials belong in ``credentials``, which the engine seals.
+        if "@" in urlsplit(self.base_url).netloc:
+            raise ValueError(
+                f"connection {self.name}: its URL carries a user name or password; give the "
+                "URL without them and the credentials as KEY=VALUE lines on stdin to "
+                "`billbridge secrets add NAME VENDOR URL --credential -`")
 
     def keep_credentials(self, changed: Mapping[str, str]) -> None:
         if self.keep is not None:

@@ -12,6 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from billbridge.store.files import write_private
+
 
 def self_signed(directory: Path) -> tuple[str, str]:
     """Write cert.pem and key.pem for 127.0.0.1 and localhost; return their paths."""
@@ -30,7 +32,7 @@ def self_signed(directory: Path) -> tuple[str, str]:
     directory.mkdir(parents=True, exist_ok=True)
     cert_path, key_path = directory / "cert.pem", directory / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    write_private(key_path, key.private_bytes(serialization.Encoding.PEM,
+                                              serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()))
     return str(cert_path), str(key_path)

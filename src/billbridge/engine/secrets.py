@@ -44,6 +44,21 @@ def load_key(explicit: bytes | None = None) -> bytes:
                        "BILLBRIDGE_SECRET_KEY_FILE (make one with `billbridge secrets new-key`)")
 
 
+def parse_credentials(text: str) -> dict[str, str]:
+    """KEY=VALUE lines (from stdin or a file) as a mapping; blank lines and
+    lines starting with # are skipped. An error names the line, never a value."""
+    pairs: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise SecretsError(f"credential line {number} is not KEY=VALUE")
+        pairs[key.strip()] = value
+    return pairs
+
+
 def new_key() -> bytes:
     return Fernet.generate_key()
 

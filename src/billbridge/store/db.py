@@ -18,6 +18,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import StaticPool
 
+from billbridge.store.files import create_private
+
 DEFAULT_URL = "sqlite:///billbridge.db"
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -65,6 +67,9 @@ def make_engine(url: str | None = None, *,
     in_memory = parsed.database in (None, "", ":memory:")
     if in_memory:
         kwargs.setdefault("poolclass", StaticPool)
+    elif parsed.database and Path(parsed.database).parent.is_dir():
+        # SQLite gives its -wal and -shm files the database file's mode.
+        create_private(Path(parsed.database))
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 60}, **kwargs
     )
