@@ -726,10 +726,16 @@ def config_diff(old: Path, new: Path,
     except ConfigError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    changes = diff(old_doc, new_doc, sorted(scenarios.glob("*.yaml")))
+    suite = sorted(scenarios.glob("*.yaml"))
     if as_json:
-        print(json.dumps([c.__dict__ for c in changes], indent=2))
+        print(json.dumps([c.__dict__ for c in diff(old_doc, new_doc, suite)], indent=2))
         return
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task("scenarios run under both", total=len(suite))
+        changes = diff(old_doc, new_doc, suite,
+                       progress=lambda done, _total: bar.update(task, completed=done))
     table = Table("scenario", "posting", "subject", "before", "after",
                   title=f"{len(changes)} posting(s) would change")
     for c in changes:

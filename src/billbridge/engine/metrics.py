@@ -1,6 +1,47 @@
-"""Prometheus metrics of the hub (exposed at /metrics by the API)."""
+"""Prometheus metrics of the hub (exposed at /metrics by the API). Work done
+inside ``uncounted()`` (a configuration preview's throwaway hubs) changes none
+of them: /metrics counts the live hub only."""
 
-from prometheus_client import Counter, Gauge, Histogram
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from prometheus_client import Counter as _Counter
+from prometheus_client import Gauge as _Gauge
+from prometheus_client import Histogram as _Histogram
+
+# A context variable, not a flag on the module: the live hub's threads keep
+# counting while a preview runs beside them.
+_counting: ContextVar[bool] = ContextVar("billbridge_metrics_counting", default=True)
+
+
+@contextmanager
+def uncounted() -> Iterator[None]:
+    """Nothing done in this context (this thread, or task) reaches the metrics."""
+    token = _counting.set(False)
+    try:
+        yield
+    finally:
+        _counting.reset(token)
+
+
+class Counter(_Counter):
+    def inc(self, amount: float = 1, exemplar: dict[str, str] | None = None) -> None:
+        if _counting.get():
+            super().inc(amount, exemplar)
+
+
+class Gauge(_Gauge):
+    def set(self, value: float) -> None:
+        if _counting.get():
+            super().set(value)
+
+
+class Histogram(_Histogram):
+    def observe(self, amount: float, exemplar: dict[str, str] | None = None) -> None:
+        if _counting.get():
+            super().observe(amount, exemplar)
+
 
 EVENTS_RECEIVED = Counter("billbridge_events_received_total",
                           "Inbound events stored in the inbox", ["source", "type"])

@@ -1,15 +1,21 @@
 """`billbridge config diff`: run a scenario suite under two configurations and
 list the postings that would change: the preview finance reads before
-approving a rate-card or tax change."""
+approving a rate-card or tax change. Its throwaway hubs count nothing in the
+live hub's metrics."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from billbridge.engine.metrics import uncounted
 from billbridge.scenarios.runner import load, run_document
+
+Progress = Callable[[int, int], None]
+"""Called with (scenarios done, scenarios in all) as the diff goes."""
 
 
 @dataclass(frozen=True)
@@ -34,18 +40,22 @@ def _postings(actual: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str], 
     return out
 
 
-def diff(old: dict[str, Any], new: dict[str, Any], scenarios: list[Path]) -> list[PostingChange]:
+def diff(old: dict[str, Any], new: dict[str, Any], scenarios: list[Path],
+         progress: Progress | None = None) -> list[PostingChange]:
     changes: list[PostingChange] = []
-    for path in scenarios:
+    for done, path in enumerate(scenarios, start=1):
         scenario = load(path)
         results = []
         for config in (old, new):
             variant = copy.deepcopy(scenario)
             variant["config"] = config
-            results.append(_postings(run_document(variant, file=str(path)).actual))
+            with uncounted():
+                results.append(_postings(run_document(variant, file=str(path)).actual))
         before, after = results
         for key in sorted(set(before) | set(after)):
             if before.get(key) != after.get(key):
                 changes.append(PostingChange(str(scenario.get("name", path.stem)), key[0], key[1],
                                              before.get(key, "—"), after.get(key, "—")))
+        if progress:
+            progress(done, len(scenarios))
     return changes

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -118,10 +119,17 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
+# Alembic's `context` is one module-level object: two migrations running at
+# once in one process (two previews, each on its own scratch store) would
+# configure it over each other. Taken before the store's own lock, never after.
+_MIGRATING = threading.Lock()
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (safe to run on every start)."""
+    """Bring the schema to the newest migration (safe to run on every start,
+    and from several threads at once)."""
     logging.getLogger("alembic").setLevel(logging.WARNING)  # no chatter on every command
-    with engine.begin() as conn:
+    with _MIGRATING, engine.begin() as conn:
         cfg = alembic_config(engine)
         cfg.attributes["connection"] = conn
         if is_postgres(engine):
