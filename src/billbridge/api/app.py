@@ -41,7 +41,7 @@ from billbridge.domain.events import PAYLOADS
 from billbridge.engine import audit, config_store, exception_queue, lineage
 from billbridge.engine.group_commit import GroupCommitter
 from billbridge.engine.hub import Hub
-from billbridge.engine.reconcile import reconcile
+from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
 from billbridge.engine.tokens import Identity
 from billbridge.store.tables import exceptions, inbox, outbox
 
@@ -111,6 +111,14 @@ WEBHOOK_OPERATION: dict[str, Any] = {"post": {
 class Page(BaseModel):
     items: list[dict[str, Any]]
     next_cursor: int | None = Field(description="pass as ?cursor= for the next page")
+
+
+class ReconcilePage(Page):
+    erps: list[dict[str, Any]] = Field(
+        description="each ERP read: its name, how many live labour postings it holds, or why "
+                    "it could not be read")
+    projects: list[dict[str, Any]] = Field(
+        description="per project: approved hours, the hub's charges, the ERP's live postings")
 
 
 class DismissBody(BaseModel):
@@ -451,18 +459,24 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return {"version": version, "status": "proposed"}
 
     # -- reports ---------------------------------------------------------------
-    @app.get("/v1/reconcile", response_model=Page, tags=["reports"])
+    @app.get("/v1/reconcile", response_model=ReconcilePage, tags=["reports"])
     def get_reconcile(who: Reader, period_end: date | None = None,
                       parked_days: Annotated[int, Query(ge=0, le=3650)] = 7,
-                      cursor: Cursor = None, limit: Limit = 100) -> Page:
-        """Differences in a stable order; the cursor is the last `id` seen."""
+                      cursor: Cursor = None, limit: Limit = 100) -> ReconcilePage:
+        """Approved time, hub charges and the ERP's live postings (read from the
+        ERP now); differences in a stable order, the cursor is the last `id` seen."""
         with hub.engine.connect() as conn:
-            findings = reconcile(conn, period_end=period_end or now().date(), now=now(),
-                                 parked_days=parked_days)
-        ordered = sorted(findings, key=lambda f: (f.kind, f.project, f.record))
+            result = reconcile_three_ways(conn, period_end=period_end or now().date(),
+                                          now=now(), ledgers=erp_ledgers(hub),
+                                          parked_days=parked_days)
+        ordered = sorted(result.findings, key=lambda f: (f.kind, f.project, f.record))
         items = [{"id": n, **f.as_json()} for n, f in enumerate(ordered, start=1)
                  if cursor is None or n > cursor][:limit]
-        return _page(items, limit)
+        page = _page(items, limit)
+        return ReconcilePage(items=page.items, next_cursor=page.next_cursor,
+                             erps=[{"erp": e.name, "postings": len(e.postings),
+                                    "error": e.error} for e in result.erps],
+                             projects=[p.as_json() for p in result.projects])
 
     @app.get("/v1/audit", response_model=Page, tags=["audit"])
     def get_audit(who: Auditor, cursor: Cursor = None, limit: Limit = 100) -> Page:

@@ -366,29 +366,32 @@ def _serve_emulator(server: Any) -> None:
 
 
 @app.command("reconcile")
-def reconcile_cmd(database_url: DbOption = None,
+def reconcile_cmd(database_url: DbOption = None, target: TargetOption = None,
                   period_end: Annotated[str | None, typer.Option(
                       help="bill-by date (YYYY-MM-DD; default today)")] = None,
                   parked_days: int = 7,
                   as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Approved time, hub charges and ERP postings compared; every difference with amounts."""
+    """Approved time, hub charges and the ERP's live postings (read from the ERP
+    target, given as to `serve`) compared; every difference with amounts and
+    the command that fixes it."""
     from datetime import date
 
-    from billbridge.engine.reconcile import reconcile
+    from billbridge.cli.render import render_reconciliation
+    from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
 
-    end = date.fromisoformat(period_end) if period_end else _now().date()
-    with _engine(database_url).connect() as conn:
-        findings = reconcile(conn, period_end=end, now=_now(), parked_days=parked_days)
+    try:
+        end = date.fromisoformat(period_end) if period_end else _now().date()
+    except ValueError:
+        console.print(f"[red]--period-end {period_end!r} is not a date: use YYYY-MM-DD[/red]")
+        raise typer.Exit(2) from None
+    hub = _hub(database_url, target)  # the targets as serve and worker build them
+    with hub.engine.connect() as conn:
+        result = reconcile_three_ways(conn, period_end=end, now=_now(),
+                                      ledgers=erp_ledgers(hub), parked_days=parked_days)
     if as_json:
-        print(json.dumps([f.as_json() for f in findings], indent=2))
+        print(json.dumps(result.as_json(), indent=2))
         return
-    table = Table("finding", "project", "record", "hours", "amount", "detail",
-                  title=f"{len(findings)} difference(s) up to {end}")
-    for f in sorted(findings, key=lambda f: (f.kind, f.project, f.record)):
-        table.add_row(f.kind, f.project, f.record, str(f.hours or ""),
-                      f"{f.amount} {f.currency}" if f.amount is not None else "",
-                      f.detail[:70])
-    console.print(table)
+    render_reconciliation(console, result, end)
 
 
 @token_app.command("create")

@@ -1,21 +1,27 @@
 """Reconciliation: approved time as the time tool last told us, charges in the
-hub and postings the ERP acknowledged, compared per project; every difference
-listed with hours and amounts."""
+hub and the postings the ERP holds live (read from the ERP itself), compared
+per charge and per project; every difference listed with hours, amount,
+currency and the command that fixes it."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, exists, literal, select
 
+from billbridge.connectors.base import LedgerReader, LivePosting
 from billbridge.domain.billing import Rejection, price_entry
 from billbridge.domain.records import Contract, Project, TimeEntry
 from billbridge.engine.config_store import ConfigCache, active_version
 from billbridge.store.tables import exceptions, inbox, outbox, records
+
+if TYPE_CHECKING:
+    from billbridge.engine.hub import Hub
 
 LIVE = ("posted", "invoiced")
 
@@ -29,6 +35,7 @@ class Finding:
     amount: Decimal | None
     currency: str | None
     detail: str
+    fix: str = ""  # what to do about it, a command where there is one
 
     def as_json(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in self.__dict__.items()}
@@ -49,13 +56,21 @@ def _posted(record_id: Any, kind: str) -> Any:
 
 def reconcile(conn: Connection, *, period_end: date, now: datetime,
               parked_days: int = 7) -> list[Finding]:
-    """Each check asks the database for just the rows that differ, so the
-    cost follows the number of differences, not the size of the store."""
+    """The hub's side alone, its ERP column being what the ERP acknowledged
+    (the outbox): what a check that cannot reach the ERP can say. Each check
+    asks the database for just the rows that differ, so the cost follows the
+    number of differences, not the size of the store."""
+    return _hub_side(conn, period_end, now, parked_days) + _orphans(conn)
+
+
+def _hub_side(conn: Connection, period_end: date, now: datetime,
+              parked_days: int) -> list[Finding]:
+    """The findings that do not depend on what the ERP holds."""
     findings: list[Finding] = []
     findings += _unbilled(conn, period_end)
     findings += unpriced(conn)
     findings += _parked(conn, now, parked_days)
-    findings += _unposted_and_orphans(conn)
+    findings += _unposted(conn)
     findings += _stale_prices(conn)
     return findings
 
@@ -106,20 +121,25 @@ def _parked(conn: Connection, now: datetime, days: int) -> list[Finding]:
     return out
 
 
-def _unposted_and_orphans(conn: Connection) -> list[Finding]:
+def _unposted(conn: Connection) -> list[Finding]:
     unposted = _records(conn, "time_charge", records.c.status.in_(LIVE),
                         ~_posted(records.c.id, "time_charge.post"))
+    return [Finding("charge not posted to the ERP", c["project"], charge_id,
+                    Decimal(c["hours"]), Decimal(c["amount"]), c["currency"],
+                    "no acknowledged posting yet",
+                    "billbridge exceptions list (a refused posting waits there for a retry)")
+            for charge_id, c in unposted.items()]
+
+
+def _orphans(conn: Connection) -> list[Finding]:
     orphans = _records(conn, "time_charge", records.c.status.not_in(LIVE),
                        _posted(records.c.id, "time_charge.post"),
                        ~_posted(records.c.id, "time_charge.reverse"))
-    out = [Finding("charge not posted to the ERP", c["project"], charge_id,
-                   Decimal(c["hours"]), Decimal(c["amount"]), c["currency"],
-                   "no acknowledged posting yet") for charge_id, c in unposted.items()]
-    out += [Finding("ERP posting with no source", c["project"], charge_id,
+    return [Finding("ERP posting with no source", c["project"], charge_id,
                     Decimal(c["hours"]), Decimal(c["amount"]), c["currency"],
-                    "the hub reversed it; the ERP still has it")
+                    "the hub reversed it; the ERP still has it",
+                    "reverse the posting in the ERP by hand")
             for charge_id, c in orphans.items()]
-    return out
 
 
 def _strip(record: dict[str, Any]) -> dict[str, Any]:
@@ -160,3 +180,216 @@ def _stale_prices(conn: Connection) -> list[Finding]:
                                f"priced {charge['amount']} under config "
                                f"v{charge['config_version']}; v{version} gives {priced.amount}"))
     return out
+
+
+# -- three ways: approved time, the hub's charges, the ERP's live postings ----------------
+@dataclass(frozen=True)
+class ErpLedger:
+    """What one ERP answered: its live labour postings, or why it could not
+    be read."""
+
+    name: str
+    postings: tuple[LivePosting, ...] = ()
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"erp": self.name, "error": self.error,
+                "postings": [{"charge": p.charge, "external_id": p.external_id,
+                              "project": p.project, "hours": str(p.hours),
+                              "amount": str(p.amount), "currency": p.currency}
+                             for p in self.postings]}
+
+
+@dataclass
+class ProjectColumns:
+    """One project's three columns: approved hours, the hub's live charges
+    and the ERP's live postings (None when no ERP could be read)."""
+
+    project: str
+    approved_hours: Decimal = Decimal(0)
+    hub_hours: Decimal = Decimal(0)
+    hub_amounts: dict[str, Decimal] = field(default_factory=dict)
+    erp_hours: Decimal | None = None
+    erp_amounts: dict[str, Decimal] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        def money(amounts: dict[str, Decimal] | None) -> dict[str, str] | None:
+            return None if amounts is None else {c: str(a) for c, a in sorted(amounts.items())}
+        return {"project": self.project, "approved_hours": str(self.approved_hours),
+                "hub_hours": str(self.hub_hours), "hub_amounts": money(self.hub_amounts),
+                "erp_hours": None if self.erp_hours is None else str(self.erp_hours),
+                "erp_amounts": money(self.erp_amounts)}
+
+
+@dataclass(frozen=True)
+class Reconciliation:
+    findings: list[Finding]
+    erps: list[ErpLedger]
+    projects: list[ProjectColumns]
+
+    def totals(self) -> dict[str, dict[str, Decimal]]:
+        """Per currency, the hub's and the ERP's amounts summed over projects."""
+        out: dict[str, dict[str, Decimal]] = {}
+        for row in self.projects:
+            for column, amounts in (("hub", row.hub_amounts), ("erp", row.erp_amounts or {})):
+                for currency, amount in amounts.items():
+                    per = out.setdefault(currency, {"hub": Decimal(0), "erp": Decimal(0)})
+                    per[column] += amount
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        return {"findings": [f.as_json() for f in self.findings],
+                "erps": [e.as_json() for e in self.erps],
+                "projects": [p.as_json() for p in self.projects],
+                "totals": {c: {k: str(v) for k, v in t.items()}
+                           for c, t in sorted(self.totals().items())}}
+
+
+def read_ledgers(ledgers: Mapping[str, LedgerReader]) -> list[ErpLedger]:
+    """Each ERP's live postings; an ERP that cannot be read says why in one line."""
+    out = []
+    for name, reader in sorted(ledgers.items()):
+        try:
+            out.append(ErpLedger(name, tuple(reader.live_postings())))
+        except Exception as exc:  # whatever an outside system does, it is one line here
+            out.append(ErpLedger(name, error=str(exc) or type(exc).__name__))
+    return out
+
+
+def reconcile_three_ways(conn: Connection, *, period_end: date, now: datetime,
+                         ledgers: Mapping[str, LedgerReader], parked_days: int = 7
+                         ) -> Reconciliation:
+    """Approved time vs the hub's charges vs the ERPs' live postings. The
+    ERP's column is read from each ERP, not from the hub's belief; an ERP that
+    cannot be read is named with its reason and the hub's findings still come."""
+    findings = _hub_side(conn, period_end, now, parked_days)
+    erps = read_ledgers(ledgers)
+    charges = _records(conn, "time_charge")
+    for erp in erps:
+        if erp.error is None:
+            findings += _compare(conn, erp, charges)
+    return Reconciliation(findings, erps, _columns(conn, charges, erps))
+
+
+def _routed(conn: Connection, target: str) -> dict[str, bool]:
+    """Charges whose posting went to ``target``: charge → acknowledged."""
+    out: dict[str, bool] = {}
+    for row in conn.execute(select(outbox.c.record_id, outbox.c.status).where(
+            outbox.c.target == target, outbox.c.kind == "time_charge.post",
+            outbox.c.record_kind == "time_charge")):
+        out[row.record_id] = out.get(row.record_id, False) or row.status == "done"
+    return out
+
+
+def _compare(conn: Connection, erp: ErpLedger,
+             charges: Mapping[str, dict[str, Any]]) -> list[Finding]:
+    routed = _routed(conn, erp.name)
+    held: dict[str, list[LivePosting]] = {}
+    for posting in erp.postings:
+        held.setdefault(posting.charge, []).append(posting)
+    out: list[Finding] = []
+    for charge_id in sorted(set(routed) | set(held)):
+        charge = charges.get(charge_id)
+        live = charge is not None and charge["_status"] in LIVE and charge_id in routed
+        postings = held.get(charge_id, [])
+        if not live:
+            out += [_finding("ERP posting with no source", p, charge, erp.name,
+                             f"{erp.name} holds {p.external_id} live; the hub "
+                             f"{'reversed the charge' if charge else 'has no such charge'}",
+                             f"reverse posting {p.external_id} in {erp.name} by hand")
+                    for p in postings]
+            continue
+        assert charge is not None
+        want = (Decimal(charge["hours"]), Decimal(charge["amount"]), charge["currency"])
+        if not postings:
+            if routed[charge_id]:  # unacknowledged ones are 'charge not posted' already
+                out.append(Finding(
+                    "ERP posting missing", charge["project"], charge_id, *want,
+                    f"the hub holds it posted to {erp.name}, which has no live posting of it",
+                    f"find who deleted or voided it in {erp.name} (billbridge lineage "
+                    f"{charge_id} names the posting); restore it there or post it by hand"))
+            continue
+        matching = [p for p in postings if (p.hours, p.amount, p.currency) == want]
+        kept = matching[0] if matching else None
+        extras = [p for p in postings if p is not kept]
+        if kept is None and len(postings) == 1:
+            p = postings[0]
+            out.append(Finding(
+                "amount differs", charge["project"], charge_id, p.hours - want[0],
+                p.amount - want[1], p.currency,
+                f"{erp.name} {p.external_id}: {p.hours} h {p.amount} {p.currency}; "
+                f"hub: {want[0]} h {want[1]} {want[2]}",
+                f"reverse posting {p.external_id} in {erp.name} by hand and post "
+                f"{want[0]} h {want[1]} {want[2]} for {charge_id}"))
+        elif extras:
+            out += [_finding("twin postings", p, charge, erp.name,
+                             f"{len(postings)} live postings of one charge in {erp.name}: "
+                             f"{', '.join(q.external_id for q in postings)}",
+                             f"reverse posting {p.external_id} in {erp.name} by hand")
+                    for p in extras]
+    return out
+
+
+def _finding(kind: str, posting: LivePosting, charge: dict[str, Any] | None, erp: str,
+             detail: str, fix: str) -> Finding:
+    project = str(charge["project"]) if charge else (posting.project or "")
+    return Finding(kind, project, posting.charge, posting.hours, posting.amount,
+                   posting.currency, detail, fix)
+
+
+def _columns(conn: Connection, charges: Mapping[str, dict[str, Any]],
+             erps: list[ErpLedger]) -> list[ProjectColumns]:
+    rows: dict[str, ProjectColumns] = {}
+
+    def row(project: Any) -> ProjectColumns:
+        return rows.setdefault(str(project), ProjectColumns(str(project)))
+
+    for entry in _records(conn, "time_entry", records.c.status == "approved").values():
+        row(entry["project"]).approved_hours += Decimal(entry["hours"])
+    for charge in charges.values():
+        if charge["_status"] in LIVE:
+            r = row(charge["project"])
+            r.hub_hours += Decimal(charge["hours"])
+            r.hub_amounts[charge["currency"]] = \
+                r.hub_amounts.get(charge["currency"], Decimal(0)) + Decimal(charge["amount"])
+    if any(e.error is None for e in erps):
+        for r in rows.values():
+            r.erp_hours, r.erp_amounts = Decimal(0), {}
+        for erp in erps:
+            for p in erp.postings:
+                known = charges.get(p.charge)
+                r = row(known["project"] if known else p.project or "")
+                if r.erp_amounts is None:
+                    r.erp_hours, r.erp_amounts = Decimal(0), {}
+                r.erp_hours = (r.erp_hours or Decimal(0)) + p.hours
+                r.erp_amounts[p.currency] = r.erp_amounts.get(p.currency, Decimal(0)) + p.amount
+    return sorted(rows.values(), key=lambda r: r.project)
+
+
+class _Unreadable:
+    """An ERP target with no ledger read: reconcile names it and goes on."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def live_postings(self, charge_ids: Sequence[str] | None = None) -> list[LivePosting]:
+        raise ValueError(self.reason)
+
+
+def ledgers_of(targets: Mapping[str, Any], erps: Iterable[str] = ()) -> dict[str, LedgerReader]:
+    """The targets that can say what they hold live, by name; each of
+    ``erps`` (the targets ERP commands are routed to) is among them even when
+    it cannot, so reconcile says it could not read it."""
+    out: dict[str, LedgerReader] = {name: target for name, target in targets.items()
+                                    if callable(getattr(target, "live_postings", None))}
+    for name in erps:
+        if name not in out:
+            out[name] = _Unreadable("not configured as a target" if name not in targets
+                                    else "its connector has no ledger read")
+    return out
+
+
+def erp_ledgers(hub: Hub) -> dict[str, LedgerReader]:
+    """The ledgers of a hub's targets, its ERP route among them."""
+    return ledgers_of(hub.targets, [hub.settings.routes["erp"]]
+                      if "erp" in hub.settings.routes else [])

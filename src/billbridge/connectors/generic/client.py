@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import orjson
 
 from billbridge.connectors.base import (
     IdempotencyMode,
+    LivePosting,
     OutboundCommand,
     PermanentError,
     RateLimit,
@@ -18,6 +20,9 @@ from billbridge.connectors.base import (
     ResultStatus,
 )
 from billbridge.connectors.http import VendorHttp, read_error
+
+READ_PAGE = 1000  # postings per page of a read: the ledger's maximum
+READ_IDS = 100  # charges named in one read, to keep its URL short
 
 
 def _ledger_error(response: httpx.Response) -> tuple[str, str]:
@@ -54,6 +59,38 @@ class LedgerTarget:
                                 params={"marker": command.idempotency_key})
         postings = found.get("postings") or []
         return str(postings[0]["id"]) if postings else None
+
+    def live_postings(self, charge_ids: Sequence[str] | None = None) -> list[LivePosting]:
+        """The ledger's live labour postings (neither reversed nor deleted); the
+        posting's data is the charge it was sent as. Asked for some charges,
+        it names them ``READ_IDS`` to a request."""
+        if charge_ids is None:
+            return self._read_postings({})
+        ids = list(charge_ids)
+        return [p for start in range(0, len(ids), READ_IDS)
+                for p in self._read_postings({"record": ids[start:start + READ_IDS]})]
+
+    def _read_postings(self, params: dict[str, Any]) -> list[LivePosting]:
+        """Pages after the ``after`` cursor; a cursor offered twice is an
+        error, never a loop."""
+        out: list[LivePosting] = []
+        seen: set[int] = set()
+        after: int | None = 0
+        while after is not None:
+            if after in seen:
+                raise PermanentError(f"{self.name} postings: cursor {after} was offered twice; "
+                                     "stopping instead of looping", code="PAGINATION_LOOP")
+            seen.add(after)
+            page = self._http.json("GET", "/v1/postings", "live postings", params={
+                **params, "kind": "time_charge.post", "live": "true", "limit": READ_PAGE,
+                "after": after})
+            for posting in page.get("postings") or []:
+                data = posting["data"]
+                out.append(LivePosting(str(data["id"]), str(posting["id"]),
+                                       Decimal(str(data["hours"])), Decimal(str(data["amount"])),
+                                       str(data["currency"]), data.get("project")))
+            after = page.get("next_after")
+        return out
 
     def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
         results: list[RecordResult] = []

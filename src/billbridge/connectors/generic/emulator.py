@@ -22,10 +22,22 @@ def _now_iso() -> str:
     return datetime.now(UTC).isoformat()
 
 
+def _live(effect: dict[str, Any]) -> bool:
+    return not effect.get("deleted") and "reversed_by" not in effect
+
+
 class LedgerEmulator(EmulatorServer):
     """``POST /v1/postings:batch`` applies items; in ``native`` idempotency a
     repeated key answers ``duplicate`` and applies nothing; in ``none`` a repeat
-    makes a twin, and the key is kept as a searchable ``marker``."""
+    makes a twin, and the key is kept as a searchable ``marker``.
+
+    Like a ledger, a ``time_charge.reverse`` cancels the posting it names
+    (``data.posting``: its key or id) or else the latest live posting of
+    ``data.charge``; ``DELETE /v1/postings/{id}`` removes a posting as a
+    bookkeeper would by hand. ``GET /v1/postings?kind=…&live=true&record=…``
+    lists what is left, ``limit`` at a time after the ``after`` cursor."""
+
+    MAX_PAGE = 1000
 
     def __init__(self, *, token: str | None = "ledger-token", idempotency: str = "native",
                  max_batch: int = 100, latency: float = 0.0, port: int = 0) -> None:
@@ -42,6 +54,7 @@ class LedgerEmulator(EmulatorServer):
         self.reset()
         self.route("POST", "/v1/postings:batch", self._batch)
         self.route("GET", "/v1/postings", self._list)
+        self.route("DELETE", "/v1/postings/{id}", self._delete_route)
         self.route("GET", "/_emulator/effects", lambda r: Response(200, self.effects))
         self.route("POST", "/_emulator/reset", self._reset_route)
         self.route("POST", "/_emulator/reject", self._reject_route)
@@ -50,6 +63,8 @@ class LedgerEmulator(EmulatorServer):
         with self.lock:
             self._effects: list[dict[str, Any]] = []
             self._by_key: dict[str, str] = {}
+            # charge → its live postings, oldest first: a reversal finds its posting at once
+            self._live: dict[str, list[dict[str, Any]]] = {}
             self._ids = itertools.count(1)
             self._reject_rules = []
             self.applied = Counter()
@@ -106,20 +121,65 @@ class LedgerEmulator(EmulatorServer):
         posting_id = f"L-{next(self._ids):06d}"
         self._by_key.setdefault(key, posting_id)
         self.applied[item["kind"]] += 1
-        self._effects.append({"seq": len(self._effects) + 1, "id": posting_id,
-                              "idempotency_key": key, "marker": key, "kind": item["kind"],
-                              "aggregate": item.get("aggregate"), "data": item["data"],
-                              "applied_at": _now_iso()})
+        effect = {"seq": len(self._effects) + 1, "id": posting_id, "idempotency_key": key,
+                  "marker": key, "kind": item["kind"], "aggregate": item.get("aggregate"),
+                  "data": item["data"], "applied_at": _now_iso()}
+        if item["kind"] == "time_charge.post":
+            self._live.setdefault(str(item["data"].get("id")), []).append(effect)
+        elif item["kind"] == "time_charge.reverse":
+            undone = self._reversed_posting(item["data"])
+            if undone is not None:
+                undone["reversed_by"] = posting_id
+                self._live[str(item["data"].get("charge"))].remove(undone)
+        self._effects.append(effect)
         return {"idempotency_key": key, "status": "created", "id": posting_id}
 
-    def _list(self, request: Request) -> Response:
-        marker = request.arg("marker")
-        aggregate = request.arg("aggregate")
+    def _reversed_posting(self, data: dict[str, Any]) -> dict[str, Any] | None:
+        """The live posting a reversal cancels (the caller holds the lock)."""
+        live = self._live.get(str(data.get("charge")), [])
+        named = data.get("posting")
+        if named:
+            return next((e for e in live if named in (e["id"], e["idempotency_key"])), None)
+        return live[-1] if live else None
+
+    def delete(self, posting_id: str) -> bool:
+        """Delete a posting behind the hub's back; False when there is none."""
         with self.lock:
-            found = [e for e in self._effects
+            found = next((e for e in self._effects if e["id"] == posting_id), None)
+            if found is None or found.get("deleted"):
+                return False
+            found["deleted"] = True
+            live = self._live.get(str(found["data"].get("id")), [])
+            live[:] = [e for e in live if e is not found]
+            return True
+
+    def _delete_route(self, request: Request) -> Response:
+        if not self.delete(request.params["id"]):
+            return error(404, "NOT_FOUND", f"no posting {request.params['id']}")
+        return Response(204, None)
+
+    def _list(self, request: Request) -> Response:
+        marker, aggregate = request.arg("marker"), request.arg("aggregate")
+        kind, live = request.arg("kind"), request.arg("live") == "true"
+        records = set(request.query.get("record") or ())
+        try:
+            after = int(request.arg("after", "0") or 0)
+            limit = int(request.arg("limit", str(self.MAX_PAGE)) or self.MAX_PAGE)
+        except ValueError:
+            return error(422, "INVALID_PARAMETER", "after and limit must be integers")
+        if not 1 <= limit <= self.MAX_PAGE:
+            return error(422, "INVALID_PARAMETER", f"limit must be 1 to {self.MAX_PAGE}")
+        with self.lock:
+            found = [dict(e) for e in self._effects[after:]
                      if (marker is None or e["marker"] == marker)
-                     and (aggregate is None or e["aggregate"] == aggregate)]
-        return Response(200, {"postings": found})
+                     and (aggregate is None or e["aggregate"] == aggregate)
+                     and (kind is None or e["kind"] == kind)
+                     and (not live or _live(e))
+                     and (not records or e["data"].get("id") in records)]
+        page = found[:limit]
+        more = len(found) > limit
+        return Response(200, {"postings": page,
+                              "next_after": page[-1]["seq"] if more else None})
 
     def _reset_route(self, _request: Request) -> Response:
         self.reset()
