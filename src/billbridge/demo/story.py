@@ -21,7 +21,7 @@ from rich.table import Table
 from sqlalchemy import select
 
 from billbridge.api.server import HubServer
-from billbridge.cli.render import render_lineage
+from billbridge.cli.render import render_lineage, render_reconciliation
 from billbridge.connectors.generic.client import LedgerTarget
 from billbridge.connectors.generic.emulator import LedgerEmulator
 from billbridge.connectors.harvest.client import HarvestClient
@@ -36,7 +36,7 @@ from billbridge.connectors.hubspot.target import HubSpotTarget
 from billbridge.engine import exception_queue, lineage
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
-from billbridge.engine.reconcile import reconcile
+from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
 from billbridge.engine.sync import SyncResult, sync
 from billbridge.logs import configure_logging
 from billbridge.store.tables import records
@@ -238,7 +238,9 @@ def summarise(console: Console, hub: Hub, erp: LedgerEmulator,
         invoices = [json.loads(r.data) for r in conn.execute(
             select(records.c.data).where(records.c.kind == "invoice"))]
         open_exceptions = exception_queue.list_open(conn)
-        findings = reconcile(conn, period_end=datetime.now(UTC).date(), now=datetime.now(UTC))
+        result = reconcile_three_ways(conn, period_end=datetime.now(UTC).date(),
+                                      now=datetime.now(UTC), ledgers=erp_ledgers(hub))
+        findings = result.findings
         trail = lineage.trace(conn, LINEAGE_EXAMPLE)
     table = Table("invoice", "project", "lines", "subtotal", "tax", "total", "status",
                   title="invoices")
@@ -250,11 +252,7 @@ def summarise(console: Console, hub: Hub, erp: LedgerEmulator,
     for exc in open_exceptions:
         exc_table.add_row(str(exc.id), exc.reason, exc.message[:80])
     console.print(exc_table)
-    rec = Table("finding", "project", "record", "hours", "amount", title="reconciliation")
-    for f in findings:
-        rec.add_row(f.kind, f.project, f.record, str(f.hours or ""),
-                    f"{f.amount} {f.currency}" if f.amount is not None else "")
-    console.print(rec)
+    render_reconciliation(console, result, datetime.now(UTC).date())
     keys = [e["idempotency_key"] for e in erp.effects]
     kinds: dict[str, int] = {}
     for effect in erp.effects:
@@ -273,6 +271,10 @@ def summarise(console: Console, hub: Hub, erp: LedgerEmulator,
         failures.append("expected exactly NO_RATE and MALFORMED_PAYLOAD in the queue")
     unbilled, unpriced = canonical_id("time_entry", BOB_APRIL), canonical_id("time_entry",
                                                                               CAROL_GLX)
+    if any(e.error for e in result.erps) or (result.totals() and any(
+            t["hub"] != t["erp"] for t in result.totals().values())):
+        failures.append(f"the ERP's live postings differ from the hub's charges: "
+                        f"{result.totals()} {[e.error for e in result.erps]}")
     found = sorted((f.kind, f.record) for f in findings)
     if found != [("unbilled approved time", unbilled), ("unpriced approved time", unpriced)]:
         failures.append(f"reconciliation should find only {unbilled} unbilled and "
