@@ -13,6 +13,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,37 @@ def test_a_changed_customer_upsert_updates_the_contact_xero_has(
         assert conn.execute(text("SELECT count(*) FROM outbox WHERE status != 'done'")
                             ).scalar() == 0
         assert conn.execute(text("SELECT count(*) FROM exceptions")).scalar() == 0
+
+
+def test_reconcile_reads_xero_journals_a_voided_one_is_missing_and_a_copy_is_a_twin(
+        engine: Engine, xero: XeroEmulator, clock: ManualClock) -> None:
+    from datetime import date
+
+    from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
+
+    hub, _target = make_hub(engine, xero, clock, timeout=5)
+    hub.ingest([won(i) for i in range(PROJECTS)], source="hubspot")
+    hub.ingest(entries(120), source="harvest")  # more than one page of 100 journals
+    hub.run_until_idle()
+    hub.ingest([time_entry("te-7", project="P-2", hours="1.5", version=2,
+                           status="rejected")], source="harvest")  # a reversing journal
+    hub.run_until_idle()
+
+    def findings() -> list[tuple[str, str, object, object]]:
+        with engine.connect() as conn:
+            result = reconcile_three_ways(conn, period_end=date(2026, 2, 28), now=clock.now(),
+                                          ledgers=erp_ledgers(hub))
+        assert [e.error for e in result.erps] == [None]
+        return sorted((f.kind, f.record, f.amount, f.currency) for f in result.findings)
+
+    assert findings() == []
+    by_charge = {NARRATION.match(j["Narration"]).group(1): j  # type: ignore[union-attr]
+                 for j in xero.journals() if not j["Narration"].startswith("billbridge rev")}
+    with xero.lock:  # behind the hub's back: one journal voided, one keyed in twice
+        voided = xero.org.journals[by_charge["tc_te-3"]["ManualJournalID"]]
+        voided["Status"] = "VOIDED"
+        copy = dict(xero.org.journals[by_charge["tc_te-4"]["ManualJournalID"]])
+        copy["ManualJournalID"] = "00000000-0000-0000-0000-000000000004"
+        xero.org.journals[copy["ManualJournalID"]] = copy
+    assert findings() == [("ERP posting missing", "tc_te-3", Decimal("225.00"), "USD"),
+                          ("twin postings", "tc_te-4", Decimal("262.50"), "USD")]

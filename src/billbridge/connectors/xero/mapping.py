@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from billbridge.connectors.base import Malformed
+from billbridge.connectors.base import LivePosting, Malformed
 from billbridge.connectors.fields import blank, explain
 from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
 
@@ -210,6 +210,32 @@ def labour_journal(payload: Mapping[str, Any], idempotency_key: str,
                          f"{charge.project} {marker(idempotency_key)}",
             "Date": charge.work_date.isoformat(), "Status": settings.journal_status,
             "LineAmountTypes": "NoTax", "JournalLines": lines}
+
+
+POSTING_NARRATION = re.compile(r"^billbridge (?!reversal of )(\S+): \S+ (\S+) h on (\S+) ")
+REVERSAL_NARRATION = re.compile(r"^billbridge reversal of (\S+) \(journal ([^)\s]+)\)")
+DEAD_JOURNALS = frozenset({"VOIDED", "DELETED"})
+
+
+def live_labour(journals: Sequence[Mapping[str, Any]], currency: str) -> list[LivePosting]:
+    """The labour journals billbridge wrote (their narration names the
+    charge) that are neither voided, deleted nor undone by a reversing
+    journal that names them; manual journals post in the base currency."""
+    alive = [j for j in journals if str(j.get("Status")) not in DEAD_JOURNALS]
+    undone = {m.group(2) for j in alive
+              if (m := REVERSAL_NARRATION.match(str(j.get("Narration") or "")))}
+    out = []
+    for journal in alive:
+        found = POSTING_NARRATION.match(str(journal.get("Narration") or ""))
+        journal_id = str(journal.get("ManualJournalID"))
+        if found is None or journal_id in undone:
+            continue
+        debit = next((decimal_of(line.get("LineAmount"), "LineAmount")
+                      for line in journal.get("JournalLines") or []
+                      if decimal_of(line.get("LineAmount"), "LineAmount") > 0), Decimal(0))
+        out.append(LivePosting(found.group(1), journal_id, Decimal(found.group(2)), debit,
+                               currency, found.group(3)))
+    return out
 
 
 def reversal_journal(original: Mapping[str, Any], charge_id: str,

@@ -21,6 +21,7 @@ from billbridge.connectors.base import (
     ERP_REFERENCES,
     DeliveryError,
     IdempotencyMode,
+    LivePosting,
     OutboundCommand,
     PermanentError,
     RecordResult,
@@ -29,6 +30,7 @@ from billbridge.connectors.base import (
 from billbridge.connectors.xero import mapping
 from billbridge.connectors.xero.client import (
     BATCH_LIMIT,
+    PAGE_SIZE,
     XeroClient,
     call_key,
     identity,
@@ -38,6 +40,7 @@ from billbridge.connectors.xero.client import (
 from billbridge.connectors.xero.mapping import MappingError, XeroSettings
 
 LOOKUP_CHUNK = 20  # markers per look-up, to keep the where filter (and URL) short
+MAX_READ_PAGES = 10_000  # a million journals: past that, a page that never ends
 Mapped = list[tuple[OutboundCommand, dict[str, Any]]]
 
 
@@ -242,6 +245,24 @@ class XeroTarget:
         return results
 
     # -- time charges → manual journals -----------------------------------------------------
+    def live_postings(self, charge_ids: Sequence[str] | None = None) -> list[LivePosting]:
+        """Labour journals live in Xero now: every journal whose narration
+        billbridge wrote, a page (with its lines) at a time, less the voided
+        and the reversed ones."""
+        journals: list[dict[str, Any]] = []
+        for page in range(1, MAX_READ_PAGES + 1):
+            found = self.client.records("ManualJournals", "live journals", params={
+                "where": 'Narration.StartsWith("billbridge ")', "page": page})
+            journals += found
+            if len(found) < PAGE_SIZE:
+                break
+        else:
+            raise PermanentError(f"xero live journals: more than {MAX_READ_PAGES} pages; "
+                                 "stopping instead of reading on", code="PAGINATION_LOOP")
+        live = mapping.live_labour(journals, self._base_currency())
+        wanted = None if charge_ids is None else set(charge_ids)
+        return [p for p in live if wanted is None or p.charge in wanted]
+
     def _base_currency(self) -> str:
         with self._once:
             if self._currency is None:
