@@ -57,7 +57,8 @@ def test_cli_json_lists_one_object_per_file_and_fails_on_failure(tmp_path: Path)
     report = json.loads(result.stdout)
     assert [r["passed"] for r in report] == [True, False]
     assert set(report[0]) == {"file", "name", "passed", "differences", "actual"}
-    assert set(report[0]["actual"]) == {"erp_customers", "erp_projects", "writebacks",
+    assert set(report[0]["actual"]) == {"erp_customers", "erp_projects", "erp_postings",
+                                        "erp_invoices", "writebacks",
                                         "time_charges", "invoices", "exceptions"}
 
 

@@ -5,6 +5,7 @@ silently (INVOICED_CHANGE); stale versions are ignored."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -42,7 +43,12 @@ def _reverse(ctx: FlowContext, outcome: Outcome, charge: dict[str, Any],
     reversed_charge = {**charge, "status": REVERSED}
     outcome.changes.append(RecordChange("time_charge", str(charge["id"]), reversed_charge,
                                         REVERSED))
-    origin = f"reverse:{charge['id']}:v{charge['source_version']}"
+    posting = charge.get("posting")
+    # A reversal is named after the posting it undoes, so that undoing a later
+    # posting of the same amount is new work, never "already done". A charge
+    # posted before postings were numbered has no number; its old origin stays.
+    origin = f"reverse:{charge['id']}:p{posting}" if posting else \
+        f"reverse:{charge['id']}:v{charge['source_version']}"
     outcome.commands.append(Command("erp", "time_charge.reverse", origin,
                                     {"charge": charge["id"], "amount": charge["amount"],
                                      "currency": charge["currency"]},
@@ -79,34 +85,59 @@ def on_time_entry_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
             "time_entry", entry.id))
         return outcome
     contract_id = contract.id if contract else None
+    priced: TimeCharge | Rejection | None = None
+    if entry.status is EntryStatus.APPROVED and project is not None:
+        committed = _committed(ctx, contract_id)
+        if live is not None and live.get("billable"):
+            committed -= Decimal(str(live["amount"]))
+        priced = price_entry(entry, project, contract, ctx.config, ctx.config_version,
+                             committed=committed)
+        if live is not None and project is not None and isinstance(priced, TimeCharge) and \
+                _same_posting(live, priced):
+            # A replay that prices the entry as it stands is the posting in
+            # force, sent again under its own key: done, nothing happens; refused
+            # by the ERP and fixed there since, it goes again.
+            _send_post(outcome, priced, project, int(live["posting"]))
+            outcome.resolved.append(("time_entry", entry.id))
+            return outcome
     if live is not None:
         _reverse(ctx, outcome, dict(live), contract_id)
-    if entry.status is not EntryStatus.APPROVED or project is None:
+    if priced is None or project is None:
         return outcome
-
-    committed = _committed(ctx, contract_id)
-    if live is not None and live.get("billable"):
-        committed -= Decimal(str(live["amount"]))
-    priced = price_entry(entry, project, contract, ctx.config, ctx.config_version,
-                         committed=committed)
     if isinstance(priced, Rejection):
         outcome.problems.append(Problem(priced.reason, priced.message, "time_entry", entry.id))
         return outcome
-    _post(ctx, outcome, priced, project, contract)
+    _post(ctx, outcome, priced, project, contract, charge)
     outcome.resolved.append(("time_entry", entry.id))
     return outcome
 
 
-def _post(ctx: FlowContext, outcome: Outcome, charge: TimeCharge, project: Project,
-          contract: Contract | None, cause: str | None = None) -> None:
+def _same_posting(live: Mapping[str, Any], charge: TimeCharge) -> bool:
+    """``charge`` is what the numbered posting ``live`` already sent."""
     payload = charge.model_dump(mode="json")
-    data = payload | {"status": POSTED, "contract": contract.id if contract else None}
+    return bool(live.get("posting")) and all(live.get(k) == v for k, v in payload.items())
+
+
+def _post(ctx: FlowContext, outcome: Outcome, charge: TimeCharge, project: Project,
+          contract: Contract | None, previous: Mapping[str, Any] | None) -> None:
+    """Post ``charge`` as the next posting of its charge: ``previous`` is the
+    charge as stored before (any status), whose posting number this one follows."""
+    posting = int((previous or {}).get("posting") or 0) + 1
+    payload = charge.model_dump(mode="json")
+    data = payload | {"status": POSTED, "contract": contract.id if contract else None,
+                      "posting": posting}
     outcome.changes.append(RecordChange("time_charge", charge.id, data, POSTED))
     if charge.billable:
         _add_committed(ctx, outcome, contract.id if contract else None, charge.amount)
-    # A re-pricing (cause: the amendment) is a new posting of the same entry version.
-    origin = f"time_entry:{charge.time_entry}:v{charge.source_version}" + \
-        (f":{cause}" if cause else "")
+    _send_post(outcome, charge, project, posting)
+
+
+def _send_post(outcome: Outcome, charge: TimeCharge, project: Project, posting: int) -> None:
+    # Each posting of a charge has its own number: a re-pricing, a re-approval
+    # or a replay is a new posting even when it returns to an earlier amount,
+    # and its reversal names it (see _reverse).
+    payload = charge.model_dump(mode="json")
+    origin = f"time_charge:{charge.id}:p{posting}"
     outcome.commands.append(Command("erp", "time_charge.post", origin, payload, "time_charge",
                                     charge.id, depends_on=("project", project.code)))
 
@@ -190,8 +221,7 @@ def on_contract_amended(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
                     continue
                 _reverse(ctx, outcome, dict(charge), contract.id)
             _post(ctx, outcome, priced.model_copy(
-                update={"source_version": entry.source_version}), project, contract,
-                cause=event.id)
+                update={"source_version": entry.source_version}), project, contract, charge)
             outcome.resolved.append(("time_entry", entry.id))
     return outcome
 

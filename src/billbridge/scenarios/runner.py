@@ -25,8 +25,8 @@ from billbridge.engine.hub import Hub, HubSettings
 from billbridge.store.db import make_engine
 from billbridge.store.tables import inbox, records
 
-SECTIONS = ("erp_customers", "erp_projects", "writebacks", "time_charges", "invoices",
-            "exceptions")
+SECTIONS = ("erp_customers", "erp_projects", "erp_postings", "erp_invoices", "writebacks",
+            "time_charges", "invoices", "exceptions")
 
 
 class ScenarioError(ValueError):
@@ -117,7 +117,8 @@ def run_document(scenario: dict[str, Any], *, file: str = "<inline>") -> Scenari
         hub.run_until_idle()
     actual = collect(hub, erp, crm, psa)
     expect = scenario.get("expect") or {}
-    differences = []
+    # Whatever the file asks, the hub's records and what the ERP holds must agree.
+    differences = disagreements(actual)
     for section in SECTIONS:
         if section in expect:
             differences += compare(section, list(expect[section] or []), actual[section])
@@ -150,10 +151,58 @@ def collect(hub: Hub, erp: RecordingTarget, crm: RecordingTarget,
                                     "message": f"parked, waiting on {row.waiting_on}"})
     writebacks = [{"system": p["system"], "record": p["record"], **p.get("fields", {})}
                   for p in crm.of_kind("crm.writeback") + psa.of_kind("psa.writeback")]
+    postings = [{**{k: p.payload.get(k) for k in POSTING_FIELDS}, "erp_id": p.external_id}
+                for p in erp.postings.values() if p.live]
     return {"erp_customers": latest("customer.upsert", "id"),
             "erp_projects": latest("project.upsert", "code"),
+            "erp_postings": postings, "erp_invoices": erp.of_kind("invoice.create"),
             "writebacks": writebacks, "time_charges": charges, "invoices": invoices,
             "exceptions": open_exceptions}
+
+
+POSTING_FIELDS = ("id", "time_entry", "project", "hours", "rate", "amount", "currency",
+                  "billable")
+
+
+def _figures(item: dict[str, Any], fields: tuple[str, ...]) -> str:
+    return ", ".join(f"{name} {item.get(name)}" for name in fields)
+
+
+def disagreements(actual: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Where the hub's records and the ERP's live postings and invoices differ:
+    each charge the hub holds live has exactly one live posting at the ERP,
+    with the same hours, amount and currency, and nothing else is live; each
+    invoice the hub raised is at the ERP once, with the same totals."""
+    out = []
+    figures = ("hours", "amount", "currency")
+    live: dict[str, list[dict[str, Any]]] = {}
+    for posting in actual["erp_postings"]:
+        live.setdefault(str(posting["id"]), []).append(posting)
+    hub = {str(c["id"]): c for c in actual["time_charges"]}
+    for charge in sorted(set(hub) | set(live)):
+        held, ours = live.get(charge, []), hub.get(charge)
+        if ours is None:
+            out.append(f"ERP disagrees: charge {charge} is not live in the hub, but the ERP "
+                       "holds live " + "; ".join(f"{p['erp_id']} ({_figures(p, figures)})"
+                                                 for p in held))
+        elif len(held) != 1 or any(_text(held[0].get(f)) != _text(ours.get(f))
+                                   for f in figures):
+            seen = "; ".join(f"{p['erp_id']} ({_figures(p, figures)})" for p in held) or "none"
+            out.append(f"ERP disagrees: the hub has charge {charge} live "
+                       f"({_figures(ours, figures)}); the ERP's live postings: {seen}")
+    totals = ("subtotal", "tax", "total", "currency")
+    raised: dict[str, list[dict[str, Any]]] = {}
+    for invoice in actual["erp_invoices"]:
+        raised.setdefault(str(invoice["id"]), []).append(invoice)
+    ours_invoices = {str(i["id"]): i for i in actual["invoices"]}
+    for number in sorted(set(ours_invoices) | set(raised)):
+        held, mine = raised.get(number, []), ours_invoices.get(number)
+        if mine is None or len(held) != 1 or any(
+                _text(held[0].get(f)) != _text(mine.get(f)) for f in totals):
+            out.append(f"ERP disagrees on invoice {number}: the hub has "
+                       f"{_figures(mine, totals) if mine else 'none'}; the ERP holds "
+                       + ("; ".join(_figures(i, totals) for i in held) or "none"))
+    return out
 
 
 def run_file(path: Path) -> ScenarioResult:
