@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit integration serve clean browser screenshots soak
+.PHONY: install demo test lint typecheck unit integration serve clean browser screenshots soak mutate
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,8 +48,33 @@ SOAK_SECONDS ?= 300
 soak: $(STAMP)
 	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/billbridge bench soak
 
+# Mutation testing with mutmut 3 ([tool.mutmut] in pyproject.toml): every mutant lives in a
+# copy under ./mutants, src/ is never edited (PYTHONPATH points the tests' subprocesses at that
+# copy too). One worker (the machine is shared), SQLite only.
+# Without MUTATE_PATHS it resumes: mutants not yet decided, fastest first, until the budget
+# runs out. MUTATE_PATHS="src/billbridge/domain src/billbridge/engine/outbox.py" re-tests
+# every mutant of those paths (after adding a test, to see its survivors killed).
+MUTATE_PATHS   ?=
+MUTATE_MINUTES ?= 20
+MUTATE_STAMP   := $(VENV)/.mutate-installed
+MUTANT_GLOBS   := $(foreach p,$(MUTATE_PATHS),'$(subst /,.,$(patsubst src/%,%,$(basename $(p:/=)))).*')
+
+$(MUTATE_STAMP): pyproject.toml $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[mutate]'
+	touch $(MUTATE_STAMP)
+
+mutate: $(MUTATE_STAMP)
+	@rc=0; env -u BILLBRIDGE_TEST_PG_URL PYTHONPATH=$(CURDIR)/mutants/src timeout --foreground --signal=INT $(MUTATE_MINUTES)m \
+	  $(BIN)/mutmut run --max-children 1 $(MUTANT_GLOBS) || rc=$$?; \
+	  if [ $$rc = 124 ]; then echo "mutate: stopped after $(MUTATE_MINUTES) min; run again to go on"; \
+	  elif [ $$rc != 0 ]; then exit $$rc; fi
+	$(BIN)/mutmut export-cicd-stats
+	@cat mutants/mutmut-cicd-stats.json
+	@echo "survivors (see one with: $(BIN)/mutmut show NAME):"
+	@$(BIN)/mutmut results | { grep -v ': not checked$$' || true; }
+
 screenshots: $(STAMP) browser
 	$(BIN)/python -m billbridge.console.screenshots docs/screenshots
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis billbridge.db*
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis billbridge.db* mutants
