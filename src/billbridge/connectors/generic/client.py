@@ -30,11 +30,22 @@ def _ledger_error(response: httpx.Response) -> tuple[str, str]:
     return "TARGET_REJECTED", read_error(response)[1]
 
 
+def _data(command: OutboundCommand) -> dict[str, Any]:
+    """What the ledger is sent: the payload, and for a reversal the posting it cancels."""
+    data = dict(command.payload)
+    if command.kind == "time_charge.reverse":
+        posting = command.ref("time_charge", data.get("charge"))
+        if posting:
+            data["posting"] = posting
+    return data
+
+
 class LedgerTarget:
     """The generic ledger as a delivery ``Target``."""
 
-    # It takes canonical ids as they are: nothing to look up in ``refs``.
-    references: Mapping[str, tuple[str, ...]] = {}
+    # It takes canonical ids as they are; only a reversal names, by the
+    # ledger's own id, the posting it cancels.
+    references: Mapping[str, tuple[str, ...]] = {"time_charge.reverse": ("charge",)}
 
     def __init__(self, base_url: str, token: str, *, name: str = "ledger", timeout: float = 5.0,
                  max_batch: int = 100, idempotency: IdempotencyMode = IdempotencyMode.NATIVE,
@@ -109,8 +120,7 @@ class LedgerTarget:
         if not to_send:
             return results
         body = {"items": [{"idempotency_key": c.idempotency_key, "kind": c.kind,
-                           "aggregate": c.aggregate_key, "data": dict(c.payload)}
-                          for c in to_send]}
+                           "aggregate": c.aggregate_key, "data": _data(c)} for c in to_send]}
         answer = self._http.json("POST", "/v1/postings:batch", "batch",
                                  content=orjson.dumps(body),
                                  headers={"Content-Type": "application/json"})

@@ -118,6 +118,13 @@ class LedgerEmulator(EmulatorServer):
                     "error": {"code": "VALIDATION", "message": problem}}
         if self.idempotency == "native" and key in self._by_key:
             return {"idempotency_key": key, "status": "duplicate", "id": self._by_key[key]}
+        undone = self._reversed_posting(item["data"]) \
+            if item["kind"] == "time_charge.reverse" else None
+        if item["kind"] == "time_charge.reverse" and undone is None:
+            return {"idempotency_key": key, "status": "rejected",
+                    "error": {"code": "NOT_LIVE", "message": "no live posting "
+                              f"{item['data'].get('posting') or ''} of charge "
+                              f"{item['data'].get('charge')} to reverse"}}
         posting_id = f"L-{next(self._ids):06d}"
         self._by_key.setdefault(key, posting_id)
         self.applied[item["kind"]] += 1
@@ -126,11 +133,9 @@ class LedgerEmulator(EmulatorServer):
                   "data": item["data"], "applied_at": _now_iso()}
         if item["kind"] == "time_charge.post":
             self._live.setdefault(str(item["data"].get("id")), []).append(effect)
-        elif item["kind"] == "time_charge.reverse":
-            undone = self._reversed_posting(item["data"])
-            if undone is not None:
-                undone["reversed_by"] = posting_id
-                self._live[str(item["data"].get("charge"))].remove(undone)
+        elif undone is not None:
+            undone["reversed_by"] = posting_id
+            self._live[str(item["data"].get("charge"))].remove(undone)
         self._effects.append(effect)
         return {"idempotency_key": key, "status": "created", "id": posting_id}
 
