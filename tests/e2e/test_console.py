@@ -63,7 +63,7 @@ def test_fix_a_rate_card_and_replay_from_the_console() -> None:
     forbidden = console.post("/console/exceptions/act",
                              data={"action": "replay", "ids": exc_id, "csrf": csrf.group(1)})
     assert forbidden.status_code == 403
-    console.get("/console/logout")
+    console.post("/console/logout", data={"csrf": csrf.group(1)})
     console.post("/console/login", data={"token": token(hub, tokens.Role.OPERATOR, "olga")})
     page = console.get("/console/exceptions").text
     op_csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
@@ -91,7 +91,8 @@ def test_every_console_page_needs_a_login_and_renders(engine: Engine) -> None:
              "/console/audit", "/console/leakage", "/console/executive"]
     for path in pages:
         assert client.get(path).url.path == "/console/login"
-    client.post("/console/login", data={"token": token(hub, tokens.Role.ADMIN, "ada")})
+    ada = token(hub, tokens.Role.ADMIN, "ada")
+    client.post("/console/login", data={"token": ada})
     for path in pages:
         response = client.get(path)
         assert response.status_code == 200 and "billbridge" in response.text, path
@@ -101,7 +102,8 @@ def test_every_console_page_needs_a_login_and_renders(engine: Engine) -> None:
     assert "per hour" in client.get("/console/").text
     hub.ingest([time_entry("te-x", project="NEW-404")], source="harvest")
     hub.run_until_idle()
-    assert 'billbridge_inbox_waiting{status="parked"} 1.0' in client.get("/metrics").text
+    assert 'billbridge_inbox_waiting{status="parked"} 1.0' in client.get(
+        "/metrics", headers={"Authorization": f"Bearer {ada}"}).text
 
 
 def test_the_overview_shows_who_is_sending_to_each_target_now(engine: Engine) -> None:

@@ -40,6 +40,9 @@ ROUTES: list[tuple[str, str, Permission, Any]] = [
     ("GET", "/v1/reconcile", Permission.READ, None),
     ("GET", "/v1/audit", Permission.AUDIT, None),
     ("POST", "/v1/events/harvest", Permission.INGEST, [time_entry("te-9")]),
+    ("GET", "/v1/schemas", Permission.SCHEMAS, None),
+    ("GET", "/v1/schemas/time_entry.upserted", Permission.SCHEMAS, None),
+    ("GET", "/metrics", Permission.METRICS, None),
 ]
 
 
@@ -145,7 +148,8 @@ def test_operator_works_the_exception_queue(hub: Hub, client: TestClient) -> Non
                for e in audit_page["items"])
 
 
-def test_schemas_are_published_per_event_type(client: TestClient) -> None:
+def test_schemas_are_published_per_event_type(hub: Hub, client: TestClient) -> None:
+    client.headers["Authorization"] = f"Bearer {make_token(hub, Role.AUDITOR)}"
     listing = client.get("/v1/schemas").json()
     assert listing["version"] == "v1" and "time_entry.upserted" in listing["events"]
     schema = client.get("/v1/schemas/time_entry.upserted").json()

@@ -130,7 +130,8 @@ def test_webhook_and_poll_of_one_entry_version_store_one_event(
 def test_webhooks_with_bad_or_stale_signatures_are_refused_and_counted(
         engine: Engine) -> None:
     hub = Hub(engine, {"ledger": FakeTarget()})
-    server = HubServer(hub, port=0, webhooks={"generic": GenericWebhooks("s3cret")})
+    server = HubServer(hub, port=0, webhooks={"generic": GenericWebhooks("s3cret")},
+                       open_metrics=True)
     server.start()
     url = f"{server.url}/v1/webhooks/generic"
     body = b'{"time_entry": {"id": "te-1"}}'

@@ -85,7 +85,7 @@ def test_oidc_people_get_the_role_their_claim_grants(engine: Engine,
 def test_a_flood_from_one_source_is_limited_with_retry_after(engine: Engine) -> None:
     hub = Hub(engine, {"ledger": FakeTarget()})
     app = create_app(hub, webhooks={"generic": GenericWebhooks("s")},
-                     webhook_rate=RateLimit(5, 60, burst=5))
+                     webhook_rate=RateLimit(5, 60, burst=5), open_metrics=True)
     client = TestClient(app)
     body = b'{"time_entry": {"id": "x"}}'
     codes = []

@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from billbridge.api.auth import AuthError, Permission, require
+from billbridge.api.headers import SecurityHeaders
 from billbridge.api.oidc import OidcSettings
 from billbridge.connectors.base import (
     DeliveryError,
@@ -56,6 +57,7 @@ Proposer = Annotated[Identity, Depends(require(Permission.CONFIG_PROPOSE))]
 Approver = Annotated[Identity, Depends(require(Permission.CONFIG_APPROVE))]
 Auditor = Annotated[Identity, Depends(require(Permission.AUDIT))]
 Ingester = Annotated[Identity, Depends(require(Permission.INGEST))]
+SchemaReader = Annotated[Identity, Depends(require(Permission.SCHEMAS))]
 MAX_ID = 2**63 - 1
 Limit = Annotated[int, Query(ge=1, le=1000)]
 Cursor = Annotated[int | None, Query(ge=0, le=MAX_ID,
@@ -154,7 +156,11 @@ def _page(items: list[dict[str, Any]], limit: int) -> Page:
 
 def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = None,
                scenarios: Path | None = None, oidc: OidcSettings | None = None,
-               webhook_rate: RateLimit | None = None) -> FastAPI:
+               webhook_rate: RateLimit | None = None, open_metrics: bool = False,
+               secure_cookies: bool | None = None) -> FastAPI:
+    """``open_metrics`` serves /metrics without a token (a scraper on a private
+    network); ``secure_cookies`` marks the console's cookie `Secure` even
+    over plain HTTP (behind a TLS proxy), else BILLBRIDGE_SECURE_COOKIES says."""
     # Deliveries arriving together are committed to the inbox together.
     committer = GroupCommitter(hub.engine, hub.clock)
 
@@ -168,6 +174,8 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
                               "bearer token; roles: admin, operator, finance, auditor, ingest.")
     app.state.hub = hub
     app.state.oidc = oidc if oidc is not None else OidcSettings.from_env()
+    app.state.secure_cookies = secure_cookies
+    app.add_middleware(SecurityHeaders)
     receivers = dict(webhooks or {})
     # Per-source ingress limit: a flood from one vendor cannot starve the others.
     door_limit = webhook_rate or RateLimit(2000, 1, burst=2000)
@@ -227,6 +235,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return {"status": "ready", "config_version": version}
 
     @app.get("/metrics", tags=["health"], response_class=Response,
+             dependencies=[] if open_metrics else [Depends(require(Permission.METRICS))],
              responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
                               "description": "Prometheus text exposition"}})
     def metrics() -> Response:
@@ -486,12 +495,12 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return _page(_rows_from(rows), limit)
 
     @app.get("/v1/schemas", tags=["schemas"])
-    def list_schemas() -> Any:
+    def list_schemas(who: SchemaReader) -> Any:
         return {"version": SCHEMA_VERSION,
                 "events": {name: f"/v1/schemas/{name}" for name in sorted(PAYLOADS)}}
 
     @app.get("/v1/schemas/{event_type}", tags=["schemas"])
-    def get_schema(event_type: str) -> Any:
+    def get_schema(event_type: str, who: SchemaReader) -> Any:
         model = PAYLOADS.get(event_type)
         if model is None:
             raise ApiError(404, "NOT_FOUND", f"no canonical event type {event_type!r}")

@@ -23,6 +23,8 @@ class Permission(StrEnum):
     CONFIG_APPROVE = "config.approve"
     AUDIT = "audit"
     INGEST = "ingest"
+    METRICS = "metrics"  # /metrics, unless serve --open-metrics opens it to a scraper
+    SCHEMAS = "schemas"  # the canonical event schemas an ingest client validates against
 
 
 GRANTS: dict[Permission, frozenset[Role]] = {
@@ -32,6 +34,8 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.CONFIG_APPROVE: frozenset({Role.ADMIN, Role.FINANCE}),
     Permission.AUDIT: frozenset({Role.ADMIN, Role.AUDITOR, Role.FINANCE}),
     Permission.INGEST: frozenset({Role.ADMIN, Role.INGEST}),
+    Permission.METRICS: frozenset({Role.ADMIN, Role.OPERATOR, Role.FINANCE, Role.AUDITOR}),
+    Permission.SCHEMAS: frozenset(Role),
 }
 
 

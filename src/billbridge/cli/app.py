@@ -151,7 +151,13 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
               help="activate this configuration file first")] = None,
           engine: Annotated[bool, typer.Option(
               help="process and dispatch in this process too; --no-engine serves only the "
-                   "API and webhooks, beside `billbridge worker` processes")] = True) -> None:
+                   "API and webhooks, beside `billbridge worker` processes")] = True,
+          open_metrics: Annotated[bool, typer.Option(
+              help="serve /metrics without a token, for a scraper on a private network")] = False,
+          secure_cookies: Annotated[bool | None, typer.Option(
+              envvar="BILLBRIDGE_SECURE_COOKIES",
+              help="mark the console's cookie Secure (behind a TLS proxy); it always is when "
+                   "a request arrives over TLS")] = None) -> None:
     """Run the hub: API (/healthz, /metrics, webhooks), workers and dispatcher."""
     from billbridge.api.server import serve_hub
     from billbridge.connectors.base import WebhookReceiver
@@ -169,7 +175,8 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
         if connection.credentials.get("webhook_secret"):
             webhooks[connection.name] = build_webhooks(connection)
     serve_hub(hub, host=host, port=port, sources=[build_source(s) for s in (source or [])],
-              webhooks=webhooks, engine=engine)
+              webhooks=webhooks, engine=engine, open_metrics=open_metrics,
+              secure_cookies=secure_cookies)
 
 
 @app.command()

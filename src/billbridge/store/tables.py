@@ -264,6 +264,21 @@ api_tokens = Table(
     Column("last_used_at", Utc, nullable=True),
 )
 
+# Console sessions: the browser holds a random id, the store only its hash.
+# A session ends when it expires, when it is logged out (revoked) or when the
+# API token it was opened with stops being valid.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_id", Id, nullable=True),  # None for an OIDC login
+    Column("created_at", Utc, nullable=False),
+    Column("expires_at", Utc, nullable=False),
+    Column("revoked_at", Utc, nullable=True),
+)
+
 # Connections to vendor accounts; credentials are encrypted at rest (Fernet).
 connections = Table(
     "connections",

@@ -270,3 +270,42 @@ def test_what_each_command_names_is_resolved_from_refs(
                                 ("invoice.create", "project")])
     assert len(qbo.records("TimeActivity")) == 4
     assert len(qbo.records("Invoice")) == 2
+
+
+def test_reconcile_reads_time_activities_a_deleted_one_is_missing_a_copy_a_twin_an_edit_differs(
+        engine: Engine, qbo: QuickBooksEmulator, clock: ManualClock) -> None:
+    from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
+
+    hub, _target = make_hub(engine, qbo, clock, timeout=5)
+    for i in range(990):  # keyed in by hand, no marker: the hub's land on both sides of 1,000
+        qbo.seed("TimeActivity", {"NameOf": "Employee", "TxnDate": "2026-03-02", "Hours": 1,
+                                  "Minutes": 0, "Description": f"support call {i}"})
+    hub.ingest([won(i) for i in range(PROJECTS)], source="hubspot")
+    hub.ingest([entry(i) for i in range(40)], source="harvest")
+    hub.run_until_idle()
+    hub.ingest([entry(7, version=2)], source="harvest")  # its activity deleted, a new one made
+    hub.run_until_idle()
+
+    def read() -> tuple[Counter[str], list[tuple[str, str, object, object]]]:
+        with engine.connect() as conn:
+            result = reconcile_three_ways(conn, period_end=date(2026, 2, 28), now=clock.now(),
+                                          ledgers=erp_ledgers(hub))
+        assert [e.error for e in result.erps] == [None]
+        return (Counter(p.charge for p in result.erps[0].postings),
+                sorted((f.kind, f.record, f.amount, f.currency) for f in result.findings))
+
+    assert read() == (Counter(f"tc_te-{i}" for i in range(40)), [])
+    by_charge = {read_marker(a["Description"]).canonical_id: a  # type: ignore[union-attr]
+                 for a in qbo.records("TimeActivity") if read_marker(a["Description"])}
+    with qbo.lock:  # behind the hub's back: one deleted, one keyed in twice, one edited
+        activities = qbo.company.records["TimeActivity"]
+        del activities[by_charge["tc_te-3"]["Id"]]
+        qbo.company.seed("TimeActivity", {k: v for k, v in by_charge["tc_te-4"].items()
+                                          if k not in ("Id", "SyncToken", "MetaData")})
+        activities[by_charge["tc_te-5"]["Id"]]["Hours"] += 1
+    # te-3: 1.00 h at 150.00; te-4: 1.25 h at 175.50 (Alice); te-5: 1.50 h + 1 h at 150.00
+    held, findings = read()
+    assert held == Counter([f"tc_te-{i}" for i in range(40) if i != 3] + ["tc_te-4"])
+    assert findings == [("ERP posting missing", "tc_te-3", Decimal("150.00"), "USD"),
+                        ("amount differs", "tc_te-5", Decimal("150.00"), "USD"),
+                        ("twin postings", "tc_te-4", Decimal("219.38"), "USD")]

@@ -174,16 +174,17 @@ class QuickBooksClient:
         response = (answer or {}).get("QueryResponse")
         return dict(response) if isinstance(response, dict) else {}
 
-    def query_all(self, entity: str, where: str, *,
+    def query_all(self, entity: str, where: str | None, *,
                   page_size: int = MAX_RESULTS) -> list[dict[str, Any]]:
-        """Every ``entity`` matching ``where``, page by page (STARTPOSITION is
-        1-based, MAXRESULTS at most 1000); a page offered twice stops the walk
-        instead of looping."""
+        """Every ``entity`` matching ``where`` (all of them for None), page by
+        page (STARTPOSITION is 1-based, MAXRESULTS at most 1000); a page
+        offered twice stops the walk instead of looping."""
         records: list[dict[str, Any]] = []
         seen: set[str] = set()
         start = 1
+        condition = f" where {where}" if where else ""
         while True:
-            page = self.query(f"select * from {entity} where {where} "
+            page = self.query(f"select * from {entity}{condition} "
                               f"startposition {start} maxresults {page_size}").get(entity) or []
             first = str(page[0].get("Id")) if page else ""
             if first in seen:

@@ -10,20 +10,23 @@ names its canonical id.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from billbridge.connectors.base import Malformed
+from billbridge.connectors.base import LivePosting, Malformed
 from billbridge.connectors.fields import blank
-from billbridge.domain.money import round_money, to_decimal
+from billbridge.domain.money import quantize_hours, round_money, to_decimal
 from billbridge.domain.records import Invoice, InvoiceStatus, ProjectStatus, TimeCharge
 
 MARKER = re.compile(r"\[billbridge (?P<id>.+?) (?P<key>[0-9a-f]{16,64})\]")
 NAME_LIMIT = 100  # characters QuickBooks keeps in a name on every entity that has one
 VOIDED = "Voided"  # QuickBooks prefixes a voided invoice's PrivateNote with it
+# What ``time_activity_body`` states before the marker: hours, rate, amount, currency, kind.
+STATED = re.compile(r"(?P<hours>\d+(?:\.\d+)?) h at \S+ = \S+ (?P<currency>[A-Z]{3}) "
+                    r"\((?P<kind>billable|cost)\) \[billbridge ")
 
 
 def marker(canonical_id: str, key: str) -> str:
@@ -112,6 +115,32 @@ def time_activity_body(charge: TimeCharge, key: str, *, employee: str, project: 
     if item:
         body["ItemRef"] = ref(item)
     return body
+
+
+def live_labour(activities: Sequence[Mapping[str, Any]]) -> list[LivePosting]:
+    """The time activities billbridge wrote (the marker in the description
+    names the charge); a reversal deletes its activity, so each one found is
+    live. Hours are the activity's own ``Hours``/``Minutes`` (the hours the
+    description states when they round to those minutes, as QuickBooks keeps
+    whole minutes) and the amount those hours at its ``HourlyRate`` (billable)
+    or ``CostRate`` (cost line), rounded once; a time activity has no
+    currency of its own, so the one the description states is taken."""
+    out = []
+    for activity in activities:
+        description = str(activity.get("Description") or "")
+        found, stated = read_marker(description), STATED.search(description)
+        if found is None or stated is None:
+            continue
+        currency = stated.group("currency")
+        whole, minutes = int(activity.get("Hours") or 0), int(activity.get("Minutes") or 0)
+        hours = Decimal(stated.group("hours"))
+        if hours_and_minutes(hours) != (whole, minutes):
+            hours = quantize_hours(Decimal(whole) + Decimal(minutes) / 60)
+        rate = activity.get("HourlyRate" if stated.group("kind") == "billable" else "CostRate")
+        amount = round_money(hours * to_decimal(rate or 0, what="rate"), currency)
+        out.append(LivePosting(found.canonical_id, str(activity.get("Id")), hours, amount,
+                               currency))
+    return out
 
 
 def invoice_body(invoice: Invoice, key: str, *, customer: str, item: str,

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 from billbridge.connectors.base import (
     ERP_REFERENCES,
     IdempotencyMode,
+    LivePosting,
     OutboundCommand,
     RecordResult,
     ResultStatus,
@@ -42,6 +43,7 @@ from billbridge.connectors.quickbooks.directory import ITEM, Directory
 from billbridge.connectors.quickbooks.mapping import (
     customer_body,
     invoice_body,
+    live_labour,
     project_active,
     project_body,
     project_name,
@@ -104,6 +106,14 @@ class QuickBooksTarget:
 
     def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
         return _Delivery(self, batch).run()
+
+    def live_postings(self, charge_ids: Sequence[str] | None = None) -> list[LivePosting]:
+        """Time activities live in QuickBooks now: every one, ``MAXRESULTS`` a
+        page (a description is not filterable), less those no marker of
+        billbridge's names; a reversed or deleted activity is gone."""
+        live = live_labour(self.client.query_all("TimeActivity", None))
+        wanted = None if charge_ids is None else set(charge_ids)
+        return [p for p in live if wanted is None or p.charge in wanted]
 
 
 class _Delivery:
