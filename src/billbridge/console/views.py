@@ -1,11 +1,14 @@
-"""Console pages. A login stores the API token in an HttpOnly, SameSite=Strict
-cookie; every page checks it with the API's own token check and grants table,
-and every form carries a CSRF value derived from the session."""
+"""Console pages. A login checks the API token (or OIDC token) once and opens a
+server-side session (engine.sessions): the HttpOnly, SameSite=Strict cookie
+holds only the session's random id, `Secure` over TLS or when configured.
+Every page checks the session and the API's grants table; every form, logout
+included, carries a CSRF value derived from the session."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import statistics
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -18,7 +21,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select, text
 
 from billbridge.api.auth import GRANTS, Permission
-from billbridge.engine import audit, config_store, exception_queue, lineage, tokens
+from billbridge.engine import audit, config_store, exception_queue, lineage, sessions, tokens
 from billbridge.engine.hub import Hub
 from billbridge.engine.tokens import Identity
 from billbridge.store.tables import dispatch_lanes, exceptions, inbox, outbox, target_leases
@@ -29,6 +32,7 @@ NAV = [("/console/", "Overview"), ("/console/exceptions", "Exceptions"),
        ("/console/executive", "Executive"), ("/console/config", "Configuration"),
        ("/console/audit", "Audit")]
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+STYLE_SHEET = Path(__file__).with_name("templates").joinpath("console.css").read_text()
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 
@@ -42,12 +46,13 @@ def _hub(request: Request) -> Hub:
 
 
 def _who(request: Request, permission: Permission = Permission.READ) -> Identity:
-    token = request.cookies.get(COOKIE)
-    if not token:
+    session_id = request.cookies.get(COOKIE)
+    if not session_id:
         raise LoginRequired
     try:
-        identity = _authenticate(request, token)
-    except tokens.TokenError:
+        with _hub(request).engine.connect() as conn:
+            identity = sessions.identify(conn, session_id, at=datetime.now(UTC))
+    except sessions.SessionEnded:
         raise LoginRequired from None
     if identity.role not in GRANTS[permission]:
         raise PermissionError(f"role {identity.role.value} may not {permission.value}")
@@ -66,8 +71,20 @@ def _authenticate(request: Request, token: str) -> Identity:
 
 
 def _csrf(request: Request) -> str:
-    token = request.cookies.get(COOKIE, "")
-    return hmac.new(token.encode(), b"console-csrf", hashlib.sha256).hexdigest()
+    session_id = request.cookies.get(COOKIE, "")
+    return hmac.new(session_id.encode(), b"console-csrf", hashlib.sha256).hexdigest()
+
+
+def secure_cookies(request: Request) -> bool:
+    """Mark the cookie `Secure` when the request came over TLS (uvicorn reads
+    X-Forwarded-Proto from a trusted proxy), or when told to: serve
+    --secure-cookies, or BILLBRIDGE_SECURE_COOKIES=1 behind a proxy that
+    does not say."""
+    configured = getattr(request.app.state, "secure_cookies", None)
+    if configured is None:
+        configured = os.environ.get("BILLBRIDGE_SECURE_COOKIES", "").lower() in (
+            "1", "true", "yes")
+    return bool(configured) or request.url.scheme == "https"
 
 
 def _check_csrf(request: Request, value: str) -> None:
@@ -82,6 +99,13 @@ def page(request: Request, name: str, here: str, who: Identity | None,
         "who": who, "csrf": _csrf(request), **context})
 
 
+@router.get("/static/console.css")
+def style_sheet() -> Response:
+    # A file, not an inline <style>: the CSP allows style from 'self' only.
+    return Response(STYLE_SHEET, media_type="text/css",
+                    headers={"Cache-Control": "public, max-age=3600"})
+
+
 @router.get("/login")
 def login_form(request: Request) -> HTMLResponse:
     return page(request, "login.html", "/console/login", None, error=None)
@@ -90,18 +114,28 @@ def login_form(request: Request) -> HTMLResponse:
 @router.post("/login")
 def login(request: Request, token: str = Form("")) -> Response:
     try:
-        _authenticate(request, token.strip())
+        who = _authenticate(request, token.strip())
     except tokens.TokenError as exc:
         return page(request, "login.html", "/console/login", None, error=f"Not accepted: {exc}")
+    with _hub(request).engine.begin() as conn:
+        session_id = sessions.open_session(conn, who, at=datetime.now(UTC))
     response = RedirectResponse("/console/", status_code=303)
-    response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", max_age=8 * 3600)
+    response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict",
+                        secure=secure_cookies(request),
+                        max_age=int(sessions.LIFETIME.total_seconds()))
     return response
 
 
-@router.get("/logout")
-def logout() -> Response:
+@router.post("/logout")
+def logout(request: Request, csrf: str = Form("")) -> Response:
+    session_id = request.cookies.get(COOKIE)
+    if session_id:
+        _check_csrf(request, csrf)
+        with _hub(request).engine.begin() as conn:
+            sessions.close(conn, session_id, at=datetime.now(UTC))
     response = RedirectResponse("/console/login", status_code=303)
-    response.delete_cookie(COOKIE)
+    response.delete_cookie(COOKIE, httponly=True, samesite="strict",
+                           secure=secure_cookies(request))
     return response
 
 

@@ -63,11 +63,18 @@ def on_closed_won(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
     # The PSA owns the project's tasks: when it has told us of them, they stay;
     # otherwise the deal's tasks, else the template's.
     known = ctx.record("project", won.project.code)
-    kept = Project.model_validate(known).tasks if known else ()
-    given = kept or won.project.tasks or (template.tasks if template else ())
+    kept = Project.model_validate(known) if known else None
+    given = (kept.tasks if kept else ()) or won.project.tasks or \
+        (template.tasks if template else ())
     tasks = tuple(t.model_copy(update={"project": won.project.code}) for t in given)
+    # Winning the deal activates its project; a hold or a close the PSA set
+    # since stays (the PSA owns the project's status), also when the deal is
+    # seen again.
+    status = kept.status if kept and kept.status in (ProjectStatus.ON_HOLD,
+                                                      ProjectStatus.CLOSED) \
+        else ProjectStatus.ACTIVE
     project = won.project.model_copy(update={"id": won.project.code, "contract": contract.id,
-                                             "status": ProjectStatus.ACTIVE, "tasks": tasks})
+                                             "status": status, "tasks": tasks})
     outcome = Outcome(
         changes=[
             RecordChange("customer", customer_id, customer.model_dump(mode="json"), "active"),
@@ -81,7 +88,7 @@ def on_closed_won(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
         ],
         bindings=[Binding(event.source, "customer", won.customer.id, customer_id),
                   Binding(event.source, "opportunity", won.opportunity.id, contract.id)],
-        releases=[project_dependency(project.code)],
+        releases=[project_dependency(project.code)] if status is ProjectStatus.ACTIVE else [],
         problems=conflicts,
     )
     outcome.commands.append(Command(*customer_command(customer), record_kind="customer",

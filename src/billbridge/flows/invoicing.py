@@ -180,7 +180,9 @@ def on_invoice_status_changed(event: CanonicalEvent, ctx: FlowContext) -> Outcom
     activation = ctx.record("activation", str(stored.get("project")))
     fields = {"invoice": change.invoice, "invoice_status": change.status.value,
               "invoice_total": stored.get("total")}
-    origin = f"invoice-status:{change.invoice}:{change.status.value}"
+    # The change is the cause: a status the invoice had before (issued again
+    # after a payment was removed) is a new write-back, not a repeat of the old.
+    origin = f"invoice-status:{change.invoice}:{change.status.value}:{event.id}"
     if activation is not None:
         outcome.commands.append(Command("crm", "crm.writeback", origin,
                                         {"system": activation["source"],
