@@ -89,6 +89,7 @@ def test_serve_runs_the_hub_with_health_metrics_and_the_slice(tmp_path: Path) ->
              str(port), "--target", f"ledger={ledger.url}",  # type: ignore[attr-defined]
              "--source", f"generic={source.url}", "--config", str(config),  # type: ignore[attr-defined]
              "--open-metrics"],
+            env={**os.environ, "BILLBRIDGE_WEBHOOK_SECRET": "e2e-secret"},
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             base = f"http://127.0.0.1:{port}"

@@ -61,9 +61,13 @@ def client(hub: Hub) -> Iterator[TestClient]:
 
 def make_token(hub: Hub, role: Role, name: str | None = None,
                expires_in: timedelta = timedelta(days=1)) -> str:
+    # A token that may submit events is bound to what it submits (tests/integration/test_trust_*).
+    scope = tokens.Scope.of(["harvest"], ["time_entry.upserted", "project.updated"]) \
+        if role in tokens.INGEST_ROLES else None
     with hub.engine.begin() as conn:
         _, token = tokens.create(conn, name=name or f"{role.value}-user", role=role,
-                                 expires_in=expires_in, actor="test", at=datetime.now(UTC))
+                                 expires_in=expires_in, actor="test", at=datetime.now(UTC),
+                                 scope=scope)
     return token
 
 

@@ -35,6 +35,7 @@ def test_serve_runs_its_store_with_intake_checkpoints(tmp_path: Path,
     served: dict[str, Any] = {}
     monkeypatch.setattr(server, "serve_hub", lambda hub, **_: served.setdefault("hub", hub))
     result = CliRunner().invoke(app, ["serve", "--database-url",
-                                      f"sqlite:///{tmp_path / 'hub.db'}", "--no-engine"])
+                                      f"sqlite:///{tmp_path / 'hub.db'}", "--no-engine"],
+                                env={"BILLBRIDGE_WEBHOOK_SECRET": "checkpoints-secret"})
     assert result.exit_code == 0, result.output
     assert _pages(served["hub"].engine) == INTAKE_CHECKPOINT_PAGES

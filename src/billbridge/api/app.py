@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
+from billbridge.api import limits
 from billbridge.api.auth import AuthError, Permission, require
 from billbridge.api.headers import SecurityHeaders
 from billbridge.api.oidc import OidcSettings
@@ -43,12 +45,13 @@ from billbridge.engine import audit, config_store, exception_queue, lineage
 from billbridge.engine.group_commit import GroupCommitter
 from billbridge.engine.hub import Hub
 from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
-from billbridge.engine.tokens import Identity
+from billbridge.engine.tokens import Identity, OutOfScope
 from billbridge.store.tables import exceptions, inbox, outbox
 
 WEBHOOKS_REJECTED = Counter("billbridge_webhooks_rejected_total",
                             "Webhook deliveries refused at the door", ["source", "why"])
-MAX_WEBHOOK_BYTES = 1_000_000
+VENDOR_THREADS = 16
+"""Deliveries whose receivers may be calling their vendors at once; more wait their turn."""
 SCHEMA_VERSION = "v1"
 
 Reader = Annotated[Identity, Depends(require(Permission.READ))]
@@ -105,9 +108,15 @@ WEBHOOK_OPERATION: dict[str, Any] = {"post": {
         "200": {"description": "stored; answered in the vendor's own format"},
         "401": _error_response("unsigned, forged or stale delivery"),
         "404": _error_response("no webhook source of that name"),
-        "413": _error_response("body over 1 MB"),
+        "413": _error_response("body over the hub's cap (BILLBRIDGE_MAX_BODY_BYTES, 4 MiB)"),
         "429": _error_response("the source is over its ingress rate: see Retry-After"),
         "503": _error_response("not stored (vendor or store unreachable): send it again")}}}
+
+
+EVENTS_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "array", "maxItems": limits.MAX_EVENTS, "items": {
+        "type": "object", "required": ["type"],
+        "description": "a canonical event: {type, source, id, at, data}; GET /v1/schemas"}}}}}}
 
 
 class Page(BaseModel):
@@ -157,7 +166,8 @@ def _page(items: list[dict[str, Any]], limit: int) -> Page:
 def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = None,
                scenarios: Path | None = None, oidc: OidcSettings | None = None,
                webhook_rate: RateLimit | None = None, open_metrics: bool = False,
-               secure_cookies: bool | None = None) -> FastAPI:
+               secure_cookies: bool | None = None,
+               max_body_bytes: int | None = None) -> FastAPI:
     """``open_metrics`` serves /metrics without a token (a scraper on a private
     network); ``secure_cookies`` marks the console's cookie `Secure` even
     over plain HTTP (behind a TLS proxy), else BILLBRIDGE_SECURE_COOKIES says."""
@@ -180,6 +190,14 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     # Per-source ingress limit: a flood from one vendor cannot starve the others.
     door_limit = webhook_rate or RateLimit(2000, 1, burst=2000)
     doors = {name: TokenBucket(door_limit) for name in receivers}
+    app.add_middleware(limits.BodyLimit,
+                       max_bytes=max_body_bytes or limits.max_body_bytes(),
+                       refuse=lambda request, message: error(
+                           413, "PAYLOAD_TOO_LARGE", message, request))
+    # Receivers may call their vendor (and wait on its rate limit): in threads of
+    # their own, so a slow vendor holds neither the event loop nor the threads
+    # every other route runs in.
+    vendor_threads = CapacityLimiter(VENDOR_THREADS)
 
     def error(status: int, code: str, message: str, request: Request) -> JSONResponse:
         correlation = request.headers.get("x-correlation-id") or uuid.uuid4().hex
@@ -268,19 +286,15 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
                                  "correlation_id": uuid.uuid4().hex},
                                 status_code=429, headers={"Retry-After": str(retry)})
         door.take()
-        body = await request.body()
-        if len(body) > MAX_WEBHOOK_BYTES:
-            WEBHOOKS_REJECTED.labels(source, "too_large").inc()
-            raise ApiError(413, "PAYLOAD_TOO_LARGE", "webhook body over 1 MB")
+        body = await request.body()  # no larger than the body cap
         delivery = WebhookRequest(request.method, str(request.url),
                                   {k.lower(): v for k, v in request.headers.items()}, body)
         try:
-            receiver.verify(delivery, now=time.time())
+            events = await to_thread.run_sync(_open, receiver, delivery, time.time(),
+                                              limiter=vendor_threads)
         except SignatureError as exc:
             WEBHOOKS_REJECTED.labels(source, "signature").inc()
             raise ApiError(401, "BAD_SIGNATURE", str(exc)) from None
-        try:
-            events = receiver.events(delivery)
         except DeliveryError as exc:
             # The receiver needed the vendor's API to complete the events and could
             # not reach it: refuse, so the vendor delivers again later.
@@ -299,12 +313,22 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
                                           "message": r.message} for r in results]},
                             status_code=202)
 
-    @app.post("/v1/events/{source}", status_code=202, tags=["ingress"])
-    def push_events(source: str, events: list[dict[str, Any]], who: Ingester) -> Any:
-        if len(events) > 1000:
-            raise ApiError(413, "TOO_MANY_EVENTS", "at most 1000 events per call")
+    @app.post("/v1/events/{source}", status_code=202, tags=["ingress"],
+              openapi_extra=EVENTS_BODY)
+    async def push_events(source: str, request: Request, who: Ingester) -> Any:
+        """Canonical events from ``source``, if the token may submit that source's
+        events of those types. The token and source are checked before the body
+        is read, its size and nesting before it is parsed."""
         try:
-            results = committer.submit(events, source=source).result()
+            who.check_source(source)
+            events = await to_thread.run_sync(limits.event_list, await request.body())
+            who.check_event_types(source, (e["type"] for e in events))
+        except OutOfScope as exc:
+            raise ApiError(403, "OUT_OF_SCOPE", str(exc)) from None
+        except limits.Refused as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
+        try:
+            results = await committer.store(events, source=source)
         except SQLAlchemyError as exc:
             raise _not_stored(exc) from None
         return {"results": [{"event_id": r.event_id, "status": r.status.value,
@@ -342,7 +366,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     @app.get("/v1/exceptions", response_model=Page, tags=["exceptions"])
     def list_exceptions(who: Reader, reason: str | None = None, status: str = "open",
                         cursor: Cursor = None, limit: Limit = 100) -> Page:
-        query = select(exceptions).where(exceptions.c.status == status)
+        query = select(*exception_queue.SHOWN).where(exceptions.c.status == status)
         if reason:
             query = query.where(exceptions.c.reason == reason)
         if cursor is not None:
@@ -355,7 +379,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     def get_exception(exc_id: RowId, who: Reader) -> dict[str, Any]:
         with hub.engine.connect() as conn:
             try:
-                return _rows([exception_queue.get(conn, exc_id)])[0]
+                return _rows([exception_queue.shown(conn, exc_id)])[0]
             except exception_queue.ExceptionNotFound as exc:
                 raise ApiError(404, "NOT_FOUND", str(exc)) from None
 
@@ -536,6 +560,15 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     # are the hot path.
     app.include_router(router)
     return app
+
+
+def _open(receiver: WebhookReceiver, delivery: WebhookRequest, now: float) -> list[Any]:
+    """A delivery's events: its signature checked first, then its size and
+    nesting; one too large or too deep to parse is kept raw as malformed, and
+    answered like any other, so the vendor does not send it again."""
+    receiver.verify(delivery, now=now)
+    why = limits.refusal(delivery.body)
+    return [limits.kept_raw(delivery.body, why)] if why else receiver.events(delivery)
 
 
 def _rows_from(items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -145,8 +145,9 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
 @app.command()
 def serve(database_url: DbOption = None, target: TargetOption = None,
           source: SourceOption = None, host: str = "127.0.0.1", port: int = 8000,
-          webhook_secret: Annotated[str, typer.Option(envvar="BILLBRIDGE_WEBHOOK_SECRET")] =
-          "generic-secret",
+          webhook_secret: Annotated[str | None, typer.Option(
+              envvar="BILLBRIDGE_WEBHOOK_SECRET",
+              help="the generic webhook door's signing secret (no default)")] = None,
           config: Annotated[Path | None, typer.Option(
               help="activate this configuration file first")] = None,
           engine: Annotated[bool, typer.Option(
@@ -164,6 +165,13 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
     from billbridge.connectors.generic.webhooks import GenericWebhooks
     from billbridge.connectors.registry import build_source, build_webhooks, parse_connection
 
+    if not webhook_secret:
+        # No built-in secret: a door anyone could sign for is not opened.
+        console.print("[red]serve: the generic webhook door has no secret: set "
+                      "BILLBRIDGE_WEBHOOK_SECRET (e.g. to `python -c 'import secrets; "
+                      "print(secrets.token_urlsafe(32))'`) and give the same to the sender[/red]",
+                      soft_wrap=True)
+        raise typer.Exit(2)
     configure_logging()
     # Webhooks are acknowledged after their commit: small checkpoints there.
     hub = _hub(database_url, target, checkpoint_pages=INTAKE_CHECKPOINT_PAGES)
@@ -240,7 +248,7 @@ def exceptions_list(database_url: DbOption = None, reason: str | None = None,
                     as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Open exceptions, oldest first."""
     with _engine(database_url).connect() as conn:
-        rows = exception_queue.list_open(conn, reason=reason, limit=limit)
+        rows = exception_queue.list_open(conn, reason=reason, limit=limit, whole=as_json)
     if as_json:
         print(json.dumps([dict(r._mapping) for r in rows], default=str, indent=2))
     else:
@@ -406,18 +414,28 @@ def token_create(role: Annotated[str, typer.Option(help="admin, operator, financ
                                                    "or ingest")],
                  name: Annotated[str, typer.Option(help="who or what holds it")],
                  expires: Annotated[str, typer.Option(help="e.g. 90d, 12h")] = "90d",
+                 source: Annotated[list[str] | None, typer.Option(
+                     "--source", help="a source whose events the token may submit "
+                                      "(repeatable; an ingest token needs one)")] = None,
+                 event_type: Annotated[list[str] | None, typer.Option(
+                     "--event-type", help="an event type the token may submit (repeatable; "
+                                          "an ingest token needs one)")] = None,
                  database_url: DbOption = None, actor: ActorOption = "admin") -> None:
-    """Create a token; it is printed once and stored only as a hash."""
+    """Create a token; it is printed once and stored only as a hash. A token
+    that submits events names the sources and event types it may submit."""
     from billbridge.engine import tokens
 
     try:
         role_value = tokens.Role(role)
         lifetime = tokens.parse_duration(expires)
+        scope = tokens.Scope.of(source or [], event_type or []) if source or event_type \
+            else None
+        with _engine(database_url).begin() as conn:
+            token_id, token = tokens.create(conn, name=name, role=role_value,
+                                            expires_in=lifetime, actor=actor, at=_now(),
+                                            scope=scope)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    with _engine(database_url).begin() as conn:
-        token_id, token = tokens.create(conn, name=name, role=role_value, expires_in=lifetime,
-                                        actor=actor, at=_now())
     console.print(f"token {token_id} for {name} ({role_value.value}), expires in {expires}. "
                   "Keep it now; it is not shown again:")
     print(token)

@@ -8,6 +8,7 @@ follow in issue 4)."""
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 import time
 from datetime import UTC, datetime
@@ -43,7 +44,7 @@ from billbridge.store.tables import records
 
 CONFIG = Path(__file__).with_name("config.yaml")
 PERIOD_END = "2026-03-31"
-HARVEST_TOKEN, HARVEST_ACCOUNT = "harvest-token", "123456"
+HARVEST_ACCOUNT = "123456"
 
 # Harvest users and the consultants they are (Dave is not mapped on purpose:
 # his hours show how an entry the mapping cannot read lands in the exception
@@ -86,17 +87,19 @@ def deal(did: str, name: str, code: str) -> dict[str, Any]:
 class Story:
     def __init__(self, console: Console, workdir: Path, port: int) -> None:
         self.console = console
-        self.erp = LedgerEmulator(token="ledger-token")
-        self.crm = HubSpotEmulator(token="hubspot-token")
-        self.tool = HarvestEmulator(token=HARVEST_TOKEN, account_id=HARVEST_ACCOUNT)
+        # Credentials of this run only: no secret is built into the demo.
+        ledger_token, crm_token, harvest_token = (secrets.token_urlsafe(24) for _ in range(3))
+        self.erp = LedgerEmulator(token=ledger_token)
+        self.crm = HubSpotEmulator(token=crm_token)
+        self.tool = HarvestEmulator(token=harvest_token, account_id=HARVEST_ACCOUNT)
         for system in (self.erp, self.crm, self.tool):
             system.start()
-        crm_client = HubSpotClient(self.crm.url, access_token="hubspot-token")
-        harvest = HarvestClient(f"{self.tool.url}/v2", token=HARVEST_TOKEN,
+        crm_client = HubSpotClient(self.crm.url, access_token=crm_token)
+        harvest = HarvestClient(f"{self.tool.url}/v2", token=harvest_token,
                                 account_id=HARVEST_ACCOUNT,
                                 user_agent="billbridge demo (demo@example.com)")
         self.hub = Hub(f"sqlite:///{workdir / 'hub.db'}", {
-            "ledger": LedgerTarget(self.erp.url, "ledger-token", timeout=1.0),
+            "ledger": LedgerTarget(self.erp.url, ledger_token, timeout=1.0),
             "hubspot": HubSpotTarget(crm_client), "harvest": HarvestTarget(harvest)},
             settings=HubSettings(routes={"erp": "ledger", "crm": "hubspot", "psa": "harvest"},
                                  retry=RetryPolicy(base_seconds=0.2, cap_seconds=2.0)))

@@ -91,6 +91,13 @@ PAYLOADS: dict[str, type[BaseModel]] = {
 }
 """Every canonical event type and the record it carries."""
 
+HUB_SOURCE = "billbridge"
+"""The hub's own source: its confirmations and billing runs. Never accepted from outside."""
+ERP_ORIGIN = frozenset({"posting.confirmed", "invoice.status_changed"})
+"""What the ERP holds (a posting confirmed, an invoice issued, paid or void): produced
+only by the hub's own dispatcher and ERP readers, never accepted from outside, so no
+caller can mark an invoice paid or rewrite an ERP id."""
+
 
 class CanonicalEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")

@@ -49,6 +49,7 @@ from billbridge.connectors.base import (
     Target,
 )
 from billbridge.connectors.ratelimit import QUOTA_EXHAUSTED
+from billbridge.domain.events import HUB_SOURCE
 from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import metrics
 from billbridge.engine.clock import Clock
@@ -88,7 +89,6 @@ _SENT = Bulk(lambda _: delivery_attempts.insert().values(
     correlation_id=bindparam("correlation_id")))
 
 
-HUB_SOURCE = "billbridge"
 CONFIRMED_KINDS = frozenset({"customer.upsert", "project.upsert", "invoice.create"})
 """Commands whose confirmation other work waits on: it becomes a
 ``posting.confirmed`` event in the inbox, in the same transaction."""

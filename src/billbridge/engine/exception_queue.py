@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, String, case, cast, func, literal, select, update
 
 from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import audit, metrics
@@ -60,8 +60,32 @@ def get(conn: Connection, exc_id: int, *, lock: bool = False) -> Any:
     return row
 
 
-def list_open(conn: Connection, *, reason: str | None = None, limit: int = 100) -> list[Any]:
-    query = select(exceptions).where(exceptions.c.status == ExceptionStatus.OPEN.value)
+SHOWN_RAW_CHARS = 16 * 1024
+"""How much of a raw payload a listing shows inline; the rest stays in the store."""
+_RAW_LENGTH = func.length(exceptions.c.raw)
+SHOWN = [*(c for c in exceptions.c if c.name != "raw"), case(
+    (_RAW_LENGTH > SHOWN_RAW_CHARS,
+     func.substr(exceptions.c.raw, 1, SHOWN_RAW_CHARS)
+     + literal("\n… truncated for display: ") + cast(_RAW_LENGTH, String)
+     + literal(" characters in all (billbridge exceptions list --json shows them whole)")),
+    else_=exceptions.c.raw).label("raw")]
+"""Every column of an exception, its raw payload cut for display by the store
+itself, so a screen or an API page never carries a multi-MB payload."""
+
+
+def shown(conn: Connection, exc_id: int) -> Any:
+    """One exception as screens and the API show it (``SHOWN``)."""
+    row = conn.execute(select(*SHOWN).where(exceptions.c.id == exc_id)).first()
+    if row is None:
+        raise ExceptionNotFound(f"no exception {exc_id}")
+    return row
+
+
+def list_open(conn: Connection, *, reason: str | None = None, limit: int = 100,
+              whole: bool = False) -> list[Any]:
+    """Open exceptions, oldest first; raw payloads cut for display unless ``whole``."""
+    query = select(*(exceptions.c if whole else SHOWN)).where(
+        exceptions.c.status == ExceptionStatus.OPEN.value)
     if reason:
         query = query.where(exceptions.c.reason == reason)
     return list(conn.execute(query.order_by(exceptions.c.id).limit(limit)))

@@ -66,7 +66,7 @@ def _decode(raw: Any) -> Any:
         return raw
     try:
         return json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's reach
         return raw
 
 
@@ -121,8 +121,8 @@ def prepare(raws: Iterable[Any], *, source: str) -> Prepared:
     items: list[dict[str, Any] | _Bad] = []
     for raw in raws:
         if isinstance(raw, Malformed):
-            value = _decode(raw.raw)
-            items.append(_Bad({"id": raw.event_id} if raw.event_id else value,
+            value = {"id": raw.event_id} if raw.event_id else _decode(raw.raw)
+            items.append(_Bad(value,
                               _raw_text(raw.raw), raw.reason))
             continue
         value = _decode(raw)

@@ -262,6 +262,9 @@ api_tokens = Table(
     Column("expires_at", Utc, nullable=False),
     Column("revoked_at", Utc, nullable=True),
     Column("last_used_at", Utc, nullable=True),
+    # What a token may submit to /v1/events (JSON arrays); None: no events at all.
+    Column("sources", Text, nullable=True),
+    Column("event_types", Text, nullable=True),
 )
 
 # Console sessions: the browser holds a random id, the store only its hash.
