@@ -13,9 +13,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from billbridge.engine.secrets import new_key
 from billbridge.store.db import make_engine, migrate, scratch_database
 from refs_spy import RefsAsked
 
+# A hub keys its audit chain with its secret key: the tests' hubs (and the
+# commands they run, which inherit the environment) share one for the session.
+os.environ.setdefault("BILLBRIDGE_SECRET_KEY", new_key().decode())
 PG_URL = os.environ.get("BILLBRIDGE_TEST_PG_URL")
 SKIP_PG = "PostgreSQL tests need BILLBRIDGE_TEST_PG_URL (set by .ci/run)"
 REQUIRE_PG = bool(os.environ.get("BILLBRIDGE_REQUIRE_PG"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,11 @@ from billbridge.demo.story import LINEAGE_EXAMPLE
 from billbridge.store.db import make_engine
 
 
-def bb(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+def bb(*args: str, cwd: Path | None = None, check: bool = True,
+       token: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BILLBRIDGE_TOKEN": token} if token else None
     result = subprocess.run([sys.executable, "-m", "billbridge", *args], capture_output=True,
-                            text=True, cwd=cwd, timeout=180)
+                            text=True, cwd=cwd, timeout=180, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"billbridge {' '.join(args)} failed:\n{result.stdout}\n"
                              f"{result.stderr}")
@@ -40,16 +43,19 @@ def test_exception_commands_work_the_queue_and_audit_verifies(tmp_path: Path) ->
     url = f"sqlite:///{tmp_path / 'hub.db'}"
     events = tmp_path / "events.jsonl"
     events.write_text('{"broken\n{"type": "time_entry.upserted", "id": "x"}\n')
-    out = bb("ingest", str(events), "--source", "harvest", "--database-url", url).stdout
+    admin = bb("token", "create", "--role", "admin", "--name", "ada", "--database-url",
+               url).stdout.split()[-1]
+    out = bb("ingest", str(events), "--source", "harvest", "--database-url", url,
+             token=admin).stdout
     assert out.count("malformed") == 2
     listed = json.loads(bb("exceptions", "list", "--json", "--database-url", url).stdout)
     assert [e["reason"] for e in listed] == ["MALFORMED_PAYLOAD"] * 2
     assert listed[0]["raw"] == '{"broken'
     refused = bb("exceptions", "replay", str(listed[0]["id"]), "--database-url", url,
-                 check=False)
+                 check=False, token=admin)
     assert refused.returncode == 1 and "malformed" in refused.stdout
     bb("exceptions", "dismiss", str(listed[0]["id"]), str(listed[1]["id"]), "--reason",
-       "test data", "--database-url", url, "--actor", "ops")
+       "test data", "--database-url", url, token=admin)
     assert json.loads(bb("exceptions", "list", "--json", "--database-url", url).stdout) == []
     assert "intact" in bb("audit", "verify", "--database-url", url).stdout
 

@@ -31,8 +31,11 @@ def test_credentials_are_encrypted_at_rest_and_round_trip(engine: Engine) -> Non
     assert loaded.credentials == {"token": SECRET} and loaded.vendor == "hubspot"
 
 
-def test_rotation_re_encrypts_under_the_new_key(engine: Engine) -> None:
-    old, new = secrets.Vault(secrets.new_key()), secrets.Vault(secrets.new_key())
+def test_rotation_re_encrypts_under_the_new_key_and_rekeys_the_audit_chain(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    old_key, new_key = secrets.new_key(), secrets.new_key()
+    old, new = secrets.Vault(old_key), secrets.Vault(new_key)
+    monkeypatch.setenv("BILLBRIDGE_SECRET_KEY", old_key.decode())
     now = datetime.now(UTC)
     with engine.begin() as conn:
         for name in ("crm", "erp"):
@@ -44,6 +47,9 @@ def test_rotation_re_encrypts_under_the_new_key(engine: Engine) -> None:
         with pytest.raises(secrets.SecretsError, match="cannot be decrypted"):
             secrets.load(conn, old, "erp")
         assert {r["key_id"] for r in secrets.listing(conn)} == {new.key_id}
+        assert [b.row_id for b in audit.verify(conn)] == [1, 2, 3]  # under the old key
+        monkeypatch.setenv("BILLBRIDGE_SECRET_KEY", new_key.decode())
+        assert audit.verify(conn) == []
 
 
 def test_a_missing_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:

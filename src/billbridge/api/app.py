@@ -489,6 +489,8 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
                 version = config_store.rollback(conn, body.to_version, actor=who.name, at=now())
             except config_store.ApprovalRefused as exc:
                 raise ApiError(404, "NOT_FOUND", str(exc)) from None
+            except ConfigError as exc:  # e.g. back to the version that is active
+                raise ApiError(422, "INVALID_CONFIGURATION", str(exc)) from None
         return {"version": version, "status": "proposed"}
 
     # -- reports ---------------------------------------------------------------

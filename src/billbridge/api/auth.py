@@ -19,6 +19,7 @@ from billbridge.engine.tokens import Identity, Role
 class Permission(StrEnum):
     READ = "read"
     ACT = "act"  # retry, replay, dismiss
+    ADMINISTER = "administer"  # tokens, stored connections, the audit chain's key
     CONFIG_PROPOSE = "config.propose"
     CONFIG_APPROVE = "config.approve"
     AUDIT = "audit"
@@ -30,6 +31,7 @@ class Permission(StrEnum):
 GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.READ: frozenset({Role.ADMIN, Role.OPERATOR, Role.FINANCE, Role.AUDITOR}),
     Permission.ACT: frozenset({Role.ADMIN, Role.OPERATOR}),
+    Permission.ADMINISTER: frozenset({Role.ADMIN}),
     Permission.CONFIG_PROPOSE: frozenset({Role.ADMIN, Role.FINANCE}),
     Permission.CONFIG_APPROVE: frozenset({Role.ADMIN, Role.FINANCE}),
     Permission.AUDIT: frozenset({Role.ADMIN, Role.AUDITOR, Role.FINANCE}),
@@ -45,6 +47,13 @@ class AuthError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+def authorize(identity: Identity, permission: Permission) -> None:
+    """The role check, for the API and the CLI alike: AuthError (403) unless
+    the identity's role grants ``permission``."""
+    if identity.role not in GRANTS[permission]:
+        raise AuthError(403, "FORBIDDEN", f"role {identity.role.value} may not {permission.value}")
 
 
 bearer = HTTPBearer(auto_error=False)
@@ -68,9 +77,7 @@ def require(permission: Permission) -> Callable[..., Identity]:
                     identity = tokens.authenticate(conn, token, at=datetime.now(UTC))
         except tokens.TokenError as exc:
             raise AuthError(401, "UNAUTHENTICATED", str(exc)) from None
-        if identity.role not in GRANTS[permission]:
-            raise AuthError(403, "FORBIDDEN",
-                            f"role {identity.role.value} may not {permission.value}")
+        authorize(identity, permission)
         return identity
 
     return check

@@ -216,8 +216,11 @@ def lineage_cmd(ident: str, database_url: DbOption = None,
 
 @app.command()
 def ingest(file: Path, source: Annotated[str, typer.Option(help="the system it came from")],
-           database_url: DbOption = None) -> None:
-    """Store canonical events from a JSON file (a list, or one object per line)."""
+           database_url: DbOption = None, token_file: TokenFileOption = None) -> None:
+    """Store canonical events from a JSON file (a list, or one object per line), e.g.
+    a billing run; as a token that may ingest."""
+    from billbridge.api.auth import Permission
+
     text = file.read_text()
     try:
         loaded = json.loads(text)
@@ -225,6 +228,7 @@ def ingest(file: Path, source: Annotated[str, typer.Option(help="the system it c
     except ValueError:
         items = [line for line in text.splitlines() if line.strip()]
     engine = _engine(database_url)
+    _who(engine, token_file, Permission.INGEST)
     from billbridge.engine.clock import SystemClock
     from billbridge.engine.inbox import ingest_many
 
@@ -255,9 +259,12 @@ def exceptions_list(database_url: DbOption = None, reason: str | None = None,
         console.print(_exception_table(rows))
 
 
-def _act(database_url: str | None, action: str, ids: list[int], actor: str,
+def _act(database_url: str | None, action: str, ids: list[int], token_file: Path | None,
          why: str | None = None) -> None:
+    from billbridge.api.auth import Permission
+
     engine = _engine(database_url)
+    actor = _who(engine, token_file, Permission.ACT).name
     failed = False
     for exc_id in ids:
         try:
@@ -277,14 +284,50 @@ def _act(database_url: str | None, action: str, ids: list[int], actor: str,
         raise typer.Exit(1)
 
 
-ActorOption = Annotated[str, typer.Option(envvar="USER", help="who is acting (audited)")]
+TokenFileOption = Annotated[Path | None, typer.Option(
+    "--token-file", envvar="BILLBRIDGE_TOKEN_FILE",
+    help="a file holding your API token (- for stdin), or set BILLBRIDGE_TOKEN: who acts, "
+         "checked and audited as in the API")]
+NO_IDENTITY = ("this changes the hub, so it needs your token: set BILLBRIDGE_TOKEN or pass "
+               "--token-file FILE (an admin makes one with `billbridge token create`; a store "
+               "with no token yet: `billbridge token create --role admin --name YOU`)")
+
+
+def _who(engine: Any, token_file: Path | None, permission: Any) -> Any:
+    """The identity behind the caller's token, if its role grants ``permission``:
+    the API's own check, never $USER. No token, no change: one line saying why."""
+    import os
+
+    from billbridge.api.auth import AuthError, authorize
+    from billbridge.engine import tokens
+
+    try:
+        token = (sys.stdin.readline() if str(token_file) == "-" else
+                 token_file.read_text()) if token_file else os.environ.get("BILLBRIDGE_TOKEN")
+    except OSError as exc:
+        console.print(f"[red]cannot read the token file: {exc.strerror}: {token_file}[/red]")
+        raise typer.Exit(2) from None
+    if not token or not token.strip():
+        console.print(f"[red]{NO_IDENTITY}[/red]")
+        raise typer.Exit(2)
+    try:
+        with engine.begin() as conn:
+            identity = tokens.authenticate(conn, token.strip(), at=_now())
+        authorize(identity, permission)
+    except tokens.TokenError as exc:
+        console.print(f"[red]the token is refused: {exc}[/red]")
+        raise typer.Exit(2) from None
+    except AuthError as exc:
+        console.print(f"[red]{identity.name}: {exc.message}[/red]")
+        raise typer.Exit(2) from None
+    return identity
 
 
 @exceptions_app.command("retry")
 def exceptions_retry(ids: list[int], database_url: DbOption = None,
-                     actor: ActorOption = "operator") -> None:
+                     token_file: TokenFileOption = None) -> None:
     """Send the same command again, or re-run the event as it first ran."""
-    _act(database_url, "retry", ids, actor)
+    _act(database_url, "retry", ids, token_file)
 
 
 @exceptions_app.command("replay")
@@ -292,16 +335,21 @@ def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument()] = None,
                       reason: Annotated[str | None, typer.Option(
                           help="replay every open exception with this reason code instead")]
                       = None,
-                      database_url: DbOption = None, actor: ActorOption = "operator") -> None:
+                      database_url: DbOption = None,
+                      token_file: TokenFileOption = None) -> None:
     """Re-run the source event under the current configuration."""
+    from billbridge.api.auth import Permission
+
     if bool(ids) == bool(reason):
         raise typer.BadParameter("give exception ids or --reason, not both")
     if ids:
-        _act(database_url, "replay", ids, actor)
+        _act(database_url, "replay", ids, token_file)
         return
     assert reason is not None
-    replayed, refused = exception_queue.replay_backlog(_engine(database_url), reason=reason,
-                                                       actor=actor, now=_now)
+    engine = _engine(database_url)
+    who = _who(engine, token_file, Permission.ACT)
+    replayed, refused = exception_queue.replay_backlog(engine, reason=reason, actor=who.name,
+                                                       now=_now)
     console.print(f"{replayed} exception(s) with reason {reason} replayed")
     if refused:
         console.print(f"[red]{len(refused)} could not be replayed (retry or dismiss them): "
@@ -312,21 +360,93 @@ def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument()] = None,
 @exceptions_app.command("dismiss")
 def exceptions_dismiss(ids: list[int], reason: Annotated[str, typer.Option(
         help="why (required, audited)")], database_url: DbOption = None,
-        actor: ActorOption = "operator") -> None:
+        token_file: TokenFileOption = None) -> None:
     """Close exceptions without acting on them."""
-    _act(database_url, "dismiss", ids, actor, reason)
+    _act(database_url, "dismiss", ids, token_file, reason)
+
+
+CheckpointOption = Annotated[Path | None, typer.Option(
+    "--checkpoint-file", envvar="BILLBRIDGE_AUDIT_CHECKPOINT_FILE",
+    help="where checkpoints of the chain's end are kept: outside the store, where its "
+         "writers cannot write")]
 
 
 @audit_app.command("verify")
-def audit_verify(database_url: DbOption = None) -> None:
-    """Check the audit log's hash chain; exit 1 naming any broken row."""
-    with _engine(database_url).connect() as conn:
-        breaks = audit.verify(conn)
+def audit_verify(database_url: DbOption = None, checkpoint_file: CheckpointOption = None) -> None:
+    """Check the audit log's HMAC chain, and its end against the latest checkpoint;
+    exit 1 naming every row that does not hold."""
+    try:
+        with _engine(database_url).connect() as conn:
+            anchor = audit.latest_checkpoint(conn, checkpoint_file) if checkpoint_file else None
+            breaks = audit.verify(conn, anchor)
+    except audit.AuditError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
     if breaks:
         for b in breaks:
             console.print(f"[red]audit row {b.row_id}: {b.problem}[/red]")
         raise typer.Exit(1)
-    console.print("audit log intact")
+    if anchor is None:
+        console.print("audit log intact; [yellow]its end is not anchored: no checkpoint of this "
+                      "store (`billbridge audit checkpoint --checkpoint-file FILE`)[/yellow]")
+    else:
+        console.print(f"audit log intact, and it reaches its checkpoint of {anchor.at} "
+                      f"(row {anchor.row_id}, {anchor.count} rows)")
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(database_url: DbOption = None,
+                     checkpoint_file: CheckpointOption = None) -> None:
+    """Append the chain's end (row, HMAC, count) to the checkpoint file and the log,
+    after checking the chain up to the previous checkpoint."""
+    configure_logging()
+    if checkpoint_file is None:
+        console.print("[red]say where checkpoints go: --checkpoint-file FILE or "
+                      "BILLBRIDGE_AUDIT_CHECKPOINT_FILE[/red]")
+        raise typer.Exit(2)
+    try:
+        with _engine(database_url).connect() as conn:
+            breaks = audit.verify(conn, audit.latest_checkpoint(conn, checkpoint_file))
+            if not breaks:
+                point = audit.checkpoint(conn, checkpoint_file, at=_now())
+    except audit.AuditError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    if breaks:
+        console.print(f"[red]no checkpoint: audit row {breaks[0].row_id} {breaks[0].problem} "
+                      "(`billbridge audit verify` names every row)[/red]")
+        raise typer.Exit(1)
+    console.print(f"checkpoint: row {point.row_id}, {point.count} rows, head {point.head} "
+                  f"-> {checkpoint_file}")
+
+
+@audit_app.command("rekey")
+def audit_rekey(database_url: DbOption = None, checkpoint_file: CheckpointOption = None,
+                token_file: TokenFileOption = None) -> None:
+    """Once, after upgrading a store from before keyed audit: chain its rows again
+    under the hub's key (an admin's token), then write a checkpoint. Refused once
+    the store has a checkpoint: a keyed store never needs it."""
+    from billbridge.api.auth import Permission
+
+    configure_logging()
+    engine = _engine(database_url)
+    who = _who(engine, token_file, Permission.ADMINISTER)
+    try:
+        with engine.begin() as conn:
+            if checkpoint_file and audit.latest_checkpoint(conn, checkpoint_file):
+                raise audit.AuditError("this store has a checkpoint, so its rows were keyed: "
+                                       "nothing to rekey (`billbridge audit verify`)")
+            count = audit.rechain(conn, to_key=audit.key_for(conn), accept_unkeyed=True)
+            audit.record(conn, at=_now(), actor=who.name, action="audit.rekey",
+                         subject="audit_log", detail={"rows": count})
+        if checkpoint_file:
+            with engine.connect() as conn:
+                audit.checkpoint(conn, checkpoint_file, at=_now())
+    except audit.AuditError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{count} audit row(s) chained under the hub's key"
+                  + ("" if checkpoint_file else "; now run `billbridge audit checkpoint`"))
 
 
 @emulator_app.command("ledger")
@@ -420,9 +540,12 @@ def token_create(role: Annotated[str, typer.Option(help="admin, operator, financ
                  event_type: Annotated[list[str] | None, typer.Option(
                      "--event-type", help="an event type the token may submit (repeatable; "
                                           "an ingest token needs one)")] = None,
-                 database_url: DbOption = None, actor: ActorOption = "admin") -> None:
-    """Create a token; it is printed once and stored only as a hash. A token
-    that submits events names the sources and event types it may submit."""
+                 database_url: DbOption = None, token_file: TokenFileOption = None) -> None:
+    """Create a token (an admin's token acts); it is printed once and stored only as
+    a hash. A store with no token at all takes the first, an admin's, without one."""
+    import os
+
+    from billbridge.api.auth import Permission
     from billbridge.engine import tokens
 
     try:
@@ -430,23 +553,40 @@ def token_create(role: Annotated[str, typer.Option(help="admin, operator, financ
         lifetime = tokens.parse_duration(expires)
         scope = tokens.Scope.of(source or [], event_type or []) if source or event_type \
             else None
-        with _engine(database_url).begin() as conn:
-            token_id, token = tokens.create(conn, name=name, role=role_value,
-                                            expires_in=lifetime, actor=actor, at=_now(),
-                                            scope=scope)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    engine = _engine(database_url)
+    try:
+        if token_file is None and not os.environ.get("BILLBRIDGE_TOKEN"):
+            if role_value is not tokens.Role.ADMIN:
+                console.print(f"[red]{NO_IDENTITY}[/red]")
+                raise typer.Exit(2)
+            with engine.begin() as conn:
+                token_id, token = tokens.create_first(conn, name=name, expires_in=lifetime,
+                                                      at=_now())
+        else:
+            actor = _who(engine, token_file, Permission.ADMINISTER).name
+            with engine.begin() as conn:
+                token_id, token = tokens.create(conn, name=name, role=role_value,
+                                                expires_in=lifetime, actor=actor, at=_now(),
+                                                scope=scope)
+    except tokens.TokenError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     console.print(f"token {token_id} for {name} ({role_value.value}), expires in {expires}. "
                   "Keep it now; it is not shown again:")
     print(token)
 
 
 @token_app.command("list")
-def token_list(database_url: DbOption = None) -> None:
+def token_list(database_url: DbOption = None, token_file: TokenFileOption = None) -> None:
     """Tokens with their role, expiry, revocation and last use (never the token)."""
+    from billbridge.api.auth import Permission
     from billbridge.engine import tokens
 
-    with _engine(database_url).connect() as conn:
+    engine = _engine(database_url)
+    _who(engine, token_file, Permission.ADMINISTER)
+    with engine.connect() as conn:
         rows = tokens.listing(conn)
     table = Table("id", "name", "role", "prefix", "expires", "revoked", "last used")
     for r in rows:
@@ -458,26 +598,32 @@ def token_list(database_url: DbOption = None) -> None:
 
 @token_app.command("revoke")
 def token_revoke(token_id: int, database_url: DbOption = None,
-                 actor: ActorOption = "admin") -> None:
-    """Revoke a token at once."""
+                 token_file: TokenFileOption = None) -> None:
+    """Revoke a token at once (an admin's token acts)."""
+    from billbridge.api.auth import Permission
     from billbridge.engine import tokens
 
-    with _engine(database_url).begin() as conn:
+    engine = _engine(database_url)
+    actor = _who(engine, token_file, Permission.ADMINISTER).name
+    with engine.begin() as conn:
         tokens.revoke(conn, token_id, actor=actor, at=_now())
     console.print(f"token {token_id} revoked")
 
 
 @config_app.command("propose")
-def config_propose(path: Path, database_url: DbOption = None, actor: ActorOption = "finance",
-                   note: str | None = None) -> None:
+def config_propose(path: Path, database_url: DbOption = None, note: str | None = None,
+                   token_file: TokenFileOption = None) -> None:
     """Propose a configuration folder as a new version (a second person approves)."""
+    from billbridge.api.auth import Permission
     from billbridge.config_files import read_document
     from billbridge.domain.config import ConfigError
     from billbridge.engine import config_store
 
+    engine = _engine(database_url)
+    actor = _who(engine, token_file, Permission.CONFIG_PROPOSE).name
     try:
         document = read_document(path)
-        with _engine(database_url).begin() as conn:
+        with engine.begin() as conn:
             version = config_store.propose(conn, document, actor=actor, at=_now(), note=note)
     except ConfigError as exc:
         console.print(f"[red]{exc}[/red]")
@@ -488,12 +634,15 @@ def config_propose(path: Path, database_url: DbOption = None, actor: ActorOption
 
 @config_app.command("approve")
 def config_approve(version: int, database_url: DbOption = None,
-                   actor: ActorOption = "approver") -> None:
+                   token_file: TokenFileOption = None) -> None:
     """Activate a proposed version; its proposer cannot approve it."""
+    from billbridge.api.auth import Permission
     from billbridge.engine import config_store
 
+    engine = _engine(database_url)
+    actor = _who(engine, token_file, Permission.CONFIG_APPROVE).name
     try:
-        with _engine(database_url).begin() as conn:
+        with engine.begin() as conn:
             config_store.approve(conn, version, actor=actor, at=_now())
     except config_store.ApprovalRefused as exc:
         console.print(f"[red]{exc}[/red]")
@@ -532,8 +681,9 @@ def secrets_add(name: str, vendor: str, base_url: str,
                          "themselves: the command line shows in ps and shell history)")] = None,
                 credential_file: Annotated[Path | None, typer.Option(
                     help="a file of KEY=VALUE lines")] = None,
-                database_url: DbOption = None, actor: ActorOption = "admin") -> None:
-    """Store a connection with its credentials encrypted."""
+                database_url: DbOption = None, token_file: TokenFileOption = None) -> None:
+    """Store a connection with its credentials encrypted (an admin's token acts)."""
+    from billbridge.api.auth import Permission
     from billbridge.connectors.base import Connection
     from billbridge.engine import secrets
 
@@ -548,7 +698,9 @@ def secrets_add(name: str, vendor: str, base_url: str,
             text += "\n" + sys.stdin.read()
         pairs = secrets.parse_credentials(text)
         vault = secrets.Vault(secrets.load_key())
-        with _engine(database_url).begin() as conn:
+        engine = _engine(database_url)
+        actor = _who(engine, token_file, Permission.ADMINISTER).name
+        with engine.begin() as conn:
             secrets.save(conn, vault, Connection(name, vendor, base_url, pairs), actor=actor,
                          at=_now())
     except (OSError, ValueError, secrets.SecretsError) as exc:
@@ -574,13 +726,17 @@ def secrets_list(database_url: DbOption = None) -> None:
 
 @secrets_app.command("rotate")
 def secrets_rotate(new_key_file: Path, database_url: DbOption = None,
-                   actor: ActorOption = "admin") -> None:
-    """Re-encrypt every connection under the key in NEW_KEY_FILE."""
+                   token_file: TokenFileOption = None) -> None:
+    """Re-encrypt every connection, and chain the audit log again, under the key in
+    NEW_KEY_FILE (an admin's token acts); checkpoint the audit log afterwards."""
+    from billbridge.api.auth import Permission
     from billbridge.engine import secrets
 
     old = secrets.Vault(secrets.load_key())
     new = secrets.Vault(new_key_file.read_bytes().strip())
-    with _engine(database_url).begin() as conn:
+    engine = _engine(database_url)
+    actor = _who(engine, token_file, Permission.ADMINISTER).name
+    with engine.begin() as conn:
         count = secrets.rotate(conn, old, new, actor=actor, at=_now())
     console.print(f"{count} connection(s) re-encrypted; now use {new_key_file} as the key")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select, update
 
-from billbridge.domain.config import Configuration, load_configuration
+from billbridge.domain.config import ConfigError, Configuration, load_configuration
 from billbridge.domain.idempotency import canonical_json
 from billbridge.engine import audit
 from billbridge.store.tables import config_versions
@@ -77,13 +77,24 @@ class ApprovalRefused(ValueError):
 
 def propose(conn: Connection, document: dict[str, Any], *, actor: str, at: datetime,
             note: str | None = None) -> int:
-    """Store a validated document as a proposed version, not yet in force."""
+    """Store a validated document as a proposed version, not yet in force. An
+    empty document, or one identical to the active version, changes nothing
+    and is refused (ConfigError saying so)."""
+    if not document:
+        raise ConfigError("the proposed configuration is empty: propose the whole document "
+                          "(every section the firm uses), not a part of it")
     load_configuration(document)
     text = canonical_json(document)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    current = active_version(conn)
+    if current and conn.execute(select(config_versions.c.digest).where(
+            config_versions.c.version == current)).scalar() == digest:
+        raise ConfigError(f"the proposal is identical to the active version {current}: "
+                          "there is nothing to approve")
     newest = conn.execute(select(func.max(config_versions.c.version))).scalar() or 0
     version = int(newest) + 1
     conn.execute(config_versions.insert().values(
-        version=version, document=text, digest=hashlib.sha256(text.encode()).hexdigest(),
+        version=version, document=text, digest=digest,
         status="proposed", proposed_by=actor, note=note, created_at=at))
     audit.record(conn, at=at, actor=actor, action="config.propose",
                  subject=f"config:{version}", detail={"note": note})

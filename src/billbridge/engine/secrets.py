@@ -70,6 +70,7 @@ class Vault:
         except ValueError:
             raise SecretsError("the encryption key is not a valid Fernet key") from None
         self.key_id = key_id(key)
+        self.audit_key = audit.derive_key(key)
 
     def seal(self, credentials: dict[str, str]) -> str:
         return self.fernet.encrypt(json.dumps(credentials).encode()).decode()
@@ -142,7 +143,8 @@ def listing(db: Db) -> list[dict[str, Any]]:
 
 
 def rotate(db: Db, old: Vault, new: Vault, *, actor: str, at: datetime) -> int:
-    """Re-encrypt every connection under the new key, in one transaction."""
+    """Re-encrypt every connection under the new key, and chain the audit log
+    again under the key derived from it, in one transaction."""
     count = 0
     for row in db.execute(select(connections.c.name, connections.c.credentials)):
         db.execute(update(connections).where(connections.c.name == row.name).values(
@@ -150,4 +152,5 @@ def rotate(db: Db, old: Vault, new: Vault, *, actor: str, at: datetime) -> int:
         count += 1
     audit.record(db, at=at, actor=actor, action="secrets.rotate", subject="connections",
                  detail={"from": old.key_id, "to": new.key_id, "connections": count})
+    audit.rechain(db, from_key=old.audit_key, to_key=new.audit_key)
     return count

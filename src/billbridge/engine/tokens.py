@@ -162,6 +162,20 @@ def revoke(conn: Connection, token_id: int, *, actor: str, at: datetime) -> None
                      subject=f"token:{token_id}", detail={})
 
 
+def create_first(conn: Connection, *, name: str, expires_in: timedelta,
+                 at: datetime) -> tuple[int, str]:
+    """The bootstrap: the store's first token, an admin's, made without a token,
+    only while the store has no token at all (revoked and expired ones count)."""
+    if conn.dialect.name == "postgresql":
+        # Two bootstraps at once: the second waits, then finds the first's token.
+        conn.exec_driver_sql("LOCK TABLE api_tokens IN EXCLUSIVE MODE")
+    if conn.execute(select(api_tokens.c.id).limit(1)).first() is not None:
+        raise TokenError("this store has tokens already: act with an admin's "
+                         "(BILLBRIDGE_TOKEN or --token-file)")
+    return create(conn, name=name, role=Role.ADMIN, expires_in=expires_in, actor="bootstrap",
+                  at=at)
+
+
 def _aware(value: datetime, like: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=like.tzinfo)
 
