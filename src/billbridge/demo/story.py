@@ -8,10 +8,11 @@ follow in issue 4)."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,14 @@ from billbridge.connectors.hubspot.client import HubSpotClient
 from billbridge.connectors.hubspot.emulator import HubSpotEmulator
 from billbridge.connectors.hubspot.source import HubSpotSource
 from billbridge.connectors.hubspot.target import HubSpotTarget
-from billbridge.engine import exception_queue, lineage
+from billbridge.engine import exception_queue, lineage, tokens
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
 from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
+from billbridge.engine.secrets import new_key
 from billbridge.engine.sync import SyncResult, sync
 from billbridge.logs import configure_logging
+from billbridge.store.files import write_private
 from billbridge.store.tables import records
 
 CONFIG = Path(__file__).with_name("config.yaml")
@@ -150,13 +153,28 @@ def seed_harvest(tool: HarvestEmulator) -> None:
               tasks=[{"id": DEVELOPMENT, "name": "Development"}])
 
 
+def demo_key(workdir: Path) -> Path | None:
+    """The hub's secret key (it keys the audit chain): the caller's, or one made
+    for this demo in its folder (0600) when none is set."""
+    if os.environ.get("BILLBRIDGE_SECRET_KEY") or os.environ.get("BILLBRIDGE_SECRET_KEY_FILE"):
+        return None
+    key_file = workdir / "secret.key"
+    write_private(key_file, new_key())
+    os.environ["BILLBRIDGE_SECRET_KEY_FILE"] = str(key_file)
+    return key_file
+
+
 def run_demo(console: Console, *, port: int = 8000, keep_serving: bool = True,
              workdir: Path = Path("var/demo")) -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     configure_logging(stream=(workdir / "hub.log").open("a"))
+    key_file = demo_key(workdir)
     story = Story(console, workdir, port)
     hub, crm, tool, erp = story.hub, story.crm, story.tool, story.erp
+    with hub.engine.begin() as conn:
+        _, admin = tokens.create_first(conn, name="demo-admin", expires_in=timedelta(days=1),
+                                       at=datetime.now(UTC))
     console.print(Panel.fit(
         f"hub {story.server.url}  ·  HubSpot {crm.url}\nHarvest {tool.url}/v2  ·  "
         f"ERP {erp.url}\nstore {workdir / 'hub.db'}",
@@ -224,8 +242,13 @@ def run_demo(console: Console, *, port: int = 8000, keep_serving: bool = True,
 
     failures = summarise(console, hub, erp, tool)
     if keep_serving:
-        console.print(f"\nThe hub keeps serving on {story.server.url} (Ctrl-C to stop). Try:\n"
+        env = (f"BILLBRIDGE_SECRET_KEY_FILE={key_file} " if key_file else "")
+        console.print(f"\nThe hub keeps serving on {story.server.url} (Ctrl-C to stop); log in "
+                      f"to {story.server.url}/console with the admin token {admin}. Try:\n"
                       f"  curl {story.server.url}/healthz\n"
+                      f"  {env}BILLBRIDGE_TOKEN={admin} .venv/bin/billbridge exceptions "
+                      f"dismiss ID --reason 'demo data' --database-url "
+                      f"sqlite:///{workdir / 'hub.db'}\n"
                       f"  .venv/bin/billbridge reconcile --database-url "
                       f"sqlite:///{workdir / 'hub.db'}\n"
                       f"  .venv/bin/billbridge lineage {LINEAGE_EXAMPLE} --database-url "
