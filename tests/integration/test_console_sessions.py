@@ -40,7 +40,7 @@ def log_in(client: TestClient, bearer: str) -> str:
     """Log in; return the Set-Cookie header the console answered with."""
     answer = client.post(LOGIN, data={"token": bearer}, follow_redirects=False)
     assert answer.status_code == 303, answer.text
-    return answer.headers["set-cookie"]
+    return str(answer.headers["set-cookie"])
 
 
 def csrf_of(client: TestClient) -> str:

@@ -28,12 +28,14 @@ class HubServer:
                  sources: Sequence[Source] = (),
                  webhooks: Mapping[str, WebhookReceiver] | None = None,
                  poll_seconds: float = 5.0, engine: bool = True,
-                 process: bool = True) -> None:
+                 process: bool = True, open_metrics: bool = False,
+                 secure_cookies: bool | None = None) -> None:
         self.hub = hub
         self.engine = engine
         self.stop_event = threading.Event()
         app = create_app(hub, webhooks=webhooks or {},
-                         scenarios=Path("scenarios") if Path("scenarios").is_dir() else None)
+                         scenarios=Path("scenarios") if Path("scenarios").is_dir() else None,
+                         open_metrics=open_metrics, secure_cookies=secure_cookies)
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
                                                     log_level="warning", access_log=False))
         self.engine_thread = threading.Thread(
@@ -86,9 +88,10 @@ class HubServer:
 
 def serve_hub(hub: Hub, *, host: str, port: int, sources: Sequence[Source] = (),
               webhooks: Mapping[str, WebhookReceiver] | None = None,
-              engine: bool = True) -> None:
+              engine: bool = True, open_metrics: bool = False,
+              secure_cookies: bool | None = None) -> None:
     server = HubServer(hub, host=host, port=port, sources=sources, webhooks=webhooks,
-                       engine=engine)
+                       engine=engine, open_metrics=open_metrics, secure_cookies=secure_cookies)
     server.start()
     freeze_startup()  # the app, its routes, the schema: out of the collector's full passes
     print(f"billbridge serving on {server.url} (health {server.url}/healthz, "
