@@ -94,6 +94,9 @@ def test_credentials_are_read_from_stdin_or_a_file_and_sealed(tmp_path: Path) ->
     key = secrets.new_key()
     url = f"sqlite:///{tmp_path / 'hub.db'}"
     env = {"BILLBRIDGE_SECRET_KEY": key.decode()}
+    admin = bb("token", "create", "--role", "admin", "--name", "ada", "--database-url", url,
+               env=env)
+    env["BILLBRIDGE_TOKEN"] = admin.stdout.split()[-1]  # storing a connection is an admin's act
     piped = bb("secrets", "add", "crm", "hubspot", "https://api.hubapi.com", "--credential", "-",
                "--database-url", url, stdin="# HubSpot\ntoken=pat-from-stdin\n\n", env=env)
     assert piped.returncode == 0, piped.stdout + piped.stderr
@@ -122,8 +125,12 @@ def test_a_malformed_credential_line_is_named_without_its_value() -> None:
 
 def test_a_password_inside_a_url_is_refused_and_never_stored(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'hub.db'}"
+    env = {"BILLBRIDGE_SECRET_KEY": secrets.new_key().decode()}
+    admin = bb("token", "create", "--role", "admin", "--name", "ada", "--database-url", url,
+               env=env)
+    env["BILLBRIDGE_TOKEN"] = admin.stdout.split()[-1]
     refused = bb("secrets", "add", "erp", "generic", "https://ops:hunter2@erp.example.com",
-                 "--database-url", url, env={"BILLBRIDGE_SECRET_KEY": secrets.new_key().decode()})
+                 "--database-url", url, env=env)
     assert refused.returncode == 1
     assert "URL carries a user name or password" in said(refused)
     assert "hunter2" not in refused.stdout + refused.stderr and "Traceback" not in refused.stderr
