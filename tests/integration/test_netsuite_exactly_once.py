@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 
 from billbridge.connectors.netsuite.client import BATCH_LIMIT, JobTiming, NetSuiteClient
 from billbridge.connectors.netsuite.emulator import NetSuiteEmulator
-from billbridge.connectors.netsuite.mapping import marker
+from billbridge.connectors.netsuite.mapping import marker, memo_record
 from billbridge.connectors.netsuite.target import NetSuiteTarget
 from billbridge.connectors.netsuite.tba import TbaCredentials
 from billbridge.emulation.faults import Fault, FaultRule
@@ -71,13 +71,14 @@ def account(request: pytest.FixtureRequest) -> Iterator[tuple[NetSuiteEmulator, 
 
 
 def hub_for(engine: Engine, emulator: NetSuiteEmulator, mode: str, *,
-            timeout: float = 10.0) -> tuple[Hub, NetSuiteClient]:
+            timeout: float = 10.0, read_page: int = 1000) -> tuple[Hub, NetSuiteClient]:
     clock = ManualClock()
     client = NetSuiteClient(emulator.url, TbaCredentials(ACCOUNT, "ck", "cs", "tk", "ts"),
                             concurrency=5, clock=clock, timeout=timeout,
                             timing=JobTiming(first_wait=0.5, poll=1.0, timeout=30.0))
     target = NetSuiteTarget(client, name="netsuite",
-                            marker_types=("timeBill", "invoice") if mode == "marker" else ())
+                            marker_types=("timeBill", "invoice") if mode == "marker" else (),
+                            read_page=read_page)
     settings = HubSettings(routes={"erp": "netsuite"},
                            retry=RetryPolicy(base_seconds=1, cap_seconds=20, max_attempts=1000))
     hub = Hub(engine, {"netsuite": target}, clock=clock, settings=settings, seed=7)
@@ -92,6 +93,14 @@ def posted_keys(engine: Engine) -> dict[str, str]:
         rows = conn.execute(text("SELECT idempotency_key, external_id FROM outbox "
                                  "WHERE kind = 'time_charge.post' AND status = 'done'"))
         return {r.idempotency_key: r.external_id for r in rows}
+
+
+def posted_charges(engine: Engine) -> dict[str, str]:
+    """Idempotency key → the time charge each posting command carried."""
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT idempotency_key, record_id FROM outbox "
+                                 "WHERE kind = 'time_charge.post'"))
+        return {r.idempotency_key: r.record_id for r in rows}
 
 
 def test_every_record_lands_in_netsuite_exactly_once_through_faults(
@@ -128,7 +137,7 @@ def test_every_record_lands_in_netsuite_exactly_once_through_faults(
     bills = emulator.all("timeBill")
     posted = posted_keys(engine)
     assert len(posted) == ENTRIES
-    key_of = (lambda b: b["memo"].removeprefix("billbridge:")) if mode == "marker" \
+    key_of = (lambda b: b["memo"].rsplit(" key:", 1)[1]) if mode == "marker" \
         else (lambda b: b["externalId"].removeprefix("bb-"))
     seen = Counter(key_of(b) for b in bills)
     assert len(bills) == ENTRIES, f"{len(bills) - ENTRIES} twins"
@@ -136,18 +145,17 @@ def test_every_record_lands_in_netsuite_exactly_once_through_faults(
     by_key = {key_of(b): b["id"] for b in bills}
     assert posted == by_key  # the hub's xref names the very record NetSuite holds
     if mode == "marker":
-        assert all(b["memo"] == marker(k) and "externalId" not in b
+        charge_of = posted_charges(engine)
+        assert all(b["memo"] == marker(k, charge_of[k]) and "externalId" not in b
                    for k, b in zip(map(key_of, bills), bills, strict=True))
     hours = sum(Decimal(b["hours"]) for b in bills)
     assert hours == sum(1 + i % 8 for i in range(ENTRIES))
 
     invoices = emulator.all("invoice")
     assert len(invoices) == len(PROJECTS)
-    names = sorted(i["memo"].removeprefix("billbridge:") if mode == "marker"
+    names = sorted(str(memo_record(i["memo"])) if mode == "marker"
                    else i["externalId"] for i in invoices)
-    if mode == "external_id":
-        assert names == sorted(f"inv_{p}_2026-03-31" for p in PROJECTS)
-    assert len(set(names)) == len(PROJECTS)
+    assert names == sorted(f"inv_{p}_2026-03-31" for p in PROJECTS)
     assert sum(len(i["item"]["items"]) for i in invoices) == ENTRIES
 
     with engine.connect() as conn:
@@ -175,3 +183,47 @@ def test_a_thousand_time_charges_cost_within_ten_percent_of_the_batch_minimum(
     assert minimum <= len(calls) <= minimum * 1.1, Counter(calls)
     submits = [c for c in calls if c == ("PUT", "/services/rest/record/v1/timeBill")]
     assert len(submits) == ENTRIES // BATCH_LIMIT
+
+
+def test_reconcile_reads_time_bills_a_deleted_one_is_missing_a_copy_a_twin_an_edit_differs(
+        engine: Engine, account: tuple[NetSuiteEmulator, str]) -> None:
+    """In either mode the memo names the charge, the currency comes from the
+    job's customer, and SuiteQL is read a page of 10 at a time."""
+    from datetime import UTC, date, datetime
+
+    from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
+
+    emulator, mode = account
+    hub, _client = hub_for(engine, emulator, mode, read_page=10)
+    hub.ingest([won(code) for code in PROJECTS], source="hubspot")
+    hub.ingest(entries()[:40], source="harvest")
+    hub.run_until_idle()
+    hub.ingest([time_entry("te-7", project="INI-001", worker="w-bob", hours="9", version=2,
+                           work_date="2026-03-09")], source="harvest")  # its bill rejected
+    hub.run_until_idle()
+
+    def read() -> tuple[Counter[str], list[tuple[str, str, object, object]]]:
+        with engine.connect() as conn:
+            result = reconcile_three_ways(conn, period_end=date(2026, 2, 28),
+                                          now=datetime(2026, 4, 1, tzinfo=UTC),
+                                          ledgers=erp_ledgers(hub))
+        assert [e.error for e in result.erps] == [None]
+        return (Counter(p.charge for p in result.erps[0].postings),
+                sorted((f.kind, f.record, f.amount, f.currency) for f in result.findings))
+
+    assert read() == (Counter(f"tc_te-{i}" for i in range(40)), [])
+    assert len(emulator.all("timeBill")) == 41  # te-7's first bill is there, rejected
+    by_charge = {memo_record(b["memo"]): b for b in emulator.all("timeBill")
+                 if b["approvalStatus"] != {"id": "3"}}
+    with emulator.lock:  # behind the hub's back: one deleted, one keyed in twice, one edited
+        bills = emulator.records["timeBill"]
+        del bills[by_charge["tc_te-3"]["id"]]
+        copy = {k: v for k, v in by_charge["tc_te-4"].items() if k != "externalId"}
+        bills["999"] = {**copy, "id": "999"}
+        bills[by_charge["tc_te-5"]["id"]]["hours"] = "7"
+    # te-3: 4 h at 150.00 (Bob); te-4: 5 h at 175.00 (Alice); te-5: 6 h, now 7 h, at 150.00
+    held, findings = read()
+    assert held == Counter([f"tc_te-{i}" for i in range(40) if i != 3] + ["tc_te-4"])
+    assert findings == [("ERP posting missing", "tc_te-3", Decimal("600.00"), "USD"),
+                        ("amount differs", "tc_te-5", Decimal("150.00"), "USD"),
+                        ("twin postings", "tc_te-4", Decimal("875.00"), "USD")]

@@ -154,8 +154,24 @@ def test_marker_mode_looks_markers_up_only_on_a_resend_and_never_twins(
     resent = target.send([charge(1, project_ref=project, attempt=2)])
     assert resent[0].status is ResultStatus.APPLIED
     [bill] = netsuite.all("timeBill")
-    assert resent[0].external_id == bill["id"] and bill["memo"] == marker("key0001")
+    assert resent[0].external_id == bill["id"] and bill["memo"] == marker("key0001", "tc_te-1")
     assert "externalId" not in bill
+
+
+def test_a_resend_finds_a_time_bill_whose_memo_holds_the_key_alone(
+        netsuite: NetSuiteEmulator) -> None:
+    """Marker mode wrote ``billbridge:{key}`` before the memo named the charge:
+    a resend of such a posting finds it rather than making a twin."""
+    netsuite.without_external_id = frozenset({"timeBill"})
+    client = client_of(netsuite)
+    project = seeded_project(client)
+    earlier = client.create("timeBill", {"employee": {"externalId": "w-alice"},
+                                         "customer": {"id": project}, "tranDate": "2026-03-02",
+                                         "hours": "2.50", "memo": "billbridge:key0001"})
+    [resent] = NetSuiteTarget(client, marker_types=["timeBill"]).send(
+        [charge(1, project_ref=project, attempt=2)])
+    assert (resent.status, resent.external_id) == (ResultStatus.APPLIED, earlier)
+    assert [b["id"] for b in netsuite.all("timeBill")] == [earlier]
 
 
 def test_an_account_without_external_ids_refuses_them_as_netsuite_does(

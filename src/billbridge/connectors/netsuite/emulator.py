@@ -36,6 +36,7 @@ ERROR_TYPE = "application/vnd.oracle.resource+json; type=error"
 COLLECTION_TYPE = "application/vnd.oracle.resource+json; type=collection"
 RECORD_TYPES = ("customer", "job", "timeBill", "invoice")
 MAX_BATCH = 100
+APPROVED = "2"  # a time bill's approvalStatus (1 pending approval, 2 approved, 3 rejected)
 MAX_PAGE = 1000
 SIGNATURE_WINDOW = 300  # seconds a TBA timestamp may be off
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
@@ -281,6 +282,8 @@ class NetSuiteEmulator(EmulatorServer):
         if existing is None:
             internal = str(next(self._ids))
             merged.update(id=internal, dateCreated=stamp)
+            if record_type == "timeBill":  # no approval routing: time is approved on entry
+                merged.setdefault("approvalStatus", {"id": APPROVED})
         else:
             internal = str(existing["id"])
         merged["lastModifiedDate"] = stamp

@@ -70,8 +70,28 @@ def canonical_id(value: str) -> str:
     return value
 
 
-def marker(idempotency_key: str) -> str:
+def marker(idempotency_key: str, canonical: str) -> str:
+    """The memo of a record created in marker mode: the canonical record it
+    writes, as every memo billbridge writes starts, then the command's key,
+    which a resend looks up."""
+    return f"billbridge {canonical} key:{idempotency_key}"
+
+
+def bare_marker(idempotency_key: str) -> str:
+    """The memo marker mode wrote before the memo named the record: the key
+    alone. A resend looks it up too, so a posting from then is not made twice."""
     return f"billbridge:{idempotency_key}"
+
+
+MEMO = re.compile(r"^billbridge (?P<id>.+?)(?: key:\S+)?(?: reversed)?$")
+
+
+def memo_record(memo: Any) -> str | None:
+    """The canonical id a memo billbridge wrote names (``billbridge {id}``,
+    with a key in marker mode, ``reversed`` after a reversal); None for any
+    other memo, a bare key among them."""
+    found = MEMO.match(memo) if isinstance(memo, str) else None
+    return found.group("id") if found else None
 
 
 def _decimal(value: Any) -> str:

@@ -4,8 +4,9 @@ connector sends, not a SQL engine.
 Understood: ``SELECT col[, …] FROM table [WHERE cond [AND cond …]]
 [ORDER BY col[, …]]`` where a column is a name, ``name AS alias`` or
 ``TO_CHAR(name, 'fmt') [AS alias]``, and a condition is ``name op value``
-(``=``, ``!=``, ``<>``, ``<``, ``<=``, ``>``, ``>=``) or ``name IN (value,
-…)``; a value is a 'string', a number, ``TO_TIMESTAMP('…', 'fmt')`` or
+(``=``, ``!=``, ``<>``, ``<``, ``<=``, ``>``, ``>=``), ``name IN (value,
+…)`` or ``name LIKE 'pattern'`` (``%`` and ``_`` wildcards, case-sensitive,
+as in Oracle); a value is a 'string', a number, ``TO_TIMESTAMP('…', 'fmt')`` or
 ``TO_DATE('…', 'fmt')``, with the formats ``YYYY-MM-DD HH24:MI:SS`` and
 ``YYYY-MM-DD``. Anything else is refused with NetSuite's search error.
 Values come back as SuiteQL gives them: strings, booleans as ``T``/``F``,
@@ -28,7 +29,7 @@ FORMATS = {"YYYY-MM-DD HH24:MI:SS": "%Y-%m-%d %H:%M:%S", "YYYY-MM-DD": "%Y-%m-%d
 _TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<num>-?\d+(?:\.\d+)?)"
                     r"|(?P<op><=|>=|<>|!=|=|<|>)|(?P<punct>[(),*])|(?P<word>[A-Za-z_][\w.]*))")
 _KEYWORDS = frozenset({"select", "from", "where", "and", "order", "by", "in", "as", "asc",
-                       "desc"})
+                       "desc", "like"})
 
 
 class SuiteQLError(ValueError):
@@ -162,6 +163,8 @@ class _Parser:
                 values.append(self.value())
             self.punct(")")
             return Condition(name, "in", tuple(values))
+        if self.accept("like"):
+            return Condition(name, "like", (self.string(),))
         token = self.peek()
         if token is None or token[0] != "op":
             raise _refuse(f"expected an operator after {name}")
@@ -220,6 +223,8 @@ def _holds(row: Mapping[str, Any], condition: Condition) -> bool:
     actual = row.get(condition.name)
     if condition.op == "in":
         return any(a == w for a, w in (_comparable(actual, v) for v in condition.values))
+    if condition.op == "like":
+        return isinstance(actual, str) and _like(condition.values[0]).fullmatch(actual) is not None
     left, right = _comparable(actual, condition.values[0])
     if condition.op == "=":
         return bool(left == right)
@@ -232,6 +237,12 @@ def _holds(row: Mapping[str, Any], condition: Condition) -> bool:
                      ">=": left >= right}[condition.op])
     except TypeError:
         raise _refuse(f"cannot compare {condition.name} with {right!r}") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _like(pattern: str) -> re.Pattern[str]:
+    return re.compile("".join(".*" if c == "%" else "." if c == "_" else re.escape(c)
+                              for c in pattern), re.DOTALL)
 
 
 def render(value: Any, fmt: str | None) -> Any:

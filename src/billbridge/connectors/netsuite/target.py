@@ -18,11 +18,13 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from billbridge.connectors.base import (
     ERP_REFERENCES,
     IdempotencyMode,
+    LivePosting,
     OutboundCommand,
     PermanentError,
     RateLimit,
@@ -32,9 +34,11 @@ from billbridge.connectors.base import (
 )
 from billbridge.connectors.netsuite.client import (
     BATCH_LIMIT,
+    SUITEQL_PAGE,
     NetSuiteClient,
     Outcome,
     batch_key,
+    sql_literal,
 )
 from billbridge.connectors.netsuite.mapping import (
     BODIES,
@@ -42,13 +46,18 @@ from billbridge.connectors.netsuite.mapping import (
     RECORD_TYPES,
     MappingConfig,
     Refusal,
+    bare_marker,
     marker,
+    memo_record,
     record_key,
     reversal_body,
 )
+from billbridge.domain.money import round_money
 
 ORDER = ("customer", "job", "timeBill", "invoice")  # records a later one may refer to first
 CREATED_ONCE = frozenset({"time_charge.post", "invoice.create"})  # may use markers
+TIME_BILLS = ("SELECT id, customer, hours, rate, approvalstatus, memo FROM timebill "
+              "WHERE memo LIKE 'billbridge %' ORDER BY id")  # every memo billbridge writes
 
 
 @dataclass
@@ -65,7 +74,7 @@ class NetSuiteTarget:
     def __init__(self, client: NetSuiteClient, *, name: str = "netsuite",
                  config: MappingConfig | None = None, marker_types: Iterable[str] = (),
                  max_batch: int = BATCH_LIMIT, async_threshold: int = 3,
-                 concurrency: int = 1) -> None:
+                 concurrency: int = 1, read_page: int = SUITEQL_PAGE) -> None:
         self.name = name
         self.concurrency = max(1, concurrency)  # dispatch lanes: jobs in flight at once
         self.client = client
@@ -77,6 +86,7 @@ class NetSuiteTarget:
                              f"for {sorted(MARKER_FIELDS)} only")
         self.max_batch = min(max_batch, BATCH_LIMIT)
         self.async_threshold = max(2, async_threshold)
+        self.read_page = max(1, min(read_page, SUITEQL_PAGE))  # SuiteQL rows a page, reading
         self.rate_limit: RateLimit = client.rate_limit
         self.idempotency = IdempotencyMode.MARKER_LOOKUP if self.marker_types \
             else IdempotencyMode.NATIVE
@@ -112,6 +122,59 @@ class NetSuiteTarget:
             raise failures[0]  # nothing got through: a failed call, for the circuit breaker
         return list(results.values())
 
+    # -- what NetSuite holds live ---------------------------------------------------------
+    def live_postings(self, charge_ids: Sequence[str] | None = None) -> list[LivePosting]:
+        """Time bills live in NetSuite now: those whose memo billbridge wrote
+        (it names the charge in either mode), a SuiteQL page at a time, less
+        the rejected (a reversal rejects its bill; a deleted one is gone).
+        The amount is the bill's hours at its rate; a time bill has no
+        currency of its own: it is its customer's, through its job."""
+        wanted = None if charge_ids is None else set(charge_ids)
+        bills = []
+        for page in self.client.query_pages(TIME_BILLS, limit=self.read_page):
+            for row in page:
+                charge = memo_record(row.get("memo"))
+                if charge is not None and (wanted is None or charge in wanted) and \
+                        str(row.get("approvalstatus")) != self.config.rejected_approval_status:
+                    bills.append((charge, row))
+        owners = self._owners({str(row.get("customer")) for _charge, row in bills})
+        out = []
+        for charge, row in bills:
+            project, currency = owners[str(row.get("customer"))]
+            hours, rate = Decimal(str(row.get("hours") or 0)), Decimal(str(row.get("rate") or 0))
+            out.append(LivePosting(charge, str(row.get("id")), hours,
+                                   round_money(hours * rate, currency), currency, project))
+        return out
+
+    def _owners(self, booked_to: set[str]) -> dict[str, tuple[str | None, str]]:
+        """What time bills are booked to (a job, or a customer directly) →
+        (project code, ISO currency of the customer)."""
+        jobs = {str(r.get("id")): r for r in self._rows("job", "id, entityid, parent", booked_to)}
+        customers = (booked_to - set(jobs)) | {str(j.get("parent")) for j in jobs.values()}
+        currency_of = {str(r.get("id")): str(r.get("currency"))
+                       for r in self._rows("customer", "id, currency", customers)}
+        codes = {internal: code for code, internal in self.config.currencies.items()}
+        out: dict[str, tuple[str | None, str]] = {}
+        for owner in booked_to:
+            job = jobs.get(owner)
+            customer = str(job.get("parent")) if job else owner
+            currency = codes.get(currency_of.get(customer, ""))
+            if currency is None:
+                raise PermanentError(
+                    f"{self.name} live time bills: customer {customer} has currency "
+                    f"{currency_of.get(customer)!r}, which the connection's currencies option "
+                    "does not name: add it", code="UNMAPPED_CURRENCY")
+            out[owner] = (str(job["entityid"]) if job and job.get("entityid") else None,
+                          currency)
+        return out
+
+    def _rows(self, table: str, columns: str, ids: set[str]) -> list[dict[str, Any]]:
+        chosen = sorted(ids)
+        return [row for start in range(0, len(chosen), SUITEQL_PAGE)
+                for row in self.client.query_all(
+                    f"SELECT {columns} FROM {table} WHERE id IN "
+                    f"({', '.join(sql_literal(i) for i in chosen[start:start + SUITEQL_PAGE])})")]
+
     # -- planning ------------------------------------------------------------------------
     def _plan(self, command: OutboundCommand, record_type: str,
               groups: dict[tuple[str, bool], dict[str, _Write]]) -> None:
@@ -125,7 +188,7 @@ class NetSuiteTarget:
                           f"{type(exc).__name__}: {exc}") from None
         by_marker = record_type in self.marker_types and command.kind in CREATED_ONCE
         if by_marker:
-            key = marker(command.idempotency_key)
+            key = marker(command.idempotency_key, str(command.payload.get("id")))
             body[MARKER_FIELDS[record_type]] = key
         else:
             key = record_key(command)
@@ -154,10 +217,12 @@ class NetSuiteTarget:
     def _write(self, record_type: str, by_marker: bool, writes: list[_Write]) -> list[Outcome]:
         outcomes: dict[str, Outcome] = {}
         if by_marker:
-            resent = [w.key for w in writes if any(c.attempt > 1 for c in w.members)]
+            resent = [w for w in writes if any(c.attempt > 1 for c in w.members)]
             if resent:  # an earlier attempt may have applied: look before creating again
-                found = self.client.find(record_type, MARKER_FIELDS[record_type], resent)
-                outcomes.update({k: Outcome(internal_id=i) for k, i in found.items()})
+                wanted = {w.key: w.key for w in resent} | {
+                    bare_marker(w.command.idempotency_key): w.key for w in resent}
+                found = self.client.find(record_type, MARKER_FIELDS[record_type], list(wanted))
+                outcomes.update({wanted[m]: Outcome(internal_id=i) for m, i in found.items()})
         pending = [w for w in writes if w.key not in outcomes]
         for start in range(0, len(pending), self.max_batch):
             chunk = pending[start:start + self.max_batch]
