@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine, select, text
 from structlog.testing import capture_logs
 
@@ -65,6 +66,34 @@ def test_same_event_id_from_another_source_is_not_a_duplicate(hub: Hub) -> None:
     hub.ingest([time_entry("te-1")], source="harvest")
     other = hub.ingest([time_entry("te-1")], source="kantata")
     assert other[0].status is IngestStatus.ACCEPTED
+
+
+def _repeats_counted(source: str) -> float:
+    return REGISTRY.get_sample_value("billbridge_events_deduplicated_total",
+                                     {"source": source}) or 0.0
+
+
+def test_a_repeat_delivery_is_counted_against_the_source_that_sent_it(hub: Hub) -> None:
+    """Two sources each have an event te-1:v1 (and a malformed bad-1): a
+    repeat from one is counted on that source's row and metric only."""
+    sources = ("kantata", "harvest")
+    metric_before = {s: _repeats_counted(s) for s in sources}
+    bad = '{"type": "time_entry.upserted", "id": "bad-1", "data": {"hours": "lots"}}'
+    rows = {s: [r.inbox_id for r in hub.ingest([time_entry("te-1"), bad], source=s)]
+            for s in sources}
+    again = [hub.ingest([time_entry("te-1"), bad], source=s)
+             for s in ("harvest", "harvest", "kantata")]
+    assert [[r.status for r in results] for results in again] == \
+        [[IngestStatus.DUPLICATE] * 2] * 3
+    assert [[r.inbox_id for r in results] for results in again] == \
+        [rows["harvest"], rows["harvest"], rows["kantata"]]
+    with hub.engine.connect() as conn:
+        counted = {(r.source, r.event_id): r.duplicates for r in conn.execute(
+            select(inbox.c.source, inbox.c.event_id, inbox.c.duplicates))}
+    assert counted == {("harvest", "te-1:v1"): 2, ("harvest", "bad-1"): 2,
+                       ("kantata", "te-1:v1"): 1, ("kantata", "bad-1"): 1}
+    assert {s: _repeats_counted(s) - metric_before[s] for s in sources} == \
+        {"harvest": 4, "kantata": 2}
 
 
 def test_malformed_payload_lands_raw_in_the_queue_and_the_queue_keeps_flowing(
@@ -232,6 +261,26 @@ def test_when_the_circuit_closes_the_backlog_goes_without_waiting_out_its_backof
     hub.step()
     assert sorted(p["code"] for p in target.payloads("project.upsert")) == ["GLX-001",
                                                                             "GLX-002"]
+
+
+def test_the_first_call_after_the_cooldown_carries_exactly_one_command(
+        engine: Engine, target: FakeTarget) -> None:
+    """Half-open: one command probes a target that was down; the backlog
+    follows only once it has succeeded."""
+    hub = Hub(engine, {"ledger": target}, clock=ManualClock(), seed=7,
+              settings=HubSettings(retry=RetryPolicy(base_seconds=1, cap_seconds=1),
+                                   breaker_threshold=1, breaker_cooldown=5))
+    hub.activate_config(CONFIG)
+    target.script = ["transient", "ok", "transient"]
+    hub.ingest([project_event(f"GLX-00{i}") for i in range(1, 5)], source="psa")
+    hub.step()  # one call of four fails: the circuit opens for 5 s
+    hub.clock.sleep(6)  # past the cooldown and every command's backoff (at most 1 s)
+    hub.step()  # the probe succeeds; the circuit closes; the next call fails: open again
+    hub.clock.sleep(6)
+    hub.step()  # the probe of the second opening, then the rest
+    assert [len(call) for call in target.calls] == [4, 1, 3, 1, 2]
+    assert sorted(p["code"] for p in target.payloads("project.upsert")) == \
+        [f"GLX-00{i}" for i in range(1, 5)]
 
 
 def test_a_failed_trial_call_opens_the_circuit_again_for_the_same_cooldown(
