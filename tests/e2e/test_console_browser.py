@@ -1,7 +1,7 @@
 """The console in Debian's chromium (Playwright, headless), against a running
 hub on the demo's data: log in, find an exception, fix its rate card through a proposed and
 approved change, replay it, and see it leave the queue and appear in the
-lineage of its ERP posting."""
+lineage of its ERP posting, then log out."""
 
 from __future__ import annotations
 
@@ -99,5 +99,13 @@ def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_pa
         page.click("text=Trace")
         expect(page.locator("#timeline")).to_contain_text(f"posted as {posting['id']}")
         expect(page.locator("#timeline")).to_contain_text(carols)
+
+        # Logging out is a form (POST with its CSRF value): the session is revoked
+        # in the store, so the console is a login page again.
+        page.click("#logout")
+        expect(page.locator("input[name=token]")).to_be_visible()
+        page.goto(f"{server.url}/console/exceptions")
+        expect(page.locator("input[name=token]")).to_be_visible()
+        assert not [c for c in page.context.cookies() if c["name"] == "bb_session"]
     finally:
         server.stop()
