@@ -1,13 +1,13 @@
 """The hub's HTTP API under /v1: webhook and event ingress, the queues,
 exception actions, lineage, governed configuration with maker-checker,
-reconciliation and the audit log. One role check guards every route; errors
-are JSON with a stable `code`, a message and the correlation id."""
+reconciliation and the audit log. One role check guards every route; every
+error is a JSON problem body with a stable `code` (api.problems)."""
 
 from __future__ import annotations
 
+import copy
 import json
 import time
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
@@ -17,20 +17,20 @@ from typing import Annotated, Any
 from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
-from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
-from billbridge.api import limits
-from billbridge.api.auth import AuthError, Permission, require
+from billbridge.api import limits, problems
+from billbridge.api.auth import Permission, require
 from billbridge.api.headers import SecurityHeaders
 from billbridge.api.oidc import OidcSettings
+from billbridge.api.params import MAX_ID, MAX_VERSION, PRINTABLE, digits, iso_date
+from billbridge.api.problems import ApiError, Problem
 from billbridge.connectors.base import (
     DeliveryError,
     RateLimit,
@@ -61,38 +61,29 @@ Approver = Annotated[Identity, Depends(require(Permission.CONFIG_APPROVE))]
 Auditor = Annotated[Identity, Depends(require(Permission.AUDIT))]
 Ingester = Annotated[Identity, Depends(require(Permission.INGEST))]
 SchemaReader = Annotated[Identity, Depends(require(Permission.SCHEMAS))]
-MAX_ID = 2**63 - 1
-Limit = Annotated[int, Query(ge=1, le=1000)]
-Cursor = Annotated[int | None, Query(ge=0, le=MAX_ID,
-                                     description="the last id of the previous page")]
-RowId = Annotated[int, PathParam(ge=1, le=MAX_ID)]
-VersionNo = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-
-
-class ErrorBody(BaseModel):
-    code: str = Field(description="stable, machine-readable")
-    message: str
-    correlation_id: str
-
+Digits = BeforeValidator(digits)
+Limit = Annotated[int, Digits, Query(ge=1, le=1000)]
+Cursor = Annotated[int | None, Digits, Query(ge=0, le=MAX_ID,
+                                             description="the last id of the previous page")]
+RowId = Annotated[int, Digits, PathParam(ge=1, le=MAX_ID)]
+VersionNo = Annotated[int, Digits, PathParam(ge=1, le=MAX_VERSION)]
+Ident = Annotated[str, PathParam(max_length=300, pattern=PRINTABLE,
+                                 description="an event, record, command or posting id")]
+Filter = Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody, "description": text} for status, text in {
+    status: {"model": Problem, "description": text} for status, text in {
         400: "malformed request", 401: "missing, unknown, expired or revoked token",
         429: "too many requests: see Retry-After",
         403: "the token's role may not do this", 404: "no such thing",
         409: "the action does not apply in this state", 413: "too large",
-        422: "invalid input", 503: "not ready, or a vendor is unreachable"}.items()}
+        422: "invalid input", 500: "the hub failed: quote the correlation id",
+        503: "not ready, or a vendor is unreachable"}.items()}
 
 
 def _error_response(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {
-        "schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    return {"description": description, "content": {problems.MEDIA_TYPE: {
+        "schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
 WEBHOOK_OPERATION: dict[str, Any] = {"post": {
@@ -133,19 +124,23 @@ class ReconcilePage(Page):
 
 
 class DismissBody(BaseModel):
+    model_config = ConfigDict(strict=True)
     reason: str = Field(min_length=1, max_length=2000)
 
 
 class ProposalBody(BaseModel):
+    model_config = ConfigDict(strict=True)
     document: dict[str, Any]
     note: str | None = Field(default=None, max_length=2000)
 
 
 class RollbackBody(BaseModel):
-    to_version: int = Field(ge=1, le=2**31 - 1)
+    model_config = ConfigDict(strict=True)  # `true` is not version 1
+    to_version: int = Field(ge=1, le=MAX_VERSION)
 
 
 class RejectBody(BaseModel):
+    model_config = ConfigDict(strict=True)
     reason: str = Field(min_length=1, max_length=2000)
 
 
@@ -192,37 +187,14 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     doors = {name: TokenBucket(door_limit) for name in receivers}
     app.add_middleware(limits.BodyLimit,
                        max_bytes=max_body_bytes or limits.max_body_bytes(),
-                       refuse=lambda request, message: error(
-                           413, "PAYLOAD_TOO_LARGE", message, request))
+                       refuse=lambda request, message: problems.problem(
+                           request, 413, "PAYLOAD_TOO_LARGE", message))
     # Receivers may call their vendor (and wait on its rate limit): in threads of
     # their own, so a slow vendor holds neither the event loop nor the threads
     # every other route runs in.
     vendor_threads = CapacityLimiter(VENDOR_THREADS)
 
-    def error(status: int, code: str, message: str, request: Request) -> JSONResponse:
-        correlation = request.headers.get("x-correlation-id") or uuid.uuid4().hex
-        return JSONResponse({"code": code, "message": message, "correlation_id": correlation},
-                            status_code=status, headers={"x-correlation-id": correlation})
-
-    @app.exception_handler(AuthError)
-    async def _auth(request: Request, exc: AuthError) -> JSONResponse:
-        return error(exc.status, exc.code, exc.message, request)
-
-    @app.exception_handler(ApiError)
-    async def _api(request: Request, exc: ApiError) -> JSONResponse:
-        return error(exc.status, exc.code, exc.message, request)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(
-            exc.status_code, "HTTP_ERROR")
-        return error(exc.status_code, code, str(exc.detail), request)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                             for e in exc.errors())
-        return error(422, "INVALID_REQUEST", problems[:2000], request)
+    problems.install(app)
 
     def now() -> datetime:
         return datetime.now(UTC)
@@ -281,10 +253,8 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         if door.wait_time() > 0:
             WEBHOOKS_REJECTED.labels(source, "rate_limited").inc()
             retry = max(1, round(door.wait_time()))
-            return JSONResponse({"code": "RATE_LIMITED", "message": f"too many deliveries "
-                                 f"from {source}; retry in {retry} s",
-                                 "correlation_id": uuid.uuid4().hex},
-                                status_code=429, headers={"Retry-After": str(retry)})
+            raise ApiError(429, "RATE_LIMITED", f"too many deliveries from {source}; "
+                           f"retry in {retry} s", headers={"Retry-After": str(retry)})
         door.take()
         body = await request.body()  # no larger than the body cap
         delivery = WebhookRequest(request.method, str(request.url),
@@ -336,7 +306,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
 
     # -- queues --------------------------------------------------------------
     @app.get("/v1/inbox", response_model=Page, tags=["queues"])
-    def list_inbox(who: Reader, status: str | None = None, cursor: Cursor = None,
+    def list_inbox(who: Reader, status: Filter = None, cursor: Cursor = None,
                    limit: Limit = 100) -> Page:
         query = select(inbox.c.id, inbox.c.source, inbox.c.event_id, inbox.c.event_type,
                        inbox.c.aggregate_key, inbox.c.status, inbox.c.waiting_on,
@@ -349,7 +319,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
             return _page(_rows(conn.execute(query.order_by(inbox.c.id).limit(limit))), limit)
 
     @app.get("/v1/outbox", response_model=Page, tags=["queues"])
-    def list_outbox(who: Reader, status: str | None = None, target: str | None = None,
+    def list_outbox(who: Reader, status: Filter = None, target: Filter = None,
                     cursor: Cursor = None, limit: Limit = 100) -> Page:
         query = select(outbox.c.id, outbox.c.target, outbox.c.kind, outbox.c.status,
                        outbox.c.attempts, outbox.c.external_id, outbox.c.record_kind,
@@ -364,7 +334,8 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
             return _page(_rows(conn.execute(query.order_by(outbox.c.id).limit(limit))), limit)
 
     @app.get("/v1/exceptions", response_model=Page, tags=["exceptions"])
-    def list_exceptions(who: Reader, reason: str | None = None, status: str = "open",
+    def list_exceptions(who: Reader, reason: Filter = None,
+                        status: Annotated[str, Query(max_length=200, pattern=PRINTABLE)] = "open",
                         cursor: Cursor = None, limit: Limit = 100) -> Page:
         query = select(*exception_queue.SHOWN).where(exceptions.c.status == status)
         if reason:
@@ -412,7 +383,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return act(exc_id, who, "dismiss", body.reason)
 
     @app.get("/v1/lineage/{ident}", tags=["lineage"])
-    def get_lineage(ident: str, who: Reader) -> Any:
+    def get_lineage(ident: Ident, who: Reader) -> Any:
         with hub.engine.connect() as conn:
             found = lineage.trace(conn, ident)
         if not found.found:
@@ -495,8 +466,9 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
 
     # -- reports ---------------------------------------------------------------
     @app.get("/v1/reconcile", response_model=ReconcilePage, tags=["reports"])
-    def get_reconcile(who: Reader, period_end: date | None = None,
-                      parked_days: Annotated[int, Query(ge=0, le=3650)] = 7,
+    def get_reconcile(who: Reader,
+                      period_end: Annotated[date | None, BeforeValidator(iso_date)] = None,
+                      parked_days: Annotated[int, Digits, Query(ge=0, le=3650)] = 7,
                       cursor: Cursor = None, limit: Limit = 100) -> ReconcilePage:
         """Approved time, hub charges and the ERP's live postings (read from the
         ERP now); differences in a stable order, the cursor is the last `id` seen."""
@@ -535,21 +507,13 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         return schema
 
     def openapi() -> dict[str, Any]:
-        # Invalid input answers with the same error body as everything else, so
-        # document that instead of FastAPI's default validation-error shape.
+        # Every error answers with the problem body, invalid input too, so document
+        # that instead of FastAPI's default validation-error shape.
         if app.openapi_schema is None:
             document = get_openapi(title=app.title, version=app.version,
                                    description=app.description, routes=app.routes)
-            for operations in document.get("paths", {}).values():
-                for operation in operations.values():
-                    if "422" in operation.get("responses", {}):
-                        operation["responses"]["422"] = {
-                            "description": "invalid input",
-                            "content": {"application/json": {
-                                "schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
-            document["components"]["schemas"].pop("HTTPValidationError", None)
-            document["components"]["schemas"].pop("ValidationError", None)
-            document["paths"]["/v1/webhooks/{source}"] = WEBHOOK_OPERATION
+            document["paths"]["/v1/webhooks/{source}"] = copy.deepcopy(WEBHOOK_OPERATION)
+            problems.document(document)
             app.openapi_schema = document
         return app.openapi_schema
 

@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from billbridge.connectors.base import SignatureError
 
 TOLERANCE_SECONDS = 300.0
+_DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,9})?")
+
+
+def unix_time(stamp: str, header: str, *, per_second: int = 1) -> float:
+    """A signed timestamp header read as Unix seconds. Only plain decimal
+    numbers: ``nan`` would compare as inside any replay window, and ``inf``,
+    exponents or signs are nothing a sender writes."""
+    if not _DECIMAL.fullmatch(stamp or ""):
+        raise SignatureError(f"{header} is missing or not a Unix time written in digits")
+    return float(stamp) / per_second
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -28,10 +39,7 @@ def verify(secret: str, timestamp: str, signature: str, body: bytes, *, now: flo
         raise SignatureError("no webhook secret is configured for this source")
     if not signature:
         raise SignatureError(f"the delivery is not signed ({signature_header} missing)")
-    try:
-        sent = float(timestamp)
-    except ValueError:
-        raise SignatureError(f"{timestamp_header} is missing or not a number") from None
+    sent = unix_time(timestamp, timestamp_header)
     if abs(now - sent) > tolerance:
         raise SignatureError(f"the delivery is stale: signed {now - sent:.0f} s ago, "
                              f"more than the {tolerance:.0f} s allowed")

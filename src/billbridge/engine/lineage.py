@@ -10,6 +10,8 @@ from sqlalchemy import Connection, or_, select
 
 from billbridge.store.tables import delivery_attempts, exceptions, inbox, outbox, records, xref
 
+MAX_ROW_ID = 2**63 - 1
+
 
 @dataclass
 class Lineage:
@@ -33,7 +35,11 @@ def _rows(conn: Connection, query: Any) -> list[dict[str, Any]]:
 
 def _correlations_of(conn: Connection, ident: str) -> set[str]:
     found: set[str] = set()
-    numeric = int(ident) if ident.isdigit() else None
+    # Row ids are 64-bit: a longer number, or digits from another script
+    # ('²'), can name no row, only an external id.
+    numeric = int(ident) if ident.isascii() and ident.isdigit() else None
+    if numeric is not None and numeric > MAX_ROW_ID:
+        numeric = None
     probes = [
         select(inbox.c.correlation_id).where(or_(inbox.c.event_id == ident,
                                                  inbox.c.correlation_id == ident,

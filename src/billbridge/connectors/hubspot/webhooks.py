@@ -20,6 +20,7 @@ from billbridge.connectors.base import Malformed, SignatureError, WebhookRequest
 from billbridge.connectors.hubspot.client import HubSpotClient
 from billbridge.connectors.hubspot.mapping import MappingConfig
 from billbridge.connectors.hubspot.source import DealEvents
+from billbridge.connectors.signing import unix_time
 
 TOLERANCE_SECONDS = 300.0
 
@@ -51,10 +52,7 @@ def verify_v3(client_secret: str, request: WebhookRequest, *, now: float,
     if not signature:
         raise SignatureError("the delivery is not signed (X-HubSpot-Signature-v3 missing)")
     stamp = request.header("x-hubspot-request-timestamp")
-    try:
-        sent = float(stamp) / 1000.0
-    except ValueError:
-        raise SignatureError("X-HubSpot-Request-Timestamp is missing or not a number") from None
+    sent = unix_time(stamp, "X-HubSpot-Request-Timestamp", per_second=1000)
     if now - sent > tolerance:
         raise SignatureError(f"the delivery is stale: signed {now - sent:.0f} s ago, more than "
                              f"the {tolerance:.0f} s allowed")
