@@ -400,3 +400,50 @@ def test_1000_time_charges_take_one_create_per_batch(tryton: TrytonServer, tmp_p
     minimum = -(-ENTRIES // max_batch)
     assert minimum <= charges <= minimum * 1.1
 
+
+
+# -- reconcile reads Tryton ----------------------------------------------------------
+def test_reconcile_reads_timesheet_lines_a_deleted_one_is_missing_a_copy_a_twin_an_edit_differs(
+        tryton: TrytonServer, tmp_path: Path) -> None:
+    from billbridge.connectors.tryton.mapping import live_line
+    from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
+
+    target = target_for(tryton, page_size=10)  # 40 lines: four pages and an empty one
+    hub, _crm = hub_for(target, tmp_path)
+    hub.activate_config(config())
+    hub.ingest([won_deal(code, customer) for code, customer in PROJECTS.items()],
+               source="hubspot")
+    hub.run_until_idle()
+    hub.ingest([entry(i) for i in range(40)], source="harvest")
+    hub.run_until_idle()
+    edited = entry(7)
+    edited["id"], edited["data"] = "te-7:v2", {**edited["data"], "hours": "3.00",
+                                                "source_version": 2}
+    hub.ingest([edited], source="harvest")  # its line deleted, a new one created
+    hub.run_until_idle()
+    assert_all_delivered(hub)
+
+    def read() -> tuple[Counter[str], list[tuple[str, str, object, object]]]:
+        with hub.engine.connect() as conn:
+            result = reconcile_three_ways(conn, period_end=date(2026, 2, 28),
+                                          now=hub.clock.now(), ledgers=erp_ledgers(hub))
+        assert [(e.name, e.error) for e in result.erps] == [("tryton", None)]
+        return (Counter(p.charge for p in result.erps[0].postings),
+                sorted((f.kind, f.record, f.amount, f.currency) for f in result.findings))
+
+    assert read() == (Counter(f"tc_te-{i}" for i in range(40)), [])
+    erp = reader(tryton)
+    lines = {posting.charge: line for line in erp.search_read(
+        "timesheet.line", [], ["description", "duration", "work", "employee", "date",
+                               "company"])
+        if (posting := live_line(line)) is not None}
+    # behind the hub's back: one deleted, one keyed in twice, one edited
+    erp.delete("timesheet.line", [lines["tc_te-3"]["id"]])
+    erp.create("timesheet.line", [{k: v for k, v in lines["tc_te-4"].items() if k != "id"}])
+    erp.write("timesheet.line", [lines["tc_te-5"]["id"]], {"duration": timedelta(hours=2.5)})
+    # te-3: 1.00 h at 150.00 (Bob); te-4: 1.25 h at 175.00 (Alice); te-5: 1.50 h, now 2.50 h
+    held, findings = read()
+    assert held == Counter([f"tc_te-{i}" for i in range(40) if i != 3] + ["tc_te-4"])
+    assert findings == [("ERP posting missing", "tc_te-3", Decimal("150.00"), "USD"),
+                        ("amount differs", "tc_te-5", Decimal("175.00"), "USD"),
+                        ("twin postings", "tc_te-4", Decimal("218.75"), "USD")]

@@ -28,6 +28,7 @@ from billbridge.connectors.tryton.mapping import (
     invoice_event,
     invoice_values,
     like_prefix,
+    live_line,
     timesheet_values,
     totals_differ,
     work_code,
@@ -288,3 +289,16 @@ def test_a_source_page_that_does_not_move_stops_instead_of_looping() -> None:
     source = TrytonInvoiceSource(Stuck(), page_size=1)  # type: ignore[arg-type]
     with pytest.raises(PermanentError, match="stopping instead of looping"):
         list(source.poll(f"{stamp.isoformat()}|3"))
+
+
+def test_a_timesheet_line_is_live_labour_only_with_a_charge_marker_and_counts_its_own_duration(
+        ) -> None:
+    marker = charge_marker({**CHARGE, "id": "tc_te 1", "hours": "1.33", "rate": "175.00"},
+                           "abc123")
+    posting = live_line({"id": 7, "description": marker, "duration": timedelta(hours=2)})
+    assert posting is not None
+    assert (posting.charge, posting.external_id, posting.hours, posting.amount,
+            posting.currency) == ("tc_te 1", "7", Decimal("2.00"), Decimal("350.00"), "USD")
+    assert live_line({"id": 8, "description": "support call 2 h at the desk [x]",
+                      "duration": timedelta(hours=2)}) is None
+    assert live_line({"id": 9, "description": marker, "duration": None}) is None

@@ -8,7 +8,8 @@ Connection: ``base_url`` is the server (``http://host:8000``); credentials
 (required for invoices), ``employees`` (worker → employee id),
 ``default_employee``, ``taxes`` (canonical tax code → list of tax ids),
 ``payment_term``, ``statuses``, ``accept_warnings``, ``max_batch``,
-``requests_per_second``, ``timeout``, ``page_size``. Mappings and lists may
+``requests_per_second``, ``timeout``, ``page_size`` (rows a read asks
+for: the invoice poll's and the ledger read's). Mappings and lists may
 be given as JSON text (as environment variables are).
 """
 
@@ -67,10 +68,11 @@ def settings_for(connection: Connection) -> Settings:
 
 
 def _target(connection: Connection) -> Target:
-    from billbridge.connectors.tryton.target import MAX_BATCH, TrytonTarget
+    from billbridge.connectors.tryton.target import MAX_BATCH, READ_PAGE, TrytonTarget
 
     return TrytonTarget(client_for(connection), settings_for(connection), name=connection.name,
-                        max_batch=int(connection.options.get("max_batch", MAX_BATCH)))
+                        max_batch=int(connection.options.get("max_batch", MAX_BATCH)),
+                        read_page=int(connection.options.get("page_size", READ_PAGE)))
 
 
 def _source(connection: Connection) -> Source:

@@ -15,13 +15,15 @@ record billbridge creates carries a marker in a field the connector owns:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from billbridge.connectors.base import Malformed
+from billbridge.connectors.base import LivePosting, Malformed
+from billbridge.domain.money import quantize_hours, round_money
 
 SEPARATOR = " - "
 INVOICE_PREFIX = "inv_"
@@ -123,6 +125,26 @@ def charge_marker(payload: Mapping[str, Any], key: str) -> str:
     resend looks its marker up with ``in`` rather than a pattern."""
     return (f"{payload['id']} {payload['hours']} h at {payload['rate']} "
             f"{payload['currency']} [{key}]")
+
+
+CHARGE_MARKER = re.compile(r"^(?P<id>.+) (?P<hours>\d+(?:\.\d+)?) h at "
+                           r"(?P<rate>\d+(?:\.\d+)?) (?P<currency>[A-Z]{3}) \[[^\]\s]+\]$")
+CHARGE_PATTERN = "% h at % [%]"  # a LIKE pattern every charge marker matches
+
+
+def live_line(line: Mapping[str, Any]) -> LivePosting | None:
+    """A timesheet line billbridge wrote (its description is a charge marker)
+    as a live posting, None for any other line. Hours are the line's own
+    duration; the amount is those hours at the rate the marker states, in its
+    currency: a timesheet line carries neither."""
+    found = CHARGE_MARKER.match(str(line.get("description") or ""))
+    duration = line.get("duration")
+    if found is None or not isinstance(duration, timedelta):
+        return None
+    hours = quantize_hours(Decimal(str(duration.total_seconds())) / 3600)
+    currency = found.group("currency")
+    return LivePosting(found.group("id"), str(line.get("id")), hours,
+                       round_money(hours * Decimal(found.group("rate")), currency), currency)
 
 
 def charge_prefix(charge_id: str) -> str:

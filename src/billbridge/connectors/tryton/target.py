@@ -25,6 +25,7 @@ from typing import Any
 from billbridge.connectors.base import (
     ERP_REFERENCES,
     IdempotencyMode,
+    LivePosting,
     OutboundCommand,
     PermanentError,
     RateLimit,
@@ -34,6 +35,7 @@ from billbridge.connectors.base import (
 )
 from billbridge.connectors.tryton.client import TrytonClient, TrytonError
 from billbridge.connectors.tryton.mapping import (
+    CHARGE_PATTERN,
     InvoiceTargets,
     MappingError,
     Settings,
@@ -41,6 +43,7 @@ from billbridge.connectors.tryton.mapping import (
     charge_prefix,
     invoice_values,
     like_prefix,
+    live_line,
     party_values,
     project_values,
     task_values,
@@ -58,6 +61,7 @@ Handler = Callable[[Sequence[OutboundCommand]], Results]
 KINDS = ("customer.upsert", "project.upsert", "time_charge.reverse", "time_charge.post",
          "invoice.create")
 MAX_BATCH = 100
+READ_PAGE = 100  # timesheet lines a search_read, reading what Tryton holds
 
 
 def _subject(command: OutboundCommand) -> str:
@@ -88,11 +92,13 @@ class TrytonTarget:
     references = ERP_REFERENCES  # the payload fields it resolves through refs
 
     def __init__(self, client: TrytonClient, settings: Settings, *, name: str = "tryton",
-                 max_batch: int = MAX_BATCH, rate_limit: RateLimit | None = None) -> None:
+                 max_batch: int = MAX_BATCH, rate_limit: RateLimit | None = None,
+                 read_page: int = READ_PAGE) -> None:
         self.name = name
         self.client = client
         self.settings = settings
         self.max_batch = max_batch
+        self.read_page = max(1, read_page)
         self.rate_limit = rate_limit or RateLimit(20, 1, burst=20)
         self.idempotency = IdempotencyMode.MARKER_LOOKUP
         # Tryton ids that never change once read, kept for the process's life.
@@ -151,6 +157,24 @@ class TrytonTarget:
             middle = len(group) // 2
             return self._isolate(group[:middle], handler) | self._isolate(group[middle:],
                                                                           handler)
+
+    # -- what Tryton holds live ---------------------------------------------------------
+    def live_postings(self, charge_ids: Sequence[str] | None = None) -> list[LivePosting]:
+        """Timesheet lines live in Tryton now: those whose description is a
+        charge marker, ``read_page`` at a time in id order. A line has no
+        state: a reversal deletes it, and a deleted line is gone."""
+        wanted = None if charge_ids is None else set(charge_ids)
+        out: list[LivePosting] = []
+        after = 0  # keyset paging: a line deleted meanwhile cannot shift the next page
+        while True:
+            rows = self.client.search_read(
+                "timesheet.line", [("description", "like", CHARGE_PATTERN), ("id", ">", after)],
+                ["description", "duration"], limit=self.read_page, order=[("id", "ASC")])
+            out += [p for p in map(live_line, rows)
+                    if p is not None and (wanted is None or p.charge in wanted)]
+            if len(rows) < self.read_page:
+                return out
+            after = max(int(r["id"]) for r in rows)
 
     # -- customers -----------------------------------------------------------------
     def _customers(self, commands: Sequence[OutboundCommand]) -> Results:
