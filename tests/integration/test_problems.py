@@ -134,10 +134,11 @@ def test_an_unknown_route_is_a_problem_body(client: TestClient,
 @on_sqlite
 @pytest.mark.parametrize("query", [
     "/v1/reconcile?period_end=0", "/v1/reconcile?period_end=20250131",
-    "/v1/inbox?cursor=%2B0.0", "/v1/inbox?cursor=1.0", "/v1/outbox?limit=1e2",
+    "/v1/inbox?cursor=%2B0.0", "/v1/inbox?cursor=1.5", "/v1/outbox?limit=1e-2",
+    "/v1/outbox?limit=0x10", "/v1/outbox?limit=1_0", "/v1/outbox?limit=NaN",
     "/v1/exceptions?status=open%00", "/v1/reconcile?parked_days=%207",
-    "/v1/exceptions/1.0", "/v1/exceptions/99999999999999999999", "/v1/config/versions/+1",
-    "/v1/config/versions/2147483648",
+    "/v1/exceptions/1.5", "/v1/exceptions/99999999999999999999", "/v1/config/versions/+1",
+    "/v1/config/versions/2147483648", "/v1/inbox?cursor=1e999999999",
 ])
 def test_values_outside_their_documented_shape_are_refused(
         client: TestClient, admin: dict[str, str], query: str) -> None:
@@ -150,6 +151,8 @@ def test_a_date_and_a_cursor_in_their_documented_shape_are_taken(
     assert client.get("/v1/reconcile?period_end=2025-01-31&parked_days=7",
                       headers=admin).status_code == 200
     assert client.get("/v1/inbox?cursor=0&limit=1", headers=admin).json()["next_cursor"] == 1
+    # OpenAPI's integers are JSON's: a zero fraction or an exponent is still one.
+    assert client.get("/v1/inbox?cursor=1.0&limit=1e0", headers=admin).json()["next_cursor"] == 2
 
 
 @pytest.mark.parametrize("body", [{"to_version": True}, {"to_version": 1.0},
@@ -208,6 +211,12 @@ def test_the_openapi_document_describes_every_error_as_the_problem_body(
     for path, method, status, response in errors:
         assert response["content"] == {MEDIA_TYPE: {"schema": {
             "$ref": "#/components/schemas/Problem"}}}, (path, method, status)
+    # The bounds the API enforces are the ones it publishes.
+    inbox = {p["name"]: p["schema"] for p in document["paths"]["/v1/inbox"]["get"]["parameters"]}
+    assert (inbox["limit"]["minimum"], inbox["limit"]["maximum"]) == (1, 1000)
+    assert inbox["cursor"]["anyOf"][0]["minimum"] == 0
+    row = document["paths"]["/v1/exceptions/{exc_id}"]["get"]["parameters"][0]["schema"]
+    assert (row["minimum"], row["maximum"]) == (1, 2**63 - 1)
 
 
 @on_sqlite

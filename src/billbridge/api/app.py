@@ -29,7 +29,7 @@ from billbridge.api import limits, problems
 from billbridge.api.auth import Permission, require
 from billbridge.api.headers import SecurityHeaders
 from billbridge.api.oidc import OidcSettings
-from billbridge.api.params import MAX_ID, MAX_VERSION, PRINTABLE, digits, iso_date
+from billbridge.api.params import MAX_ID, MAX_VERSION, PRINTABLE, iso_date, whole_number
 from billbridge.api.problems import ApiError, Problem
 from billbridge.connectors.base import (
     DeliveryError,
@@ -61,12 +61,14 @@ Approver = Annotated[Identity, Depends(require(Permission.CONFIG_APPROVE))]
 Auditor = Annotated[Identity, Depends(require(Permission.AUDIT))]
 Ingester = Annotated[Identity, Depends(require(Permission.INGEST))]
 SchemaReader = Annotated[Identity, Depends(require(Permission.SCHEMAS))]
-Digits = BeforeValidator(digits)
-Limit = Annotated[int, Digits, Query(ge=1, le=1000)]
-Cursor = Annotated[int | None, Digits, Query(ge=0, le=MAX_ID,
-                                             description="the last id of the previous page")]
-RowId = Annotated[int, Digits, PathParam(ge=1, le=MAX_ID)]
-VersionNo = Annotated[int, Digits, PathParam(ge=1, le=MAX_VERSION)]
+# The number check after the bounds: placed before them it hides them from the
+# OpenAPI document.
+Digits = BeforeValidator(whole_number)
+Limit = Annotated[int, Query(ge=1, le=1000), Digits]
+Cursor = Annotated[int | None, Query(ge=0, le=MAX_ID,
+                                     description="the last id of the previous page"), Digits]
+RowId = Annotated[int, PathParam(ge=1, le=MAX_ID), Digits]
+VersionNo = Annotated[int, PathParam(ge=1, le=MAX_VERSION), Digits]
 Ident = Annotated[str, PathParam(max_length=300, pattern=PRINTABLE,
                                  description="an event, record, command or posting id")]
 Filter = Annotated[str | None, Query(max_length=200, pattern=PRINTABLE)]
@@ -468,7 +470,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     @app.get("/v1/reconcile", response_model=ReconcilePage, tags=["reports"])
     def get_reconcile(who: Reader,
                       period_end: Annotated[date | None, BeforeValidator(iso_date)] = None,
-                      parked_days: Annotated[int, Digits, Query(ge=0, le=3650)] = 7,
+                      parked_days: Annotated[int, Query(ge=0, le=3650), Digits] = 7,
                       cursor: Cursor = None, limit: Limit = 100) -> ReconcilePage:
         """Approved time, hub charges and the ERP's live postings (read from the
         ERP now); differences in a stable order, the cursor is the last `id` seen."""
