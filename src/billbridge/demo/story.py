@@ -1,18 +1,21 @@
-"""`billbridge demo`: quote to cash, told as a story on SQLite with emulated
-HubSpot (CRM), Harvest (the time tool) and an ERP ledger, then left serving.
+"""`billbridge demo`: quote to cash, told as a story on SQLite with an emulated
+CRM, time tool and ERP (HubSpot, Harvest and the generic ledger unless told
+otherwise; `vendors.py` lists the others), then left serving.
 
-Harvest is polled (it has no webhooks) and is the PSA that the ERP's project
-ids are written back to; the ERP is the generic ledger (the vendor ERPs
-follow in issue 4)."""
+The story is the same for every vendor: two deals won, a week of approved
+time (some of it unpriced, some unmapped, some past the period), a month-end
+billing run and a payment. It verifies itself against what the ERP holds: its
+live labour postings, read through the connector, and its invoices."""
 
 from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -24,17 +27,27 @@ from sqlalchemy import select
 
 from billbridge.api.server import HubServer
 from billbridge.cli.render import render_lineage, render_reconciliation
-from billbridge.connectors.generic.client import LedgerTarget
-from billbridge.connectors.generic.emulator import LedgerEmulator
-from billbridge.connectors.harvest.client import HarvestClient
-from billbridge.connectors.harvest.emulator import HarvestEmulator
-from billbridge.connectors.harvest.mapping import MappingConfig, canonical_id
-from billbridge.connectors.harvest.source import HarvestSource
-from billbridge.connectors.harvest.target import HarvestTarget
-from billbridge.connectors.hubspot.client import HubSpotClient
-from billbridge.connectors.hubspot.emulator import HubSpotEmulator
-from billbridge.connectors.hubspot.source import HubSpotSource
-from billbridge.connectors.hubspot.target import HubSpotTarget
+from billbridge.connectors.base import LedgerReader, LivePosting, Source, Target
+from billbridge.connectors.registry import connector
+from billbridge.demo.vendors import (
+    ALICE,
+    BOB,
+    CAROL,
+    CRMS,
+    DAVE,
+    DEFAULTS,
+    ERPS,
+    GLOBEX,
+    INITECH,
+    PERIOD_END,
+    TIME_TOOLS,
+    Crm,
+    Entry,
+    Erp,
+    TimeTool,
+    VendorUnavailable,
+)
+from billbridge.domain.billing import charge_id
 from billbridge.engine import exception_queue, lineage, tokens
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
@@ -46,21 +59,39 @@ from billbridge.store.files import write_private
 from billbridge.store.tables import records
 
 CONFIG = Path(__file__).with_name("config.yaml")
-PERIOD_END = "2026-03-31"
-HARVEST_ACCOUNT = "123456"
 
-# Harvest users and the consultants they are (Dave is not mapped on purpose:
-# his hours show how an entry the mapping cannot read lands in the exception
-# queue with its raw payload).
-ALICE, BOB, CAROL, DAVE = 3001, 3002, 3003, 3004
-WORKERS = {str(ALICE): "w-alice", str(BOB): "w-bob", str(CAROL): "w-carol"}
-DEVELOPMENT = 8083366  # the Harvest task, the canonical "dev" task
-# The story's Harvest time entries, by Harvest id.
-ALICE_GLX, BOB_GLX, CAROL_GLX, ALICE_NEW, BOB_APRIL, DAVE_GLX = range(2101, 2107)
-LINEAGE_EXAMPLE = canonical_id("time_entry", ALICE_GLX)  # te_harvest_2101
+# The story's time entries.
+ALICE_GLX = Entry(1, ALICE, GLOBEX.code, Decimal(8))
+BOB_GLX = Entry(2, BOB, GLOBEX.code, Decimal("7.5"))
+CAROL_GLX = Entry(3, CAROL, GLOBEX.code, Decimal(6))  # a designer: no rate on the card
+ALICE_NEW = Entry(4, ALICE, INITECH.code, Decimal(4))  # before Initech's deal is won
+BOB_APRIL = Entry(5, BOB, GLOBEX.code, Decimal(2), day="2026-04-01")  # after the period
+DAVE_GLX = Entry(6, DAVE, GLOBEX.code, Decimal(3))
+# What the ERP must hold live at the end, by entry, and the invoices, by project.
+POSTED = {ALICE_GLX: Decimal("1400.00"), BOB_GLX: Decimal("1125.00"),
+          BOB_APRIL: Decimal("300.00"), ALICE_NEW: Decimal("700.00")}
+INVOICED = {GLOBEX.code: Decimal("2525.00"), INITECH.code: Decimal("700.00")}
+LINEAGE_EXAMPLE = "te_harvest_2101"  # Alice's Globex hours, with the default time tool
 
 
-def wait_settled(hub: Hub, timeout: float = 60.0) -> None:
+@dataclass(frozen=True, slots=True)
+class Lineup:
+    """Which vendor plays each role."""
+
+    crm: str = DEFAULTS["crm"]
+    time: str = DEFAULTS["time"]
+    erp: str = DEFAULTS["erp"]
+
+    def check(self) -> str | None:
+        """What is wrong with the choice, in one line; None when nothing is."""
+        for role, choice, known in (("--crm", self.crm, CRMS), ("--time", self.time, TIME_TOOLS),
+                                    ("--erp", self.erp, ERPS)):
+            if choice not in known:
+                return f"{role} {choice} is not one the demo knows; pick one of {', '.join(known)}"
+        return None
+
+
+def wait_settled(hub: Hub, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     quiet_since: float | None = None
     while time.monotonic() < deadline:
@@ -71,86 +102,69 @@ def wait_settled(hub: Hub, timeout: float = 60.0) -> None:
         else:
             quiet_since = None
         time.sleep(0.05)
-    raise TimeoutError("the hub did not settle within a minute")
-
-
-def company(cid: str, name: str, tax_id: str) -> dict[str, Any]:
-    return {"id": cid, "properties": {"name": name, "country": "US", "tax_id": tax_id}}
-
-
-def deal(did: str, name: str, code: str) -> dict[str, Any]:
-    return {"id": did, "properties": {
-        "dealname": name, "amount": "50000.00", "closedate": "2026-03-01T09:00:00Z",
-        "dealstage": "closedwon", "pipeline": "default", "deal_currency_code": "USD",
-        "billing_model": "time_and_materials", "legal_entity": "US01",
-        "contract_start": "2026-03-01", "contract_end": "2026-12-31",
-        "rate_card": "rc-standard", "project_code": code}}
+    raise TimeoutError(f"the hub did not settle within {timeout:.0f} s")
 
 
 class Story:
-    def __init__(self, console: Console, workdir: Path, port: int) -> None:
+    def __init__(self, console: Console, workdir: Path, port: int, lineup: Lineup) -> None:
         self.console = console
-        # Credentials of this run only: no secret is built into the demo.
-        ledger_token, crm_token, harvest_token = (secrets.token_urlsafe(24) for _ in range(3))
-        self.erp = LedgerEmulator(token=ledger_token)
-        self.crm = HubSpotEmulator(token=crm_token)
-        self.tool = HarvestEmulator(token=harvest_token, account_id=HARVEST_ACCOUNT)
+        self.started: list[Crm | TimeTool | Erp] = []
+        try:
+            self.erp: Erp = self._start(ERPS[lineup.erp])
+            self.crm: Crm = self._start(CRMS[lineup.crm])
+            self.tool: TimeTool = self._start(TIME_TOOLS[lineup.time])
+        except BaseException:
+            self.stop_systems()
+            raise
+        targets: dict[str, Target] = {}
+        self.sources: dict[str, Source] = {}
         for system in (self.erp, self.crm, self.tool):
-            system.start()
-        crm_client = HubSpotClient(self.crm.url, access_token=crm_token)
-        harvest = HarvestClient(f"{self.tool.url}/v2", token=harvest_token,
-                                account_id=HARVEST_ACCOUNT,
-                                user_agent="billbridge demo (demo@example.com)")
-        self.hub = Hub(f"sqlite:///{workdir / 'hub.db'}", {
-            "ledger": LedgerTarget(self.erp.url, ledger_token, timeout=1.0),
-            "hubspot": HubSpotTarget(crm_client), "harvest": HarvestTarget(harvest)},
-            settings=HubSettings(routes={"erp": "ledger", "crm": "hubspot", "psa": "harvest"},
-                                 retry=RetryPolicy(base_seconds=0.2, cap_seconds=2.0)))
-        self.crm_source = HubSpotSource(crm_client)
-        self.tool_source = HarvestSource(harvest, config=MappingConfig(
-            workers=WORKERS, tasks={str(DEVELOPMENT): "dev"}))
+            connection = system.connection()
+            spec = connector(connection.vendor)
+            if spec.target is not None:
+                targets[system.name] = spec.target(connection)
+            if spec.source is not None and getattr(system, "polled", True):
+                self.sources[system.name] = spec.source(connection)
+        self.erp_target = targets[self.erp.name]
+        self.hub = Hub(f"sqlite:///{workdir / 'hub.db'}", targets, settings=HubSettings(
+            routes={"erp": self.erp.name, "crm": self.crm.name, "psa": self.tool.name},
+            retry=RetryPolicy(base_seconds=0.2, cap_seconds=2.0)))
         self.server = HubServer(self.hub, port=port)
         self.server.start()
         self.step_no = 0
+        self.admin = ""
+
+    def _start(self, make: Any) -> Any:
+        system = make()
+        self.started.append(system)
+        return system
 
     def say(self, text: str) -> None:
         self.step_no += 1
         self.console.print(f"[bold]{self.step_no}.[/bold] {text}")
 
-    def poll(self) -> SyncResult:
-        """One poll of HubSpot and of Harvest; the Harvest result."""
-        sync(self.hub.engine, self.crm_source, self.hub.clock)
-        result = sync(self.hub.engine, self.tool_source, self.hub.clock)
+    def poll(self, *, erp: bool = False) -> SyncResult:
+        """One poll of the CRM and of the time tool (and of the ERP's invoice
+        feed when ``erp``, where it has one); the time tool's result."""
+        sync(self.hub.engine, self.sources[self.crm.name], self.hub.clock)
+        result = sync(self.hub.engine, self.sources[self.tool.name], self.hub.clock)
         wait_settled(self.hub)
+        if erp and self.erp.name in self.sources:
+            sync(self.hub.engine, self.sources[self.erp.name], self.hub.clock)
+            wait_settled(self.hub)
         return result
 
-    def log(self, entry_id: int, user: int, code: str, hours: float,
-            day: str = "2026-03-02") -> None:
-        """A consultant logs time in Harvest against the project with ``code``."""
-        project = self.tool.project_by_code(code)
-        assert project is not None, f"no Harvest project {code}"
-        self.tool.log_time(entry_id=entry_id, user=user, project=project["id"],
-                           task=DEVELOPMENT, spent_date=day, hours=hours)
+    def live_postings(self) -> list[LivePosting]:
+        reader: LedgerReader = self.erp_target  # type: ignore[assignment]
+        return reader.live_postings()
 
-    def harvest_notes(self, code: str) -> str:
-        project = self.tool.project_by_code(code)
-        return str(project["notes"]) if project else ""
+    def stop_systems(self) -> None:
+        for system in reversed(self.started):
+            system.stop()
 
     def stop(self) -> None:
         self.server.stop()
-        for system in (self.erp, self.crm, self.tool):
-            system.stop()
-
-
-def seed_harvest(tool: HarvestEmulator) -> None:
-    """The firm's Harvest account: its people, the Development task, and
-    Initech's project, set up by the delivery team before the deal closed."""
-    tool.seed(users=[{"id": ALICE, "name": "Alice Ng"}, {"id": BOB, "name": "Bob Ruiz"},
-                     {"id": CAROL, "name": "Carol Diaz"}, {"id": DAVE, "name": "Dave Kim"}],
-              clients=[{"id": 5735801, "name": "Initech Inc"}],
-              projects=[{"id": 14308201, "name": "Initech data platform", "code": "NEW-002",
-                         "client_id": 5735801}],
-              tasks=[{"id": DEVELOPMENT, "name": "Development"}])
+        self.stop_systems()
 
 
 def demo_key(workdir: Path) -> Path | None:
@@ -165,111 +179,119 @@ def demo_key(workdir: Path) -> Path | None:
 
 
 def run_demo(console: Console, *, port: int = 8000, keep_serving: bool = True,
-             workdir: Path = Path("var/demo")) -> int:
+             workdir: Path = Path("var/demo"), lineup: Lineup | None = None) -> int:
+    lineup = lineup or Lineup()
+    if problem := lineup.check():
+        console.print(f"[red]{problem}[/red]")
+        return 2
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     configure_logging(stream=(workdir / "hub.log").open("a"))
     key_file = demo_key(workdir)
-    story = Story(console, workdir, port)
-    hub, crm, tool, erp = story.hub, story.crm, story.tool, story.erp
+    try:
+        story = Story(console, workdir, port, lineup)
+    except VendorUnavailable as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    try:
+        failures = tell(story, workdir)
+        if keep_serving:
+            serve_hints(story, workdir, key_file)
+            story.server.wait()
+    finally:
+        story.stop()
+    return 1 if failures else 0
+
+
+def tell(story: Story, workdir: Path) -> list[str]:
+    hub, crm, tool, erp, console = story.hub, story.crm, story.tool, story.erp, story.console
     with hub.engine.begin() as conn:
-        _, admin = tokens.create_first(conn, name="demo-admin", expires_in=timedelta(days=1),
-                                       at=datetime.now(UTC))
+        _, story.admin = tokens.create_first(conn, name="demo-admin",
+                                             expires_in=timedelta(days=1), at=datetime.now(UTC))
     console.print(Panel.fit(
-        f"hub {story.server.url}  ·  HubSpot {crm.url}\nHarvest {tool.url}/v2  ·  "
-        f"ERP {erp.url}\nstore {workdir / 'hub.db'}",
+        f"hub {story.server.url}  ·  {crm.label} {crm.url}\n{tool.label} {tool.url}  ·  "
+        f"ERP ({erp.label}) {erp.url}\nstore {workdir / 'hub.db'}",
         title="billbridge demo: from won deal to paid invoice"))
+    for note in (crm.note, tool.note, erp.note):
+        if note:
+            console.print(f"[dim]{note}[/dim]")
 
-    version = hub.activate_config(yaml.safe_load(CONFIG.read_text()), actor="demo")
+    config = yaml.safe_load(CONFIG.read_text())
+    version = hub.activate_config({**config, "psa_system": tool.name}, actor="demo")
     story.say(f"Configuration v{version} is active: rate card rc-standard (consultant 150.00, "
-              "Alice 175.00; no designer rate); Harvest is the PSA that ERP ids go back to.")
-    seed_harvest(tool)
-    story.log(ALICE_NEW, ALICE, "NEW-002", 4)
-    tool.approve("time_entries", ALICE_NEW)
-    story.say("In Harvest, Alice logs 4 h on Initech's project NEW-002 and her manager "
-              "approves them, before Initech's deal is won.")
-    crm.seed(companies=[company("901", "Globex LLC", "US-12-3456789")],
-             deals=[deal("1001", "Globex ERP rollout", "GLX-001")],
-             associations=[("1001", "901")])
-    erp.faults.script(["lost_ack", "429:0"])
-    story.say("Globex's deal is won in HubSpot (the ERP will lose one acknowledgement and "
-              "throttle once).")
+              f"Alice 175.00; no designer rate); {tool.label} is the PSA that ERP ids go "
+              "back to.")
+    tool.set_up()
+    tool.log([ALICE_NEW])
+    story.say(f"In {tool.label}, Alice logs 4 h on Initech's project {INITECH.code} and her "
+              "manager approves them, before Initech's deal is won.")
+    crm.win(GLOBEX)
+    erp.faults.script(list(erp.fault_script))
+    story.say(f"Globex's deal is won in {crm.label} (the ERP will lose one acknowledgement "
+              "and throttle once).")
     story.poll()
-    won = crm.get("deals", "1001")["properties"]
-    glx = tool.project_by_code("GLX-001") or {}
-    story.say(f"GLX-001 is an ERP project ({won.get('erp_project_id')}) for ERP customer "
-              f"{won.get('erp_customer_id')}; both ids are on the HubSpot deal, and Harvest "
-              f"now has project GLX-001 under {glx.get('client', {}).get('name')} with them "
-              "in its notes. Alice's NEW-002 hours wait: that project is not activated yet.")
+    won = crm.deal(GLOBEX)
+    story.say(f"{GLOBEX.code} is an ERP project ({won.erp_project_id}) for ERP customer "
+              f"{won.erp_customer_id}; both ids are on the {crm.label} deal and on the "
+              f"{tool.label} project. Alice's {INITECH.code} hours wait: that project is not "
+              "activated yet.")
 
-    story.log(ALICE_GLX, ALICE, "GLX-001", 8)
-    story.log(BOB_GLX, BOB, "GLX-001", 7.5)
-    story.log(CAROL_GLX, CAROL, "GLX-001", 6)
-    story.log(BOB_APRIL, BOB, "GLX-001", 2, day="2026-04-01")
-    story.log(DAVE_GLX, DAVE, "GLX-001", 3)
-    tool.approve("time_entries", ALICE_GLX, BOB_GLX, CAROL_GLX, BOB_APRIL, DAVE_GLX)
+    tool.log([ALICE_GLX, BOB_GLX, CAROL_GLX, BOB_APRIL, DAVE_GLX])
     first = story.poll()
-    # Harvest has no webhooks: each poll reads again the last minute before the
-    # previous one began, so nothing updated at a poll's edge is missed.
     second = story.poll()
-    story.say(f"The week's approved hours flow in from Harvest: Alice 8 h and Bob 7.5 h on "
-              f"GLX-001, Carol 6 h (no rate), Bob 2 h on 1 April ({first.accepted} events). "
-              f"The next poll overlapped the first and read them again ({second.duplicates} "
-              "repeats, dropped by the inbox). Dave's 3 h are kept raw: his Harvest user is "
-              "not mapped to a consultant.")
+    story.say(f"The week's approved hours flow in from {tool.label}: Alice 8 h and Bob 7.5 h "
+              f"on {GLOBEX.code}, Carol 6 h (no rate), Bob 2 h on 1 April ({first.accepted} "
+              f"events). The next poll read again what overlapped ({second.duplicates} "
+              "repeats, dropped by the inbox). Dave's 3 h are kept raw: his user is not "
+              "mapped to a consultant.")
 
-    crm.seed(companies=[company("902", "Initech Inc", "US-98-7654321")],
-             deals=[deal("1002", "Initech data platform", "NEW-002")],
-             associations=[("1002", "902")])
+    crm.win(INITECH)
     story.poll()
-    story.say("Initech's deal is won: NEW-002 is activated, Alice's parked 4 h are released, "
-              "and the ERP ids are added to the notes of NEW-002 in Harvest.")
+    story.say(f"Initech's deal is won: {INITECH.code} is activated, Alice's parked 4 h are "
+              f"released, and the ERP ids are added to {INITECH.code} in {tool.label}.")
 
     hub.ingest([{"type": "billing.run", "id": f"run-{PERIOD_END}", "at": "2026-04-01T06:00:00Z",
                  "data": {"period_end": PERIOD_END}}], source="billbridge")
     wait_settled(hub)
     story.say(f"Month-end billing run to {PERIOD_END}: one invoice per project.")
-    hub.ingest([{"type": "invoice.status_changed", "id": "pay-glx-1",
-                 "at": "2026-04-20T12:00:00Z",
-                 "data": {"invoice": f"inv_GLX-001_{PERIOD_END}", "status": "paid"}}],
-               source="ledger")
-    wait_settled(hub)
-    paid = crm.get("deals", "1001")["properties"].get("invoice_status")
-    story.say(f"The ERP reports the GLX-001 invoice paid; HubSpot's deal now says "
-              f"invoice_status={paid}, and the project's notes in Harvest read:")
-    console.print(Panel(story.harvest_notes("GLX-001"), title="Harvest project GLX-001: notes",
-                        expand=False))
-
-    failures = summarise(console, hub, erp, tool)
-    if keep_serving:
-        env = (f"BILLBRIDGE_SECRET_KEY_FILE={key_file} " if key_file else "")
-        console.print(f"\nThe hub keeps serving on {story.server.url} (Ctrl-C to stop); log in "
-                      f"to {story.server.url}/console with the admin token {admin}. Try:\n"
-                      f"  curl {story.server.url}/healthz\n"
-                      f"  {env}BILLBRIDGE_TOKEN={admin} .venv/bin/billbridge exceptions "
-                      f"dismiss ID --reason 'demo data' --database-url "
-                      f"sqlite:///{workdir / 'hub.db'}\n"
-                      f"  .venv/bin/billbridge reconcile --database-url "
-                      f"sqlite:///{workdir / 'hub.db'}\n"
-                      f"  .venv/bin/billbridge lineage {LINEAGE_EXAMPLE} --database-url "
-                      f"sqlite:///{workdir / 'hub.db'}")
-        story.server.wait()
-    story.stop()
-    return 1 if failures else 0
+    glx_invoice = next((i for i in erp.invoices() if GLOBEX.code in i.invoice), None)
+    if glx_invoice is not None:
+        events = erp.pay(glx_invoice)
+        if events:
+            hub.ingest(events, source=erp.name)
+        story.poll(erp=True)
+    paid = crm.deal(GLOBEX).invoice_status
+    story.say(f"The customer pays the {GLOBEX.code} invoice in the ERP; the {crm.label} deal "
+              f"now says invoice_status={paid}, and the project in {tool.label} shows:")
+    console.print(Panel(tool.project_view(GLOBEX.code),
+                        title=f"{tool.label} project {GLOBEX.code}", expand=False))
+    return summarise(story, workdir)
 
 
-def summarise(console: Console, hub: Hub, erp: LedgerEmulator,
-              tool: HarvestEmulator) -> list[str]:
+def serve_hints(story: Story, workdir: Path, key_file: Path | None) -> None:
+    url, db = story.server.url, f"sqlite:///{workdir / 'hub.db'}"
+    env = (f"BILLBRIDGE_SECRET_KEY_FILE={key_file} " if key_file else "")
+    story.console.print(
+        f"\nThe hub keeps serving on {url} (Ctrl-C to stop); log in to {url}/console with "
+        f"the admin token {story.admin}. Try:\n"
+        f"  curl {url}/healthz\n"
+        f"  {env}BILLBRIDGE_TOKEN={story.admin} .venv/bin/billbridge exceptions dismiss ID "
+        f"--reason 'demo data' --database-url {db}\n"
+        f"  .venv/bin/billbridge reconcile --database-url {db}\n"
+        f"  .venv/bin/billbridge lineage {story.tool.entry_id(ALICE_GLX)} --database-url {db}")
+
+
+def summarise(story: Story, workdir: Path) -> list[str]:
+    hub, console, tool, crm = story.hub, story.console, story.tool, story.crm
     with hub.engine.connect() as conn:
         invoices = [json.loads(r.data) for r in conn.execute(
             select(records.c.data).where(records.c.kind == "invoice"))]
         open_exceptions = exception_queue.list_open(conn)
         result = reconcile_three_ways(conn, period_end=datetime.now(UTC).date(),
                                       now=datetime.now(UTC), ledgers=erp_ledgers(hub))
-        findings = result.findings
-        trail = lineage.trace(conn, LINEAGE_EXAMPLE)
+        trail = lineage.trace(conn, tool.entry_id(ALICE_GLX))
     table = Table("invoice", "project", "lines", "subtotal", "tax", "total", "status",
-                  title="invoices")
+                  title="invoices (the hub's)")
     for inv in sorted(invoices, key=lambda i: i["id"]):
         table.add_row(inv["id"], inv["project"] or "", str(len(inv["lines"])), inv["subtotal"],
                       inv["tax"], inv["total"] + " " + inv["currency"], inv["status"])
@@ -279,36 +301,59 @@ def summarise(console: Console, hub: Hub, erp: LedgerEmulator,
         exc_table.add_row(str(exc.id), exc.reason, exc.message[:80])
     console.print(exc_table)
     render_reconciliation(console, result, datetime.now(UTC).date())
-    keys = [e["idempotency_key"] for e in erp.effects]
-    kinds: dict[str, int] = {}
-    for effect in erp.effects:
-        kinds[effect["kind"]] = kinds.get(effect["kind"], 0) + 1
-    console.print(f"ERP: {kinds}; duplicates: {len(keys) - len(set(keys))}; faults injected: "
-                  f"{ {f.value: n for f, n in erp.faults.injected.items()} }")
+
+    postings, erp_invoices = story.live_postings(), story.erp.invoices()
+    held = Table("charge", "ERP id", "hours", "amount", title=f"live postings ({story.erp.label})")
+    for p in sorted(postings, key=lambda p: p.charge):
+        held.add_row(p.charge, p.external_id, str(p.hours), f"{p.amount} {p.currency}")
+    console.print(held)
+    twins = (len(postings) - len({p.charge for p in postings})
+             + len(erp_invoices) - len({i.invoice for i in erp_invoices}))
+    injected = {f.value: n for f, n in story.erp.faults.injected.items()}
+    console.print(f"ERP: {len(postings)} live postings, {len(erp_invoices)} invoices; "
+                  f"duplicates: {twins}; faults injected: {injected}")
     render_lineage(console, trail)
 
     failures = []
-    totals = {i["project"]: i["total"] for i in invoices}
-    if len(keys) != len(set(keys)):
-        failures.append("the ERP holds duplicate postings")
-    if totals != {"GLX-001": "2525.00", "NEW-002": "700.00"}:
-        failures.append(f"expected invoices GLX-001 2525.00 and NEW-002 700.00, got {totals}")
+    if twins:
+        failures.append("the ERP holds duplicate postings or invoices")
+    live = {p.charge: p.amount for p in postings}
+    expected = {charge_id(tool.entry_id(e)): amount for e, amount in POSTED.items()}
+    if live != expected:
+        failures.append(f"the ERP should hold live {expected}, it holds {live}")
+    billed = {code: next((i.total for i in erp_invoices if code in i.invoice), None)
+              for code in INVOICED}
+    if billed != INVOICED:
+        failures.append(f"the ERP's invoices should be {INVOICED}, they are {billed}")
+    totals = {i["project"]: Decimal(i["total"]) for i in invoices}
+    if totals != INVOICED:
+        failures.append(f"the hub's invoices should be {INVOICED}, they are {totals}")
     if {e.reason for e in open_exceptions} != {"NO_RATE", "MALFORMED_PAYLOAD"}:
-        failures.append("expected exactly NO_RATE and MALFORMED_PAYLOAD in the queue")
-    unbilled, unpriced = canonical_id("time_entry", BOB_APRIL), canonical_id("time_entry",
-                                                                              CAROL_GLX)
+        failures.append("expected exactly NO_RATE and MALFORMED_PAYLOAD in the queue, got "
+                        f"{sorted({e.reason for e in open_exceptions})}")
     if any(e.error for e in result.erps) or (result.totals() and any(
             t["hub"] != t["erp"] for t in result.totals().values())):
         failures.append(f"the ERP's live postings differ from the hub's charges: "
                         f"{result.totals()} {[e.error for e in result.erps]}")
-    found = sorted((f.kind, f.record) for f in findings)
+    unbilled, unpriced = tool.entry_id(BOB_APRIL), tool.entry_id(CAROL_GLX)
+    found = sorted((f.kind, f.record) for f in result.findings)
     if found != [("unbilled approved time", unbilled), ("unpriced approved time", unpriced)]:
         failures.append(f"reconciliation should find only {unbilled} unbilled and "
                         f"{unpriced} unpriced: {found}")
-    for code in ("GLX-001", "NEW-002"):
-        project = tool.project_by_code(code)
-        if project is None or "ERP project: L-" not in str(project["notes"]):
-            failures.append(f"Harvest project {code} does not show its ERP project id")
+    for deal in (GLOBEX, INITECH):
+        shown = crm.deal(deal)
+        if not shown.erp_project_id or shown.erp_project_id not in tool.project_view(deal.code):
+            failures.append(f"{tool.label} project {deal.code} does not show ERP project "
+                            f"{shown.erp_project_id} (the one on the {crm.label} deal)")
+    if crm.deal(GLOBEX).invoice_status != "paid":
+        failures.append(f"the {crm.label} deal does not say its invoice is paid")
+    (workdir / "verified.json").write_text(json.dumps({
+        "failures": failures,
+        "live_postings": [{"charge": p.charge, "external_id": p.external_id,
+                           "hours": str(p.hours), "amount": str(p.amount),
+                           "currency": p.currency} for p in postings],
+        "invoices": [{"invoice": i.invoice, "erp_id": i.erp_id, "total": str(i.total),
+                      "currency": i.currency} for i in erp_invoices]}, indent=2))
     for failure in failures:
         console.print(f"[red]demo check failed: {failure}[/red]")
     if not failures:

@@ -1,0 +1,381 @@
+"""The systems the demo's story can run against, one entry per vendor and role.
+
+An entry starts its vendor's emulator with credentials made for this run, loads
+the demo's fake company in the vendor's own shape, gives the connection the hub
+uses (built by the vendor's ``ConnectorSpec``, as ``billbridge serve`` builds
+it) and reads back what the vendor holds, for the story to verify. Where a
+vendor needs a step of its own (Kantata's approvals, projects set up in Kantata
+before the deal closes), the entry takes it and says so in ``note``. A new
+vendor is one class here and one line in ``CRMS``, ``TIME_TOOLS`` or ``ERPS``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, ClassVar, Protocol
+
+from billbridge.connectors.base import Connection
+from billbridge.emulation import FaultInjector
+
+PERIOD_END = "2026-03-31"
+
+
+# -- the story's fake company, vendor-neutral -----------------------------------------
+@dataclass(frozen=True, slots=True)
+class Person:
+    key: str
+    name: str
+    worker: str | None  # the consultant the time tool's user is mapped to; None: unmapped
+
+
+ALICE = Person("alice", "Alice Ng", "w-alice")
+BOB = Person("bob", "Bob Ruiz", "w-bob")
+CAROL = Person("carol", "Carol Diaz", "w-carol")
+# Dave is not mapped on purpose: his hours show how an entry the mapping cannot
+# read lands in the exception queue with its raw payload.
+DAVE = Person("dave", "Dave Kim", None)
+PEOPLE = (ALICE, BOB, CAROL, DAVE)
+
+
+@dataclass(frozen=True, slots=True)
+class Deal:
+    number: int  # the story's own number for the deal and its company
+    company: str
+    tax_id: str
+    name: str
+    code: str  # the project code the deal carries
+
+
+GLOBEX = Deal(1, "Globex LLC", "US-12-3456789", "Globex ERP rollout", "GLX-001")
+INITECH = Deal(2, "Initech Inc", "US-98-7654321", "Initech data platform", "NEW-002")
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    number: int  # the story's own number for the entry
+    person: Person
+    code: str
+    hours: Decimal
+    day: str = "2026-03-02"
+
+
+@dataclass(frozen=True, slots=True)
+class DealView:
+    """What the CRM shows on a deal once the hub has written back."""
+
+    erp_project_id: str | None
+    erp_customer_id: str | None
+    invoice_status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ErpInvoice:
+    """A customer invoice as the ERP holds it."""
+
+    invoice: str  # the canonical invoice id, read from the ERP's own record
+    erp_id: str
+    total: Decimal
+    currency: str
+
+
+class VendorUnavailable(RuntimeError):
+    """A vendor's system cannot be started here; the message says what to install."""
+
+
+def credential() -> str:
+    """A secret of this run only: no credential is built into the demo."""
+    return secrets.token_urlsafe(24)
+
+
+# -- the three roles ------------------------------------------------------------------
+class Crm(Protocol):
+    name: str  # the connection's name: the hub's source and target name
+    label: str
+    url: str
+    note: str
+
+    def connection(self) -> Connection: ...
+    def win(self, deal: Deal) -> None:
+        """The deal is won (with its company) in the CRM."""
+    def deal(self, deal: Deal) -> DealView: ...
+    def stop(self) -> None: ...
+
+
+class TimeTool(Protocol):
+    name: str
+    label: str
+    url: str
+    note: str
+
+    def connection(self) -> Connection: ...
+    def set_up(self) -> None:
+        """The firm's account: its people, the Development task, and the
+        projects delivery set up before the deals closed."""
+    def log(self, entries: Sequence[Entry]) -> None:
+        """Consultants log ``entries`` and their manager approves them."""
+    def entry_id(self, entry: Entry) -> str:
+        """The canonical id of ``entry``."""
+    def project_view(self, code: str) -> str:
+        """What the time tool shows of the ERP's ids on the project ``code``."""
+    def stop(self) -> None: ...
+
+
+class Erp(Protocol):
+    name: str
+    label: str
+    url: str
+    note: str
+    faults: FaultInjector
+    fault_script: Sequence[Any]  # one lost acknowledgement and one throttle, on writes
+    polled: bool  # the hub polls the ERP's connector source for invoice status
+
+    def connection(self) -> Connection: ...
+    def invoices(self) -> list[ErpInvoice]: ...
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        """The customer pays ``invoice`` in full; the events to ingest from
+        the ERP when the ERP has no feed the hub polls (else none)."""
+    def stop(self) -> None: ...
+
+
+# -- CRMs -----------------------------------------------------------------------------
+class HubSpotCrm:
+    name, label, note = "hubspot", "HubSpot", ""
+
+    def __init__(self) -> None:
+        from billbridge.connectors.hubspot.emulator import HubSpotEmulator
+
+        self._token = credential()
+        self.emulator = HubSpotEmulator(token=self._token)
+        self.emulator.start()
+        self.url = self.emulator.url
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "hubspot", self.url,
+                          credentials={"access_token": self._token})
+
+    def win(self, deal: Deal) -> None:
+        company, deal_id = str(900 + deal.number), str(1000 + deal.number)
+        self.emulator.seed(
+            companies=[{"id": company, "properties": {
+                "name": deal.company, "country": "US", "tax_id": deal.tax_id}}],
+            deals=[{"id": deal_id, "properties": {
+                "dealname": deal.name, "amount": "50000.00",
+                "closedate": "2026-03-01T09:00:00Z", "dealstage": "closedwon",
+                "pipeline": "default", "deal_currency_code": "USD",
+                "billing_model": "time_and_materials", "legal_entity": "US01",
+                "contract_start": "2026-03-01", "contract_end": "2026-12-31",
+                "rate_card": "rc-standard", "project_code": deal.code}}],
+            associations=[(deal_id, company)])
+
+    def deal(self, deal: Deal) -> DealView:
+        found = self.emulator.get("deals", str(1000 + deal.number))["properties"]
+        return DealView(found.get("erp_project_id"), found.get("erp_customer_id"),
+                        found.get("invoice_status"))
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
+class SalesforceCrm:
+    name, label, note = "salesforce", "Salesforce", ""
+
+    def __init__(self) -> None:
+        from billbridge.connectors.salesforce.emulator import SalesforceEmulator
+
+        self._secret, self._refresh = credential(), credential()
+        self.emulator = SalesforceEmulator(client_secret=self._secret,
+                                           refresh_token=self._refresh,
+                                           access_token=credential())
+        self.emulator.start()
+        self.url = self.emulator.url
+        self._deals: dict[int, str] = {}
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "salesforce", self.url, credentials={
+            "client_id": "billbridge", "client_secret": self._secret,
+            "refresh_token": self._refresh})
+
+    def win(self, deal: Deal) -> None:
+        (account,) = self.emulator.seed({"Account": [{
+            "Name": deal.company, "BillingCountry": "United States",
+            "Tax_Id__c": deal.tax_id, "CurrencyIsoCode": "USD"}]})["Account"]
+        (opportunity,) = self.emulator.seed({"Opportunity": [{
+            "Name": deal.name, "AccountId": account, "StageName": "Closed Won",
+            "IsWon": True, "Amount": 50000.0, "CloseDate": "2026-03-01",
+            "CurrencyIsoCode": "USD", "Billing_Model__c": "Time and Materials",
+            "Legal_Entity__c": "US01", "Contract_Start__c": "2026-03-01",
+            "Contract_End__c": "2026-12-31", "Rate_Card__c": "rc-standard",
+            "Project_Code__c": deal.code}]})["Opportunity"]
+        self._deals[deal.number] = opportunity
+
+    def deal(self, deal: Deal) -> DealView:
+        found = self.emulator.record("Opportunity", self._deals[deal.number])
+        return DealView(found.get("ERP_Project_Id__c"), found.get("ERP_Customer_Id__c"),
+                        found.get("Invoice_Status__c"))
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
+# -- time tools ------------------------------------------------------------------------
+class HarvestTool:
+    name, label = "harvest", "Harvest"
+    note = ("Harvest has no webhooks: the hub polls it, and each poll reads again the "
+            "minute before the previous one began.")
+    ACCOUNT = "123456"
+    USERS: ClassVar[Mapping[str, int]] = {
+        ALICE.key: 3001, BOB.key: 3002, CAROL.key: 3003, DAVE.key: 3004}
+    DEVELOPMENT = 8083366  # the Harvest task that is the canonical "dev" task
+
+    def __init__(self) -> None:
+        from billbridge.connectors.harvest.emulator import HarvestEmulator
+
+        self._token = credential()
+        self.emulator = HarvestEmulator(token=self._token, account_id=self.ACCOUNT)
+        self.emulator.start()
+        self.url = f"{self.emulator.url}/v2"
+
+    def connection(self) -> Connection:
+        workers = {str(self.USERS[p.key]): p.worker for p in PEOPLE if p.worker}
+        return Connection(self.name, "harvest", self.url, credentials={
+            "token": self._token, "account_id": self.ACCOUNT}, options={
+            "user_agent": "billbridge demo (demo@example.com)", "workers": workers,
+            "tasks": {str(self.DEVELOPMENT): "dev"}})
+
+    def set_up(self) -> None:
+        self.emulator.seed(
+            users=[{"id": self.USERS[p.key], "name": p.name} for p in PEOPLE],
+            clients=[{"id": 5735801, "name": INITECH.company}],
+            projects=[{"id": 14308201, "name": INITECH.name, "code": INITECH.code,
+                       "client_id": 5735801}],
+            tasks=[{"id": self.DEVELOPMENT, "name": "Development"}])
+
+    def log(self, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            project = self.emulator.project_by_code(entry.code)
+            assert project is not None, f"no Harvest project {entry.code}"
+            self.emulator.log_time(entry_id=2100 + entry.number,
+                                   user=self.USERS[entry.person.key], project=project["id"],
+                                   task=self.DEVELOPMENT, spent_date=entry.day,
+                                   hours=float(entry.hours))
+        self.emulator.approve("time_entries", *(2100 + e.number for e in entries))
+
+    def entry_id(self, entry: Entry) -> str:
+        from billbridge.connectors.harvest.mapping import canonical_id
+
+        return canonical_id("time_entry", 2100 + entry.number)
+
+    def project_view(self, code: str) -> str:
+        project = self.emulator.project_by_code(code)
+        return str(project["notes"]) if project else ""
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
+class KantataTool:
+    name, label = "kantata", "Kantata"
+    note = ("Kantata: delivery sets both projects up in Kantata before the deals close "
+            "(the hub writes ERP ids onto projects, it does not create them), and time is "
+            "approved by submitting a timesheet that the manager approves.")
+    USERS: ClassVar[Mapping[str, str]] = {
+        ALICE.key: "7", BOB.key: "8", CAROL.key: "9", DAVE.key: "10"}
+    FIELDS: ClassVar[Mapping[str, str]] = {
+        "project_code": "501", "erp_project_id": "502", "erp_customer_id": "503",
+        "invoice_status": "504"}
+    WORKSPACES: ClassVar[Mapping[str, str]] = {GLOBEX.code: "77", INITECH.code: "78"}
+    STORIES: ClassVar[Mapping[str, str]] = {GLOBEX.code: "900", INITECH.code: "901"}
+
+    def __init__(self) -> None:
+        from billbridge.connectors.kantata.emulator import KantataEmulator
+
+        self._token = credential()
+        self.emulator = KantataEmulator(token=self._token)
+        self.emulator.start()
+        self.url = f"{self.emulator.url}/api/v1"
+
+    def connection(self) -> Connection:
+        workers = {self.USERS[p.key]: p.worker for p in PEOPLE if p.worker}
+        return Connection(self.name, "kantata", self.url,
+                          credentials={"access_token": self._token},
+                          options={"workers": workers, "custom_fields": self.FIELDS})
+
+    def set_up(self) -> None:
+        self.emulator.seed(
+            custom_fields=[{"id": i, "name": n.replace("_", " ").title()}
+                           for n, i in self.FIELDS.items()],
+            users=[{"id": self.USERS[p.key], "full_name": p.name} for p in PEOPLE],
+            workspaces=[{"id": w, "title": d.name} for d, w in
+                        ((GLOBEX, self.WORKSPACES[GLOBEX.code]),
+                         (INITECH, self.WORKSPACES[INITECH.code]))])
+        for code, workspace in self.WORKSPACES.items():
+            self.emulator.set_custom_value("Workspace", workspace,
+                                           self.FIELDS["project_code"], code)
+            self.emulator.add("stories", {"id": self.STORIES[code], "workspace_id": workspace,
+                                          "title": "Development"})
+
+    def log(self, entries: Sequence[Entry]) -> None:
+        by_person: dict[str, list[str]] = {}
+        for entry in entries:
+            self.emulator.add("time_entries", {
+                "id": str(2100 + entry.number), "workspace_id": self.WORKSPACES[entry.code],
+                "user_id": self.USERS[entry.person.key], "story_id": self.STORIES[entry.code],
+                "date_performed": entry.day, "time_in_minutes": int(entry.hours * 60)})
+            by_person.setdefault(entry.person.key, []).append(str(2100 + entry.number))
+        for ids in by_person.values():  # one timesheet per person, approved by the manager
+            self.emulator.resolve("time_entries", self.emulator.submit("time_entries", ids),
+                                  "approved")
+
+    def entry_id(self, entry: Entry) -> str:
+        return f"kt-te-{2100 + entry.number}"
+
+    def project_view(self, code: str) -> str:
+        workspace = self.WORKSPACES[code]
+        return "\n".join(f"{name}: {self.emulator.custom_value('Workspace', workspace, i)}"
+                         for name, i in self.FIELDS.items())
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
+# -- ERPs --------------------------------------------------------------------------------
+class LedgerErp:
+    name, label = "ledger", "the generic ledger"
+    note = "The ledger has no invoice feed: it reports a payment as an event."
+    fault_script: Sequence[Any] = ("lost_ack", "429:0")
+    polled = False  # the generic vendor's source is a time source, not the ledger's
+
+    def __init__(self) -> None:
+        from billbridge.connectors.generic.emulator import LedgerEmulator
+
+        self._token = credential()
+        self.emulator = LedgerEmulator(token=self._token)
+        self.emulator.start()
+        self.url = self.emulator.url
+        self.faults = self.emulator.faults
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "generic", self.url, credentials={"token": self._token},
+                          options={"timeout": 1.0})
+
+    def invoices(self) -> list[ErpInvoice]:
+        return [ErpInvoice(str(p["data"]["id"]), str(p["id"]), Decimal(p["data"]["total"]),
+                           str(p["data"]["currency"]))
+                for p in self.emulator.postings("invoice.create")]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        return [{"type": "invoice.status_changed", "id": f"pay-{invoice.erp_id}",
+                 "at": "2026-04-20T12:00:00Z",
+                 "data": {"invoice": invoice.invoice, "status": "paid"}}]
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
+CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm}
+TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool}
+ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp}
+DEFAULTS = {"crm": "hubspot", "time": "harvest", "erp": "ledger"}
