@@ -112,7 +112,9 @@ def test_serve_runs_the_hub_with_health_metrics_and_the_slice(tmp_path: Path) ->
             events.write_text(json.dumps({
                 "type": "project.updated", "id": "p1", "at": "2026-03-01T09:00:00Z",
                 "data": {"code": "GLX-001", "name": "Globex", "status": "active"}}))
-            bb("ingest", str(events), "--source", "psa", "--database-url", url)
+            admin = bb("token", "create", "--role", "admin", "--name", "ada",
+                       "--database-url", url).stdout.strip().splitlines()[-1]
+            bb("ingest", str(events), "--source", "psa", "--database-url", url, token=admin)
             while time.monotonic() < deadline and len(ledger.effects) < 2:
                 time.sleep(0.2)
             metrics = httpx.get(f"{base}/metrics").text
