@@ -20,7 +20,7 @@ from billbridge.engine.dispatcher import DispatcherSettings
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.outbox import NewCommand, enqueue_many, lane_of
 from billbridge.engine.worker import SimulatedCrash
-from billbridge.engine.xref import bind_many
+from billbridge.store import binder
 from billbridge.store.tables import dispatch_lanes, outbox, target_leases
 from conftest import CONFIG, project_event, time_entry
 from fakes import FakeTarget
@@ -204,7 +204,7 @@ def test_a_record_being_rewritten_in_another_lane_holds_back_what_depends_on_it(
     hub = _hub(engine, target)
     now = hub.clock.now()
     with engine.begin() as conn:
-        bind_many(conn, [{"system": "ledger", "kind": "project", "external_id": "X-1",
+        binder.bind(conn, [{"system": "ledger", "kind": "project", "external_id": "X-1",
                           "canonical_id": "P-1", "correlation_id": "c"}], at=now)
         enqueue_many(conn, [
             NewCommand(target="ledger", kind="project.upsert", origin="e-1",

@@ -57,10 +57,10 @@ from billbridge.engine.exception_queue import open_exception
 from billbridge.engine.inbox import ingest_many
 from billbridge.engine.policy import CircuitBreaker, CircuitState, RetryPolicy
 from billbridge.engine.tracing import tracer
-from billbridge.engine.xref import bind_many
+from billbridge.store import binder
 from billbridge.store.bulk import Bulk
 from billbridge.store.db import READ_ONLY, dialect_insert
-from billbridge.store.tables import delivery_attempts, dispatch_lanes, outbox, target_leases, xref
+from billbridge.store.tables import delivery_attempts, dispatch_lanes, outbox, target_leases
 
 log = structlog.get_logger("billbridge.dispatcher")
 
@@ -314,9 +314,7 @@ class Dispatcher:
         elsewhere: dict[str, int] = {}
         if needed:
             ids = {d.partition(":")[2] for d in needed}
-            applied = {f"{r.kind}:{r.canonical_id}" for r in conn.execute(
-                select(xref.c.kind, xref.c.canonical_id)
-                .where(xref.c.system == name, xref.c.canonical_id.in_(ids)))}
+            applied = set(binder.for_target(conn, name, ids))
             if len(lanes) > 1:
                 elsewhere = {f"{r.record_kind}:{r.record_id}": r.first for r in conn.execute(
                     select(outbox.c.record_kind, outbox.c.record_id,
@@ -635,7 +633,7 @@ class Dispatcher:
                              for row, external_id in applied], at=now)
             # Every other attempt of the call was settled in the loop above.
             conn.execute(_APPLIED, {"in_batch": batch_id})
-            bind_many(conn, [{"system": name, "kind": row.record_kind, "external_id": external_id,
+            binder.bind(conn, [{"system": name, "kind": row.record_kind, "external_id": external_id,
                               "canonical_id": row.record_id, "correlation_id": row.correlation_id}
                              for row, external_id in applied
                              if row.record_kind and row.record_id and external_id], at=now)
@@ -841,20 +839,16 @@ def _references(conn: Connection, target: str, named: list[str]) -> dict[str, st
         # bound in Python), and only done writes: PostgreSQL plans this on the
         # record index whatever the condition on the status.
         ids = bindparam("named", named, type_=ARRAY(String))
-        bound = select(xref.c.kind, xref.c.canonical_id, xref.c.external_id).where(
-            xref.c.system == target, xref.c.canonical_id == any_(ids))
         writes = select(*_WRITES).where(outbox.c.target == target,
                                         outbox.c.record_id == any_(ids),
                                         outbox.c.status == "done")
     else:
-        bound = select(xref.c.kind, xref.c.canonical_id, xref.c.external_id).where(
-            xref.c.system == target, xref.c.canonical_id.in_(named))
         # Looked up by record only, and sifted here: a condition on the status
         # lets SQLite's planner pick the (target, status) index and read every
         # done command at each claim (at a million postings, 90 % of a dispatcher).
         writes = select(*_WRITES).where(outbox.c.target == target,
                                         outbox.c.record_id.in_(named))
-    refs = {f"{r.kind}:{r.canonical_id}": r.external_id for r in conn.execute(bound)}
+    refs = binder.for_target(conn, target, named)
     newest: dict[str, tuple[int, str]] = {}
     for row in conn.execute(writes):
         if row.status != "done" or row.external_id is None or row.kind in REVERSING_KINDS:

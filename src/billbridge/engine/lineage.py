@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select
 
-from billbridge.store.tables import delivery_attempts, exceptions, inbox, outbox, records, xref
+from billbridge.store import binder
+from billbridge.store.tables import delivery_attempts, exceptions, inbox, outbox, records
 
 MAX_ROW_ID = 2**63 - 1
 
@@ -48,12 +49,11 @@ def _correlations_of(conn: Connection, ident: str) -> set[str]:
         select(outbox.c.correlation_id).where(or_(outbox.c.idempotency_key == ident,
                                                   outbox.c.external_id == ident,
                                                   outbox.c.record_id == ident)),
-        select(xref.c.correlation_id).where(or_(xref.c.external_id == ident,
-                                                xref.c.canonical_id == ident)),
         select(exceptions.c.correlation_id).where(exceptions.c.record_id == ident),
     ]
     for probe in probes:
         found.update(r[0] for r in conn.execute(probe))
+    found |= binder.correlations_naming(conn, ident)
     # A canonical record touched by several events (a time entry and its
     # charge) links every event that changed it.
     return found
@@ -84,7 +84,7 @@ def trace(conn: Connection, ident: str) -> Lineage:
     result.attempts = _rows(conn, select(delivery_attempts)
                             .where(delivery_attempts.c.correlation_id.in_(corr))
                             .order_by(delivery_attempts.c.id))
-    result.postings = _rows(conn, select(xref).where(xref.c.correlation_id.in_(corr)))
+    result.postings = binder.made_in(conn, corr)
     result.exceptions = _rows(conn, select(exceptions.c.id, exceptions.c.reason,
                                            exceptions.c.status, exceptions.c.message,
                                            exceptions.c.record_id, exceptions.c.created_at)

@@ -33,11 +33,11 @@ from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import aggregates, facts, metrics
 from billbridge.engine.exception_queue import open_exception
 from billbridge.engine.outbox import NewCommand, enqueue_many, lane_of
-from billbridge.engine.xref import bind_many
 from billbridge.flows.base import Outcome
+from billbridge.store import binder
 from billbridge.store.bulk import Bulk
 from billbridge.store.db import dialect_insert
-from billbridge.store.tables import exceptions, inbox, records, xref
+from billbridge.store.tables import exceptions, inbox, records
 
 CHUNK = 5000  # ids per IN list: well inside SQLite's and PostgreSQL's parameter limits
 
@@ -156,22 +156,17 @@ class UnitOfWork:
                 found.pop(record_id, None)
         return [dict(found[i]) for i in sorted(found)]
 
+    # One side of a binding from the other: the store's (a binding, once made,
+    # stays), else one this unit holds.
     def external_id(self, system: str, kind: str, canonical_id: str) -> str | None:
-        return self._xref(xref.c.external_id, xref.c.canonical_id, system, kind,
-                          canonical_id, self._bound)
+        self._before_read()
+        return (binder.to_external(self.conn, system, kind, canonical_id)
+                or self._bound.get((system, kind, canonical_id)))
 
     def resolve(self, system: str, kind: str, external_id: str) -> str | None:
-        return self._xref(xref.c.canonical_id, xref.c.external_id, system, kind,
-                          external_id, self._bound_back)
-
-    def _xref(self, wanted: Any, given: Any, system: str, kind: str, value: str,
-              pending: Mapping[tuple[str, str, str], str]) -> str | None:
-        """One side of a binding from the other: the store's (a binding, once
-        made, stays), else one this unit holds."""
         self._before_read()
-        row = self.conn.execute(select(wanted).where(
-            xref.c.system == system, xref.c.kind == kind, given == value)).first()
-        return str(row[0]) if row is not None else pending.get((system, kind, value))
+        return (binder.to_internal(self.conn, system, kind, external_id)
+                or self._bound_back.get((system, kind, external_id)))
 
     def _before_read(self) -> None:
         """A search must see what the unit holds: written first, or (planned)
@@ -282,7 +277,7 @@ def _write(conn: Connection, w: _Writes, now: datetime) -> None:
     _UPSERT.run(conn, [{**r, "data": _encode(r["data"])} for r in w.records.values()],
                 updated_at=now)
     facts.upsert(conn, list(w.facts.values()))
-    bind_many(conn, list(w.bindings.values()), at=now)
+    binder.bind(conn, list(w.bindings.values()), at=now)
     if w.commands:
         enqueue_many(conn, w.commands, at=now)
     if w.settled:
