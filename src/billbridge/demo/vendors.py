@@ -375,7 +375,128 @@ class LedgerErp:
         self.emulator.stop()
 
 
+class NetSuiteErp:
+    name, label = "netsuite", "NetSuite"
+    note = ("NetSuite: the hub polls invoice status and payments with SuiteQL; a time "
+            "bill's memo names the charge it posts.")
+    fault_script: Sequence[Any] = ("lost_ack", "429:0")
+    polled = True
+    ACCOUNT = "1234567_SB1"
+
+    def __init__(self) -> None:
+        from billbridge.connectors.netsuite.emulator import NetSuiteEmulator
+
+        self._keys = {k: credential() for k in ("consumer_key", "consumer_secret", "token_id",
+                                                "token_secret")}
+        self.emulator = NetSuiteEmulator(account=self.ACCOUNT, **self._keys)
+        self.emulator.start()
+        self.url = self.emulator.url
+        self.faults = self.emulator.faults
+
+    def connection(self) -> Connection:
+        # The emulator answers asynchronous jobs at once: poll them without the
+        # production back-off, so the story does not wait on it.
+        return Connection(self.name, "netsuite", self.url, credentials=self._keys,
+                          options={"account": self.ACCOUNT, "job_first_wait": 0.05,
+                                   "job_poll": 0.05})
+
+    def invoices(self) -> list[ErpInvoice]:
+        from billbridge.connectors.netsuite.mapping import memo_record
+
+        return [ErpInvoice(memo_record(i.get("memo")) or str(i.get("externalId")),
+                           str(i["id"]), Decimal(str(i["total"])), str(i.get("currency") or ""))
+                for i in self.emulator.all("invoice")]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        self.emulator.pay_invoice(invoice.erp_id)
+        return []
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
+class QuickBooksErp:
+    name, label = "quickbooks", "QuickBooks Online"
+    note = ("QuickBooks: time activities need an employee per consultant, which the "
+            "connector finds or creates by name; the hub polls invoices and payments.")
+    fault_script: Sequence[Any] = ("lost_ack", "429:0")
+    polled = True
+
+    def __init__(self) -> None:
+        from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
+
+        self._keys = {"access_token": credential(), "refresh_token": credential(),
+                      "client_id": credential(), "client_secret": credential()}
+        self.emulator = QuickBooksEmulator(**self._keys)
+        self.emulator.start()
+        self.url = self.emulator.url
+        self.faults = self.emulator.faults
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "quickbooks", self.url, credentials=self._keys, options={
+            "realm_id": self.emulator.realm_id, "token_url": self.emulator.token_url,
+            "tax_codes": {"US-NOTAX": "NON"}})
+
+    def invoices(self) -> list[ErpInvoice]:
+        from billbridge.connectors.quickbooks.mapping import read_marker
+
+        found = []
+        for invoice in self.emulator.records("Invoice"):
+            marker = read_marker(invoice.get("PrivateNote"))
+            currency = (invoice.get("CurrencyRef") or {}).get("value", "")
+            found.append(ErpInvoice(marker.canonical_id if marker else "", str(invoice["Id"]),
+                                    Decimal(str(invoice["TotalAmt"])), str(currency)))
+        return found
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        self.emulator.pay(invoice.erp_id, invoice.total)
+        return []
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
+class XeroErp:
+    name, label = "xero", "Xero"
+    note = ("Xero: invoices arrive as drafts, so the accountant approves the invoice in "
+            "Xero before the customer's payment is recorded; the hub polls both.")
+    fault_script: Sequence[Any] = ("lost_ack", "429:0")
+    polled = True
+
+    def __init__(self) -> None:
+        from billbridge.connectors.xero.emulator import XeroEmulator
+
+        self._keys = {"access_token": credential(), "refresh_token": credential(),
+                      "client_id": credential(), "client_secret": credential()}
+        self.emulator = XeroEmulator(**self._keys)
+        self.emulator.start()
+        self.url = self.emulator.url
+        self.faults = self.emulator.faults
+
+    def connection(self) -> Connection:
+        from billbridge.connectors.xero.emulator import DEFAULT_TENANT
+
+        return Connection(self.name, "xero", self.url,
+                          credentials={**self._keys, "tenant_id": DEFAULT_TENANT},
+                          options={"token_url": f"{self.url}/connect/token",
+                                   "tax_types": {"US-NOTAX": "NONE"}})
+
+    def invoices(self) -> list[ErpInvoice]:
+        return [ErpInvoice(str(i["InvoiceNumber"]), str(i["InvoiceID"]),
+                           Decimal(str(i["Total"])), str(i["CurrencyCode"]))
+                for i in self.emulator.invoices() if i.get("Status") != "VOIDED"]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        self.emulator.authorise(invoice.erp_id)
+        self.emulator.pay(invoice.erp_id, invoice.total)
+        return []
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm}
 TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool}
-ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp}
+ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteErp,
+                                      "quickbooks": QuickBooksErp, "xero": XeroErp}
 DEFAULTS = {"crm": "hubspot", "time": "harvest", "erp": "ledger"}
