@@ -24,6 +24,7 @@ VENDORS: dict[str, str] = {
     "kantata": "billbridge.connectors.kantata",
     "xero": "billbridge.connectors.xero",
     "tryton": "billbridge.connectors.tryton",
+    "dynamics-sales": "billbridge.connectors.dynamics_sales",
 }
 
 
