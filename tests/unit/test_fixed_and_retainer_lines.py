@@ -26,6 +26,7 @@ def test_retainer_fee_and_overage_lines_carry_the_invoice_tax_code() -> None:
     # 2 h beyond 40 at 150.00 = 300.00
     assert (overage.quantity, overage.amount, overage.tax_code) == \
         (Decimal("2.00"), Decimal("300.00"), "GB-VAT20")
+    assert (fee.source, overage.source) == ("retainer:c-ret:2026-03", "overage:c-ret:2026-03")
 
 
 def test_overage_of_less_than_an_hour_is_still_billed() -> None:

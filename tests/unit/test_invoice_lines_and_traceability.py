@@ -36,6 +36,25 @@ def test_task_detail_sums_hours_per_task_name() -> None:
         ("P Design: 2.50 h at 150.00", Decimal("375.00"), "tc_e1,tc_e3")]
 
 
+def test_a_task_the_invoice_cannot_name_is_billed_as_time() -> None:
+    [line] = time_lines([charge("e1", 2, "1.5")], "task", "GB-VAT20", {})
+    assert line.description == "P time: 1.50 h at 150.00"
+
+
+def test_worker_detail_sums_per_worker_and_summary_per_project_and_rate() -> None:
+    charges = [charge("e1", 2, "1.5"), charge("e2", 3, "2"), charge("e3", 4, "1", "200.00")]
+    charges[1] = charges[1].model_copy(update={"worker": "w2"})
+    by_worker = time_lines(charges, "worker", "GB-VAT20")
+    assert sorted((x.description, x.amount, x.tax_code) for x in by_worker) == [
+        ("P w1: 1.00 h at 200.00", Decimal("200.00"), "GB-VAT20"),
+        ("P w1: 1.50 h at 150.00", Decimal("225.00"), "GB-VAT20"),
+        ("P w2: 2.00 h at 150.00", Decimal("300.00"), "GB-VAT20")]
+    summary = time_lines(charges, "summary", "GB-VAT20")
+    assert sorted((x.description, x.amount, x.source) for x in summary) == [
+        ("P Professional services: 1.00 h at 200.00", Decimal("200.00"), "tc_e3"),
+        ("P Professional services: 3.50 h at 150.00", Decimal("525.00"), "tc_e1,tc_e2")]
+
+
 def test_an_invoice_keeps_its_lines_and_the_configuration_version_it_was_priced_under() -> None:
     lines = time_lines([charge("e1", 2, "1.5"), charge("e2", 3, "2")], "entry", "GB-VAT20")
     invoice = build_invoice("inv_1", CUSTOMER, "P", "GBP", lines, VAT, config_version=7)
