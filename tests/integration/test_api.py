@@ -150,6 +150,23 @@ def test_nobody_approves_their_own_change(hub: Hub, client: TestClient) -> None:
                 alice).status_code == 409
 
 
+def test_a_version_that_does_not_exist_is_not_found_on_every_route(
+        hub: Hub, client: TestClient) -> None:
+    finance = make_token(hub, Role.FINANCE)
+    for method, path, body in (("GET", "/v1/config/versions/99", None),
+                               ("GET", "/v1/config/versions/99/preview", None),
+                               ("POST", "/v1/config/versions/99/approve", None),
+                               ("POST", "/v1/config/versions/99/reject", {"reason": "no"}),
+                               ("POST", "/v1/config/rollback", {"to_version": 99})):
+        response = call(client, method, path, body, finance)
+        assert response.status_code == 404, (path, response.text)
+        assert (response.json()["code"], response.json()["detail"]) == \
+            ("NOT_FOUND", "there is no configuration version 99"), path
+    # A version that exists but is no proposal is a conflict, not a 404.
+    active = call(client, "POST", "/v1/config/versions/1/reject", {"reason": "no"}, finance)
+    assert (active.status_code, active.json()["code"]) == (409, "APPROVAL_REFUSED")
+
+
 def test_an_invalid_proposal_is_refused_with_its_problems(hub: Hub, client: TestClient) -> None:
     finance = make_token(hub, Role.FINANCE)
     bad = {**CONFIG, "workers": [{**CONFIG["workers"][0], "legal_entity": "XX"}]}

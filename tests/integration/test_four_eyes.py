@@ -80,6 +80,19 @@ def test_one_shell_cannot_propose_and_approve_its_own_change(
         (2, "paul", "fiona")
 
 
+def test_approving_a_version_that_does_not_exist_says_so_in_one_line(
+        store: tuple[str, Engine]) -> None:
+    url, engine = store
+    fiona = token(engine, Role.FINANCE, "fiona")
+    result = runner.invoke(app, ["config", "approve", "99", "--database-url", url],
+                           env={"USER": None, "BILLBRIDGE_TOKEN": fiona})
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip() == "there is no configuration version 99"
+    assert result.stdout == ""
+    code, said = bb(url, "config", "approve", "1", token=fiona)
+    assert code == 1 and said == "version 1 is active, not proposed"
+
+
 def test_a_role_that_may_not_is_refused_like_in_the_api(store: tuple[str, Engine],
                                                        tmp_path: Path) -> None:
     url, engine = store

@@ -405,10 +405,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     @app.get("/v1/config/versions/{version}", tags=["configuration"])
     def get_version(version: VersionNo, who: Reader) -> Any:
         with hub.engine.connect() as conn:
-            try:
-                return {"version": version, "document": config_store.document(conn, version)}
-            except config_store.ApprovalRefused as exc:
-                raise ApiError(404, "NOT_FOUND", str(exc)) from None
+            return {"version": version, "document": config_store.document(conn, version)}
 
     @app.post("/v1/config/proposals", status_code=201, tags=["configuration"])
     def propose(body: ProposalBody, who: Proposer) -> Any:
@@ -426,25 +423,19 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         from billbridge.scenarios.diff import diff
 
         with hub.engine.connect() as conn:
-            try:
-                new = config_store.document(conn, version)
-                active = config_store.active_version(conn)
-                old = config_store.document(conn, active) if active else {}
-            except config_store.ApprovalRefused as exc:
-                raise ApiError(404, "NOT_FOUND", str(exc)) from None
+            new = config_store.document(conn, version)
+            active = config_store.active_version(conn)
+            old = config_store.document(conn, active) if active else {}
         suite = sorted(scenarios.glob("*.yaml")) if scenarios else []
         return {"version": version, "against": active, "scenarios": len(suite),
                 "changes": [c.__dict__ for c in diff(old, new, suite)]}
 
     def decide(version: VersionNo, who: Identity, action: str, reason: str = "") -> Any:
         with hub.engine.begin() as conn:
-            try:
-                if action == "approve":
-                    config_store.approve(conn, version, actor=who.name, at=now())
-                else:
-                    config_store.reject(conn, version, actor=who.name, at=now(), reason=reason)
-            except config_store.ApprovalRefused as exc:
-                raise ApiError(409, "APPROVAL_REFUSED", str(exc)) from None
+            if action == "approve":
+                config_store.approve(conn, version, actor=who.name, at=now())
+            else:
+                config_store.reject(conn, version, actor=who.name, at=now(), reason=reason)
         return {"version": version, "status": "active" if action == "approve" else "rejected"}
 
     @app.post("/v1/config/versions/{version}/approve", tags=["configuration"])
@@ -460,8 +451,6 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         with hub.engine.begin() as conn:
             try:
                 version = config_store.rollback(conn, body.to_version, actor=who.name, at=now())
-            except config_store.ApprovalRefused as exc:
-                raise ApiError(404, "NOT_FOUND", str(exc)) from None
             except ConfigError as exc:  # e.g. back to the version that is active
                 raise ApiError(422, "INVALID_CONFIGURATION", str(exc)) from None
         return {"version": version, "status": "proposed"}

@@ -19,11 +19,22 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from billbridge.api.auth import AuthError
+from billbridge.errors import (
+    BillbridgeError,
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unauthenticated,
+)
 
 log = structlog.get_logger("billbridge.api")
 
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://billbridge.dev/problems/"
+STATUS: tuple[tuple[type[BillbridgeError], int], ...] = (
+    (Unauthenticated, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409), (Invalid, 422))
+"""The HTTP status of each kind of BillbridgeError, most specific first."""
 _HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
                413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}
 
@@ -47,6 +58,10 @@ class Problem(BaseModel):
     correlation_id: str
 
 
+def status_of(exc: BillbridgeError) -> int:
+    return next((status for kind, status in STATUS if isinstance(exc, kind)), 400)
+
+
 def problem_type(code: str) -> str:
     return TYPE_BASE + code.lower().replace("_", "-")
 
@@ -66,6 +81,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api(request: Request, exc: ApiError) -> JSONResponse:
         return problem(request, exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(BillbridgeError)
+    async def _refused(request: Request, exc: BillbridgeError) -> JSONResponse:
+        return problem(request, status_of(exc), exc.code, exc.message)
 
     @app.exception_handler(AuthError)
     async def _auth(request: Request, exc: AuthError) -> JSONResponse:

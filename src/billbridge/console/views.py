@@ -24,6 +24,7 @@ from billbridge.api.auth import GRANTS, Permission
 from billbridge.engine import audit, config_store, exception_queue, lineage, sessions, tokens
 from billbridge.engine.hub import Hub
 from billbridge.engine.tokens import Identity
+from billbridge.errors import BillbridgeError
 from billbridge.store.tables import dispatch_lanes, exceptions, inbox, outbox, target_leases
 
 COOKIE = "bb_session"
@@ -270,7 +271,7 @@ def config_approve(request: Request, version: int, csrf: str = Form("")) -> Resp
         with _hub(request).engine.begin() as conn:
             config_store.approve(conn, version, actor=who.name, at=datetime.now(UTC))
         note = f"version {version} is active"
-    except config_store.ApprovalRefused as exc:
+    except BillbridgeError as exc:
         note = f"not approved: {exc}"
     return RedirectResponse(f"/console/config?message={note}", status_code=303)
 

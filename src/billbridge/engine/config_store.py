@@ -14,6 +14,7 @@ from sqlalchemy import Connection, func, select, update
 from billbridge.domain.config import ConfigError, Configuration, load_configuration
 from billbridge.domain.idempotency import canonical_json
 from billbridge.engine import audit
+from billbridge.errors import Conflict, NotFound
 from billbridge.store.tables import config_versions
 
 
@@ -71,8 +72,17 @@ def activate(conn: Connection, document: dict[str, Any], *, actor: str, at: date
     return version
 
 
-class ApprovalRefused(ValueError):
+class ApprovalRefused(Conflict):
     """A configuration change that cannot be approved, with why."""
+
+    default_code = "APPROVAL_REFUSED"
+
+
+class VersionNotFound(NotFound):
+    """No configuration version has this number."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(f"there is no configuration version {version}")
 
 
 def propose(conn: Connection, document: dict[str, Any], *, actor: str, at: datetime,
@@ -108,7 +118,7 @@ def approve(conn: Connection, version: int, *, actor: str, at: datetime) -> int:
         query = query.with_for_update()
     row = conn.execute(query).first()
     if row is None:
-        raise ApprovalRefused(f"there is no configuration version {version}")
+        raise VersionNotFound(version)
     if row.status != "proposed":
         raise ApprovalRefused(f"version {version} is {row.status}, not proposed")
     if row.proposed_by == actor:
@@ -127,6 +137,9 @@ def reject(conn: Connection, version: int, *, actor: str, at: datetime, reason: 
         config_versions.c.version == version, config_versions.c.status == "proposed")
         .values(status="rejected", approved_by=actor, note=reason))
     if result.rowcount == 0:
+        if conn.execute(select(config_versions.c.status)
+                        .where(config_versions.c.version == version)).first() is None:
+            raise VersionNotFound(version)
         raise ApprovalRefused(f"version {version} is not a proposal")
     audit.record(conn, at=at, actor=actor, action="config.reject", subject=f"config:{version}",
                  detail={"reason": reason})
@@ -137,7 +150,7 @@ def rollback(conn: Connection, to_version: int, *, actor: str, at: datetime) -> 
     row = conn.execute(select(config_versions.c.document)
                        .where(config_versions.c.version == to_version)).first()
     if row is None:
-        raise ApprovalRefused(f"there is no configuration version {to_version}")
+        raise VersionNotFound(to_version)
     return propose(conn, json.loads(row.document), actor=actor, at=at,
                    note=f"rollback to version {to_version}")
 
@@ -155,6 +168,6 @@ def document(conn: Connection, version: int) -> dict[str, Any]:
     row = conn.execute(select(config_versions.c.document)
                        .where(config_versions.c.version == version)).first()
     if row is None:
-        raise ApprovalRefused(f"there is no configuration version {version}")
+        raise VersionNotFound(version)
     loaded: dict[str, Any] = json.loads(row.document)
     return loaded
