@@ -13,12 +13,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
 
 from billbridge.engine import audit, exception_queue, lineage
 from billbridge.engine.dispatcher import DispatcherSettings
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.worker import WorkerSettings
+from billbridge.errors import BillbridgeError, Forbidden, Invalid
 from billbridge.heap import freeze_startup
 from billbridge.logs import configure_logging
 from billbridge.store.db import (
@@ -29,8 +32,30 @@ from billbridge.store.db import (
     migrate,
 )
 
+EXIT_USAGE, EXIT_FAILURE = 2, 1
+errors = Console(stderr=True)
+
+
+def exit_code(exc: BillbridgeError) -> int:
+    """2 for a call to correct (invalid input, a caller who may not), 1 for a
+    refusal by the hub's state (not found, conflict)."""
+    return EXIT_USAGE if isinstance(exc, Invalid | Forbidden) else EXIT_FAILURE
+
+
+class Commands(TyperGroup):
+    """Every command's BillbridgeError becomes one line on stderr and its exit
+    code, never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own click Context
+        try:
+            return super().invoke(ctx)
+        except BillbridgeError as exc:
+            errors.print(f"[red]{escape(exc.message)}[/red]", soft_wrap=True)
+            raise typer.Exit(exit_code(exc)) from None
+
+
 app = typer.Typer(help="billbridge: CRM, time tools and ERP joined with exactly-once delivery.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+                  no_args_is_help=True, pretty_exceptions_enable=False, cls=Commands)
 exceptions_app = typer.Typer(help="The exception queue: list, retry, replay, dismiss.",
                              no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
@@ -476,7 +501,7 @@ def emulator_timesource(port: int = 8200) -> None:
 def emulator_run(vendor: str, port: int = 0,
                  kind: Annotated[str | None, typer.Option(
                      help="which emulator, when the vendor has several")] = None) -> None:
-    """Any registered vendor's emulator (found in its folder's emulator.py)."""
+    """Any registered vendor's emulator (exported by its folder's emulator package)."""
     import importlib
     import inspect
 
@@ -648,12 +673,8 @@ def config_approve(version: int, database_url: DbOption = None,
 
     engine = _engine(database_url)
     actor = _who(engine, token_file, Permission.CONFIG_APPROVE).name
-    try:
-        with engine.begin() as conn:
-            config_store.approve(conn, version, actor=actor, at=_now())
-    except config_store.ApprovalRefused as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+    with engine.begin() as conn:
+        config_store.approve(conn, version, actor=actor, at=_now())
     console.print(f"version {version} is active")
 
 
