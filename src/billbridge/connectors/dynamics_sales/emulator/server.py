@@ -116,6 +116,7 @@ class DataverseEmulator(EmulatorServer):
         self._window: deque[float] = deque()
         self._spent: deque[tuple[float, float]] = deque()  # (when, ms) of finished requests
         self._in_flight = 0
+        self.admitted: list[float] = []  # when each API request was let through
         self.throttled: dict[str, int] = {REQUESTS_CODE: 0, EXECUTION_CODE: 0,
                                           CONCURRENCY_CODE: 0}
         self.route("POST", "/{tenant}/oauth2/v2.0/token", self._token)
@@ -269,6 +270,7 @@ class DataverseEmulator(EmulatorServer):
                     f"{self.requests_limit} over time window of {self.window_seconds:.0f} "
                     "seconds.")
             self._in_flight += 1
+            self.admitted.append(now)
             return None
 
     def _throttle(self, code: str, wait: float, message: str) -> Response:
@@ -423,7 +425,7 @@ class DataverseEmulator(EmulatorServer):
             items: list[tuple[Any, dict[str, Any]]] = []
             if since is None:
                 for row_id in sorted(self.rows[entity_set]):
-                    if row_id > str(state.get("after", "")):
+                    if row_id > str(state.get("after") or ""):
                         items.append((row_id, self._shape(
                             entity_set, self.rows[entity_set][row_id], columns)))
             else:
@@ -432,7 +434,7 @@ class DataverseEmulator(EmulatorServer):
                     if name == entity_set and since < version <= as_of:
                         latest[row_id] = (version, deleted)
                 for row_id, (version, deleted) in sorted(latest.items(), key=lambda i: i[1][0]):
-                    if version <= int(state.get("after", 0)):
+                    if version <= int(state.get("after") or 0):
                         continue
                     if deleted:
                         items.append((version, {
