@@ -388,7 +388,11 @@ class NetSuiteErp:
 
         self._keys = {k: credential() for k in ("consumer_key", "consumer_secret", "token_id",
                                                 "token_secret")}
-        self.emulator = NetSuiteEmulator(account=self.ACCOUNT, **self._keys)
+        keys = self._keys
+        self.emulator = NetSuiteEmulator(
+            account=self.ACCOUNT, consumer_key=keys["consumer_key"],
+            consumer_secret=keys["consumer_secret"], token_id=keys["token_id"],
+            token_secret=keys["token_secret"])
         self.emulator.start()
         self.url = self.emulator.url
         self.faults = self.emulator.faults
@@ -427,7 +431,10 @@ class QuickBooksErp:
 
         self._keys = {"access_token": credential(), "refresh_token": credential(),
                       "client_id": credential(), "client_secret": credential()}
-        self.emulator = QuickBooksEmulator(**self._keys)
+        keys = self._keys
+        self.emulator = QuickBooksEmulator(
+            access_token=keys["access_token"], refresh_token=keys["refresh_token"],
+            client_id=keys["client_id"], client_secret=keys["client_secret"])
         self.emulator.start()
         self.url = self.emulator.url
         self.faults = self.emulator.faults
@@ -468,7 +475,10 @@ class XeroErp:
 
         self._keys = {"access_token": credential(), "refresh_token": credential(),
                       "client_id": credential(), "client_secret": credential()}
-        self.emulator = XeroEmulator(**self._keys)
+        keys = self._keys
+        self.emulator = XeroEmulator(
+            access_token=keys["access_token"], refresh_token=keys["refresh_token"],
+            client_id=keys["client_id"], client_secret=keys["client_secret"])
         self.emulator.start()
         self.url = self.emulator.url
         self.faults = self.emulator.faults
