@@ -53,6 +53,7 @@ from billbridge.connectors.dynamics_sales.mapping import (
 
 ENTITY_SETS = {"opportunity": "opportunities", "account": "accounts"}
 MODES = {"update": {"If-Match": "*"}, "create": {"If-None-Match": "*"}, "upsert": {}}
+_GONE = "crm.writeback: no opportunity"
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
@@ -87,8 +88,9 @@ class DynamicsTarget:
         for command in batch:
             plan = self._plan(command)
             if isinstance(plan, str):
+                code = "RECORD_NOT_FOUND" if plan.startswith(_GONE) else "INVALID_COMMAND"
                 results.append(RecordResult(command.idempotency_key, ResultStatus.REJECTED,
-                                            code="INVALID_COMMAND", message=plan))
+                                            code=code, message=plan))
             else:
                 plans.append(plan)
         chunk: list[_Plan] = []
@@ -160,7 +162,10 @@ class DynamicsTarget:
             operations.append(Operation("PATCH", key_segment("opportunities", record),
                                         columns["opportunity"], MODES["update"]))
         if columns["account"]:
-            account = self._account_of.get(record)
+            if record not in self._account_of:
+                return (f"{_GONE} {record} in Dynamics (deleted?); a write-back does "
+                        "not create it again: restore it or dismiss the write-back")
+            account = self._account_of[record]
             if account is None:
                 return (f"crm.writeback: opportunity {record} has no parent account in "
                         f"Dynamics to write {', '.join(columns['account'])} on")
