@@ -36,7 +36,7 @@ from billbridge.bench import cpu
 from billbridge.bench.vendors import TOKEN, Vendors
 from billbridge.connectors.generic.source import GenericTimeSource
 from billbridge.connectors.generic.webhooks import GenericWebhooks
-from billbridge.engine.hub import Hub
+from billbridge.engine.hub import HubSetup, build_hub
 from billbridge.store.tables import inbox
 
 PROJECTS = 20
@@ -110,7 +110,8 @@ def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share
            batch_size: int, erp_concurrency: int, workdir: Path,
            progress: Progress | None) -> dict[str, Any]:
     vendors = Vendors(entries, PROJECTS)
-    hub = Hub(url, {})  # the intake side: it takes work in and leaves it to the workers
+    # The intake side: it takes work in and leaves it to the workers.
+    hub = build_hub(HubSetup(store=url))
     hub.activate_config(CONFIG)
     processes = _start_workers(url, vendors.ledger_url, workers, dispatchers, batch_size,
                                erp_concurrency, workdir)

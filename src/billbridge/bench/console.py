@@ -15,7 +15,7 @@ from typing import Any
 
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import tokens
-from billbridge.engine.hub import Hub
+from billbridge.engine.hub import Hub, HubSetup, build_hub
 from billbridge.store.tables import charge_facts, exceptions, inbox, outbox, records
 
 PAGES = ["/console/", "/console/exceptions", "/console/lineage?id=te-42",
@@ -91,7 +91,8 @@ def run(entries: int = 100_000, open_exceptions: int = 5_000,
 
     workdir = Path(tempfile.mkdtemp(prefix="bb-console-"))
     try:
-        hub = Hub(f"sqlite:///{workdir / 'hub.db'}", {"ledger": RecordingTarget("ledger")})
+        hub = build_hub(HubSetup(store=f"sqlite:///{workdir / 'hub.db'}",
+                                 targets=[RecordingTarget("ledger")]))
         started = time.perf_counter()
         _seed(hub, entries, open_exceptions)
         seeded = time.perf_counter() - started

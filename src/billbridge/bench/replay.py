@@ -20,7 +20,7 @@ from billbridge.connectors.base import RateLimit
 from billbridge.connectors.generic.client import LedgerTarget
 from billbridge.connectors.generic.emulator import LedgerEmulator
 from billbridge.engine import config_store, exception_queue
-from billbridge.engine.hub import Hub, HubSettings
+from billbridge.engine.hub import Hub, HubSettings, HubSetup, build_hub
 from billbridge.engine.worker import WorkerSettings
 
 ROLE = "analyst"  # the role the first rate card forgot
@@ -51,8 +51,8 @@ def run(exceptions: int, *, database_url: str | None = None) -> dict[str, Any]:
     erp.start()
     try:
         target = LedgerTarget(erp.url, "t", rate_limit=RateLimit(10_000, 1, burst=10_000))
-        hub = Hub(url, {"ledger": target}, settings=HubSettings(
-            worker=WorkerSettings(batch_size=500, aggregates_per_claim=32)))
+        hub = build_hub(HubSetup(store=url, targets=[target], settings=HubSettings(
+            worker=WorkerSettings(batch_size=500, aggregates_per_claim=32))))
         broken, fixed = _configs()
         hub.activate_config(broken, note="the rate card has no analyst rate")
         hub.ingest([{"type": "project.updated", "id": f"p-{p}", "at": "2026-03-01T00:00:00Z",

@@ -40,7 +40,7 @@ from billbridge.connectors.generic.client import LedgerTarget
 from billbridge.connectors.generic.emulator import LedgerEmulator, TimeSourceEmulator
 from billbridge.connectors.generic.webhooks import sign
 from billbridge.emulation.faults import Fault, FaultRule
-from billbridge.engine.hub import Hub
+from billbridge.engine.hub import HubSetup, build_hub
 from billbridge.store.db import make_engine, scratch_database
 from billbridge.store.tables import inbox
 
@@ -357,7 +357,7 @@ def run(settings: SoakSettings, *, server_url: str = DEFAULT_SERVER,
         source = TimeSourceEmulator(port=_free_port())
         erp.start()
         source.start()
-        hub = Hub(url, {"ledger": LedgerTarget(erp.url, "t")})
+        hub = build_hub(HubSetup(store=url, targets=[LedgerTarget(erp.url, "t")]))
         hub.activate_config(CONFIG, note="soak")
         hub.ingest([_project_event(p) for p in PROJECTS], source="psa")
         fleet, hook_url = _start_fleet(settings, workdir, url, erp, source)

@@ -1,5 +1,6 @@
 """The hub: one object wiring store, flows, workers, dispatcher and targets,
-used by the CLI, the API, the demo and the tests alike."""
+used by the CLI, the API, the demo and the tests alike; ``build_hub`` assembles
+it from a ``HubSetup`` (store, targets, routes, clock) for every entry point."""
 
 from __future__ import annotations
 
@@ -8,22 +9,23 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine, func, select
 
-from billbridge.connectors.base import Target
-from billbridge.engine import config_store
+from billbridge.connectors.base import Connection, Target
+from billbridge.engine import config_store, secrets
 from billbridge.engine.clock import Clock, SystemClock
 from billbridge.engine.dispatcher import Dispatcher, DispatcherSettings
 from billbridge.engine.inbox import IngestResult, prepare, store
 from billbridge.engine.policy import RetryPolicy
 from billbridge.engine.worker import Worker, WorkerSettings
+from billbridge.errors import Invalid
 from billbridge.flows.base import FlowRegistry
 from billbridge.flows.registry import default_flows
-from billbridge.store.db import make_engine, migrate
+from billbridge.store.db import BATCH_CHECKPOINT_PAGES, make_engine, migrate
 from billbridge.store.tables import aggregates, inbox, outbox, target_leases
 
 
@@ -150,3 +152,56 @@ class Hub:
                 break
             self.clock.sleep((due - self.clock.ms()) / 1000 + 0.001)
         return moved
+
+
+@dataclass(frozen=True)
+class HubSetup:
+    """What a hub is built from."""
+
+    # A SQLAlchemy URL or an engine; None: $BILLBRIDGE_DATABASE_URL, else ./billbridge.db.
+    store: str | Engine | None = None
+    # Where commands go: ``NAME=URL`` or ``NAME=VENDOR+URL`` (credentials from the
+    # environment), the name of a connection kept in the store (encrypted
+    # credentials), a connection, or a target already built.
+    targets: Sequence[str | Connection | Target] = ()
+    routes: Mapping[str, str] | None = None  # role → target name; None: ``settings.routes``
+    clock: Clock | None = None  # None: the system clock
+    settings: HubSettings = field(default_factory=HubSettings)
+    checkpoint_pages: int = BATCH_CHECKPOINT_PAGES  # SQLite only (store/db.py make_engine)
+    flows: FlowRegistry | None = None  # None: every registered flow
+    seed: int | None = None  # the dispatcher's jitter, for reproducible runs
+    owner: str | None = None  # None: host, process and a random suffix
+
+
+def build_hub(setup: HubSetup) -> Hub:
+    """The hub ``setup`` describes, its store migrated and its targets built.
+    A target that cannot be built raises ``Invalid`` saying which and why."""
+    engine = (setup.store if isinstance(setup.store, Engine)
+              else make_engine(setup.store, checkpoint_pages=setup.checkpoint_pages))
+    migrate(engine)  # a kept connection is read from the store
+    clock = setup.clock or SystemClock()
+    built = [_target(engine, clock, t) for t in setup.targets]
+    settings = (setup.settings if setup.routes is None
+                else replace(setup.settings, routes=dict(setup.routes)))
+    return Hub(engine, {t.name: t for t in built}, clock=clock, flows=setup.flows,
+               settings=settings, owner=setup.owner, seed=setup.seed)
+
+
+def _target(engine: Engine, clock: Clock, given: str | Connection | Target) -> Target:
+    from billbridge.connectors.registry import connector, parse_connection
+
+    try:
+        if isinstance(given, str):
+            if "=" in given:
+                given = parse_connection(given)
+            else:  # a connection kept in the store, with encrypted credentials
+                given = secrets.load_kept(engine, secrets.Vault(secrets.load_key()), given,
+                                          clock.now)
+        if not isinstance(given, Connection):
+            return given
+        make = connector(given.vendor).target
+    except ValueError as exc:
+        raise Invalid(str(exc), code="BAD_TARGET") from None
+    if make is None:
+        raise Invalid(f"{given.vendor} cannot be a delivery target", code="BAD_TARGET")
+    return make(given)
