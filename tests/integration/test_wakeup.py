@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from sqlalchemy import Engine, text
@@ -36,6 +36,26 @@ def _wait_in_thread(listener: Listener, stop: threading.Event) -> tuple[threadin
     thread = threading.Thread(target=lambda: woke.append(listener.wait(stop)), daemon=True)
     thread.start()
     return thread, woke
+
+
+def _until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether ``condition`` came true within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def _someone_listens(engine: Engine) -> bool:
+    """Whether a session of this database has issued LISTEN for work (its
+    last statement); from then on every commit that announces work reaches it."""
+    with engine.connect() as conn:
+        return bool(conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = :listen "
+            "AND datname = current_database() AND pid <> pg_backend_pid()"),
+            {"listen": f"LISTEN {wakeup.CHANNEL}"}).scalar())
 
 
 on_postgres = pytest.mark.parametrize(
@@ -67,15 +87,20 @@ def test_work_rolled_back_wakes_no_one_and_committed_work_wakes_once(hub: Hub) -
     listener = Listener(hub.engine, idle_poll=0.3)
     stop = threading.Event()
     try:
-        assert listener.wait(stop) is False
+        assert listener.wait(stop) is False  # listening from here on
         with hub.engine.connect() as conn:
             trans = conn.begin()
             aggregates.bump_pending(conn, Counter({"project:GLX-001": 1}))
             trans.rollback()
-        assert listener.wait(stop) is False  # the announcement went with the rollback
-        # Three commits while the worker is busy: one wait serves them all.
+        # Had the announcement gone out with the rollback, it would be here now.
+        listener.catch_up()
+        assert listener.wait(stop) is False
+        # Three commits while the worker is busy, all of them delivered before it
+        # waits again (however slowly the listening backend forwards them under
+        # load): one wait takes them all.
         for n in range(3):
             hub.ingest([project_event(event_id=f"p-{n}")], source="psa")
+        listener.catch_up()
         assert listener.wait(stop) is True
         assert listener.wait(stop) is False
         assert listener.wakeups == 1
@@ -147,11 +172,12 @@ def test_a_running_worker_posts_new_work_without_waiting_for_its_idle_poll(
                               kwargs={"idle_poll": LONG}, daemon=True)
     thread.start()
     try:
-        time.sleep(0.5)  # the worker has looked once and waits
-        started = time.monotonic()
+        if engine.dialect.name == "postgresql":
+            # The worker listens once it has looked and found nothing: from then
+            # on only the announcement can end its 30 s wait within the 10 s below.
+            assert _until(lambda: _someone_listens(engine))
         intake.ingest([project_event(), time_entry("te-1")], source="harvest")
-        while not target.payloads("time_charge.post") and time.monotonic() - started < 10:
-            time.sleep(0.05)
+        assert _until(lambda: bool(target.payloads("time_charge.post")), timeout=10.0)  # < LONG
         assert [p["time_entry"] for p in target.payloads("time_charge.post")] == ["te-1"]
     finally:
         stop.set()

@@ -40,10 +40,15 @@ def announce(conn: Connection) -> None:
 
 
 def _received(conn: psycopg.Connection[tuple[object, ...]], timeout: float) -> bool:
-    """Whether work was announced within ``timeout`` seconds. The connection
-    reads every notification that piled up while the worker was busy at once,
-    and they are news of the same work: one wake-up serves them all."""
-    return any(True for _ in conn.notifies(timeout=timeout, stop_after=1))
+    """Whether work was announced within ``timeout`` seconds. Every
+    notification that piled up while the worker was busy is news of the same
+    work: one wake-up takes them all, those already read and those waiting in
+    the socket (psycopg keeps the rest of a batch for the next call)."""
+    if not any(True for _ in conn.notifies(timeout=timeout, stop_after=1)):
+        return False
+    while any(True for _ in conn.notifies(timeout=0)):
+        pass
+    return True
 
 
 class Listener:
@@ -87,6 +92,20 @@ class Listener:
             self.close()
             self._retry_at = time.monotonic() + RECONNECT_SECONDS
         return False
+
+    def catch_up(self) -> None:
+        """Return once every announcement committed before the call has reached
+        this listener: PostgreSQL sends a listening session the notifications
+        queued for it before it answers that session's next query."""
+        conn = self._connection()
+        if conn is not None:
+            try:
+                conn.execute("SELECT 1")
+            except psycopg.Error as exc:
+                log.warning("wake-up listener lost its connection; polling until it is back",
+                            error=repr(exc))
+                self.close()
+                self._retry_at = time.monotonic() + RECONNECT_SECONDS
 
     def _connection(self) -> psycopg.Connection[tuple[object, ...]] | None:
         if self._conn is not None or self._url is None or time.monotonic() < self._retry_at:
