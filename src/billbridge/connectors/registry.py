@@ -25,6 +25,7 @@ VENDORS: dict[str, str] = {
     "xero": "billbridge.connectors.xero",
     "tryton": "billbridge.connectors.tryton",
     "dynamics-sales": "billbridge.connectors.dynamics_sales",
+    "dynamics-finance": "billbridge.connectors.dynamics_finance",
 }
 
 
