@@ -14,7 +14,7 @@ from billbridge.api.server import HubServer
 from billbridge.demo.story import LINEAGE_EXAMPLE, run_demo
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import tokens
-from billbridge.engine.hub import Hub
+from billbridge.engine.hub import HubSetup, build_hub
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -30,7 +30,8 @@ def main(out: Path) -> None:
     workdir = Path("var/screenshots")
     run_demo(Console(file=open("/dev/null", "w")), port=0, keep_serving=False,  # noqa: SIM115
              workdir=workdir)
-    hub = Hub(f"sqlite:///{workdir / 'hub.db'}", {"ledger": RecordingTarget("ledger")})
+    hub = build_hub(HubSetup(store=f"sqlite:///{workdir / 'hub.db'}",
+                             targets=[RecordingTarget("ledger")]))
     with hub.engine.begin() as conn:
         _, token = tokens.create(conn, name="screenshots", role=tokens.Role.ADMIN,
                                  expires_in=timedelta(hours=1), actor="make",

@@ -49,7 +49,7 @@ from billbridge.demo.vendors import (
 )
 from billbridge.domain.billing import charge_id
 from billbridge.engine import exception_queue, lineage, tokens
-from billbridge.engine.hub import Hub, HubSettings
+from billbridge.engine.hub import Hub, HubSettings, HubSetup, build_hub
 from billbridge.engine.policy import RetryPolicy
 from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
 from billbridge.engine.secrets import new_key
@@ -126,9 +126,10 @@ class Story:
             if spec.source is not None and getattr(system, "polled", True):
                 self.sources[system.name] = spec.source(connection)
         self.erp_target = targets[self.erp.name]
-        self.hub = Hub(f"sqlite:///{workdir / 'hub.db'}", targets, settings=HubSettings(
+        self.hub = build_hub(HubSetup(
+            store=f"sqlite:///{workdir / 'hub.db'}", targets=list(targets.values()),
             routes={"erp": self.erp.name, "crm": self.crm.name, "psa": self.tool.name},
-            retry=RetryPolicy(base_seconds=0.2, cap_seconds=2.0)))
+            settings=HubSettings(retry=RetryPolicy(base_seconds=0.2, cap_seconds=2.0))))
         self.server = HubServer(self.hub, port=port)
         self.server.start()
         self.step_no = 0
