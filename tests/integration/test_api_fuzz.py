@@ -10,6 +10,7 @@ examples again, and BILLBRIDGE_FUZZ_EXAMPLES raises the budget."""
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 import shutil
@@ -37,6 +38,7 @@ EXAMPLES = int(os.environ.get("BILLBRIDGE_FUZZ_EXAMPLES") or 40)
 # over a few of the bundled scenarios (the whole suite takes 15 s on a busy machine).
 PREVIEW_EXAMPLES = max(1, EXAMPLES // 8)
 SCENARIOS = Path(tempfile.mkdtemp(prefix="bb-fuzz-scenarios-"))
+atexit.register(shutil.rmtree, SCENARIOS, ignore_errors=True)
 shutil.copytree(ROOT / "scenarios" / "config", SCENARIOS / "config")
 for _name in ("tm-role-rate-and-no-rate.yaml", "parked-until-activation.yaml",
               "deletion-reverses.yaml"):
