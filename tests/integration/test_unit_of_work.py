@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from billbridge.domain.events import CanonicalEvent
-from billbridge.engine.unit_of_work import UnitOfWork
+from billbridge.engine.batch import BatchUnit
 from billbridge.flows.base import Binding, Outcome, RecordChange
 from billbridge.store.db import READ_ONLY
 from billbridge.store.tables import inbox, records, xref
@@ -46,7 +46,7 @@ def test_planned_reads_see_pending_changes_and_nothing_is_written_until_write_to
              "status": "active", "updated_at": NOW, "correlation_id": "c-0"}])
     first, second = _inbox_row(engine, "e-1"), _inbox_row(engine, "e-2")
     with engine.connect().execution_options(**{READ_ONLY: True}) as reader, reader.begin():
-        unit = UnitOfWork(reader, {}, NOW, planned=True)
+        unit = BatchUnit(reader, {}, NOW, planned=True)
         unit.apply(first, _event("e-1"), Outcome(
             changes=[RecordChange("contract", "k-2", {"id": "k-2", "v": 2}, "closed"),
                      RecordChange("contract", "k-3", {"id": "k-3", "v": 1}, "active")],

@@ -6,7 +6,6 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,26 +16,12 @@ from billbridge.engine import metrics
 from billbridge.engine.wakeup import announce
 from billbridge.store.bulk import Bulk
 from billbridge.store.db import dialect_insert
+from billbridge.store.rows import NewCommand
 from billbridge.store.tables import outbox
 
+__all__ = ["NewCommand", "enqueue_many", "lane_of"]
+
 REVIVABLE = ("superseded", "failed")
-
-
-@dataclass(frozen=True, slots=True)
-class NewCommand:
-    """A command to write: what to send, to which target, on behalf of what."""
-
-    target: str
-    kind: str
-    origin: str
-    payload: Mapping[str, Any]
-    aggregate_key: str
-    correlation_id: str
-    inbox_id: int | None = None
-    record_kind: str | None = None
-    record_id: str | None = None
-    depends_on: str | None = None
-    lane: int = 0  # see ``lane_of``
 
 
 def lane_of(aggregate_key: str, lanes: int) -> int:

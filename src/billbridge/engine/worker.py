@@ -25,12 +25,13 @@ from billbridge.domain.config import Configuration
 from billbridge.domain.events import CanonicalEvent
 from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import aggregates, metrics
+from billbridge.engine.batch import BatchUnit, StoreContext
 from billbridge.engine.clock import Clock
 from billbridge.engine.config_store import ConfigCache, active_version
 from billbridge.engine.tracing import tracer
-from billbridge.engine.unit_of_work import StoreContext, UnitOfWork
 from billbridge.flows.base import FlowRegistry
 from billbridge.store.db import READ_ONLY
+from billbridge.store.rows import InboxRow
 from billbridge.store.tables import inbox
 
 log = structlog.get_logger("billbridge.worker")
@@ -94,12 +95,12 @@ class Worker:
                 "billbridge.aggregate": key}):
             with self.engine.connect().execution_options(**{READ_ONLY: True}) as reader, \
                     reader.begin():
-                rows = list(reader.execute(
+                rows: list[InboxRow] = list(reader.execute(
                     select(inbox).where(inbox.c.aggregate_key == key,
                                         inbox.c.status == "pending")
                     .order_by(inbox.c.id).limit(self.settings.batch_size)))
                 current = active_version(reader)
-                unit: UnitOfWork | None = None
+                unit: BatchUnit | None = None
                 if rows:
                     try:
                         unit = self._plan(reader, rows, current, key)
@@ -132,7 +133,7 @@ class Worker:
 
     # -- a batch of events --------------------------------------------------
     @staticmethod
-    def _write(conn: Connection, unit: UnitOfWork,
+    def _write(conn: Connection, unit: BatchUnit,
                key: str) -> Counter[tuple[str, str]] | None:
         """Write a planned batch in a savepoint; None when the store refused it."""
         try:
@@ -145,11 +146,11 @@ class Worker:
             return None
         return unit.counts
 
-    def _plan(self, reader: Connection, rows: list[Any], current: int,
-              key: str) -> UnitOfWork:
+    def _plan(self, reader: Connection, rows: list[InboxRow], current: int,
+              key: str) -> BatchUnit:
         """The fast path: every event's flow runs against one planned unit of
         work, whose writes go to the store later in one statement per table."""
-        unit = UnitOfWork(reader, self.routes, self.clock.now(), planned=True, lanes=self.lanes)
+        unit = BatchUnit(reader, self.routes, self.clock.now(), planned=True, lanes=self.lanes)
         events = [_parse(row) for row in rows]
         unit.prefetch(k for e in events if isinstance(e, CanonicalEvent)
                       for k in self.flows.reads_for(e))
@@ -159,13 +160,13 @@ class Worker:
                 self.crash_hook("event", key)
         return unit
 
-    def _run_one_by_one(self, conn: Connection, rows: list[Any], current: int,
+    def _run_one_by_one(self, conn: Connection, rows: list[InboxRow], current: int,
                         key: str) -> Counter[tuple[str, str]]:
         """The slow path: each event in its own savepoint, so a write the store
         refuses fails that event only."""
         counts: Counter[tuple[str, str]] = Counter()
         for row in rows:
-            unit = UnitOfWork(conn, self.routes, self.clock.now(), lanes=self.lanes)
+            unit = BatchUnit(conn, self.routes, self.clock.now(), lanes=self.lanes)
             try:
                 with conn.begin_nested():
                     self._run_event(unit, row, _parse(row), current)
@@ -173,7 +174,7 @@ class Worker:
             except SQLAlchemyError as exc:
                 log.error("event refused by the store", event_id=row.event_id,
                           error=repr(exc))
-                unit = UnitOfWork(conn, self.routes, self.clock.now(), lanes=self.lanes)
+                unit = BatchUnit(conn, self.routes, self.clock.now(), lanes=self.lanes)
                 version = row.config_version or current
                 unit.fail(row, version, ReasonCode.HANDLER_ERROR,
                           _failure(row.event_type, row.event_id, exc), row.event_type)
@@ -184,7 +185,7 @@ class Worker:
         return counts
 
     # -- one event --------------------------------------------------------
-    def _run_event(self, unit: UnitOfWork, row: Any, event: CanonicalEvent | Exception,
+    def _run_event(self, unit: BatchUnit, row: InboxRow, event: CanonicalEvent | Exception,
                    current_version: int) -> None:
         version = row.config_version or current_version
         if isinstance(event, Exception):
@@ -213,8 +214,10 @@ class Worker:
         unit.apply(row, event, outcome, version)
 
 
-def _parse(row: Any) -> CanonicalEvent | Exception:
+def _parse(row: InboxRow) -> CanonicalEvent | Exception:
     """The stored event, or why it cannot be read (it then fails on its own)."""
+    if row.payload is None:
+        return ValueError(f"inbox row {row.id} holds no canonical event")
     try:
         return CanonicalEvent.model_validate_json(row.payload)
     except Exception as exc:
