@@ -15,7 +15,8 @@ from sqlalchemy import Connection, func, select
 
 from billbridge.engine.config_store import ConfigCache, active_version
 from billbridge.engine.facts import from_e4
-from billbridge.store.tables import charge_facts, inbox, records
+from billbridge.store import queries
+from billbridge.store.tables import charge_facts, records
 
 
 def _all(conn: Connection, kind: str) -> list[dict[str, Any]]:
@@ -159,8 +160,7 @@ def leakage(conn: Connection, today: date) -> Leakage:
         held[reason][0] += 1
         held[reason][1] += finding.hours or 0
     result.held = [(r, n, h) for r, (n, h) in sorted(held.items())]
-    result.parked = conn.execute(select(func.count()).select_from(inbox)
-                                 .where(inbox.c.status == "parked")).scalar() or 0
+    result.parked = queries.inbox_by_status(conn, "parked").get("parked", 0)
     version = active_version(conn)
     stale = conn.execute(select(func.count(), func.sum(charge_facts.c.amount_e4)).where(
         charge_facts.c.status == "posted", charge_facts.c.config_version < version)).one()

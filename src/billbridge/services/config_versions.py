@@ -1,0 +1,116 @@
+"""Governed configuration: versions, their documents, propose, preview,
+approve or reject (maker-checker), roll back. A version that does not exist is
+NotFound; an approval that does not apply is a Conflict (APPROVAL_REFUSED); an
+invalid document raises the domain's ConfigError naming every problem."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine
+
+from billbridge.domain.idempotency import canonical_json
+from billbridge.engine import config_store
+from billbridge.engine.hub import Hub
+from billbridge.errors import Conflict
+from billbridge.services._rows import plain
+
+
+def active_version(conn: Connection) -> int:
+    """The active version, 0 when none is."""
+    return config_store.active_version(conn)
+
+
+def versions(conn: Connection) -> list[dict[str, Any]]:
+    """Every version, newest first, with who proposed and approved it."""
+    return config_store.versions(conn)
+
+
+def versions_page(conn: Connection, *, cursor: int | None, limit: int) -> list[dict[str, Any]]:
+    """Newest first, the versions below ``cursor``; each also as ``id``."""
+    rows = [r for r in config_store.versions(conn)
+            if cursor is None or r["version"] < cursor][:limit]
+    return [{**r, "id": r["version"]} for r in plain(rows)]
+
+
+def document(conn: Connection, version: int) -> dict[str, Any]:
+    return config_store.document(conn, version)
+
+
+def history(conn: Connection) -> list[dict[str, Any]]:
+    """Every version, newest first, with the sections it changed against the
+    version before it (``changed``)."""
+    rows = config_store.versions(conn)
+    documents = {v["version"]: config_store.document(conn, v["version"]) for v in rows}
+    for v in rows:
+        before = documents.get(v["version"] - 1, {})
+        after = documents[v["version"]]
+        v["changed"] = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
+    return rows
+
+
+def propose(engine: Engine, document: dict[str, Any], *, actor: str, at: datetime,
+            note: str | None = None) -> int:
+    with engine.begin() as conn:
+        return config_store.propose(conn, document, actor=actor, at=at, note=note)
+
+
+@dataclass(frozen=True)
+class Preview:
+    version: int
+    against: int
+    scenarios: int
+    changes: list[dict[str, Any]]
+
+
+def preview(engine: Engine, version: int, scenarios: Sequence[Path]) -> Preview:
+    """The postings that would change, over ``scenarios``, if ``version``
+    replaced the active one."""
+    from billbridge.scenarios.diff import diff
+
+    with engine.connect() as conn:
+        new = config_store.document(conn, version)
+        active = config_store.active_version(conn)
+        old = config_store.document(conn, active) if active else {}
+    return Preview(version, active, len(scenarios),
+                   [c.__dict__ for c in diff(old, new, list(scenarios))])
+
+
+Decision = Literal["approve", "reject"]
+
+
+def decide(engine: Engine, version: int, decision: Decision, *, actor: str, at: datetime,
+           reason: str = "") -> str:
+    """Approve (never by its proposer) or reject a proposal; its new status."""
+    with engine.begin() as conn:
+        if decision == "approve":
+            config_store.approve(conn, version, actor=actor, at=at)
+            return "active"
+        config_store.reject(conn, version, actor=actor, at=at, reason=reason)
+        return "rejected"
+
+
+def rollback(engine: Engine, to_version: int, *, actor: str, at: datetime) -> int:
+    """Propose an earlier version's document again (a second person approves)."""
+    with engine.begin() as conn:
+        return config_store.rollback(conn, to_version, actor=actor, at=at)
+
+
+def bootstrap(hub: Hub, document: dict[str, Any], *, source: str) -> None:
+    """Seed an empty hub with ``document``; once a configuration is active,
+    changes go through propose and approve, never through a start flag
+    (Conflict)."""
+    with hub.engine.connect() as conn:
+        active = config_store.active_version(conn)
+        same = active and config_store.document(conn, active) == json.loads(
+            canonical_json(document))
+    if active and not same:
+        raise Conflict(f"a configuration (v{active}) is already active: propose the change "
+                       "with `billbridge config propose` and have it approved")
+    if not active:
+        hub.activate_config(document, actor="bootstrap", note=f"initial configuration {source}")
