@@ -126,8 +126,8 @@ def test_the_overview_shows_who_is_sending_to_each_target_now(engine: Engine) ->
 def test_executive_figures_come_from_one_dataset() -> None:
     from datetime import date
 
-    from billbridge.console.figures import executive
     from billbridge.scenarios.runner import load
+    from billbridge.services.figures import executive
 
     scenario = load(Path(__file__).parents[2] / "scenarios" / "invoice-paid-flows-back.yaml")
     erp = RecordingTarget("erp")
@@ -150,7 +150,7 @@ def test_executive_figures_come_from_one_dataset() -> None:
     assert glx.cost == Decimal("780.00") and glx.backlog == Decimal("48300.00")
     assert glx.margin == Decimal("920.00") and figures.dso_days == "0"
 
-    from billbridge.console.figures import leakage
+    from billbridge.services.figures import leakage
 
     hub.ingest([time_entry("te-carol", worker="w-carol", hours="3", project="GLX-001",
                            work_date="2026-04-03")], source="harvest")

@@ -17,7 +17,6 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from billbridge.api.app import create_app
-from billbridge.api.oidc import OidcSettings
 from billbridge.api.server import HubServer
 from billbridge.connectors.base import Connection, RateLimit
 from billbridge.connectors.generic.emulator import LedgerEmulator, TimeSourceEmulator
@@ -27,6 +26,7 @@ from billbridge.engine import secrets, tokens
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
 from billbridge.logs import configure_logging
+from billbridge.services.oidc import OidcSettings
 from conftest import CONFIG, project_event, time_entry
 from fakes import FakeTarget
 

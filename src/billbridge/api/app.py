@@ -6,7 +6,6 @@ error is a JSON problem body with a stable `code` (api.problems)."""
 from __future__ import annotations
 
 import copy
-import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -18,17 +17,15 @@ from anyio import CapacityLimiter, to_thread
 from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import Route
 
 from billbridge.api import limits, problems
 from billbridge.api.auth import Permission, require
 from billbridge.api.headers import SecurityHeaders
-from billbridge.api.oidc import OidcSettings
 from billbridge.api.params import MAX_ID, MAX_VERSION, PRINTABLE, iso_date, whole_number
 from billbridge.api.problems import ApiError, Problem
 from billbridge.connectors.base import (
@@ -41,12 +38,12 @@ from billbridge.connectors.base import (
 from billbridge.connectors.ratelimit import TokenBucket
 from billbridge.domain.config import ConfigError
 from billbridge.domain.events import PAYLOADS
-from billbridge.engine import audit, config_store, exception_queue, lineage
 from billbridge.engine.group_commit import GroupCommitter
 from billbridge.engine.hub import Hub
-from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
 from billbridge.engine.tokens import Identity, OutOfScope
-from billbridge.store.tables import exceptions, inbox, outbox
+from billbridge.services import audit, config_versions, exceptions, lineage, queues, reconcile
+from billbridge.services.exceptions import Action
+from billbridge.services.oidc import OidcSettings
 
 WEBHOOKS_REJECTED = Counter("billbridge_webhooks_rejected_total",
                             "Webhook deliveries refused at the door", ["source", "why"])
@@ -152,10 +149,6 @@ def _not_stored(exc: SQLAlchemyError) -> ApiError:
                     f"kept none of it; send it again ({exc.__class__.__name__})")
 
 
-def _rows(rows: Any) -> list[dict[str, Any]]:
-    return [json.loads(json.dumps(dict(r._mapping), default=str)) for r in rows]
-
-
 def _page(items: list[dict[str, Any]], limit: int) -> Page:
     return Page(items=items, next_cursor=int(items[-1]["id"]) if len(items) == limit else None)
 
@@ -231,17 +224,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
              responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
                               "description": "Prometheus text exposition"}})
     def metrics() -> Response:
-        from billbridge.engine import metrics as hub_metrics
-        from billbridge.engine.dispatcher import outbox_depth
-
-        with hub.engine.connect() as conn:
-            for target, depth in outbox_depth(conn).items():
-                hub_metrics.QUEUE_DEPTH.labels(target).set(depth)
-            for status, count in conn.execute(
-                    select(inbox.c.status, func.count())
-                    .where(inbox.c.status.in_(("pending", "parked")))
-                    .group_by(inbox.c.status)).all():
-                hub_metrics.INBOX_WAITING.labels(status).set(count)
+        queues.publish_gauges(hub.engine)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     # -- ingress -----------------------------------------------------------
@@ -310,67 +293,34 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     @app.get("/v1/inbox", response_model=Page, tags=["queues"])
     def list_inbox(who: Reader, status: Filter = None, cursor: Cursor = None,
                    limit: Limit = 100) -> Page:
-        query = select(inbox.c.id, inbox.c.source, inbox.c.event_id, inbox.c.event_type,
-                       inbox.c.aggregate_key, inbox.c.status, inbox.c.waiting_on,
-                       inbox.c.duplicates, inbox.c.received_at, inbox.c.correlation_id)
-        if status:
-            query = query.where(inbox.c.status == status)
-        if cursor is not None:
-            query = query.where(inbox.c.id > cursor)
         with hub.engine.connect() as conn:
-            return _page(_rows(conn.execute(query.order_by(inbox.c.id).limit(limit))), limit)
+            return _page(queues.inbox_page(conn, status=status, cursor=cursor, limit=limit),
+                         limit)
 
     @app.get("/v1/outbox", response_model=Page, tags=["queues"])
     def list_outbox(who: Reader, status: Filter = None, target: Filter = None,
                     cursor: Cursor = None, limit: Limit = 100) -> Page:
-        query = select(outbox.c.id, outbox.c.target, outbox.c.kind, outbox.c.status,
-                       outbox.c.attempts, outbox.c.external_id, outbox.c.record_kind,
-                       outbox.c.record_id, outbox.c.last_error, outbox.c.correlation_id)
-        if status:
-            query = query.where(outbox.c.status == status)
-        if target:
-            query = query.where(outbox.c.target == target)
-        if cursor is not None:
-            query = query.where(outbox.c.id > cursor)
         with hub.engine.connect() as conn:
-            return _page(_rows(conn.execute(query.order_by(outbox.c.id).limit(limit))), limit)
+            return _page(queues.outbox_page(conn, status=status, target=target, cursor=cursor,
+                                            limit=limit), limit)
 
     @app.get("/v1/exceptions", response_model=Page, tags=["exceptions"])
     def list_exceptions(who: Reader, reason: Filter = None,
                         status: Annotated[str, Query(max_length=200, pattern=PRINTABLE)] = "open",
                         cursor: Cursor = None, limit: Limit = 100) -> Page:
-        query = select(*exception_queue.SHOWN).where(exceptions.c.status == status)
-        if reason:
-            query = query.where(exceptions.c.reason == reason)
-        if cursor is not None:
-            query = query.where(exceptions.c.id > cursor)
         with hub.engine.connect() as conn:
-            return _page(_rows(conn.execute(query.order_by(exceptions.c.id).limit(limit))),
-                         limit)
+            return _page(exceptions.page(conn, status=status, reason=reason, cursor=cursor,
+                                         limit=limit), limit)
 
     @app.get("/v1/exceptions/{exc_id}", tags=["exceptions"])
     def get_exception(exc_id: RowId, who: Reader) -> dict[str, Any]:
         with hub.engine.connect() as conn:
-            try:
-                return _rows([exception_queue.shown(conn, exc_id)])[0]
-            except exception_queue.ExceptionNotFound as exc:
-                raise ApiError(404, "NOT_FOUND", str(exc)) from None
+            return exceptions.get(conn, exc_id)
 
-    def act(exc_id: RowId, who: Identity, action: str, reason: str | None = None) -> Any:
-        with hub.engine.begin() as conn:
-            try:
-                if action == "dismiss":
-                    status = exception_queue.dismiss(conn, exc_id, actor=who.name, at=now(),
-                                                     reason=reason or "")
-                elif action == "retry":
-                    status = exception_queue.retry(conn, exc_id, actor=who.name, at=now())
-                else:
-                    status = exception_queue.replay(conn, exc_id, actor=who.name, at=now())
-            except exception_queue.ExceptionNotFound as exc:
-                raise ApiError(404, "NOT_FOUND", str(exc)) from None
-            except exception_queue.ActionRefused as exc:
-                raise ApiError(409, "ACTION_REFUSED", str(exc)) from None
-        return {"id": exc_id, "status": status}
+    def act(exc_id: RowId, who: Identity, action: Action, reason: str | None = None) -> Any:
+        done = exceptions.act(hub.engine, exc_id, action, actor=who.name, at=now(),
+                              reason=reason)
+        return {"id": done.id, "status": done.status}
 
     @app.post("/v1/exceptions/{exc_id}/retry", tags=["exceptions"])
     def retry(exc_id: RowId, who: Actor) -> Any:
@@ -387,56 +337,42 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     @app.get("/v1/lineage/{ident}", tags=["lineage"])
     def get_lineage(ident: Ident, who: Reader) -> Any:
         with hub.engine.connect() as conn:
-            found = lineage.trace(conn, ident)
-        if not found.found:
-            raise ApiError(404, "NOT_FOUND", f"nothing is known by {ident!r}")
-        return json.loads(json.dumps(found.__dict__, default=str))
+            return lineage.as_json(lineage.trace(conn, ident))
 
     # -- configuration -------------------------------------------------------
     @app.get("/v1/config/versions", response_model=Page, tags=["configuration"])
     def list_versions(who: Reader, cursor: Cursor = None, limit: Limit = 100) -> Page:
         """Newest first; the cursor is the last version of the previous page."""
         with hub.engine.connect() as conn:
-            rows = [r for r in config_store.versions(conn)
-                    if cursor is None or r["version"] < cursor][:limit]
-        items = [{**r, "id": r["version"]} for r in _rows_from(rows)]
-        return _page(items, limit)
+            return _page(config_versions.versions_page(conn, cursor=cursor, limit=limit), limit)
 
     @app.get("/v1/config/versions/{version}", tags=["configuration"])
     def get_version(version: VersionNo, who: Reader) -> Any:
         with hub.engine.connect() as conn:
-            return {"version": version, "document": config_store.document(conn, version)}
+            return {"version": version, "document": config_versions.document(conn, version)}
 
     @app.post("/v1/config/proposals", status_code=201, tags=["configuration"])
     def propose(body: ProposalBody, who: Proposer) -> Any:
-        with hub.engine.begin() as conn:
-            try:
-                version = config_store.propose(conn, body.document, actor=who.name, at=now(),
-                                               note=body.note)
-            except ConfigError as exc:
-                raise ApiError(422, "INVALID_CONFIGURATION", str(exc)) from None
+        try:
+            version = config_versions.propose(hub.engine, body.document, actor=who.name,
+                                              at=now(), note=body.note)
+        except ConfigError as exc:
+            raise ApiError(422, "INVALID_CONFIGURATION", str(exc)) from None
         return {"version": version, "status": "proposed"}
 
     @app.get("/v1/config/versions/{version}/preview", tags=["configuration"])
     def preview(version: VersionNo, who: Reader) -> Any:
         """The postings that would change if this version replaced the active one."""
-        from billbridge.scenarios.diff import diff
-
-        with hub.engine.connect() as conn:
-            new = config_store.document(conn, version)
-            active = config_store.active_version(conn)
-            old = config_store.document(conn, active) if active else {}
         suite = sorted(scenarios.glob("*.yaml")) if scenarios else []
-        return {"version": version, "against": active, "scenarios": len(suite),
-                "changes": [c.__dict__ for c in diff(old, new, suite)]}
+        found = config_versions.preview(hub.engine, version, suite)
+        return {"version": found.version, "against": found.against,
+                "scenarios": found.scenarios, "changes": found.changes}
 
-    def decide(version: VersionNo, who: Identity, action: str, reason: str = "") -> Any:
-        with hub.engine.begin() as conn:
-            if action == "approve":
-                config_store.approve(conn, version, actor=who.name, at=now())
-            else:
-                config_store.reject(conn, version, actor=who.name, at=now(), reason=reason)
-        return {"version": version, "status": "active" if action == "approve" else "rejected"}
+    def decide(version: VersionNo, who: Identity, decision: config_versions.Decision,
+               reason: str = "") -> Any:
+        status = config_versions.decide(hub.engine, version, decision, actor=who.name,
+                                        at=now(), reason=reason)
+        return {"version": version, "status": status}
 
     @app.post("/v1/config/versions/{version}/approve", tags=["configuration"])
     def approve(version: VersionNo, who: Approver) -> Any:
@@ -448,11 +384,11 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
 
     @app.post("/v1/config/rollback", status_code=201, tags=["configuration"])
     def rollback(body: RollbackBody, who: Proposer) -> Any:
-        with hub.engine.begin() as conn:
-            try:
-                version = config_store.rollback(conn, body.to_version, actor=who.name, at=now())
-            except ConfigError as exc:  # e.g. back to the version that is active
-                raise ApiError(422, "INVALID_CONFIGURATION", str(exc)) from None
+        try:
+            version = config_versions.rollback(hub.engine, body.to_version, actor=who.name,
+                                               at=now())
+        except ConfigError as exc:  # e.g. back to the version that is active
+            raise ApiError(422, "INVALID_CONFIGURATION", str(exc)) from None
         return {"version": version, "status": "proposed"}
 
     # -- reports ---------------------------------------------------------------
@@ -463,12 +399,10 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
                       cursor: Cursor = None, limit: Limit = 100) -> ReconcilePage:
         """Approved time, hub charges and the ERP's live postings (read from the
         ERP now); differences in a stable order, the cursor is the last `id` seen."""
-        with hub.engine.connect() as conn:
-            result = reconcile_three_ways(conn, period_end=period_end or now().date(),
-                                          now=now(), ledgers=erp_ledgers(hub),
-                                          parked_days=parked_days)
-        ordered = sorted(result.findings, key=lambda f: (f.kind, f.project, f.record))
-        items = [{"id": n, **f.as_json()} for n, f in enumerate(ordered, start=1)
+        result = reconcile.reconcile(hub, period_end=period_end or now().date(), now=now(),
+                                     parked_days=parked_days)
+        items = [{"id": n, **f.as_json()} for n, f in enumerate(reconcile.ordered(result),
+                                                                 start=1)
                  if cursor is None or n > cursor][:limit]
         page = _page(items, limit)
         return ReconcilePage(items=page.items, next_cursor=page.next_cursor,
@@ -479,9 +413,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     @app.get("/v1/audit", response_model=Page, tags=["audit"])
     def get_audit(who: Auditor, cursor: Cursor = None, limit: Limit = 100) -> Page:
         with hub.engine.connect() as conn:
-            rows = [r for r in audit.entries(conn, limit=100_000)
-                    if cursor is None or r["id"] < cursor][:limit]
-        return _page(_rows_from(rows), limit)
+            return _page(audit.page(conn, cursor=cursor, limit=limit), limit)
 
     @app.get("/v1/schemas", tags=["schemas"])
     def list_schemas(who: SchemaReader) -> Any:
@@ -515,7 +447,9 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     app.router.routes.insert(0, Route("/v1/webhooks/{source}", webhook, methods=["POST"]))
     # The console's routes last: requests are matched in order, and webhooks
     # are the hot path.
-    app.include_router(router)
+    from billbridge.console.views import install as install_console
+
+    install_console(app)
     return app
 
 
@@ -527,7 +461,3 @@ def _open(receiver: WebhookReceiver, delivery: WebhookRequest, now: float) -> li
     why = limits.refusal(delivery.body)
     return [limits.kept_raw(delivery.body, why)] if why else receiver.events(delivery)
 
-
-def _rows_from(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    loaded: list[dict[str, Any]] = json.loads(json.dumps(items, default=str))
-    return loaded

@@ -18,7 +18,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from billbridge.api.auth import AuthError
 from billbridge.errors import (
     BillbridgeError,
     Conflict,
@@ -85,10 +84,6 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(BillbridgeError)
     async def _refused(request: Request, exc: BillbridgeError) -> JSONResponse:
         return problem(request, status_of(exc), exc.code, exc.message)
-
-    @app.exception_handler(AuthError)
-    async def _auth(request: Request, exc: AuthError) -> JSONResponse:
-        return problem(request, exc.status, exc.code, exc.message)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

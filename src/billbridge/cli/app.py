@@ -17,20 +17,15 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from billbridge.engine import audit, exception_queue, lineage
+from billbridge.engine.audit import AuditError
 from billbridge.engine.dispatcher import DispatcherSettings
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.worker import WorkerSettings
-from billbridge.errors import BillbridgeError, Forbidden, Invalid
+from billbridge.errors import BillbridgeError, Conflict, Forbidden, Invalid, Unauthenticated
 from billbridge.heap import freeze_startup
 from billbridge.logs import configure_logging
-from billbridge.store.db import (
-    BATCH_CHECKPOINT_PAGES,
-    INTAKE_CHECKPOINT_PAGES,
-    database_url,
-    make_engine,
-    migrate,
-)
+from billbridge.services import audit, config_versions, exceptions, lineage, stores
+from billbridge.services.auth import Permission
 
 EXIT_USAGE, EXIT_FAILURE = 2, 1
 errors = Console(stderr=True)
@@ -88,10 +83,8 @@ SourceOption = Annotated[list[str] | None, typer.Option(
     "--source", help="NAME=URL or NAME=KIND+URL of a source to poll (repeatable)")]
 
 
-def _engine(url: str | None, checkpoint_pages: int = BATCH_CHECKPOINT_PAGES) -> Any:
-    engine = make_engine(database_url(url), checkpoint_pages=checkpoint_pages)
-    migrate(engine)
-    return engine
+def _engine(url: str | None, *, intake: bool = False) -> Any:
+    return stores.open_store(url, intake=intake)
 
 
 def _now() -> datetime:
@@ -99,10 +92,10 @@ def _now() -> datetime:
 
 
 def _hub(url: str | None, targets: list[str] | None, lease_seconds: float = 30.0,
-         batch_size: int = 200, checkpoint_pages: int = BATCH_CHECKPOINT_PAGES) -> Hub:
+         batch_size: int = 200, intake: bool = False) -> Hub:
     from billbridge.connectors.registry import build_target, connector
 
-    engine = _engine(url, checkpoint_pages)
+    engine = _engine(url, intake=intake)
 
     def target(spec: str) -> Any:
         if "=" in spec:
@@ -199,7 +192,7 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
         raise typer.Exit(2)
     configure_logging()
     # Webhooks are acknowledged after their commit: small checkpoints there.
-    hub = _hub(database_url, target, checkpoint_pages=INTAKE_CHECKPOINT_PAGES)
+    hub = _hub(database_url, target, intake=True)
     if config is not None:
         _bootstrap_config(hub, config)
     webhooks: dict[str, WebhookReceiver] = {"generic": GenericWebhooks(webhook_secret)}
@@ -235,9 +228,6 @@ def lineage_cmd(ident: str, database_url: DbOption = None,
     """Trace a source event, record, command or target posting id to its chain."""
     with _engine(database_url).connect() as conn:
         found = lineage.trace(conn, ident)
-    if not found.found:
-        console.print(f"[red]nothing is known by {ident!r}[/red]")
-        raise typer.Exit(1)
     if as_json:
         print(json.dumps(found.__dict__, default=str, indent=2))
         return
@@ -251,8 +241,6 @@ def ingest(file: Path, source: Annotated[str, typer.Option(help="the system it c
            database_url: DbOption = None, token_file: TokenFileOption = None) -> None:
     """Store canonical events from a JSON file (a list, or one object per line), e.g.
     a billing run; as a token that may ingest."""
-    from billbridge.api.auth import Permission
-
     text = file.read_text()
     try:
         loaded = json.loads(text)
@@ -284,35 +272,25 @@ def exceptions_list(database_url: DbOption = None, reason: str | None = None,
                     as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Open exceptions, oldest first."""
     with _engine(database_url).connect() as conn:
-        rows = exception_queue.list_open(conn, reason=reason, limit=limit, whole=as_json)
+        rows = exceptions.open_list(conn, reason=reason, limit=limit, whole=as_json)
     if as_json:
         print(json.dumps([dict(r._mapping) for r in rows], default=str, indent=2))
     else:
         console.print(_exception_table(rows))
 
 
-def _act(database_url: str | None, action: str, ids: list[int], token_file: Path | None,
+def _act(database_url: str | None, action: exceptions.Action, ids: list[int],
+         token_file: Path | None,
          why: str | None = None) -> None:
-    from billbridge.api.auth import Permission
-
     engine = _engine(database_url)
     actor = _who(engine, token_file, Permission.ACT).name
-    failed = False
-    for exc_id in ids:
-        try:
-            with engine.begin() as conn:
-                if action == "dismiss":
-                    status = exception_queue.dismiss(conn, exc_id, actor=actor, at=_now(),
-                                                     reason=why or "")
-                elif action == "retry":
-                    status = exception_queue.retry(conn, exc_id, actor=actor, at=_now())
-                else:
-                    status = exception_queue.replay(conn, exc_id, actor=actor, at=_now())
-            console.print(f"exception {exc_id}: {status}")
-        except (exception_queue.ExceptionNotFound, exception_queue.ActionRefused) as exc:
-            console.print(f"[red]exception {exc_id}: {exc}[/red]")
-            failed = True
-    if failed:
+    results = exceptions.act_many(engine, ids, action, actor=actor, now=_now, reason=why)
+    for result in results:
+        if isinstance(result, exceptions.Acted):
+            console.print(f"exception {result.id}: {result.status}")
+        else:
+            console.print(f"[red]exception {result.id}: {result.why}[/red]")
+    if not all(isinstance(r, exceptions.Acted) for r in results):
         raise typer.Exit(1)
 
 
@@ -330,8 +308,7 @@ def _who(engine: Any, token_file: Path | None, permission: Any) -> Any:
     the API's own check, never $USER. No token, no change: one line saying why."""
     import os
 
-    from billbridge.api.auth import AuthError, authorize
-    from billbridge.engine import tokens
+    from billbridge.services.auth import authenticate, authorize
 
     try:
         token = (sys.stdin.readline() if str(token_file) == "-" else
@@ -343,13 +320,13 @@ def _who(engine: Any, token_file: Path | None, permission: Any) -> Any:
         console.print(f"[red]{NO_IDENTITY}[/red]")
         raise typer.Exit(2)
     try:
-        with engine.begin() as conn:
-            identity = tokens.authenticate(conn, token.strip(), at=_now())
-        authorize(identity, permission)
-    except tokens.TokenError as exc:
+        identity = authenticate(engine, token.strip(), at=_now())
+    except Unauthenticated as exc:
         console.print(f"[red]the token is refused: {exc}[/red]")
         raise typer.Exit(2) from None
-    except AuthError as exc:
+    try:
+        authorize(identity, permission)
+    except Forbidden as exc:
         console.print(f"[red]{identity.name}: {exc.message}[/red]")
         raise typer.Exit(2) from None
     return identity
@@ -370,8 +347,6 @@ def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument()] = None,
                       database_url: DbOption = None,
                       token_file: TokenFileOption = None) -> None:
     """Re-run the source event under the current configuration."""
-    from billbridge.api.auth import Permission
-
     if bool(ids) == bool(reason):
         raise typer.BadParameter("give exception ids or --reason, not both")
     if ids:
@@ -380,8 +355,8 @@ def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument()] = None,
     assert reason is not None
     engine = _engine(database_url)
     who = _who(engine, token_file, Permission.ACT)
-    replayed, refused = exception_queue.replay_backlog(engine, reason=reason, actor=who.name,
-                                                       now=_now)
+    replayed, refused = exceptions.replay_backlog(engine, reason=reason, actor=who.name,
+                                                  now=_now)
     console.print(f"{replayed} exception(s) with reason {reason} replayed")
     if refused:
         console.print(f"[red]{len(refused)} could not be replayed (retry or dismiss them): "
@@ -408,12 +383,11 @@ def audit_verify(database_url: DbOption = None, checkpoint_file: CheckpointOptio
     """Check the audit log's HMAC chain, and its end against the latest checkpoint;
     exit 1 naming every row that does not hold."""
     try:
-        with _engine(database_url).connect() as conn:
-            anchor = audit.latest_checkpoint(conn, checkpoint_file) if checkpoint_file else None
-            breaks = audit.verify(conn, anchor)
-    except audit.AuditError as exc:
+        verified = audit.verify(_engine(database_url), checkpoint_file)
+    except AuditError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
+    breaks, anchor = verified.breaks, verified.anchor
     if breaks:
         for b in breaks:
             console.print(f"[red]audit row {b.row_id}: {b.problem}[/red]")
@@ -437,14 +411,12 @@ def audit_checkpoint(database_url: DbOption = None,
                       "BILLBRIDGE_AUDIT_CHECKPOINT_FILE[/red]")
         raise typer.Exit(2)
     try:
-        with _engine(database_url).connect() as conn:
-            breaks = audit.verify(conn, audit.latest_checkpoint(conn, checkpoint_file))
-            if not breaks:
-                point = audit.checkpoint(conn, checkpoint_file, at=_now())
-    except audit.AuditError as exc:
+        done = audit.checkpoint(_engine(database_url), checkpoint_file, at=_now())
+    except AuditError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    if breaks:
+    breaks, point = done.breaks, done.point
+    if breaks or point is None:
         console.print(f"[red]no checkpoint: audit row {breaks[0].row_id} {breaks[0].problem} "
                       "(`billbridge audit verify` names every row)[/red]")
         raise typer.Exit(1)
@@ -458,23 +430,12 @@ def audit_rekey(database_url: DbOption = None, checkpoint_file: CheckpointOption
     """Once, after upgrading a store from before keyed audit: chain its rows again
     under the hub's key (an admin's token), then write a checkpoint. Refused once
     the store has a checkpoint: a keyed store never needs it."""
-    from billbridge.api.auth import Permission
-
     configure_logging()
     engine = _engine(database_url)
     who = _who(engine, token_file, Permission.ADMINISTER)
     try:
-        with engine.begin() as conn:
-            if checkpoint_file and audit.latest_checkpoint(conn, checkpoint_file):
-                raise audit.AuditError("this store has a checkpoint, so its rows were keyed: "
-                                       "nothing to rekey (`billbridge audit verify`)")
-            count = audit.rechain(conn, to_key=audit.key_for(conn), accept_unkeyed=True)
-            audit.record(conn, at=_now(), actor=who.name, action="audit.rekey",
-                         subject="audit_log", detail={"rows": count})
-        if checkpoint_file:
-            with engine.connect() as conn:
-                audit.checkpoint(conn, checkpoint_file, at=_now())
-    except audit.AuditError as exc:
+        count = audit.rekey(engine, actor=who.name, at=_now(), checkpoint_file=checkpoint_file)
+    except AuditError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     console.print(f"{count} audit row(s) chained under the hub's key"
@@ -544,7 +505,7 @@ def reconcile_cmd(database_url: DbOption = None, target: TargetOption = None,
     from datetime import date
 
     from billbridge.cli.render import render_reconciliation
-    from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
+    from billbridge.services.reconcile import reconcile
 
     try:
         end = date.fromisoformat(period_end) if period_end else _now().date()
@@ -552,9 +513,7 @@ def reconcile_cmd(database_url: DbOption = None, target: TargetOption = None,
         console.print(f"[red]--period-end {period_end!r} is not a date: use YYYY-MM-DD[/red]")
         raise typer.Exit(2) from None
     hub = _hub(database_url, target)  # the targets as serve and worker build them
-    with hub.engine.connect() as conn:
-        result = reconcile_three_ways(conn, period_end=end, now=_now(),
-                                      ledgers=erp_ledgers(hub), parked_days=parked_days)
+    result = reconcile(hub, period_end=end, now=_now(), parked_days=parked_days)
     if as_json:
         print(json.dumps(result.as_json(), indent=2))
         return
@@ -577,8 +536,8 @@ def token_create(role: Annotated[str, typer.Option(help="admin, operator, financ
     a hash. A store with no token at all takes the first, an admin's, without one."""
     import os
 
-    from billbridge.api.auth import Permission
     from billbridge.engine import tokens
+    from billbridge.services import tokens as services_tokens
 
     try:
         role_value = tokens.Role(role)
@@ -588,23 +547,15 @@ def token_create(role: Annotated[str, typer.Option(help="admin, operator, financ
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     engine = _engine(database_url)
-    try:
-        if token_file is None and not os.environ.get("BILLBRIDGE_TOKEN"):
-            if role_value is not tokens.Role.ADMIN:
-                console.print(f"[red]{NO_IDENTITY}[/red]")
-                raise typer.Exit(2)
-            with engine.begin() as conn:
-                token_id, token = tokens.create_first(conn, name=name, expires_in=lifetime,
-                                                      at=_now())
-        else:
-            actor = _who(engine, token_file, Permission.ADMINISTER).name
-            with engine.begin() as conn:
-                token_id, token = tokens.create(conn, name=name, role=role_value,
-                                                expires_in=lifetime, actor=actor, at=_now(),
-                                                scope=scope)
-    except tokens.TokenError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+    actor = None  # the store's first token, an admin's, needs none
+    if token_file is not None or os.environ.get("BILLBRIDGE_TOKEN"):
+        actor = _who(engine, token_file, Permission.ADMINISTER).name
+    elif role_value is not tokens.Role.ADMIN:
+        console.print(f"[red]{NO_IDENTITY}[/red]")
+        raise typer.Exit(2)
+    token_id, token = services_tokens.create(engine, name=name, role=role_value,
+                                             expires_in=lifetime, at=_now(), actor=actor,
+                                             scope=scope)
     console.print(f"token {token_id} for {name} ({role_value.value}), expires in {expires}. "
                   "Keep it now; it is not shown again:")
     print(token)
@@ -613,13 +564,11 @@ def token_create(role: Annotated[str, typer.Option(help="admin, operator, financ
 @token_app.command("list")
 def token_list(database_url: DbOption = None, token_file: TokenFileOption = None) -> None:
     """Tokens with their role, expiry, revocation and last use (never the token)."""
-    from billbridge.api.auth import Permission
-    from billbridge.engine import tokens
+    from billbridge.services import tokens
 
     engine = _engine(database_url)
     _who(engine, token_file, Permission.ADMINISTER)
-    with engine.connect() as conn:
-        rows = tokens.listing(conn)
+    rows = tokens.listing(engine)
     table = Table("id", "name", "role", "prefix", "expires", "revoked", "last used")
     for r in rows:
         table.add_row(str(r["id"]), r["name"], r["role"], r["prefix"] + "…",
@@ -632,13 +581,11 @@ def token_list(database_url: DbOption = None, token_file: TokenFileOption = None
 def token_revoke(token_id: int, database_url: DbOption = None,
                  token_file: TokenFileOption = None) -> None:
     """Revoke a token at once (an admin's token acts)."""
-    from billbridge.api.auth import Permission
-    from billbridge.engine import tokens
+    from billbridge.services import tokens
 
     engine = _engine(database_url)
     actor = _who(engine, token_file, Permission.ADMINISTER).name
-    with engine.begin() as conn:
-        tokens.revoke(conn, token_id, actor=actor, at=_now())
+    tokens.revoke(engine, token_id, actor=actor, at=_now())
     console.print(f"token {token_id} revoked")
 
 
@@ -646,17 +593,13 @@ def token_revoke(token_id: int, database_url: DbOption = None,
 def config_propose(path: Path, database_url: DbOption = None, note: str | None = None,
                    token_file: TokenFileOption = None) -> None:
     """Propose a configuration folder as a new version (a second person approves)."""
-    from billbridge.api.auth import Permission
     from billbridge.config_files import read_document
     from billbridge.domain.config import ConfigError
-    from billbridge.engine import config_store
-
     engine = _engine(database_url)
     actor = _who(engine, token_file, Permission.CONFIG_PROPOSE).name
     try:
         document = read_document(path)
-        with engine.begin() as conn:
-            version = config_store.propose(conn, document, actor=actor, at=_now(), note=note)
+        version = config_versions.propose(engine, document, actor=actor, at=_now(), note=note)
     except ConfigError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
@@ -668,23 +611,17 @@ def config_propose(path: Path, database_url: DbOption = None, note: str | None =
 def config_approve(version: int, database_url: DbOption = None,
                    token_file: TokenFileOption = None) -> None:
     """Activate a proposed version; its proposer cannot approve it."""
-    from billbridge.api.auth import Permission
-    from billbridge.engine import config_store
-
     engine = _engine(database_url)
     actor = _who(engine, token_file, Permission.CONFIG_APPROVE).name
-    with engine.begin() as conn:
-        config_store.approve(conn, version, actor=actor, at=_now())
+    config_versions.decide(engine, version, "approve", actor=actor, at=_now())
     console.print(f"version {version} is active")
 
 
 @config_app.command("versions")
-def config_versions(database_url: DbOption = None) -> None:
+def config_versions_cmd(database_url: DbOption = None) -> None:
     """Configuration versions, newest first, with who proposed and approved them."""
-    from billbridge.engine import config_store
-
     with _engine(database_url).connect() as conn:
-        rows = config_store.versions(conn)
+        rows = config_versions.versions(conn)
     table = Table("version", "status", "proposed by", "approved by", "note", "created")
     for r in rows:
         table.add_row(str(r["version"]), r["status"], r["proposed_by"], r["approved_by"] or "",
@@ -696,9 +633,7 @@ def config_versions(database_url: DbOption = None) -> None:
 def secrets_new_key(out: Path) -> None:
     """Write a new encryption key to a file (mode 600)."""
     from billbridge.engine.secrets import new_key
-    from billbridge.store.files import write_private
-
-    write_private(out, new_key())
+    stores.write_private(out, new_key())
     console.print(f"key written to {out}; point BILLBRIDGE_SECRET_KEY_FILE at it")
 
 
@@ -711,7 +646,6 @@ def secrets_add(name: str, vendor: str, base_url: str,
                     help="a file of KEY=VALUE lines")] = None,
                 database_url: DbOption = None, token_file: TokenFileOption = None) -> None:
     """Store a connection with its credentials encrypted (an admin's token acts)."""
-    from billbridge.api.auth import Permission
     from billbridge.connectors.base import Connection
     from billbridge.engine import secrets
 
@@ -757,7 +691,6 @@ def secrets_rotate(new_key_file: Path, database_url: DbOption = None,
                    token_file: TokenFileOption = None) -> None:
     """Re-encrypt every connection, and chain the audit log again, under the key in
     NEW_KEY_FILE (an admin's token acts); checkpoint the audit log afterwards."""
-    from billbridge.api.auth import Permission
     from billbridge.engine import secrets
 
     old = secrets.Vault(secrets.load_key())
@@ -986,20 +919,12 @@ def _bootstrap_config(hub: Hub, path: Path) -> None:
     """--config seeds an empty hub; once a configuration is active, changes go
     through propose and approve (maker-checker), never through a start flag."""
     from billbridge.config_files import read_document
-    from billbridge.domain.idempotency import canonical_json
-    from billbridge.engine import config_store
 
-    document = read_document(path)
-    with hub.engine.connect() as conn:
-        active = config_store.active_version(conn)
-        same = active and config_store.document(conn, active) == json.loads(
-            canonical_json(document))
-    if active and not same:
-        console.print(f"[red]a configuration (v{active}) is already active: propose the change "
-                      "with `billbridge config propose` and have it approved[/red]")
-        raise typer.Exit(2)
-    if not active:
-        hub.activate_config(document, actor="bootstrap", note=f"initial configuration {path}")
+    try:
+        config_versions.bootstrap(hub, read_document(path), source=str(path))
+    except Conflict as exc:  # a flag of `serve` or `worker`: a usage error, on stdout as ever
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

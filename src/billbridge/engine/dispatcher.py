@@ -872,9 +872,3 @@ def _sends(conn: Connection, ids: Sequence[int]) -> dict[int, int]:
         .where(delivery_attempts.c.outbox_id.in_(ids))
         .group_by(delivery_attempts.c.outbox_id)).all())
     return {i: int(before.get(i, 0)) + 1 for i in ids}
-
-
-def outbox_depth(conn: Connection) -> dict[str, int]:
-    rows = conn.execute(select(outbox.c.target, func.count())
-                        .where(outbox.c.status == "pending").group_by(outbox.c.target))
-    return {r[0]: int(r[1]) for r in rows}

@@ -16,14 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import select
 
 from billbridge.emulation.recording import RecordingTarget
-from billbridge.engine import exception_queue
 from billbridge.engine.clock import ManualClock
 from billbridge.engine.hub import Hub, HubSettings
+from billbridge.services import billing, exceptions
 from billbridge.store.db import make_engine
-from billbridge.store.tables import inbox, records
 
 SECTIONS = ("erp_customers", "erp_projects", "erp_postings", "erp_invoices", "writebacks",
             "time_charges", "invoices", "exceptions")
@@ -135,20 +133,12 @@ def collect(hub: Hub, erp: RecordingTarget, crm: RecordingTarget,
         return list(by_key.values())
 
     with hub.engine.connect() as conn:
-        charges = [json.loads(r.data) for r in conn.execute(
-            select(records.c.data).where(records.c.kind == "time_charge",
-                                         records.c.status.in_(["posted", "invoiced"])))]
-        invoices = [json.loads(r.data) for r in conn.execute(
-            select(records.c.data).where(records.c.kind == "invoice"))]
-        open_exceptions = [{"record": e.record_id, "reason": e.reason, "message": e.message}
-                           for e in exception_queue.list_open(conn, limit=10_000)]
+        charges = billing.live_charges(conn)
+        invoices = billing.invoices(conn)
         # Work still parked at the end waits on something that never came: it is
         # listed with its park reason, as an operator would see it.
-        for row in conn.execute(select(inbox.c.payload, inbox.c.waiting_on)
-                                .where(inbox.c.status == "parked")):
-            record = json.loads(row.payload)["data"].get("id")
-            open_exceptions.append({"record": record, "reason": "PROJECT_UNKNOWN",
-                                    "message": f"parked, waiting on {row.waiting_on}"})
+        open_exceptions = [{"record": w.record, "reason": w.reason, "message": w.message}
+                           for w in exceptions.waiting(conn)]
     writebacks = [{"system": p["system"], "record": p["record"], **p.get("fields", {})}
                   for p in crm.of_kind("crm.writeback") + psa.of_kind("psa.writeback")]
     postings = [{**{k: p.payload.get(k) for k in POSTING_FIELDS}, "erp_id": p.external_id}
