@@ -220,6 +220,50 @@ class SalesforceCrm:
         self.emulator.stop()
 
 
+class DynamicsSalesCrm:
+    name, label, note = "dynamics-sales", "Dynamics 365 Sales", ""
+
+    def __init__(self) -> None:
+        from billbridge.connectors.dynamics_sales.emulator import DataverseEmulator
+        from billbridge.connectors.dynamics_sales.emulator.company import CURRENCIES
+
+        self._secret = credential()
+        self.emulator = DataverseEmulator(company=False, client_secret=self._secret)
+        self.emulator.seed(transactioncurrencies=CURRENCIES)
+        self.emulator.start()
+        self.url = self.emulator.url
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "dynamics-sales", self.url, credentials={
+            "tenant": self.emulator.tenant, "client_id": self.emulator.client_id,
+            "client_secret": self._secret}, options={"authority": self.url})
+
+    def _ids(self, deal: Deal) -> tuple[str, str]:
+        return (f"a11ce000-0000-4000-8000-{deal.number:012d}",
+                f"0bb00000-0000-4000-8000-{deal.number:012d}")
+
+    def win(self, deal: Deal) -> None:
+        from billbridge.connectors.dynamics_sales.emulator.company import USD, won
+
+        account, opportunity = self._ids(deal)
+        self.emulator.seed(
+            accounts=[{"accountid": account, "name": deal.company,
+                       "address1_country": "United States", "bb_taxid": deal.tax_id,
+                       "_transactioncurrencyid_value": USD}],
+            opportunities=[won(opportunity, account, deal.code, name=deal.name,
+                               amount="50000.00", bb_projectname=deal.name)])
+
+    def deal(self, deal: Deal) -> DealView:
+        account, opportunity = self._ids(deal)
+        found = self.emulator.row("opportunities", opportunity)
+        return DealView(found.get("bb_erpprojectid"),
+                        self.emulator.row("accounts", account).get("bb_erpcustomerid"),
+                        found.get("bb_invoicestatus"))
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
 # -- time tools ------------------------------------------------------------------------
 class HarvestTool:
     name, label = "harvest", "Harvest"
@@ -505,7 +549,8 @@ class XeroErp:
         self.emulator.stop()
 
 
-CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm}
+CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
+                                      "dynamics-sales": DynamicsSalesCrm}
 TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool}
 ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteErp,
                                       "quickbooks": QuickBooksErp, "xero": XeroErp}
