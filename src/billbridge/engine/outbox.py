@@ -13,9 +13,9 @@ from sqlalchemy import Connection, bindparam, or_, select, update
 
 from billbridge.domain.idempotency import canonical_json, key_of_json
 from billbridge.engine import metrics
-from billbridge.engine.wakeup import announce
 from billbridge.store.bulk import Bulk
 from billbridge.store.db import dialect_insert
+from billbridge.store.notify import announce
 from billbridge.store.rows import NewCommand
 from billbridge.store.tables import outbox
 
