@@ -61,6 +61,27 @@ CONFIG_FILE.projects.default.update(headers={"Authorization": f"Bearer {ADMIN}"}
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP, config=CONFIG_FILE)
 
 
+@schema.hook
+def filter_query(_ctx: schemathesis.HookContext, query: dict[str, object] | None) -> bool:
+    """OpenAPI 3.1 reads 0.0 as the integer 0, and so does the hub; schemathesis
+    generates such values as valid data, while its own check of what it sent
+    reads them with int() and calls their acceptance a failure. An example
+    with an integral float in its query is left out rather than judged both
+    ways (tests/integration/test_problems.py pins how the hub reads them)."""
+    return not any(_integral_float(value) for value in (query or {}).values())
+
+
+def _integral_float(value: object) -> bool:
+    if isinstance(value, float):
+        return value.is_integer()
+    if isinstance(value, str) and any(c in value for c in ".eE"):
+        try:
+            return float(value).is_integer()
+        except ValueError:
+            return False
+    return False
+
+
 def _budget(examples: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
     return settings(max_examples=examples, derandomize=False, deadline=None,
                     suppress_health_check=list(HealthCheck))
