@@ -35,6 +35,34 @@ def match_customer(ctx: FlowContext, source: str, customer: Customer) -> str:
     return f"cust_{source}_{customer.id}"
 
 
+def source_conflict(source: str, company: str, existing: Customer,
+                    given: Customer) -> list[Problem]:
+    """A ``SOURCE_CONFLICT`` naming the fields where the CRM's company differs
+    from the customer the ERP was given (none when they agree)."""
+    differing = [name for name in ("name", "billing_country", "tax_id", "currency")
+                 if getattr(existing, name) != getattr(given, name)]
+    if not differing:
+        return []
+    return [Problem(ReasonCode.SOURCE_CONFLICT,
+                    f"{source} company {company} differs from ERP customer {existing.id} in "
+                    f"{', '.join(differing)}; the ERP owns the customer master, so the CRM's "
+                    "values were not applied", "customer", existing.id)]
+
+
+def on_customer_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
+    """A CRM company changed. Before a deal is won it is no customer yet (the
+    won deal brings it); after, the ERP owns the customer master, so the
+    CRM's values are recorded, never applied: a difference is a conflict."""
+    company: Customer = event.record()
+    customer_id = ctx.resolve(event.source, "customer", company.id)
+    stored = ctx.record("customer", customer_id) if customer_id else None
+    if stored is None:
+        return Outcome(note="not a customer yet: a won deal creates it")
+    existing = Customer.model_validate(stored)
+    return Outcome(problems=source_conflict(event.source, company.id, existing, company),
+                   note="the ERP owns the customer master; nothing applied")
+
+
 def on_closed_won(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
     won: OpportunityClosedWon = event.record()
     customer_id = match_customer(ctx, event.source, won.customer)
@@ -47,14 +75,7 @@ def on_closed_won(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
         # After creation the ERP owns the customer master: the CRM's version of
         # it is not applied; a difference is shown to operators as a conflict.
         existing = Customer.model_validate(stored)
-        differing = [name for name in ("name", "billing_country", "tax_id", "currency")
-                     if getattr(existing, name) != getattr(customer, name)]
-        if differing:
-            conflicts.append(Problem(
-                ReasonCode.SOURCE_CONFLICT,
-                f"{event.source} company {won.customer.id} differs from ERP customer "
-                f"{customer_id} in {', '.join(differing)}; the ERP owns the customer master, "
-                "so the CRM's values were not applied", "customer", customer_id))
+        conflicts += source_conflict(event.source, won.customer.id, existing, customer)
         customer = existing
     contract = won.contract.model_copy(update={"customer": customer_id,
                                                "opportunity": won.opportunity.id})
@@ -166,5 +187,6 @@ def on_posting_confirmed(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
 
 def register(registry: FlowRegistry) -> None:
     registry.register("opportunity.closed_won", on_closed_won)
+    registry.register("customer.upserted", on_customer_upserted)
     registry.register("project.updated", on_project_updated)
     registry.register("posting.confirmed", on_posting_confirmed)
