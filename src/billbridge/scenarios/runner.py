@@ -19,9 +19,8 @@ import yaml
 
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine.clock import ManualClock
-from billbridge.engine.hub import Hub, HubSettings
+from billbridge.engine.hub import Hub, HubSetup, build_hub
 from billbridge.services import billing, exceptions
-from billbridge.store.db import make_engine
 
 SECTIONS = ("erp_customers", "erp_projects", "erp_postings", "erp_invoices", "writebacks",
             "time_charges", "invoices", "exceptions")
@@ -104,8 +103,8 @@ def compare(section: str, expected: list[dict[str, Any]],
 def run_document(scenario: dict[str, Any], *, file: str = "<inline>") -> ScenarioResult:
     erp, crm, psa = RecordingTarget("erp"), RecordingTarget("crm"), RecordingTarget("psa")
     clock = ManualClock()
-    hub = Hub(make_engine("sqlite://"), {"erp": erp, "crm": crm, "psa": psa}, clock=clock,
-              settings=HubSettings(routes={"erp": "erp", "crm": "crm", "psa": "psa"}), seed=0)
+    hub = build_hub(HubSetup(store="sqlite://", targets=[erp, crm, psa], clock=clock,
+                             routes={"erp": "erp", "crm": "crm", "psa": "psa"}, seed=0))
     hub.activate_config(scenario["config"], actor="scenario")
     for index, event in enumerate(scenario["events"]):
         if not isinstance(event, dict):
