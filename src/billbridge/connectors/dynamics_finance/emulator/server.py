@@ -135,6 +135,8 @@ class FinanceEmulator(EmulatorServer):
         self.calls: list[tuple[str, str, int]] = []  # (method, path, status) of /data calls
         self.batches: list[int] = []  # operations in each $batch received
         self._journal: list[tuple[str, Key, dict[str, Any] | None]] | None = None
+        self._lines: dict[Key, set[Key]] = {}  # an invoice's line keys
+        self._numbers: dict[Key, Decimal] = {}  # (entity, company, journal) → last line
         self._limit_lock = threading.Lock()
         self._windows: dict[str, deque[float]] = {}
         self._in_flight = 0
@@ -171,7 +173,11 @@ class FinanceEmulator(EmulatorServer):
                 row.setdefault("IsPosted", "No")
                 row.setdefault("TotalInvoiceAmount", Decimal(0))
             if entity == "FreeTextInvoiceLines":
+                self._lines.setdefault(key[:2], set()).add(key)
                 self._total(row["dataAreaId"], row["InvoiceIdentifier"])
+            if ENTITIES[entity].numbered:
+                self._numbers[(entity, *key[:2])] = max(
+                    self._numbers.get((entity, *key[:2]), Decimal(0)), Decimal(key[2]))
             return dict(row)
 
     def remove(self, entity: str, key: Key) -> None:
@@ -184,10 +190,10 @@ class FinanceEmulator(EmulatorServer):
         header = self.rows["FreeTextInvoiceHeaders"].get((company, invoice))
         if header is None:
             return
+        lines = self._lines.get((company, invoice), set())
         header["TotalInvoiceAmount"] = sum(
-            (Decimal(str(r.get("LineAmount") or 0)) for k, r in
-             self.rows["FreeTextInvoiceLines"].items() if k[:2] == (company, invoice)),
-            Decimal(0))
+            (Decimal(str(self.rows["FreeTextInvoiceLines"][k].get("LineAmount") or 0))
+             for k in lines if k in self.rows["FreeTextInvoiceLines"]), Decimal(0))
 
     def all(self, entity: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -212,8 +218,8 @@ class FinanceEmulator(EmulatorServer):
                 "TransactionDate": self.now().date().isoformat()})
 
     def _next_line(self, entity: str, company: str, journal: str) -> Decimal:
-        numbers = [k[2] for k in self.rows[entity] if k[:2] == (company, journal)]
-        return Decimal(max(numbers, default=Decimal(0)) + 1)
+        """Line numbers only grow, as Finance's do: a deleted line's is not reused."""
+        return self._numbers.get((entity, company, journal), Decimal(0)) + 1
 
     def api_calls(self, method: str | None = None, prefix: str = DATA) -> int:
         with self.lock:
