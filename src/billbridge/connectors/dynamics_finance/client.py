@@ -122,7 +122,10 @@ class Answer:
             error = (loads(self.body) or {}).get("error") or {}
         except (ValueError, AttributeError):
             return f"HTTP_{self.status}", self.body[:200]
-        return str(error.get("code") or f"HTTP_{self.status}"), str(error.get("message") or "")
+        inner = error.get("innererror")
+        detail = inner.get("message") if isinstance(inner, dict) else None
+        message = " ".join(str(m) for m in (error.get("message"), detail) if m)
+        return str(error.get("code") or f"HTTP_{self.status}"), message
 
 
 @dataclass(frozen=True, slots=True)
