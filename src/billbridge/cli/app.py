@@ -19,7 +19,7 @@ from typer.core import TyperGroup
 
 from billbridge.engine.audit import AuditError
 from billbridge.engine.dispatcher import DispatcherSettings
-from billbridge.engine.hub import Hub, HubSettings
+from billbridge.engine.hub import Hub, HubSettings, HubSetup, build_hub
 from billbridge.engine.worker import WorkerSettings
 from billbridge.errors import BillbridgeError, Conflict, Forbidden, Invalid, Unauthenticated
 from billbridge.heap import freeze_startup
@@ -93,30 +93,15 @@ def _now() -> datetime:
 
 def _hub(url: str | None, targets: list[str] | None, lease_seconds: float = 30.0,
          batch_size: int = 200, intake: bool = False) -> Hub:
-    from billbridge.connectors.registry import build_target, connector
-
-    engine = _engine(url, intake=intake)
-
-    def target(spec: str) -> Any:
-        if "=" in spec:
-            try:
-                return build_target(spec)
-            except ValueError as exc:
-                raise typer.BadParameter(str(exc)) from None
-        # A bare name: a connection stored with encrypted credentials.
-        from billbridge.engine import secrets
-
-        connection = secrets.load_kept(engine, secrets.Vault(secrets.load_key()), spec, _now)
-        make = connector(connection.vendor).target
-        if make is None:
-            raise typer.BadParameter(f"{connection.vendor} cannot be a delivery target")
-        return make(connection)
-
-    built = [target(spec) for spec in (targets or ["ledger=http://127.0.0.1:8100"])]
-    settings = HubSettings(
-        worker=WorkerSettings(lease_ms=int(lease_seconds * 1000), batch_size=batch_size),
-        dispatcher=DispatcherSettings(lease_ms=int(lease_seconds * 1000)))
-    return Hub(engine, {t.name: t for t in built}, settings=settings)
+    try:
+        return build_hub(HubSetup(
+            store=_engine(url, intake=intake),
+            targets=targets or ["ledger=http://127.0.0.1:8100"],
+            settings=HubSettings(
+                worker=WorkerSettings(lease_ms=int(lease_seconds * 1000), batch_size=batch_size),
+                dispatcher=DispatcherSettings(lease_ms=int(lease_seconds * 1000)))))
+    except Invalid as exc:  # a --target that names no vendor or has no URL
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command()
