@@ -549,9 +549,50 @@ class XeroErp:
         self.emulator.stop()
 
 
+class DynamicsFinanceErp:
+    name, label = "dynamics-finance", "Dynamics 365 Finance"
+    note = ("Dynamics 365 Finance: free-text invoices are posted by the accountant in "
+            "Finance before the customer's payment is marked against them; the hub polls "
+            "both.")
+    fault_script: Sequence[Any] = ("lost_ack", "429:0")
+    polled = True
+
+    def __init__(self) -> None:
+        from billbridge.connectors.dynamics_finance.emulator import FinanceEmulator
+
+        self._secret = credential()
+        self.emulator = FinanceEmulator(client_secret=self._secret)
+        self.emulator.start()
+        self.url = self.emulator.url
+        self.faults = self.emulator.faults
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "dynamics-finance", self.url, credentials={
+            "tenant": self.emulator.tenant, "client_id": self.emulator.client_id,
+            "client_secret": self._secret}, options={
+            "token_url": self.emulator.token_url, "tax_groups": {"US-NOTAX": "EXEMPT"},
+            "timeout": 5.0})
+
+    def invoices(self) -> list[ErpInvoice]:
+        return [ErpInvoice(str(i["InvoiceIdentifier"]),
+                           f"{i['dataAreaId']}/{i['InvoiceIdentifier']}",
+                           Decimal(str(i["TotalInvoiceAmount"])), str(i["CurrencyCode"]))
+                for i in self.emulator.all("FreeTextInvoiceHeaders")]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        company, _, number = invoice.erp_id.partition("/")
+        self.emulator.post_invoice(company, number)
+        self.emulator.pay(company, number, invoice.total)
+        return []
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
 TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool}
 ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteErp,
-                                      "quickbooks": QuickBooksErp, "xero": XeroErp}
+                                      "quickbooks": QuickBooksErp, "xero": XeroErp,
+                                      "dynamics-finance": DynamicsFinanceErp}
 DEFAULTS = {"crm": "hubspot", "time": "harvest", "erp": "ledger"}
