@@ -329,14 +329,15 @@ def test_write_back_upserts_by_external_id_with_per_record_results(
     # Delivering the same batch again writes the same records, never twins.
     assert {r.status for r in target.send(batch[:2])} == {ResultStatus.APPLIED}
     assert len(org.objects["Account"]) == count
-    # By record id: PATCH /sobjects/{object}/{id}, one call per record.
+    # By record id: sObject Collections update, which creates nothing.
     by_id = target.send([
         command(6, deal["Id"], {"ERP_Project_Id__c": "P-77", "Invoice_Status__c": "issued"},
                 sobject="Opportunity", field="Id", kind="crm.opportunity.update"),
         command(9, "006000000000000AAA", {"Invoice_Status__c": "paid"}, sobject="Opportunity",
                 field="Id", kind="crm.opportunity.update")])
     assert by_id[0].status is ResultStatus.APPLIED and by_id[0].external_id == deal["Id"]
-    assert by_id[1].status is ResultStatus.REJECTED and by_id[1].code == "NOT_FOUND"
+    assert by_id[1].status is ResultStatus.REJECTED and by_id[1].code == "RECORD_NOT_FOUND"
+    assert "006000000000000AAA" not in org.objects["Opportunity"]
     assert org.record("Opportunity", deal["Id"])["ERP_Project_Id__c"] == "P-77"
     # One command alone goes to PATCH /sobjects/{object}/{field}/{value}; without
     # "object" the kind names it.
@@ -350,6 +351,71 @@ def test_write_back_upserts_by_external_id_with_per_record_results(
     created = target.send([command(8, "C-9", {"Name": "Hooli"})])
     assert created[0].status is ResultStatus.APPLIED
     assert org.objects["Account"][str(created[0].external_id)]["ERP_Id__c"] == "C-9"
+
+
+def writeback(n: int, record: str, **fields: Any) -> OutboundCommand:
+    return OutboundCommand(n, "salesforce", "crm.writeback", f"wb-{n}", f"activation:{n}",
+                           {"system": "salesforce", "record": record, "fields": fields})
+
+
+def test_crm_writeback_lands_on_the_opportunity_fields_of_the_writeback_map(
+        org: SalesforceEmulator, cert: tuple[str, str]) -> None:
+    acc = org.seed({"Account": [account(1)]})["Account"][0]
+    one, two, gone = org.seed({"Opportunity": [opportunity(acc, i) for i in (1, 2, 3)]}
+                              )["Opportunity"]
+    org.delete("Opportunity", gone)
+    account_before = org.record("Account", acc)
+    client = make_client(org, cert)
+    target = SalesforceTarget(client)
+    client.refresh()
+    calls = client.requests
+    results = {r.idempotency_key: r for r in target.send([
+        writeback(2, gone, erp_project_id="P-3"),
+        writeback(1, one, erp_project_id="P-1", erp_customer_id="C-1", project_code="GLX-001"),
+        writeback(3, two, invoice="inv_GLX-002_2026-03-31", invoice_status="issued",
+                  invoice_total="2525.00"),
+        writeback(4, two, invoice_status="paid", invoice_total=None),
+        writeback(5, one, colour="blue")])}
+    assert {k: (r.status, r.code) for k, r in results.items()} == {
+        "wb-1": (ResultStatus.APPLIED, None), "wb-2": (ResultStatus.REJECTED, "RECORD_NOT_FOUND"),
+        "wb-3": (ResultStatus.APPLIED, None), "wb-4": (ResultStatus.APPLIED, None),
+        "wb-5": (ResultStatus.REJECTED, "INVALID_COMMAND")}
+    assert f"no Opportunity {gone} in Salesforce" in str(results["wb-2"].message)
+    assert "colour" in str(results["wb-5"].message)
+    # Two Collections calls: the second write to one Opportunity goes after the first.
+    assert client.requests - calls == 2
+    first, second = org.record("Opportunity", one), org.record("Opportunity", two)
+    assert (first["BillBridge_ERP_Project_Id__c"], first["BillBridge_ERP_Customer_Id__c"],
+            first["BillBridge_Project_Code__c"]) == ("P-1", "C-1", "GLX-001")
+    assert (second["BillBridge_Last_Invoice__c"], second["BillBridge_Invoice_Status__c"],
+            second["BillBridge_Invoice_Total__c"]) == ("inv_GLX-002_2026-03-31", "paid",
+                                                        "2525.00")
+    assert gone not in org.objects["Opportunity"] and len(org.objects["Opportunity"]) == 2
+    assert org.record("Account", acc) == account_before
+    # Sent again (a lost acknowledgement): the same values, no new record.
+    again = target.send([writeback(1, one, erp_project_id="P-1", erp_customer_id="C-1")])
+    assert again[0].status is ResultStatus.APPLIED and len(org.objects["Opportunity"]) == 2
+
+
+def test_a_writeback_map_and_key_of_the_firm_write_by_external_id_in_one_call_of_200(
+        org: SalesforceEmulator, cert: tuple[str, str]) -> None:
+    acc = org.seed({"Account": [account(1)]})["Account"][0]
+    ids = org.seed({"Opportunity": [opportunity(acc, i, Legacy_Id__c=f"L-{i}")
+                                    for i in range(201)]})["Opportunity"]
+    client = make_client(org, cert)
+    target = SalesforceTarget(client, writeback={"erp_project_id": "ERP_Project__c"},
+                              writeback_key="Legacy_Id__c")
+    client.refresh()
+    calls = client.requests
+    results = target.send([writeback(i, f"L-{i}", erp_project_id=f"P-{i}",
+                                     invoice_status="issued") for i in range(201)])
+    assert {r.status for r in results} == {ResultStatus.APPLIED}
+    assert client.requests - calls == 2  # 200, then 1
+    for i in (0, 137, 200):
+        record = org.record("Opportunity", ids[i])
+        assert record["ERP_Project__c"] == f"P-{i}"
+        assert "BillBridge_Invoice_Status__c" not in record  # not in this firm's map
+    assert len(org.objects["Opportunity"]) == 201
 
 
 def test_a_mapping_mistake_is_stored_malformed_with_its_raw_record(

@@ -12,13 +12,17 @@ import pytest
 from billbridge.connectors.base import Connection, Malformed, SignatureError, WebhookRequest
 from billbridge.connectors.salesforce import CONNECTOR
 from billbridge.connectors.salesforce.mapping import (
+    DEFAULT_WRITEBACK,
     MappingConfig,
     closed_won_event,
     customer_event,
     format_stamp,
     normal_stamp,
+    writeback_fields,
+    writeback_key,
 )
 from billbridge.connectors.salesforce.source import SalesforceSource, decode_cursor
+from billbridge.connectors.salesforce.target import SalesforceTarget
 from billbridge.connectors.salesforce.webhooks import (
     ACK,
     SalesforceOutboundMessages,
@@ -215,3 +219,23 @@ def test_the_connector_builds_its_roles_from_a_connection_with_string_options() 
     assert target.name == "crm" and target.max_batch == 200
     receiver = CONNECTOR.webhooks(connection)
     assert isinstance(receiver, SalesforceOutboundMessages) and receiver.org_id == ORG
+
+
+def test_the_writeback_map_merges_over_the_defaults_and_refuses_a_name_salesforce_cannot_have(
+        ) -> None:
+    settings = {"client_id": "c", "writeback": '{"invoice_status": "Billing_Status__c", '
+                '"invoice_total": ""}', "writeback_key": "Legacy_Id__c"}
+    assert CONNECTOR.target is not None
+    target = CONNECTOR.target(Connection("crm", "salesforce", "https://login.example",
+                                         settings, settings))
+    assert isinstance(target, SalesforceTarget)
+    assert target.writeback == {**{k: v for k, v in DEFAULT_WRITEBACK.items()
+                                   if k != "invoice_total"},
+                                "invoice_status": "Billing_Status__c"}
+    assert target.writeback_key == "Legacy_Id__c"
+    assert writeback_fields({}) == DEFAULT_WRITEBACK and writeback_key({}) == "Id"
+    assert DEFAULT_WRITEBACK["erp_project_id"] == "BillBridge_ERP_Project_Id__c"
+    with pytest.raises(ValueError, match="invoice_status -> 'Billing Status' is not a field"):
+        writeback_fields({"writeback": {"invoice_status": "Billing Status"}})
+    with pytest.raises(ValueError, match="writeback_key: 'Id; DROP' is not a field"):
+        writeback_key({"writeback_key": "Id; DROP"})

@@ -6,7 +6,8 @@ or a My Domain); credentials ``client_id``, ``client_secret``,
 ``refresh_token`` (and optionally ``access_token``), ``webhook_secret``;
 options ``version`` (default 61.0), ``org_id`` (required for Outbound
 Messages), ``batch_size``, ``requests_per_second``, ``api_reserve``,
-``verify`` (CA file), ``lookback_seconds``, ``field_map``, ``won_stages``, ``default_currency``.
+``verify`` (CA file), ``lookback_seconds``, ``field_map``, ``won_stages``, ``default_currency``,
+``writeback`` (write-back field → Opportunity field), ``writeback_key`` (default ``Id``).
 """
 
 from __future__ import annotations
@@ -55,9 +56,12 @@ def _source(connection: Connection) -> Source:
 
 
 def _target(connection: Connection) -> Target:
+    from billbridge.connectors.salesforce.mapping import writeback_fields, writeback_key
     from billbridge.connectors.salesforce.target import SalesforceTarget
 
-    return SalesforceTarget(client_for(connection), name=connection.name)
+    return SalesforceTarget(client_for(connection), name=connection.name,
+                            writeback=writeback_fields(connection.options),
+                            writeback_key=writeback_key(connection.options))
 
 
 def _webhooks(connection: Connection) -> WebhookReceiver:

@@ -1,6 +1,7 @@
 """The Salesforce REST API client: OAuth 2.0 refresh-token flow, SOQL queries
-followed through ``nextRecordsUrl``, sObject upserts by external id and sObject
-Collections, the org's daily API allocation and a request-rate bucket.
+followed through ``nextRecordsUrl``, sObject upserts by external id, sObject
+Collections (upsert by external id, update by record id), the org's daily API
+allocation and a request-rate bucket.
 
 The token response carries ``instance_url``: every data call goes to
 ``{instance_url}/services/data/v{version}/…``. A 401 ``INVALID_SESSION_ID``
@@ -232,4 +233,19 @@ class SalesforceClient:
             raise PermanentError(f"salesforce upsert {sobject} collection: expected "
                                  f"{len(records)} results, got {answer!r:.200}",
                                  code="TARGET_PROTOCOL")
+        return [dict(item) for item in answer]
+
+    def update_collection(self, records: Sequence[tuple[str, str, Mapping[str, Any]]],
+                          ) -> list[dict[str, Any]]:
+        """``PATCH /composite/sobjects`` with ``allOrNone`` false: (sObject,
+        record id, fields) updated by id, at most 200 a call; one ``{id,
+        success, errors}`` per record, in order. Never creates a record."""
+        body = {"allOrNone": False,
+                "records": [{"attributes": {"type": sobject}, "id": record_id, **fields}
+                            for sobject, record_id, fields in records]}
+        answer = self.request("PATCH", "/composite/sobjects", "update collection",
+                              json=body).json()
+        if not isinstance(answer, list) or len(answer) != len(records):
+            raise PermanentError(f"salesforce update collection: expected {len(records)} "
+                                 f"results, got {answer!r:.200}", code="TARGET_PROTOCOL")
         return [dict(item) for item in answer]

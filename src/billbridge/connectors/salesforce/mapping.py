@@ -11,12 +11,15 @@ Anything that cannot be mapped becomes ``Malformed(raw, reason, event_id)``,
 never an exception. Event ids are ``opportunity:{Id}:{SystemModstamp}``
 (``account:…`` for Accounts) with the stamp normalised to
 ``YYYY-MM-DDTHH:MM:SS.mmmZ``, so one change seen by Outbound Message and by
-poll is one event.
+poll is one event. The write-back map (``DEFAULT_WRITEBACK``, overridable
+through ``options["writeback"]``) names the Opportunity field each value the
+hub writes back lands in.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -52,6 +55,19 @@ DEFAULT_FIELD_MAP: dict[str, str] = {
     "customer.currency": "CurrencyIsoCode",
 }
 """Canonical field → Salesforce field API name."""
+
+DEFAULT_WRITEBACK: dict[str, str] = {
+    "erp_project_id": "BillBridge_ERP_Project_Id__c",
+    "erp_customer_id": "BillBridge_ERP_Customer_Id__c",
+    "project_code": "BillBridge_Project_Code__c",
+    "invoice": "BillBridge_Last_Invoice__c",
+    "invoice_status": "BillBridge_Invoice_Status__c",
+    "invoice_total": "BillBridge_Invoice_Total__c",
+}
+"""Write-back field (what the activation and invoice flows send) → the
+Opportunity field it is written to."""
+
+_API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 REQUIRED_OPPORTUNITY_FIELDS = ("opportunity.amount", "opportunity.close_date",
                                "contract.billing_model", "contract.legal_entity",
@@ -104,6 +120,35 @@ class MappingConfig:
         names += [v for k, v in self.field_map.items() if not k.startswith("customer.")]
         names += [f"Account.{v}" for v in self.account_fields()]
         return list(dict.fromkeys(names))
+
+
+def _json_option(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str) and value.strip() else value
+
+
+def writeback_fields(options: Mapping[str, Any]) -> dict[str, str]:
+    """``options["writeback"]`` (JSON or a mapping) merged over
+    ``DEFAULT_WRITEBACK``: write-back field → Opportunity field API name; an
+    empty name leaves that field unwritten."""
+    given = _json_option(options.get("writeback")) or {}
+    if not isinstance(given, Mapping):
+        raise ValueError("salesforce option writeback must map write-back fields to "
+                         "Opportunity field names, e.g. {\"invoice_status\": \"Status__c\"}")
+    merged = {**DEFAULT_WRITEBACK, **{str(k): str(v or "") for k, v in given.items()}}
+    for name, target in merged.items():
+        if target and not _API_NAME.match(target):
+            raise ValueError(f"salesforce option writeback: {name} -> {target!r} is not a "
+                             "field API name (letters, digits and _)")
+    return {name: target for name, target in merged.items() if target}
+
+
+def writeback_key(options: Mapping[str, Any]) -> str:
+    """The Opportunity field a write-back's record is matched on: ``Id`` (the
+    record id the hub was told about) or an external id field."""
+    key = str(options.get("writeback_key") or "Id")
+    if not _API_NAME.match(key):
+        raise ValueError(f"salesforce option writeback_key: {key!r} is not a field API name")
+    return key
 
 
 # -- value helpers ---------------------------------------------------------------

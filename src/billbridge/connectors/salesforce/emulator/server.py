@@ -1,8 +1,10 @@
 """A Salesforce org emulator: OAuth refresh, SOQL queries with query locators,
-sObject reads and upserts by external id, sObject Collections, the daily API
-allocation (``Sforce-Limit-Info``, 403 ``REQUEST_LIMIT_EXCEEDED``), error
-arrays, and Outbound Messages sent to a URL. It serves TLS when given a
-certificate, because ``simple-salesforce`` only builds https URLs.
+sObject reads, updates and upserts by external id, sObject Collections
+(upsert by external id, update by id; a deleted record answers
+``ENTITY_IS_DELETED``), the daily API allocation (``Sforce-Limit-Info``, 403
+``REQUEST_LIMIT_EXCEEDED``), error arrays, and Outbound Messages sent to a URL.
+It serves TLS when given a certificate, because ``simple-salesforce`` only
+builds https URLs.
 
 SOQL is understood simply: ``SELECT f1, Rel.f2 FROM Object [WHERE cond AND
 cond …] [ORDER BY f [ASC|DESC], …] [LIMIT n]`` with conditions
@@ -113,6 +115,9 @@ class SalesforceEmulator(EmulatorServer):
         self.valid_tokens: set[str] = {access_token}
         self.token_grants = 0
         self.objects: dict[str, dict[str, dict[str, Any]]] = {}
+        self.deleted: dict[str, str] = {}  # id → sObject, of records in the recycle bin
+        # Every write by id the org applied, as (sObject, id, fields): resends show here.
+        self.writes: list[tuple[str, str, dict[str, Any]]] = []
         self.reject_if: Callable[[str, Mapping[str, Any]], tuple[str, str] | None] = \
             lambda sobject, fields: None
         self._locators: dict[str, list[dict[str, Any]]] = {}
@@ -126,6 +131,7 @@ class SalesforceEmulator(EmulatorServer):
         self.route("GET", base + "/sobjects/{sobject}/{record_id}", self._get)
         self.route("PATCH", base + "/sobjects/{sobject}/{record_id}", self._update)
         self.route("PATCH", base + "/sobjects/{sobject}/{field}/{value}", self._upsert)
+        self.route("PATCH", base + "/composite/sobjects", self._update_collection)
         self.route("PATCH", base + "/composite/sobjects/{sobject}/{field}", self._collection)
 
     # -- state -------------------------------------------------------------------
@@ -169,6 +175,12 @@ class SalesforceEmulator(EmulatorServer):
                 made.setdefault(sobject, []).append(
                     self.upsert_record(sobject, fields, modstamp=stamp)["Id"])
         return made
+
+    def delete(self, sobject: str, record_id: str) -> None:
+        """The record goes to the recycle bin: updates of it answer ENTITY_IS_DELETED."""
+        with self.lock:
+            del self.objects[sobject][record_id]
+            self.deleted[record_id] = sobject
 
     def expire_sessions(self) -> None:
         with self.lock:
@@ -338,13 +350,61 @@ class SalesforceEmulator(EmulatorServer):
         sobject, record_id = request.params["sobject"], request.params["record_id"]
         fields = request.json() or {}
         with self.lock:
-            if record_id not in self.objects.get(sobject, {}):
-                return errors(404, "NOT_FOUND", "The requested resource does not exist")
+            missing = self._missing(sobject, record_id)
+            if missing:
+                return errors(404, *missing)
             problem = self.reject_if(sobject, fields)
             if problem:
                 return errors(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", problem[1], [problem[0]])
             self.upsert_record(sobject, {**fields, "Id": record_id})
+            self.writes.append((sobject, record_id, dict(fields)))
         return Response(204, None)
+
+    def _missing(self, sobject: str, record_id: str) -> tuple[str, str] | None:
+        """(code, message) when ``record_id`` is no ``sobject`` here."""
+        if record_id in self.objects.get(sobject, {}):
+            return None
+        if self.deleted.get(record_id) == sobject:
+            return "ENTITY_IS_DELETED", "entity is deleted"
+        return "NOT_FOUND", "The requested resource does not exist"
+
+    def _update_collection(self, request: Request) -> Response:
+        """sObject Collections update: records by id, of any type, in order;
+        a record that is not there fails alone (``allOrNone`` false)."""
+        try:
+            body = request.json() or {}
+            records = [dict(r) for r in body["records"]]
+        except (ValueError, KeyError, TypeError):
+            return errors(400, "JSON_PARSER_ERROR", "body must be {allOrNone, records: [...]}")
+        if len(records) > MAX_COLLECTION:
+            return errors(400, "EXCEEDED_ID_LIMIT", f"record limit reached. cannot submit more "
+                          f"than {MAX_COLLECTION} records into this call")
+        for item in records:
+            if not isinstance(item.get("attributes"), dict) or not item["attributes"].get("type"):
+                return errors(400, "INVALID_TYPE", "every record needs attributes with a type")
+        all_or_none = bool(body.get("allOrNone"))
+        results: list[dict[str, Any]] = []
+        with self.lock:
+            for item in records:
+                sobject = str(item["attributes"]["type"])
+                record_id = str(item.get("id") or item.get("Id") or "")
+                fields = {k: v for k, v in item.items() if k not in ("attributes", "id", "Id")}
+                missing = ("MISSING_ARGUMENT", "Id not specified in an update call") \
+                    if not record_id else self._missing(sobject, record_id)
+                problem = self.reject_if(sobject, fields) if missing is None else None
+                if missing is None and problem:
+                    missing = ("FIELD_CUSTOM_VALIDATION_EXCEPTION", problem[1])
+                if missing:
+                    results.append({"id": record_id or None, "success": False, "errors": [
+                        {"statusCode": missing[0], "message": missing[1],
+                         "fields": [problem[0]] if problem else []}]})
+                    continue
+                if all_or_none and any(not r["success"] for r in results):
+                    continue
+                self.upsert_record(sobject, {**fields, "Id": record_id})
+                self.writes.append((sobject, record_id, fields))
+                results.append({"id": record_id, "success": True, "errors": []})
+        return Response(200, results)
 
     def _matching(self, sobject: str, field: str, value: Any) -> list[str]:
         return [rid for rid, row in self.objects.get(sobject, {}).items()
