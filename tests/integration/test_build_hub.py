@@ -29,6 +29,17 @@ def test_routes_send_the_erp_role_to_the_target_named_for_it(tmp_path: Path) -> 
     hub.run_until_idle()
     # The posting reached the target that plays the ERP, and only it.
     assert books.live_charges() == {"te-1": ["1400.00"]}  # 8 h at Alice's 175.00
+
+
+def test_a_hub_is_settled_only_when_neither_inbox_nor_outbox_has_work_waiting() -> None:
+    hub = build_hub(HubSetup(store="sqlite://", targets=[FakeTarget()], clock=ManualClock()))
+    hub.activate_config(CONFIG)
+    assert hub.settled()
+    hub.ingest([project_event(), time_entry("te-1")], source="harvest")
+    assert not hub.settled()  # events wait in the inbox
+    hub.worker.run_once()
+    assert not hub.settled()  # their commands wait in the outbox
+    hub.run_until_idle()
     assert hub.settled()
 
 

@@ -32,6 +32,11 @@ def test_the_hub_check_names_what_the_hub_is_behind_on(engine: Engine) -> None:
                         "hub holds te-2 at vNone, source at v1",
                         "1 inbox event(s) still pending"]
 
+    hub.worker.run_once()  # processed: its posting waits in the outbox
+    problems = hub_verdict(engine, [{"id": "te-2", "version": 1}]).hub
+    assert problems == ["1 outbox command(s) still pending",
+                        "charge not posted to the ERP: tc_te-2 (no acknowledged posting yet)"]
+
 
 def test_the_queues_line_says_what_waits_and_for_how_long(engine: Engine) -> None:
     target = FakeTarget()

@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from billbridge.engine.reconcile import reconcile
-from billbridge.store.tables import exceptions, inbox, outbox, records, target_leases
+from billbridge.store import queries
+from billbridge.store.tables import exceptions, outbox, records, target_leases
 
 # Reconciliation findings that mean the hub lost track of something (unbilled
 # time is expected: the soak runs no billing).
@@ -106,12 +107,9 @@ def check_hub(conn: Connection, source: Sequence[Mapping[str, Any]], verdict: Ve
         if held != int(entry["version"]):
             verdict.hub.append(f"hub holds {entry['id']} at v{held}, source at "
                                f"v{entry['version']}")
-    for status, count in conn.execute(select(inbox.c.status, func.count())
-                                      .where(inbox.c.status.in_(("pending", "parked")))
-                                      .group_by(inbox.c.status)):
+    for status, count in queries.inbox_by_status(conn, "pending", "parked").items():
         verdict.hub.append(f"{count} inbox event(s) still {status}")
-    waiting = conn.execute(select(func.count()).select_from(outbox)
-                           .where(outbox.c.status == "pending")).scalar()
+    waiting = sum(queries.outbox_depth(conn).values())
     if waiting:
         verdict.hub.append(f"{waiting} outbox command(s) still pending")
     for reason, count in conn.execute(select(exceptions.c.reason, func.count())
@@ -133,9 +131,7 @@ def queues(conn: Connection, now_ms: int) -> str:
     """What the hub is still working through, for a settling that takes long
     to say what it waits on: inbox events by status, pending commands and how
     many wait out a backoff (and for how long), each target's circuit."""
-    events: dict[str, int] = dict(conn.execute(select(inbox.c.status, func.count())
-                               .where(inbox.c.status.in_(("pending", "parked")))
-                               .group_by(inbox.c.status)).all())
+    events = queries.inbox_by_status(conn, "pending", "parked")
     due = outbox.c.next_attempt_ms
     pending, waiting, soonest, latest = conn.execute(
         select(func.count(), func.count().filter(due > now_ms),

@@ -25,8 +25,9 @@ from billbridge.engine.worker import Worker, WorkerSettings
 from billbridge.errors import Invalid
 from billbridge.flows.base import FlowRegistry
 from billbridge.flows.registry import default_flows
+from billbridge.store import queries
 from billbridge.store.db import BATCH_CHECKPOINT_PAGES, make_engine, migrate
-from billbridge.store.tables import aggregates, inbox, outbox, target_leases
+from billbridge.store.tables import aggregates, outbox, target_leases
 
 
 def make_owner() -> str:
@@ -111,11 +112,8 @@ class Hub:
         """Nothing waits in the inbox or the outbox: what came in has gone
         out, or is parked or in the exception queue."""
         with self.engine.connect() as conn:
-            waiting = conn.execute(select(func.count()).select_from(inbox)
-                                   .where(inbox.c.status == "pending")).scalar()
-            sending = conn.execute(select(func.count()).select_from(outbox)
-                                   .where(outbox.c.status == "pending")).scalar()
-        return not waiting and not sending
+            return (not queries.inbox_by_status(conn, "pending")
+                    and not queries.outbox_depth(conn))
 
     def next_due_ms(self) -> int | None:
         """The next moment when something now waiting can move: a retry falling
