@@ -459,7 +459,7 @@ def emulator_run(vendor: str, port: int = 0,
     module = importlib.import_module(f"{VENDORS[vendor]}.emulator")
     found = {name: cls for name, cls in inspect.getmembers(module, inspect.isclass)
              if issubclass(cls, EmulatorServer) and cls is not EmulatorServer
-             and cls.__module__ == module.__name__}
+             and f"{cls.__module__}.".startswith(f"{module.__name__}.")}
     if kind:
         found = {n: c for n, c in found.items() if kind.lower() in n.lower()}
     if len(found) != 1:

@@ -12,6 +12,7 @@ import pytest
 from billbridge.connectors.base import Malformed, OutboundCommand
 from billbridge.connectors.netsuite import account_from_host
 from billbridge.connectors.netsuite.client import concurrency_from, error_details
+from billbridge.connectors.netsuite.emulator.suiteql import SuiteQLError, parse, run
 from billbridge.connectors.netsuite.mapping import (
     MappingConfig,
     Refusal,
@@ -24,7 +25,6 @@ from billbridge.connectors.netsuite.mapping import (
     record_key,
     time_bill_body,
 )
-from billbridge.connectors.netsuite.suiteql import SuiteQLError, parse, run
 
 CONFIG = MappingConfig()
 

@@ -10,6 +10,15 @@ import pytest
 
 from billbridge.connectors.base import Connection, Malformed
 from billbridge.connectors.quickbooks import CONNECTOR, pairs
+from billbridge.connectors.quickbooks.client import quote
+from billbridge.connectors.quickbooks.emulator.query import (
+    Condition,
+    QueryError,
+    field_value,
+    matches,
+    parse,
+    run,
+)
 from billbridge.connectors.quickbooks.mapping import (
     display_name,
     hours_and_minutes,
@@ -20,15 +29,6 @@ from billbridge.connectors.quickbooks.mapping import (
     read_marker,
     status_event,
     time_activity_body,
-)
-from billbridge.connectors.quickbooks.query import (
-    Condition,
-    QueryError,
-    field_value,
-    matches,
-    parse,
-    quote,
-    run,
 )
 from billbridge.domain.records import Invoice, InvoiceLine, InvoiceStatus, TimeCharge
 

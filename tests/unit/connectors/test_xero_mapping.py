@@ -21,8 +21,8 @@ from billbridge.connectors.xero.client import (
     token_url_for,
     xero_rate_limit,
 )
+from billbridge.connectors.xero.emulator.query import WhereError, where
 from billbridge.connectors.xero.mapping import MappingError, XeroSettings
-from billbridge.connectors.xero.query import WhereError, where
 
 SETTINGS = XeroSettings(tax_types={"VAT20": "OUTPUT2", "US-EXEMPT": "NONE"})
 KEY = "0123456789abcdef0123456789abcdef"

@@ -25,7 +25,6 @@ import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit, TransientError
 from billbridge.connectors.http import VendorHttp, read_error
-from billbridge.connectors.quickbooks.query import MAX_RESULTS
 from billbridge.connectors.ratelimit import MonotonicClock, TokenBucket
 
 DEFAULT_BASE_URL = "https://quickbooks.api.intuit.com"
@@ -35,6 +34,12 @@ BATCH_LIMIT = 30  # items per batch call: python-quickbooks' default and the doc
 REALM_CONCURRENCY = 10  # requests in flight per realm (Intuit's limits page)
 THROTTLE_WAIT = 60.0  # Intuit: after a 429 "wait 60 seconds before retrying"
 JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+MAX_RESULTS = 1000  # QuickBooks' ceiling for MAXRESULTS in a query
+
+
+def quote(value: str) -> str:
+    """A query's string literal: single quotes, with quotes and backslashes escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def realm_rate_limit(per_minute: int = 500) -> RateLimit:

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from billbridge.connectors.base import TransientError
-from billbridge.connectors.quickbooks.client import QuickBooksClient, fault_text
+from billbridge.connectors.quickbooks.client import QuickBooksClient, fault_text, quote
 from billbridge.connectors.quickbooks.mapping import display_name, ref
-from billbridge.connectors.quickbooks.query import quote
 
 NAME_TAKEN = "6240"
 ITEM = "item"  # the problems key of the service item

@@ -38,7 +38,12 @@ from billbridge.connectors.base import (
     ResultStatus,
 )
 from billbridge.connectors.fields import blank, explain
-from billbridge.connectors.quickbooks.client import QuickBooksClient, fault_text
+from billbridge.connectors.quickbooks.client import (
+    MAX_RESULTS,
+    QuickBooksClient,
+    fault_text,
+    quote,
+)
 from billbridge.connectors.quickbooks.directory import ITEM, Directory
 from billbridge.connectors.quickbooks.mapping import (
     customer_body,
@@ -50,7 +55,6 @@ from billbridge.connectors.quickbooks.mapping import (
     read_marker,
     time_activity_body,
 )
-from billbridge.connectors.quickbooks.query import MAX_RESULTS, quote
 from billbridge.domain.idempotency import idempotency_key
 from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
 

@@ -29,7 +29,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote, unquote
 
-from billbridge.connectors.netsuite import suiteql
+from billbridge.connectors.netsuite.emulator import suiteql
 from billbridge.emulation.server import ADMIN_PREFIX, EmulatorServer, Request, Response
 
 ERROR_TYPE = "application/vnd.oracle.resource+json; type=error"

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from billbridge.connectors.quickbooks.query import Query, QueryError, run
+from billbridge.connectors.quickbooks.emulator.query import Query, QueryError, run
 
 NAME_LISTS = ("Customer", "Employee", "Vendor")  # one namespace of DisplayNames
 ACTIVE_BY_DEFAULT = frozenset({*NAME_LISTS, "Item", "Account", "TaxCode"})

@@ -1,5 +1,6 @@
-"""QuickBooks Online's query language: values quoted for the client, and a
-parser and evaluator for the emulator, so both sides agree on one grammar.
+"""QuickBooks Online's query language as the emulator reads it: a parser and
+an evaluator. The client's side of the grammar (quoting, the MAXRESULTS
+ceiling) is in ``client.py``, which this module shares.
 
 ``SELECT * | COUNT(*) FROM Entity [WHERE cond AND cond ...]
 [ORDERBY field [ASC|DESC]] [STARTPOSITION n] [MAXRESULTS n]``: conditions
@@ -16,13 +17,9 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-MAX_RESULTS = 1000  # QuickBooks' ceiling for MAXRESULTS
+from billbridge.connectors.quickbooks.client import MAX_RESULTS
+
 DEFAULT_RESULTS = 100
-
-
-def quote(value: str) -> str:
-    """A string literal: single quotes, with quotes and backslashes escaped."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class QueryError(ValueError):

@@ -28,8 +28,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
-from billbridge.connectors.quickbooks.company import Company, Fault
-from billbridge.connectors.quickbooks.query import QueryError, parse
+from billbridge.connectors.quickbooks.emulator.company import Company, Fault
+from billbridge.connectors.quickbooks.emulator.query import QueryError, parse
 from billbridge.connectors.ratelimit import MonotonicClock, RealClock
 from billbridge.emulation.server import ADMIN_PREFIX, EmulatorServer, Request, Response
 

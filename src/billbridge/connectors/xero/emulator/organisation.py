@@ -6,7 +6,7 @@ The rules that decide exactly-once are Xero's own: a contact name is unique
 among active contacts, an ACCREC invoice number is unique among invoices not
 deleted, a tracking option name is unique in its category, and nothing else
 is: a manual journal sent twice is booked twice. The emulator's HTTP door is
-``emulator.py``; this module knows nothing of HTTP.
+``server.py``; this module knows nothing of HTTP.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ and the identity server's token endpoint, with Xero's door around them.
   "DateTimeUTC", <collection>}`` envelope, ``/Date(ms+0000)/`` dates, JSON
   numbers for money.
 
-The books and Xero's rules for them are in ``organisation.py``; fault
+The books and Xero's rules for them are in ``organisation.py`` (beside this module); fault
 injection (5xx, 429, timeouts, lost acknowledgements) comes from the base
 class. Time for the limits comes from ``clock`` so tests can run on a
 manual clock.
@@ -42,8 +42,8 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs
 
-from billbridge.connectors.xero.organisation import Invalid, Organisation
-from billbridge.connectors.xero.query import WhereError, where
+from billbridge.connectors.xero.emulator.organisation import Invalid, Organisation
+from billbridge.connectors.xero.emulator.query import WhereError, where
 from billbridge.emulation.server import ADMIN_PREFIX, EmulatorServer, Request, Response
 
 API = "/api.xro/2.0"
