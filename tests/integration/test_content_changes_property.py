@@ -324,6 +324,7 @@ def test_live_postings_at_the_erp_are_the_hubs_current_charges(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 @settings(max_examples=300, **PROPERTY)  # type: ignore[arg-type]
 @given(schedule=schedules)
 def test_live_postings_at_the_erp_are_the_hubs_current_charges_many(

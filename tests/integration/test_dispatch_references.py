@@ -75,5 +75,6 @@ def test_a_target_that_names_its_fields_has_only_those_looked_up() -> None:
     for erp in (NetSuiteTarget, QuickBooksTarget, XeroTarget, TrytonTarget):
         assert erp.references is ERP_REFERENCES
         assert _named(erp, rows, payloads) == ["C-1", "P-1", "tc_te-0"]  # type: ignore[arg-type]
-    # The generic ledger takes canonical ids as they are.
-    assert _named(LedgerTarget, rows, payloads) == []  # type: ignore[arg-type]
+    # The generic ledger takes canonical ids as they are; only a reversal names,
+    # by the ledger's id, the posting it cancels.
+    assert _named(LedgerTarget, rows, payloads) == ["tc_te-0"]  # type: ignore[arg-type]
