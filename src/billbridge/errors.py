@@ -49,3 +49,10 @@ class Invalid(BillbridgeError):
     """The input is wrong; the message names what to change."""
 
     default_code = "INVALID"
+
+
+class Unavailable(BillbridgeError):
+    """The store or a system the request needs cannot take it now; nothing of
+    it was kept, and the same request may be sent again."""
+
+    default_code = "UNAVAILABLE"

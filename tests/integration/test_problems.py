@@ -241,3 +241,27 @@ def test_a_hubspot_timestamp_must_be_a_finite_unix_time(stamp: str) -> None:
         "x-hubspot-request-timestamp": stamp}, body)
     with pytest.raises(SignatureError, match="X-HubSpot-Request-Timestamp"):
         verify_v3("secret", delivery, now=1e12)
+
+
+@on_sqlite
+def test_a_delivery_the_store_cannot_keep_is_503_and_kept_nowhere(
+        hub: Hub, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inbox's transaction failed whole: the sender is told to deliver
+    again, with the problem body, and nothing of the delivery was stored."""
+    import time
+
+    from sqlalchemy.exc import OperationalError
+
+    from billbridge.engine.group_commit import GroupCommitter
+
+    def broken(*_args: Any, **_kwargs: Any) -> Any:
+        raise OperationalError("INSERT INTO inbox", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(GroupCommitter, "_store", broken)
+    stamp = str(int(time.time()))
+    body = json.dumps([time_entry("te-9")]).encode()
+    response = client.post("/v1/webhooks/generic", content=body, headers={
+        "X-Generic-Timestamp": stamp, "X-Generic-Signature": sign(SECRET, stamp, body)})
+    problem = assert_problem(response, 503, "STORE_UNAVAILABLE")
+    assert "send it again" in problem["detail"]
+    assert hub.ingest([time_entry("te-9")], source="generic")[0].status.value == "accepted"

@@ -20,7 +20,6 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.routing import Route
 
 from billbridge.api import limits, problems
@@ -143,12 +142,6 @@ class RejectBody(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-def _not_stored(exc: SQLAlchemyError) -> ApiError:
-    # The transaction rolled back whole: the sender must deliver again.
-    return ApiError(503, "STORE_UNAVAILABLE", "the inbox could not store this delivery and "
-                    f"kept none of it; send it again ({exc.__class__.__name__})")
-
-
 def _page(items: list[dict[str, Any]], limit: int) -> Page:
     return Page(items=items, next_cursor=int(items[-1]["id"]) if len(items) == limit else None)
 
@@ -180,6 +173,8 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     # Per-source ingress limit: a flood from one vendor cannot starve the others.
     door_limit = webhook_rate or RateLimit(2000, 1, burst=2000)
     doors = {name: TokenBucket(door_limit) for name in receivers}
+
+    problems.install(app)
     app.add_middleware(limits.BodyLimit,
                        max_bytes=max_body_bytes or limits.max_body_bytes(),
                        refuse=lambda request, message: problems.problem(
@@ -189,32 +184,18 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     # every other route runs in.
     vendor_threads = CapacityLimiter(VENDOR_THREADS)
 
-    problems.install(app)
-
     def now() -> datetime:
         return datetime.now(UTC)
-
-    from billbridge.console.views import LoginRequired, router
-
-    @app.exception_handler(LoginRequired)
-    async def _login(request: Request, exc: LoginRequired) -> Response:
-        return RedirectResponse("/console/login", status_code=303)
-
-    @app.exception_handler(PermissionError)
-    async def _forbidden(request: Request, exc: PermissionError) -> Response:
-        return HTMLResponse(f"<p>{exc}</p><p><a href='/console/'>back</a></p>", status_code=403)
 
     # -- health and metrics ------------------------------------------------
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
-        with hub.engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-        return {"status": "ok", "database": hub.engine.dialect.name}
+        health = queues.health(hub.engine)
+        return {"status": health.status, "database": health.database}
 
     @app.get("/readyz", tags=["health"])
     def readyz() -> dict[str, Any]:
-        with hub.engine.connect() as conn:
-            version = config_store.active_version(conn)
+        version = queues.active_config(hub.engine)
         if not version:
             raise ApiError(503, "NOT_READY", "no configuration is active yet")
         return {"status": "ready", "config_version": version}
@@ -255,10 +236,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
             # not reach it: refuse, so the vendor delivers again later.
             WEBHOOKS_REJECTED.labels(source, "fetch_failed").inc()
             raise ApiError(503, "UPSTREAM_UNAVAILABLE", str(exc)) from None
-        try:
-            results = await committer.store(events, source=source)
-        except SQLAlchemyError as exc:
-            raise _not_stored(exc) from None
+        results = await committer.store(events, source=source)
         acknowledgement = getattr(receiver, "acknowledgement", None)
         if acknowledgement is not None:
             media_type, content = acknowledgement()
@@ -282,10 +260,7 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
             raise ApiError(403, "OUT_OF_SCOPE", str(exc)) from None
         except limits.Refused as exc:
             raise ApiError(exc.status, exc.code, exc.message) from None
-        try:
-            results = await committer.store(events, source=source)
-        except SQLAlchemyError as exc:
-            raise _not_stored(exc) from None
+        results = await committer.store(events, source=source)
         return {"results": [{"event_id": r.event_id, "status": r.status.value,
                              "message": r.message} for r in results]}
 

@@ -25,6 +25,7 @@ from billbridge.errors import (
     Invalid,
     NotFound,
     Unauthenticated,
+    Unavailable,
 )
 
 log = structlog.get_logger("billbridge.api")
@@ -32,7 +33,8 @@ log = structlog.get_logger("billbridge.api")
 MEDIA_TYPE = "application/problem+json"
 TYPE_BASE = "https://billbridge.dev/problems/"
 STATUS: tuple[tuple[type[BillbridgeError], int], ...] = (
-    (Unauthenticated, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409), (Invalid, 422))
+    (Unauthenticated, 401), (Forbidden, 403), (NotFound, 404), (Conflict, 409), (Invalid, 422),
+    (Unavailable, 503))
 """The HTTP status of each kind of BillbridgeError, most specific first."""
 _HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
                413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE"}

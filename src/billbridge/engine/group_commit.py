@@ -24,9 +24,11 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from billbridge.engine.clock import Clock
 from billbridge.engine.inbox import IngestResult, ingest_many
+from billbridge.errors import Unavailable
 
 log = structlog.get_logger("billbridge.group_commit")
 
@@ -58,7 +60,13 @@ class GroupCommitter:
         error that kept it from the store (then nothing of it was stored)."""
         waiter: asyncio.Future[list[IngestResult]] = asyncio.get_running_loop().create_future()
         self._enqueue(_Delivery(source, list(raws), waiter=waiter))
-        return await waiter
+        try:
+            return await waiter
+        except SQLAlchemyError as exc:
+            # The transaction rolled back whole: the sender must deliver again.
+            raise Unavailable("the inbox could not store this delivery and kept none of it; "
+                              f"send it again ({exc.__class__.__name__})",
+                              code="STORE_UNAVAILABLE") from None
 
     def submit(self, raws: Iterable[Any], *, source: str) -> Future[list[IngestResult]]:
         """``store`` for callers on a thread: a future to wait on."""
