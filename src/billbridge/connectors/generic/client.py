@@ -14,12 +14,12 @@ from billbridge.connectors.base import (
     IdempotencyMode,
     LivePosting,
     OutboundCommand,
-    PermanentError,
     RateLimit,
     RecordResult,
     ResultStatus,
 )
 from billbridge.connectors.http import VendorHttp, read_error
+from billbridge.connectors.paging import PageGuard
 
 READ_PAGE = 1000  # postings per page of a read: the ledger's maximum
 READ_IDS = 100  # charges named in one read, to keep its URL short
@@ -85,13 +85,10 @@ class LedgerTarget:
         """Pages after the ``after`` cursor; a cursor offered twice is an
         error, never a loop."""
         out: list[LivePosting] = []
-        seen: set[int] = set()
+        guard = PageGuard(f"{self.name} postings")
         after: int | None = 0
         while after is not None:
-            if after in seen:
-                raise PermanentError(f"{self.name} postings: cursor {after} was offered twice; "
-                                     "stopping instead of looping", code="PAGINATION_LOOP")
-            seen.add(after)
+            guard.once(after, f"cursor {after}")
             page = self._http.json("GET", "/v1/postings", "live postings", params={
                 **params, "kind": "time_charge.post", "live": "true", "limit": READ_PAGE,
                 "after": after})
@@ -162,13 +159,10 @@ class TimeSourceClient:
     def iter_pages(self, updated_since: str | None) -> Iterator[TimeEntriesPage]:
         """Follow ``next_page`` to the end; a page number seen twice is an error,
         never an endless loop."""
-        seen: set[int] = set()
+        guard = PageGuard("time entries")
         number: int | None = 1
         while number is not None:
-            if number in seen:
-                raise PermanentError(f"time entries: page {number} was offered twice; "
-                                     "stopping instead of looping", code="PAGINATION_LOOP")
-            seen.add(number)
+            guard.once(number, f"page {number}")
             page = self.fetch(updated_since, number)
             yield page
             number = page.next_page

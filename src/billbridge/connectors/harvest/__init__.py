@@ -5,9 +5,8 @@ docs/connectors/harvest.md."""
 
 from __future__ import annotations
 
-import threading
-
 from billbridge.connectors.base import Connection, ConnectorSpec, Source, Target
+from billbridge.connectors.clients import ClientCache
 from billbridge.connectors.harvest.client import (
     DEFAULT_BASE_URL,
     HarvestClient,
@@ -15,8 +14,7 @@ from billbridge.connectors.harvest.client import (
 )
 from billbridge.connectors.http import USER_AGENT
 
-_CLIENTS: dict[tuple[str, str, str, str], HarvestClient] = {}
-_CLIENTS_LOCK = threading.Lock()
+_CLIENTS: ClientCache[HarvestClient] = ClientCache()
 
 
 def client_for(connection: Connection) -> HarvestClient:
@@ -29,14 +27,12 @@ def client_for(connection: Connection) -> HarvestClient:
     creds, options = connection.credentials, connection.options
     token = creds.get("token") or creds.get("access_token", "")
     account = str(creds.get("account_id") or options.get("account_id") or "")
-    key = (connection.name, connection.base_url or DEFAULT_BASE_URL, token, account)
-    with _CLIENTS_LOCK:
-        if key not in _CLIENTS:
-            _CLIENTS[key] = HarvestClient(
-                connection.base_url or DEFAULT_BASE_URL, token=token, account_id=account,
-                user_agent=str(options.get("user_agent") or USER_AGENT),
-                rate_limit=harvest_rate_limit(int(options.get("requests_per_15s", 100))))
-        return _CLIENTS[key]
+    return _CLIENTS.get(
+        (connection.name, connection.base_url or DEFAULT_BASE_URL, token, account),
+        lambda: HarvestClient(
+            connection.base_url or DEFAULT_BASE_URL, token=token, account_id=account,
+            user_agent=str(options.get("user_agent") or USER_AGENT),
+            rate_limit=harvest_rate_limit(int(options.get("requests_per_15s", 100)))))
 
 
 def _source(connection: Connection) -> Source:

@@ -23,6 +23,7 @@ import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit
 from billbridge.connectors.http import USER_AGENT, VendorHttp
+from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock, rolling_window
 
 DEFAULT_BASE_URL = "https://api.harvestapp.com/v2"
@@ -126,15 +127,12 @@ class HarvestClient:
         """Every record of a list, following ``links.next``; a link offered
         twice stops with an error instead of looping."""
         page = self.page(resource, {"per_page": PER_PAGE_MAX, **(params or {})})
-        offered: set[str] = set()
+        guard = PageGuard(f"Harvest {resource}")
         while True:
             yield from page.records
             if page.next_url is None or not page.records:
                 return
-            if page.next_url in offered:
-                raise PermanentError(f"Harvest {resource}: {page.next_url} was offered twice; "
-                                     "stopping instead of looping", code="PAGINATION_LOOP")
-            offered.add(page.next_url)
+            guard.once(page.next_url)
             page = self.follow(resource, page.next_url)
 
     def get(self, resource: str, record_id: Any) -> dict[str, Any] | None:

@@ -44,6 +44,7 @@ from billbridge.connectors.harvest.mapping import (
     expense_event,
     time_entry_event,
 )
+from billbridge.connectors.paging import PageGuard
 
 CURSOR_VERSION = 1
 CHANGES, SNAPSHOT = "changes", "snapshot"
@@ -159,15 +160,10 @@ class HarvestSource:
         if state.phase is None:
             state.phase, state.to, state.next_url, state.started = CHANGES, None, None, None
             state.snap = {}
-        asked: set[tuple[str, str | None, str | None]] = set()
+        guard = PageGuard(f"{self.name}: {stream.resource}")
         walked: set[str] = set()
         while state.phase is not None:
-            position = (state.phase, state.to, state.next_url)
-            if position in asked:
-                raise PermanentError(f"{self.name}: {stream.resource} {position} was asked "
-                                     "twice; stopping instead of looping",
-                                     code="PAGINATION_LOOP")
-            asked.add(position)
+            guard.once((state.phase, state.to, state.next_url))
             page = self._fetch(stream, state)
             if state.started is None:
                 state.started = (page.server_time or datetime.now(UTC)).isoformat()

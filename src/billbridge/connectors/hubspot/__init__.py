@@ -4,8 +4,6 @@ webhooks), ERP ids and invoice status written back to deals and companies
 
 from __future__ import annotations
 
-import threading
-
 from billbridge.connectors.base import (
     Connection,
     ConnectorSpec,
@@ -14,10 +12,10 @@ from billbridge.connectors.base import (
     Target,
     WebhookReceiver,
 )
+from billbridge.connectors.clients import ClientCache
 from billbridge.connectors.hubspot.client import DEFAULT_BASE_URL, HubSpotClient, hubspot_rate_limit
 
-_CLIENTS: dict[tuple[str, str, str], HubSpotClient] = {}
-_CLIENTS_LOCK = threading.Lock()
+_CLIENTS: ClientCache[HubSpotClient] = ClientCache()
 
 
 def client_for(connection: Connection) -> HubSpotClient:
@@ -30,18 +28,16 @@ def client_for(connection: Connection) -> HubSpotClient:
     ``search_requests_per_second`` (4)."""
     creds = connection.credentials
     token = creds.get("access_token") or creds.get("token", "")
-    key = (connection.name, connection.base_url or DEFAULT_BASE_URL, token)
-    with _CLIENTS_LOCK:
-        if key not in _CLIENTS:
-            per_10s = int(connection.options.get("requests_per_10s", 100))
-            per_second = int(connection.options.get("search_requests_per_second", 4))
-            _CLIENTS[key] = HubSpotClient(
-                connection.base_url or DEFAULT_BASE_URL, access_token=token,
-                refresh_token=creds.get("refresh_token"), client_id=creds.get("client_id"),
-                client_secret=creds.get("client_secret"),
-                rate_limit=hubspot_rate_limit(per_10s, 10.0),
-                search_rate_limit=RateLimit(max(1, per_second - 1), 1.0, burst=1))
-        return _CLIENTS[key]
+    per_10s = int(connection.options.get("requests_per_10s", 100))
+    per_second = int(connection.options.get("search_requests_per_second", 4))
+    return _CLIENTS.get(
+        (connection.name, connection.base_url or DEFAULT_BASE_URL, token),
+        lambda: HubSpotClient(
+            connection.base_url or DEFAULT_BASE_URL, access_token=token,
+            refresh_token=creds.get("refresh_token"), client_id=creds.get("client_id"),
+            client_secret=creds.get("client_secret"),
+            rate_limit=hubspot_rate_limit(per_10s, 10.0),
+            search_rate_limit=RateLimit(max(1, per_second - 1), 1.0, burst=1)))
 
 
 def _source(connection: Connection) -> Source:

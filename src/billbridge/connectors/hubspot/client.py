@@ -20,6 +20,7 @@ import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit
 from billbridge.connectors.http import VendorHttp
+from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import DailyQuota, MonotonicClock, TokenBucket, rolling_window
 
 DEFAULT_BASE_URL = "https://api.hubapi.com"
@@ -199,7 +200,7 @@ class HubSpotClient:
                  limit: int = 100) -> Iterator[dict[str, Any]]:
         """Every record, following ``paging.next.after``; an ``after`` offered
         twice stops with an error instead of looping."""
-        seen: set[str] = set()
+        guard = PageGuard(f"HubSpot {object_type} list")
         after: str | None = None
         while True:
             page = self.get_page(object_type, properties=properties, after=after, limit=limit)
@@ -207,11 +208,7 @@ class HubSpotClient:
             after = next_after(page)
             if after is None:
                 return
-            if after in seen:
-                raise PermanentError(f"HubSpot {object_type} list: after={after} was offered "
-                                     "twice; stopping instead of looping",
-                                     code="PAGINATION_LOOP")
-            seen.add(after)
+            guard.once(after, f"after={after}")
 
     def batch_read(self, object_type: str, ids: Iterable[str], *,
                    properties: Sequence[str]) -> list[dict[str, Any]]:
@@ -255,7 +252,7 @@ class HubSpotClient:
                      to_type: str) -> list[dict[str, Any]]:
         """``GET /crm/v4/objects/{from}/{id}/associations/{to}``, all pages."""
         ids: list[dict[str, Any]] = []
-        seen: set[str] = set()
+        guard = PageGuard(f"HubSpot {from_type} {object_id} associations")
         after: str | None = None
         while True:
             params: dict[str, Any] = {"limit": 500}
@@ -268,10 +265,7 @@ class HubSpotClient:
             after = next_after(page)
             if after is None:
                 return ids
-            if after in seen:
-                raise PermanentError("HubSpot associations: after offered twice; stopping "
-                                     "instead of looping", code="PAGINATION_LOOP")
-            seen.add(after)
+            guard.once(after, f"after={after}")
 
 
 def next_after(page: Mapping[str, Any]) -> str | None:

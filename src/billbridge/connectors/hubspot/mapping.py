@@ -18,13 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from billbridge.connectors.base import Malformed
+from billbridge.connectors.crm import closed_won_event as _closed_won
 from billbridge.connectors.fields import blank as _blank
 from billbridge.connectors.fields import customer_fields
-from billbridge.connectors.fields import explain as _explain
-from billbridge.domain.events import OpportunityClosedWon
 
 SOURCE = "hubspot"
 
@@ -230,13 +227,10 @@ def closed_won_event(deal: Mapping[str, Any], company: Mapping[str, Any] | None,
         value = props.get(config.prop(canonical))
         return None if _blank(value) else value
 
-    currency = _currency(props, config, "contract.currency")
     contract: dict[str, Any] = {
         "id": f"hs-deal-{deal_id}",
-        "customer": customer["id"],
-        "opportunity": deal_id,
         "billing_model": get("contract.billing_model"),
-        "currency": currency,
+        "currency": _currency(props, config, "contract.currency"),
         "legal_entity": get("contract.legal_entity"),
         "start": to_date(get("contract.start")),
         "end": to_date(get("contract.end")),
@@ -252,22 +246,14 @@ def closed_won_event(deal: Mapping[str, Any], company: Mapping[str, Any] | None,
             "included_hours": get("contract.retainer.included_hours"),
             "overage_rate": get("contract.retainer.overage_rate")}
     name = get("opportunity.name") or props.get("dealname") or f"HubSpot deal {deal_id}"
-    data = {
-        "opportunity": {"id": deal_id, "customer": customer["id"], "name": name,
-                        "amount": get("opportunity.amount"),
-                        "currency": _currency(props, config, "opportunity.currency"),
-                        "stage": "closed_won",
-                        "close_date": to_date(get("opportunity.close_date"))},
-        "customer": customer,
-        "contract": contract,
-        "project": {"code": get("project.code"), "name": get("project.name") or name},
-    }
-    try:
-        OpportunityClosedWon.model_validate(data)
-    except ValidationError as exc:
-        return Malformed(raw, f"HubSpot deal {deal_id}: {_explain(exc)}", event_id)
-    return {"type": "opportunity.closed_won", "source": config.source, "id": event_id,
-            "at": ms_to_iso(modified), "data": data}
+    return _closed_won(
+        source=config.source, event_id=event_id, at=ms_to_iso(modified),
+        what=f"HubSpot deal {deal_id}", raw=raw, customer=customer,
+        opportunity={"id": deal_id, "name": name, "amount": get("opportunity.amount"),
+                     "currency": _currency(props, config, "opportunity.currency"),
+                     "close_date": to_date(get("opportunity.close_date"))},
+        contract=contract,
+        project={"code": get("project.code"), "name": get("project.name") or name})
 
 
 # -- companies -------------------------------------------------------------------

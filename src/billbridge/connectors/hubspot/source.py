@@ -29,6 +29,7 @@ from billbridge.connectors.hubspot.mapping import (
     is_won,
     to_ms,
 )
+from billbridge.connectors.paging import PageGuard
 
 
 class DealEvents:
@@ -81,13 +82,9 @@ class HubSpotSource:
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         since = int(cursor) if cursor else 0
         after: str | None = None
-        asked: set[tuple[int, str | None]] = set()
+        guard = PageGuard(f"{self.name}: deals search")
         while True:
-            if (since, after) in asked:
-                raise PermanentError(f"{self.name}: deals search from {since} after={after} "
-                                     "was asked twice; stopping instead of looping",
-                                     code="PAGINATION_LOOP")
-            asked.add((since, after))
+            guard.once((since, after), f"from {since} after={after}")
             page = self.client.search_modified_since(
                 "deals", since, properties=self.config.deal_properties(), after=after,
                 limit=self.page_size)

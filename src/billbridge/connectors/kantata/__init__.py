@@ -13,8 +13,6 @@ come from the environment), ``project_statuses``, ``requests_per_minute``,
 
 from __future__ import annotations
 
-import threading
-
 from billbridge.connectors.base import (
     Connection,
     ConnectorSpec,
@@ -23,11 +21,11 @@ from billbridge.connectors.base import (
     Target,
     WebhookReceiver,
 )
+from billbridge.connectors.clients import ClientCache
 from billbridge.connectors.kantata.client import DEFAULT_BASE_URL, KantataClient, per_minute
 from billbridge.connectors.kantata.mapping import MappingConfig
 
-_CLIENTS: dict[tuple[str, str, str], KantataClient] = {}
-_CLIENTS_LOCK = threading.Lock()
+_CLIENTS: ClientCache[KantataClient] = ClientCache()
 
 
 def _per_minute(value: object, default: int) -> RateLimit:
@@ -39,14 +37,12 @@ def client_for(connection: Connection) -> KantataClient:
     webhook door, so that together they keep within the account's limits."""
     creds, options = connection.credentials, connection.options
     token = creds.get("access_token") or creds.get("token", "")
-    key = (connection.name, connection.base_url or DEFAULT_BASE_URL, token)
-    with _CLIENTS_LOCK:
-        if key not in _CLIENTS:
-            _CLIENTS[key] = KantataClient(
-                connection.base_url or DEFAULT_BASE_URL, access_token=token,
-                rate_limit=_per_minute(options.get("requests_per_minute"), 100),
-                limited_rate_limit=_per_minute(options.get("limited_requests_per_minute"), 30))
-        return _CLIENTS[key]
+    return _CLIENTS.get(
+        (connection.name, connection.base_url or DEFAULT_BASE_URL, token),
+        lambda: KantataClient(
+            connection.base_url or DEFAULT_BASE_URL, access_token=token,
+            rate_limit=_per_minute(options.get("requests_per_minute"), 100),
+            limited_rate_limit=_per_minute(options.get("limited_requests_per_minute"), 30)))
 
 
 def _config(connection: Connection) -> MappingConfig:

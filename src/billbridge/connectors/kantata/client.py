@@ -23,6 +23,7 @@ import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit
 from billbridge.connectors.http import VendorHttp
+from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock, TokenBucket
 
 DEFAULT_BASE_URL = "https://api.mavenlink.com/api/v1"
@@ -149,15 +150,12 @@ class KantataClient:
     def pages(self, resource: str, params: Mapping[str, Any]) -> Iterator[Page]:
         """Every page by number until ``page_count``; a page that offers only
         records already seen is an error, never an endless loop."""
-        number, seen = 1, set()
+        number, guard = 1, PageGuard(f"Kantata {resource}")
         while True:
             found = self.page(resource, params, page=number)
             ids = tuple(str(r.get("id")) for r in found.records)
-            if ids and ids in seen:
-                raise PermanentError(f"Kantata {resource}: page {number} repeats an earlier "
-                                     "page; stopping instead of looping",
-                                     code="PAGINATION_LOOP")
-            seen.add(ids)
+            if ids:
+                guard.once(ids, f"the records of page {number}")
             yield found
             if not found.records or number >= found.page_count:
                 return

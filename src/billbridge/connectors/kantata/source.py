@@ -35,6 +35,7 @@ from billbridge.connectors.kantata.mapping import (
     iso,
     stamp_seconds,
 )
+from billbridge.connectors.paging import PageGuard
 
 STREAMS = ("workspaces", "stories", "time_entries", "timesheet_submissions", "expenses",
            "expense_report_submissions")
@@ -109,14 +110,10 @@ class KantataSource:
                 events: KantataEvents) -> Iterator[PollPage]:
         since = state.since.get(stream)
         number = 1
-        asked: set[tuple[int | None, int]] = set()
+        guard = PageGuard(f"{self.name}: {stream}")
         previous: tuple[str, ...] = ()
         while True:
-            if (since, number) in asked:
-                raise PermanentError(f"{self.name}: {stream} after {since} page {number} was "
-                                     "asked twice; stopping instead of looping",
-                                     code="PAGINATION_LOOP")
-            asked.add((since, number))
+            guard.once((since, number), f"after {since} page {number}")
             params = {**PARAMS[stream], "order": "updated_at:asc"}
             if since is not None:
                 params["updated_after"] = iso(since - self.lookback)

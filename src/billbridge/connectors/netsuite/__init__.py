@@ -20,18 +20,17 @@ for the invoice and payment polling that shares the account),
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from billbridge.connectors.base import Connection, ConnectorSpec, RateLimit, Source, Target
+from billbridge.connectors.clients import ClientCache
 from billbridge.connectors.netsuite.client import TIER_BASE_CONCURRENCY, JobTiming, NetSuiteClient
 from billbridge.connectors.netsuite.mapping import MappingConfig
 from billbridge.connectors.netsuite.tba import TbaCredentials
 
-_CLIENTS: dict[tuple[str, str, str], NetSuiteClient] = {}
-_CLIENTS_LOCK = threading.Lock()
+_CLIENTS: ClientCache[NetSuiteClient] = ClientCache()
 
 
 def account_from_host(base_url: str) -> str:
@@ -58,23 +57,21 @@ def client_for(connection: Connection) -> NetSuiteClient:
     so that together they keep within the account's concurrency limit."""
     options, secrets = options_of(connection), connection.credentials
     account = str(options.get("account") or account_from_host(connection.base_url))
-    key = (connection.name, connection.base_url, account)
-    with _CLIENTS_LOCK:
-        if key not in _CLIENTS:
-            rate = float(options.get("requests_per_second", 10))
-            defaults = JobTiming()
-            _CLIENTS[key] = NetSuiteClient(
-                connection.base_url,
-                TbaCredentials(account, secrets.get("consumer_key", ""),
-                               secrets.get("consumer_secret", ""), secrets.get("token_id", ""),
-                               secrets.get("token_secret", "")),
-                concurrency=_concurrency(options),
-                rate_limit=RateLimit(rate, 1, burst=max(1, int(rate))),
-                timing=JobTiming(
-                    first_wait=float(options.get("job_first_wait", defaults.first_wait)),
-                    poll=float(options.get("job_poll", defaults.poll)),
-                    timeout=float(options.get("job_timeout", defaults.timeout))))
-        return _CLIENTS[key]
+    rate = float(options.get("requests_per_second", 10))
+    defaults = JobTiming()
+    return _CLIENTS.get(
+        (connection.name, connection.base_url, account),
+        lambda: NetSuiteClient(
+            connection.base_url,
+            TbaCredentials(account, secrets.get("consumer_key", ""),
+                           secrets.get("consumer_secret", ""), secrets.get("token_id", ""),
+                           secrets.get("token_secret", "")),
+            concurrency=_concurrency(options),
+            rate_limit=RateLimit(rate, 1, burst=max(1, int(rate))),
+            timing=JobTiming(
+                first_wait=float(options.get("job_first_wait", defaults.first_wait)),
+                poll=float(options.get("job_poll", defaults.poll)),
+                timeout=float(options.get("job_timeout", defaults.timeout)))))
 
 
 def _concurrency(options: Mapping[str, Any]) -> int | None:

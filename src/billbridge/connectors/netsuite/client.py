@@ -25,6 +25,7 @@ import httpx
 from billbridge.connectors.base import PermanentError, RateLimit, TransientError
 from billbridge.connectors.http import VendorHttp
 from billbridge.connectors.netsuite.tba import TbaAuth, TbaCredentials
+from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock, RealClock
 
 log = logging.getLogger("billbridge.netsuite")
@@ -203,12 +204,9 @@ class NetSuiteClient:
                     ) -> Iterator[list[dict[str, Any]]]:
         """Pages of rows, following ``hasMore`` with ``offset``; an offset
         offered twice is an error, never a loop."""
-        offset, seen = 0, set()
+        offset, guard = 0, PageGuard("netsuite suiteql")
         while True:
-            if offset in seen:
-                raise PermanentError(f"netsuite suiteql: offset {offset} was offered twice; "
-                                     "stopping instead of looping", code="PAGINATION_LOOP")
-            seen.add(offset)
+            guard.once(offset, f"offset {offset}")
             page = self.suiteql(query, limit=limit, offset=offset)
             rows = [dict(r) for r in page.get("items") or [] if isinstance(r, Mapping)]
             yield rows

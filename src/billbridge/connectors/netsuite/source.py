@@ -19,7 +19,7 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from billbridge.connectors.base import PermanentError, PollPage
+from billbridge.connectors.base import PollPage
 from billbridge.connectors.netsuite.client import SUITEQL_PAGE, NetSuiteClient, sql_literal
 from billbridge.connectors.netsuite.mapping import (
     SUITEQL_STAMP,
@@ -27,6 +27,7 @@ from billbridge.connectors.netsuite.mapping import (
     external_id,
     invoice_event,
 )
+from billbridge.connectors.paging import PageGuard
 
 EPOCH = "1970-01-01 00:00:00"
 
@@ -51,13 +52,9 @@ class NetSuiteInvoiceSource:
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         since, offset = cursor or EPOCH, 0
-        asked: set[tuple[str, int]] = set()
+        guard = PageGuard(f"{self.name}: invoices")
         while True:
-            if (since, offset) in asked:
-                raise PermanentError(f"{self.name}: invoices from {since} offset {offset} were "
-                                     "asked twice; stopping instead of looping",
-                                     code="PAGINATION_LOOP")
-            asked.add((since, offset))
+            guard.once((since, offset), f"from {since} offset {offset}")
             page = self.client.suiteql(invoice_query(since), limit=self.page_size,
                                        offset=offset)
             rows = [r for r in page.get("items") or [] if isinstance(r, dict)]

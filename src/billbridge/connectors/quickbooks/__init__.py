@@ -16,11 +16,11 @@ dispatchers send at once, of the realm's 10 concurrent requests; the pace of
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
 from typing import Any
 
 from billbridge.connectors.base import Connection, ConnectorSpec, Source, Target
+from billbridge.connectors.clients import ClientCache
 from billbridge.connectors.quickbooks.client import (
     BATCH_LIMIT,
     DEFAULT_BASE_URL,
@@ -31,8 +31,7 @@ from billbridge.connectors.quickbooks.client import (
     realm_rate_limit,
 )
 
-_CLIENTS: dict[tuple[str, str, str], QuickBooksClient] = {}
-_CLIENTS_LOCK = threading.Lock()
+_CLIENTS: ClientCache[QuickBooksClient] = ClientCache()
 
 
 def pairs(value: Any) -> dict[str, str]:
@@ -55,22 +54,20 @@ def client_for(connection: Connection) -> QuickBooksClient:
     together they keep within the realm's limits."""
     options, secrets = connection.options, connection.credentials
     realm = str(options.get("realm_id") or "")
-    key = (connection.name, connection.base_url or DEFAULT_BASE_URL, realm)
-    with _CLIENTS_LOCK:
-        if key not in _CLIENTS:
-            _CLIENTS[key] = QuickBooksClient(
-                connection.base_url or DEFAULT_BASE_URL, realm,
-                access_token=secrets.get("access_token", ""),
-                refresh_token=secrets.get("refresh_token", ""),
-                client_id=secrets.get("client_id", ""),
-                client_secret=secrets.get("client_secret", ""),
-                token_url=str(options.get("token_url") or TOKEN_URL),
-                minor_version=int(options.get("minor_version") or MINOR_VERSION),
-                max_batch=int(options.get("batch_size") or BATCH_LIMIT),
-                rate_limit=realm_rate_limit(int(options.get("requests_per_minute") or 500)),
-                on_tokens=lambda access, refresh: connection.keep_credentials(
-                    {"access_token": access, "refresh_token": refresh}))
-        return _CLIENTS[key]
+    return _CLIENTS.get(
+        (connection.name, connection.base_url or DEFAULT_BASE_URL, realm),
+        lambda: QuickBooksClient(
+            connection.base_url or DEFAULT_BASE_URL, realm,
+            access_token=secrets.get("access_token", ""),
+            refresh_token=secrets.get("refresh_token", ""),
+            client_id=secrets.get("client_id", ""),
+            client_secret=secrets.get("client_secret", ""),
+            token_url=str(options.get("token_url") or TOKEN_URL),
+            minor_version=int(options.get("minor_version") or MINOR_VERSION),
+            max_batch=int(options.get("batch_size") or BATCH_LIMIT),
+            rate_limit=realm_rate_limit(int(options.get("requests_per_minute") or 500)),
+            on_tokens=lambda access, refresh: connection.keep_credentials(
+                {"access_token": access, "refresh_token": refresh})))
 
 
 def _target(connection: Connection) -> Target:

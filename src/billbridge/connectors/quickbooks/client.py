@@ -25,6 +25,7 @@ import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit, TransientError
 from billbridge.connectors.http import VendorHttp, read_error
+from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock, TokenBucket
 
 DEFAULT_BASE_URL = "https://quickbooks.api.intuit.com"
@@ -185,18 +186,14 @@ class QuickBooksClient:
         page (STARTPOSITION is 1-based, MAXRESULTS at most 1000); a page
         offered twice stops the walk instead of looping."""
         records: list[dict[str, Any]] = []
-        seen: set[str] = set()
+        guard = PageGuard(f"quickbooks {entity} query")
         start = 1
         condition = f" where {where}" if where else ""
         while True:
             page = self.query(f"select * from {entity}{condition} "
                               f"startposition {start} maxresults {page_size}").get(entity) or []
             first = str(page[0].get("Id")) if page else ""
-            if first in seen:
-                raise PermanentError(f"quickbooks {entity} query: position {start} repeated an "
-                                     "earlier page; stopping instead of looping",
-                                     code="PAGINATION_LOOP")
-            seen.add(first)
+            guard.once(first, f"the first record {first or '(none)'} at position {start}")
             records.extend(r for r in page if isinstance(r, dict))
             if len(page) < page_size:
                 return records

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from billbridge.connectors.base import PermanentError, PollPage
+from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.quickbooks.client import MAX_RESULTS, QuickBooksClient, chunks, quote
 from billbridge.connectors.quickbooks.mapping import status_event
 
@@ -47,13 +48,9 @@ class QuickBooksSource:
         """Pages of records changed at or after ``since``, oldest first, with
         the newest stamp each page reached."""
         start = 1
-        asked: set[tuple[str, int]] = set()
+        guard = PageGuard(f"{self.name}: {entity} changes")
         while True:
-            if (since, start) in asked:
-                raise PermanentError(f"{self.name}: {entity} changes from {since} at position "
-                                     f"{start} were asked twice; stopping instead of looping",
-                                     code="PAGINATION_LOOP")
-            asked.add((since, start))
+            guard.once((since, start), f"from {since} at position {start}")
             page = self.client.query(
                 f"select * from {entity} where MetaData.LastUpdatedTime >= {quote(since)} "
                 f"orderby MetaData.LastUpdatedTime startposition {start} "

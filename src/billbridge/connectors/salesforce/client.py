@@ -28,6 +28,7 @@ from billbridge.connectors.base import (
     classify_http,
 )
 from billbridge.connectors.http import VendorHttp
+from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import DailyQuota
 
 DEFAULT_VERSION = "61.0"
@@ -185,17 +186,13 @@ class SalesforceClient:
             if self.batch_size else {}
         body = self.request("GET", "/query", "query", params={"q": soql},
                             headers=headers).json()
-        seen: set[str] = set()
+        guard = PageGuard("salesforce query")
         while True:
             yield list(body.get("records") or [])
             next_url = body.get("nextRecordsUrl")
             if body.get("done", True) or not next_url:
                 return
-            if next_url in seen:
-                raise PermanentError(f"salesforce query: nextRecordsUrl {next_url} was offered "
-                                     "twice; stopping instead of looping",
-                                     code="PAGINATION_LOOP")
-            seen.add(next_url)
+            guard.once(next_url, f"nextRecordsUrl {next_url}")
             body = self.request("GET", str(next_url), "query more", headers=headers).json()
 
     def query_all(self, soql: str) -> list[dict[str, Any]]:

@@ -25,13 +25,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from billbridge.connectors.base import Malformed
+from billbridge.connectors.crm import closed_won_event as _closed_won
 from billbridge.connectors.fields import blank as _blank
 from billbridge.connectors.fields import customer_fields
-from billbridge.connectors.fields import explain as _explain
-from billbridge.domain.events import OpportunityClosedWon
 
 SOURCE = "salesforce"
 
@@ -300,10 +297,8 @@ def closed_won_event(opportunity: Mapping[str, Any],
         return Malformed(raw, f"{what}: {customer}", event_id)
     contract_currency = get("contract.currency") or currency
     name = get("opportunity.name") or f"Salesforce Opportunity {opp_id}"
-    contract: dict[str, Any] = {
+    contract = {
         "id": f"sf-opp-{opp_id}",
-        "customer": customer["id"],
-        "opportunity": opp_id,
         "billing_model": billing_model(get("contract.billing_model")),
         "currency": str(contract_currency).strip().upper(),
         "legal_entity": get("contract.legal_entity"),
@@ -313,18 +308,11 @@ def closed_won_event(opportunity: Mapping[str, Any],
         else str(get("contract.budget_cap")),
         "rate_card": get("contract.rate_card"),
     }
-    data = {
-        "opportunity": {"id": opp_id, "customer": customer["id"], "name": name,
-                        "amount": str(get("opportunity.amount")),
-                        "currency": str(currency).strip().upper(), "stage": "closed_won",
-                        "close_date": _to_date(get("opportunity.close_date"))},
-        "customer": customer,
-        "contract": contract,
-        "project": {"code": get("project.code"), "name": get("project.name") or name},
-    }
-    try:
-        OpportunityClosedWon.model_validate(data)
-    except ValidationError as exc:
-        return Malformed(raw, f"{what}: {_explain(exc)}", event_id)
-    return {"type": "opportunity.closed_won", "source": config.source, "id": event_id,
-            "at": modified, "data": data}
+    return _closed_won(
+        source=config.source, event_id=event_id, at=modified, what=what, raw=raw,
+        customer=customer,
+        opportunity={"id": opp_id, "name": name, "amount": str(get("opportunity.amount")),
+                     "currency": str(currency).strip().upper(),
+                     "close_date": _to_date(get("opportunity.close_date"))},
+        contract=contract,
+        project={"code": get("project.code"), "name": get("project.name") or name})

@@ -16,13 +16,11 @@ payment_terms_days, base_currency).
 
 from __future__ import annotations
 
-import threading
-
 from billbridge.connectors.base import Connection, ConnectorSpec, Source, Target
+from billbridge.connectors.clients import ClientCache
 from billbridge.connectors.xero.client import DEFAULT_BASE_URL, XeroClient, xero_rate_limit
 
-_CLIENTS: dict[tuple[str, str, str], XeroClient] = {}
-_CLIENTS_LOCK = threading.Lock()
+_CLIENTS: ClientCache[XeroClient] = ClientCache()
 
 
 def api_url(base_url: str) -> str:
@@ -35,22 +33,20 @@ def client_for(connection: Connection) -> XeroClient:
     source, so that together they keep within the tenant's limits."""
     secrets, options = connection.credentials, connection.options
     tenant = str(secrets.get("tenant_id") or options.get("tenant_id") or "")
-    key = (connection.name, api_url(connection.base_url), tenant)
-    with _CLIENTS_LOCK:
-        if key not in _CLIENTS:
-            concurrency = int(options.get("concurrency", 5))
-            _CLIENTS[key] = XeroClient(
-                key[1], tenant_id=tenant, access_token=secrets.get("access_token", ""),
-                refresh_token=secrets.get("refresh_token", ""),
-                client_id=secrets.get("client_id", ""),
-                client_secret=secrets.get("client_secret", ""),
-                token_url=options.get("token_url") or None,
-                rate_limit=xero_rate_limit(int(options.get("requests_per_minute", 60)),
-                                           concurrency),
-                concurrency=concurrency, timeout=float(options.get("timeout", 10.0)),
-                on_tokens=lambda access, refresh: connection.keep_credentials(
-                    {"access_token": access, "refresh_token": refresh}))
-        return _CLIENTS[key]
+    url = api_url(connection.base_url)
+    concurrency = int(options.get("concurrency", 5))
+    return _CLIENTS.get(
+        (connection.name, url, tenant),
+        lambda: XeroClient(
+            url, tenant_id=tenant, access_token=secrets.get("access_token", ""),
+            refresh_token=secrets.get("refresh_token", ""),
+            client_id=secrets.get("client_id", ""),
+            client_secret=secrets.get("client_secret", ""),
+            token_url=options.get("token_url") or None,
+            rate_limit=xero_rate_limit(int(options.get("requests_per_minute", 60)), concurrency),
+            concurrency=concurrency, timeout=float(options.get("timeout", 10.0)),
+            on_tokens=lambda access, refresh: connection.keep_credentials(
+                {"access_token": access, "refresh_token": refresh})))
 
 
 def _target(connection: Connection) -> Target:

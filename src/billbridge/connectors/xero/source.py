@@ -20,7 +20,8 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from billbridge.connectors.base import PermanentError, PollPage
+from billbridge.connectors.base import PollPage
+from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.xero.client import PAGE_SIZE, XeroClient
 from billbridge.connectors.xero.mapping import parse_xero_datetime, status_event
 
@@ -47,7 +48,7 @@ class XeroInvoiceSource:
                 ) -> Iterator[tuple[list[Any], str | None]]:
         collection, kind = STREAMS[stream]
         number = 1
-        seen: set[tuple[str | None, tuple[str, ...]]] = set()
+        guard = PageGuard(f"xero {stream}")
         while True:
             params: dict[str, Any] = {"where": kind, "order": "UpdatedDateUTC ASC",
                                       "page": number, "pageSize": self.page_size}
@@ -60,11 +61,7 @@ class XeroInvoiceSource:
             # The same records offered again for the same position means the
             # paging is not moving: stop rather than loop for ever.
             ids = tuple(str(r.get("InvoiceID") or r.get("PaymentID")) for r in rows)
-            if (since, ids) in seen:
-                raise PermanentError(f"xero {stream}: page {number} since {since} repeats a "
-                                     "page already read; stopping instead of looping",
-                                     code="PAGINATION_LOOP")
-            seen.add((since, ids))
+            guard.once((since, ids), f"the records of page {number} since {since}")
             invoices = rows if stream == "invoices" else self._invoices_paid(rows)
             events = [e for e in (status_event(i, source=self.name) for i in invoices)
                       if e is not None]

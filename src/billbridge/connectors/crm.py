@@ -1,0 +1,44 @@
+"""What every CRM connector builds the same way: the canonical
+``opportunity.closed_won`` event from the parts its vendor's mapping reads
+(the customer, the opportunity, the contract terms, the project)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from billbridge.connectors.base import Malformed
+from billbridge.connectors.fields import explain
+from billbridge.domain.events import OpportunityClosedWon
+
+
+def closed_won_event(*, source: str, event_id: str, at: str, what: str, raw: Any,
+                     customer: Mapping[str, Any], opportunity: Mapping[str, Any],
+                     contract: Mapping[str, Any],
+                     project: Mapping[str, Any]) -> dict[str, Any] | Malformed:
+    """``opportunity.closed_won``, its parts tied together (the opportunity and
+    the contract belong to the customer, the contract to the opportunity) and
+    validated; what does not validate is ``Malformed``, named by ``what`` (the
+    vendor's record, e.g. "HubSpot deal 42"), with ``raw`` kept.
+
+    ``opportunity`` carries id, name, amount, currency and close_date;
+    ``contract`` its id and terms; ``project`` its code and name."""
+    data = {
+        "opportunity": {"id": opportunity["id"], "customer": customer["id"],
+                        "name": opportunity["name"], "amount": opportunity["amount"],
+                        "currency": opportunity["currency"], "stage": "closed_won",
+                        "close_date": opportunity["close_date"]},
+        "customer": dict(customer),
+        "contract": {"id": contract["id"], "customer": customer["id"],
+                     "opportunity": opportunity["id"],
+                     **{k: v for k, v in contract.items() if k != "id"}},
+        "project": dict(project),
+    }
+    try:
+        OpportunityClosedWon.model_validate(data)
+    except ValidationError as exc:
+        return Malformed(raw, f"{what}: {explain(exc)}", event_id)
+    return {"type": "opportunity.closed_won", "source": source, "id": event_id, "at": at,
+            "data": data}

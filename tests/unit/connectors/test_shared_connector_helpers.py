@@ -1,0 +1,106 @@
+"""The pieces every connector shares instead of writing again: the page guard
+of a paged walk, one client per account, and the closed-won assembly of the
+CRM mappings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from billbridge.connectors.base import Connection, Malformed, PermanentError
+from billbridge.connectors.clients import ClientCache
+from billbridge.connectors.crm import closed_won_event
+from billbridge.connectors.paging import PageGuard
+
+
+def test_a_page_request_made_twice_stops_the_walk_with_pagination_loop() -> None:
+    guard = PageGuard("acme invoices")
+    guard.once(("2026-03-01", 0))
+    guard.once(("2026-03-01", 100))
+    guard.once(("2026-03-02", 0))
+    with pytest.raises(PermanentError, match="stopping instead of looping") as raised:
+        guard.once(("2026-03-01", 100), "from 2026-03-01 offset 100")
+    assert raised.value.code == "PAGINATION_LOOP"
+    assert "acme invoices: from 2026-03-01 offset 100 was asked for twice" in str(raised.value)
+
+
+def test_a_new_walk_takes_a_new_guard() -> None:
+    PageGuard("acme").once("after=7")
+    PageGuard("acme").once("after=7")  # another walk: no loop
+
+
+def test_one_client_per_key_built_once() -> None:
+    cache: ClientCache[object] = ClientCache()
+    built: list[str] = []
+
+    def make(name: str) -> object:
+        built.append(name)
+        return object()
+
+    first = cache.get(("crm", "https://a", "t1"), lambda: make("a"))
+    again = cache.get(("crm", "https://a", "t1"), lambda: make("again"))
+    other = cache.get(("crm", "https://a", "t2"), lambda: make("b"))
+    assert again is first
+    assert other is not first
+    assert built == ["a", "b"]
+
+
+@pytest.mark.parametrize("vendor", ["harvest", "hubspot", "kantata", "netsuite",
+                                    "quickbooks", "xero"])
+def test_a_connections_source_and_target_share_one_client_per_account(vendor: str) -> None:
+    import importlib
+
+    package = importlib.import_module(f"billbridge.connectors.{vendor}")
+    url = {"netsuite": "https://1234567.suitetalk.api.netsuite.com"}.get(vendor, "")
+    credentials = {"access_token": "tok", "token": "tok", "account_id": "42",
+                   "tenant_id": "ten"}
+    options = {"realm_id": "9", "account": "1234567"}
+
+    def connection(name: str) -> Connection:
+        return Connection(f"{name}-{vendor}", vendor, url, credentials=dict(credentials),
+                          options=dict(options))
+
+    first = package.client_for(connection("shared"))
+    assert package.client_for(connection("shared")) is first
+    assert package.client_for(connection("elsewhere")) is not first
+
+
+PARTS: dict[str, Any] = {
+    "customer": {"id": "acct-1", "name": "Globex", "currency": "USD",
+                 "billing_country": "US"},
+    "opportunity": {"id": "opp-1", "name": "Globex rollout", "amount": "50000",
+                    "currency": "USD", "close_date": "2026-03-02"},
+    "contract": {"id": "c-opp-1", "billing_model": "time_and_materials", "currency": "USD",
+                 "legal_entity": "US01", "start": "2026-03-02", "end": None,
+                 "budget_cap": None, "rate_card": "std"},
+    "project": {"code": "GLX-001", "name": "Globex rollout"},
+}
+
+
+def test_closed_won_ties_the_parts_to_the_customer_and_the_opportunity() -> None:
+    event = closed_won_event(source="crm", event_id="opp:opp-1:1", at="2026-03-02T10:00:00Z",
+                             what="CRM opportunity opp-1", raw={"Id": "opp-1"}, **PARTS)
+    assert not isinstance(event, Malformed)
+    assert (event["type"], event["source"], event["id"], event["at"]) == (
+        "opportunity.closed_won", "crm", "opp:opp-1:1", "2026-03-02T10:00:00Z")
+    data = event["data"]
+    assert data["opportunity"] == {"id": "opp-1", "customer": "acct-1", "name": "Globex rollout",
+                                   "amount": "50000", "currency": "USD", "stage": "closed_won",
+                                   "close_date": "2026-03-02"}
+    assert data["contract"]["id"] == "c-opp-1"
+    assert (data["contract"]["customer"], data["contract"]["opportunity"]) == ("acct-1", "opp-1")
+    assert data["customer"] == PARTS["customer"]
+    assert data["project"] == PARTS["project"]
+
+
+def test_closed_won_parts_the_model_refuses_are_malformed_naming_the_record() -> None:
+    parts = {**PARTS, "contract": {**PARTS["contract"], "billing_model": "barter"}}
+    raw = {"Id": "opp-1", "Billing_Model__c": "barter"}
+    event = closed_won_event(source="crm", event_id="opp:opp-1:1", at="2026-03-02T10:00:00Z",
+                             what="CRM opportunity opp-1", raw=raw, **parts)
+    assert isinstance(event, Malformed)
+    assert event.reason.startswith("CRM opportunity opp-1: ")
+    assert "billing_model" in event.reason
+    assert event.raw == raw
+    assert event.event_id == "opp:opp-1:1"
