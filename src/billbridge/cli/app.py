@@ -876,24 +876,19 @@ def config_diff(old: Path, new: Path,
 @scenario_app.command("run")
 def scenario_run(files: list[Path], as_json: Annotated[bool, typer.Option("--json")] = False
                  ) -> None:
-    """Run scenario files through the real engine; exit 1 if any fails."""
-    from billbridge.scenarios.runner import ScenarioError, run_file
+    """Run scenario files through the real engine; exit 1 if any fails (a file
+    that cannot be run fails, saying why, and the others still run)."""
+    from billbridge.scenarios.runner import run_files
 
-    results = []
-    for path in files:
-        try:
-            results.append(run_file(path))
-        except ScenarioError as exc:
-            console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2) from None
+    results = run_files(files)
     if as_json:
         print(json.dumps([r.as_json() for r in results], indent=2, default=str))
     else:
         for r in results:
             mark = "[green]pass[/green]" if r.passed else "[red]FAIL[/red]"
-            console.print(f"{mark} {r.file}: {r.name}")
+            console.print(f"{mark} {escape(r.file)}: {escape(r.name)}", soft_wrap=True)
             for difference in r.differences:
-                console.print(f"     {difference}")
+                console.print(f"     {escape(difference)}", soft_wrap=True, highlight=False)
         passed = sum(r.passed for r in results)
         console.print(f"{passed} passed, {len(results) - passed} failed")
     if not all(r.passed for r in results):

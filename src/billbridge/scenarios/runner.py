@@ -10,13 +10,17 @@ list means none at all.
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from billbridge.domain.config import ConfigError
+from billbridge.domain.events import PAYLOADS
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine.clock import ManualClock
 from billbridge.engine.hub import Hub, HubSetup, build_hub
@@ -24,6 +28,8 @@ from billbridge.services import billing, exceptions
 
 SECTIONS = ("erp_customers", "erp_projects", "erp_postings", "erp_invoices", "writebacks",
             "time_charges", "invoices", "exceptions")
+TOP_KEYS = ("name", "config", "events", "expect")
+EVENT_KEYS = ("type", "source", "id", "at", "correlation_id", "data")
 
 
 class ScenarioError(ValueError):
@@ -42,20 +48,103 @@ class ScenarioResult:
         return {"file": self.file, "name": self.name, "passed": self.passed,
                 "differences": self.differences, "actual": self.actual}
 
+    @classmethod
+    def not_run(cls, file: str, reason: str) -> ScenarioResult:
+        """A file that could not be run: a failed result whose one difference says why."""
+        return cls(file, "(not run)", False, [reason])
 
-def load(path: Path) -> dict[str, Any]:
+
+class _Loader(yaml.SafeLoader):
+    """YAML that names the line of a date that does not exist (2026-02-30)."""
+
+    def timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return self.construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value} is not a date: {exc}", node.start_mark) from None
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _Loader.timestamp)
+
+
+def _read_yaml(path: Path, what: str) -> Any:
     try:
-        loaded = yaml.safe_load(path.read_text())
+        text = path.read_text()
+    except IsADirectoryError:
+        raise ScenarioError(f"{path}: is a folder: name the {what} file"
+                            + (f"s in it, e.g. {path}/*.yaml" if what == "scenario" else "")
+                            ) from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    try:
+        return yaml.load(text, Loader=_Loader)  # a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" line {mark.line + 1}, column {mark.column + 1}:" if mark else ""
+        raise ScenarioError(f"{path}:{where} {exc.problem or exc.context}") from None
     except yaml.YAMLError as exc:
         raise ScenarioError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(loaded, dict) or not isinstance(loaded.get("events"), list):
-        raise ScenarioError(f"{path}: a scenario needs `events` (a list)")
+
+
+def _unknown(keys: Iterable[Any], known: tuple[str, ...], what: str, where: str) -> list[str]:
+    """One problem per key not in ``known``, naming the nearest known one."""
+    problems = []
+    for key in keys:
+        if key in known:
+            continue
+        near = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean {near[0]!r}?" if near else f"known: {', '.join(known)}"
+        problems.append(f"unknown {what} {key!r} {where}; {hint}")
+    return problems
+
+
+def check(scenario: Any) -> list[str]:
+    """Every problem of a scenario document's shape: unknown keys at the top,
+    in an event or under `expect`, unknown event types, lists that are not."""
+    if not isinstance(scenario, dict):
+        return ["a scenario is a mapping with `events` (a list) and `expect`"]
+    problems = _unknown(scenario, TOP_KEYS, "key", "at the top level")
+    events = scenario.get("events")
+    if not isinstance(events, list):
+        problems.append("a scenario needs `events` (a list)")
+        events = []
+    types = tuple(sorted(PAYLOADS))
+    for number, event in enumerate(events, start=1):
+        where = f"in event {number}"
+        if not isinstance(event, dict):
+            problems.append(f"event {number} is not a mapping")
+            continue
+        problems += _unknown(event, EVENT_KEYS, "key", where)
+        if "type" not in event:
+            problems.append(f"event {number} has no `type`")
+        elif event["type"] not in PAYLOADS:
+            problems += _unknown([event["type"]], types, "event type", where)
+    expect = scenario.get("expect")
+    if expect is not None and not isinstance(expect, dict):
+        problems.append("`expect` must be a mapping of sections")
+    elif expect:
+        problems += _unknown(expect, SECTIONS, "section", "in `expect`")
+        for section in SECTIONS:
+            items = expect.get(section)
+            if items is not None and not (isinstance(items, list)
+                                          and all(isinstance(i, dict) for i in items)):
+                problems.append(f"expect.{section} must be a list of mappings")
+    return problems
+
+
+def load(path: Path) -> dict[str, Any]:
+    """A scenario file, checked strictly (ScenarioError names every problem),
+    with its configuration read when `config` is a path."""
+    loaded = _read_yaml(path, "scenario")
+    problems = check(loaded)
+    if problems:
+        raise ScenarioError(f"{path}: " + "; ".join(problems))
     config = loaded.get("config") or {}
     if isinstance(config, str):
-        config_path = (path.parent / config)
-        config = yaml.safe_load(config_path.read_text())
+        config = _read_yaml(path.parent / config, "config") or {}
     loaded["config"] = config
-    return loaded
+    return dict(loaded)
 
 
 def _text(value: Any) -> str:
@@ -66,12 +155,18 @@ def _matches(expected: dict[str, Any], actual: dict[str, Any]) -> bool:
     return all(_text(actual.get(k)) == _text(v) for k, v in expected.items())
 
 
+def _shown(item: dict[str, Any] | None, fields: list[str]) -> str:
+    if item is None:
+        return "none"
+    return json.dumps({k: item.get(k) for k in fields} if fields else item, default=str)
+
+
 def compare(section: str, expected: list[dict[str, Any]],
             actual: list[dict[str, Any]]) -> list[str]:
-    """Differences between an expected list and what happened (any order)."""
-    differences = []
-    if len(expected) != len(actual):
-        differences.append(f"{section}: expected {len(expected)} item(s), got {len(actual)}")
+    """Differences between an expected list and what happened (any order): when
+    the lists do not match, a summary and then every expected item beside the
+    actual item nearest it (on the fields the expectation names), so that what
+    to change in the file or the configuration is in view."""
     unmatched = list(range(len(actual)))
 
     def assign(i: int) -> list[int] | None:
@@ -87,28 +182,49 @@ def compare(section: str, expected: list[dict[str, Any]],
                 unmatched.append(j)
         return None
 
-    if assign(0) is None:
-        remaining = list(actual)
-        for item in expected:
-            hit = next((a for a in remaining if _matches(item, a)), None)
-            if hit is None:
-                differences.append(f"{section}: nothing matches {json.dumps(item, default=str)}")
-            else:
-                remaining.remove(hit)
-        for extra in remaining if len(actual) > len(expected) else []:
-            differences.append(f"{section}: unexpected {json.dumps(extra, default=str)}")
-    return differences
+    if len(expected) == len(actual) and assign(0) is not None:
+        return []
+    fields = list(dict.fromkeys(k for item in expected for k in item))
+    remaining = list(actual)
+    rows: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+    for item in expected:
+        hit = next((a for a in remaining if _matches(item, a)), None)
+        if hit is None:
+            # The nearest: the actual item that agrees on the most fields given.
+            hit = max(remaining, default=None, key=lambda a: sum(
+                _text(a.get(k)) == _text(v) for k, v in item.items()))
+        if hit is not None:
+            remaining.remove(hit)
+        rows.append(("matches" if hit is not None and _matches(item, hit) else "differs"
+                     if hit is not None else "missing", item, hit))
+    missed = sum(kind != "matches" for kind, _, _ in rows)
+    out = [f"{section}: expected {len(expected)} item(s), got {len(actual)}; "
+           f"{missed} expected item(s) not matched, {len(remaining)} unexpected"]
+    for kind, item, hit in rows:
+        out.append(f"{section}: {kind:8} expected {json.dumps(item, default=str)} | "
+                   f"actual {_shown(hit, fields)}")
+    for extra in remaining:
+        out.append(f"{section}: extra    expected none | actual {_shown(extra, fields)}")
+    return out
 
 
 def run_document(scenario: dict[str, Any], *, file: str = "<inline>") -> ScenarioResult:
+    """Run one scenario document; ScenarioError when it cannot be run (its shape,
+    or its configuration), naming every problem on one line."""
+    problems = check(scenario)
+    if problems:
+        raise ScenarioError(f"{file}: " + "; ".join(problems))
     erp, crm, psa = RecordingTarget("erp"), RecordingTarget("crm"), RecordingTarget("psa")
     clock = ManualClock()
     hub = build_hub(HubSetup(store="sqlite://", targets=[erp, crm, psa], clock=clock,
                              routes={"erp": "erp", "crm": "crm", "psa": "psa"}, seed=0))
-    hub.activate_config(scenario["config"], actor="scenario")
-    for index, event in enumerate(scenario["events"]):
-        if not isinstance(event, dict):
-            raise ScenarioError(f"{file}: event {index + 1} is not a mapping")
+    try:
+        hub.activate_config(scenario.get("config") or {}, actor="scenario")
+    except ConfigError as exc:
+        head, *items = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        said = " ".join([head, "; ".join(items)]).strip()
+        raise ScenarioError(f"{file}: config: {said}") from None
+    for event in scenario["events"]:
         source = str(event.get("source") or "scenario")
         hub.ingest([{k: v for k, v in event.items()}], source=source)
         hub.run_until_idle()
@@ -196,3 +312,15 @@ def disagreements(actual: dict[str, list[dict[str, Any]]]) -> list[str]:
 
 def run_file(path: Path) -> ScenarioResult:
     return run_document(load(path), file=str(path))
+
+
+def run_files(paths: Iterable[Path]) -> list[ScenarioResult]:
+    """One result per file, in order: a file that cannot be run is a failed
+    result saying why, and the others still run."""
+    results = []
+    for path in paths:
+        try:
+            results.append(run_file(path))
+        except ScenarioError as exc:
+            results.append(ScenarioResult.not_run(str(path), str(exc)))
+    return results
