@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
+from billbridge.api.limits import MAX_BODY_BYTES
 from billbridge.api.server import HubServer
 from billbridge.connectors.base import PermanentError, TransientError
 from billbridge.connectors.generic.client import TimeSourceClient
@@ -143,7 +144,8 @@ def test_webhooks_with_bad_or_stale_signatures_are_refused_and_counted(
             "X-Generic-Timestamp": now, "X-Generic-Signature": sign("wrong", now, body)})
         old = httpx.post(url, content=body, headers={
             "X-Generic-Timestamp": stale, "X-Generic-Signature": sign("s3cret", stale, body)})
-        huge = httpx.post(url, content=b"x" * 1_100_000)
+        # Unsigned and over the body cap: refused on its length, before a byte is read.
+        huge = httpx.post(url, content=b"x" * (MAX_BODY_BYTES + 1))
         metrics = httpx.get(f"{server.url}/metrics").text
         health = httpx.get(f"{server.url}/healthz").json()
     finally:
