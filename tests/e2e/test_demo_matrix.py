@@ -5,6 +5,7 @@ and a posting read from that ERP's live ledger carries the story's figures."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from decimal import Decimal
@@ -14,14 +15,6 @@ import pytest
 
 from billbridge.demo.vendors import CRMS, DEFAULTS, ERPS, TIME_TOOLS
 
-# What the Salesforce connector cannot do yet, which the story needs of a CRM:
-# its target refuses the hub's ``crm.writeback`` (it takes only commands that
-# name an sObject and an external id field), and the Accounts it polls become
-# ``customer.upserted`` events that no flow handles. Strict: the day both are
-# fixed, this test says so.
-GAPS = {"salesforce": "the Salesforce target refuses crm.writeback, and no flow handles "
-                      "the customer.upserted events its Accounts become"}
-
 
 def lineups() -> list[object]:
     """Each vendor of each role once, the other roles at their defaults."""
@@ -29,9 +22,10 @@ def lineups() -> list[object]:
     found = [(c, time, erp) for c in CRMS] + [(crm, t, erp) for t in TIME_TOOLS]
     found += [(crm, time, e) for e in ERPS]
     found.append(("dynamics-sales", time, "dynamics-finance"))  # the Microsoft stack, whole
-    return [pytest.param(*lineup, id="-".join(lineup), marks=[
-        pytest.mark.xfail(reason=GAPS[v], strict=True) for v in lineup if v in GAPS])
-        for lineup in dict.fromkeys(found)]
+    # Tryton is a real trytond (a dev dependency), marked like the other Tryton tests.
+    return [pytest.param(*lineup, id="-".join(lineup),
+                         marks=[pytest.mark.tryton] if "tryton" in lineup else [])
+            for lineup in dict.fromkeys(found)]
 
 
 @pytest.mark.parametrize(("crm", "time", "erp"), lineups())
@@ -69,4 +63,20 @@ def test_an_unknown_vendor_is_one_line_naming_the_choices(tmp_path: Path) -> Non
     assert result.returncode == 2
     assert " ".join(result.stdout.split()) == (
         f"--erp sap is not one the demo knows; pick one of {', '.join(ERPS)}")
+    assert "Traceback" not in result.stderr
+
+
+def test_tryton_missing_is_one_line_saying_what_to_install(tmp_path: Path) -> None:
+    # A trytond without its modules on the path first: as if Tryton were not installed.
+    (tmp_path / "shadow" / "trytond").mkdir(parents=True)
+    (tmp_path / "shadow" / "trytond" / "__init__.py").write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "billbridge", "demo", "--no-serve", "--port", "0",
+         "--workdir", str(tmp_path / "demo"), "--erp", "tryton"],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "shadow")})
+    assert result.returncode == 2
+    assert " ".join(result.stdout.split()) == (
+        "Tryton is not installed here (trytond.modules.project_invoice is missing): "
+        "pip install 'billbridge[tryton]'")
     assert "Traceback" not in result.stderr

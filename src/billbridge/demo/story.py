@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from sqlalchemy import select
@@ -41,6 +42,7 @@ from billbridge.demo.vendors import (
     INITECH,
     PERIOD_END,
     TIME_TOOLS,
+    WORKDIR,
     Crm,
     Entry,
     Erp,
@@ -187,12 +189,13 @@ def run_demo(console: Console, *, port: int = 8000, keep_serving: bool = True,
         return 2
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
+    os.environ[WORKDIR] = str(workdir.resolve())
     configure_logging(stream=(workdir / "hub.log").open("a"))
     key_file = demo_key(workdir)
     try:
         story = Story(console, workdir, port, lineup)
-    except VendorUnavailable as exc:
-        console.print(f"[red]{exc}[/red]")
+    except VendorUnavailable as exc:  # what to install, as typed: no markup in it
+        console.print(f"[red]{escape(str(exc))}[/red]")
         return 2
     try:
         failures = tell(story, workdir)

@@ -11,16 +11,21 @@ vendor is one class here and one line in ``CRMS``, ``TIME_TOOLS`` or ``ERPS``.
 
 from __future__ import annotations
 
+import os
 import secrets
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from billbridge.connectors.base import Connection
 from billbridge.emulation import FaultInjector
 
 PERIOD_END = "2026-03-31"
+# The demo's work folder, for a vendor that keeps files of its own there (Tryton's database).
+WORKDIR = "BILLBRIDGE_DEMO_WORKDIR"
 
 
 # -- the story's fake company, vendor-neutral -----------------------------------------
@@ -212,9 +217,11 @@ class SalesforceCrm:
         self._deals[deal.number] = opportunity
 
     def deal(self, deal: Deal) -> DealView:
+        from billbridge.connectors.salesforce.mapping import DEFAULT_WRITEBACK as FIELDS
+
         found = self.emulator.record("Opportunity", self._deals[deal.number])
-        return DealView(found.get("ERP_Project_Id__c"), found.get("ERP_Customer_Id__c"),
-                        found.get("Invoice_Status__c"))
+        return DealView(found.get(FIELDS["erp_project_id"]), found.get(FIELDS["erp_customer_id"]),
+                        found.get(FIELDS["invoice_status"]))
 
     def stop(self) -> None:
         self.emulator.stop()
@@ -592,7 +599,69 @@ class DynamicsFinanceErp:
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
 TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool}
+class TrytonErp:
+    name, label = "tryton", "Tryton"
+    note = ("Tryton: a real trytond on SQLite in the demo's folder (tryton/), its firm set up "
+            "once and kept in the user's cache; the accountant records the payment with "
+            "Tryton's Pay wizard, and the hub polls invoice states.")
+    fault_script: Sequence[Any] = ("lost_ack", "429:0")
+    polled = True
+
+    def __init__(self) -> None:
+        from billbridge.connectors.tryton.emulator import TrytonFaultProxy
+        from billbridge.connectors.tryton.emulator.launcher import (
+            TrytonServer,
+            build_template,
+            missing,
+            template_directory,
+        )
+
+        if problem := missing():
+            raise VendorUnavailable(problem)
+        folder = Path(os.environ.get(WORKDIR) or tempfile.mkdtemp()) / "tryton"
+        folder.mkdir(parents=True, exist_ok=True)
+        cache = template_directory()
+        cache.mkdir(parents=True, exist_ok=True)
+        self.server = TrytonServer(build_template(cache), folder).start()
+        # The hub reaches Tryton through a proxy that can lose an acknowledgement.
+        self.proxy = TrytonFaultProxy(upstream=self.server.url).start()
+        self.url = self.proxy.url
+        self.faults = self.proxy.faults
+
+    def connection(self) -> Connection:
+        from billbridge.connectors.tryton.emulator.launcher import PASSWORD
+
+        return Connection(self.name, "tryton", self.url, credentials={"password": PASSWORD},
+                          options=self.server.options(timeout=5))
+
+    def _reader(self) -> Any:
+        from billbridge.connectors.tryton.client import TrytonClient
+        from billbridge.connectors.tryton.emulator.launcher import DATABASE, PASSWORD
+
+        return TrytonClient(self.server.url, DATABASE, username="admin", password=PASSWORD,
+                            company=self.server.ids["company"])
+
+    def invoices(self) -> list[ErpInvoice]:
+        reader = self._reader()
+        rows = reader.search_read("account.invoice", [("type", "=", "out"),
+                                                      ("state", "!=", "cancelled")],
+                                  ["reference", "total_amount", "currency"])
+        codes = {c["id"]: c["code"] for c in reader.read(
+            "currency.currency", sorted({r["currency"] for r in rows}), ["code"])}
+        return [ErpInvoice(str(r["reference"]), str(r["id"]), Decimal(str(r["total_amount"])),
+                           str(codes[r["currency"]])) for r in rows]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        self.server.pay(int(invoice.erp_id))
+        return []
+
+    def stop(self) -> None:
+        self.proxy.stop()
+        self.server.stop()
+
+
 ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteErp,
                                       "quickbooks": QuickBooksErp, "xero": XeroErp,
-                                      "dynamics-finance": DynamicsFinanceErp}
+                                      "dynamics-finance": DynamicsFinanceErp,
+                                      "tryton": TrytonErp}
 DEFAULTS = {"crm": "hubspot", "time": "harvest", "erp": "ledger"}

@@ -2,13 +2,14 @@
 company, fiscal years with periods and invoice sequences, a chart of accounts,
 a payment term, a labour product, taxes and one employee per worker.
 
-Run once per test session by ``tryton_server.build_template`` in a process of
-its own (proteus runs trytond in-process against the template database):
+Run once per template by ``launcher.build_template`` in a process of its own
+(proteus runs trytond in-process against the template database):
 
-    python tests/tryton_setup.py CONFIG_FILE DATABASE OUTPUT_JSON
+    python -m billbridge.connectors.tryton.emulator.setup CONFIG_FILE DATABASE OUTPUT_JSON
 
 It writes the ids the connector's options need (company, labour product,
-employees, taxes) to OUTPUT_JSON.
+employees, taxes) and the cash payment method an accountant pays with to
+OUTPUT_JSON.
 """
 
 from __future__ import annotations
@@ -72,6 +73,12 @@ def main(config_file: str, database: str, output: str) -> None:
     template.save()
     labour, = template.products
 
+    cash, = Model.get("account.journal").find([("code", "=", "CASH")])
+    method = Model.get("account.invoice.payment.method")(
+        name="Cash", journal=cash, credit_account=accounts["cash"],
+        debit_account=accounts["cash"])
+    method.save()
+
     Employee = Model.get("company.employee")
     employees: dict[str, int] = {}
     for worker, name in WORKERS.items():
@@ -88,6 +95,7 @@ def main(config_file: str, database: str, output: str) -> None:
         "employees": employees,
         "taxes": {"US-NOTAX": [], "VAT20": [vat.id]},
         "revenue": accounts["revenue"].id,
+        "payment_method": method.id,
     }
     with open(output, "w") as out:
         json.dump(ids, out)
