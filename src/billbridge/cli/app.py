@@ -37,46 +37,16 @@ def exit_code(exc: BillbridgeError) -> int:
     return EXIT_USAGE if isinstance(exc, Invalid | Forbidden) else EXIT_FAILURE
 
 
-def _refusal(exc: Exception) -> tuple[str, int]:
-    """What a command's error says, in one line, and its exit code: the
-    mistakes a user makes (a missing or wrong file, a store that cannot be
-    opened, a key not set) say what to fix; anything else says to run again
-    with --debug, which shows the traceback."""
-    from billbridge.domain.config import ConfigError
-    from billbridge.engine.secrets import SecretsError
-
-    if isinstance(exc, BillbridgeError):
-        return exc.message, exit_code(exc)
-    if isinstance(exc, FileNotFoundError | NotADirectoryError) and exc.filename:
-        return f"{exc.filename}: no such file or folder", EXIT_USAGE
-    if isinstance(exc, IsADirectoryError) and exc.filename:
-        return f"{exc.filename} is a folder: give a file", EXIT_USAGE
-    if isinstance(exc, PermissionError) and exc.filename:
-        return f"{exc.filename}: permission denied", EXIT_USAGE
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{exc.filename or 'the system'}: {exc.strerror}", EXIT_FAILURE
-    if isinstance(exc, ConfigError | SecretsError):
-        return str(exc), EXIT_FAILURE
-    return (f"unexpected error: {type(exc).__name__}: {exc} (run again with --debug for the "
-            "traceback, and report it)"), EXIT_FAILURE
-
-
 class Commands(TyperGroup):
-    """Every command's error becomes one line on stderr and its exit code, never
-    a traceback (unless --debug)."""
+    """Every command's BillbridgeError becomes one line on stderr and its exit
+    code, never a traceback."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's own click Context
         try:
             return super().invoke(ctx)
-        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
-            raise  # an exit code already chosen, or a usage error click reports
-        except Exception as exc:
-            if ctx.params.get("debug"):
-                raise
-            message, code = _refusal(exc)
-            said = " ".join(line.strip() for line in message.splitlines() if line.strip())
-            errors.print(f"[red]{escape(said)}[/red]", soft_wrap=True, highlight=False)
-            raise typer.Exit(code) from None
+        except BillbridgeError as exc:
+            errors.print(f"[red]{escape(exc.message)}[/red]", soft_wrap=True)
+            raise typer.Exit(exit_code(exc)) from None
 
 
 app = typer.Typer(help="billbridge: CRM, time tools and ERP joined with exactly-once delivery.",
@@ -103,13 +73,6 @@ app.add_typer(bench_app, name="bench")
 scenario_app = typer.Typer(help="Business rules as data: run scenario files.",
                            no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
-
-
-@app.callback()
-def _global_options(debug: Annotated[bool, typer.Option(
-        "--debug", envvar="BILLBRIDGE_DEBUG",
-        help="show the Python traceback of an error instead of one line")] = False) -> None:
-    """billbridge: CRM, time tools and ERP joined with exactly-once delivery."""
 
 console = Console()
 DbOption = Annotated[str | None, typer.Option("--database-url", envvar="BILLBRIDGE_DATABASE_URL",
