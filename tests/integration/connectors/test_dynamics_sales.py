@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from billbridge.api.app import WEBHOOKS_REJECTED
+from billbridge.api.routes.ingress import WEBHOOKS_REJECTED
 from billbridge.api.server import HubServer
 from billbridge.connectors.base import (
     Connection,

@@ -1,0 +1,138 @@
+"""Ingress: vendors' signed webhooks (POST /v1/webhooks/{source}) and
+canonical events pushed by a token (POST /v1/events/{source}). Both are
+answered once their events are committed to the inbox."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from anyio import CapacityLimiter, to_thread
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter
+from starlette.routing import Route
+
+from billbridge.api import limits
+from billbridge.api.problems import ApiError
+from billbridge.api.routes.common import Ingester
+from billbridge.connectors.base import (
+    DeliveryError,
+    RateLimit,
+    SignatureError,
+    WebhookReceiver,
+    WebhookRequest,
+)
+from billbridge.connectors.ratelimit import TokenBucket
+from billbridge.engine.group_commit import GroupCommitter
+from billbridge.engine.inbox import IngestResult
+from billbridge.engine.tokens import OutOfScope
+
+WEBHOOKS_REJECTED = Counter("billbridge_webhooks_rejected_total",
+                            "Webhook deliveries refused at the door", ["source", "why"])
+VENDOR_THREADS = 16
+"""Deliveries whose receivers may be calling their vendors at once; more wait their turn."""
+
+EVENTS_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "array", "maxItems": limits.MAX_EVENTS, "items": {
+        "type": "object", "required": ["type"],
+        "description": "a canonical event: {type, source, id, at, data}; GET /v1/schemas"}}}}}}
+
+
+def router(committer: GroupCommitter) -> APIRouter:
+    routes = APIRouter()
+
+    @routes.post("/v1/events/{source}", status_code=202, tags=["ingress"],
+                 openapi_extra=EVENTS_BODY)
+    async def push_events(source: str, request: Request, who: Ingester) -> Any:
+        """Canonical events from ``source``, if the token may submit that source's
+        events of those types. The token and source are checked before the body
+        is read, its size and nesting before it is parsed."""
+        try:
+            who.check_source(source)
+            events = await to_thread.run_sync(limits.event_list, await request.body())
+            who.check_event_types(source, (e["type"] for e in events))
+        except OutOfScope as exc:
+            raise ApiError(403, "OUT_OF_SCOPE", str(exc)) from None
+        except limits.Refused as exc:
+            raise ApiError(exc.status, exc.code, exc.message) from None
+        return {"results": _results(await committer.store(events, source=source))}
+
+    return routes
+
+
+class WebhookDoor:
+    """The webhook route: each source's rate limit, then its receiver checks the
+    signature and turns the body into events."""
+
+    def __init__(self, receivers: Mapping[str, WebhookReceiver], committer: GroupCommitter,
+                 rate: RateLimit) -> None:
+        self.receivers = dict(receivers)
+        self.committer = committer
+        # Per source: a flood from one vendor cannot starve the others.
+        self.doors = {name: TokenBucket(rate) for name in self.receivers}
+        # Receivers may call their vendor (and wait on its rate limit): in threads
+        # of their own, so a slow vendor holds neither the event loop nor the
+        # threads every other route runs in.
+        self.vendor_threads = CapacityLimiter(VENDOR_THREADS)
+
+    def route(self) -> Route:
+        # A plain Starlette route: it reads the raw body for the signature and
+        # needs none of FastAPI's parameter handling, which cost three times
+        # the rest of an acknowledgement.
+        return Route("/v1/webhooks/{source}", self.webhook, methods=["POST"])
+
+    async def webhook(self, request: Request) -> Response:
+        source = request.path_params["source"]
+        receiver = self._admit(source)
+        body = await request.body()  # no larger than the body cap
+        delivery = WebhookRequest(request.method, str(request.url),
+                                  {k.lower(): v for k, v in request.headers.items()}, body)
+        try:
+            events = await to_thread.run_sync(_open, receiver, delivery, time.time(),
+                                              limiter=self.vendor_threads)
+        except SignatureError as exc:
+            WEBHOOKS_REJECTED.labels(source, "signature").inc()
+            raise ApiError(401, "BAD_SIGNATURE", str(exc)) from None
+        except DeliveryError as exc:
+            # The receiver needed the vendor's API to complete the events and could
+            # not reach it: refuse, so the vendor delivers again later.
+            WEBHOOKS_REJECTED.labels(source, "fetch_failed").inc()
+            raise ApiError(503, "UPSTREAM_UNAVAILABLE", str(exc)) from None
+        results = await self.committer.store(events, source=source)
+        acknowledgement = getattr(receiver, "acknowledgement", None)
+        if acknowledgement is not None:
+            media_type, content = acknowledgement()
+            return Response(content, status_code=200, media_type=media_type)
+        # A response, not a dict: FastAPI's encoder would walk it again.
+        return JSONResponse({"results": _results(results)}, status_code=202)
+
+    def _admit(self, source: str) -> WebhookReceiver:
+        """The source's receiver, if it has one and is within its rate."""
+        receiver = self.receivers.get(source)
+        if receiver is None:
+            WEBHOOKS_REJECTED.labels("unknown", "unknown_source").inc()
+            raise ApiError(404, "UNKNOWN_SOURCE", f"no webhook source is named {source!r}")
+        door = self.doors[source]
+        if door.wait_time() > 0:
+            WEBHOOKS_REJECTED.labels(source, "rate_limited").inc()
+            retry = max(1, round(door.wait_time()))
+            raise ApiError(429, "RATE_LIMITED", f"too many deliveries from {source}; "
+                           f"retry in {retry} s", headers={"Retry-After": str(retry)})
+        door.take()
+        return receiver
+
+
+def _results(results: list[IngestResult]) -> list[dict[str, Any]]:
+    return [{"event_id": r.event_id, "status": r.status.value, "message": r.message}
+            for r in results]
+
+
+def _open(receiver: WebhookReceiver, delivery: WebhookRequest, now: float) -> list[Any]:
+    """A delivery's events: its signature checked first, then its size and
+    nesting; one too large or too deep to parse is kept raw as malformed, and
+    answered like any other, so the vendor does not send it again."""
+    receiver.verify(delivery, now=now)
+    why = limits.refusal(delivery.body)
+    return [limits.kept_raw(delivery.body, why)] if why else receiver.events(delivery)
