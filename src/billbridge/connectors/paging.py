@@ -17,11 +17,13 @@ class PageGuard:
         self.listing = listing
         self._asked: set[Hashable] = set()
 
-    def once(self, request: Hashable, shown: object = None) -> None:
+    def once(self, request: Hashable, shown: object = None, *,
+             repeat: str = "asked for") -> None:
         """Note ``request``; raise if this walk has made it before. ``shown``
-        is how the message names it (the request itself when None)."""
+        is how the message names it (the request itself when None); ``repeat``
+        says what happened to it twice (a link the vendor gave is "offered")."""
         if request in self._asked:
             raise PermanentError(
-                f"{self.listing}: {request if shown is None else shown} was asked for twice; "
+                f"{self.listing}: {request if shown is None else shown} was {repeat} twice; "
                 "stopping instead of looping", code="PAGINATION_LOOP")
         self._asked.add(request)

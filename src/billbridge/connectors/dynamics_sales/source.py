@@ -43,6 +43,7 @@ from billbridge.connectors.dynamics_sales.mapping import (
     is_won,
     parse_modifiedon,
 )
+from billbridge.connectors.paging import PageGuard
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ class DynamicsSource:
 
     # -- change tracking ---------------------------------------------------------
     def _changes(self, link: str | None) -> Iterator[PollPage]:
-        seen: set[str] = set()
+        guard = PageGuard(self.name)
         columns = ",".join(self.config.opportunity_columns())
         while True:
             try:
@@ -154,12 +155,8 @@ class DynamicsSource:
             yield PollPage(events, json.dumps({"mode": "delta", "link": after}))
             if not following:
                 return
-            if following in seen:
-                raise PermanentError(f"{self.name}: the nextLink {str(following)[:120]} was "
-                                     "offered twice; stopping instead of looping",
-                                     code="PAGINATION_LOOP")
-            seen.add(str(following))
             link = str(following)
+            guard.once(link, f"the nextLink {link[:120]}", repeat="offered")
 
     # -- modifiedon polling ------------------------------------------------------
     def _modified(self, since: str | None) -> Iterator[PollPage]:

@@ -39,9 +39,7 @@ from billbridge.connectors.base import (
 )
 from billbridge.connectors.dynamics_sales.client import (
     BATCH_LIMIT,
-    ChangeSetResult,
     DataverseClient,
-    Operation,
     key_segment,
 )
 from billbridge.connectors.dynamics_sales.mapping import (
@@ -50,6 +48,7 @@ from billbridge.connectors.dynamics_sales.mapping import (
     writeback_columns,
     writeback_value,
 )
+from billbridge.connectors.odata import ChangeSetResult, Operation
 
 ENTITY_SETS = {"opportunity": "opportunities", "account": "accounts"}
 MODES = {"update": {"If-Match": "*"}, "create": {"If-None-Match": "*"}, "upsert": {}}
