@@ -25,6 +25,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,10 @@ from sqlalchemy import create_engine, select, text
 
 from billbridge.api.server import HubServer
 from billbridge.bench import cpu
-from billbridge.bench.vendors import TOKEN, Vendors
+from billbridge.bench.vendors import TOKEN, Posting, Vendors
 from billbridge.connectors.generic.source import GenericTimeSource
 from billbridge.connectors.generic.webhooks import GenericWebhooks
-from billbridge.engine.hub import HubSetup, build_hub
+from billbridge.engine.hub import Hub, HubSetup, build_hub
 from billbridge.store.tables import inbox
 
 PROJECTS = 20
@@ -115,28 +116,77 @@ def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share
     hub.activate_config(CONFIG)
     processes = _start_workers(url, vendors.ledger_url, workers, dispatchers, batch_size,
                                erp_concurrency, workdir)
-    server: HubServer | None = None
     try:
-        # The projects exist before month-end; posting them also proves the workers are up.
-        hub.ingest([{"type": "project.updated", "id": f"p-{p}", "at": "2026-03-01T00:00:00Z",
-                     "data": {"code": f"P-{p}", "name": f"P-{p}", "status": "active"}}
-                    for p in range(PROJECTS)], source="psa")
-        _wait(lambda: vendors.applied("project.upsert") >= PROJECTS, processes, workdir)
-        if hub.engine.dialect.name == "postgresql":
-            # A database in use has been analysed by autovacuum; a scratch one has
-            # not, and without statistics PostgreSQL plans the workers' batch
-            # look-ups (IN lists of hundreds of ids) as scans of whole tables.
-            with hub.engine.begin() as conn:
-                conn.execute(text("ANALYZE"))
+        _open_projects(hub, vendors, processes, workdir)
+        clock = _month_end(hub, vendors, processes, workdir, entries, webhook_share, progress)
+        _stop(processes, workdir)
+        left = _what_it_left(hub, vendors, processes, workdir)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+        usage = vendors.stop()
+        hub.engine.dispose()
+    return {**_figures(entries, clock, left),
+            "store": url.split(":", 1)[0], "workers": workers, "dispatchers": dispatchers,
+            "erp_concurrency": erp_concurrency,
+            **_costs(entries, clock, left, usage)}
 
-        started = time.perf_counter()
-        machine = cpu.machine_times()
-        window = _Window(processes, vendors, postgres=hub.engine.dialect.name == "postgresql")
-        server = HubServer(hub, port=0, sources=[GenericTimeSource(vendors.tool_url,
-                                                                   per_page=PAGE)],
-                           webhooks={"generic": GenericWebhooks(SECRET)}, poll_seconds=3600,
-                           process=False)
-        server.start()
+
+@dataclass(frozen=True)
+class _Clock:
+    """What the clock saw, from the first delivery to the ERP's posting of the
+    last entry, and the intake's usage once nothing was left to send."""
+
+    seconds: float
+    pushed: list[str]  # the entries also pushed as webhooks
+    machine_busy: float | None
+    in_window: dict[str, float | None]
+    intake: resource.struct_rusage
+
+
+@dataclass(frozen=True)
+class _Left:
+    """What the run left behind, read once the workers have stopped: the
+    ERP's postings and calls, the vendor's view of its webhooks, the workers'
+    usage and logs, and when each entry arrived in the inbox."""
+
+    postings: list[Posting]
+    erp_calls: int
+    webhook_statuses: list[int]
+    crew: resource.struct_rusage
+    logs: str
+    arrived: dict[str, Any]
+
+
+def _open_projects(hub: Hub, vendors: Vendors, processes: list[subprocess.Popen[bytes]],
+                   workdir: Path) -> None:
+    """The projects exist before month-end; posting them also proves the workers are up."""
+    hub.ingest([{"type": "project.updated", "id": f"p-{p}", "at": "2026-03-01T00:00:00Z",
+                 "data": {"code": f"P-{p}", "name": f"P-{p}", "status": "active"}}
+                for p in range(PROJECTS)], source="psa")
+    _wait(lambda: vendors.applied("project.upsert") >= PROJECTS, processes, workdir)
+    if hub.engine.dialect.name == "postgresql":
+        # A database in use has been analysed by autovacuum; a scratch one has
+        # not, and without statistics PostgreSQL plans the workers' batch
+        # look-ups (IN lists of hundreds of ids) as scans of whole tables.
+        with hub.engine.begin() as conn:
+            conn.execute(text("ANALYZE"))
+
+
+def _month_end(hub: Hub, vendors: Vendors, processes: list[subprocess.Popen[bytes]],
+               workdir: Path, entries: int, webhook_share: float,
+               progress: Progress | None) -> _Clock:
+    """Serve the webhook API and poll, push the webhook share, and time the
+    hub until the ERP holds a posting for every entry."""
+    started = time.perf_counter()
+    machine = cpu.machine_times()
+    window = _Window(processes, vendors, postgres=hub.engine.dialect.name == "postgresql")
+    server = HubServer(hub, port=0, sources=[GenericTimeSource(vendors.tool_url, per_page=PAGE)],
+                       webhooks={"generic": GenericWebhooks(SECRET)}, poll_seconds=3600,
+                       process=False)
+    server.start()
+    try:
         pushed = [f"te-{i}" for i in range(entries)
                   if webhook_share and i % max(1, round(1 / webhook_share)) == 0]
         vendors.push_webhooks(f"{server.url}/v1/webhooks/generic", SECRET, pushed,
@@ -156,44 +206,50 @@ def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share
         _wait(lambda: hub.settled() and vendors.webhook_statuses() is not None, processes,
               workdir)
         intake = resource.getrusage(resource.RUSAGE_SELF)
-        server.stop()
-        server = None
-        _stop(processes, workdir)
-        crew = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers, all waited for
-        logs = "".join((workdir / f"worker-{i}.log").read_text(errors="replace")
-                       for i in range(len(processes)))
-        statuses = vendors.webhook_statuses() or []
-        postings = vendors.postings()
-        calls = vendors.erp_calls()
-        with hub.engine.connect() as conn:
-            arrived = dict(conn.execute(select(inbox.c.event_id, inbox.c.received_at)
-                                        .where(inbox.c.source == "generic")).all())
     finally:
-        if server is not None:
-            server.stop()
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-        usage = vendors.stop()
-        hub.engine.dispose()
+        server.stop()
+    return _Clock(seconds, pushed, busy, in_window, intake)
 
-    per_entry = Counter(p.time_entry for p in postings)
+
+def _what_it_left(hub: Hub, vendors: Vendors, processes: list[subprocess.Popen[bytes]],
+                  workdir: Path) -> _Left:
+    crew = resource.getrusage(resource.RUSAGE_CHILDREN)  # the workers, all waited for
+    logs = "".join((workdir / f"worker-{i}.log").read_text(errors="replace")
+                   for i in range(len(processes)))
+    statuses = vendors.webhook_statuses() or []
+    postings = vendors.postings()
+    calls = vendors.erp_calls()
+    with hub.engine.connect() as conn:
+        arrived = dict(conn.execute(select(inbox.c.event_id, inbox.c.received_at)
+                                    .where(inbox.c.source == "generic")).all())
+    return _Left(postings, calls, statuses, crew, logs, arrived)
+
+
+def _figures(entries: int, clock: _Clock, left: _Left) -> dict[str, Any]:
+    """Throughput, duplicates and losses counted from the ERP's postings, latency."""
+    per_entry = Counter(p.time_entry for p in left.postings)
     expected = {f"te-{i}" for i in range(entries)}
-    latencies = _latencies(postings, arrived)
+    latencies = _latencies(left.postings, left.arrived)
+    intake, crew = clock.intake, left.crew
     return {
-        "entries": entries, "seconds": round(seconds, 3),
-        "entries_per_s": round(entries / seconds, 1),
-        "erp_calls": calls,
+        "entries": entries, "seconds": round(clock.seconds, 3),
+        "entries_per_s": round(entries / clock.seconds, 1),
+        "erp_calls": left.erp_calls,
         # A second posting of an entry is a duplicate, whatever key it came with.
         "duplicates": sum(n - 1 for n in per_entry.values()),
         "lost": len(expected - per_entry.keys()),
         "peak_rss_mb": round(max(intake.ru_maxrss, crew.ru_maxrss) / 1024, 1),
         "p50_ms": round(statistics.median(latencies), 1) if latencies else None,
         "p99_ms": round(_percentile(latencies, 0.99), 1) if latencies else None,
-        "store": url.split(":", 1)[0], "workers": workers, "dispatchers": dispatchers,
-        "erp_concurrency": erp_concurrency,
-        "webhook_entries": len(pushed),
-        "webhook_errors": sum(1 for s in statuses if s != 202),
+    }
+
+
+def _costs(entries: int, clock: _Clock, left: _Left, usage: dict[str, float]) -> dict[str, Any]:
+    """The webhooks' outcome, what each part of the run cost, and the workers' contention."""
+    intake, crew = clock.intake, left.crew
+    return {
+        "webhook_entries": len(clock.pushed),
+        "webhook_errors": sum(1 for s in left.webhook_statuses if s != 202),
         "hub_cpu_s": round(intake.ru_utime + intake.ru_stime + crew.ru_utime +
                            crew.ru_stime, 1),
         "intake_cpu_s": round(intake.ru_utime + intake.ru_stime, 1),
@@ -205,16 +261,16 @@ def _burst(entries: int, url: str, workers: int, dispatchers: int, webhook_share
         # What each part cost while the clock ran (the figures above count
         # each process whole, start-up included), and per entry.
         "window_cpu_s": {part: None if s is None else round(s, 2)
-                         for part, s in in_window.items()},
+                         for part, s in clock.in_window.items()},
         "cpu_us_per_entry": {part: None if s is None else round(1e6 * s / entries, 1)
-                             for part, s in in_window.items()},
+                             for part, s in clock.in_window.items()},
         # How busy the whole machine's CPUs were while the clock ran (the
         # database server included): near 100 means more processes cannot help.
-        "machine_cpu_busy_pct": busy,
+        "machine_cpu_busy_pct": clock.machine_busy,
         # Contention between workers, from their logs: batches the store refused
         # (run again one event at a time) and aggregate leases lost mid-batch.
-        "refused_batches": logs.count("batch refused"),
-        "leases_lost": logs.count("lease lost"),
+        "refused_batches": left.logs.count("batch refused"),
+        "leases_lost": left.logs.count("lease lost"),
     }
 
 
