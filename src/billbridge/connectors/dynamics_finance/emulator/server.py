@@ -25,9 +25,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from billbridge.connectors.dynamics_finance.emulator import batch
 from billbridge.connectors.dynamics_finance.emulator.company import (
     COMPANIES,
     CUSTOMER_GROUPS,
@@ -44,9 +43,18 @@ from billbridge.connectors.dynamics_finance.emulator.query import (
     ordered,
     parse_filter,
     parse_key,
-    parse_orderby,
 )
 from billbridge.emulation.limits import admit
+from billbridge.emulation.odata import (
+    InnerResponse,
+    max_page_size,
+    next_link,
+    parse_batch,
+    parse_orderby,
+    render_batch,
+    select,
+    selected,
+)
 from billbridge.emulation.server import EmulatorServer, Request, Response
 
 DATA = "/data"
@@ -326,22 +334,19 @@ class FinanceEmulator(EmulatorServer):
         skip = int(request.arg("$skip") or 0)
         top = request.arg("$top")
         wanted = len(rows) - skip if top is None else min(int(top), len(rows) - skip)
-        prefer = request.headers.get("prefer", "")
-        page = self.page_size
-        if "odata.maxpagesize=" in prefer:
-            page = min(page, int(prefer.split("odata.maxpagesize=")[1].split(",")[0]))
-        page = max(1, min(page, MAX_PAGE))
+        asked = max_page_size(request.headers.get("prefer", ""), MAX_PAGE)
+        page = max(1, min(self.page_size, asked or MAX_PAGE, MAX_PAGE))
         taken = rows[skip:skip + min(page, max(0, wanted))]
-        columns = [c for c in (request.arg("$select") or "").split(",") if c]
+        columns = selected(request.arg("$select"))
         body: dict[str, Any] = {
             "@odata.context": f"{self.url}{DATA}/$metadata#{name}",
-            "value": [{c: r.get(c) for c in columns} if columns else dict(r) for r in taken]}
+            "value": [select(r, columns) for r in taken]}
         if wanted > page:
-            query = {k: v[0] for k, v in request.query.items()}
-            query["$skip"] = str(skip + page)
+            moved = {"$skip": str(skip + page)}
             if top is not None:
-                query["$top"] = str(wanted - page)
-            body["@odata.nextLink"] = f"{self.url}{DATA}/{name}?{urlencode(query)}"
+                moved["$top"] = str(wanted - page)
+            body["@odata.nextLink"] = next_link(f"{self.url}{DATA}/{name}", request.query,
+                                                **moved)
         return Response(200, _dumps(body), {"OData-Version": "4.0"})
 
     # -- writes ----------------------------------------------------------------------
@@ -441,7 +446,7 @@ class FinanceEmulator(EmulatorServer):
     # -- $batch ------------------------------------------------------------------------
     def _batch(self, request: Request) -> Response:
         try:
-            parts = batch.parse(request.body, request.headers.get("content-type", ""))
+            parts = parse_batch(request.body, request.headers.get("content-type", ""))
         except ValueError as exc:
             return odata_error(400, str(exc))
         operations = sum(len(p.requests) for p in parts)
@@ -451,12 +456,12 @@ class FinanceEmulator(EmulatorServer):
             return odata_error(400, f"A batch can contain up to {MAX_BATCH} operations, not "
                                f"{operations}.")
         go_on = "odata.continue-on-error" in request.headers.get("prefer", "")
-        answers: list[batch.InnerResponse | list[batch.InnerResponse]] = []
+        answers: list[InnerResponse | list[InnerResponse]] = []
         for part in parts:
             with self.lock:
                 self._journal = []
-                done: list[batch.InnerResponse] = []
-                failed: batch.InnerResponse | None = None
+                done: list[InnerResponse] = []
+                failed: InnerResponse | None = None
                 for inner in part.requests:
                     path = urlsplit(inner.url).path
                     resource = path.split(DATA + "/", 1)[-1]
@@ -464,13 +469,14 @@ class FinanceEmulator(EmulatorServer):
                         status, row = self._write(inner.method, resource, inner.body)
                     except (WriteRefused, ODataError) as exc:
                         code = exc.status if isinstance(exc, WriteRefused) else 400
-                        failed = batch.InnerResponse(code, _dumps({"error": {
+                        failed = InnerResponse(code, _dumps({"error": {
                             "code": "", "message": "An error has occurred.",
-                            "innererror": {"message": str(exc)}}}), inner.content_id)
+                            "innererror": {"message": str(exc)}}}),
+                            content_id=inner.content_id)
                         break
-                    done.append(batch.InnerResponse(
+                    done.append(InnerResponse(
                         status, _dumps(row) if row is not None else b"",
-                        inner.content_id))
+                        content_id=inner.content_id))
                 if failed is not None:
                     self._rollback(self._journal)
                 self._journal = None
@@ -478,7 +484,7 @@ class FinanceEmulator(EmulatorServer):
                            (done if part.changeset else done[0]))
             if failed is not None and not go_on:
                 break
-        content_type, body = batch.render(answers)
+        content_type, body = render_batch(answers)
         return Response(200, body, {"Content-Type": content_type, "OData-Version": "4.0"})
 
     def _rollback(self, journal: list[tuple[str, Key, dict[str, Any] | None]]) -> None:

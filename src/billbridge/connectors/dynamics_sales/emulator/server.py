@@ -25,11 +25,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
 
-from billbridge.connectors.dynamics_sales.emulator import batch
 from billbridge.connectors.dynamics_sales.emulator.company import (
     ACCOUNTS,
     CURRENCIES,
@@ -39,15 +38,24 @@ from billbridge.connectors.dynamics_sales.emulator.odata import (
     GUID,
     ODataError,
     after,
-    decode_token,
-    encode_token,
     parse_filter,
     parse_key,
-    parse_orderby,
-    select,
     sort_key,
 )
 from billbridge.emulation.limits import admit
+from billbridge.emulation.odata import (
+    InnerRequest,
+    InnerResponse,
+    decode_token,
+    encode_token,
+    max_page_size,
+    next_link,
+    parse_batch,
+    parse_orderby,
+    render_batch,
+    select,
+    selected,
+)
 from billbridge.emulation.server import EmulatorServer, Request, Response
 
 API = "/api/data/v9.2"
@@ -340,7 +348,7 @@ class DataverseEmulator(EmulatorServer):
                             {"OData-Version": "4.0"})
 
     def _columns(self, request: Request) -> list[str]:
-        return [c.strip() for c in (request.arg("$select") or "").split(",") if c.strip()]
+        return selected(request.arg("$select"))
 
     def _shape(self, entity_set: str, row: Mapping[str, Any],
                columns: Sequence[str]) -> dict[str, Any]:
@@ -351,17 +359,12 @@ class DataverseEmulator(EmulatorServer):
     def _prefer(request: Request) -> tuple[int, bool, bool]:
         """(maxpagesize, track-changes asked, maxpagesize given)."""
         prefer = request.headers.get("prefer", "")
-        size, given = MAX_PAGE, False
-        for item in prefer.split(","):
-            name, _, value = item.strip().partition("=")
-            if name == "odata.maxpagesize" and value.strip().isdigit():
-                size, given = max(1, min(MAX_PAGE, int(value))), True
-        return size, "odata.track-changes" in prefer, given
+        size = max_page_size(prefer, MAX_PAGE)
+        return size or MAX_PAGE, "odata.track-changes" in prefer, size is not None
 
     def _link(self, entity_set: str, request: Request, **extra: str) -> str:
-        keep = {k: v[0] for k, v in request.query.items()
-                if k not in ("$skiptoken", "$deltatoken")}
-        return f"{self.url}{API}/{entity_set}?{urlencode({**keep, **extra})}"
+        return next_link(f"{self.url}{API}/{entity_set}", request.query,
+                         drop=("$skiptoken", "$deltatoken"), **extra)
 
     def _list(self, request: Request, entity_set: str) -> Response:
         size, tracking, sized = self._prefer(request)
@@ -586,14 +589,14 @@ class DataverseEmulator(EmulatorServer):
     # -- $batch ----------------------------------------------------------------------
     def _batch(self, request: Request) -> Response:
         try:
-            parts = batch.parse(request.body, request.headers.get("content-type", ""))
+            parts = parse_batch(request.body, request.headers.get("content-type", ""))
         except (ValueError, IndexError) as exc:
             return odata_error(400, "0x80060888", f"The batch request is not valid: {exc}")
         if sum(len(p.requests) for p in parts) > MAX_BATCH:
             return odata_error(400, "0x80060888", "The number of requests in the batch "
                                f"exceeds the limit of {MAX_BATCH}.")
         keep_going = "odata.continue-on-error" in request.headers.get("prefer", "")
-        answers: list[batch.InnerResponse | list[batch.InnerResponse]] = []
+        answers: list[InnerResponse | list[InnerResponse]] = []
         with self.lock:
             for part in parts:
                 failed = False
@@ -604,7 +607,7 @@ class DataverseEmulator(EmulatorServer):
                         failed = True
                     else:
                         self._journal = []
-                        done: list[batch.InnerResponse] = []
+                        done: list[InnerResponse] = []
                         for inner in part.requests:
                             answer = self._run_inner(inner)
                             if answer.status >= 400:
@@ -622,15 +625,15 @@ class DataverseEmulator(EmulatorServer):
                     failed = answer.status >= 400
                 if failed and not keep_going:
                     break
-        content_type, body = batch.render(answers)
+        content_type, body = render_batch(answers)
         return Response(200, body, {"Content-Type": content_type, "OData-Version": "4.0"})
 
     @staticmethod
-    def _inner_error(status: int, message: str) -> batch.InnerResponse:
-        return batch.InnerResponse(status, json.dumps(
+    def _inner_error(status: int, message: str) -> InnerResponse:
+        return InnerResponse(status, json.dumps(
             {"error": {"code": "0x80060888", "message": message}}).encode())
 
-    def _run_inner(self, inner: batch.InnerRequest) -> batch.InnerResponse:
+    def _run_inner(self, inner: InnerRequest) -> InnerResponse:
         split = urlsplit(inner.url)
         path = split.path if split.path.startswith("/") else f"{API}/{split.path}"
         request = Request(inner.method, path, parse_qs(split.query), inner.headers, inner.body)
@@ -641,7 +644,7 @@ class DataverseEmulator(EmulatorServer):
             answer = handler(request)
         body = answer.encoded() if answer.body not in (None, b"") else b""
         headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-type"}
-        return batch.InnerResponse(answer.status, body, headers, inner.content_id)
+        return InnerResponse(answer.status, body, headers, inner.content_id)
 
     # -- plug-in webhooks --------------------------------------------------------------
     def send_webhook(self, url: str, entity_set: str, row_id: str, *,
