@@ -1,8 +1,9 @@
 """The client side of OData 4.0 as Microsoft's services speak it (Dataverse
 for Dynamics 365 Sales, the ``/data`` entities of Dynamics 365 Finance):
 literals and key segments, JSON with exact decimals, the error body,
-``$batch`` bodies of change sets written and read, and ``@odata.nextLink``
-paging under the shared page-loop guard. Each vendor's names, limits and
+``$batch`` bodies of change sets written and read, ``@odata.nextLink``
+paging under the shared page-loop guard, and ``ODataService``, the token and
+transport a vendor's client builds on. Each vendor's names, limits and
 headers stay in its own folder."""
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from urllib.parse import quote
 
 import httpx
 
-from billbridge.connectors.base import TransientError
+from billbridge.connectors.base import Connection, RateLimit, TransientError
+from billbridge.connectors.entra import EntraToken
+from billbridge.connectors.http import VendorHttp
 from billbridge.connectors.paging import PageGuard
+from billbridge.connectors.ratelimit import MonotonicClock
 
 ODATA_HEADERS = {"OData-MaxVersion": "4.0", "OData-Version": "4.0",
                  "Accept": "application/json"}
@@ -253,3 +257,68 @@ def next_links(first: Callable[[], dict[str, Any]], follow: Callable[[str], dict
             return
         guard.once(str(link), f"the nextLink {str(link)[:120]}", repeat="offered")
         body = follow(str(link))
+
+
+# -- the service -------------------------------------------------------------------
+def entra_options(connection: Connection) -> dict[str, Any]:
+    """What every Microsoft service's client takes from a connection:
+    credentials ``tenant``, ``client_id``, ``client_secret``; options
+    ``scope`` (default ``<environment URL>/.default``) and
+    ``token_refresh_margin`` seconds (300)."""
+    creds, options = connection.credentials, connection.options
+    return {"tenant": str(creds.get("tenant", "")),
+            "client_id": str(creds.get("client_id", "")),
+            "client_secret": str(creds.get("client_secret", "")),
+            "scope": options.get("scope") or None,
+            "refresh_margin": float(options.get("token_refresh_margin", 300))}
+
+
+def account_of(connection: Connection) -> tuple[str, str, str]:
+    """The key of one application in one environment: one client each."""
+    return (connection.name, connection.base_url,
+            str(connection.credentials.get("client_id", "")))
+
+
+class ODataService:
+    """One Microsoft OData service as one Entra application: its token
+    (``token_url``, ``scope`` by default ``<base_url>/.default``) and the
+    shared ``VendorHttp`` transport at ``root`` under its limits. A vendor's
+    client adds its reads and writes."""
+
+    def __init__(self, service: str, base_url: str, root_path: str, *, token_url: str,
+                 client_id: str, client_secret: str, scope: str | None, rate_limit: RateLimit,
+                 concurrency: int, clock: MonotonicClock | None = None,
+                 refresh_margin: float = 300.0, max_429_retries: int = 5,
+                 max_retry_wait: float = 30.0, timeout: float = 30.0, verify: Any = True,
+                 transport: httpx.BaseTransport | None = None, auth_hint: str = "") -> None:
+        self.base_url = base_url.rstrip("/")
+        self.root = self.base_url + root_path
+        self.rate_limit = rate_limit
+        self.token = EntraToken(
+            service, token_url, client_id=client_id, client_secret=client_secret,
+            scope=scope or f"{self.base_url}/.default",
+            now=lambda: self.http.clock.monotonic(), refresh_margin=refresh_margin,
+            timeout=timeout, verify=verify, transport=transport, hint=auth_hint)
+        self.http = VendorHttp(
+            service, self.root, rate_limit=rate_limit, clock=clock,
+            authorise=self.token.header, refresh=self.token.renew, read_error=describe,
+            concurrency=concurrency, max_429_retries=max_429_retries,
+            max_retry_wait=max_retry_wait, timeout=timeout, verify=verify,
+            headers=ODATA_HEADERS, transport=transport)
+
+    @property
+    def requests_sent(self) -> int:
+        return self.http.requests_sent
+
+    @property
+    def tokens_fetched(self) -> int:
+        return self.token.fetched
+
+    def access_token(self) -> str:
+        """The current token, fetched again once it is within the refresh
+        margin of its expiry."""
+        return self.token.current()
+
+    def close(self) -> None:
+        self.http.close()
+        self.token.close()

@@ -20,35 +20,26 @@ modified_field).
 
 from __future__ import annotations
 
-import threading
-
 from billbridge.connectors.base import Connection, ConnectorSpec, Source, Target
+from billbridge.connectors.clients import ClientCache
 from billbridge.connectors.dynamics_finance.client import (
     CONCURRENCY_LIMIT,
     FinanceClient,
     finance_rate_limit,
 )
+from billbridge.connectors.odata import account_of, entra_options
 
-_CLIENTS: dict[tuple[str, str, str], FinanceClient] = {}
-_CLIENTS_LOCK = threading.Lock()
+_CLIENTS: ClientCache[FinanceClient] = ClientCache()
 
 
 def client_for(connection: Connection) -> FinanceClient:
     """One client per application, shared by the connection's target and
     source, so that together they keep within its limits."""
-    creds, options = connection.credentials, connection.options
-    key = (connection.name, connection.base_url, str(creds.get("client_id", "")))
-    with _CLIENTS_LOCK:
-        if key not in _CLIENTS:
-            _CLIENTS[key] = FinanceClient(
-                connection.base_url, tenant=str(creds.get("tenant", "")),
-                client_id=str(creds.get("client_id", "")),
-                client_secret=str(creds.get("client_secret", "")),
-                token_url=options.get("token_url") or None, scope=options.get("scope") or None,
-                rate_limit=finance_rate_limit(int(options.get("requests_per_300s", 6000))),
-                refresh_margin=float(options.get("token_refresh_margin", 300)),
-                timeout=float(options.get("timeout", 30.0)))
-        return _CLIENTS[key]
+    options = connection.options
+    return _CLIENTS.get(account_of(connection), lambda: FinanceClient(
+        connection.base_url, token_url=options.get("token_url") or None,
+        rate_limit=finance_rate_limit(int(options.get("requests_per_300s", 6000))),
+        timeout=float(options.get("timeout", 30.0)), **entra_options(connection)))
 
 
 def _target(connection: Connection) -> Target:

@@ -17,25 +17,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import httpx
-
 from billbridge.connectors.base import RateLimit, TransientError
-from billbridge.connectors.entra import EntraToken, token_endpoint
-from billbridge.connectors.http import VendorHttp
+from billbridge.connectors.entra import token_endpoint
 from billbridge.connectors.odata import (
-    ODATA_HEADERS,
     Answer,
     ChangeSetResult,
+    ODataService,
     Operation,
     decode_batch,
-    describe,
     encode_batch,
     key_segment,
     literal,
     loads,
     next_links,
 )
-from billbridge.connectors.ratelimit import MonotonicClock, rolling_window
+from billbridge.connectors.ratelimit import rolling_window
 
 DATA_PATH = "/data"
 MAX_PAGE_SIZE = 10_000  # server-driven paging's largest page
@@ -50,48 +46,23 @@ def finance_rate_limit(requests: int = 6000, per_seconds: float = 300.0) -> Rate
     return rolling_window(requests, per_seconds)
 
 
-class FinanceClient:
+class FinanceClient(ODataService):
     """One finance and operations environment as one Entra application (a
-    mapped user): its token, its limits and its paging, through the shared
-    ``VendorHttp`` transport."""
+    mapped user): its token, its limits and its paging. ``options`` are
+    ``ODataService``'s (clock, refresh_margin, max_429_retries, timeout,
+    verify, transport)."""
 
     def __init__(self, base_url: str, *, tenant: str, client_id: str, client_secret: str,
                  token_url: str | None = None, scope: str | None = None,
                  rate_limit: RateLimit | None = None, concurrency: int = CONCURRENCY_LIMIT,
-                 clock: MonotonicClock | None = None, refresh_margin: float = 300.0,
-                 max_429_retries: int = 5, max_retry_wait: float = 60.0,
-                 timeout: float = 30.0, verify: Any = True,
-                 transport: httpx.BaseTransport | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.root = self.base_url + DATA_PATH
-        self.token = EntraToken(
-            "Finance", token_url or token_endpoint(tenant), client_id=client_id,
-            client_secret=client_secret, scope=scope or f"{self.base_url}/.default",
-            now=lambda: self.http.clock.monotonic(), refresh_margin=refresh_margin,
-            timeout=timeout, verify=verify, transport=transport, hint=AUTH_HINT)
-        self.rate_limit = rate_limit or finance_rate_limit()
-        self.http = VendorHttp(
-            "Finance", self.root, rate_limit=self.rate_limit, clock=clock,
-            authorise=self.token.header, refresh=self.token.renew, read_error=describe,
-            concurrency=min(concurrency, CONCURRENCY_LIMIT), max_429_retries=max_429_retries,
-            max_retry_wait=max_retry_wait, timeout=timeout, verify=verify,
-            headers=ODATA_HEADERS, transport=transport)
+                 max_retry_wait: float = 60.0, **options: Any) -> None:
+        super().__init__(
+            "Finance", base_url, DATA_PATH, token_url=token_url or token_endpoint(tenant),
+            client_id=client_id, client_secret=client_secret, scope=scope,
+            rate_limit=rate_limit or finance_rate_limit(),
+            concurrency=min(concurrency, CONCURRENCY_LIMIT), max_retry_wait=max_retry_wait,
+            auth_hint=AUTH_HINT, **options)
         self.batches_sent = 0
-
-    @property
-    def requests_sent(self) -> int:
-        return self.http.requests_sent
-
-    def close(self) -> None:
-        self.http.close()
-        self.token.close()
-
-    @property
-    def tokens_fetched(self) -> int:
-        return self.token.fetched
-
-    def access_token(self) -> str:
-        return self.token.current()
 
     # -- reads ---------------------------------------------------------------------
     def page(self, url: str, what: str, *, params: Mapping[str, str] | None = None
@@ -138,6 +109,6 @@ class FinanceClient:
                             response.text, len(changesets), ids)
 
 
-__all__ = ["BATCH_LIMIT", "CONCURRENCY_LIMIT", "DATA_PATH", "MAX_PAGE_SIZE", "Answer",
+__all__ = ["AUTH_HINT", "BATCH_LIMIT", "CONCURRENCY_LIMIT", "DATA_PATH", "MAX_PAGE_SIZE", "Answer",
            "ChangeSetResult", "FinanceClient", "Operation", "encode_batch",
            "finance_rate_limit", "key_segment", "literal"]

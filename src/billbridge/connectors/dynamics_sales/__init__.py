@@ -7,8 +7,6 @@ docs/connectors/dynamics-sales.md."""
 
 from __future__ import annotations
 
-import threading
-
 from billbridge.connectors.base import (
     Connection,
     ConnectorSpec,
@@ -16,14 +14,15 @@ from billbridge.connectors.base import (
     Target,
     WebhookReceiver,
 )
+from billbridge.connectors.clients import ClientCache
 from billbridge.connectors.dynamics_sales.client import (
     CONCURRENCY_LIMIT,
     DataverseClient,
     dataverse_rate_limit,
 )
+from billbridge.connectors.odata import account_of, entra_options
 
-_CLIENTS: dict[tuple[str, str, str], DataverseClient] = {}
-_CLIENTS_LOCK = threading.Lock()
+_CLIENTS: ClientCache[DataverseClient] = ClientCache()
 
 
 def _flag(value: object, default: bool) -> bool:
@@ -41,20 +40,13 @@ def client_for(connection: Connection) -> DataverseClient:
     ``<environment URL>/.default``), ``requests_per_300s`` (6000),
     ``token_refresh_margin`` seconds (300), ``expired_token_statuses``
     (``400,410``)."""
-    creds, options = connection.credentials, connection.options
-    key = (connection.name, connection.base_url, str(creds.get("client_id", "")))
-    with _CLIENTS_LOCK:
-        if key not in _CLIENTS:
-            statuses = str(options.get("expired_token_statuses") or "400,410")
-            _CLIENTS[key] = DataverseClient(
-                connection.base_url, tenant=str(creds.get("tenant", "")),
-                client_id=str(creds.get("client_id", "")),
-                client_secret=str(creds.get("client_secret", "")),
-                authority=options.get("authority") or None, scope=options.get("scope") or None,
-                rate_limit=dataverse_rate_limit(int(options.get("requests_per_300s", 6000))),
-                refresh_margin=float(options.get("token_refresh_margin", 300)),
-                expired_token_statuses=[int(s) for s in statuses.split(",") if s.strip()])
-        return _CLIENTS[key]
+    options = connection.options
+    statuses = str(options.get("expired_token_statuses") or "400,410")
+    return _CLIENTS.get(account_of(connection), lambda: DataverseClient(
+        connection.base_url, authority=options.get("authority") or None,
+        rate_limit=dataverse_rate_limit(int(options.get("requests_per_300s", 6000))),
+        expired_token_statuses=[int(s) for s in statuses.split(",") if s.strip()],
+        **entra_options(connection)))
 
 
 def _source(connection: Connection) -> Source:

@@ -17,14 +17,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import httpx
-
 from billbridge.connectors.base import RateLimit, TransientError
-from billbridge.connectors.entra import EntraToken, token_endpoint
-from billbridge.connectors.http import VendorHttp
+from billbridge.connectors.entra import token_endpoint
 from billbridge.connectors.odata import (
-    ODATA_HEADERS,
     ChangeSetResult,
+    ODataService,
     Operation,
     decode_batch,
     describe,
@@ -32,7 +29,7 @@ from billbridge.connectors.odata import (
     next_links,
 )
 from billbridge.connectors.odata import key_segment as keyed
-from billbridge.connectors.ratelimit import MonotonicClock, rolling_window
+from billbridge.connectors.ratelimit import rolling_window
 
 API_PATH = "/api/data/v9.2"
 MAX_PAGE_SIZE = 5000  # odata.maxpagesize: default and maximum
@@ -56,49 +53,23 @@ def key_segment(entity_set: str, key: str | Mapping[str, Any]) -> str:
     return f"{entity_set}({key})" if isinstance(key, str) else keyed(entity_set, key)
 
 
-class DataverseClient:
+class DataverseClient(ODataService):
     """One Dataverse environment as one application user: its token, its
-    limits and its paging, through the shared ``VendorHttp`` transport."""
+    limits and its paging. ``options`` are ``ODataService``'s (clock,
+    refresh_margin, max_429_retries, timeout, verify, transport)."""
 
     def __init__(self, base_url: str, *, tenant: str, client_id: str, client_secret: str,
                  authority: str | None = None, scope: str | None = None,
                  rate_limit: RateLimit | None = None, concurrency: int = CONCURRENCY_LIMIT,
-                 clock: MonotonicClock | None = None, refresh_margin: float = 300.0,
-                 max_429_retries: int = 5, max_retry_wait: float = 30.0,
-                 timeout: float = 30.0, expired_token_statuses: Sequence[int] = (400, 410),
-                 verify: Any = True, transport: httpx.BaseTransport | None = None) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.api = self.base_url + API_PATH
-        self.token = EntraToken(
-            "Dataverse", token_endpoint(tenant, authority), client_id=client_id,
-            client_secret=client_secret, scope=scope or f"{self.base_url}/.default",
-            now=lambda: self.http.clock.monotonic(), refresh_margin=refresh_margin,
-            timeout=timeout, verify=verify, transport=transport)
+                 max_retry_wait: float = 30.0, expired_token_statuses: Sequence[int] = (400, 410),
+                 **options: Any) -> None:
+        super().__init__(
+            "Dataverse", base_url, API_PATH, token_url=token_endpoint(tenant, authority),
+            client_id=client_id, client_secret=client_secret, scope=scope,
+            rate_limit=rate_limit or dataverse_rate_limit(), concurrency=concurrency,
+            max_retry_wait=max_retry_wait, **options)
+        self.api = self.root
         self.expired_token_statuses = tuple(expired_token_statuses)
-        self.rate_limit = rate_limit or dataverse_rate_limit()
-        self.http = VendorHttp(
-            "Dataverse", self.api, rate_limit=self.rate_limit, clock=clock,
-            authorise=self.token.header, refresh=self.token.renew, read_error=describe,
-            concurrency=concurrency, max_429_retries=max_429_retries,
-            max_retry_wait=max_retry_wait, timeout=timeout, verify=verify,
-            headers=ODATA_HEADERS, transport=transport)
-
-    @property
-    def requests_sent(self) -> int:
-        return self.http.requests_sent
-
-    def close(self) -> None:
-        self.http.close()
-        self.token.close()
-
-    @property
-    def tokens_fetched(self) -> int:
-        return self.token.fetched
-
-    def access_token(self) -> str:
-        """The current token, fetched again once it is within the refresh
-        margin of its expiry."""
-        return self.token.current()
 
     # -- reads ---------------------------------------------------------------------
     def page(self, url: str, what: str, *, params: Mapping[str, str] | None = None,

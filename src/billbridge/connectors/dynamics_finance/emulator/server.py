@@ -44,17 +44,8 @@ from billbridge.connectors.dynamics_finance.emulator.query import (
     parse_filter,
     parse_key,
 )
+from billbridge.emulation import odata
 from billbridge.emulation.limits import admit
-from billbridge.emulation.odata import (
-    InnerResponse,
-    max_page_size,
-    next_link,
-    parse_batch,
-    parse_orderby,
-    render_batch,
-    select,
-    selected,
-)
 from billbridge.emulation.server import EmulatorServer, Request, Response
 
 DATA = "/data"
@@ -329,24 +320,24 @@ class FinanceEmulator(EmulatorServer):
         predicate = parse_filter(request.arg("$filter"))
         rows = [r for r in self.rows[name].values()
                 if (every or r.get("dataAreaId") == self.default_company) and predicate(r)]
-        rows = ordered(rows, parse_orderby(request.arg("$orderby")) or
+        rows = ordered(rows, odata.parse_orderby(request.arg("$orderby")) or
                        [(k, False) for k in ENTITIES[name].key])
         skip = int(request.arg("$skip") or 0)
         top = request.arg("$top")
         wanted = len(rows) - skip if top is None else min(int(top), len(rows) - skip)
-        asked = max_page_size(request.headers.get("prefer", ""), MAX_PAGE)
+        asked = odata.max_page_size(request.headers.get("prefer", ""), MAX_PAGE)
         page = max(1, min(self.page_size, asked or MAX_PAGE, MAX_PAGE))
         taken = rows[skip:skip + min(page, max(0, wanted))]
-        columns = selected(request.arg("$select"))
+        columns = odata.selected(request.arg("$select"))
         body: dict[str, Any] = {
             "@odata.context": f"{self.url}{DATA}/$metadata#{name}",
-            "value": [select(r, columns) for r in taken]}
+            "value": [odata.select(r, columns) for r in taken]}
         if wanted > page:
             moved = {"$skip": str(skip + page)}
             if top is not None:
                 moved["$top"] = str(wanted - page)
-            body["@odata.nextLink"] = next_link(f"{self.url}{DATA}/{name}", request.query,
-                                                **moved)
+            body["@odata.nextLink"] = odata.next_link(
+                f"{self.url}{DATA}/{name}", request.query, **moved)
         return Response(200, _dumps(body), {"OData-Version": "4.0"})
 
     # -- writes ----------------------------------------------------------------------
@@ -446,7 +437,7 @@ class FinanceEmulator(EmulatorServer):
     # -- $batch ------------------------------------------------------------------------
     def _batch(self, request: Request) -> Response:
         try:
-            parts = parse_batch(request.body, request.headers.get("content-type", ""))
+            parts = odata.parse_batch(request.body, request.headers.get("content-type", ""))
         except ValueError as exc:
             return odata_error(400, str(exc))
         operations = sum(len(p.requests) for p in parts)
@@ -456,12 +447,12 @@ class FinanceEmulator(EmulatorServer):
             return odata_error(400, f"A batch can contain up to {MAX_BATCH} operations, not "
                                f"{operations}.")
         go_on = "odata.continue-on-error" in request.headers.get("prefer", "")
-        answers: list[InnerResponse | list[InnerResponse]] = []
+        answers: list[odata.InnerResponse | list[odata.InnerResponse]] = []
         for part in parts:
             with self.lock:
                 self._journal = []
-                done: list[InnerResponse] = []
-                failed: InnerResponse | None = None
+                done: list[odata.InnerResponse] = []
+                failed: odata.InnerResponse | None = None
                 for inner in part.requests:
                     path = urlsplit(inner.url).path
                     resource = path.split(DATA + "/", 1)[-1]
@@ -469,12 +460,12 @@ class FinanceEmulator(EmulatorServer):
                         status, row = self._write(inner.method, resource, inner.body)
                     except (WriteRefused, ODataError) as exc:
                         code = exc.status if isinstance(exc, WriteRefused) else 400
-                        failed = InnerResponse(code, _dumps({"error": {
+                        failed = odata.InnerResponse(code, _dumps({"error": {
                             "code": "", "message": "An error has occurred.",
                             "innererror": {"message": str(exc)}}}),
                             content_id=inner.content_id)
                         break
-                    done.append(InnerResponse(
+                    done.append(odata.InnerResponse(
                         status, _dumps(row) if row is not None else b"",
                         content_id=inner.content_id))
                 if failed is not None:
@@ -484,7 +475,7 @@ class FinanceEmulator(EmulatorServer):
                            (done if part.changeset else done[0]))
             if failed is not None and not go_on:
                 break
-        content_type, body = render_batch(answers)
+        content_type, body = odata.render_batch(answers)
         return Response(200, body, {"Content-Type": content_type, "OData-Version": "4.0"})
 
     def _rollback(self, journal: list[tuple[str, Key, dict[str, Any] | None]]) -> None:

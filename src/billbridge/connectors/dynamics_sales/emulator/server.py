@@ -42,20 +42,8 @@ from billbridge.connectors.dynamics_sales.emulator.odata import (
     parse_key,
     sort_key,
 )
+from billbridge.emulation import odata
 from billbridge.emulation.limits import admit
-from billbridge.emulation.odata import (
-    InnerRequest,
-    InnerResponse,
-    decode_token,
-    encode_token,
-    max_page_size,
-    next_link,
-    parse_batch,
-    parse_orderby,
-    render_batch,
-    select,
-    selected,
-)
 from billbridge.emulation.server import EmulatorServer, Request, Response
 
 API = "/api/data/v9.2"
@@ -348,23 +336,24 @@ class DataverseEmulator(EmulatorServer):
                             {"OData-Version": "4.0"})
 
     def _columns(self, request: Request) -> list[str]:
-        return selected(request.arg("$select"))
+        return odata.selected(request.arg("$select"))
 
     def _shape(self, entity_set: str, row: Mapping[str, Any],
                columns: Sequence[str]) -> dict[str, Any]:
-        shaped = select(row, [*columns, TABLES[entity_set].primary_id] if columns else None)
+        primary = TABLES[entity_set].primary_id
+        shaped = odata.select(row, [*columns, primary] if columns else None)
         return {"@odata.etag": f'W/"{row["versionnumber"]}"', **shaped}
 
     @staticmethod
     def _prefer(request: Request) -> tuple[int, bool, bool]:
         """(maxpagesize, track-changes asked, maxpagesize given)."""
         prefer = request.headers.get("prefer", "")
-        size = max_page_size(prefer, MAX_PAGE)
+        size = odata.max_page_size(prefer, MAX_PAGE)
         return size or MAX_PAGE, "odata.track-changes" in prefer, size is not None
 
     def _link(self, entity_set: str, request: Request, **extra: str) -> str:
-        return next_link(f"{self.url}{API}/{entity_set}", request.query,
-                         drop=("$skiptoken", "$deltatoken"), **extra)
+        return odata.next_link(f"{self.url}{API}/{entity_set}", request.query,
+                               drop=("$skiptoken", "$deltatoken"), **extra)
 
     def _list(self, request: Request, entity_set: str) -> Response:
         size, tracking, sized = self._prefer(request)
@@ -378,8 +367,9 @@ class DataverseEmulator(EmulatorServer):
                                    " is not enabled for change tracking.")
             return self._changes(request, entity_set, size)
         predicate = parse_filter(request.arg("$filter"))
-        terms = [*parse_orderby(request.arg("$orderby")), (TABLES[entity_set].primary_id, False)]
-        state = decode_token(request.arg("$skiptoken") or "") \
+        terms = [*odata.parse_orderby(request.arg("$orderby")),
+                 (TABLES[entity_set].primary_id, False)]
+        state = odata.decode_token(request.arg("$skiptoken") or "") \
             if request.arg("$skiptoken") else {}
 
         def order(a: dict[str, Any], b: dict[str, Any]) -> int:
@@ -401,14 +391,14 @@ class DataverseEmulator(EmulatorServer):
             if len(rows) > size:
                 last = state.get("last") if self.stuck_next_link else sort_key(page[-1], terms)
                 body["@odata.nextLink"] = self._link(
-                    entity_set, request, **{"$skiptoken": encode_token({"last": last})})
+                    entity_set, request, **{"$skiptoken": odata.encode_token({"last": last})})
         return Response(200, body, {"OData-Version": "4.0"})
 
     def _changes(self, request: Request, entity_set: str, size: int) -> Response:
         """The first read under ``odata.track-changes`` (every row, by id) or a
         delta read (rows changed and deleted since the token), paged; the last
         page carries the ``@odata.deltaLink`` for next time."""
-        state = decode_token(request.arg("$skiptoken") or "") \
+        state = odata.decode_token(request.arg("$skiptoken") or "") \
             if request.arg("$skiptoken") else {}
         token = request.arg("$deltatoken")
         with self.lock:
@@ -454,7 +444,7 @@ class DataverseEmulator(EmulatorServer):
             if len(items) > size:
                 moved = state.get("after") if self.stuck_next_link else page[-1][0]
                 carry = {"as_of": as_of, "after": moved}
-                extra = {"$skiptoken": encode_token(carry)}
+                extra = {"$skiptoken": odata.encode_token(carry)}
                 if token is not None:
                     extra["$deltatoken"] = token
                 body["@odata.nextLink"] = self._link(entity_set, request, **extra)
@@ -589,14 +579,14 @@ class DataverseEmulator(EmulatorServer):
     # -- $batch ----------------------------------------------------------------------
     def _batch(self, request: Request) -> Response:
         try:
-            parts = parse_batch(request.body, request.headers.get("content-type", ""))
+            parts = odata.parse_batch(request.body, request.headers.get("content-type", ""))
         except (ValueError, IndexError) as exc:
             return odata_error(400, "0x80060888", f"The batch request is not valid: {exc}")
         if sum(len(p.requests) for p in parts) > MAX_BATCH:
             return odata_error(400, "0x80060888", "The number of requests in the batch "
                                f"exceeds the limit of {MAX_BATCH}.")
         keep_going = "odata.continue-on-error" in request.headers.get("prefer", "")
-        answers: list[InnerResponse | list[InnerResponse]] = []
+        answers: list[odata.InnerResponse | list[odata.InnerResponse]] = []
         with self.lock:
             for part in parts:
                 failed = False
@@ -607,7 +597,7 @@ class DataverseEmulator(EmulatorServer):
                         failed = True
                     else:
                         self._journal = []
-                        done: list[InnerResponse] = []
+                        done: list[odata.InnerResponse] = []
                         for inner in part.requests:
                             answer = self._run_inner(inner)
                             if answer.status >= 400:
@@ -625,15 +615,15 @@ class DataverseEmulator(EmulatorServer):
                     failed = answer.status >= 400
                 if failed and not keep_going:
                     break
-        content_type, body = render_batch(answers)
+        content_type, body = odata.render_batch(answers)
         return Response(200, body, {"Content-Type": content_type, "OData-Version": "4.0"})
 
     @staticmethod
-    def _inner_error(status: int, message: str) -> InnerResponse:
-        return InnerResponse(status, json.dumps(
+    def _inner_error(status: int, message: str) -> odata.InnerResponse:
+        return odata.InnerResponse(status, json.dumps(
             {"error": {"code": "0x80060888", "message": message}}).encode())
 
-    def _run_inner(self, inner: InnerRequest) -> InnerResponse:
+    def _run_inner(self, inner: odata.InnerRequest) -> odata.InnerResponse:
         split = urlsplit(inner.url)
         path = split.path if split.path.startswith("/") else f"{API}/{split.path}"
         request = Request(inner.method, path, parse_qs(split.query), inner.headers, inner.body)
@@ -644,7 +634,7 @@ class DataverseEmulator(EmulatorServer):
             answer = handler(request)
         body = answer.encoded() if answer.body not in (None, b"") else b""
         headers = {k: v for k, v in answer.headers.items() if k.lower() != "content-type"}
-        return InnerResponse(answer.status, body, headers, inner.content_id)
+        return odata.InnerResponse(answer.status, body, headers, inner.content_id)
 
     # -- plug-in webhooks --------------------------------------------------------------
     def send_webhook(self, url: str, entity_set: str, row_id: str, *,
