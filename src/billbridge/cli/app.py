@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import signal
@@ -37,16 +38,46 @@ def exit_code(exc: BillbridgeError) -> int:
     return EXIT_USAGE if isinstance(exc, Invalid | Forbidden) else EXIT_FAILURE
 
 
+def _refusal(exc: Exception) -> tuple[str, int]:
+    """What a command's error says, in one line, and its exit code: the
+    mistakes a user makes (a missing or wrong file, a store that cannot be
+    opened, a key not set) say what to fix; anything else says to run again
+    with --debug, which shows the traceback."""
+    from billbridge.domain.config import ConfigError
+    from billbridge.engine.secrets import SecretsError
+
+    if isinstance(exc, BillbridgeError):
+        return exc.message, exit_code(exc)
+    if isinstance(exc, FileNotFoundError | NotADirectoryError) and exc.filename:
+        return f"{exc.filename}: no such file or folder", EXIT_USAGE
+    if isinstance(exc, IsADirectoryError) and exc.filename:
+        return f"{exc.filename} is a folder: give a file", EXIT_USAGE
+    if isinstance(exc, PermissionError) and exc.filename:
+        return f"{exc.filename}: permission denied", EXIT_USAGE
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename or 'the system'}: {exc.strerror}", EXIT_FAILURE
+    if isinstance(exc, ConfigError | SecretsError | AuditError):
+        return str(exc), EXIT_FAILURE
+    return (f"unexpected error: {type(exc).__name__}: {exc} (run again with --debug for the "
+            "traceback, and report it)"), EXIT_FAILURE
+
+
 class Commands(TyperGroup):
-    """Every command's BillbridgeError becomes one line on stderr and its exit
-    code, never a traceback."""
+    """Every command's error becomes one line on stderr and its exit code, never
+    a traceback (unless --debug)."""
 
     def invoke(self, ctx: Any) -> Any:  # typer's own click Context
         try:
             return super().invoke(ctx)
-        except BillbridgeError as exc:
-            errors.print(f"[red]{escape(exc.message)}[/red]", soft_wrap=True)
-            raise typer.Exit(exit_code(exc)) from None
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+            raise  # an exit code already chosen, or a usage error click reports
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                raise
+            message, code = _refusal(exc)
+            said = " ".join(line.strip() for line in message.splitlines() if line.strip())
+            errors.print(f"[red]{escape(said)}[/red]", soft_wrap=True, highlight=False)
+            raise typer.Exit(code) from None
 
 
 app = typer.Typer(help="billbridge: CRM, time tools and ERP joined with exactly-once delivery.",
@@ -73,6 +104,13 @@ app.add_typer(bench_app, name="bench")
 scenario_app = typer.Typer(help="Business rules as data: run scenario files.",
                            no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
+
+
+@app.callback()
+def _global_options(debug: Annotated[bool, typer.Option(
+        "--debug", envvar="BILLBRIDGE_DEBUG",
+        help="show the Python traceback of an error instead of one line")] = False) -> None:
+    """billbridge: CRM, time tools and ERP joined with exactly-once delivery."""
 
 console = Console()
 DbOption = Annotated[str | None, typer.Option("--database-url", envvar="BILLBRIDGE_DATABASE_URL",
@@ -104,6 +142,33 @@ def _hub(url: str | None, targets: list[str] | None, lease_seconds: float = 30.0
         raise typer.BadParameter(str(exc)) from None
 
 
+def _sources(specs: list[str] | None) -> list[Any]:
+    """The --source connections, built; a spec that names no vendor or has no URL
+    is a usage error naming it."""
+    from billbridge.connectors.registry import build_source
+
+    try:
+        return [build_source(spec) for spec in specs or []]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--source'") from None
+
+
+def _port_free(host: str, port: int) -> None:
+    """Refuse a port another process listens on, before anything starts."""
+    import errno
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise Conflict(f"port {port} on {host} is taken (another billbridge demo or serve?):"
+                           f" stop it, or choose another with --port {port + 1}") from None
+
+
 @app.command()
 def migrate_db(database_url: DbOption = None) -> None:
     """Create or upgrade the store's schema."""
@@ -130,7 +195,6 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
     """Process inbox events and dispatch outbox commands (run as many as you like
     on PostgreSQL: they share the queue). --no-dispatch and --no-process split
     the two jobs between processes."""
-    from billbridge.connectors.registry import build_source
     from billbridge.engine.runner import run
 
     configure_logging()
@@ -140,7 +204,7 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    sources = [build_source(s) for s in (source or [])]
+    sources = _sources(source)
     freeze_startup()
     run(hub, stop, sources=sources, idle_exit=idle_exit, process=process, dispatch=dispatch)
 
@@ -166,7 +230,7 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
     from billbridge.api.server import serve_hub
     from billbridge.connectors.base import WebhookReceiver
     from billbridge.connectors.generic.webhooks import GenericWebhooks
-    from billbridge.connectors.registry import build_source, build_webhooks, parse_connection
+    from billbridge.connectors.registry import build_webhooks, parse_connection
 
     if not webhook_secret:
         # No built-in secret: a door anyone could sign for is not opened.
@@ -175,17 +239,19 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
                       "print(secrets.token_urlsafe(32))'`) and give the same to the sender[/red]",
                       soft_wrap=True)
         raise typer.Exit(2)
+    _port_free(host, port)
     configure_logging()
     # Webhooks are acknowledged after their commit: small checkpoints there.
     hub = _hub(database_url, target, intake=True)
     if config is not None:
         _bootstrap_config(hub, config)
     webhooks: dict[str, WebhookReceiver] = {"generic": GenericWebhooks(webhook_secret)}
+    sources = _sources(source)
     for spec in source or []:
         connection = parse_connection(spec)
         if connection.credentials.get("webhook_secret"):
             webhooks[connection.name] = build_webhooks(connection)
-    serve_hub(hub, host=host, port=port, sources=[build_source(s) for s in (source or [])],
+    serve_hub(hub, host=host, port=port, sources=sources,
               webhooks=webhooks, engine=engine, open_metrics=open_metrics,
               secure_cookies=secure_cookies)
 
@@ -206,6 +272,7 @@ def demo(port: int = 8000, serve: Annotated[bool, typer.Option(
     ERP of your choice, and verify it against what the ERP holds."""
     from billbridge.demo.story import Lineup, run_demo
 
+    _port_free("127.0.0.1", port)  # before the story clears its folder
     sys.exit(run_demo(console, port=port, keep_serving=serve, workdir=workdir,
                       lineup=Lineup(crm=crm, time=time_tool, erp=erp)))
 
@@ -302,21 +369,17 @@ def _who(engine: Any, token_file: Path | None, permission: Any) -> Any:
         token = (sys.stdin.readline() if str(token_file) == "-" else
                  token_file.read_text()) if token_file else os.environ.get("BILLBRIDGE_TOKEN")
     except OSError as exc:
-        console.print(f"[red]cannot read the token file: {exc.strerror}: {token_file}[/red]")
-        raise typer.Exit(2) from None
+        raise Invalid(f"cannot read the token file: {exc.strerror}: {token_file}") from None
     if not token or not token.strip():
-        console.print(f"[red]{NO_IDENTITY}[/red]")
-        raise typer.Exit(2)
+        raise Invalid(NO_IDENTITY)
     try:
         identity = authenticate(engine, token.strip(), at=_now())
     except Unauthenticated as exc:
-        console.print(f"[red]the token is refused: {exc}[/red]")
-        raise typer.Exit(2) from None
+        raise Invalid(f"the token is refused: {exc}") from None
     try:
         authorize(identity, permission)
     except Forbidden as exc:
-        console.print(f"[red]{identity.name}: {exc.message}[/red]")
-        raise typer.Exit(2) from None
+        raise Forbidden(f"{identity.name}: {exc.message}") from None
     return identity
 
 
@@ -341,6 +404,13 @@ def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument()] = None,
         _act(database_url, "replay", ids, token_file)
         return
     assert reason is not None
+    from billbridge.domain.reasons import ReasonCode
+
+    if reason not in ReasonCode.__members__:
+        near = difflib.get_close_matches(reason.upper(), list(ReasonCode.__members__), n=1)
+        raise typer.BadParameter(
+            f"unknown reason code {reason!r}" + (f"; did you mean {near[0]}?" if near else "")
+            + f" (known: {', '.join(ReasonCode.__members__)})", param_hint="'--reason'")
     engine = _engine(database_url)
     who = _who(engine, token_file, Permission.ACT)
     replayed, refused = exceptions.replay_backlog(engine, reason=reason, actor=who.name,
@@ -373,7 +443,7 @@ def audit_verify(database_url: DbOption = None, checkpoint_file: CheckpointOptio
     try:
         verified = audit.verify(_engine(database_url), checkpoint_file)
     except AuditError as exc:
-        console.print(f"[red]{exc}[/red]")
+        errors.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
     breaks, anchor = verified.breaks, verified.anchor
     if breaks:
@@ -401,7 +471,7 @@ def audit_checkpoint(database_url: DbOption = None,
     try:
         done = audit.checkpoint(_engine(database_url), checkpoint_file, at=_now())
     except AuditError as exc:
-        console.print(f"[red]{exc}[/red]")
+        errors.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
     breaks, point = done.breaks, done.point
     if breaks or point is None:
@@ -424,7 +494,7 @@ def audit_rekey(database_url: DbOption = None, checkpoint_file: CheckpointOption
     try:
         count = audit.rekey(engine, actor=who.name, at=_now(), checkpoint_file=checkpoint_file)
     except AuditError as exc:
-        console.print(f"[red]{exc}[/red]")
+        errors.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"{count} audit row(s) chained under the hub's key"
                   + ("" if checkpoint_file else "; now run `billbridge audit checkpoint`"))
@@ -498,8 +568,7 @@ def reconcile_cmd(database_url: DbOption = None, target: TargetOption = None,
     try:
         end = date.fromisoformat(period_end) if period_end else _now().date()
     except ValueError:
-        console.print(f"[red]--period-end {period_end!r} is not a date: use YYYY-MM-DD[/red]")
-        raise typer.Exit(2) from None
+        raise Invalid(f"--period-end {period_end!r} is not a date: use YYYY-MM-DD") from None
     hub = _hub(database_url, target)  # the targets as serve and worker build them
     result = reconcile(hub, period_end=end, now=_now(), parked_days=parked_days)
     if as_json:
@@ -530,17 +599,20 @@ def token_create(role: Annotated[str, typer.Option(help="admin, operator, financ
     try:
         role_value = tokens.Role(role)
         lifetime = tokens.parse_duration(expires)
+        _now() + lifetime  # an expiry past the year 9999 overflows here
         scope = tokens.Scope.of(source or [], event_type or []) if source or event_type \
             else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
+    except OverflowError:
+        raise typer.BadParameter(f"expiry {expires!r} is too far ahead: give a lifetime such "
+                                 "as 90d or 365d") from None
     engine = _engine(database_url)
     actor = None  # the store's first token, an admin's, needs none
     if token_file is not None or os.environ.get("BILLBRIDGE_TOKEN"):
         actor = _who(engine, token_file, Permission.ADMINISTER).name
     elif role_value is not tokens.Role.ADMIN:
-        console.print(f"[red]{NO_IDENTITY}[/red]")
-        raise typer.Exit(2)
+        raise Invalid(NO_IDENTITY)
     token_id, token = services_tokens.create(engine, name=name, role=role_value,
                                              expires_in=lifetime, at=_now(), actor=actor,
                                              scope=scope)
@@ -589,7 +661,7 @@ def config_propose(path: Path, database_url: DbOption = None, note: str | None =
         document = read_document(path)
         version = config_versions.propose(engine, document, actor=actor, at=_now(), note=note)
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
+        errors.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"proposed as version {version}; preview it with `billbridge config diff` and "
                   "have someone else run `billbridge config approve {version}`")
@@ -638,10 +710,9 @@ def secrets_add(name: str, vendor: str, base_url: str,
     from billbridge.engine import secrets
 
     if any(item != "-" for item in credential or []):
-        console.print("[red]credentials on the command line show in ps and shell history: "
-                      "pass --credential - and type KEY=VALUE lines on stdin, or "
-                      "--credential-file FILE[/red]")
-        raise typer.Exit(2)
+        raise Invalid("credentials on the command line show in ps and shell history: pass "
+                      "--credential - and type KEY=VALUE lines on stdin, or --credential-file "
+                      "FILE")
     try:
         text = credential_file.read_text() if credential_file else ""
         if credential:
@@ -654,7 +725,7 @@ def secrets_add(name: str, vendor: str, base_url: str,
             secrets.save(conn, vault, Connection(name, vendor, base_url, pairs), actor=actor,
                          at=_now())
     except (OSError, ValueError, secrets.SecretsError) as exc:
-        console.print(f"[red]{exc}[/red]")
+        errors.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"connection {name} ({vendor}) saved with {len(pairs)} encrypted "
                   "credential(s)")
@@ -835,7 +906,7 @@ def config_validate(path: Path) -> None:
     try:
         _, config = load_folder(path)
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
+        errors.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
     console.print(f"{path}: valid: {len(config.legal_entities)} legal entities, "
                   f"{len(config.workers)} workers, {len(config.rate_cards)} rate card versions, "
@@ -857,7 +928,7 @@ def config_diff(old: Path, new: Path,
         old_doc, _ = load_folder(old)
         new_doc, _ = load_folder(new)
     except ConfigError as exc:
-        console.print(f"[red]{exc}[/red]")
+        errors.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
     suite = sorted(scenarios.glob("*.yaml"))
     if as_json:
