@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from billbridge.api import limits, problems
+from billbridge.api import docs, limits, problems
 from billbridge.api.headers import SecurityHeaders
 from billbridge.api.problems import Problem
 from billbridge.api.routes import (
@@ -85,11 +85,13 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
         committer.stop()
 
     app = FastAPI(title="billbridge", version="0.1.0", responses=ERRORS, lifespan=lifespan,
+                  docs_url=None, redoc_url=None,
                   description="Integration hub API. Every /v1 route but webhooks needs a "
                               "bearer token; roles: admin, operator, finance, auditor, ingest.")
     app.state.hub = hub
     app.state.oidc = oidc if oidc is not None else OidcSettings.from_env()
     app.state.secure_cookies = secure_cookies
+    docs.install(app)
     app.add_middleware(SecurityHeaders)
     problems.install(app)
     app.add_middleware(limits.BodyLimit,

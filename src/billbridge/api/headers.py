@@ -2,8 +2,11 @@
 no MIME sniffing, no referrer, nothing stored by a browser or proxy unless a
 route says otherwise, and a Content-Security-Policy. The console's pages
 carry no inline script or style (one style sheet served from 'self'), so
-theirs allows nothing else; JSON answers allow nothing at all. FastAPI's
-/docs and /redoc load their scripts from a CDN: they only forbid framing."""
+theirs allows nothing else; JSON answers allow nothing at all. The API's
+/docs and /redoc (api.docs) load Swagger UI and ReDoc from 'self' with no
+inline script, so theirs allows 'self' and nothing else (images also as data:
+URIs, which both draw their icons with; ReDoc's inline style and search
+worker)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 CONSOLE_CSP = ("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
                "frame-ancestors 'none'; base-uri 'none'")
 API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
-DOCS_CSP = "frame-ancestors 'none'"
+DOCS_CSP = ("default-src 'self'; img-src 'self' data:; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'")
+# ReDoc draws with style elements and attributes it makes at run time
+# (styled-components) and searches in a worker it makes from a blob: URL:
+# inline style and that worker, still nothing from another origin. Its
+# footer's logo, an image on Redocly's CDN, is refused by img-src.
+REDOC_CSP = f"{DOCS_CSP}; style-src 'self' 'unsafe-inline'; worker-src 'self' blob:"
 COMMON = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff"),
           (b"referrer-policy", b"no-referrer")]
 
@@ -20,8 +29,10 @@ COMMON = [(b"x-frame-options", b"DENY"), (b"x-content-type-options", b"nosniff")
 def policy(path: str) -> bytes:
     if path.startswith("/console"):
         return CONSOLE_CSP.encode()
-    if path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+    if path == "/docs":
         return DOCS_CSP.encode()
+    if path == "/redoc":
+        return REDOC_CSP.encode()
     return API_CSP.encode()
 
 
