@@ -689,6 +689,45 @@ def config_versions_cmd(database_url: DbOption = None) -> None:
     console.print(table)
 
 
+@config_app.command("show")
+def config_show(version: Annotated[int | None, typer.Argument(
+                    help="the version to show (default: the active one)")] = None,
+                as_json: Annotated[bool, typer.Option(
+                    "--json", help="the version and its document as one JSON object")] = False,
+                database_url: DbOption = None) -> None:
+    """Print a configuration version as YAML (the active one unless VERSION is
+    given), headed by its number, status, who proposed and approved it and when."""
+    with _engine(database_url).connect() as conn:
+        shown = config_versions.show(conn, version)
+    if as_json:
+        print(json.dumps(shown, indent=2))
+        return
+    # Plain print, not Rich: a document's text is data, never markup.
+    print(_config_yaml(shown), end="")
+
+
+def _config_yaml(shown: dict[str, Any]) -> str:
+    """A version as YAML that `config propose` takes back: who and when as comments."""
+    import yaml
+
+    def when(at: str | None) -> str:  # ISO 8601 in UTC, from the use case
+        return f" at {at[:16].replace('T', ' ')} UTC" if at else ""
+
+    decided = {"active": "approved", "superseded": "approved", "rejected": "rejected"}.get(
+        shown["status"])
+    head = [f"# configuration version {shown['version']} ({shown['status']})",
+            f"# proposed by {shown['proposed_by']}{when(shown['created_at'])}"]
+    if decided and shown["approved_by"]:
+        head.append(f"# {decided} by {shown['approved_by']}{when(shown['activated_at'])}")
+    elif shown["status"] == "proposed":
+        head.append("# not yet approved")
+    if shown["note"]:
+        head.append(f"# note: {' '.join(str(shown['note']).split())}")
+    body = yaml.safe_dump(shown["document"], sort_keys=False, allow_unicode=True,
+                          default_flow_style=False) if shown["document"] else "{}\n"
+    return "\n".join(head) + "\n" + body
+
+
 @secrets_app.command("new-key")
 def secrets_new_key(out: Path) -> None:
     """Write a new encryption key to a file (mode 600)."""

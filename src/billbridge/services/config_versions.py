@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine
 from billbridge.domain.idempotency import canonical_json
 from billbridge.engine import config_store
 from billbridge.engine.hub import Hub
-from billbridge.errors import Conflict
+from billbridge.errors import Conflict, NotFound
 from billbridge.services._rows import plain
 
 
@@ -40,6 +40,33 @@ def versions_page(conn: Connection, *, cursor: int | None, limit: int) -> list[d
 
 def document(conn: Connection, version: int) -> dict[str, Any]:
     return config_store.document(conn, version)
+
+
+def show(conn: Connection, version: int | None = None) -> dict[str, Any]:
+    """One version (the active one when ``version`` is None) with its status,
+    who proposed and approved it and when (ISO 8601, UTC), its note, and its
+    ``document``.
+    NotFound when there is no such version, or none is active."""
+    if version is None:
+        version = config_store.active_version(conn)
+        if not version:
+            raise NotFound("no configuration is active yet: activate one with `billbridge "
+                           "serve --config FOLDER`, or name a proposed version")
+    row = next((r for r in config_store.versions(conn) if r["version"] == version), None)
+    if row is None:
+        raise NotFound(f"there is no configuration version {version}; "
+                       "`billbridge config versions` lists them")
+    times = {k: _utc(row[k]) for k in ("created_at", "activated_at")}
+    [shown] = plain([{**row, **times}])
+    shown.pop("digest", None)
+    return {**shown, "document": config_store.document(conn, version)}
+
+
+def _utc(at: datetime | None) -> str | None:
+    """ISO 8601 in UTC (SQLite gives back the UTC it was given, without a zone)."""
+    if at is None:
+        return None
+    return (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)).isoformat()
 
 
 def history(conn: Connection) -> list[dict[str, Any]]:
