@@ -18,10 +18,23 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from billbridge.connectors.base import Connection
 from billbridge.emulation import FaultInjector
+from billbridge.emulation.server import EmulatorServer
+
+if TYPE_CHECKING:
+    from billbridge.connectors.dynamics_finance.emulator import FinanceEmulator
+    from billbridge.connectors.dynamics_sales.emulator import DataverseEmulator
+    from billbridge.connectors.generic.emulator import LedgerEmulator
+    from billbridge.connectors.harvest.emulator import HarvestEmulator
+    from billbridge.connectors.hubspot.emulator import HubSpotEmulator
+    from billbridge.connectors.kantata.emulator import KantataEmulator
+    from billbridge.connectors.netsuite.emulator import NetSuiteEmulator
+    from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
+    from billbridge.connectors.salesforce.emulator import SalesforceEmulator
+    from billbridge.connectors.xero.emulator import XeroEmulator
 
 PERIOD_END = "2026-03-31"
 # The demo's work folder, for a vendor that keeps files of its own there (Tryton's database).
@@ -95,6 +108,36 @@ def credential() -> str:
     return secrets.token_urlsafe(24)
 
 
+OAUTH = ("access_token", "refresh_token", "client_id", "client_secret")
+E = TypeVar("E")
+
+
+def keyed(make: Callable[..., E], names: Sequence[str], **others: Any) -> tuple[E, dict[str, str]]:
+    """An emulator made with a credential of this run for each of ``names``
+    (and ``others`` as they are), and those credentials."""
+    keys = {name: credential() for name in names}
+    return make(**keys, **others), keys
+
+
+class Emulated:
+    """The steps every entry takes with its vendor's emulator: start it, give
+    its URL (with the API's path) and its fault injector, stop it. An entry
+    names its emulator's class in its own ``emulator`` annotation."""
+
+    emulator: EmulatorServer
+    url: str
+    faults: FaultInjector
+
+    def _serve(self, emulator: EmulatorServer, path: str = "") -> None:
+        self.emulator = emulator
+        emulator.start()
+        self.url = f"{emulator.url}{path}"
+        self.faults = emulator.faults
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
 # -- the three roles ------------------------------------------------------------------
 class Crm(Protocol):
     name: str  # the connection's name: the hub's source and target name
@@ -146,16 +189,15 @@ class Erp(Protocol):
 
 
 # -- CRMs -----------------------------------------------------------------------------
-class HubSpotCrm:
+class HubSpotCrm(Emulated):
     name, label, note = "hubspot", "HubSpot", ""
+    emulator: HubSpotEmulator
 
     def __init__(self) -> None:
         from billbridge.connectors.hubspot.emulator import HubSpotEmulator
 
         self._token = credential()
-        self.emulator = HubSpotEmulator(token=self._token)
-        self.emulator.start()
-        self.url = self.emulator.url
+        self._serve(HubSpotEmulator(token=self._token))
 
     def connection(self) -> Connection:
         return Connection(self.name, "hubspot", self.url,
@@ -180,22 +222,17 @@ class HubSpotCrm:
         return DealView(found.get("erp_project_id"), found.get("erp_customer_id"),
                         found.get("invoice_status"))
 
-    def stop(self) -> None:
-        self.emulator.stop()
 
-
-class SalesforceCrm:
+class SalesforceCrm(Emulated):
     name, label, note = "salesforce", "Salesforce", ""
+    emulator: SalesforceEmulator
 
     def __init__(self) -> None:
         from billbridge.connectors.salesforce.emulator import SalesforceEmulator
 
         self._secret, self._refresh = credential(), credential()
-        self.emulator = SalesforceEmulator(client_secret=self._secret,
-                                           refresh_token=self._refresh,
-                                           access_token=credential())
-        self.emulator.start()
-        self.url = self.emulator.url
+        self._serve(SalesforceEmulator(client_secret=self._secret, refresh_token=self._refresh,
+                                       access_token=credential()))
         self._deals: dict[int, str] = {}
 
     def connection(self) -> Connection:
@@ -223,22 +260,19 @@ class SalesforceCrm:
         return DealView(found.get(FIELDS["erp_project_id"]), found.get(FIELDS["erp_customer_id"]),
                         found.get(FIELDS["invoice_status"]))
 
-    def stop(self) -> None:
-        self.emulator.stop()
 
-
-class DynamicsSalesCrm:
+class DynamicsSalesCrm(Emulated):
     name, label, note = "dynamics-sales", "Dynamics 365 Sales", ""
+    emulator: DataverseEmulator
 
     def __init__(self) -> None:
         from billbridge.connectors.dynamics_sales.emulator import DataverseEmulator
         from billbridge.connectors.dynamics_sales.emulator.company import CURRENCIES
 
         self._secret = credential()
-        self.emulator = DataverseEmulator(company=False, client_secret=self._secret)
-        self.emulator.seed(transactioncurrencies=CURRENCIES)
-        self.emulator.start()
-        self.url = self.emulator.url
+        emulator = DataverseEmulator(company=False, client_secret=self._secret)
+        emulator.seed(transactioncurrencies=CURRENCIES)
+        self._serve(emulator)
 
     def connection(self) -> Connection:
         return Connection(self.name, "dynamics-sales", self.url, credentials={
@@ -267,13 +301,11 @@ class DynamicsSalesCrm:
                         self.emulator.row("accounts", account).get("bb_erpcustomerid"),
                         found.get("bb_invoicestatus"))
 
-    def stop(self) -> None:
-        self.emulator.stop()
-
 
 # -- time tools ------------------------------------------------------------------------
-class HarvestTool:
+class HarvestTool(Emulated):
     name, label = "harvest", "Harvest"
+    emulator: HarvestEmulator
     note = ("Harvest has no webhooks: the hub polls it, and each poll reads again the "
             "minute before the previous one began.")
     ACCOUNT = "123456"
@@ -285,9 +317,7 @@ class HarvestTool:
         from billbridge.connectors.harvest.emulator import HarvestEmulator
 
         self._token = credential()
-        self.emulator = HarvestEmulator(token=self._token, account_id=self.ACCOUNT)
-        self.emulator.start()
-        self.url = f"{self.emulator.url}/v2"
+        self._serve(HarvestEmulator(token=self._token, account_id=self.ACCOUNT), "/v2")
 
     def connection(self) -> Connection:
         workers = {str(self.USERS[p.key]): p.worker for p in PEOPLE if p.worker}
@@ -323,12 +353,10 @@ class HarvestTool:
         project = self.emulator.project_by_code(code)
         return str(project["notes"]) if project else ""
 
-    def stop(self) -> None:
-        self.emulator.stop()
 
-
-class KantataTool:
+class KantataTool(Emulated):
     name, label = "kantata", "Kantata"
+    emulator: KantataEmulator
     note = ("Kantata: delivery sets both projects up in Kantata before the deals close "
             "(the hub writes ERP ids onto projects, it does not create them), and time is "
             "approved by submitting a timesheet that the manager approves.")
@@ -344,9 +372,7 @@ class KantataTool:
         from billbridge.connectors.kantata.emulator import KantataEmulator
 
         self._token = credential()
-        self.emulator = KantataEmulator(token=self._token)
-        self.emulator.start()
-        self.url = f"{self.emulator.url}/api/v1"
+        self._serve(KantataEmulator(token=self._token), "/api/v1")
 
     def connection(self) -> Connection:
         workers = {self.USERS[p.key]: p.worker for p in PEOPLE if p.worker}
@@ -388,13 +414,11 @@ class KantataTool:
         return "\n".join(f"{name}: {self.emulator.custom_value('Workspace', workspace, i)}"
                          for name, i in self.FIELDS.items())
 
-    def stop(self) -> None:
-        self.emulator.stop()
-
 
 # -- ERPs --------------------------------------------------------------------------------
-class LedgerErp:
+class LedgerErp(Emulated):
     name, label = "ledger", "the generic ledger"
+    emulator: LedgerEmulator
     note = "The ledger has no invoice feed: it reports a payment as an event."
     fault_script: Sequence[Any] = ("lost_ack", "429:0")
     polled = False  # the generic vendor's source is a time source, not the ledger's
@@ -403,10 +427,7 @@ class LedgerErp:
         from billbridge.connectors.generic.emulator import LedgerEmulator
 
         self._token = credential()
-        self.emulator = LedgerEmulator(token=self._token)
-        self.emulator.start()
-        self.url = self.emulator.url
-        self.faults = self.emulator.faults
+        self._serve(LedgerEmulator(token=self._token))
 
     def connection(self) -> Connection:
         return Connection(self.name, "generic", self.url, credentials={"token": self._token},
@@ -422,12 +443,10 @@ class LedgerErp:
                  "at": "2026-04-20T12:00:00Z",
                  "data": {"invoice": invoice.invoice, "status": "paid"}}]
 
-    def stop(self) -> None:
-        self.emulator.stop()
 
-
-class NetSuiteErp:
+class NetSuiteErp(Emulated):
     name, label = "netsuite", "NetSuite"
+    emulator: NetSuiteEmulator
     note = ("NetSuite: the hub polls invoice status and payments with SuiteQL; a time "
             "bill's memo names the charge it posts.")
     fault_script: Sequence[Any] = ("lost_ack", "429:0")
@@ -437,16 +456,10 @@ class NetSuiteErp:
     def __init__(self) -> None:
         from billbridge.connectors.netsuite.emulator import NetSuiteEmulator
 
-        self._keys = {k: credential() for k in ("consumer_key", "consumer_secret", "token_id",
-                                                "token_secret")}
-        keys = self._keys
-        self.emulator = NetSuiteEmulator(
-            account=self.ACCOUNT, consumer_key=keys["consumer_key"],
-            consumer_secret=keys["consumer_secret"], token_id=keys["token_id"],
-            token_secret=keys["token_secret"])
-        self.emulator.start()
-        self.url = self.emulator.url
-        self.faults = self.emulator.faults
+        emulator, self._keys = keyed(NetSuiteEmulator, ("consumer_key", "consumer_secret",
+                                                        "token_id", "token_secret"),
+                                     account=self.ACCOUNT)
+        self._serve(emulator)
 
     def connection(self) -> Connection:
         # The emulator answers asynchronous jobs at once: poll them without the
@@ -466,12 +479,10 @@ class NetSuiteErp:
         self.emulator.pay_invoice(invoice.erp_id)
         return []
 
-    def stop(self) -> None:
-        self.emulator.stop()
 
-
-class QuickBooksErp:
+class QuickBooksErp(Emulated):
     name, label = "quickbooks", "QuickBooks Online"
+    emulator: QuickBooksEmulator
     note = ("QuickBooks: time activities need an employee per consultant, which the "
             "connector finds or creates by name; the hub polls invoices and payments.")
     fault_script: Sequence[Any] = ("lost_ack", "429:0")
@@ -480,15 +491,8 @@ class QuickBooksErp:
     def __init__(self) -> None:
         from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
 
-        self._keys = {"access_token": credential(), "refresh_token": credential(),
-                      "client_id": credential(), "client_secret": credential()}
-        keys = self._keys
-        self.emulator = QuickBooksEmulator(
-            access_token=keys["access_token"], refresh_token=keys["refresh_token"],
-            client_id=keys["client_id"], client_secret=keys["client_secret"])
-        self.emulator.start()
-        self.url = self.emulator.url
-        self.faults = self.emulator.faults
+        emulator, self._keys = keyed(QuickBooksEmulator, OAUTH)
+        self._serve(emulator)
 
     def connection(self) -> Connection:
         return Connection(self.name, "quickbooks", self.url, credentials=self._keys, options={
@@ -510,12 +514,10 @@ class QuickBooksErp:
         self.emulator.pay(invoice.erp_id, invoice.total)
         return []
 
-    def stop(self) -> None:
-        self.emulator.stop()
 
-
-class XeroErp:
+class XeroErp(Emulated):
     name, label = "xero", "Xero"
+    emulator: XeroEmulator
     note = ("Xero: invoices arrive as drafts, so the accountant approves the invoice in "
             "Xero before the customer's payment is recorded; the hub polls both.")
     fault_script: Sequence[Any] = ("lost_ack", "429:0")
@@ -524,15 +526,8 @@ class XeroErp:
     def __init__(self) -> None:
         from billbridge.connectors.xero.emulator import XeroEmulator
 
-        self._keys = {"access_token": credential(), "refresh_token": credential(),
-                      "client_id": credential(), "client_secret": credential()}
-        keys = self._keys
-        self.emulator = XeroEmulator(
-            access_token=keys["access_token"], refresh_token=keys["refresh_token"],
-            client_id=keys["client_id"], client_secret=keys["client_secret"])
-        self.emulator.start()
-        self.url = self.emulator.url
-        self.faults = self.emulator.faults
+        emulator, self._keys = keyed(XeroEmulator, OAUTH)
+        self._serve(emulator)
 
     def connection(self) -> Connection:
         from billbridge.connectors.xero.emulator import DEFAULT_TENANT
@@ -552,12 +547,10 @@ class XeroErp:
         self.emulator.pay(invoice.erp_id, invoice.total)
         return []
 
-    def stop(self) -> None:
-        self.emulator.stop()
 
-
-class DynamicsFinanceErp:
+class DynamicsFinanceErp(Emulated):
     name, label = "dynamics-finance", "Dynamics 365 Finance"
+    emulator: FinanceEmulator
     note = ("Dynamics 365 Finance: free-text invoices are posted by the accountant in "
             "Finance before the customer's payment is marked against them; the hub polls "
             "both.")
@@ -568,10 +561,7 @@ class DynamicsFinanceErp:
         from billbridge.connectors.dynamics_finance.emulator import FinanceEmulator
 
         self._secret = credential()
-        self.emulator = FinanceEmulator(client_secret=self._secret)
-        self.emulator.start()
-        self.url = self.emulator.url
-        self.faults = self.emulator.faults
+        self._serve(FinanceEmulator(client_secret=self._secret))
 
     def connection(self) -> Connection:
         return Connection(self.name, "dynamics-finance", self.url, credentials={
@@ -591,9 +581,6 @@ class DynamicsFinanceErp:
         self.emulator.post_invoice(company, number)
         self.emulator.pay(company, number, invoice.total)
         return []
-
-    def stop(self) -> None:
-        self.emulator.stop()
 
 
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
