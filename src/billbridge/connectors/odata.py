@@ -282,18 +282,21 @@ def account_of(connection: Connection) -> tuple[str, str, str]:
 class ODataService:
     """One Microsoft OData service as one Entra application: its token
     (``token_url``, ``scope`` by default ``<base_url>/.default``) and the
-    shared ``VendorHttp`` transport at ``root`` under its limits. A vendor's
-    client adds its reads and writes."""
+    shared ``VendorHttp`` transport at ``root`` under its limits, and
+    ``$batch``. A vendor's client adds its reads and writes."""
 
     def __init__(self, service: str, base_url: str, root_path: str, *, token_url: str,
                  client_id: str, client_secret: str, scope: str | None, rate_limit: RateLimit,
-                 concurrency: int, clock: MonotonicClock | None = None,
+                 concurrency: int, batch_limit: int, clock: MonotonicClock | None = None,
                  refresh_margin: float = 300.0, max_429_retries: int = 5,
                  max_retry_wait: float = 30.0, timeout: float = 30.0, verify: Any = True,
                  transport: httpx.BaseTransport | None = None, auth_hint: str = "") -> None:
+        self.service = service
         self.base_url = base_url.rstrip("/")
         self.root = self.base_url + root_path
         self.rate_limit = rate_limit
+        self.batch_limit = batch_limit
+        self.batches_sent = 0
         self.token = EntraToken(
             service, token_url, client_id=client_id, client_secret=client_secret,
             scope=scope or f"{self.base_url}/.default",
@@ -322,3 +325,19 @@ class ODataService:
     def close(self) -> None:
         self.http.close()
         self.token.close()
+
+    def batch(self, changesets: Sequence[Sequence[Operation]]) -> list[ChangeSetResult]:
+        """``POST $batch`` of change sets (at most ``batch_limit`` operations
+        in all), with ``Prefer: odata.continue-on-error`` so one refused
+        change set does not stop the others."""
+        total = sum(len(c) for c in changesets)
+        if total > self.batch_limit:
+            raise ValueError(f"at most {self.batch_limit} operations per {self.service} $batch, "
+                             f"not {total}")
+        content_type, body, ids = encode_batch(self.root, changesets)
+        self.batches_sent += 1
+        response = self.http.request(
+            "POST", "$batch", f"$batch of {len(changesets)} change sets", content=body,
+            headers={"Content-Type": content_type, "Prefer": "odata.continue-on-error"})
+        return decode_batch(self.service, response.headers.get("content-type", ""),
+                            response.text, len(changesets), ids)

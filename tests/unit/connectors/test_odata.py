@@ -8,6 +8,7 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from billbridge.connectors.base import PermanentError
@@ -15,12 +16,14 @@ from billbridge.connectors.dynamics_finance.emulator.query import FINANCE
 from billbridge.connectors.dynamics_sales.emulator.odata import DATAVERSE
 from billbridge.connectors.odata import (
     Answer,
+    ODataService,
     Operation,
     decode_batch,
     encode_batch,
     key_segment,
     next_links,
 )
+from billbridge.connectors.ratelimit import rolling_window
 from billbridge.emulation.odata import (
     InnerResponse,
     ODataError,
@@ -131,3 +134,30 @@ def test_pages_follow_the_preference_and_the_request() -> None:
     link = next_link("http://x/data/Lines", {"$top": ["9"], "$skiptoken": ["old"]},
                      drop=("$skiptoken",), **{"$skip": "3"})
     assert link == "http://x/data/Lines?%24top=9&%24skip=3"
+
+
+def test_a_service_sends_a_batch_within_its_limit_and_refuses_a_larger_one_unsent() -> None:
+    seen: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path.endswith("/token"):
+            return httpx.Response(200, json={"access_token": "t", "expires_in": 3600})
+        content_type, body = render_batch([[InnerResponse(204), InnerResponse(204)]])
+        return httpx.Response(200, content=body, headers={"Content-Type": content_type})
+
+    service = ODataService("Finance", "http://erp.test", "/data",
+                           token_url="http://login.test/tenant/token", client_id="c",
+                           client_secret="s", scope=None, rate_limit=rolling_window(100, 1),
+                           concurrency=1, batch_limit=2, transport=httpx.MockTransport(answer))
+    with pytest.raises(ValueError, match="at most 2 operations per Finance \\$batch, not 3"):
+        service.batch([[Operation("POST", "A", {})] * 3])
+    assert seen == [] and service.batches_sent == 0
+    [applied] = service.batch([[Operation("POST", "A", {}), Operation("POST", "B", {})]])
+    assert applied.answers is not None and [a.status for a in applied.answers] == [204, 204]
+    sent = seen[-1]
+    assert (sent.method, str(sent.url)) == ("POST", "http://erp.test/data/$batch")
+    assert sent.headers["Prefer"] == "odata.continue-on-error"
+    assert sent.headers["Authorization"] == "Bearer t"
+    assert service.batches_sent == 1 and service.tokens_fetched == 1
+    service.close()

@@ -14,7 +14,7 @@ paging with loop detection are the shared ``connectors/entra.py`` and
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from billbridge.connectors.base import RateLimit, TransientError
@@ -24,7 +24,6 @@ from billbridge.connectors.odata import (
     ChangeSetResult,
     ODataService,
     Operation,
-    decode_batch,
     encode_batch,
     key_segment,
     literal,
@@ -60,9 +59,8 @@ class FinanceClient(ODataService):
             "Finance", base_url, DATA_PATH, token_url=token_url or token_endpoint(tenant),
             client_id=client_id, client_secret=client_secret, scope=scope,
             rate_limit=rate_limit or finance_rate_limit(),
-            concurrency=min(concurrency, CONCURRENCY_LIMIT), max_retry_wait=max_retry_wait,
-            auth_hint=AUTH_HINT, **options)
-        self.batches_sent = 0
+            concurrency=min(concurrency, CONCURRENCY_LIMIT), batch_limit=BATCH_LIMIT,
+            max_retry_wait=max_retry_wait, auth_hint=AUTH_HINT, **options)
 
     # -- reads ---------------------------------------------------------------------
     def page(self, url: str, what: str, *, params: Mapping[str, str] | None = None
@@ -91,22 +89,6 @@ class FinanceClient(ODataService):
              ) -> list[dict[str, Any]]:
         return [dict(r) for body in self.pages(entity, what, params=params)
                 for r in body["value"] if isinstance(r, dict)]
-
-    # -- writes --------------------------------------------------------------------
-    def batch(self, changesets: Sequence[Sequence[Operation]]) -> list[ChangeSetResult]:
-        """``POST $batch`` of change sets (at most 5,000 operations in all), with
-        ``Prefer: odata.continue-on-error`` so one refused change set does not
-        stop the others."""
-        total = sum(len(c) for c in changesets)
-        if total > BATCH_LIMIT:
-            raise ValueError(f"at most {BATCH_LIMIT} operations per Finance $batch, not {total}")
-        content_type, body, ids = encode_batch(self.root, changesets)
-        self.batches_sent += 1
-        response = self.http.request(
-            "POST", "$batch", f"$batch of {len(changesets)} change sets", content=body,
-            headers={"Content-Type": content_type, "Prefer": "odata.continue-on-error"})
-        return decode_batch("Finance", response.headers.get("content-type", ""),
-                            response.text, len(changesets), ids)
 
 
 __all__ = ["AUTH_HINT", "BATCH_LIMIT", "CONCURRENCY_LIMIT", "DATA_PATH", "MAX_PAGE_SIZE", "Answer",

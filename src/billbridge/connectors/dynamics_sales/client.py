@@ -20,12 +20,8 @@ from typing import Any
 from billbridge.connectors.base import RateLimit, TransientError
 from billbridge.connectors.entra import token_endpoint
 from billbridge.connectors.odata import (
-    ChangeSetResult,
     ODataService,
-    Operation,
-    decode_batch,
     describe,
-    encode_batch,
     next_links,
 )
 from billbridge.connectors.odata import key_segment as keyed
@@ -67,7 +63,7 @@ class DataverseClient(ODataService):
             "Dataverse", base_url, API_PATH, token_url=token_endpoint(tenant, authority),
             client_id=client_id, client_secret=client_secret, scope=scope,
             rate_limit=rate_limit or dataverse_rate_limit(), concurrency=concurrency,
-            max_retry_wait=max_retry_wait, **options)
+            batch_limit=BATCH_LIMIT, max_retry_wait=max_retry_wait, **options)
         self.api = self.root
         self.expired_token_statuses = tuple(expired_token_statuses)
 
@@ -126,18 +122,3 @@ class DataverseClient(ODataService):
             return None
         body = response.json()
         return body if isinstance(body, dict) else None
-
-    # -- writes --------------------------------------------------------------------
-    def batch(self, changesets: Sequence[Sequence[Operation]]) -> list[ChangeSetResult]:
-        """``POST $batch`` of change sets (at most 1,000 requests in all), with
-        ``Prefer: odata.continue-on-error`` so one refused change set does not
-        stop the others."""
-        total = sum(len(c) for c in changesets)
-        if total > BATCH_LIMIT:
-            raise ValueError(f"at most {BATCH_LIMIT} requests per Dataverse $batch, not {total}")
-        content_type, body, ids = encode_batch(self.api, changesets)
-        response = self.http.request(
-            "POST", "$batch", f"$batch of {len(changesets)} change sets", content=body,
-            headers={"Content-Type": content_type, "Prefer": "odata.continue-on-error"})
-        return decode_batch("Dataverse", response.headers.get("content-type", ""),
-                            response.text, len(changesets), ids)
