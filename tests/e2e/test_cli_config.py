@@ -111,3 +111,26 @@ def test_an_unknown_version_or_none_active_is_one_line(engine: Engine) -> None:
             refused.stderr
         # A refusal the user can act on, not the boundary's "unexpected error".
         assert "Traceback" not in refused.stderr and "unexpected" not in refused.stderr
+
+
+@pytest.mark.parametrize(("text", "code", "said"), [
+    ("", 1, "error: configuration: it is empty"),
+    ("rate_cards:\n  - {id: rc, version: 1, currency: USD, effective_from: 2026-01-01,\n"
+     "     rates: {consultant: '150.00'}, worker_overrides: {w-alcie: '175.00'}}\n", 1,
+     "error: rate card rc version 1: overrides the rate of worker 'w-alcie'"),
+    ("workers:\n  - {id: w-carol, name: Carol, role: designer, legal_entity: US01,\n"
+     "     cost_rate: '60.00', currency: USD}\n"
+     "rate_cards:\n  - {id: rc, version: 1, currency: USD, effective_from: 2026-01-01,\n"
+     "     rates: {consultant: '150.00'}}\n", 0,
+     "warning: worker w-carol: role 'designer' has no rate in any rate card"),
+], ids=["empty file", "override on an unknown worker", "a role no card rates"])
+def test_config_validate_names_what_cannot_price(tmp_path: Path, text: str, code: int,
+                                                 said: str) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    checked = bb("config", "validate", str(path))
+    assert checked.returncode == code, checked.stdout + checked.stderr
+    said_where = checked.stderr if code else checked.stdout
+    assert said in " ".join(said_where.split()), (checked.stdout, checked.stderr)
+    assert ("valid" in checked.stdout) == (code == 0)
+    assert "Traceback" not in checked.stderr

@@ -938,16 +938,27 @@ def bench_console(entries: int = 100_000, exceptions: int = 5_000, repeats: int 
 
 @config_app.command("validate")
 def config_validate(path: Path) -> None:
-    """Check a configuration folder (or file); name every problem; exit 1 if any."""
+    """Check a configuration folder (or file); name every problem; exit 1 if any.
+    Warnings (a role no card prices, a rule that never applies, ...) are
+    printed and leave the exit code 0."""
     from billbridge.config_files import load_folder
     from billbridge.domain.config import ConfigError
+    from billbridge.domain.config_checks import findings
 
     try:
         _, config = load_folder(path)
     except ConfigError as exc:
         errors.print(f"[red]{escape(str(exc))}[/red]", soft_wrap=True)
         raise typer.Exit(1) from None
-    console.print(f"{path}: valid: {len(config.legal_entities)} legal entities, "
+    found = findings(config)
+    for finding in found:  # errors on stderr, warnings on stdout
+        out, colour = (errors, "red") if finding.severity == "error" else (console, "yellow")
+        out.print(f"[{colour}]{escape(str(finding))}[/{colour}]", soft_wrap=True,
+                  highlight=False)
+    if any(f.severity == "error" for f in found):
+        raise typer.Exit(1)
+    warned = f" ({len(found)} warning(s))" if found else ""
+    console.print(f"{path}: valid{warned}: {len(config.legal_entities)} legal entities, "
                   f"{len(config.workers)} workers, {len(config.rate_cards)} rate card versions, "
                   f"{len(config.tax_rules)} tax rules, {len(config.fx_rates)} FX rates, "
                   f"{len(config.closed_periods)} closed periods")
