@@ -65,6 +65,13 @@ class RecordResult:
     message: str | None = None
     retry_after: float | None = None
 
+    @classmethod
+    def of(cls, command: OutboundCommand, status: ResultStatus, external_id: str | None = None,
+           code: str | None = None, message: str | None = None,
+           retry_after: float | None = None) -> RecordResult:
+        """The outcome of ``command``, keyed by its idempotency key."""
+        return cls(command.idempotency_key, status, external_id, code, message, retry_after)
+
 
 @dataclass(frozen=True, slots=True)
 class LivePosting:

@@ -1,8 +1,13 @@
 """Small helpers every vendor mapping needs: blank values, country names to
-ISO codes, and validation errors as one readable line."""
+ISO codes, vendor numbers as ``Decimal``, mapping options given as JSON text,
+validation errors as one readable line, and ``MappingError`` for a command a
+vendor cannot be given."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import ValidationError
@@ -36,6 +41,40 @@ def country_code(value: Any) -> str | None:
 
 def explain(error: ValidationError) -> str:
     return _explain(error, "record")
+
+
+class MappingError(ValueError):
+    """A command the vendor cannot be given as it is; ``code`` is the reason
+    an operator sees on the rejected record."""
+
+    def __init__(self, message: str, *, code: str = "MAPPING") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def decimal_of(value: Any, what: str) -> Decimal:
+    """A vendor number as Decimal, through ``str`` (never float arithmetic)."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{what} is {value!r}, not a number")
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"{what} is {value!r}, not a number") from None
+
+
+def option_mapping(value: Any, name: str) -> dict[str, str]:
+    """A connection option that is a mapping, given as one or as JSON text
+    (options from environment variables arrive as strings)."""
+    if value in (None, ""):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError(f"option {name} must be a JSON object, got {value!r}") from None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"option {name} must be a mapping, got {type(value).__name__}")
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def customer_fields(record_id: str, *, name: Any, currency: Any, billing_country: Any,

@@ -14,7 +14,6 @@ unverified are ``FinanceSettings``, each with a default.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -25,36 +24,19 @@ from typing import Any
 from pydantic import ValidationError
 
 from billbridge.connectors.base import LivePosting, Malformed
-from billbridge.connectors.fields import blank, explain
+from billbridge.connectors.fields import (
+    MappingError,
+    blank,
+    decimal_of,
+    explain,
+    option_mapping,
+)
 from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
 
 MARKER = re.compile(r"\[bb:([0-9a-f]+)\]")
 POSTING_TEXT = re.compile(r"^billbridge (tc_\S+) ")
 REVERSAL_TEXT = re.compile(r"^billbridge reversal of (\S+) \(line ([^)\s]+)\)")
 ENUM = "Microsoft.Dynamics.DataEntities"
-
-
-class MappingError(ValueError):
-    """A command Finance cannot be given as it is; ``code`` is the reason an
-    operator sees on the rejected record."""
-
-    def __init__(self, message: str, *, code: str = "MAPPING") -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _map(value: Any, name: str) -> dict[str, str]:
-    """An option that is a mapping, given as one or as JSON text."""
-    if value in (None, ""):
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ValueError(f"option {name} must be a JSON object, got {value!r}") from None
-    if not isinstance(value, Mapping):
-        raise ValueError(f"option {name} must be a mapping, got {type(value).__name__}")
-    return {str(k): str(v) for k, v in value.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +82,7 @@ class FinanceSettings:
             if value in (None, ""):
                 continue
             if spec.name in ("companies", "tax_groups"):
-                given[spec.name] = _map(value, spec.name)
+                given[spec.name] = option_mapping(value, spec.name)
             else:
                 given[spec.name] = str(value)
         return cls(**given)
@@ -129,15 +111,6 @@ def marker(idempotency_key: str) -> str:
 def enum(name: str, member: str) -> str:
     """An enum literal for ``$filter``: ``Microsoft.Dynamics.DataEntities.NoYes'Yes'``."""
     return f"{ENUM}.{name}'{member}'"
-
-
-def decimal_of(value: Any, what: str) -> Decimal:
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"{what} is {value!r}, not a number")
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"{what} is {value!r}, not a number") from None
 
 
 # -- commands → Finance rows ---------------------------------------------------------

@@ -23,6 +23,7 @@ from billbridge.connectors.base import Malformed, PermanentError, PollPage
 from billbridge.connectors.dynamics_finance import mapping
 from billbridge.connectors.dynamics_finance.client import FinanceClient, literal
 from billbridge.connectors.dynamics_finance.mapping import FinanceSettings
+from billbridge.connectors.fields import decimal_of
 
 LOOKUP_CHUNK = 20
 
@@ -115,7 +116,7 @@ class FinanceInvoiceSource:
                     "$filter": " or ".join(terms), "cross-company": "true"}):
                 key = (str(line.get("dataAreaId")), str(line.get(s.payment_invoice_field)))
                 try:
-                    amount = mapping.decimal_of(line.get("CreditAmount") or 0, "CreditAmount")
+                    amount = decimal_of(line.get("CreditAmount") or 0, "CreditAmount")
                 except ValueError:
                     continue
                 paid[key] = paid.get(key, Decimal(0)) + amount

@@ -37,7 +37,8 @@ from billbridge.connectors.dynamics_finance.client import (
     key_segment,
     literal,
 )
-from billbridge.connectors.dynamics_finance.mapping import FinanceSettings, MappingError
+from billbridge.connectors.dynamics_finance.mapping import FinanceSettings
+from billbridge.connectors.fields import MappingError
 
 LOOKUP_CHUNK = 20  # markers or keys per look-up, to keep the $filter (and URL) short
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -63,10 +64,7 @@ class _ChangeSet:
         return [op for p in self.planned for op in p.operations]
 
 
-def _result(command: OutboundCommand, status: ResultStatus, external_id: str | None = None,
-            code: str | None = None, message: str | None = None,
-            retry_after: float | None = None) -> RecordResult:
-    return RecordResult(command.idempotency_key, status, external_id, code, message, retry_after)
+_result = RecordResult.of
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

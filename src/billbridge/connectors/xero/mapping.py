@@ -11,18 +11,23 @@ and invoices are ACCREC invoices numbered with the canonical invoice id.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
 from billbridge.connectors.base import LivePosting, Malformed
-from billbridge.connectors.fields import blank, explain
+from billbridge.connectors.fields import (
+    MappingError,
+    blank,
+    decimal_of,
+    explain,
+    option_mapping,
+)
 from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
 
 CONTACT_NUMBER_MAX = 50
@@ -33,30 +38,6 @@ _XERO_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{2,4})?\)/$")
 # and emit nothing.
 INVOICE_STATUS = {"AUTHORISED": "issued", "PAID": "paid", "VOIDED": "void", "DELETED": "void"}
 QUIET_STATUSES = frozenset({"DRAFT", "SUBMITTED"})
-
-
-class MappingError(ValueError):
-    """A command Xero cannot be given as it is; ``code`` is the reason an
-    operator sees on the rejected record."""
-
-    def __init__(self, message: str, *, code: str = "MAPPING") -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _mapping(value: Any, name: str) -> dict[str, str]:
-    """An option that is a mapping, given as one or as JSON text (options from
-    environment variables arrive as strings)."""
-    if value in (None, ""):
-        return {}
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ValueError(f"option {name} must be a JSON object, got {value!r}") from None
-    if not isinstance(value, Mapping):
-        raise ValueError(f"option {name} must be a mapping, got {type(value).__name__}")
-    return {str(k): str(v) for k, v in value.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +75,7 @@ class XeroSettings:
             given["payment_terms_days"] = int(options["payment_terms_days"])
         if options.get("base_currency"):
             given["base_currency"] = str(options["base_currency"]).upper()
-        return cls(tax_types=_mapping(options.get("tax_types"), "tax_types"), **given)
+        return cls(tax_types=option_mapping(options.get("tax_types"), "tax_types"), **given)
 
     def tax_type(self, tax_code: str | None) -> str | None:
         """The Xero TaxType for a canonical code (None: the account's default)."""
@@ -125,16 +106,6 @@ def parse_xero_datetime(value: Any) -> datetime | None:
         return datetime.fromtimestamp(int(found.group(1)) / 1000, UTC)
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def decimal_of(value: Any, what: str) -> Decimal:
-    """A vendor number as Decimal, through ``str`` (never float arithmetic)."""
-    if isinstance(value, bool) or value is None:
-        raise ValueError(f"{what} is {value!r}, not a number")
-    try:
-        return Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"{what} is {value!r}, not a number") from None
 
 
 def _tracking(settings: XeroSettings, project: str) -> list[dict[str, str]]:

@@ -27,6 +27,7 @@ from billbridge.connectors.base import (
     RecordResult,
     ResultStatus,
 )
+from billbridge.connectors.fields import MappingError
 from billbridge.connectors.xero import mapping
 from billbridge.connectors.xero.client import (
     BATCH_LIMIT,
@@ -37,17 +38,14 @@ from billbridge.connectors.xero.client import (
     quoted,
     to_wire,
 )
-from billbridge.connectors.xero.mapping import MappingError, XeroSettings
+from billbridge.connectors.xero.mapping import XeroSettings
 
 LOOKUP_CHUNK = 20  # markers per look-up, to keep the where filter (and URL) short
 MAX_READ_PAGES = 10_000  # a million journals: past that, a page that never ends
 Mapped = list[tuple[OutboundCommand, dict[str, Any]]]
 
 
-def _result(command: OutboundCommand, status: ResultStatus, external_id: str | None = None,
-            code: str | None = None, message: str | None = None,
-            retry_after: float | None = None) -> RecordResult:
-    return RecordResult(command.idempotency_key, status, external_id, code, message, retry_after)
+_result = RecordResult.of
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

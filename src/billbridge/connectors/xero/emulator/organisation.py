@@ -17,7 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from billbridge.connectors.xero.mapping import decimal_of, parse_xero_datetime
+from billbridge.connectors.fields import decimal_of
+from billbridge.connectors.xero.mapping import parse_xero_datetime
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")  # Xero writes money with two places, 0.00 included
