@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit integration serve clean browser screenshots soak mutate
+.PHONY: install demo test lint typecheck unit integration serve clean browser screenshots soak mutate deep
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,7 +41,11 @@ browser:
 	  else echo "install Debian's chromium (apt-get install -y chromium) for the browser tests"; fi; }
 
 test: lint typecheck browser
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -m "not deep"
+
+# Long property runs (hundreds of examples a variant, on SQLite and PostgreSQL).
+deep: $(STAMP)
+	$(BIN)/pytest -q -m deep
 
 # Chaos soak on PostgreSQL (BILLBRIDGE_TEST_PG_URL, else the local server): SOAK_SECONDS of
 # traffic with kills, an ERP outage and 429 storms, then a three-way reconciliation.

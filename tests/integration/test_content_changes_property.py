@@ -10,7 +10,7 @@ The invariant is read from the ledger itself: for each charge, its live
 postings are exactly the hub's current charge (one posting, same hours,
 amount and currency), and nothing else is live. Examples are random on every
 run; a failure prints the example to pin below as an ``@example``. The
-``slow`` variant runs many more (``pytest -m slow``).
+``deep`` variant runs many more (``make deep``; not part of ``make test``).
 """
 
 from __future__ import annotations
@@ -323,7 +323,7 @@ def test_live_postings_at_the_erp_are_the_hubs_current_charges(
     run_schedule(engine, ledger, schedule)
 
 
-@pytest.mark.slow
+@pytest.mark.deep
 @pytest.mark.timeout(3600)
 @settings(max_examples=300, **PROPERTY)  # type: ignore[arg-type]
 @given(schedule=schedules)
