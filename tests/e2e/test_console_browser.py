@@ -17,10 +17,9 @@ import pytest
 from rich.console import Console
 
 from billbridge.api.server import HubServer
-from billbridge.connectors.harvest.mapping import canonical_id
-from billbridge.demo.story import CAROL_GLX, run_demo
+from billbridge.demo.story import run_demo
 from billbridge.emulation.recording import RecordingTarget
-from billbridge.engine import config_store, tokens
+from billbridge.engine import config_store, exception_queue, tokens
 from billbridge.engine.hub import Hub
 from billbridge.store.db import make_engine
 
@@ -47,12 +46,15 @@ def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_pa
     from playwright.sync_api import Page, expect
 
     page: Page = browser_page  # type: ignore[assignment]
-    # The demo's data: Carol's 6 h on GLX-001 wait as NO_RATE (designers have no rate).
-    carols = canonical_id("time_entry", CAROL_GLX)
     assert run_demo(Console(file=io.StringIO()), port=0, keep_serving=False,
                     workdir=tmp_path / "demo") == 0
     erp = RecordingTarget("ledger")  # stands in for the demo's ERP, which has stopped
     hub = Hub(make_engine(f"sqlite:///{tmp_path}/demo/hub.db"), {"ledger": erp})
+    # The demo's data: Carol's 6 h on GLX-001 wait as NO_RATE (designers have no
+    # rate), the demo's one NO_RATE; its id is the time tool's, as the demo chose it.
+    with hub.engine.connect() as conn:
+        [held] = exception_queue.list_open(conn, reason="NO_RATE")
+    carols = held.record_id
     with hub.engine.connect() as conn:
         config = config_store.document(conn, config_store.active_version(conn))
     now = datetime.now(UTC)
