@@ -34,9 +34,9 @@ from billbridge.engine.dispatcher import Dispatcher, DispatcherSettings
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
 from billbridge.engine.worker import SimulatedCrash, Worker, WorkerSettings
-from billbridge.store.db import migrate
-from billbridge.store.tables import exceptions, metadata, outbox, records
+from billbridge.store.tables import exceptions, outbox, records
 from conftest import CONFIG
+from ledger_schedules import Crash, ledger_emulator, reset_store
 
 LEASE_MS = 5_000
 PROJECT = "GLX-001"
@@ -150,22 +150,8 @@ class Model:
         return {**self.last[i], "id": f"{self.last[i]['id']}:poll{self.events}"}
 
 
-@pytest.fixture(params=[IdempotencyMode.NATIVE, IdempotencyMode.MARKER_LOOKUP],
-                ids=["native", "marker"])
-def ledger(request: pytest.FixtureRequest) -> Iterator[tuple[LedgerEmulator, IdempotencyMode]]:
-    mode = request.param
-    emulator = LedgerEmulator(token="t", idempotency="native" if mode is IdempotencyMode.NATIVE
-                              else "none")
-    emulator.start()
-    yield emulator, mode
-    emulator.stop()
 
 
-def _reset(engine: Engine) -> None:
-    migrate(engine)
-    with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            conn.execute(table.delete())
 
 
 def run_schedule(engine: Engine, ledger: tuple[LedgerEmulator, IdempotencyMode],
@@ -173,7 +159,7 @@ def run_schedule(engine: Engine, ledger: tuple[LedgerEmulator, IdempotencyMode],
     emulator, mode = ledger
     emulator.reset()
     emulator.faults.clear()
-    _reset(engine)
+    reset_store(engine)
     clock = ManualClock()
     target = LedgerTarget(emulator.url, "t", timeout=0.15, max_batch=4, idempotency=mode)
     hub_settings = HubSettings(retry=RetryPolicy(base_seconds=1, cap_seconds=30,
@@ -258,13 +244,6 @@ def run_schedule(engine: Engine, ledger: tuple[LedgerEmulator, IdempotencyMode],
     check_the_ledger(engine, target, model)
 
 
-class Crash:
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
-
-    def __call__(self, stage: str, _key: str) -> None:
-        if stage == self.stage:
-            raise SimulatedCrash(stage)
 
 
 def check_the_ledger(engine: Engine, target: LedgerTarget, model: Model) -> None:
@@ -310,6 +289,12 @@ def check_the_ledger(engine: Engine, target: LedgerTarget, model: Model) -> None
 PROPERTY = dict(deadline=None, print_blob=True,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow])
+
+
+@pytest.fixture(params=[IdempotencyMode.NATIVE, IdempotencyMode.MARKER_LOOKUP],
+                ids=["native", "marker"])
+def ledger(request: pytest.FixtureRequest) -> Iterator[tuple[LedgerEmulator, IdempotencyMode]]:
+    yield from ledger_emulator(request.param)
 
 
 @settings(max_examples=12, **PROPERTY)  # type: ignore[arg-type]

@@ -25,9 +25,8 @@ from billbridge.engine.dispatcher import Dispatcher, DispatcherSettings
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
 from billbridge.engine.worker import SimulatedCrash, Worker, WorkerSettings
-from billbridge.store.db import migrate
-from billbridge.store.tables import metadata
 from conftest import CONFIG, project_event, time_entry
+from ledger_schedules import Crash, ledger_emulator, reset_store
 
 ENTRIES = 6
 PROJECTS = ("P-1", "P-2")
@@ -46,32 +45,16 @@ def entry_event(i: int) -> dict[str, Any]:
     return time_entry(f"te-{i}", project=PROJECTS[i % 2], hours=str(1 + i))
 
 
-@pytest.fixture(params=[IdempotencyMode.NATIVE, IdempotencyMode.MARKER_LOOKUP])
+
+
+
+
+
+
+@pytest.fixture(params=[IdempotencyMode.NATIVE, IdempotencyMode.MARKER_LOOKUP],
+                ids=["native", "marker"])
 def ledger(request: pytest.FixtureRequest) -> Iterator[tuple[LedgerEmulator, IdempotencyMode]]:
-    mode = request.param
-    emulator = LedgerEmulator(token="t", idempotency="native" if mode is IdempotencyMode.NATIVE
-                              else "none")
-    emulator.start()
-    yield emulator, mode
-    emulator.stop()
-
-
-def _reset(engine: Engine) -> None:
-    migrate(engine)
-    with engine.begin() as conn:
-        for table in reversed(metadata.sorted_tables):
-            conn.execute(table.delete())
-
-
-class Crash:
-    """A crash hook that fires once at a given stage."""
-
-    def __init__(self, stage: str) -> None:
-        self.stage = stage
-
-    def __call__(self, stage: str, _key: str) -> None:
-        if stage == self.stage:
-            raise SimulatedCrash(stage)
+    yield from ledger_emulator(request.param)
 
 
 @settings(max_examples=20, deadline=None, derandomize=True,
@@ -82,7 +65,7 @@ def test_every_command_applies_exactly_once(engine: Engine, ledger: Any,
     emulator, mode = ledger
     emulator.reset()
     emulator.faults.clear()
-    _reset(engine)
+    reset_store(engine)
     clock = ManualClock()
     target = LedgerTarget(emulator.url, "t", timeout=0.15, max_batch=4, idempotency=mode)
     hub_settings = HubSettings(retry=RetryPolicy(base_seconds=1, cap_seconds=30,
