@@ -5,6 +5,8 @@ and the pages' Content-Security-Policy (only 'self') refuses nothing they need."
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -14,6 +16,23 @@ from sqlalchemy import Engine
 from billbridge.api.server import HubServer
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine.hub import Hub
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+@pytest.fixture
+def browser_page() -> Iterator[object]:
+    if not shutil.which("chromium") and not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is missing; `make test` installs it")
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser.new_page(viewport={"width": 1440, "height": 900})
+        browser.close()
 
 
 @pytest.fixture
