@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from billbridge.connectors.kantata.emulator import KantataEmulator
     from billbridge.connectors.netsuite.emulator import NetSuiteEmulator
     from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
+    from billbridge.connectors.sage_intacct.emulator import IntacctEmulator
     from billbridge.connectors.salesforce.emulator import SalesforceEmulator
     from billbridge.connectors.xero.emulator import XeroEmulator
 
@@ -583,6 +584,46 @@ class DynamicsFinanceErp(Emulated):
         return []
 
 
+class SageIntacctErp(Emulated):
+    name, label = "sage-intacct", "Sage Intacct"
+    emulator: IntacctEmulator
+    note = ("Sage Intacct: the hub writes over the XML gateway, many functions to a "
+            "request, each keyed by its controlid under uniqueid; a timesheet's entry names "
+            "the charge it posts, and the hub polls AR invoices for payments.")
+    polled = True
+
+    def __init__(self) -> None:
+        from billbridge.connectors.sage_intacct.emulator import IntacctEmulator
+
+        self._keys = {"sender_id": "billbridge-demo", "sender_password": credential(),
+                      "user_id": "api-user", "company_id": "billbridge-demo",
+                      "user_password": credential()}
+        self._serve(IntacctEmulator(
+            sender_id=self._keys["sender_id"], sender_password=self._keys["sender_password"],
+            company_id=self._keys["company_id"], user_id=self._keys["user_id"],
+            user_password=self._keys["user_password"]))
+
+    @property
+    def fault_script(self) -> Sequence[Any]:
+        """The lost acknowledgement falls on a write (a create), not on a session."""
+        from billbridge.connectors.sage_intacct.client import GATEWAY_PATH
+        from billbridge.emulation.faults import Fault, FaultRule
+
+        return (FaultRule(Fault.LOST_ACK, path_prefix=f"{GATEWAY_PATH}/create"), "429:0")
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "sage-intacct", self.url, credentials=self._keys,
+                          options={"timeout": 5.0, "throttle_wait": 0.05})
+
+    def invoices(self) -> list[ErpInvoice]:
+        return [ErpInvoice(str(i["RECORDID"]), str(i["RECORDNO"]), Decimal(i["TOTALENTERED"]),
+                           str(i["CURRENCY"])) for i in self.emulator.all("ARINVOICE")]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        self.emulator.pay(invoice.erp_id, invoice.total)
+        return []
+
+
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
 TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool}
@@ -650,5 +691,6 @@ class TrytonErp:
 ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteErp,
                                       "quickbooks": QuickBooksErp, "xero": XeroErp,
                                       "dynamics-finance": DynamicsFinanceErp,
+                                      "sage-intacct": SageIntacctErp,
                                       "tryton": TrytonErp}
 DEFAULTS = {"crm": "hubspot", "time": "harvest", "erp": "ledger"}
