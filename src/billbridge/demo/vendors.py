@@ -590,11 +590,17 @@ class SageIntacctErp(Emulated):
     note = ("Sage Intacct: the hub writes over the XML gateway, many functions to a "
             "request, each keyed by its controlid under uniqueid; a timesheet's entry names "
             "the charge it posts, and the hub polls AR invoices for payments.")
+    fault_script: Sequence[Any]
     polled = True
 
     def __init__(self) -> None:
+        from billbridge.connectors.sage_intacct.client import GATEWAY_PATH
         from billbridge.connectors.sage_intacct.emulator import IntacctEmulator
+        from billbridge.emulation.faults import Fault, FaultRule
 
+        # The lost acknowledgement falls on a write (a create), not on a session.
+        self.fault_script = (FaultRule(Fault.LOST_ACK, path_prefix=f"{GATEWAY_PATH}/create"),
+                             "429:0")
         self._keys = {"sender_id": "billbridge-demo", "sender_password": credential(),
                       "user_id": "api-user", "company_id": "billbridge-demo",
                       "user_password": credential()}
@@ -602,14 +608,6 @@ class SageIntacctErp(Emulated):
             sender_id=self._keys["sender_id"], sender_password=self._keys["sender_password"],
             company_id=self._keys["company_id"], user_id=self._keys["user_id"],
             user_password=self._keys["user_password"]))
-
-    @property
-    def fault_script(self) -> Sequence[Any]:
-        """The lost acknowledgement falls on a write (a create), not on a session."""
-        from billbridge.connectors.sage_intacct.client import GATEWAY_PATH
-        from billbridge.emulation.faults import Fault, FaultRule
-
-        return (FaultRule(Fault.LOST_ACK, path_prefix=f"{GATEWAY_PATH}/create"), "429:0")
 
     def connection(self) -> Connection:
         return Connection(self.name, "sage-intacct", self.url, credentials=self._keys,

@@ -202,7 +202,7 @@ class IntacctClient:
         for function in functions:
             node = ET.SubElement(content, "function", controlid=function.controlid)
             node.append(function.body)
-        return ET.tostring(request, encoding="utf-8", xml_declaration=True)
+        return bytes(ET.tostring(request, encoding="utf-8", xml_declaration=True))
 
     def _post(self, url: str, body: bytes, what: str) -> ET.Element:
         """One POST; the answer's ``<response>``, with the throttling answer

@@ -126,8 +126,8 @@ class IntacctTarget:
         refused: list[tuple[_Planned, Result]] = []
         for plan, result in answered:
             if result.ok:
-                found = plan.external_id(result)
-                out.append(_result(plan.command, ResultStatus.APPLIED, found) if found else
+                made = plan.external_id(result)
+                out.append(_result(plan.command, ResultStatus.APPLIED, made) if made else
                            _result(plan.command, ResultStatus.REJECTED, code="TARGET_PROTOCOL",
                                    message="Intacct created the record but answered no key; "
                                    "find it in Intacct and link it by hand"))

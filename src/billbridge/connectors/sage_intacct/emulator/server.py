@@ -275,9 +275,10 @@ class IntacctEmulator(EmulatorServer):
     def _listing(self, tag: str, rows: list[dict[str, Any]], fields: list[str] | None,
                  offset: int, size: int, **extra: str) -> ET.Element:
         page = rows[offset:offset + size]
-        data = ET.Element("data", listtype=tag, totalcount=str(len(rows)), offset=str(offset),
-                          count=str(len(page)),
-                          numremaining=str(max(0, len(rows) - offset - len(page))), **extra)
+        data = ET.Element("data", {"listtype": tag, "totalcount": str(len(rows)),
+                                   "offset": str(offset), "count": str(len(page)),
+                                   "numremaining": str(max(0, len(rows) - offset - len(page))),
+                                   **extra})
         for row in page:
             chosen = row if not fields else {f: row.get(f, "") for f in fields}
             fill(ET.SubElement(data, tag), chosen)
