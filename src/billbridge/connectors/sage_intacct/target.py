@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from billbridge.connectors.base import (
+    ERP_REFERENCES,
     IdempotencyMode,
     LivePosting,
     OutboundCommand,
@@ -42,9 +43,6 @@ from billbridge.connectors.sage_intacct.mapping import IntacctSettings, external
 LOOKUP_CHUNK = 50
 ENTRY_FIELDS = ("RECORDNO", "TIMESHEETKEY", "EMPLOYEEID", "ENTRYDATE", "QTY", "PROJECTID",
                 "BILLABLE", "DESCRIPTION", "MEGAENTITYID")
-REFERENCES = {"customer.upsert": ("id",), "project.upsert": ("code", "customer"),
-              "time_charge.post": ("project",), "time_charge.reverse": ("charge",),
-              "invoice.create": ("customer",)}
 _result = RecordResult.of
 
 
@@ -70,7 +68,7 @@ def _first(result: Result, field: str) -> str | None:
 
 
 class IntacctTarget:
-    references = REFERENCES
+    references = ERP_REFERENCES  # the canonical commands' own shape
 
     def __init__(self, client: IntacctClient, settings: IntacctSettings | None = None, *,
                  name: str = "sage-intacct", max_batch: int = 100,
