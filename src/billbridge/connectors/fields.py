@@ -6,14 +6,17 @@ vendor cannot be given."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from billbridge.domain.events import explain as _explain
-from billbridge.domain.records import Customer
+from billbridge.domain.records import Customer, Invoice
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 COUNTRY_NAMES: dict[str, str] = {
     "united states": "US", "united states of america": "US", "usa": "US",
@@ -50,6 +53,29 @@ class MappingError(ValueError):
     def __init__(self, message: str, *, code: str = "MAPPING") -> None:
         super().__init__(message)
         self.code = code
+
+
+def command_record(model: type[M], payload: Mapping[str, Any], kind: str) -> M:
+    """A command's payload as its canonical record; what is wrong with it as
+    a ``MappingError`` that names the command's kind."""
+    try:
+        return model.model_validate(dict(payload))
+    except ValidationError as exc:
+        raise MappingError(f"{kind}: {explain(exc)}") from None
+
+
+def invoice_record(payload: Mapping[str, Any]) -> Invoice:
+    """An ``invoice.create`` payload as its invoice, which must have lines."""
+    bill = command_record(Invoice, payload, "invoice.create")
+    if not bill.lines:
+        raise MappingError(f"invoice {bill.id} has no lines")
+    return bill
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """``items`` in runs of at most ``size`` (look-ups that keep a filter short)."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def decimal_of(value: Any, what: str) -> Decimal:

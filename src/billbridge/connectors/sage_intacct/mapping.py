@@ -22,18 +22,17 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
-
 from billbridge.connectors.base import LivePosting, Malformed
 from billbridge.connectors.fields import (
     MappingError,
     blank,
+    command_record,
     decimal_of,
-    explain,
+    invoice_record,
     option_mapping,
 )
 from billbridge.connectors.sage_intacct.client import decimal_text
-from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
+from billbridge.domain.records import Customer, ProjectStatus, TimeCharge
 
 MARKER = re.compile(r"\[bb:([0-9a-f]+)\]")
 POSTING_TEXT = re.compile(r"^billbridge (tc_\S+) (-?[\d.]+) h (-?[\d.]+) ([A-Z]{3}) ")
@@ -107,10 +106,7 @@ def us_date(day: date) -> str:
 
 def customer(payload: Mapping[str, Any], settings: IntacctSettings) -> tuple[str, dict[str, Any]]:
     """A ``customer.upsert`` as (entity, ``CUSTOMER`` fields)."""
-    try:
-        record = Customer.model_validate(dict(payload))
-    except ValidationError as exc:
-        raise MappingError(f"customer.upsert: {explain(exc)}") from None
+    record = command_record(Customer, payload, "customer.upsert")
     body: dict[str, Any] = {
         "CUSTOMERID": record.id, "NAME": record.name,
         "DISPLAYCONTACT": {"PRINTAS": record.name, "COMPANYNAME": record.name,
@@ -151,10 +147,7 @@ def _text(charge_id: str, hours: Decimal, amount: Decimal, currency: str, key: s
 def timesheet(payload: Mapping[str, Any], idempotency_key: str, settings: IntacctSettings,
               project_id: str) -> dict[str, Any]:
     """A ``time_charge.post`` as a ``TIMESHEET`` of one entry on the project."""
-    try:
-        charge = TimeCharge.model_validate(dict(payload))
-    except ValidationError as exc:
-        raise MappingError(f"time_charge.post: {explain(exc)}") from None
+    charge = command_record(TimeCharge, payload, "time_charge.post")
     text = _text(charge.id, charge.hours, charge.amount, charge.currency, idempotency_key)
     return _sheet(settings.employees.get(charge.worker, charge.worker), charge.work_date,
                   text, settings, {"ENTRYDATE": us_date(charge.work_date),
@@ -216,12 +209,7 @@ def invoice(payload: Mapping[str, Any], customer_id: str, settings: IntacctSetti
             today: date, terms_days: int = 30) -> dict[str, Any]:
     """An ``invoice.create`` as the legacy ``create_invoice``: ``invoiceno``
     is the canonical invoice id; tax, where there is any, is a line of its own."""
-    try:
-        bill = Invoice.model_validate(dict(payload))
-    except ValidationError as exc:
-        raise MappingError(f"invoice.create: {explain(exc)}") from None
-    if not bill.lines:
-        raise MappingError(f"invoice {bill.id} has no lines")
+    bill = invoice_record(payload)
     day = bill.invoice_date or today
     items = []
     for line in bill.lines:

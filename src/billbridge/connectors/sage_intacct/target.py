@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -30,7 +30,7 @@ from billbridge.connectors.base import (
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MappingError
+from billbridge.connectors.fields import MappingError, chunks
 from billbridge.connectors.sage_intacct import mapping
 from billbridge.connectors.sage_intacct.client import (
     Function,
@@ -54,11 +54,6 @@ class _Planned:
     key: str  # what finds the record again: its id, code, invoice number or marker
     external_id: Callable[[Result], str | None]
     creates: bool = True  # an update is settled on its own answer, never looked up
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _first(result: Result, field: str) -> str | None:
@@ -173,7 +168,7 @@ class IntacctTarget:
             groups.setdefault((plan.command.kind, plan.location), []).append(plan.key)
         found: dict[str, str] = {}
         for (kind, location), keys in groups.items():
-            for chunk in _chunks(sorted(set(keys)), LOOKUP_CHUNK):
+            for chunk in chunks(sorted(set(keys)), LOOKUP_CHUNK):
                 found.update(self._find(kind, location, list(chunk)))
         return found
 
@@ -252,7 +247,7 @@ class IntacctTarget:
                 wanted.setdefault(location, set()).add(sheet)
         found: dict[str, dict[str, Any]] = {}
         for location, sheets in wanted.items():
-            for chunk in _chunks(sorted(sheets), LOOKUP_CHUNK):
+            for chunk in chunks(sorted(sheets), LOOKUP_CHUNK):
                 for row in self.client.query_all("TIMESHEETENTRY", ENTRY_FIELDS,
                                                  where=_in("TIMESHEETKEY", list(chunk)),
                                                  location=location):
