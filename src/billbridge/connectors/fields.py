@@ -5,8 +5,9 @@ vendor cannot be given."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ from billbridge.domain.events import explain as _explain
 from billbridge.domain.records import Customer, Invoice
 
 M = TypeVar("M", bound=BaseModel)
+S = TypeVar("S")
 T = TypeVar("T")
 
 COUNTRY_NAMES: dict[str, str] = {
@@ -122,3 +124,31 @@ def customer_fields(record_id: str, *, name: Any, currency: Any, billing_country
     except ValidationError as exc:
         return explain(exc)
     return record
+
+
+def flag(value: Any, default: bool) -> bool:
+    """A yes/no connection option (from environment variables it arrives as text)."""
+    if value in (None, ""):
+        return default
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() not in ("0", "false", "no", "off")
+
+
+def settings_from(cls: type[S], options: Mapping[str, Any], *,
+                  mappings: Collection[str] = ()) -> S:
+    """A vendor's settings dataclass from connection options, every key
+    optional: the fields named in ``mappings`` as mappings (or JSON text),
+    ``bool`` fields as flags, the rest as text."""
+    given: dict[str, Any] = {}
+    for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
+        value = options.get(spec.name)
+        if value in (None, ""):
+            continue
+        if spec.name in mappings:
+            given[spec.name] = option_mapping(value, spec.name)
+        elif spec.type in (bool, "bool"):
+            given[spec.name] = flag(value, False)
+        else:
+            given[spec.name] = str(value)
+    return cls(**given)

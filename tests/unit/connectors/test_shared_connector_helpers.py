@@ -104,3 +104,44 @@ def test_closed_won_parts_the_model_refuses_are_malformed_naming_the_record() ->
     assert "billing_model" in event.reason
     assert event.raw == raw
     assert event.event_id == "opp:opp-1:1"
+
+
+def test_a_command_payload_is_its_canonical_record_or_one_line_naming_the_command() -> None:
+    from billbridge.connectors.fields import MappingError, command_record, invoice_record
+    from billbridge.domain.records import Customer
+
+    record = command_record(Customer, {"id": "c1", "name": "Globex", "currency": "USD",
+                                       "billing_country": "US"}, "customer.upsert")
+    assert record.name == "Globex"
+    with pytest.raises(MappingError, match=r"^customer\.upsert: .*currency"):
+        command_record(Customer, {"id": "c1", "name": "Globex", "billing_country": "US"},
+                       "customer.upsert")
+    with pytest.raises(MappingError, match="invoice inv_1 has no lines"):
+        invoice_record({"id": "inv_1", "customer": "c1", "currency": "USD",
+                        "subtotal": "0", "tax": "0", "total": "0"})
+
+
+def test_chunks_keep_order_and_size() -> None:
+    from billbridge.connectors.fields import chunks
+
+    assert [list(c) for c in chunks(list("abcde"), 2)] == [["a", "b"], ["c", "d"], ["e"]]
+    assert list(chunks([], 3)) == []
+
+
+def test_settings_come_from_options_with_mappings_as_json_and_flags_as_text() -> None:
+    from dataclasses import dataclass, field
+
+    from billbridge.connectors.fields import flag, settings_from
+
+    @dataclass(frozen=True)
+    class Settings:
+        account: str = "4000"
+        entities: dict[str, str] = field(default_factory=dict)
+        lookup: bool = True
+
+    given = settings_from(Settings, {"account": 4100, "entities": '{"GB01": "UK"}',
+                                     "lookup": "false", "other": "x"}, mappings=("entities",))
+    assert given == Settings("4100", {"GB01": "UK"}, False)
+    assert settings_from(Settings, {"lookup": ""}) == Settings()
+    assert (flag("yes", False), flag("0", True), flag(None, True), flag(False, True)) == \
+        (True, False, True, False)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from billbridge.connectors.base import Connection, ConnectorSpec, RateLimit, Source, Target
 from billbridge.connectors.clients import ClientCache
+from billbridge.connectors.fields import flag
 from billbridge.connectors.sage_intacct.client import (
     DEFAULT_ENDPOINT,
     GATEWAY_PATH,
@@ -32,10 +33,6 @@ _CLIENTS: ClientCache[IntacctClient] = ClientCache()
 def gateway_url(base_url: str) -> str:
     base = (base_url or DEFAULT_ENDPOINT).rstrip("/")
     return base if "/ia/xml/" in base else f"{base}{GATEWAY_PATH}"
-
-
-def _flag(value: object, default: bool) -> bool:
-    return default if value in (None, "") else str(value).lower() not in ("0", "false", "no")
 
 
 def client_for(connection: Connection) -> IntacctClient:
@@ -53,7 +50,7 @@ def client_for(connection: Connection) -> IntacctClient:
             user_id=secrets.get("user_id", ""), company_id=secrets.get("company_id", ""),
             user_password=secrets.get("user_password", ""),
             rate_limit=RateLimit(per_second, 1.0, burst=max(1, concurrency)),
-            concurrency=concurrency, uniqueid=_flag(options.get("uniqueid"), True),
+            concurrency=concurrency, uniqueid=flag(options.get("uniqueid"), True),
             throttle_wait=float(options.get("throttle_wait") or 5.0),
             timeout=float(options.get("timeout") or 60.0)))
 

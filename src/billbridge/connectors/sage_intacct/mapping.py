@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -29,7 +29,7 @@ from billbridge.connectors.fields import (
     command_record,
     decimal_of,
     invoice_record,
-    option_mapping,
+    settings_from,
 )
 from billbridge.connectors.sage_intacct.client import decimal_text
 from billbridge.domain.records import Customer, ProjectStatus, TimeCharge
@@ -64,18 +64,8 @@ class IntacctSettings:
 
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> IntacctSettings:
-        given: dict[str, Any] = {}
-        for spec in fields(cls):
-            value = options.get(spec.name)
-            if value in (None, ""):
-                continue
-            if spec.name in ("entities", "employees"):
-                given[spec.name] = option_mapping(value, spec.name)
-            elif spec.name == "resend_lookup":
-                given[spec.name] = str(value).lower() not in ("0", "false", "no")
-            else:
-                given[spec.name] = str(value)
-        return cls(**given)
+        """Connection options; every key is optional (docs/connectors/sage-intacct.md)."""
+        return settings_from(cls, options, mappings=("entities", "employees"))
 
     def location_of(self, legal_entity: str | None) -> str:
         if legal_entity and legal_entity in self.entities:
