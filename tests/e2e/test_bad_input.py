@@ -135,6 +135,8 @@ CLI_ROWS: list[tuple[str, list[str], dict[str, str | None], int, str]] = [
                          "9999999d"], ADMIN, 2, "expiry '9999999d' is too far ahead"),
     ("token-expiry-shape", ["token", "create", "--role", "admin", "--name", "x", "--expires",
                             "soon"], ADMIN, 2, "expiry 'soon' must look like 90d, 12h or 30m"),
+    ("token-revoke-unknown", ["token", "revoke", "999"], ADMIN, 1,
+     "no token 999: `billbridge token list` shows the ids"),
     ("token-role", ["token", "create", "--role", "boss", "--name", "x"], ADMIN, 2,
      "'boss' is not a valid Role"),
     ("no-token", ["config", "propose", "{root}/config.yaml"], {}, 2,

@@ -645,8 +645,10 @@ def token_revoke(token_id: int, database_url: DbOption = None,
 
     engine = _engine(database_url)
     actor = _who(engine, token_file, Permission.ADMINISTER).name
-    tokens.revoke(engine, token_id, actor=actor, at=_now())
-    console.print(f"token {token_id} revoked")
+    if tokens.revoke(engine, token_id, actor=actor, at=_now()):
+        console.print(f"token {token_id} revoked")
+    else:
+        console.print(f"token {token_id} was revoked already")
 
 
 @config_app.command("propose")
