@@ -25,13 +25,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from billbridge.api.app import create_app
 from billbridge.api.problems import MEDIA_TYPE
 from billbridge.cli.app import app
 from billbridge.connectors.generic.webhooks import GenericWebhooks
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.engine.secrets import new_key
+from billbridge.web import create_app
 from conftest import CONFIG, project_event, time_entry
 
 ROOT = Path(__file__).parents[2]
