@@ -39,6 +39,7 @@ from billbridge.connectors.dynamics_finance.client import (
 )
 from billbridge.connectors.dynamics_finance.mapping import FinanceSettings
 from billbridge.connectors.fields import MappingError, posting_to_reverse
+from billbridge.connectors.paging import chunks
 
 LOOKUP_CHUNK = 20  # markers or keys per look-up, to keep the $filter (and URL) short
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -66,10 +67,6 @@ class _ChangeSet:
 
 _result = RecordResult.of
 
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 class FinanceTarget:
@@ -208,7 +205,7 @@ class FinanceTarget:
 
     def _lines_by_marker(self, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        for chunk in _chunks(keys, LOOKUP_CHUNK):
+        for chunk in chunks(keys, LOOKUP_CHUNK):
             where = " or ".join(f"Text eq {literal('*' + mapping.marker(k) + '*')}"
                                 for k in chunk)
             for row in self.client.rows(self.settings.hour_lines_entity, "hour line look-up",
@@ -252,7 +249,7 @@ class FinanceTarget:
         wanted = sorted({c.ref("time_charge", c.payload.get("charge")) or ""
                          for c in reversals} - {""})
         found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(wanted, LOOKUP_CHUNK):
+        for chunk in chunks(wanted, LOOKUP_CHUNK):
             terms = []
             for line in chunk:
                 key = mapping.line_key(line)
