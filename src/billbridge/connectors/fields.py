@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -18,7 +18,11 @@ from billbridge.domain.records import Customer, Invoice
 
 M = TypeVar("M", bound=BaseModel)
 S = TypeVar("S")
-T = TypeVar("T")
+
+if TYPE_CHECKING:
+    from billbridge.connectors.base import OutboundCommand
+
+R = TypeVar("R")
 
 COUNTRY_NAMES: dict[str, str] = {
     "united states": "US", "united states of america": "US", "usa": "US",
@@ -74,10 +78,18 @@ def invoice_record(payload: Mapping[str, Any]) -> Invoice:
     return bill
 
 
-def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    """``items`` in runs of at most ``size`` (look-ups that keep a filter short)."""
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+def posting_to_reverse(command: OutboundCommand, originals: Mapping[str, R], *, what: str,
+                       vendor: str) -> R:
+    """The ERP's record of the posting a reversal undoes, found by the id the
+    dispatcher names in the command's refs; ``MappingError`` NOTHING_TO_REVERSE
+    when the ERP holds none. ``what`` is the record in the vendor's words."""
+    charge = command.payload.get("charge")
+    original = originals.get(command.ref("time_charge", charge) or "")
+    if original is None:
+        raise MappingError(f"charge {charge} has no {vendor} {what} to reverse (it was never "
+                           f"posted, or its {what} was deleted in {vendor})",
+                           code="NOTHING_TO_REVERSE")
+    return original
 
 
 def decimal_of(value: Any, what: str) -> Decimal:

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from billbridge.connectors.base import Connection, Malformed, PermanentError
+from billbridge.connectors.base import Connection, Malformed, OutboundCommand, PermanentError
 from billbridge.connectors.clients import ClientCache
 from billbridge.connectors.crm import closed_won_event
+from billbridge.connectors.fields import MappingError, posting_to_reverse
 from billbridge.connectors.paging import PageGuard
 
 
@@ -106,6 +107,28 @@ def test_closed_won_parts_the_model_refuses_are_malformed_naming_the_record() ->
     assert event.event_id == "opp:opp-1:1"
 
 
+def _reversal(refs: dict[str, str]) -> OutboundCommand:
+    return OutboundCommand(id=1, target="erp", kind="time_charge.reverse", idempotency_key="k",
+                           aggregate_key="a", payload={"charge": "c-7"}, refs=refs)
+
+
+def test_a_reversal_finds_the_posting_the_dispatcher_names_in_its_refs() -> None:
+    originals = {"JL-2": {"id": "JL-2"}, "JL-9": {"id": "JL-9"}}
+    found = posting_to_reverse(_reversal({"time_charge:c-7": "JL-9"}), originals,
+                               what="journal", vendor="Xero")
+    assert found == {"id": "JL-9"}
+
+
+@pytest.mark.parametrize("refs", [{}, {"time_charge:c-7": "JL-404"}])
+def test_a_reversal_of_a_posting_the_erp_does_not_hold_is_nothing_to_reverse(
+        refs: dict[str, str]) -> None:
+    with pytest.raises(MappingError) as caught:
+        posting_to_reverse(_reversal(refs), {"JL-2": {}}, what="journal", vendor="Xero")
+    assert caught.value.code == "NOTHING_TO_REVERSE"
+    assert str(caught.value) == ("charge c-7 has no Xero journal to reverse (it was never "
+                                 "posted, or its journal was deleted in Xero)")
+
+
 def test_a_command_payload_is_its_canonical_record_or_one_line_naming_the_command() -> None:
     from billbridge.connectors.fields import MappingError, command_record, invoice_record
     from billbridge.domain.records import Customer
@@ -119,13 +142,6 @@ def test_a_command_payload_is_its_canonical_record_or_one_line_naming_the_comman
     with pytest.raises(MappingError, match="invoice inv_1 has no lines"):
         invoice_record({"id": "inv_1", "customer": "c1", "currency": "USD",
                         "subtotal": "0", "tax": "0", "total": "0"})
-
-
-def test_chunks_keep_order_and_size() -> None:
-    from billbridge.connectors.fields import chunks
-
-    assert [list(c) for c in chunks(list("abcde"), 2)] == [["a", "b"], ["c", "d"], ["e"]]
-    assert list(chunks([], 3)) == []
 
 
 def test_settings_come_from_options_with_mappings_as_json_and_flags_as_text() -> None:

@@ -38,7 +38,8 @@ from billbridge.connectors.dynamics_finance.client import (
     literal,
 )
 from billbridge.connectors.dynamics_finance.mapping import FinanceSettings
-from billbridge.connectors.fields import MappingError, chunks
+from billbridge.connectors.fields import MappingError, posting_to_reverse
+from billbridge.connectors.paging import chunks
 
 LOOKUP_CHUNK = 20  # markers or keys per look-up, to keep the $filter (and URL) short
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -65,6 +66,7 @@ class _ChangeSet:
 
 
 _result = RecordResult.of
+
 
 
 class FinanceTarget:
@@ -264,13 +266,9 @@ class FinanceTarget:
 
     def _reversal(self, command: OutboundCommand,
                   originals: dict[str, dict[str, Any]]) -> _Planned:
-        charge = str(command.payload.get("charge"))
-        original = originals.get(command.ref("time_charge", charge) or "")
-        if original is None:
-            raise MappingError(f"charge {charge} has no Finance hour line to reverse (it was "
-                               "never posted, or its line was deleted in Finance)",
-                               code="NOTHING_TO_REVERSE")
-        line = mapping.reversal_line(original, charge, command.idempotency_key, self.settings)
+        original = posting_to_reverse(command, originals, what="hour line", vendor="Finance")
+        line = mapping.reversal_line(original, str(command.payload.get("charge")),
+                                     command.idempotency_key, self.settings)
         return _Planned(command, [Operation("POST", self.settings.hour_lines_entity, line)],
                         self._created_line)
 

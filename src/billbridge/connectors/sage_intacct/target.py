@@ -30,7 +30,8 @@ from billbridge.connectors.base import (
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MappingError, chunks
+from billbridge.connectors.fields import MappingError, posting_to_reverse
+from billbridge.connectors.paging import chunks
 from billbridge.connectors.sage_intacct import mapping
 from billbridge.connectors.sage_intacct.client import (
     Function,
@@ -257,13 +258,8 @@ class IntacctTarget:
     def _reversal(self, command: OutboundCommand,
                   originals: dict[str, dict[str, Any]]) -> _Planned:
         charge = str(command.payload.get("charge"))
-        ref = command.ref("time_charge", charge) or ""
-        original = originals.get(ref)
-        if original is None:
-            raise MappingError(f"charge {charge} has no Intacct timesheet to reverse (it was "
-                               "never posted, or its timesheet was deleted in Intacct)",
-                               code="NOTHING_TO_REVERSE")
-        location = split(ref)[1]
+        original = posting_to_reverse(command, originals, what="timesheet", vendor="Intacct")
+        location = split(command.ref("time_charge", charge) or "")[1]
         sheet = mapping.reversal(original, charge, command.idempotency_key, self.settings)
         return _Planned(command, location, Function(command.idempotency_key, element(
             "create", {"TIMESHEET": sheet})), command.idempotency_key,

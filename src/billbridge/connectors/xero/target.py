@@ -27,7 +27,8 @@ from billbridge.connectors.base import (
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MappingError, chunks
+from billbridge.connectors.fields import MappingError, posting_to_reverse
+from billbridge.connectors.paging import chunks
 from billbridge.connectors.xero import mapping
 from billbridge.connectors.xero.client import (
     BATCH_LIMIT,
@@ -46,6 +47,7 @@ Mapped = list[tuple[OutboundCommand, dict[str, Any]]]
 
 
 _result = RecordResult.of
+
 
 
 def _any_of(field: str, values: Iterable[str], call: str = "==") -> str:
@@ -292,13 +294,9 @@ class XeroTarget:
                                      for c, _r in pending])
 
         def build(command: OutboundCommand) -> dict[str, Any]:
-            charge = str(command.payload.get("charge"))
-            journal = originals.get(command.ref("time_charge", charge) or "")
-            if journal is None:
-                raise MappingError(f"charge {charge} has no Xero journal to reverse (it was "
-                                   "never posted, or its journal was deleted in Xero)",
-                                   code="NOTHING_TO_REVERSE")
-            return mapping.reversal_journal(journal, charge, command.idempotency_key)
+            journal = posting_to_reverse(command, originals, what="journal", vendor="Xero")
+            return mapping.reversal_journal(journal, str(command.payload.get("charge")),
+                                            command.idempotency_key)
 
         mapped = self._mapped([c for c, _r in pending], build, results)
         self._write("PUT", "/ManualJournals", "ManualJournals", "ManualJournalID", mapped,
