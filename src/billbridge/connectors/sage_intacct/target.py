@@ -16,7 +16,6 @@ refuses is looked up before it is called rejected, so a refusal of a replay
 from __future__ import annotations
 
 import threading
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -301,9 +300,3 @@ def _any_like(field: str, patterns: list[str]) -> dict[str, Any]:
     likes = [{"field": field, "value": p} for p in patterns]
     return {"like": likes[0]} if len(likes) == 1 else {"or": {"like": likes}}
 
-
-def xml_of(function: Function) -> str:
-    """A function as the XML it is sent as (for tests and logs)."""
-    node = ET.Element("function", controlid=function.controlid)
-    node.append(function.body)
-    return ET.tostring(node, encoding="unicode")
