@@ -244,3 +244,17 @@ def test_a_reversal_is_a_negative_timesheet_and_the_posting_leaves_the_live_ledg
     assert target.live_postings() == []
     assert sorted(Decimal(e["QTY"]) for e in intacct.all("TIMESHEETENTRY")) == \
         [Decimal("-1.5"), Decimal("1.5")]
+
+
+def test_a_batch_across_entities_keeps_what_one_entity_applied_when_the_next_fails(
+        intacct: IntacctEmulator) -> None:
+    target = IntacctTarget(client(intacct), IntacctSettings(entities={"GB01": "GB01",
+                                                                      "US01": "US01"}))
+    intacct.faults.script(["ok", "ok", "ok", FaultRule(Fault.SERVER_ERROR, path_prefix=CREATE)])
+    results = {r.idempotency_key: r for r in target.send([customer(1, "GB01"),
+                                                          customer(2, "US01")])}
+    assert results[f"{1:032x}"].status is ResultStatus.APPLIED
+    assert results[f"{2:032x}"].status is ResultStatus.RETRY
+    assert results[f"{2:032x}"].code == "HTTP_503"
+    assert [(c["CUSTOMERID"], c["MEGAENTITYID"]) for c in intacct.all("CUSTOMER")] == \
+        [("cust_1", "GB01")]

@@ -23,6 +23,7 @@ from typing import Any
 
 from billbridge.connectors.base import (
     ERP_REFERENCES,
+    DeliveryError,
     IdempotencyMode,
     LivePosting,
     OutboundCommand,
@@ -101,10 +102,22 @@ class IntacctTarget:
         by_location: dict[str, list[_Planned]] = {}
         for plan in planned:
             by_location.setdefault(plan.location, []).append(plan)
+        settled = False
         for location, plans in by_location.items():
-            answers = self.client.execute([p.function for p in plans], location=location,
-                                          write=True, what=f"{len(plans)} writes")
+            try:
+                answers = self.client.execute([p.function for p in plans], location=location,
+                                              write=True, what=f"{len(plans)} writes")
+            except DeliveryError as exc:
+                if not settled:
+                    raise
+                # An earlier entity's request is settled: keep its results and
+                # retry this entity's commands alone, rather than fail the call.
+                results += [_result(p.command, ResultStatus.RETRY, code=exc.code,
+                                    message=str(exc), retry_after=exc.retry_after)
+                            for p in plans]
+                continue
             results += self._settle(list(zip(plans, answers, strict=True)))
+            settled = True
         return results
 
     def _plan(self, command: OutboundCommand) -> _Planned:
