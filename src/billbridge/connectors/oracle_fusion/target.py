@@ -1,0 +1,334 @@
+"""Oracle Fusion Cloud ERP as the ERP ``Target``: customers, projects, labour
+costs, reversals and invoices.
+
+Parties and projects are few: one POST each (``Upsert-Mode: true`` where the
+settings say so), in parallel up to the client's concurrency, or a PATCH
+when the hub already knows the record's Fusion id. Costs and invoices are
+many: one batch call per kind ([BATCH]: all or none, so when a part fails
+the others are answered RETRY and sent again), or one POST each in parallel
+when ``use_batch`` is off. Fusion is not trusted to recognise a repeat (the
+facts leave duplicate references and Upsert-Mode's matching unverified): a
+command sent again (``attempt > 1``) is first looked up by its reference
+(the party number, project number, cost reference or transaction number)
+and only written when it is not found.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
+from typing import Any
+
+from billbridge.connectors.base import (
+    DeliveryError,
+    IdempotencyMode,
+    LivePosting,
+    OutboundCommand,
+    PermanentError,
+    RecordResult,
+    ResultStatus,
+)
+from billbridge.connectors.fields import MappingError
+from billbridge.connectors.oracle_fusion import mapping
+from billbridge.connectors.oracle_fusion.client import CRM, FSCM, VERSION, OracleClient, Part
+from billbridge.connectors.oracle_fusion.mapping import REFERENCE, OracleSettings, any_of, quoted
+
+LOOKUP_CHUNK = 20  # references per look-up, to keep the q parameter (and URL) short
+REFERENCES = {"customer.upsert": ("id",), "project.upsert": ("code",),
+              "time_charge.reverse": ("charge",), "invoice.create": ("customer",)}
+ORGANIZATIONS = f"{CRM}/hubOrganizations"
+PROJECTS = f"{FSCM}/projects"
+UNPROCESSED = f"{FSCM}/unprocessedProjectCosts"
+PROCESSED = f"{FSCM}/projectCosts"
+INVOICES = f"{FSCM}/receivablesInvoices"
+ORDER = ("customer.upsert", "project.upsert", "time_charge.post", "time_charge.reverse",
+         "invoice.create")
+
+Mapped = list[tuple[OutboundCommand, dict[str, Any]]]
+_result = RecordResult.of
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _failed(command: OutboundCommand, exc: DeliveryError) -> RecordResult:
+    if exc.transient:
+        return _result(command, ResultStatus.RETRY, code=exc.code, message=str(exc),
+                       retry_after=exc.retry_after)
+    return _result(command, ResultStatus.REJECTED, code=exc.code, message=str(exc))
+
+
+def _field(answer: dict[str, Any], name: str, what: str) -> str:
+    value = answer.get(name)
+    if value in (None, ""):
+        raise PermanentError(f"Fusion created the {what} but answered no {name}; find it in "
+                             "Fusion and link it by hand", code="TARGET_PROTOCOL")
+    return str(value)
+
+
+class OracleTarget:
+    references = REFERENCES  # the payload fields it resolves through refs
+
+    def __init__(self, client: OracleClient, settings: OracleSettings | None = None, *,
+                 name: str = "oracle-fusion", max_batch: int = 100, concurrency: int = 1,
+                 today: Callable[[], date] | None = None) -> None:
+        self.name = name
+        self.client = client
+        self.settings = settings or OracleSettings()
+        self.max_batch = max(1, max_batch)
+        self.rate_limit = client.rate_limit
+        self.idempotency = IdempotencyMode.MARKER_LOOKUP
+        self.concurrency = max(1, concurrency)
+        self.today = today or (lambda: datetime.now(UTC).date())
+        self.found_by_reference = 0  # resends answered by a look-up instead of a write
+        self._counting = threading.Lock()
+        self._handlers: dict[str, Callable[[Sequence[OutboundCommand]], list[RecordResult]]] = {
+            "customer.upsert": self._customers, "project.upsert": self._projects,
+            "time_charge.post": self._costs, "time_charge.reverse": self._reversals,
+            "invoice.create": self._invoices}
+
+    def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
+        """Kind by kind. When a kind fails after an earlier kind's write may
+        have applied, its commands (and the rest) are answered RETRY instead
+        of the whole call raising, so the applied ones are not resent as
+        first attempts (which skip the look-up)."""
+        groups: dict[str, list[OutboundCommand]] = {}
+        for command in batch:
+            groups.setdefault(command.kind, []).append(command)
+        results: list[RecordResult] = []
+        writes_before = self.client.writes
+        failure: DeliveryError | None = None
+        for kind in sorted(groups, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER)):
+            commands = groups[kind]
+            handler = self._handlers.get(kind)
+            if handler is None:
+                results += [_result(c, ResultStatus.REJECTED, code="UNKNOWN_COMMAND",
+                                    message=f"the Oracle Fusion target does not handle {kind}")
+                            for c in commands]
+            elif failure is not None:
+                results += [_failed(c, failure) for c in commands]
+            else:
+                earlier_writes = self.client.writes > writes_before
+                try:
+                    results += handler(commands)
+                except DeliveryError as exc:
+                    if not earlier_writes or not exc.transient:
+                        raise
+                    failure = exc
+                    results += [_failed(c, exc) for c in commands]
+        return results
+
+    # -- the shared steps: map, look up resends, write the rest -----------------------
+    def _mapped(self, commands: Sequence[OutboundCommand],
+                build: Callable[[OutboundCommand], dict[str, Any]],
+                results: list[RecordResult]) -> Mapped:
+        mapped: Mapped = []
+        for command in commands:
+            try:
+                mapped.append((command, build(command)))
+            except (MappingError, ValueError) as exc:
+                code = exc.code if isinstance(exc, MappingError) else "MAPPING"
+                results.append(_result(command, ResultStatus.REJECTED, code=code,
+                                       message=str(exc)))
+        return mapped
+
+    def _resent(self, mapped: Mapped, reference: Callable[[dict[str, Any]], str],
+                find: Callable[[list[str]], dict[str, str]],
+                results: list[RecordResult]) -> Mapped:
+        """Look up the references of resent commands; answer the ones found
+        and return what still has to be written."""
+        resent = {reference(r) for c, r in mapped if c.attempt > 1}
+        found = find(sorted(resent)) if resent else {}
+        rest: Mapped = []
+        for command, record in mapped:
+            known = found.get(reference(record)) if command.attempt > 1 else None
+            if known is None:
+                rest.append((command, record))
+                continue
+            with self._counting:  # a dispatcher's threads share the target
+                self.found_by_reference += 1
+            results.append(_result(command, ResultStatus.APPLIED, known))
+        return rest
+
+    def _lookup(self, path: str, field: str, answer: str, values: list[str], what: str,
+                extra: str | None = None) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for chunk in _chunks(values, LOOKUP_CHUNK):
+            q = f"({any_of(field, chunk)})" + (f" and {extra}" if extra else "")
+            for row in self.client.items(path, what, q=q):
+                if row.get(field) is not None and row.get(answer) is not None:
+                    found.setdefault(str(row[field]), str(row[answer]))
+        return found
+
+    def _one_by_one(self, mapped: Mapped, write: Callable[[OutboundCommand, dict[str, Any]], str],
+                    results: list[RecordResult]) -> None:
+        """One call per record, ``client.concurrency`` at a time."""
+        def run(item: tuple[OutboundCommand, dict[str, Any]]) -> RecordResult:
+            command, record = item
+            try:
+                return _result(command, ResultStatus.APPLIED, write(command, record))
+            except DeliveryError as exc:
+                return _failed(command, exc)
+        if len(mapped) <= 1:
+            results += [run(item) for item in mapped]
+            return
+        with ThreadPoolExecutor(max_workers=min(self.client.concurrency, len(mapped))) as pool:
+            results += list(pool.map(run, mapped))
+
+    def _batched(self, collection: str, mapped: Mapped, answer_id: Callable[[dict[str, Any],
+                 dict[str, Any]], str], results: list[RecordResult]) -> None:
+        """Creates of one collection in one batch (all or none), or one POST
+        each when the settings turn batches off."""
+        if not mapped:
+            return
+        path = f"{FSCM}/{collection}"
+        if not self.settings.use_batch:
+            self._one_by_one(mapped, lambda _c, r: answer_id(
+                r, self.client.create(path, f"create {collection}", r)), results)
+            return
+        parts = [Part(f"part{n}", f"/{VERSION}/{collection}", "create", record)
+                 for n, (_c, record) in enumerate(mapped, start=1)]
+        answer = self.client.batch("/fscmRestApi/resources", parts, f"batch of {collection}")
+        for part, (command, record) in zip(parts, mapped, strict=True):
+            if part.id in answer.failed:
+                results.append(_result(command, ResultStatus.REJECTED, code="ORACLE_REJECTED",
+                                       message=f"Fusion refused it: {answer.failed[part.id]}"))
+            elif answer.failed:
+                results.append(_result(command, ResultStatus.RETRY, code="BATCH_ROLLED_BACK",
+                                       message="not written: another part of its batch was "
+                                       "refused, and a batch is all or none"))
+            else:
+                try:
+                    results.append(_result(command, ResultStatus.APPLIED,
+                                           answer_id(record, answer.applied.get(part.id, {}))))
+                except PermanentError as exc:
+                    results.append(_failed(command, exc))
+
+    # -- customers → hubOrganizations ---------------------------------------------------
+    def _customers(self, commands: Sequence[OutboundCommand]) -> list[RecordResult]:
+        results: list[RecordResult] = []
+        mapped = self._mapped(commands, lambda c: mapping.organization(c.payload, self.settings),
+                              results)
+        mapped = self._resent(mapped, lambda r: str(r["PartyNumber"]),
+                              lambda numbers: self._lookup(ORGANIZATIONS, "PartyNumber",
+                                                           "PartyNumber", numbers,
+                                                           "party look-up"), results)
+
+        def write(command: OutboundCommand, record: dict[str, Any]) -> str:
+            known = command.ref("customer", command.payload.get("id"))
+            if known:
+                changed = {k: v for k, v in record.items() if k != "PartyNumber"}
+                self.client.update(f"{ORGANIZATIONS}/{known}", "update party", changed)
+                return known
+            answer = self.client.create(ORGANIZATIONS, "create party", record,
+                                        upsert=self.settings.upsert_mode)
+            return _field(answer, "PartyNumber", "party")
+
+        self._one_by_one(mapped, write, results)
+        return results
+
+    # -- projects → projects --------------------------------------------------------------
+    def _projects(self, commands: Sequence[OutboundCommand]) -> list[RecordResult]:
+        results: list[RecordResult] = []
+        mapped = self._mapped(commands, lambda c: mapping.project(c.payload, self.settings),
+                              results)
+        mapped = self._resent(mapped, lambda r: str(r["ProjectNumber"]),
+                              lambda numbers: self._lookup(PROJECTS, "ProjectNumber", "ProjectId",
+                                                           numbers, "project look-up"), results)
+
+        def write(command: OutboundCommand, record: dict[str, Any]) -> str:
+            known = command.ref("project", command.payload.get("code"))
+            if known:
+                self.client.update(f"{PROJECTS}/{known}", "update project",
+                                   {k: v for k, v in record.items() if k != "ProjectNumber"})
+                return known
+            answer = self.client.create(PROJECTS, "create project", record,
+                                        upsert=self.settings.upsert_mode)
+            return _field(answer, "ProjectId", "project")
+
+        self._one_by_one(mapped, write, results)
+        return results
+
+    # -- time charges → unprocessedProjectCosts ---------------------------------------------
+    def _costs_by_reference(self, references: list[str]) -> list[dict[str, Any]]:
+        """Billbridge's costs with these references, imported or not: an
+        imported cost leaves ``unprocessedProjectCosts`` for ``projectCosts``."""
+        rows: list[dict[str, Any]] = []
+        for chunk in _chunks(references, LOOKUP_CHUNK):
+            q = f"({any_of(REFERENCE, chunk)}) and TransactionSource = " \
+                f"{quoted(self.settings.cost_source)}"
+            for path in (UNPROCESSED, PROCESSED):
+                rows += self.client.items(path, "cost look-up", q=q)
+        return rows
+
+    def _found_costs(self, references: list[str]) -> dict[str, str]:
+        return {str(r[REFERENCE]): str(r[REFERENCE]) for r in self._costs_by_reference(references)
+                if r.get(REFERENCE)}
+
+    def _costs(self, commands: Sequence[OutboundCommand]) -> list[RecordResult]:
+        results: list[RecordResult] = []
+        mapped = self._mapped(commands, lambda c: mapping.cost(
+            c.payload, c.idempotency_key, self.settings), results)
+        mapped = self._resent(mapped, lambda r: str(r[REFERENCE]), self._found_costs, results)
+        # A cost is known by its reference (the key): its UniqID is a server hash
+        # that changes when the cost is imported [UPC, PC].
+        self._batched("unprocessedProjectCosts", mapped, lambda r, _a: str(r[REFERENCE]),
+                      results)
+        return results
+
+    def _reversals(self, commands: Sequence[OutboundCommand]) -> list[RecordResult]:
+        results: list[RecordResult] = []
+        wanted = sorted({c.ref("time_charge", c.payload.get("charge")) or "" for c in commands}
+                        - {""})
+        originals = {str(r[REFERENCE]): r for r in self._costs_by_reference(wanted)}
+
+        def build(command: OutboundCommand) -> dict[str, Any]:
+            charge = str(command.payload.get("charge"))
+            original = originals.get(command.ref("time_charge", charge) or "")
+            if original is None:
+                raise MappingError(f"charge {charge} has no Fusion cost to reverse (it was "
+                                   "never posted, or its cost was deleted in Fusion)",
+                                   code="NOTHING_TO_REVERSE")
+            return mapping.reversal(original, charge, command.idempotency_key)
+
+        mapped = self._mapped(commands, build, results)
+        mapped = self._resent(mapped, lambda r: str(r[REFERENCE]), self._found_costs, results)
+        self._batched("unprocessedProjectCosts", mapped, lambda r, _a: str(r[REFERENCE]),
+                      results)
+        return results
+
+    def live_postings(self, charge_ids: Sequence[str] | None = None) -> list[LivePosting]:
+        """Labour costs live in Fusion now: every cost of billbridge's
+        transaction source, imported or not, less the ones a reversal names."""
+        q = f"TransactionSource = {quoted(self.settings.cost_source)}"
+        rows = [r for path in (UNPROCESSED, PROCESSED)
+                for r in self.client.items(path, "live costs", q=q)]
+        wanted = None if charge_ids is None else set(charge_ids)
+        return [p for p in mapping.live_labour(rows) if wanted is None or p.charge in wanted]
+
+    # -- invoices → receivablesInvoices --------------------------------------------------
+    def _invoices(self, commands: Sequence[OutboundCommand]) -> list[RecordResult]:
+        results: list[RecordResult] = []
+        today = self.today()
+
+        def build(command: OutboundCommand) -> dict[str, Any]:
+            customer = command.payload.get("customer")
+            number = command.ref("customer", customer)
+            if number is None:
+                raise MappingError(f"customer {customer} has no Fusion party yet",
+                                   code="CUSTOMER_NOT_IN_ORACLE")
+            return mapping.invoice(command.payload, number, self.settings, today)
+
+        mapped = self._mapped(commands, build, results)
+        source = f"TransactionSource = {quoted(self.settings.invoice_source)}"
+        mapped = self._resent(mapped, lambda r: str(r["TransactionNumber"]),
+                              lambda numbers: self._lookup(
+                                  INVOICES, "TransactionNumber", "CustomerTransactionId",
+                                  numbers, "invoice look-up", source), results)
+        self._batched("receivablesInvoices", mapped, lambda _r, answer: _field(
+            answer, "CustomerTransactionId", "invoice"), results)
+        return results
