@@ -17,6 +17,7 @@ Oracle publishes no request rate, page-size maximum or throttle answer
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -176,10 +177,12 @@ class OracleClient:
         guard = PageGuard(f"oracle-fusion {what}")
         offset = 0
         while True:
-            guard.once(offset, f"offset {offset}")
             answer = self.page(path, what, q=q, offset=offset, order_by=order_by,
                                params=params)
             rows = [r for r in answer["items"] if isinstance(r, dict)]
+            if rows:  # a server that serves the same page whatever the offset
+                guard.once(hashlib.sha256(dumps(rows).encode()).hexdigest(),
+                           f"the page at offset {offset}", repeat="served")
             yield from rows
             served = int(answer.get("limit") or self.page_size)
             if not rows or not (answer.get("hasMore") is True or len(rows) >= served):

@@ -8,13 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 USERNAME = "billbridge.integration"
-BUSINESS_UNITS = ("US1 Business Unit",)
+BUSINESS_UNITS = ("US1 Business Unit", "Vision Operations")
 COST_SOURCES: dict[str, dict[str, tuple[str, ...]]] = {
     # transaction source → document → its document entries
     "BILLBRIDGE": {"Time Cards": ("Labor",)},
 }
 EXPENDITURE_TYPES = ("Professional Labor", "Travel")
-INVOICE_SOURCES = ("BILLBRIDGE", "Manual")
+INVOICE_SOURCES = ("BILLBRIDGE", "Manual", "Manual-NES")
 INVOICE_TYPES = ("Invoice",)
 PAYMENT_TERMS = ("30 Net", "IMMEDIATE")
 TAX_CLASSIFICATIONS = ("EXEMPT", "VAT20")

@@ -320,7 +320,9 @@ class OracleEmulator(EmulatorServer):
             self._validate(name, body)
             if name == "receivablesInvoices":
                 body = self._priced(body)
-            made = self.put(name, {k: v for k, v in body.items() if k != spec.key})
+            # An id Fusion assigns is never taken from the payload; a party number may be.
+            made = self.put(name, {k: v for k, v in body.items()
+                                   if k != spec.key or spec.key == spec.number})
             if name == "unprocessedProjectCosts" and self.import_on_create:
                 self.import_costs()
             return 201, made
