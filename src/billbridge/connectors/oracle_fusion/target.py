@@ -35,7 +35,7 @@ from billbridge.connectors.oracle_fusion import mapping
 from billbridge.connectors.oracle_fusion.client import CRM, FSCM, VERSION, OracleClient, Part
 from billbridge.connectors.oracle_fusion.mapping import REFERENCE, OracleSettings, any_of, quoted
 
-LOOKUP_CHUNK = 20  # references per look-up, to keep the q parameter (and URL) short
+LOOKUP_CHUNK = 50  # references per look-up: a q of some 3 kB, well inside a URL's limits
 REFERENCES = {"customer.upsert": ("id",), "project.upsert": ("code",),
               "time_charge.reverse": ("charge",), "invoice.create": ("customer",)}
 ORGANIZATIONS = f"{CRM}/hubOrganizations"
@@ -258,10 +258,12 @@ class OracleTarget:
         """Billbridge's costs with these references, imported or not: an
         imported cost leaves ``unprocessedProjectCosts`` for ``projectCosts``."""
         rows: list[dict[str, Any]] = []
-        for chunk in _chunks(references, LOOKUP_CHUNK):
-            q = f"({any_of(REFERENCE, chunk)}) and TransactionSource = " \
-                f"{quoted(self.settings.cost_source)}"
-            for path in (UNPROCESSED, PROCESSED):
+        for path in (UNPROCESSED, PROCESSED):
+            seen = {str(r.get(REFERENCE)) for r in rows}
+            wanted = [r for r in references if r not in seen]
+            for chunk in _chunks(wanted, LOOKUP_CHUNK):
+                q = f"({any_of(REFERENCE, chunk)}) and TransactionSource = " \
+                    f"{quoted(self.settings.cost_source)}"
                 rows += self.client.items(path, "cost look-up", q=q)
         return rows
 
