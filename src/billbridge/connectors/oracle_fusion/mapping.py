@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -30,7 +30,7 @@ from billbridge.connectors.fields import (
     blank,
     decimal_of,
     explain,
-    option_mapping,
+    settings_from_options,
 )
 from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
 
@@ -39,9 +39,6 @@ POSTING_TEXT = re.compile(r"^billbridge (tc_\S+) (-?[0-9.]+) h (-?[0-9.]+) ([A-Z
 REVERSAL_TEXT = re.compile(r"^billbridge reversal of (\S+) \(cost ([0-9a-f]+)\)")
 COMMENT = "ExpenditureComment"
 REFERENCE = "OriginalTransactionReference"
-_BOOLEANS = ("upsert_mode", "use_batch")
-_NUMBERS = ("payment_terms_days",)
-_MAPS = ("tax_codes", "project_statuses")
 
 
 def _statuses() -> dict[str, str]:
@@ -91,19 +88,7 @@ class OracleSettings:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> OracleSettings:
         """Connection options; every key is optional (docs/connectors/oracle-fusion.md)."""
-        given: dict[str, Any] = {}
-        for spec in fields(cls):
-            value = options.get(spec.name)
-            if value in (None, ""):
-                continue
-            if spec.name in _MAPS:
-                given[spec.name] = option_mapping(value, spec.name)
-            elif spec.name in _BOOLEANS:
-                given[spec.name] = str(value).strip().lower() in ("1", "true", "yes", "on")
-            elif spec.name in _NUMBERS:
-                given[spec.name] = int(value)
-            else:
-                given[spec.name] = str(value)
+        given = settings_from_options(cls, options)
         if "project_statuses" in given:
             given["project_statuses"] = {**_statuses(), **given["project_statuses"]}
         return cls(**given)

@@ -30,7 +30,7 @@ from billbridge.connectors.base import (
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MappingError
+from billbridge.connectors.fields import MappingError, build_each
 from billbridge.connectors.oracle_fusion import mapping
 from billbridge.connectors.oracle_fusion.client import CRM, FSCM, VERSION, OracleClient, Part
 from billbridge.connectors.oracle_fusion.mapping import REFERENCE, OracleSettings, any_of, quoted
@@ -123,19 +123,6 @@ class OracleTarget:
         return results
 
     # -- the shared steps: map, look up resends, write the rest -----------------------
-    def _mapped(self, commands: Sequence[OutboundCommand],
-                build: Callable[[OutboundCommand], dict[str, Any]],
-                results: list[RecordResult]) -> Mapped:
-        mapped: Mapped = []
-        for command in commands:
-            try:
-                mapped.append((command, build(command)))
-            except (MappingError, ValueError) as exc:
-                code = exc.code if isinstance(exc, MappingError) else "MAPPING"
-                results.append(_result(command, ResultStatus.REJECTED, code=code,
-                                       message=str(exc)))
-        return mapped
-
     def _resent(self, mapped: Mapped, reference: Callable[[dict[str, Any]], str],
                 find: Callable[[list[str]], dict[str, str]],
                 results: list[RecordResult]) -> Mapped:
@@ -211,7 +198,7 @@ class OracleTarget:
     # -- customers → hubOrganizations ---------------------------------------------------
     def _customers(self, commands: Sequence[OutboundCommand]) -> list[RecordResult]:
         results: list[RecordResult] = []
-        mapped = self._mapped(commands, lambda c: mapping.organization(c.payload, self.settings),
+        mapped = build_each(commands, lambda c: mapping.organization(c.payload, self.settings),
                               results)
         mapped = self._resent(mapped, lambda r: str(r["PartyNumber"]),
                               lambda numbers: self._lookup(ORGANIZATIONS, "PartyNumber",
@@ -234,7 +221,7 @@ class OracleTarget:
     # -- projects → projects --------------------------------------------------------------
     def _projects(self, commands: Sequence[OutboundCommand]) -> list[RecordResult]:
         results: list[RecordResult] = []
-        mapped = self._mapped(commands, lambda c: mapping.project(c.payload, self.settings),
+        mapped = build_each(commands, lambda c: mapping.project(c.payload, self.settings),
                               results)
         mapped = self._resent(mapped, lambda r: str(r["ProjectNumber"]),
                               lambda numbers: self._lookup(PROJECTS, "ProjectNumber", "ProjectId",
@@ -273,7 +260,7 @@ class OracleTarget:
 
     def _costs(self, commands: Sequence[OutboundCommand]) -> list[RecordResult]:
         results: list[RecordResult] = []
-        mapped = self._mapped(commands, lambda c: mapping.cost(
+        mapped = build_each(commands, lambda c: mapping.cost(
             c.payload, c.idempotency_key, self.settings), results)
         mapped = self._resent(mapped, lambda r: str(r[REFERENCE]), self._found_costs, results)
         # A cost is known by its reference (the key): its UniqID is a server hash
@@ -297,7 +284,7 @@ class OracleTarget:
                                    code="NOTHING_TO_REVERSE")
             return mapping.reversal(original, charge, command.idempotency_key)
 
-        mapped = self._mapped(commands, build, results)
+        mapped = build_each(commands, build, results)
         mapped = self._resent(mapped, lambda r: str(r[REFERENCE]), self._found_costs, results)
         self._batched("unprocessedProjectCosts", mapped, lambda r, _a: str(r[REFERENCE]),
                       results)
@@ -325,7 +312,7 @@ class OracleTarget:
                                    code="CUSTOMER_NOT_IN_ORACLE")
             return mapping.invoice(command.payload, number, self.settings, today)
 
-        mapped = self._mapped(commands, build, results)
+        mapped = build_each(commands, build, results)
         source = f"TransactionSource = {quoted(self.settings.invoice_source)}"
         mapped = self._resent(mapped, lambda r: str(r["TransactionNumber"]),
                               lambda numbers: self._lookup(

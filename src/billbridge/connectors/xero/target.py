@@ -27,7 +27,7 @@ from billbridge.connectors.base import (
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MappingError
+from billbridge.connectors.fields import MappingError, build_each
 from billbridge.connectors.xero import mapping
 from billbridge.connectors.xero.client import (
     BATCH_LIMIT,
@@ -127,15 +127,7 @@ class XeroTarget:
     def _mapped(self, commands: Sequence[OutboundCommand],
                 build: Callable[[OutboundCommand], dict[str, Any]],
                 results: list[RecordResult]) -> Mapped:
-        mapped: Mapped = []
-        for command in commands:
-            try:
-                mapped.append((command, to_wire(build(command))))
-            except (MappingError, ValueError) as exc:
-                code = exc.code if isinstance(exc, MappingError) else "MAPPING"
-                results.append(_result(command, ResultStatus.REJECTED, code=code,
-                                       message=str(exc)))
-        return mapped
+        return build_each(commands, lambda c: to_wire(build(c)), results)
 
     def _resent(self, mapped: Mapped, marker: Callable[[OutboundCommand, dict[str, Any]], str],
                 find: Callable[[list[str]], dict[str, str]],
