@@ -104,3 +104,42 @@ def test_closed_won_parts_the_model_refuses_are_malformed_naming_the_record() ->
     assert "billing_model" in event.reason
     assert event.raw == raw
     assert event.event_id == "opp:opp-1:1"
+
+
+def test_settings_are_read_from_option_text_as_each_field_is_annotated() -> None:
+    from collections.abc import Mapping
+    from dataclasses import dataclass, field
+
+    from billbridge.connectors.fields import settings_from_options
+
+    @dataclass(frozen=True)
+    class Pod:
+        name: str = "a"
+        batch: bool = True
+        days: int = 30
+        codes: Mapping[str, str] = field(default_factory=dict)
+
+    given = settings_from_options(Pod, {"batch": "off", "days": "14", "codes": '{"X": "Y"}',
+                                        "name": "", "other": "ignored"})
+    assert given == {"batch": False, "days": 14, "codes": {"X": "Y"}}
+    assert Pod(**settings_from_options(Pod, {"batch": "true"})).batch is True
+
+
+def test_a_command_that_cannot_be_built_is_rejected_with_its_reason() -> None:
+    from billbridge.connectors.base import OutboundCommand, RecordResult, ResultStatus
+    from billbridge.connectors.fields import MappingError, build_each
+
+    def build(command: OutboundCommand) -> dict[str, Any]:
+        if command.id == 2:
+            raise MappingError("no tax code", code="UNMAPPED_TAX_CODE")
+        if command.id == 3:
+            raise ValueError("hours is 'x'")
+        return {"n": command.id}
+
+    commands = [OutboundCommand(n, "t", "k", f"key{n}", "a", {}) for n in (1, 2, 3)]
+    results: list[RecordResult] = []
+    built = build_each(commands, build, results)
+    assert [(c.id, r) for c, r in built] == [(1, {"n": 1})]
+    assert [(r.idempotency_key, r.status, r.code) for r in results] == [
+        ("key2", ResultStatus.REJECTED, "UNMAPPED_TAX_CODE"),
+        ("key3", ResultStatus.REJECTED, "MAPPING")]
