@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -47,6 +48,20 @@ ORDER = ("customer.upsert", "project.upsert", "time_charge.post", "time_charge.r
          "invoice.create")
 
 Mapped = list[tuple[OutboundCommand, dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Upserted:
+    """A kind written one record a call: the hub's record kind and the
+    payload field naming it, the collection, the number Fusion keeps for it
+    (the look-up key) and the id its URL takes."""
+
+    record: str
+    field: str
+    path: str
+    number: str
+    id: str
+    what: str
 _result = RecordResult.of
 
 
@@ -195,47 +210,38 @@ class OracleTarget:
                 except PermanentError as exc:
                     results.append(_failed(command, exc))
 
-    # -- customers → hubOrganizations ---------------------------------------------------
+    # -- customers → hubOrganizations, projects → projects ------------------------------
     def _customers(self, commands: Sequence[OutboundCommand]) -> list[RecordResult]:
-        results: list[RecordResult] = []
-        mapped = build_each(commands, lambda c: mapping.organization(c.payload, self.settings),
-                              results)
-        mapped = self._resent(mapped, lambda r: str(r["PartyNumber"]),
-                              lambda numbers: self._lookup(ORGANIZATIONS, "PartyNumber",
-                                                           "PartyNumber", numbers,
-                                                           "party look-up"), results)
+        return self._upserts(commands, Upserted("customer", "id", ORGANIZATIONS, "PartyNumber",
+                                                "PartyNumber", "party"),
+                             lambda c: mapping.organization(c.payload, self.settings))
 
-        def write(command: OutboundCommand, record: dict[str, Any]) -> str:
-            known = command.ref("customer", command.payload.get("id"))
-            if known:
-                changed = {k: v for k, v in record.items() if k != "PartyNumber"}
-                self.client.update(f"{ORGANIZATIONS}/{known}", "update party", changed)
-                return known
-            answer = self.client.create(ORGANIZATIONS, "create party", record,
-                                        upsert=self.settings.upsert_mode)
-            return _field(answer, "PartyNumber", "party")
-
-        self._one_by_one(mapped, write, results)
-        return results
-
-    # -- projects → projects --------------------------------------------------------------
     def _projects(self, commands: Sequence[OutboundCommand]) -> list[RecordResult]:
+        return self._upserts(commands, Upserted("project", "code", PROJECTS, "ProjectNumber",
+                                                "ProjectId", "project"),
+                             lambda c: mapping.project(c.payload, self.settings))
+
+    def _upserts(self, commands: Sequence[OutboundCommand], kind: Upserted,
+                 build: Callable[[OutboundCommand], dict[str, Any]]) -> list[RecordResult]:
+        """A record the hub knows the Fusion id of is updated (``PATCH``);
+        any other is created (``POST``, ``Upsert-Mode`` as set), after a
+        resend's look-up by its number."""
         results: list[RecordResult] = []
-        mapped = build_each(commands, lambda c: mapping.project(c.payload, self.settings),
+        mapped = build_each(commands, build, results)
+        mapped = self._resent(mapped, lambda r: str(r[kind.number]),
+                              lambda numbers: self._lookup(kind.path, kind.number, kind.id,
+                                                           numbers, f"{kind.what} look-up"),
                               results)
-        mapped = self._resent(mapped, lambda r: str(r["ProjectNumber"]),
-                              lambda numbers: self._lookup(PROJECTS, "ProjectNumber", "ProjectId",
-                                                           numbers, "project look-up"), results)
 
         def write(command: OutboundCommand, record: dict[str, Any]) -> str:
-            known = command.ref("project", command.payload.get("code"))
+            known = command.ref(kind.record, command.payload.get(kind.field))
             if known:
-                self.client.update(f"{PROJECTS}/{known}", "update project",
-                                   {k: v for k, v in record.items() if k != "ProjectNumber"})
+                self.client.update(f"{kind.path}/{known}", f"update {kind.what}",
+                                   {k: v for k, v in record.items() if k != kind.number})
                 return known
-            answer = self.client.create(PROJECTS, "create project", record,
+            answer = self.client.create(kind.path, f"create {kind.what}", record,
                                         upsert=self.settings.upsert_mode)
-            return _field(answer, "ProjectId", "project")
+            return _field(answer, kind.id, kind.what)
 
         self._one_by_one(mapped, write, results)
         return results
