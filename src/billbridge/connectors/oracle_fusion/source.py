@@ -21,7 +21,7 @@ from billbridge.connectors.base import Malformed, PollPage
 from billbridge.connectors.oracle_fusion import mapping
 from billbridge.connectors.oracle_fusion.client import FSCM, OracleClient
 from billbridge.connectors.oracle_fusion.mapping import OracleSettings, any_of, quoted
-from billbridge.connectors.paging import PageGuard
+from billbridge.connectors.paging import PageGuard, chunks
 
 INVOICES = f"{FSCM}/receivablesInvoices"
 RECEIPTS = f"{FSCM}/standardReceipts"
@@ -81,8 +81,7 @@ class OracleInvoiceSource:
                           for ref in _children(receipt, self.settings.receipt_references)
                           if ref.get("ReferenceNumber")})
         found: list[dict[str, Any]] = []
-        for start in range(0, len(numbers), LOOKUP_CHUNK):
-            chunk = numbers[start:start + LOOKUP_CHUNK]
+        for chunk in chunks(numbers, LOOKUP_CHUNK):
             found += self.client.items(INVOICES, "invoices paid",
                                        q=f"({any_of('TransactionNumber', chunk)}) and "
                                          f"{self._own()}")

@@ -16,7 +16,7 @@ and only written when it is not found.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -31,10 +31,11 @@ from billbridge.connectors.base import (
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MappingError, build_each
+from billbridge.connectors.fields import MappingError, build_each, posting_to_reverse
 from billbridge.connectors.oracle_fusion import mapping
 from billbridge.connectors.oracle_fusion.client import CRM, FSCM, VERSION, OracleClient, Part
 from billbridge.connectors.oracle_fusion.mapping import REFERENCE, OracleSettings, any_of, quoted
+from billbridge.connectors.paging import chunks
 
 LOOKUP_CHUNK = 50  # references per look-up: a q of some 3 kB, well inside a URL's limits
 REFERENCES = {"customer.upsert": ("id",), "project.upsert": ("code",),
@@ -63,11 +64,6 @@ class Upserted:
     id: str
     what: str
 _result = RecordResult.of
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _failed(command: OutboundCommand, exc: DeliveryError) -> RecordResult:
@@ -159,7 +155,7 @@ class OracleTarget:
     def _lookup(self, path: str, field: str, answer: str, values: list[str], what: str,
                 extra: str | None = None) -> dict[str, str]:
         found: dict[str, str] = {}
-        for chunk in _chunks(values, LOOKUP_CHUNK):
+        for chunk in chunks(values, LOOKUP_CHUNK):
             q = f"({any_of(field, chunk)})" + (f" and {extra}" if extra else "")
             for row in self.client.items(path, what, q=q):
                 if row.get(field) is not None and row.get(answer) is not None:
@@ -254,7 +250,7 @@ class OracleTarget:
         for path in (UNPROCESSED, PROCESSED):
             seen = {str(r.get(REFERENCE)) for r in rows}
             wanted = [r for r in references if r not in seen]
-            for chunk in _chunks(wanted, LOOKUP_CHUNK):
+            for chunk in chunks(wanted, LOOKUP_CHUNK):
                 q = f"({any_of(REFERENCE, chunk)}) and TransactionSource = " \
                     f"{quoted(self.settings.cost_source)}"
                 rows += self.client.items(path, "cost look-up", q=q)
@@ -281,16 +277,9 @@ class OracleTarget:
                         - {""})
         originals = {str(r[REFERENCE]): r for r in self._costs_by_reference(wanted)}
 
-        def build(command: OutboundCommand) -> dict[str, Any]:
-            charge = str(command.payload.get("charge"))
-            original = originals.get(command.ref("time_charge", charge) or "")
-            if original is None:
-                raise MappingError(f"charge {charge} has no Fusion cost to reverse (it was "
-                                   "never posted, or its cost was deleted in Fusion)",
-                                   code="NOTHING_TO_REVERSE")
-            return mapping.reversal(original, charge, command.idempotency_key)
-
-        mapped = build_each(commands, build, results)
+        mapped = build_each(commands, lambda c: mapping.reversal(
+            posting_to_reverse(c, originals, what="cost", vendor="Fusion"),
+            str(c.payload.get("charge")), c.idempotency_key), results)
         mapped = self._resent(mapped, lambda r: str(r[REFERENCE]), self._found_costs, results)
         self._batched("unprocessedProjectCosts", mapped, lambda r, _a: str(r[REFERENCE]),
                       results)
