@@ -334,3 +334,21 @@ def test_a_keyset_page_served_again_stops_with_pagination_loop() -> None:
     with pytest.raises(PermanentError) as caught:
         list(OracleInvoiceSource(client, page_size=1).poll(None))
     assert caught.value.code == "PAGINATION_LOOP"
+
+
+@pytest.mark.parametrize(("send_header", "honoured", "outcome"), [
+    (True, True, ResultStatus.APPLIED), (False, True, ResultStatus.REJECTED),
+    (True, False, ResultStatus.REJECTED)])
+def test_a_party_fusion_already_holds_is_updated_only_through_an_honoured_upsert_mode(
+        send_header: bool, honoured: bool, outcome: ResultStatus) -> None:
+    with OracleEmulator(honour_upsert_mode=honoured) as oracle:
+        oracle.put("hubOrganizations", {"PartyNumber": "cust_1", "OrganizationName": "Old"})
+        target = OracleTarget(client_of(oracle), OracleSettings(upsert_mode=send_header))
+        customer = {"id": "cust_1", "name": "Globex", "currency": "USD", "billing_country": "US"}
+        [result] = target.send([command(1, "customer.upsert", customer)])
+        names = [p["OrganizationName"] for p in oracle.all("hubOrganizations")
+                 if p["PartyNumber"] == "cust_1"]
+    assert result.status is outcome
+    assert names == (["Globex"] if outcome is ResultStatus.APPLIED else ["Old"])
+    if outcome is ResultStatus.REJECTED:
+        assert "already exists" in str(result.message)
