@@ -20,7 +20,6 @@ import base64
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -226,9 +225,3 @@ class OracleClient:
         return BatchAnswer({str(p.get("id")): dict(p.get("payload") or {}) for p in answered},
                            {})
 
-
-def number(value: Any) -> str:
-    """An Oracle id (a long) as the hub keeps it."""
-    if isinstance(value, Decimal):
-        return str(int(value))
-    return str(value)

@@ -31,7 +31,7 @@ from billbridge.connectors.base import (
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MappingError, build_each, posting_to_reverse
+from billbridge.connectors.fields import Built, MappingError, build_each, posting_to_reverse
 from billbridge.connectors.oracle_fusion import mapping
 from billbridge.connectors.oracle_fusion.client import CRM, FSCM, VERSION, OracleClient, Part
 from billbridge.connectors.oracle_fusion.mapping import REFERENCE, OracleSettings, any_of, quoted
@@ -48,7 +48,7 @@ INVOICES = f"{FSCM}/receivablesInvoices"
 ORDER = ("customer.upsert", "project.upsert", "time_charge.post", "time_charge.reverse",
          "invoice.create")
 
-Mapped = list[tuple[OutboundCommand, dict[str, Any]]]
+Mapped = Built
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +63,8 @@ class Upserted:
     number: str
     id: str
     what: str
+
+
 _result = RecordResult.of
 
 
