@@ -352,3 +352,28 @@ def test_a_party_fusion_already_holds_is_updated_only_through_an_honoured_upsert
     assert names == (["Globex"] if outcome is ResultStatus.APPLIED else ["Old"])
     if outcome is ResultStatus.REJECTED:
         assert "already exists" in str(result.message)
+
+
+def test_a_wrong_password_is_a_configuration_error_not_a_retry(oracle: OracleEmulator) -> None:
+    client = OracleClient(oracle.url, username=oracle.username, password="wrong")
+    with pytest.raises(PermanentError) as caught:
+        client.page(f"{FSCM}/projects", "projects")
+    assert caught.value.code == "TARGET_AUTH" and "HTTP 401" in str(caught.value)
+
+
+def test_billbridge_emulator_run_oracle_fusion_serves_oracles_collections() -> None:
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "billbridge", "emulator", "run",
+                                "oracle-fusion"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().split("listening on ")[1].strip()
+        answer = httpx.get(f"{url}{FSCM}/projects", auth=("billbridge.integration",
+                                                          "fusion-password"))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert answer.status_code == 200
+    assert set(docs.COLLECTION_REQUIRED) <= set(answer.json())
