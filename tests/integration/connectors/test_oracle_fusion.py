@@ -377,3 +377,29 @@ def test_billbridge_emulator_run_oracle_fusion_serves_oracles_collections() -> N
         process.wait(timeout=10)
     assert answer.status_code == 200
     assert set(docs.COLLECTION_REQUIRED) <= set(answer.json())
+
+
+@pytest.mark.parametrize("unique", [False, True])
+def test_fusion_takes_a_repeated_transaction_number_unless_told_it_is_unique(
+        unique: bool) -> None:
+    with OracleEmulator(unique_transaction_numbers=unique) as oracle:
+        client = client_of(oracle)
+        client.create(INVOICES, "invoice", docs.CREATE_INVOICE)
+        if unique:
+            with pytest.raises(PermanentError) as refused:
+                client.create(INVOICES, "invoice", docs.CREATE_INVOICE)
+            assert "864 already exists" in str(refused.value)
+        else:
+            client.create(INVOICES, "invoice", docs.CREATE_INVOICE)
+        held = len(oracle.all("receivablesInvoices"))
+    assert held == (1 if unique else 2)
+
+
+def test_with_unique_references_a_resend_is_still_found_not_refused() -> None:
+    with OracleEmulator(unique_cost_references=True, unique_transaction_numbers=True) as oracle:
+        target = OracleTarget(client_of(oracle))
+        set_up(target)
+        [first] = target.send([command(10, "time_charge.post", charge(1))])
+        [again] = target.send([command(10, "time_charge.post", charge(1), attempt=2)])
+    assert first.status is again.status is ResultStatus.APPLIED
+    assert target.found_by_reference == 1
