@@ -166,3 +166,35 @@ def test_a_reversal_of_a_posting_the_erp_does_not_hold_is_nothing_to_reverse(
     assert caught.value.code == "NOTHING_TO_REVERSE"
     assert str(caught.value) == ("charge c-7 has no Xero journal to reverse (it was never "
                                  "posted, or its journal was deleted in Xero)")
+
+
+def test_a_kind_failing_after_an_earlier_kinds_write_answers_retry_instead_of_raising() -> None:
+    from billbridge.connectors.base import (
+        OutboundCommand,
+        RecordResult,
+        ResultStatus,
+        TransientError,
+    )
+    from billbridge.connectors.kinds import send_by_kind
+
+    writes = [0]
+
+    def customers(commands: Any) -> list[RecordResult]:
+        writes[0] += 1
+        return [RecordResult.of(c, ResultStatus.APPLIED, "C1") for c in commands]
+
+    def invoices(_commands: Any) -> list[RecordResult]:
+        writes[0] += 1
+        raise TransientError("lost", code="CONNECTION")
+
+    batch = [OutboundCommand(2, "t", "invoice.create", "k2", "a", {}),
+             OutboundCommand(1, "t", "customer.upsert", "k1", "a", {}),
+             OutboundCommand(3, "t", "odd.kind", "k3", "a", {})]
+    handlers = {"customer.upsert": customers, "invoice.create": invoices}
+    results = send_by_kind(batch, handlers, writes=lambda: writes[0], vendor="Acme",
+                           order=("customer.upsert", "invoice.create"))
+    assert [(r.idempotency_key, r.status, r.code) for r in results] == [
+        ("k1", ResultStatus.APPLIED, None), ("k2", ResultStatus.RETRY, "CONNECTION"),
+        ("k3", ResultStatus.REJECTED, "UNKNOWN_COMMAND")]
+    with pytest.raises(TransientError):  # nothing written before it: the call fails whole
+        send_by_kind(batch[:1], handlers, writes=lambda: writes[0], vendor="Acme")

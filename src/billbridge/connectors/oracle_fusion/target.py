@@ -32,6 +32,7 @@ from billbridge.connectors.base import (
     ResultStatus,
 )
 from billbridge.connectors.fields import Built, MappingError, build_each, posting_to_reverse
+from billbridge.connectors.kinds import send_by_kind
 from billbridge.connectors.oracle_fusion import mapping
 from billbridge.connectors.oracle_fusion.client import CRM, FSCM, VERSION, OracleClient, Part
 from billbridge.connectors.oracle_fusion.mapping import REFERENCE, OracleSettings, any_of, quoted
@@ -105,35 +106,9 @@ class OracleTarget:
             "invoice.create": self._invoices}
 
     def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
-        """Kind by kind. When a kind fails after an earlier kind's write may
-        have applied, its commands (and the rest) are answered RETRY instead
-        of the whole call raising, so the applied ones are not resent as
-        first attempts (which skip the look-up)."""
-        groups: dict[str, list[OutboundCommand]] = {}
-        for command in batch:
-            groups.setdefault(command.kind, []).append(command)
-        results: list[RecordResult] = []
-        writes_before = self.client.writes
-        failure: DeliveryError | None = None
-        for kind in sorted(groups, key=lambda k: ORDER.index(k) if k in ORDER else len(ORDER)):
-            commands = groups[kind]
-            handler = self._handlers.get(kind)
-            if handler is None:
-                results += [_result(c, ResultStatus.REJECTED, code="UNKNOWN_COMMAND",
-                                    message=f"the Oracle Fusion target does not handle {kind}")
-                            for c in commands]
-            elif failure is not None:
-                results += [_failed(c, failure) for c in commands]
-            else:
-                earlier_writes = self.client.writes > writes_before
-                try:
-                    results += handler(commands)
-                except DeliveryError as exc:
-                    if not earlier_writes or not exc.transient:
-                        raise
-                    failure = exc
-                    results += [_failed(c, exc) for c in commands]
-        return results
+        """Kind by kind, parties first (``connectors.kinds``)."""
+        return send_by_kind(batch, self._handlers, writes=lambda: self.client.writes,
+                            vendor="Oracle Fusion", order=ORDER)
 
     # -- the shared steps: map, look up resends, write the rest -----------------------
     def _resent(self, mapped: Mapped, reference: Callable[[dict[str, Any]], str],
