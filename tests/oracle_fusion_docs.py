@@ -1,6 +1,6 @@
 """Oracle Fusion Cloud ERP's documented requests and answers, as Oracle's REST
-API references give them (each with its source; the keys are those of
-/work/shared/vendors/more-vendors.md section 7 and the pages below): the
+API references give them (each with its source; the keys [ARI], [UPC] …
+are listed with their addresses in docs/connectors/oracle-fusion.md): the
 contract the emulator and the connector are held to. Fusion has no official
 Python client; these examples are what its wire format is known by (see
 docs/connectors/oracle-fusion.md).

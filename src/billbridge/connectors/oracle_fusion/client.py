@@ -10,7 +10,7 @@ the REST root; all or none [BATCH]), Oracle's error bodies (plain text, or
 the framework's JSON with ``o:errorDetails``), and JSON numbers as Decimal.
 
 Oracle publishes no request rate, page-size maximum or throttle answer
-(facts, "Where the sources are thinnest"): each is a setting here
+(docs/connectors/oracle-fusion.md, "Which facts are settings"): each is a setting here
 (docs/connectors/oracle-fusion.md).
 """
 

@@ -1,7 +1,7 @@
 """Invoice status and receipts read back from Oracle Fusion as a polled ``Source``.
 
 Fusion documents no change feed a poller can use without Oracle Integration
-(business events are delivered through it, facts section 7), so each stream
+(business events are delivered through it [BEV]), so each stream
 pages by key on ``LastUpdateDate`` and the record's id, ordered the same
 way: ``q=(LastUpdateDate > 'last') or (LastUpdateDate = 'last' and id > n)``
 with ``offset=0`` each time, which no row changed mid-walk can shift (an

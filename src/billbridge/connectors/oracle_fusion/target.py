@@ -7,7 +7,7 @@ when the hub already knows the record's Fusion id. Costs and invoices are
 many: one batch call per kind ([BATCH]: all or none, so when a part fails
 the others are answered RETRY and sent again), or one POST each in parallel
 when ``use_batch`` is off. Fusion is not trusted to recognise a repeat (the
-facts leave duplicate references and Upsert-Mode's matching unverified): a
+sources leave duplicate references and Upsert-Mode's matching unverified): a
 command sent again (``attempt > 1``) is first looked up by its reference
 (the party number, project number, cost reference or transaction number)
 and only written when it is not found.

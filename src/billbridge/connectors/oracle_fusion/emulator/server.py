@@ -9,7 +9,7 @@
 posted to ``/…/resources``, sequential, all or none); Oracle's error bodies
 (plain text, or the framework's JSON); and the shared fault injection.
 
-Where the sources are thin (facts section 7) the emulator takes a setting
+Where the sources are thin the emulator takes a setting
 and tests run both readings: the page-size cap and default, a ``hasMore``
 that is false once ``offset`` is used, whether ``Upsert-Mode`` is honoured,
 whether a repeated cost reference or transaction number is refused, the
