@@ -27,6 +27,7 @@ VENDORS: dict[str, str] = {
     "dynamics-sales": "billbridge.connectors.dynamics_sales",
     "dynamics-finance": "billbridge.connectors.dynamics_finance",
     "csv": "billbridge.connectors.timesheet_files",
+    "oracle-fusion": "billbridge.connectors.oracle_fusion",
 }
 
 
