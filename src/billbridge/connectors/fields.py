@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from billbridge.connectors.base import OutboundCommand, RecordResult, ResultStatus
 from billbridge.domain.events import explain as _explain
 from billbridge.domain.records import Customer, Invoice
 
 M = TypeVar("M", bound=BaseModel)
-S = TypeVar("S")
-
-if TYPE_CHECKING:
-    from billbridge.connectors.base import OutboundCommand
-
 R = TypeVar("R")
 
 COUNTRY_NAMES: dict[str, str] = {
@@ -117,6 +113,50 @@ def option_mapping(value: Any, name: str) -> dict[str, str]:
     return {str(k): str(v) for k, v in value.items()}
 
 
+S = TypeVar("S")
+
+
+def settings_from_options(cls: type[S], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of the settings dataclass ``cls`` that ``options`` gives,
+    each read as its annotation says (``bool``, ``int``, a ``Mapping`` as
+    ``option_mapping`` reads it, else text): for ``cls(**…)``."""
+    given: dict[str, Any] = {}
+    for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
+        value = options.get(spec.name)
+        if value in (None, ""):
+            continue
+        kind = str(spec.type)
+        if kind.startswith("Mapping"):
+            given[spec.name] = option_mapping(value, spec.name)
+        elif kind == "bool":
+            given[spec.name] = str(value).strip().lower() in ("1", "true", "yes", "on")
+        elif kind == "int":
+            given[spec.name] = int(value)
+        else:
+            given[spec.name] = str(value)
+    return given
+
+
+Built = list[tuple[OutboundCommand, dict[str, Any]]]
+
+
+def build_each(commands: Sequence[OutboundCommand],
+               build: Callable[[OutboundCommand], dict[str, Any]],
+               results: list[RecordResult]) -> Built:
+    """Each command with what ``build`` makes of it; a command it cannot be
+    made into (``MappingError``, ``ValueError``) is answered REJECTED with
+    the reason, in ``results``."""
+    built: Built = []
+    for command in commands:
+        try:
+            built.append((command, build(command)))
+        except (MappingError, ValueError) as exc:
+            code = exc.code if isinstance(exc, MappingError) else "MAPPING"
+            results.append(RecordResult.of(command, ResultStatus.REJECTED, code=code,
+                                           message=str(exc)))
+    return built
+
+
 def customer_fields(record_id: str, *, name: Any, currency: Any, billing_country: Any,
                     tax_id: Any = None, legal_entity: Any = None) -> dict[str, Any] | str:
     """A canonical customer from a CRM's values, trimmed and validated, or
@@ -136,31 +176,3 @@ def customer_fields(record_id: str, *, name: Any, currency: Any, billing_country
     except ValidationError as exc:
         return explain(exc)
     return record
-
-
-def flag(value: Any, default: bool) -> bool:
-    """A yes/no connection option (from environment variables it arrives as text)."""
-    if value in (None, ""):
-        return default
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() not in ("0", "false", "no", "off")
-
-
-def settings_from(cls: type[S], options: Mapping[str, Any], *,
-                  mappings: Collection[str] = ()) -> S:
-    """A vendor's settings dataclass from connection options, every key
-    optional: the fields named in ``mappings`` as mappings (or JSON text),
-    ``bool`` fields as flags, the rest as text."""
-    given: dict[str, Any] = {}
-    for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
-        value = options.get(spec.name)
-        if value in (None, ""):
-            continue
-        if spec.name in mappings:
-            given[spec.name] = option_mapping(value, spec.name)
-        elif spec.type in (bool, "bool"):
-            given[spec.name] = flag(value, False)
-        else:
-            given[spec.name] = str(value)
-    return cls(**given)

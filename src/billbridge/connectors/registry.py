@@ -27,6 +27,8 @@ VENDORS: dict[str, str] = {
     "dynamics-sales": "billbridge.connectors.dynamics_sales",
     "dynamics-finance": "billbridge.connectors.dynamics_finance",
     "sage-intacct": "billbridge.connectors.sage_intacct",
+    "csv": "billbridge.connectors.timesheet_files",
+    "oracle-fusion": "billbridge.connectors.oracle_fusion",
 }
 
 

@@ -28,7 +28,7 @@ from billbridge.connectors.fields import (
     command_record,
     decimal_of,
     invoice_record,
-    settings_from,
+    settings_from_options,
 )
 from billbridge.domain.records import Customer, ProjectStatus, TimeCharge
 
@@ -75,7 +75,7 @@ class FinanceSettings:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> FinanceSettings:
         """Connection options; every key is optional (docs/connectors/dynamics-finance.md)."""
-        return settings_from(cls, options, mappings=("companies", "tax_groups"))
+        return cls(**settings_from_options(cls, options))
 
     def company_of(self, legal_entity: str | None) -> str:
         if legal_entity and legal_entity in self.companies:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 from billbridge.connectors.base import Connection, ConnectorSpec, RateLimit, Source, Target
 from billbridge.connectors.clients import ClientCache
-from billbridge.connectors.fields import flag
 from billbridge.connectors.sage_intacct.client import (
     DEFAULT_ENDPOINT,
     GATEWAY_PATH,
@@ -50,7 +49,8 @@ def client_for(connection: Connection) -> IntacctClient:
             user_id=secrets.get("user_id", ""), company_id=secrets.get("company_id", ""),
             user_password=secrets.get("user_password", ""),
             rate_limit=RateLimit(per_second, 1.0, burst=max(1, concurrency)),
-            concurrency=concurrency, uniqueid=flag(options.get("uniqueid"), True),
+            concurrency=concurrency, uniqueid=str(options.get("uniqueid") or "true").strip().lower()
+            in ("1", "true", "yes", "on"),
             throttle_wait=float(options.get("throttle_wait") or 5.0),
             timeout=float(options.get("timeout") or 60.0)))
 

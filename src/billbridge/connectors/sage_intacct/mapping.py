@@ -29,7 +29,7 @@ from billbridge.connectors.fields import (
     command_record,
     decimal_of,
     invoice_record,
-    settings_from,
+    settings_from_options,
 )
 from billbridge.connectors.sage_intacct.client import decimal_text
 from billbridge.domain.records import Customer, ProjectStatus, TimeCharge
@@ -65,7 +65,7 @@ class IntacctSettings:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> IntacctSettings:
         """Connection options; every key is optional (docs/connectors/sage-intacct.md)."""
-        return settings_from(cls, options, mappings=("entities", "employees"))
+        return cls(**settings_from_options(cls, options))
 
     def location_of(self, legal_entity: str | None) -> str:
         if legal_entity and legal_entity in self.entities:
