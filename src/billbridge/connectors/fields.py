@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -18,6 +19,8 @@ from billbridge.domain.events import explain as _explain
 from billbridge.domain.records import Customer, Invoice
 
 M = TypeVar("M", bound=BaseModel)
+MARKER = re.compile(r"\[bb:([0-9a-f]+)\]")
+"""A command's marker in a record's free text: ``[bb:<idempotency key>]``."""
 R = TypeVar("R")
 
 COUNTRY_NAMES: dict[str, str] = {
@@ -55,6 +58,12 @@ class MappingError(ValueError):
     def __init__(self, message: str, *, code: str = "MAPPING") -> None:
         super().__init__(message)
         self.code = code
+
+
+def marker(idempotency_key: str) -> str:
+    """Written into a record's free text (a memo, a description, a journal
+    line's text) so that a resend can find the record by its command's key."""
+    return f"[bb:{idempotency_key}]"
 
 
 def command_record(model: type[M], payload: Mapping[str, Any], kind: str) -> M:

@@ -28,11 +28,11 @@ from billbridge.connectors.fields import (
     command_record,
     decimal_of,
     invoice_record,
+    marker,
     settings_from_options,
 )
 from billbridge.domain.records import Customer, ProjectStatus, TimeCharge
 
-MARKER = re.compile(r"\[bb:([0-9a-f]+)\]")
 POSTING_TEXT = re.compile(r"^billbridge (tc_\S+) ")
 REVERSAL_TEXT = re.compile(r"^billbridge reversal of (\S+) \(line ([^)\s]+)\)")
 ENUM = "Microsoft.Dynamics.DataEntities"
@@ -91,11 +91,6 @@ class FinanceSettings:
                                f"connection's tax_groups map (mapped codes: {known}); add it "
                                "and retry", code="UNMAPPED_TAX_CODE")
         return self.tax_groups[tax_code]
-
-
-def marker(idempotency_key: str) -> str:
-    """Written into a journal line's text so a resend can find it."""
-    return f"[bb:{idempotency_key}]"
 
 
 def enum(name: str, member: str) -> str:

@@ -29,12 +29,12 @@ from billbridge.connectors.fields import (
     command_record,
     decimal_of,
     invoice_record,
+    marker,
     settings_from_options,
 )
 from billbridge.connectors.sage_intacct.client import decimal_text
 from billbridge.domain.records import Customer, ProjectStatus, TimeCharge
 
-MARKER = re.compile(r"\[bb:([0-9a-f]+)\]")
 POSTING_TEXT = re.compile(r"^billbridge (tc_\S+) (-?[\d.]+) h (-?[\d.]+) ([A-Z]{3}) ")
 REVERSAL_TEXT = re.compile(r"^billbridge reversal of (\S+) \(timesheet ([^)\s]+)\)")
 STAMP_FORMAT = "%m/%d/%Y %H:%M:%S"
@@ -82,10 +82,6 @@ def split(external_id: str) -> tuple[str, str]:
     """(record id, entity) of an ERP id the hub keeps."""
     record_id, _, location = external_id.rpartition("@")
     return (record_id, location) if record_id else (external_id, "")
-
-
-def marker(idempotency_key: str) -> str:
-    return f"[bb:{idempotency_key}]"
 
 
 def us_date(day: date) -> str:

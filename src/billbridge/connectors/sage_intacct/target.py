@@ -30,7 +30,7 @@ from billbridge.connectors.base import (
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MappingError, posting_to_reverse
+from billbridge.connectors.fields import MARKER, MappingError, marker, posting_to_reverse
 from billbridge.connectors.paging import chunks
 from billbridge.connectors.sage_intacct import mapping
 from billbridge.connectors.sage_intacct.client import (
@@ -200,10 +200,10 @@ class IntacctTarget:
                          location=location)
             return {r["RECORDID"]: external(r["RECORDNO"], location) for r in rows}
         rows = query("TIMESHEETENTRY", ["TIMESHEETKEY", "DESCRIPTION"], where=_any_like(
-            "DESCRIPTION", [f"%{mapping.marker(k)}%" for k in keys]), location=location)
+            "DESCRIPTION", [f"%{marker(k)}%" for k in keys]), location=location)
         out: dict[str, str] = {}
         for row in rows:
-            seen = mapping.MARKER.search(str(row.get("DESCRIPTION") or ""))
+            seen = MARKER.search(str(row.get("DESCRIPTION") or ""))
             if seen:
                 out.setdefault(seen.group(1), external(str(row["TIMESHEETKEY"]), location))
         return out

@@ -25,12 +25,12 @@ from billbridge.connectors.fields import (
     command_record,
     decimal_of,
     invoice_record,
+    marker,
     option_mapping,
 )
 from billbridge.domain.records import Customer, ProjectStatus, TimeCharge
 
 CONTACT_NUMBER_MAX = 50
-MARKER = re.compile(r"\[bb:([0-9a-f]+)\]")
 _XERO_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{2,4})?\)/$")
 
 # Xero invoice status → canonical status; drafts are still the hub's "draft"
@@ -89,11 +89,6 @@ class XeroSettings:
 
 
 # -- values on the wire -------------------------------------------------------------
-
-def marker(idempotency_key: str) -> str:
-    """Written into a record's free text so a resend can find it."""
-    return f"[bb:{idempotency_key}]"
-
 
 def parse_xero_datetime(value: Any) -> datetime | None:
     """Xero's ``/Date(1751328000000+0000)/`` or an ISO 8601 string, as UTC."""
