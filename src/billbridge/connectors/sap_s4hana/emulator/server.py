@@ -88,7 +88,7 @@ class SapEmulator(EmulatorServer):
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
         self.route("POST", "/oauth/token", self._token)
-        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
             self.route(method, ROOT + "/{service}/", self._door(self._service_document))
             self.route(method, ROOT + "/{service}/{resource}", self._door(self._resource))
         if company_data:
@@ -273,7 +273,7 @@ class SapEmulator(EmulatorServer):
     # -- reads ----------------------------------------------------------------------------
     def _service_document(self, request: Request) -> Response:
         service = SERVICES[unquote(request.params["service"])]
-        if request.method != "GET":
+        if request.method not in ("GET", "HEAD"):
             return sap_error(405, "/IWFND/CM_MGW/004", "Method not allowed")
         return Response(200, {"d": {"EntitySets": list(service.sets)}}, dict(JSON))
 
@@ -286,7 +286,7 @@ class SapEmulator(EmulatorServer):
                                 {"Content-Type": "application/xml"})
             if resource == "$batch" and request.method == "POST":
                 return self._batch(request, service)
-            if request.method == "GET":
+            if request.method in ("GET", "HEAD"):
                 return self._read(request, service, resource)
             status, row = self._change(service, request.method, resource, request.body,
                                        request.headers)
@@ -296,7 +296,8 @@ class SapEmulator(EmulatorServer):
             return sap_error(400, "/IWBEP/CM_MGW_RT/022", str(exc))
         if row is None:
             return Response(status, b"", {"DataServiceVersion": "2.0"})
-        return Response(status, {"d": row}, dict(JSON))
+        tag = (row.get("__metadata") or {}).get("etag")
+        return Response(status, {"d": row}, {**JSON, **({"ETag": tag} if tag else {})})
 
     def _located(self, service: Service, resource: str) -> tuple[EntitySet, Key | None]:
         name, key = query.parse_key(resource, self._key_names(service, resource))
@@ -325,7 +326,11 @@ class SapEmulator(EmulatorServer):
                                 "type": f"{service.namespace}.{entity.type_name}"}
         if entity.stamp and row.get(entity.stamp):
             meta["etag"] = etag(row[entity.stamp])
-        out: dict[str, Any] = {"__metadata": meta, **copy.deepcopy(dict(row))}
+        # Every declared property is answered; one never written is null
+        # (a flag false), as SAP answers it.
+        out: dict[str, Any] = {"__metadata": meta, **{
+            p.name: copy.deepcopy(row.get(p.name, False if p.type == "Edm.Boolean" else None))
+            for p in entity.props}}
         for nav in entity.navs:
             out[nav] = ({"results": self.children(service.name, entity, nav, row)}
                         if nav in expand else {"__deferred": {"uri": f"{uri}/{nav}"}})
@@ -339,7 +344,9 @@ class SapEmulator(EmulatorServer):
                 row = self.rows[(service.name, entity.name)].get(key)
                 if row is None:
                     raise Refused(404, "/IWBEP/CM_MGW_RT/020", "Resource not found")
-                return Response(200, {"d": self.shown(service, entity, row, expand)}, dict(JSON))
+                shown = self.shown(service, entity, row, expand)
+                tag = shown["__metadata"].get("etag")
+                return Response(200, {"d": shown}, {**JSON, **({"ETag": tag} if tag else {})})
             rows = [r for r in self.rows[(service.name, entity.name)].values()
                     if query.parse_filter(request.arg("$filter"))(r)]
             rows = query.ordered(rows, odata.parse_orderby(request.arg("$orderby")) or
