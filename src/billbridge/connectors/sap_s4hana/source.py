@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from billbridge.connectors.base import Malformed, PollPage
@@ -44,33 +45,38 @@ class SapInvoiceSource:
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         state: dict[str, str] = json.loads(cursor) if cursor else {}
         stamp = self.settings.modified_field
-        since = state.get("billing")
         documents = self.client.rows(BILLING_DOCUMENT, DOCUMENTS, "billing documents changed",
-                                     params=self._since(stamp, "datetimeoffset", since))
-        if documents:
-            moments = [mapping.parse_edm_date(d.get(stamp)) for d in documents]
-            latest = max((m for m in moments if m is not None), default=None)
-            if latest is not None:
-                state["billing"] = latest.isoformat().replace("+00:00", "Z")
+                                     params={**self._since(stamp, "datetimeoffset",
+                                                           state.get("billing")),
+                                             "$expand": "to_Item"})
+        latest = self._latest(documents, stamp)
+        if latest is not None:
+            state["billing"] = latest.isoformat().replace("+00:00", "Z")
             yield PollPage(self._events(documents), json.dumps(state, sort_keys=True))
-        cleared = self.client.rows(CLEARING, ITEMS, "receivables cleared", params=self._since(
-            "ClearingDate", "datetime", state.get("cleared")))
-        cleared = [i for i in cleared if i.get("ClearingAccountingDocument")]
-        if cleared:
-            days = [mapping.parse_edm_date(i.get("ClearingDate")) for i in cleared]
-            state["cleared"] = max(d for d in days if d is not None).strftime(
-                "%Y-%m-%dT00:00:00") if any(days) else state.get("cleared", "")
+        cleared = [i for i in self.client.rows(CLEARING, ITEMS, "receivables cleared",
+                                               params=self._since("ClearingDate", "datetime",
+                                                                  state.get("cleared")))
+                   if i.get("ClearingAccountingDocument")]
+        day = self._latest(cleared, "ClearingDate")
+        if day is not None:
+            state["cleared"] = day.strftime("%Y-%m-%dT00:00:00")
             numbers = [str(i.get(self.settings.clearing_reference_field)) for i in cleared]
             yield PollPage(self._events(self._documents(numbers)),
                            json.dumps(state, sort_keys=True))
 
     @staticmethod
+    def _latest(rows: list[dict[str, Any]], field: str) -> datetime | None:
+        moments = [m for r in rows if (m := mapping.parse_edm_date(r.get(field))) is not None]
+        return max(moments, default=None)
+
+    @staticmethod
     def _since(field: str, kind: str, since: str | None) -> dict[str, str]:
-        params = {"$orderby": field, "$expand": "to_Item"} if kind == "datetimeoffset" \
-            else {"$orderby": field}
+        """Rows from ``since`` on (``ge``: the last stamp is read again), in stamp
+        order; an Edm.DateTimeOffset literal names its zone, an Edm.DateTime none."""
+        params = {"$orderby": field}
         if since:
-            params["$filter"] = f"{field} ge {kind}'{since.removesuffix('Z')}" + \
-                ("Z'" if kind == "datetimeoffset" else "'")
+            zone = "Z" if kind == "datetimeoffset" else ""
+            params["$filter"] = f"{field} ge {kind}'{since.removesuffix('Z')}{zone}'"
         return params
 
     def _in(self, service: str, entity: str, field: str, values: Sequence[str], what: str,
