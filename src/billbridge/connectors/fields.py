@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from billbridge.domain.events import explain as _explain
 from billbridge.domain.records import Customer
@@ -50,6 +50,18 @@ class MappingError(ValueError):
     def __init__(self, message: str, *, code: str = "MAPPING") -> None:
         super().__init__(message)
         self.code = code
+
+
+R = TypeVar("R", bound=BaseModel)
+
+
+def command_record(model: type[R], payload: Mapping[str, Any], kind: str) -> R:
+    """A command's payload as the canonical record it carries, or a
+    ``MappingError`` naming the command and what is wrong with it."""
+    try:
+        return model.model_validate(dict(payload))
+    except ValidationError as exc:
+        raise MappingError(f"{kind}: {explain(exc)}") from None
 
 
 def decimal_of(value: Any, what: str) -> Decimal:

@@ -104,3 +104,18 @@ def test_closed_won_parts_the_model_refuses_are_malformed_naming_the_record() ->
     assert "billing_model" in event.reason
     assert event.raw == raw
     assert event.event_id == "opp:opp-1:1"
+
+
+def test_a_command_payload_that_is_not_its_record_is_a_mapping_error_naming_the_command(
+        ) -> None:
+    from billbridge.connectors.fields import MappingError, command_record
+    from billbridge.domain.records import Customer
+
+    good = command_record(Customer, {"id": "c1", "name": "Globex", "currency": "USD",
+                                     "billing_country": "US"}, "customer.upsert")
+    assert (good.id, good.billing_country) == ("c1", "US")
+    with pytest.raises(MappingError) as refused:
+        command_record(Customer, {"id": "c1", "name": "Globex", "currency": "USD",
+                                  "billing_country": "USA"}, "customer.upsert")
+    assert str(refused.value).startswith("customer.upsert: ")
+    assert "billing_country" in str(refused.value) and refused.value.code == "MAPPING"

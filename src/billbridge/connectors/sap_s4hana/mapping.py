@@ -24,14 +24,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
-
 from billbridge.connectors.base import LivePosting, Malformed
 from billbridge.connectors.fields import (
     MappingError,
     blank,
+    command_record,
     decimal_of,
-    explain,
     option_mapping,
 )
 from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
@@ -139,10 +137,7 @@ def customer(payload: Mapping[str, Any], settings: SapSettings, *, new: bool
              ) -> tuple[str, dict[str, Any]]:
     """A ``customer.upsert`` as an ``A_BusinessPartner`` (reference, fields);
     a new one carries its tax number (a deep insert) when a type is set."""
-    try:
-        record = Customer.model_validate(dict(payload))
-    except ValidationError as exc:
-        raise MappingError(f"customer.upsert: {explain(exc)}") from None
+    record = command_record(Customer, payload, "customer.upsert")
     reference = external_id(record.id)
     body: dict[str, Any] = {"OrganizationBPName1": record.name[:40],
                             "SearchTerm1": record.name[:20].upper(),
@@ -188,10 +183,7 @@ def timesheet(payload: Mapping[str, Any], idempotency_key: str, settings: SapSet
     """A ``time_charge.post`` as a timesheet record on the project's WBS
     element; its note names the charge, hours, amount and currency, and
     carries the marker."""
-    try:
-        charge = TimeCharge.model_validate(dict(payload))
-    except ValidationError as exc:
-        raise MappingError(f"time_charge.post: {explain(exc)}") from None
+    charge = command_record(TimeCharge, payload, "time_charge.post")
     return {"PersonWorkAgreementExternalID": settings.worker(charge.worker),
             "CompanyCode": settings.company_code,
             "TimeSheetDate": edm_date(charge.work_date),
@@ -255,10 +247,7 @@ def debit_memo_request(payload: Mapping[str, Any], sold_to: str, settings: SapSe
                        ) -> dict[str, Any]:
     """An ``invoice.create`` as a debit memo request with its items (one
     deep insert): the canonical invoice id in ``invoice_reference_field``."""
-    try:
-        bill = Invoice.model_validate(dict(payload))
-    except ValidationError as exc:
-        raise MappingError(f"invoice.create: {explain(exc)}") from None
+    bill = command_record(Invoice, payload, "invoice.create")
     if not bill.lines:
         raise MappingError(f"invoice {bill.id} has no lines")
     items = [{"DebitMemoRequestItem": str(number * 10),
