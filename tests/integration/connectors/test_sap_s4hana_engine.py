@@ -92,6 +92,10 @@ def assert_exactly_once(sap: SapEmulator, count: int = ENTRIES) -> None:
     assert sorted(t["BPTaxNumber"] for t in taxed) == [f"TAX-{i}" for i in range(PROJECTS)]
     projects = Counter(p["Project"] for p in sap.all(*PROJECT) if p["Project"].startswith("P-"))
     assert projects == {f"P-{i}": 1 for i in range(PROJECTS)}
+    partner = {p["BusinessPartner"]: p.get("BusinessPartnerIDByExtSystem") for p in sap.all(*BP)}
+    assert {p["Project"]: partner.get(p["Customer"]) for p in sap.all(*PROJECT)
+            if p["Project"].startswith("P-")} == {
+        f"P-{i}": f"cust_hubspot_co-{i}" for i in range(PROJECTS)}  # each on its customer
     booked = charges(sap)
     assert len(booked) == count, f"{count - len(booked)} charges missing"
     assert set(booked.values()) == {1}, \

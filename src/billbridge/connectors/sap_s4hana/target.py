@@ -98,26 +98,24 @@ class SapTarget:
 
     def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
         results: list[RecordResult] = []
-        planned: list[_Planned] = []
-        groups = {kind: [c for c in batch if c.kind == kind] for kind in
-                  ("customer.upsert", "project.upsert", "time_charge.post",
-                   "time_charge.reverse", "invoice.create")}
+        plans: dict[str, Callable[[list[OutboundCommand], list[RecordResult]],
+                                  list[_Planned]]] = {
+            "customer.upsert": self._customers, "project.upsert": self._projects,
+            "time_charge.post": self._postings, "time_charge.reverse": self._reversals,
+            "invoice.create": self._invoices}
         for command in batch:
-            if command.kind not in groups:
+            if command.kind not in plans:
                 results.append(_result(command, ResultStatus.REJECTED, code="UNKNOWN_COMMAND",
                                        message=f"the SAP S/4HANA target does not handle "
                                        f"{command.kind}"))
-        steps: list[tuple[str, Callable[[list[OutboundCommand], list[RecordResult]],
-                                        Iterable[_Planned]]]] = [
-            ("customer.upsert", self._customers), ("project.upsert", self._projects),
-            ("time_charge.post", self._postings), ("time_charge.reverse", self._reversals),
-            ("invoice.create", self._invoices)]
-        for kind, plan in steps:
-            if groups[kind]:
-                planned += plan(groups[kind], results)
+        planned: list[_Planned] = []
+        for kind, plan in plans.items():  # partners before projects, projects before time
+            mine = [c for c in batch if c.kind == kind]
+            if mine:
+                planned += plan(mine, results)
         for service in dict.fromkeys(p.service for p in planned):
-            mine = [p for p in planned if p.service == service]
-            for call in _chunks(mine, self.max_batch):
+            writes = [p for p in planned if p.service == service]
+            for call in _chunks(writes, self.max_batch):
                 answers = self.client.batch(service, [[p.operation] for p in call])
                 results += [self._settle(p, a) for p, a in zip(call, answers, strict=True)]
         return results
