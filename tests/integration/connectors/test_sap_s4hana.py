@@ -78,7 +78,9 @@ def test_a_token_refused_again_after_a_fresh_fetch_is_transient_not_a_loop(
         sap: SapEmulator) -> None:
     client = basic(sap)
     client.csrf.ensure()
-    sap.csrf_expiry_rate = 1.0  # every token expires the moment it is used
+    # every token expires the moment it is used, set as `emulator run` users set it
+    assert httpx.post(f"{sap.url}/_emulator/csrf", json={"expiry_rate": 1.0}).json()[
+        "expiry_rate"] == 1.0
     with pytest.raises(TransientError) as refused:
         SapTarget(client).send([customer("k1", 1)])
     assert refused.value.code == "CSRF_REFUSED"

@@ -88,6 +88,7 @@ class SapEmulator(EmulatorServer):
         self._random = random.Random(seed)
         self._random_lock = threading.Lock()
         self.route("POST", "/oauth/token", self._token)
+        self.route("POST", "/_emulator/csrf", self._admin_csrf)
         for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"):
             self.route(method, ROOT + "/{service}/", self._door(self._service_document))
             self.route(method, ROOT + "/{service}/{resource}", self._door(self._resource))
@@ -185,6 +186,17 @@ class SapEmulator(EmulatorServer):
         """Every session's CSRF token stops being valid (as at a session timeout)."""
         with self.lock:
             self.sessions = {sid: None for sid in self.sessions}
+
+    def _admin_csrf(self, request: Request) -> Response:
+        """``{"expire": true}`` expires every token now; ``{"expiry_rate": 0.1}``
+        expires one in ten as it is used (for ``billbridge emulator run``)."""
+        body = request.json() or {}
+        if body.get("expire"):
+            self.expire_csrf()
+        if "expiry_rate" in body:
+            self.csrf_expiry_rate = float(body["expiry_rate"])
+        return Response(200, {"refused": self.csrf_refused, "fetches": self.csrf_fetches,
+                              "expiry_rate": self.csrf_expiry_rate})
 
     def _session(self, request: Request) -> str | None:
         for part in request.headers.get("cookie", "").split(";"):
