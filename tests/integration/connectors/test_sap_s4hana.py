@@ -212,3 +212,20 @@ def test_billing_documents_and_clearing_come_back_as_issued_paid_and_void(
     seen, cursor = statuses(cursor)
     assert ("inv_1", "paid", "100.00") in seen and ("inv_2", "void", "") in seen
     assert json.loads(str(cursor))["cleared"].startswith("2099-01-01")
+
+
+def test_a_429_is_waited_out_by_its_retry_after_or_a_second_without_one(
+        sap: SapEmulator) -> None:
+    from billbridge.engine.clock import ManualClock
+
+    clock = ManualClock()
+    client = basic(sap, clock=clock)
+    client.csrf.ensure()
+    # The one public report of an SAP 429 carries Retry-After: 60; nothing says every one does.
+    sap.faults.script([FaultRule(Fault.RATE_LIMITED, retry_after=60),
+                       FaultRule(Fault.RATE_LIMITED, retry_after=None)])
+    started = clock.monotonic()
+    (result,) = SapTarget(client).send([customer("k1", 1)])
+    assert result.status is ResultStatus.APPLIED
+    assert clock.monotonic() - started == pytest.approx(61.0, abs=0.5)
+    assert sap.faults.injected[Fault.RATE_LIMITED] == 2
