@@ -8,12 +8,17 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from billbridge.domain.events import explain as _explain
 from billbridge.domain.records import Customer
+
+if TYPE_CHECKING:
+    from billbridge.connectors.base import OutboundCommand
+
+R = TypeVar("R")
 
 COUNTRY_NAMES: dict[str, str] = {
     "united states": "US", "united states of america": "US", "usa": "US",
@@ -52,16 +57,30 @@ class MappingError(ValueError):
         self.code = code
 
 
-R = TypeVar("R", bound=BaseModel)
+M = TypeVar("M", bound=BaseModel)
 
 
-def command_record(model: type[R], payload: Mapping[str, Any], kind: str) -> R:
+def command_record(model: type[M], payload: Mapping[str, Any], kind: str) -> M:
     """A command's payload as the canonical record it carries, or a
     ``MappingError`` naming the command and what is wrong with it."""
     try:
         return model.model_validate(dict(payload))
     except ValidationError as exc:
         raise MappingError(f"{kind}: {explain(exc)}") from None
+
+
+def posting_to_reverse(command: OutboundCommand, originals: Mapping[str, R], *, what: str,
+                       vendor: str) -> R:
+    """The ERP's record of the posting a reversal undoes, found by the id the
+    dispatcher names in the command's refs; ``MappingError`` NOTHING_TO_REVERSE
+    when the ERP holds none. ``what`` is the record in the vendor's words."""
+    charge = command.payload.get("charge")
+    original = originals.get(command.ref("time_charge", charge) or "")
+    if original is None:
+        raise MappingError(f"charge {charge} has no {vendor} {what} to reverse (it was never "
+                           f"posted, or its {what} was deleted in {vendor})",
+                           code="NOTHING_TO_REVERSE")
+    return original
 
 
 def decimal_of(value: Any, what: str) -> Decimal:

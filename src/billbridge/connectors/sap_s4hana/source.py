@@ -22,6 +22,7 @@ from typing import Any
 
 from billbridge.connectors.base import Malformed, PollPage
 from billbridge.connectors.odata import literal
+from billbridge.connectors.paging import chunks
 from billbridge.connectors.sap_s4hana import mapping
 from billbridge.connectors.sap_s4hana.client import (
     BILLING_DOCUMENT,
@@ -82,10 +83,8 @@ class SapInvoiceSource:
     def _in(self, service: str, entity: str, field: str, values: Sequence[str], what: str,
             **params: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
-        ordered = sorted(set(values))
-        for start in range(0, len(ordered), LOOKUP_CHUNK):
-            where = " or ".join(f"{field} eq {literal(v)}"
-                                for v in ordered[start:start + LOOKUP_CHUNK])
+        for chunk in chunks(sorted(set(values)), LOOKUP_CHUNK):
+            where = " or ".join(f"{field} eq {literal(v)}" for v in chunk)
             found += self.client.rows(service, entity, what, params={"$filter": where, **params})
         return found
 

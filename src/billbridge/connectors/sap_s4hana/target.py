@@ -17,7 +17,7 @@ written again, and one found is answered without a write.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -31,6 +31,7 @@ from billbridge.connectors.base import (
 )
 from billbridge.connectors.fields import MappingError
 from billbridge.connectors.odata import Answer, ChangeSetResult, Operation, key_segment, literal
+from billbridge.connectors.paging import chunks
 from billbridge.connectors.sap_s4hana import mapping
 from billbridge.connectors.sap_s4hana.client import (
     BUSINESS_PARTNER,
@@ -61,11 +62,6 @@ class _Planned:
 
 
 _result = RecordResult.of
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _created(field: str) -> Callable[[Answer], str]:
@@ -115,7 +111,7 @@ class SapTarget:
                 planned += plan(mine, results)
         for service in dict.fromkeys(p.service for p in planned):
             writes = [p for p in planned if p.service == service]
-            for call in _chunks(writes, self.max_batch):
+            for call in chunks(writes, self.max_batch):
                 answers = self.client.batch(service, [[p.operation] for p in call])
                 results += [self._settle(p, a) for p, a in zip(call, answers, strict=True)]
         return results
@@ -166,7 +162,7 @@ class SapTarget:
                 what: str) -> dict[str, dict[str, Any]]:
         """Rows whose ``field`` is one of ``values``, by that value (the first found)."""
         found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(sorted(set(values)), LOOKUP_CHUNK):
+        for chunk in chunks(sorted(set(values)), LOOKUP_CHUNK):
             where = " or ".join(f"{field} eq {literal(v)}" for v in chunk)
             for row in self.client.rows(service, entity, what, params={"$filter": where}):
                 value = mapping.flat_value(row, field)
@@ -277,7 +273,7 @@ class SapTarget:
 
     def _records(self, externals: Sequence[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(sorted(set(externals)), LOOKUP_CHUNK):
+        for chunk in chunks(sorted(set(externals)), LOOKUP_CHUNK):
             terms = []
             for external in chunk:
                 key = mapping.record_key(external)
