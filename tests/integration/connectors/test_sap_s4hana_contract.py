@@ -1,9 +1,10 @@
 """SAP's own OData 2.0 client, ``pyodata`` 1.12.1, run unchanged against
 the S/4HANA emulator over HTTP: it builds its model from the emulator's
 ``$metadata`` and reads, creates, updates and batches through it as it
-would against a tenant, after the CSRF dance its documentation gives (a HEAD
-with ``x-csrf-token: fetch`` on the service, the token and cookies then sent
-on every change). What pyodata writes, the hub's connector finds, and what
+would against a tenant. pyodata leaves SAP's CSRF token to the requests
+session it is given, so the session does the dance first (a HEAD of the
+service with ``x-csrf-token: fetch``; the token as a session header and the
+session cookie then ride on every call). What pyodata writes, the hub's connector finds, and what
 the connector writes, pyodata reads with the types the metadata declares."""
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def sap() -> Iterator[SapEmulator]:
 
 
 def session_for(sap: SapEmulator, service: str) -> requests.Session:
-    """A requests session as pyodata's documentation sets one up for SAP."""
+    """A requests session with the communication user and the CSRF token,
+    the way a pyodata user sets one up for SAP."""
     session = requests.Session()
     session.trust_env = False  # this machine's CA bundle variables are not for 127.0.0.1
     session.auth = (sap.user, sap.password)
