@@ -16,14 +16,22 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
-from xero_story import BILLING_RUN, ENTRIES, PROJECTS, TAXED, entries, won
+from xero_story import (
+    BILLING_RUN,
+    ENTRIES,
+    PROJECTS,
+    TAXED,
+    entries,
+    month_with_a_rejection,
+    reconcile_findings,
+    won,
+)
 
 from billbridge.connectors.sap_s4hana.client import SapClient
 from billbridge.connectors.sap_s4hana.emulator import SapEmulator
@@ -33,7 +41,6 @@ from billbridge.emulation.faults import Fault, FaultRule
 from billbridge.engine.clock import ManualClock
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
-from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
 from billbridge.store.db import make_engine, migrate
 
 BP = ("API_BUSINESS_PARTNER", "A_BusinessPartner")
@@ -206,29 +213,15 @@ def test_calls_for_1000_time_charges_are_within_ten_percent_of_the_batch_minimum
 
 def test_reconcile_reads_sap_timesheet_records_and_a_deleted_one_is_a_missing_posting(
         engine: Engine, sap: SapEmulator, clock: ManualClock) -> None:
-    from conftest import time_entry
-
     hub, _target = make_hub(engine, sap, clock, timeout=5)
-    hub.ingest([won(i) for i in range(PROJECTS)], source="hubspot")
-    hub.ingest(entries(40), source="harvest")
-    hub.run_until_idle()
-    hub.ingest([time_entry("te-7", project="P-2", hours="1.5", version=2,
-                           status="rejected")], source="harvest")  # a cancellation
-    hub.run_until_idle()
+    month_with_a_rejection(hub, 40)  # te-7's record cancelled
     assert "tc_te-7" not in charges(sap)
-
-    def findings() -> list[tuple[str, str, object, object]]:
-        with engine.connect() as conn:
-            result = reconcile_three_ways(conn, period_end=date(2026, 2, 28), now=clock.now(),
-                                          ledgers=erp_ledgers(hub))
-        assert [e.error for e in result.erps] == [None]
-        return sorted((f.kind, f.record, f.amount, f.currency) for f in result.findings)
-
-    assert findings() == []
+    assert reconcile_findings(engine, hub, clock.now()) == []
     (row,) = [r for r in sap.all(*TIMESHEET)
               if r["TimeSheetDataFields"]["TimeSheetNote"].startswith("billbridge tc_te-3 ")]
     sap.remove(*TIMESHEET, sap.key_of(sap_entity(), row))
-    assert findings() == [("ERP posting missing", "tc_te-3", Decimal("225.00"), "USD")]
+    assert reconcile_findings(engine, hub, clock.now()) == [
+        ("ERP posting missing", "tc_te-3", Decimal("225.00"), "USD")]
 
 
 def sap_entity() -> Any:
