@@ -112,10 +112,11 @@ def test_oauth_client_credentials_work_and_a_wrong_password_is_one_line_naming_t
     assert "\n" not in str(refused.value) and "HTTP 401" in str(refused.value)
 
 
-@pytest.mark.parametrize("server_page_size", [None, 3], ids=["client-paged", "server-paged"])
+@pytest.mark.parametrize(("server_page_size", "top_cap"), [(None, None), (3, None), (None, 4)],
+                         ids=["client-paged", "server-paged", "top-cut-short"])
 def test_every_row_is_read_whether_sap_pages_by_next_links_or_only_by_top_and_skip(
-        server_page_size: int | None) -> None:
-    with SapEmulator(server_page_size=server_page_size, max_top=5) as sap:
+        server_page_size: int | None, top_cap: int | None) -> None:
+    with SapEmulator(server_page_size=server_page_size, max_top=5, top_cap=top_cap) as sap:
         client = basic(sap, page_size=5)
         SapTarget(client).send([customer(f"k{n}", n) for n in range(12)])
         rows = client.rows(*BP, "every partner")

@@ -182,14 +182,19 @@ class SapClient:
              params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Every row of a query, in windows of ``page_size`` by ``$top`` and
         ``$skip``, following SAP's ``__next`` inside a window when it pages
-        on its own; a link offered twice stops with ``PAGINATION_LOOP``."""
+        on its own; a link offered twice stops with ``PAGINATION_LOOP``. The
+        walk ends at the ``$inlinecount`` SAP states, so a window SAP cuts
+        short of ``$top`` without a ``__next`` does not end it early."""
         guard = PageGuard(f"{SERVICE} {what}")
         found: list[dict[str, Any]] = []
-        skip = 0
+        total: int | None = None
         while True:
-            window = 0
             body = self.page(f"{service}/{entity}", what, params={
-                **(params or {}), "$top": str(self.page_size), "$skip": str(skip)})
+                **(params or {}), "$top": str(self.page_size), "$skip": str(len(found)),
+                "$inlinecount": "allpages"})
+            if str(body.get("__count", "")).isdigit():
+                total = int(body["__count"])
+            window = 0
             while True:
                 rows = [dict(r) for r in body["results"] if isinstance(r, dict)]
                 found += rows
@@ -199,9 +204,9 @@ class SapClient:
                     break
                 guard.once(str(link), f"the __next link {str(link)[:120]}", repeat="offered")
                 body = self.page(str(link), what)
-            if window < self.page_size:
+            if window == 0 or (len(found) >= total if total is not None
+                               else window < self.page_size):
                 return found
-            skip += window
 
     # -- changes -------------------------------------------------------------------
     def batch(self, service: str, changesets: Sequence[Sequence[Operation]]

@@ -11,7 +11,9 @@ document.
 
 Where the public sources are silent (more-vendors.md section 6: "Where the
 sources are thinnest") the emulator takes either reading, by a setting:
-server-driven paging or none (``server_page_size``), a ``$batch`` maximum or
+server-driven paging or none (``server_page_size``), a page maximum that
+refuses a larger ``$top`` (``max_top``) or cuts it short silently
+(``top_cap``), a ``$batch`` maximum or
 none (``max_batch``), duplicate project ids refused or accepted
 (``unique_project_ids``), ``If-Match`` required or not
 (``require_if_match``), duplicate customer references on debit memo
@@ -60,6 +62,7 @@ class SapEmulator(EmulatorServer):
                  password: str = "sap-secret", client_id: str = "billbridge-oauth",
                  client_secret: str = "sap-oauth-secret", company_data: bool = True,
                  server_page_size: int | None = None, max_top: int = 5000,
+                 top_cap: int | None = None,
                  max_batch: int | None = None, unique_project_ids: bool = True,
                  require_if_match: bool = True, duplicate_po_check: bool = False,
                  csrf_expiry_rate: float = 0.0, seed: int = 0, token_lifetime: float = 3600.0,
@@ -68,6 +71,7 @@ class SapEmulator(EmulatorServer):
         self.user, self.password = user, password
         self.client_id, self.client_secret = client_id, client_secret
         self.server_page_size, self.max_top, self.max_batch = server_page_size, max_top, max_batch
+        self.top_cap = top_cap  # answers at most this many rows a read, silently
         self.require_if_match = require_if_match
         self.csrf_expiry_rate = csrf_expiry_rate
         self.token_lifetime = token_lifetime
@@ -372,7 +376,7 @@ class SapEmulator(EmulatorServer):
         if top > self.max_top:
             raise Refused(400, "/IWBEP/CM_MGW_RT/004",
                           f"$top {top} is more than the {self.max_top} rows a read may ask for")
-        window = rows[skip:skip + top]
+        window = rows[skip:skip + (top if self.top_cap is None else min(top, self.top_cap))]
         page = len(window) if self.server_page_size is None else self.server_page_size
         taken = window[:page]
         columns = odata.selected(request.arg("$select"))
