@@ -230,3 +230,30 @@ def test_a_429_is_waited_out_by_its_retry_after_or_a_second_without_one(
     assert result.status is ResultStatus.APPLIED
     assert clock.monotonic() - started == pytest.approx(61.0, abs=0.5)
     assert sap.faults.injected[Fault.RATE_LIMITED] == 2
+
+
+def test_a_cancellation_whose_answer_was_lost_is_not_sent_again_and_one_never_posted_is_refused(
+        sap: SapEmulator) -> None:
+    target = SapTarget(basic(sap, timeout=5))
+    charge = {"id": "tc_te-1", "time_entry": "te-1", "project": "SP-0001", "worker": "w-bob",
+              "work_date": "2026-03-02", "hours": "2.00", "rate": "150.00", "amount": "300.00",
+              "currency": "USD", "billable": True, "config_version": 1, "source_version": 1}
+    (posted,) = target.send([OutboundCommand(1, "sap", "time_charge.post", "p1", "SP-0001",
+                                             charge)])
+    sheets = ("API_MANAGE_WORKFORCE_TIMESHEET", "TimeSheetEntryCollection")
+    assert len(sap.all(*sheets)) == 1
+    refs = {"time_charge:tc_te-1": str(posted.external_id)}
+    sap.faults.script([FaultRule(Fault.LOST_ACK, path_prefix=f"{ROOT}/{sheets[0]}/$batch")])
+    reverse = OutboundCommand(2, "sap", "time_charge.reverse", "r1", "SP-0001",
+                              {"charge": "tc_te-1"}, refs=refs)
+    with pytest.raises(TransientError):
+        target.send([reverse])
+    assert sap.all(*sheets) == []  # the cancellation applied; its answer was lost
+    writes = sap.api_calls("POST", f"{sheets[0]}/$batch")
+    (again,) = target.send([OutboundCommand(2, "sap", "time_charge.reverse", "r1", "SP-0001",
+                                            {"charge": "tc_te-1"}, refs=refs, attempt=2)])
+    assert (again.status, again.external_id) == (ResultStatus.APPLIED, posted.external_id)
+    assert sap.api_calls("POST", f"{sheets[0]}/$batch") == writes
+    (never,) = target.send([OutboundCommand(3, "sap", "time_charge.reverse", "r2", "SP-0001",
+                                            {"charge": "tc_te-9"})])
+    assert (never.status, never.code) == (ResultStatus.REJECTED, "NOTHING_TO_REVERSE")
