@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,7 +30,7 @@ from billbridge.connectors.fields import (
     blank,
     command_record,
     decimal_of,
-    option_mapping,
+    settings_from_options,
 )
 from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
 
@@ -81,16 +81,7 @@ class SapSettings:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> SapSettings:
         """Connection options; every key is optional (docs/connectors/sap-s4hana.md)."""
-        given: dict[str, Any] = {}
-        for spec in fields(cls):
-            value = options.get(spec.name)
-            if value in (None, ""):
-                continue
-            if spec.name in ("company_codes", "project_status", "workers"):
-                given[spec.name] = option_mapping(value, spec.name)
-            else:
-                given[spec.name] = str(value)
-        return cls(**given)
+        return cls(**settings_from_options(cls, options))
 
     def company_of(self, legal_entity: str | None) -> str:
         return self.company_codes.get(legal_entity or "", self.company_code)

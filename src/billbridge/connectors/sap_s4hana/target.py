@@ -2,6 +2,9 @@
 projects, timesheet records (and their cancellation) and debit memo
 requests, in one ``$batch`` per OData service, one change set per command.
 
+Kinds go one after another (``connectors.kinds.send_by_kind``): a kind
+that fails once an earlier kind's write may have applied answers RETRY.
+
 SAP documents no idempotency header (more-vendors.md section 6), and most
 of these records take a number SAP assigns, so a write repeated after a lost
 acknowledgement would make a twin. Each record therefore carries the hub's
@@ -30,6 +33,7 @@ from billbridge.connectors.base import (
     ResultStatus,
 )
 from billbridge.connectors.fields import MappingError
+from billbridge.connectors.kinds import send_by_kind
 from billbridge.connectors.odata import Answer, ChangeSetResult, Operation, key_segment, literal
 from billbridge.connectors.paging import chunks
 from billbridge.connectors.sap_s4hana import mapping
@@ -93,28 +97,28 @@ class SapTarget:
         self._counting = threading.Lock()
 
     def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
-        results: list[RecordResult] = []
+        """Kind by kind, partners before projects before time before invoices:
+        each kind's look-ups, then its writes in its service's ``$batch``."""
         plans: dict[str, Callable[[list[OutboundCommand], list[RecordResult]],
                                   list[_Planned]]] = {
             "customer.upsert": self._customers, "project.upsert": self._projects,
             "time_charge.post": self._postings, "time_charge.reverse": self._reversals,
             "invoice.create": self._invoices}
-        for command in batch:
-            if command.kind not in plans:
-                results.append(_result(command, ResultStatus.REJECTED, code="UNKNOWN_COMMAND",
-                                       message=f"the SAP S/4HANA target does not handle "
-                                       f"{command.kind}"))
-        planned: list[_Planned] = []
-        for kind, plan in plans.items():  # partners before projects, projects before time
-            mine = [c for c in batch if c.kind == kind]
-            if mine:
-                planned += plan(mine, results)
-        for service in dict.fromkeys(p.service for p in planned):
-            writes = [p for p in planned if p.service == service]
-            for call in chunks(writes, self.max_batch):
-                answers = self.client.batch(service, [[p.operation] for p in call])
+        return send_by_kind(batch, {kind: self._handler(plan) for kind, plan in plans.items()},
+                            writes=lambda: self.client.batches_sent, vendor="SAP S/4HANA",
+                            order=tuple(plans))
+
+    def _handler(self, plan: Callable[[list[OutboundCommand], list[RecordResult]],
+                                      list[_Planned]]
+                 ) -> Callable[[Sequence[OutboundCommand]], list[RecordResult]]:
+        def handle(commands: Sequence[OutboundCommand]) -> list[RecordResult]:
+            results: list[RecordResult] = []
+            planned = plan(list(commands), results)
+            for call in chunks(planned, self.max_batch):
+                answers = self.client.batch(call[0].service, [[p.operation] for p in call])
                 results += [self._settle(p, a) for p, a in zip(call, answers, strict=True)]
-        return results
+            return results
+        return handle
 
     @staticmethod
     def _each(commands: Sequence[OutboundCommand], results: list[RecordResult],
