@@ -67,8 +67,8 @@ def marker(idempotency_key: str) -> str:
 
 
 def command_record(model: type[M], payload: Mapping[str, Any], kind: str) -> M:
-    """A command's payload as its canonical record; what is wrong with it as
-    a ``MappingError`` that names the command's kind."""
+    """A command's payload as the canonical record it carries, or a
+    ``MappingError`` naming the command and what is wrong with it."""
     try:
         return model.model_validate(dict(payload))
     except ValidationError as exc:
