@@ -2,7 +2,7 @@
 that speaks to it.
 
 Every call is one ``POST`` of a ``<request>`` to the gateway
-(``/ia/xml/xmlgw.phtml``, more-vendors.md 5a): a ``<control>`` block with the
+(``/ia/xml/xmlgw.phtml``; sources in docs/connectors/sage-intacct.md): a ``<control>`` block with the
 Web Services sender's id and password, and an ``<operation>`` whose
 ``<authentication>`` is a session (``getAPISession`` once per entity, kept
 until Intacct refuses it) and whose ``<content>`` holds many ``<function>``
@@ -235,7 +235,7 @@ class IntacctClient:
     # -- sessions --------------------------------------------------------------------
     def session(self, location: str = "") -> _Session:
         """The entity's API session: ``getAPISession`` with the company user's
-        login, its ``locationid`` naming the entity (more-vendors.md 5a)."""
+        login, its ``locationid`` naming the entity (fylein's sageintacctsdk)."""
         with self._opening:
             found = self._sessions.get(location)
             if found is not None:

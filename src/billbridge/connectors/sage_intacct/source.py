@@ -32,7 +32,7 @@ class IntacctInvoiceSource:
         self.name = name
         self.client = client
         self.settings = settings or IntacctSettings()
-        self.page_size = max(1, min(page_size, 2000))  # a query returns at most 2,000 (5a)
+        self.page_size = max(1, min(page_size, 2000))  # a query returns at most 2,000 [RKL]
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         stamp = self.settings.modified_field

@@ -1,5 +1,5 @@
 """A Sage Intacct company on 127.0.0.1 behind the XML gateway
-(``POST /ia/xml/xmlgw.phtml``, more-vendors.md 5a): the Web Services sender
+(``POST /ia/xml/xmlgw.phtml``; docs/connectors/sage-intacct.md): the Web Services sender
 checked in ``<control>``; ``getAPISession`` from a company user's login,
 scoped to an entity by ``locationid``; many functions to a request, each
 answered in its own ``<result>`` (a failing one fails alone); ``uniqueid``
@@ -46,7 +46,7 @@ from billbridge.connectors.sage_intacct.emulator.query import (
 from billbridge.emulation.limits import admit
 from billbridge.emulation.server import EmulatorServer, Request, Response
 
-THROTTLE_CODE = "GW-0010"  # the code a third-party source gives Intacct's 429 (5a)
+THROTTLE_CODE = "GW-0010"  # the code a third-party source gives Intacct's 429 [GW10]
 FIRST_FUNCTION = re.compile(rb"<function[^>]*>\s*<(\w+)")
 KEYS = {"CUSTOMER": "CUSTOMERID", "PROJECT": "PROJECTID"}
 MAX_QUERY = 2000
