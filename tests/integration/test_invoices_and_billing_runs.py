@@ -1,0 +1,156 @@
+"""Invoices and billing runs through the use cases (services/invoices.py,
+services/billing_runs.py) on SQLite and PostgreSQL, judged by what the ERP
+emulator holds: a preview writes nothing and says what a run would raise and
+what it holds back; a committed run raises the previewed invoice at the ERP
+once, and a second commit of the same period raises nothing and says so; an
+invoice drills down to the time entries, expense, events, rate card,
+configuration, tax rule and FX rate that made it, with its status history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine, func, select
+
+from billbridge.connectors.generic.emulator.server import LedgerEmulator
+from billbridge.engine.hub import Hub
+from billbridge.errors import Invalid, NotFound
+from billbridge.services import billing_runs, invoices
+from billbridge.store.tables import audit_log, records
+from billing_story import (
+    INVOICE,
+    PERIOD_END,
+    SUBTOTAL,
+    TAX,
+    TOTAL,
+    erp_invoices,
+    ledger,
+    story_hub,
+)
+
+END = date.fromisoformat(PERIOD_END)
+AT = datetime(2026, 4, 1, 6, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def erp() -> Iterator[LedgerEmulator]:
+    with ledger() as erp:
+        yield erp
+
+
+@pytest.fixture
+def hub(engine: Engine, erp: LedgerEmulator) -> Hub:
+    return story_hub(engine, erp)
+
+
+def test_a_preview_shows_the_invoice_and_what_is_held_and_writes_nothing(
+        hub: Hub, erp: LedgerEmulator) -> None:
+    with hub.engine.connect() as conn:
+        before = conn.execute(select(func.count()).select_from(records)).scalar()
+    seen = billing_runs.preview(hub.engine, END, at=AT)
+    [planned] = seen.invoices
+    assert (planned.id, planned.project, planned.subtotal, planned.tax, planned.total) == \
+        (INVOICE, "GLX-001", SUBTOTAL, TAX, TOTAL)
+    assert planned.lines == 3 and planned.tax_code == "US-SALES"
+    assert seen.totals == {"USD": TOTAL}
+    assert [(h.reason, h.record) for h in seen.held] == [("NO_RATE", "te-3")]
+    assert seen.committed is None and seen.run == "run-2026-03-31"
+    assert erp_invoices(erp) == []
+    with hub.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(records)).scalar() == before
+    assert billing_runs.preview(hub.engine, date(2026, 4, 30), at=AT).totals == \
+        {"USD": Decimal("3189.05")}  # to April: Bob's 2 h too (2946.00 + 8.25 %)
+
+
+def test_a_committed_run_raises_the_previewed_invoice_at_the_erp_once(
+        hub: Hub, erp: LedgerEmulator) -> None:
+    previewed = billing_runs.preview(hub.engine, END, at=AT)
+    done = billing_runs.commit(hub.engine, END, actor="paul", at=AT)
+    assert done.new and done.run.status == "queued" and done.run.requested_by == "paul"
+    hub.run_until_idle()
+    [held] = erp_invoices(erp)
+    assert (held["data"]["id"], Decimal(held["data"]["total"])) == \
+        (INVOICE, previewed.totals["USD"])
+
+    again = billing_runs.commit(hub.engine, END, actor="paul", at=AT)
+    hub.run_until_idle()
+    assert not again.new and "committed already" in again.message
+    assert "nothing new" in again.message
+    assert len(erp_invoices(erp)) == 1, "a second commit raised a second invoice at the ERP"
+    with hub.engine.connect() as conn:
+        [run] = billing_runs.runs(conn)
+    assert (run.id, run.status, run.requested_by, run.invoices, run.totals) == \
+        ("run-2026-03-31", "done", "paul", [INVOICE], {"USD": TOTAL})
+    assert billing_runs.preview(hub.engine, END, at=AT).committed == run
+    with hub.engine.connect() as conn:
+        audited = conn.execute(select(audit_log.c.actor, audit_log.c.action,
+                                      audit_log.c.subject)).all()
+    assert [tuple(a) for a in audited if a.action == "billing.run"] == \
+        [("paul", "billing.run", "run-2026-03-31")]
+
+
+def test_an_invoice_drills_down_to_its_entries_events_rates_tax_and_fx(
+        hub: Hub, erp: LedgerEmulator) -> None:
+    billing_runs.commit(hub.engine, END, actor="paul", at=AT)
+    hub.run_until_idle()
+    [held] = erp_invoices(erp)
+    hub.ingest([{"type": "invoice.status_changed", "id": "inv-1:paid",
+                 "at": "2026-04-20T10:00:00Z",
+                 "data": {"invoice": INVOICE, "erp_id": held["id"], "status": "paid"}}],
+               source="ledger")
+    hub.run_until_idle()
+    with hub.engine.connect() as conn:
+        shown = invoices.show(conn, INVOICE)
+    assert shown.invoice.status == "paid" and shown.invoice.erp_id == held["id"]
+    assert shown.tax_rule is not None and shown.tax_rule["tax_code"] == "US-SALES"
+    assert shown.tax_rule["rate"] == "8.25"
+    charges = {c.record: c for line in shown.lines for c in line.charges}
+    alice = charges["te-1"]
+    assert (alice.kind, alice.hours, alice.rate, alice.amount, alice.currency) == \
+        ("time", Decimal(8), Decimal("175.00"), Decimal("1400.00"), "USD")
+    assert (alice.priced_by, alice.rate_card, alice.rate_card_version,
+            alice.config_version, alice.fx_rate) == ("harvest/te-1:v1", "rc-standard", 1, 1,
+                                                     None)
+    travel = charges["ex-1"]
+    assert (travel.kind, travel.amount, travel.fx_rate, travel.claimed, travel.markup_pct) == \
+        ("expense", Decimal("121.00"), Decimal("1.10"), "100.00 EUR", Decimal(10))
+    assert travel.priced_by == "harvest/ex-1:v1"
+    assert [(s.status, s.erp_id) for s in shown.history] == \
+        [("draft", None), ("posted", held["id"]), ("paid", held["id"])]
+    assert shown.history[0].by == "billing run run-2026-03-31"
+
+
+def test_invoices_are_listed_by_filter_with_totals_per_currency(hub: Hub) -> None:
+    billing_runs.commit(hub.engine, END, actor="paul", at=AT)
+    hub.run_until_idle()
+    with hub.engine.connect() as conn:
+        every = invoices.list_invoices(conn)
+        assert [i.id for i in every.items] == [INVOICE] and every.totals == {"USD": TOTAL}
+        assert every.items[0].status == "posted" and every.items[0].customer_name == \
+            "Globex LLC"
+        for match in ({"project": "GLX-001"}, {"customer": "Globex LLC"},
+                      {"customer": "cust_hubspot_co-1"}, {"period_end": END}, {"status": "posted"},
+                      {"currency": "usd"}):
+            assert [i.id for i in invoices.list_invoices(conn, **match).items] == [INVOICE], \
+                (match, every.items[0])
+        for miss in ({"project": "NEW-002"}, {"customer": "Initech"},
+                     {"period_end": date(2026, 2, 28)}, {"status": "paid"},
+                     {"currency": "EUR"}):
+            found = invoices.list_invoices(conn, **miss)
+            assert (found.items, found.totals) == ([], {})
+        with pytest.raises(Invalid, match="unknown invoice status 'payed'"):
+            invoices.list_invoices(conn, status="payed")
+        with pytest.raises(Invalid, match="ISO 4217"):
+            invoices.list_invoices(conn, currency="dollars")
+        with pytest.raises(NotFound, match="no invoice 'inv_nowhere'"):
+            invoices.show(conn, "inv_nowhere")
+
+
+@pytest.mark.parametrize("typed", ["31/03/2026", "2026-02-30", "20260331", "", "２０２６-03-31"])
+def test_a_period_end_is_a_date_written_yyyy_mm_dd(typed: str) -> None:
+    with pytest.raises(Invalid, match="YYYY-MM-DD"):
+        invoices.parse_period_end(typed)
+    assert invoices.parse_period_end(" 2026-03-31 ") == END
