@@ -72,6 +72,8 @@ def router(hub: Hub) -> APIRouter:
 
     @routes.get("/v1/billing/runs/{run_id}", response_model=RunSummary, tags=["billing"])
     def get_run(run_id: RunId, who: Reader) -> RunSummary:
+        """One billing run: who asked, when, its status, what it raised and
+        what it held back (its open exceptions)."""
         with hub.engine.connect() as conn:
             return billing_runs.show(conn, run_id)
 
