@@ -7,6 +7,7 @@ the published OpenAPI document with their problem bodies."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -15,12 +16,19 @@ from sqlalchemy import Engine
 
 from billbridge.api.app import create_app
 from billbridge.connectors.generic.emulator.server import LedgerEmulator
+from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.engine.tokens import Role
 from billing_story import INVOICE, PERIOD_END, TOTAL, erp_invoices, ledger, story_hub
-from test_api import make_token
 
 on_sqlite = pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
+
+
+def make_token(hub: Hub, role: Role, name: str) -> str:
+    with hub.engine.begin() as conn:
+        _, token = tokens.create(conn, name=name, role=role, expires_in=timedelta(days=1),
+                                 actor="test", at=datetime.now(UTC))
+    return token
 
 
 @pytest.fixture
