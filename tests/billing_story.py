@@ -14,7 +14,7 @@ from typing import Any
 
 from billbridge.connectors.generic.client import LedgerTarget
 from billbridge.connectors.generic.emulator.server import LedgerEmulator
-from billbridge.engine.clock import ManualClock
+from billbridge.engine.clock import Clock, ManualClock
 from billbridge.engine.hub import Hub
 from conftest import CONFIG, time_entry
 
@@ -58,10 +58,11 @@ def ledger() -> LedgerEmulator:
     return LedgerEmulator(token="t", idempotency="none")
 
 
-def story_hub(engine: Any, erp: LedgerEmulator) -> Hub:
-    """The hub with the month's work done and posted, before any billing run."""
+def story_hub(engine: Any, erp: LedgerEmulator, clock: Clock | None = None) -> Hub:
+    """The hub with the month's work done and posted, before any billing run
+    (on a manual clock unless given one: a served hub needs the system's)."""
     hub = Hub(engine, {"ledger": LedgerTarget(erp.url, "t")},  # type: ignore[attr-defined]
-              clock=ManualClock())
+              clock=clock or ManualClock())
     hub.activate_config(STORY_CONFIG)
     hub.ingest([WON], source="hubspot")
     hub.run_until_idle()
