@@ -25,13 +25,13 @@ from billbridge.connectors.generic.emulator.server import LedgerEmulator
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.store.db import make_engine
-from billing_story import INVOICE, PERIOD_END, TOTAL, erp_invoices, ledger, story_hub
+from billing_story import INVOICE, PERIOD_END, TOTAL, erp_invoices, story_hub
 
 
 class Store:
-    def __init__(self, root: Path, erp: LedgerEmulator) -> None:
+    def __init__(self, root: Path, ledger_erp: LedgerEmulator) -> None:
         self.url = f"sqlite:///{root / 'hub.db'}"
-        self.hub: Hub = story_hub(make_engine(self.url), erp)
+        self.hub: Hub = story_hub(make_engine(self.url), ledger_erp)
         now = datetime.now(UTC)
         with self.hub.engine.begin() as conn:
             _, self.finance = tokens.create(conn, name="paul", role=tokens.Role.FINANCE,
@@ -48,20 +48,14 @@ class Store:
 
 
 @pytest.fixture
-def erp() -> Iterator[LedgerEmulator]:
-    with ledger() as erp:
-        yield erp
-
-
-@pytest.fixture
-def store(tmp_path: Path, erp: LedgerEmulator) -> Iterator[Store]:
-    store = Store(tmp_path, erp)
+def store(tmp_path: Path, ledger_erp: LedgerEmulator) -> Iterator[Store]:
+    store = Store(tmp_path, ledger_erp)
     yield store
     store.hub.engine.dispose()
 
 
 def test_preview_then_run_once_then_the_invoice_at_the_erp(store: Store,
-                                                           erp: LedgerEmulator) -> None:
+                                                           ledger_erp: LedgerEmulator) -> None:
     shown = store.run("billing", "preview", "--period-end", PERIOD_END).stdout
     assert INVOICE in shown and f"total: {TOTAL} USD" in shown
     assert "NO_RATE" in shown and "te-3" in shown  # Carol's hours, held
@@ -77,7 +71,7 @@ def test_preview_then_run_once_then_the_invoice_at_the_erp(store: Store,
     again = store.run("billing", "run", "--period-end", PERIOD_END, token=store.finance)
     assert "committed already" in again.stdout and "nothing new is raised" in again.stdout
     store.hub.run_until_idle()
-    assert [e["data"]["id"] for e in erp_invoices(erp)] == [INVOICE]
+    assert [e["data"]["id"] for e in erp_invoices(ledger_erp)] == [INVOICE]
 
     [run] = json.loads(store.run("billing", "runs", "--json").stdout)
     assert (run["requested_by"], run["invoices"], run["totals"]) == \
@@ -86,14 +80,14 @@ def test_preview_then_run_once_then_the_invoice_at_the_erp(store: Store,
 
 
 def test_invoices_list_and_show_down_to_the_time_entry(store: Store,
-                                                       erp: LedgerEmulator) -> None:
+                                                       ledger_erp: LedgerEmulator) -> None:
     store.run("billing", "run", "--period-end", PERIOD_END, token=store.finance)
     store.hub.run_until_idle()
     listed = store.run("invoices", "list", "--status", "posted").stdout
     assert INVOICE in listed and f"total: {TOTAL} USD" in listed
     assert "Globex LLC" in listed
     assert "0 invoice(s)" in store.run("invoices", "list", "--currency", "EUR").stdout
-    [held] = erp_invoices(erp)
+    [held] = erp_invoices(ledger_erp)
     shown = store.run("invoices", "show", INVOICE).stdout
     assert "te-1" in shown and "8.00 h x 175.00" in shown and "1400.00 USD" in shown
     assert "rate card rc-standard v1" in shown and "priced by event harvest/te-1:v1" in shown

@@ -8,7 +8,6 @@ emulator."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +18,7 @@ from billbridge.connectors.generic.emulator.server import LedgerEmulator
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.store.db import make_engine
-from billing_story import INVOICE, PERIOD_END, TOTAL, erp_invoices, ledger, story_hub
+from billing_story import INVOICE, PERIOD_END, TOTAL, erp_invoices, story_hub
 
 
 def log_in(console: TestClient, hub: Hub, role: tokens.Role, name: str) -> str:
@@ -33,18 +32,12 @@ def log_in(console: TestClient, hub: Hub, role: tokens.Role, name: str) -> str:
 
 
 @pytest.fixture
-def erp() -> Iterator[LedgerEmulator]:
-    with ledger() as erp:
-        yield erp
-
-
-@pytest.fixture
-def hub(erp: LedgerEmulator) -> Hub:
-    return story_hub(make_engine("sqlite://"), erp)
+def hub(ledger_erp: LedgerEmulator) -> Hub:
+    return story_hub(make_engine("sqlite://"), ledger_erp)
 
 
 def test_finance_previews_and_commits_a_run_and_opens_its_invoice(
-        hub: Hub, erp: LedgerEmulator) -> None:
+        hub: Hub, ledger_erp: LedgerEmulator) -> None:
     with TestClient(create_app(hub)) as console:
         csrf = log_in(console, hub, tokens.Role.FINANCE, "fiona")
         assert console.post("/console/billing/preview",
@@ -56,20 +49,20 @@ def test_finance_previews_and_commits_a_run_and_opens_its_invoice(
         bad = console.post("/console/billing/preview", data={"period_end": "31/03/2026",
                                                              "csrf": csrf}).text
         assert "write it YYYY-MM-DD" in bad
-        assert erp_invoices(erp) == []
+        assert erp_invoices(ledger_erp) == []
 
         committed = console.post("/console/billing/commit",
                                  data={"period_end": PERIOD_END, "csrf": csrf})
         assert "billing run run-2026-03-31 committed" in committed.text
         hub.run_until_idle()
-        assert [e["data"]["id"] for e in erp_invoices(erp)] == [INVOICE]
+        assert [e["data"]["id"] for e in erp_invoices(ledger_erp)] == [INVOICE]
         runs = console.get("/console/billing").text
         assert f'href="/console/invoices/{INVOICE}"' in runs and "fiona" in runs
         again = console.post("/console/billing/commit",
                              data={"period_end": PERIOD_END, "csrf": csrf}).text
         assert "nothing new is raised" in again
         hub.run_until_idle()
-        assert len(erp_invoices(erp)) == 1
+        assert len(erp_invoices(ledger_erp)) == 1
 
         listed = console.get("/console/invoices?status=posted&currency=USD").text
         assert INVOICE in listed and f"{TOTAL} USD" in listed
@@ -77,11 +70,11 @@ def test_finance_previews_and_commits_a_run_and_opens_its_invoice(
         shown = console.get(f"/console/invoices/{INVOICE}").text
         assert 'href="/console/lineage?id=te-1"' in shown and "harvest/te-1:v1" in shown
         assert "US-SALES at 8.25 %" in shown and "FX 1.10" in shown
-        assert erp_invoices(erp)[0]["id"] in shown
+        assert erp_invoices(ledger_erp)[0]["id"] in shown
         assert "there is no invoice" in console.get("/console/invoices/inv_nowhere").text
 
 
-def test_an_operator_may_preview_but_not_commit(hub: Hub, erp: LedgerEmulator) -> None:
+def test_an_operator_may_preview_but_not_commit(hub: Hub, ledger_erp: LedgerEmulator) -> None:
     with TestClient(create_app(hub)) as console:
         csrf = log_in(console, hub, tokens.Role.OPERATOR, "olga")
         previewed = console.post("/console/billing/preview",
@@ -92,4 +85,4 @@ def test_an_operator_may_preview_but_not_commit(hub: Hub, erp: LedgerEmulator) -
                                data={"period_end": PERIOD_END, "csrf": csrf})
         assert refused.status_code == 403
         hub.run_until_idle()
-        assert erp_invoices(erp) == []
+        assert erp_invoices(ledger_erp) == []

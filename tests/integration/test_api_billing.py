@@ -19,7 +19,7 @@ from billbridge.connectors.generic.emulator.server import LedgerEmulator
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.engine.tokens import Role
-from billing_story import INVOICE, PERIOD_END, TOTAL, erp_invoices, ledger, story_hub
+from billing_story import INVOICE, PERIOD_END, TOTAL, erp_invoices, story_hub
 
 on_sqlite = pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
 
@@ -32,14 +32,8 @@ def make_token(hub: Hub, role: Role, name: str) -> str:
 
 
 @pytest.fixture
-def erp() -> Iterator[LedgerEmulator]:
-    with ledger() as erp:
-        yield erp
-
-
-@pytest.fixture
-def hub(engine: Engine, erp: LedgerEmulator) -> Hub:
-    return story_hub(engine, erp)
+def hub(engine: Engine, ledger_erp: LedgerEmulator) -> Hub:
+    return story_hub(engine, ledger_erp)
 
 
 @pytest.fixture
@@ -49,7 +43,7 @@ def client(hub: Hub) -> Iterator[TestClient]:
 
 
 def test_finance_previews_commits_once_and_the_erp_holds_one_invoice(
-        hub: Hub, client: TestClient, erp: LedgerEmulator) -> None:
+        hub: Hub, client: TestClient, ledger_erp: LedgerEmulator) -> None:
     paul = {"Authorization": f"Bearer {make_token(hub, Role.FINANCE, 'paul')}"}
     body = {"period_end": PERIOD_END}
     preview = client.post("/v1/billing/preview", json=body, headers=paul)
@@ -58,7 +52,7 @@ def test_finance_previews_commits_once_and_the_erp_holds_one_invoice(
     assert [i["id"] for i in seen["invoices"]] == [INVOICE]
     assert seen["totals"] == {"USD": str(TOTAL)}
     assert [(h["reason"], h["record"]) for h in seen["held"]] == [("NO_RATE", "te-3")]
-    assert erp_invoices(erp) == []
+    assert erp_invoices(ledger_erp) == []
 
     first = client.post("/v1/billing/runs", json=body, headers=paul)
     assert first.status_code == 201 and first.json()["new"] is True
@@ -67,7 +61,7 @@ def test_finance_previews_commits_once_and_the_erp_holds_one_invoice(
     assert again.status_code == 200 and again.json()["new"] is False
     assert "nothing new" in again.json()["message"]
     hub.run_until_idle()
-    [held] = erp_invoices(erp)
+    [held] = erp_invoices(ledger_erp)
     assert Decimal(held["data"]["total"]) == TOTAL
 
     [run] = client.get("/v1/billing/runs", headers=paul).json()
@@ -77,7 +71,7 @@ def test_finance_previews_commits_once_and_the_erp_holds_one_invoice(
 
 
 def test_invoices_are_filtered_and_drilled_down_over_the_api(
-        hub: Hub, client: TestClient, erp: LedgerEmulator) -> None:
+        hub: Hub, client: TestClient, ledger_erp: LedgerEmulator) -> None:
     paul = {"Authorization": f"Bearer {make_token(hub, Role.FINANCE, 'paul')}"}
     client.post("/v1/billing/runs", json={"period_end": PERIOD_END}, headers=paul)
     hub.run_until_idle()
@@ -88,7 +82,7 @@ def test_invoices_are_filtered_and_drilled_down_over_the_api(
     assert client.get("/v1/invoices?status=paid", headers=paul).json() == \
         {"items": [], "totals": {}}
     shown = client.get(f"/v1/invoices/{INVOICE}", headers=paul).json()
-    [held] = erp_invoices(erp)
+    [held] = erp_invoices(ledger_erp)
     assert shown["invoice"]["erp_id"] == held["id"]
     entries = {c["record"]: c for line in shown["lines"] for c in line["charges"]}
     assert entries["te-2"]["amount"] == "1125.00" and entries["te-2"]["rate"] == "150.00"

@@ -8,7 +8,6 @@ configuration, tax rule and FX rate that made it, with its status history."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -27,7 +26,6 @@ from billing_story import (
     TAX,
     TOTAL,
     erp_invoices,
-    ledger,
     story_hub,
 )
 
@@ -36,18 +34,12 @@ AT = datetime(2026, 4, 1, 6, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def erp() -> Iterator[LedgerEmulator]:
-    with ledger() as erp:
-        yield erp
-
-
-@pytest.fixture
-def hub(engine: Engine, erp: LedgerEmulator) -> Hub:
-    return story_hub(engine, erp)
+def hub(engine: Engine, ledger_erp: LedgerEmulator) -> Hub:
+    return story_hub(engine, ledger_erp)
 
 
 def test_a_preview_shows_the_invoice_and_what_is_held_and_writes_nothing(
-        hub: Hub, erp: LedgerEmulator) -> None:
+        hub: Hub, ledger_erp: LedgerEmulator) -> None:
     with hub.engine.connect() as conn:
         before = conn.execute(select(func.count()).select_from(records)).scalar()
     seen = billing_runs.preview(hub.engine, END, at=AT)
@@ -58,7 +50,7 @@ def test_a_preview_shows_the_invoice_and_what_is_held_and_writes_nothing(
     assert seen.totals == {"USD": TOTAL}
     assert [(h.reason, h.record) for h in seen.held] == [("NO_RATE", "te-3")]
     assert seen.committed is None and seen.run == "run-2026-03-31"
-    assert erp_invoices(erp) == []
+    assert erp_invoices(ledger_erp) == []
     with hub.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(records)).scalar() == before
     assert billing_runs.preview(hub.engine, date(2026, 4, 30), at=AT).totals == \
@@ -66,12 +58,12 @@ def test_a_preview_shows_the_invoice_and_what_is_held_and_writes_nothing(
 
 
 def test_a_committed_run_raises_the_previewed_invoice_at_the_erp_once(
-        hub: Hub, erp: LedgerEmulator) -> None:
+        hub: Hub, ledger_erp: LedgerEmulator) -> None:
     previewed = billing_runs.preview(hub.engine, END, at=AT)
     done = billing_runs.commit(hub.engine, END, actor="paul", at=AT)
     assert done.new and done.run.status == "queued" and done.run.requested_by == "paul"
     hub.run_until_idle()
-    [held] = erp_invoices(erp)
+    [held] = erp_invoices(ledger_erp)
     assert (held["data"]["id"], Decimal(held["data"]["total"])) == \
         (INVOICE, previewed.totals["USD"])
 
@@ -79,7 +71,7 @@ def test_a_committed_run_raises_the_previewed_invoice_at_the_erp_once(
     hub.run_until_idle()
     assert not again.new and "committed already" in again.message
     assert "nothing new" in again.message
-    assert len(erp_invoices(erp)) == 1, "a second commit raised a second invoice at the ERP"
+    assert len(erp_invoices(ledger_erp)) == 1, "a second commit raised a second invoice at the ERP"
     with hub.engine.connect() as conn:
         [run] = billing_runs.runs(conn)
     assert (run.id, run.status, run.requested_by, run.invoices, run.totals) == \
@@ -93,10 +85,10 @@ def test_a_committed_run_raises_the_previewed_invoice_at_the_erp_once(
 
 
 def test_an_invoice_drills_down_to_its_entries_events_rates_tax_and_fx(
-        hub: Hub, erp: LedgerEmulator) -> None:
+        hub: Hub, ledger_erp: LedgerEmulator) -> None:
     billing_runs.commit(hub.engine, END, actor="paul", at=AT)
     hub.run_until_idle()
-    [held] = erp_invoices(erp)
+    [held] = erp_invoices(ledger_erp)
     hub.ingest([{"type": "invoice.status_changed", "id": "inv-1:paid",
                  "at": "2026-04-20T10:00:00Z",
                  "data": {"invoice": INVOICE, "erp_id": held["id"], "status": "paid"}}],
