@@ -18,7 +18,7 @@ from billbridge.connectors.generic.emulator.server import LedgerEmulator
 from billbridge.engine.hub import Hub
 from billbridge.errors import Invalid, NotFound
 from billbridge.services import billing_runs, invoices
-from billbridge.store.tables import audit_log, records
+from billbridge.store.tables import audit_log, inbox, outbox, records
 from billing_story import (
     INVOICE,
     PERIOD_END,
@@ -38,10 +38,16 @@ def hub(engine: Engine, ledger_erp: LedgerEmulator) -> Hub:
     return story_hub(engine, ledger_erp)
 
 
+def stored(hub: Hub) -> list[int]:
+    """Rows in every table a run writes to."""
+    with hub.engine.connect() as conn:
+        return [conn.execute(select(func.count()).select_from(t)).scalar_one()
+                for t in (records, inbox, outbox, audit_log)]
+
+
 def test_a_preview_shows_the_invoice_and_what_is_held_and_writes_nothing(
         hub: Hub, ledger_erp: LedgerEmulator) -> None:
-    with hub.engine.connect() as conn:
-        before = conn.execute(select(func.count()).select_from(records)).scalar()
+    before = stored(hub)
     seen = billing_runs.preview(hub.engine, END, at=AT)
     [planned] = seen.invoices
     assert (planned.id, planned.project, planned.subtotal, planned.tax, planned.total) == \
@@ -51,8 +57,7 @@ def test_a_preview_shows_the_invoice_and_what_is_held_and_writes_nothing(
     assert [(h.reason, h.record) for h in seen.held] == [("NO_RATE", "te-3")]
     assert seen.committed is None and seen.run == "run-2026-03-31"
     assert erp_invoices(ledger_erp) == []
-    with hub.engine.connect() as conn:
-        assert conn.execute(select(func.count()).select_from(records)).scalar() == before
+    assert stored(hub) == before
     assert billing_runs.preview(hub.engine, date(2026, 4, 30), at=AT).totals == \
         {"USD": Decimal("3189.05")}  # to April: Bob's 2 h too (2946.00 + 8.25 %)
 
@@ -82,6 +87,21 @@ def test_a_committed_run_raises_the_previewed_invoice_at_the_erp_once(
                                       audit_log.c.subject)).all()
     assert [tuple(a) for a in audited if a.action == "billing.run"] == \
         [("paul", "billing.run", "run-2026-03-31")]
+
+
+def test_a_run_made_by_the_scheduler_is_not_made_again(hub: Hub,
+                                                        ledger_erp: LedgerEmulator) -> None:
+    """A run ingested under another id for the same period end (a scheduler's)
+    is the period's run: a commit says so and stores no second run."""
+    hub.ingest([{"type": "billing.run", "id": "cron-2026-03", "at": "2026-04-01T06:00:00Z",
+                 "data": {"period_end": PERIOD_END}}], source="billbridge")
+    hub.run_until_idle()
+    again = billing_runs.commit(hub.engine, END, actor="paul", at=AT)
+    assert not again.new and again.run.id == "cron-2026-03"
+    assert "by the scheduler" in again.message
+    with hub.engine.connect() as conn:
+        assert [r.id for r in billing_runs.runs(conn)] == ["cron-2026-03"]
+    assert len(erp_invoices(ledger_erp)) == 1
 
 
 def test_an_invoice_drills_down_to_its_entries_events_rates_tax_and_fx(
@@ -146,3 +166,16 @@ def test_a_period_end_is_a_date_written_yyyy_mm_dd(typed: str) -> None:
     with pytest.raises(Invalid, match="YYYY-MM-DD"):
         invoices.parse_period_end(typed)
     assert invoices.parse_period_end(" 2026-03-31 ") == END
+
+
+def test_totals_are_summed_per_currency_never_across() -> None:
+    def made(currency: str, total: str) -> invoices.InvoiceSummary:
+        return invoices.InvoiceSummary(
+            id=f"inv_{currency}_{total}", customer="c", customer_name=None, project=None,
+            currency=currency, subtotal=Decimal(total), tax=Decimal(0), total=Decimal(total),
+            status="draft", erp_id=None, period_end=None, invoice_date=None,
+            billing_run=None, lines=1)
+
+    assert invoices.totals([made("USD", "10.00"), made("EUR", "5.50"), made("USD", "0.25"),
+                            made("JPY", "700")]) == \
+        {"EUR": Decimal("5.50"), "JPY": Decimal(700), "USD": Decimal("10.25")}
