@@ -11,9 +11,9 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import Engine
 
-from billbridge.api.server import HubServer
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine.hub import Hub
+from billbridge.web import HubServer
 from browser import browser_page  # noqa: F401 (a fixture)
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from billbridge.api.server import HubServer
 from billbridge.connectors.generic.emulator.server import LedgerEmulator
 from billbridge.engine import tokens
 from billbridge.engine.clock import SystemClock
 from billbridge.store.db import make_engine
+from billbridge.web import HubServer
 from billing_story import INVOICE, PERIOD_END, TOTAL, erp_invoices, story_hub
 from browser import browser_page  # noqa: F401 (a fixture)
 

@@ -13,11 +13,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
-from billbridge.api.app import create_app
 from billbridge.connectors.generic.emulator.server import LedgerEmulator
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.store.db import make_engine
+from billbridge.web import create_app
 from billing_story import INVOICE, PERIOD_END, TOTAL, erp_invoices, story_hub
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from billbridge.api.server import HubServer
 from billbridge.demo.story import run_demo
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import config_store, exception_queue, tokens
 from billbridge.engine.hub import Hub
 from billbridge.store.db import make_engine
+from billbridge.web import HubServer
 from browser import browser_page  # noqa: F401 (a fixture)
 
 

@@ -14,11 +14,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from billbridge.api.app import create_app
 from billbridge.connectors.generic.emulator.server import LedgerEmulator
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.engine.tokens import Role
+from billbridge.web import create_app
 from billing_story import INVOICE, PERIOD_END, TOTAL, erp_invoices, story_hub
 
 on_sqlite = pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
