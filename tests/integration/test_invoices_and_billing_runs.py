@@ -53,6 +53,7 @@ def test_a_preview_shows_the_invoice_and_what_is_held_and_writes_nothing(
     assert (planned.id, planned.project, planned.subtotal, planned.tax, planned.total) == \
         (INVOICE, "GLX-001", SUBTOTAL, TAX, TOTAL)
     assert planned.lines == 3 and planned.tax_code == "US-SALES"
+    assert planned.customer_name == "Globex LLC"
     assert seen.totals == {"USD": TOTAL}
     assert [(h.reason, h.record) for h in seen.held] == [("NO_RATE", "te-3")]
     assert seen.committed is None and seen.run == "run-2026-03-31"

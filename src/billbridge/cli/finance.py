@@ -166,7 +166,8 @@ def render_preview(out: Console, seen: Preview) -> None:
                   title=f"a run to {seen.period_end} would raise {len(seen.invoices)} "
                         f"invoice(s) (configuration v{seen.config_version})")
     for i in seen.invoices:
-        table.add_row(_plain(i.id), _plain(i.customer), _plain(i.project), str(i.lines),
+        table.add_row(_plain(i.id), _plain(i.customer_name or i.customer), _plain(i.project),
+                      str(i.lines),
                       money(i.subtotal, i.currency), money(i.tax, i.currency),
                       money(i.total, i.currency))
     out.print(table)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -53,6 +54,7 @@ class Held(Shown):
 class PlannedInvoice(Shown):
     id: str
     customer: str
+    customer_name: str | None
     project: str | None
     currency: str
     lines: int
@@ -106,7 +108,8 @@ def preview(engine: Engine, period_end: date, *, at: datetime) -> Preview:
         held += [Held(reason=w.reason, record=w.record, message=w.message)
                  for w in waiting(conn)]
         committed = _existing(conn, period_end)
-    planned = [_planned(c.data) for c in outcome.changes if c.kind == "invoice"]
+        planned = [_planned(c.data, unit.record("customer", str(c.data["customer"])))
+                   for c in outcome.changes if c.kind == "invoice"]
     summed: dict[str, Decimal] = defaultdict(Decimal)
     for invoice in planned:
         summed[invoice.currency] += invoice.total
@@ -115,9 +118,10 @@ def preview(engine: Engine, period_end: date, *, at: datetime) -> Preview:
                    totals=dict(sorted(summed.items())), held=held, committed=committed)
 
 
-def _planned(data: Any) -> PlannedInvoice:
+def _planned(data: Any, customer: Mapping[str, Any] | None) -> PlannedInvoice:
     lines = data.get("lines") or []
-    return PlannedInvoice(id=data["id"], customer=data["customer"], project=data.get("project"),
+    return PlannedInvoice(id=data["id"], customer=data["customer"],
+                          customer_name=(customer or {}).get("name"), project=data.get("project"),
                           currency=data["currency"], lines=len(lines),
                           subtotal=Decimal(data["subtotal"]), tax=Decimal(data["tax"]),
                           total=Decimal(data["total"]),
@@ -150,8 +154,8 @@ def commit(engine: Engine, period_end: date, *, actor: str, at: datetime) -> Com
                              detail={"period_end": period_end.isoformat()},
                              correlation_id=result.correlation_id)
         found = _existing(conn, period_end)
-    if found is None:  # pragma: no cover - the row was written above or was there
-        raise NotFound(f"billing run {rid} was not stored")
+    if found is None:  # the store refused the event: nothing was committed
+        raise NotFound(f"billing run {rid} was not stored; commit it again")
     if existing is not None:
         return Committed(run=found, new=False, message=(
             f"the run to {period_end} was committed already ({found.id}, by "
