@@ -58,12 +58,13 @@ def ledger() -> LedgerEmulator:
     return LedgerEmulator(token="t", idempotency="none")
 
 
-def story_hub(engine: Any, erp: LedgerEmulator, clock: Clock | None = None) -> Hub:
+def story_hub(engine: Any, erp: LedgerEmulator, clock: Clock | None = None,
+              config: dict[str, Any] | None = None) -> Hub:
     """The hub with the month's work done and posted, before any billing run
     (on a manual clock unless given one: a served hub needs the system's)."""
     hub = Hub(engine, {"ledger": LedgerTarget(erp.url, "t")},  # type: ignore[attr-defined]
               clock=clock or ManualClock())
-    hub.activate_config(STORY_CONFIG)
+    hub.activate_config(config or STORY_CONFIG)
     hub.ingest([WON], source="hubspot")
     hub.run_until_idle()
     hub.ingest([*WORK, EXPENSE], source="harvest")

@@ -54,10 +54,10 @@ def test_finance_previews_commits_once_and_the_erp_holds_one_invoice(
     assert [(h["reason"], h["record"]) for h in seen["held"]] == [("NO_RATE", "te-3")]
     assert erp_invoices(ledger_erp) == []
 
-    first = client.post("/v1/billing/runs", json=body, headers=paul)
+    first = client.post("/v1/billing/commit", json=body, headers=paul)
     assert first.status_code == 201 and first.json()["new"] is True
     hub.run_until_idle()
-    again = client.post("/v1/billing/runs", json=body, headers=paul)
+    again = client.post("/v1/billing/commit", json=body, headers=paul)
     assert again.status_code == 200 and again.json()["new"] is False
     assert "nothing new" in again.json()["message"]
     hub.run_until_idle()
@@ -73,7 +73,7 @@ def test_finance_previews_commits_once_and_the_erp_holds_one_invoice(
 def test_invoices_are_filtered_and_drilled_down_over_the_api(
         hub: Hub, client: TestClient, ledger_erp: LedgerEmulator) -> None:
     paul = {"Authorization": f"Bearer {make_token(hub, Role.FINANCE, 'paul')}"}
-    client.post("/v1/billing/runs", json={"period_end": PERIOD_END}, headers=paul)
+    client.post("/v1/billing/commit", json={"period_end": PERIOD_END}, headers=paul)
     hub.run_until_idle()
     listed = client.get("/v1/invoices?status=posted&currency=USD&project=GLX-001"
                         f"&period_end={PERIOD_END}", headers=paul).json()
@@ -97,11 +97,11 @@ def test_the_invoice_and_billing_routes_are_documented_with_their_problems(
     document = client.get("/openapi.json").json()
     paths = document["paths"]
     for path, verb in (("/v1/invoices", "get"), ("/v1/invoices/{invoice_id}", "get"),
-                       ("/v1/billing/preview", "post"), ("/v1/billing/runs", "post"),
+                       ("/v1/billing/preview", "post"), ("/v1/billing/commit", "post"),
                        ("/v1/billing/runs", "get"), ("/v1/billing/runs/{run_id}", "get")):
         operation = paths[path][verb]
         assert operation["tags"] in (["invoices"], ["billing"])
         assert operation["description"] or operation["summary"]
         assert "application/problem+json" in operation["responses"]["422"]["content"]
     assert "InvoiceDetail" in document["components"]["schemas"]
-    assert "200" in paths["/v1/billing/runs"]["post"]["responses"]
+    assert "200" in paths["/v1/billing/commit"]["post"]["responses"]

@@ -18,10 +18,12 @@ from billbridge.connectors.generic.emulator.server import LedgerEmulator
 from billbridge.engine.hub import Hub
 from billbridge.errors import Invalid, NotFound
 from billbridge.services import billing_runs, invoices
+from billbridge.store.db import make_engine
 from billbridge.store.tables import audit_log, inbox, outbox, records
 from billing_story import (
     INVOICE,
     PERIOD_END,
+    STORY_CONFIG,
     SUBTOTAL,
     TAX,
     TOTAL,
@@ -88,6 +90,22 @@ def test_a_committed_run_raises_the_previewed_invoice_at_the_erp_once(
                                       audit_log.c.subject)).all()
     assert [tuple(a) for a in audited if a.action == "billing.run"] == \
         [("paul", "billing.run", "run-2026-03-31")]
+
+
+def test_each_store_previews_under_its_own_configuration(hub: Hub,
+                                                         ledger_erp: LedgerEmulator) -> None:
+    """Version 1 of one store is not version 1 of another (one process may
+    serve both, as the tests and a preview's throwaway hubs do)."""
+    zero = {**STORY_CONFIG, "tax_rules": [{**STORY_CONFIG["tax_rules"][0],
+                                           "tax_code": "US-ZERO", "rate": "0"}]}
+    other = story_hub(make_engine("sqlite://"), ledger_erp, config=zero)
+    assert [i.tax_code for i in billing_runs.preview(hub.engine, END, at=AT).invoices] == \
+        ["US-SALES"]
+    assert [(i.tax_code, i.total) for i in billing_runs.preview(other.engine, END,
+                                                                 at=AT).invoices] == \
+        [("US-ZERO", SUBTOTAL)]
+    assert [i.tax_code for i in billing_runs.preview(hub.engine, END, at=AT).invoices] == \
+        ["US-SALES"]
 
 
 def test_a_run_made_by_the_scheduler_is_not_made_again(hub: Hub,

@@ -26,12 +26,11 @@ from billbridge.engine.inbox import IngestStatus, ingest_many
 from billbridge.errors import Conflict, NotFound
 from billbridge.flows.invoicing import on_billing_run
 from billbridge.services.exceptions import waiting
-from billbridge.services.invoices import summaries, totals
+from billbridge.services.invoices import summaries, totals, utc
 from billbridge.store.tables import exceptions, inbox
 from billbridge.store.unit_of_work import UnitOfWork
 
 EVENT_TYPE = "billing.run"
-CONFIGS = config_store.ConfigCache()
 
 
 def run_id(period_end: date) -> str:
@@ -102,7 +101,9 @@ def preview(engine: Engine, period_end: date, *, at: datetime) -> Preview:
     with engine.connect() as conn:
         version = _active(conn)
         unit = UnitOfWork(conn, at, QUEUES, planned=True)  # read from, never written
-        outcome = on_billing_run(event, StoreContext(unit, CONFIGS.get(conn, version), version))
+        # Parsed afresh: a version number names a document in one store only.
+        config = config_store.ConfigCache().get(conn, version)
+        outcome = on_billing_run(event, StoreContext(unit, config, version))
         held = [Held(reason=p.reason.value, record=p.record_id, message=p.message)
                 for p in outcome.problems]
         held += [Held(reason=w.reason, record=w.record, message=w.message)
@@ -189,9 +190,9 @@ def runs(conn: Connection) -> list[RunSummary]:
         made = raised.get(row.event_id, [])
         found.append(RunSummary(
             id=row.event_id, period_end=data["period_end"], project=data.get("project"),
-            requested_by=data.get("requested_by"), requested_at=row.received_at,
+            requested_by=data.get("requested_by"), requested_at=utc(row.received_at),
             status="queued" if row.status == "pending" else row.status,
-            processed_at=row.processed_at, invoices=[i.id for i in made],
+            processed_at=utc(row.processed_at), invoices=[i.id for i in made],
             totals=totals(made), problems=problems))
     return found
 

@@ -10,11 +10,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 from fastapi import Path as PathParam
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from billbridge.api.auth import Permission, require
 from billbridge.api.params import PRINTABLE, iso_date
 from billbridge.api.routes.common import Filter, Reader, now
+from billbridge.domain.money import MINOR_UNITS
 from billbridge.engine.hub import Hub
 from billbridge.engine.tokens import Identity
 from billbridge.services import billing_runs, invoices
@@ -28,12 +29,24 @@ RunId = Annotated[str, PathParam(max_length=200, pattern=PRINTABLE,
                                  description="the run's id, e.g. run-2026-03-31")]
 PeriodEnd = Annotated[date | None, BeforeValidator(iso_date),
                       Query(description="the last work date invoiced, YYYY-MM-DD")]
+# What the filters accept is in the OpenAPI document itself: the statuses, and
+# the currencies billbridge knows (domain.money), upper case.
+Status = Annotated[str | None, Query(pattern=f"^({'|'.join(invoices.STATUSES)})$",
+                                     description=", ".join(invoices.STATUSES))]
+CurrencyCode = Annotated[str | None, Query(
+    pattern=f"^({'|'.join(sorted(MINOR_UNITS))})$", description="ISO 4217, e.g. USD")]
+
+
+def _date_text(value: object) -> object:
+    """A date written as JSON text, YYYY-MM-DD: not a number of seconds."""
+    if not isinstance(value, str):
+        raise ValueError("must be a date written YYYY-MM-DD, like 2026-03-31")
+    return iso_date(value)
 
 
 class RunBody(BaseModel):
-    model_config = ConfigDict(strict=True)
-    period_end: str = Field(max_length=40, description="the last work date to invoice, "
-                                                       "YYYY-MM-DD", examples=["2026-03-31"])
+    period_end: Annotated[date, BeforeValidator(_date_text)] = Field(
+        description="the last work date to invoice, YYYY-MM-DD", examples=["2026-03-31"])
 
 
 def router(hub: Hub) -> APIRouter:
@@ -41,13 +54,8 @@ def router(hub: Hub) -> APIRouter:
 
     @routes.get("/v1/invoices", response_model=InvoiceList, tags=["invoices"])
     def list_invoices(who: Reader, project: Filter = None, customer: Filter = None,
-                      period_end: PeriodEnd = None,
-                      status: Annotated[str | None, Query(
-                          max_length=40, description="draft, posted, issued, paid or void")]
-                      = None,
-                      currency: Annotated[str | None, Query(
-                          max_length=40, description="ISO 4217, e.g. USD")] = None
-                      ) -> InvoiceList:
+                      period_end: PeriodEnd = None, status: Status = None,
+                      currency: CurrencyCode = None) -> InvoiceList:
         """Invoices matching every filter given, with their totals per currency
         (`customer`: the canonical id or the name)."""
         with hub.engine.connect() as conn:
@@ -81,10 +89,9 @@ def router(hub: Hub) -> APIRouter:
     def preview(body: RunBody, who: Reader) -> Preview:
         """What a run to the period end would invoice now, per project, with
         totals per currency, and what is held and why. Nothing is written."""
-        period_end = invoices.parse_period_end(body.period_end)
-        return billing_runs.preview(hub.engine, period_end, at=now())
+        return billing_runs.preview(hub.engine, body.period_end, at=now())
 
-    @routes.post("/v1/billing/runs", response_model=Committed, tags=["billing"],
+    @routes.post("/v1/billing/commit", response_model=Committed, tags=["billing"],
                  status_code=201,
                  responses={200: {"model": Committed,
                                   "description": "the period was run already: nothing new"}})
@@ -92,8 +99,7 @@ def router(hub: Hub) -> APIRouter:
         """Commit the run to the period end (admin or finance): a worker raises
         its invoices and posts them to the ERP. Once per period end: the same
         period again answers 200 with the run already made."""
-        period_end = invoices.parse_period_end(body.period_end)
-        done = billing_runs.commit(hub.engine, period_end, actor=who.name, at=now())
+        done = billing_runs.commit(hub.engine, body.period_end, actor=who.name, at=now())
         if not done.new:
             response.status_code = 200
         return done
