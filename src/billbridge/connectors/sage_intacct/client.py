@@ -3,10 +3,10 @@ that speaks to it.
 
 Every call is one ``POST`` of a ``<request>`` to the gateway
 (``/ia/xml/xmlgw.phtml``; sources in docs/connectors/sage-intacct.md): a
-``<control>`` block with the Web Services sender's id and password, and an ``<operation>`` whose
-``<authentication>`` is a session (``getAPISession`` once per entity, kept
-until Intacct refuses it) and whose ``<content>`` holds many ``<function>``
-elements, each with its own ``controlid``. The answer carries one
+``<control>`` block with the Web Services sender's id and password, and an
+``<operation>`` whose ``<authentication>`` is a session (``getAPISession``
+once per entity, kept until Intacct refuses it) and whose ``<content>``
+holds many ``<function>`` elements, each with its own ``controlid``. The answer carries one
 ``<result>`` per function, settled one by one: without
 ``transaction="true"`` a failing function rejects only itself.
 
