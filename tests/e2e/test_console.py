@@ -80,7 +80,7 @@ def test_fix_a_rate_card_and_replay_from_the_console() -> None:
     [posting] = [e for e in erp.effects if e["kind"] == "time_charge.post"]
     assert posting["payload"]["amount"] == "240.00"  # 2 h x 120.00
     trail = console.get(f"/console/lineage?id={posting['id']}").text
-    assert f"posted as {posting['id']}" in trail and "te-9" in trail
+    assert f"→ ledger {posting['id']}" in trail and "te-9" in trail and "240.00 USD" in trail
 
 
 def test_every_console_page_needs_a_login_and_renders(engine: Engine) -> None:

@@ -279,12 +279,14 @@ def demo(port: int = 8000, serve: Annotated[bool, typer.Option(
 
 @app.command("lineage")
 def lineage_cmd(ident: str, database_url: DbOption = None,
-                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Trace a source event, record, command or target posting id to its chain."""
+                as_json: Annotated[bool, typer.Option(
+                    "--json", help="print the tree as JSON")] = False) -> None:
+    """What a record (time entry, charge, invoice, ERP id, event id) was made from
+    and what it led to, with the amount and currency at each step."""
     with _engine(database_url).connect() as conn:
         found = lineage.trace(conn, ident)
     if as_json:
-        print(json.dumps(found.__dict__, default=str, indent=2))
+        print(json.dumps(lineage.as_json(found), indent=2))
         return
     from billbridge.cli.render import render_lineage
 

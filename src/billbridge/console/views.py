@@ -185,14 +185,16 @@ def exception_act(request: Request, action: str = Form(...), csrf: str = Form(""
 @router.get("/lineage")
 def lineage_page(request: Request, id: str = "") -> HTMLResponse:
     who = _who(request)
-    found = None
+    found, missing = None, ""
     if id:
         try:
             with _hub(request).engine.connect() as conn:
                 found = lineage.trace(conn, id)
-        except BillbridgeError:
-            found = None
-    return page(request, "lineage.html", "/console/lineage", who, ident=id, found=found)
+        except BillbridgeError as exc:
+            missing = exc.message
+    return page(request, "lineage.html", "/console/lineage", who, ident=id, found=found,
+                missing=missing, headline=lineage.headline, details=lineage.details,
+                max_steps=lineage.MAX_STEPS)
 
 
 @router.get("/config")

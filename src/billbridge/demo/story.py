@@ -50,13 +50,14 @@ from billbridge.demo.vendors import (
     VendorUnavailable,
 )
 from billbridge.domain.billing import charge_id
-from billbridge.engine import exception_queue, lineage, tokens
+from billbridge.engine import exception_queue, tokens
 from billbridge.engine.hub import Hub, HubSettings, HubSetup, build_hub
 from billbridge.engine.policy import RetryPolicy
 from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
 from billbridge.engine.secrets import new_key
 from billbridge.engine.sync import SyncResult, sync
 from billbridge.logs import configure_logging
+from billbridge.services import lineage
 from billbridge.store.files import write_private
 from billbridge.store.tables import records
 
