@@ -56,7 +56,7 @@ def test_exception_commands_work_the_queue_and_audit_verifies(tmp_path: Path) ->
     refused = bb("exceptions", "replay", str(listed[0]["id"]), "--database-url", url,
                  check=False, token=admin)
     assert refused.returncode == 1 and "malformed" in refused.stdout
-    bb("exceptions", "dismiss", str(listed[0]["id"]), str(listed[1]["id"]), "--reason",
+    bb("exceptions", "dismiss", str(listed[0]["id"]), str(listed[1]["id"]), "--note",
        "test data", "--database-url", url, token=admin)
     assert json.loads(bb("exceptions", "list", "--json", "--database-url", url).stdout) == []
     assert "intact" in bb("audit", "verify", "--database-url", url).stdout

@@ -44,8 +44,11 @@ def test_fix_a_rate_card_and_replay_from_the_console() -> None:
     assert "NO_RATE" in overview.text and "open exceptions" in overview.text
 
     queue = console.get("/console/exceptions?reason=NO_RATE").text
-    [exc_id] = re.findall(r'name="ids" value="(\d+)"', queue)
+    [exc_id] = re.findall(r'<td>(\d+)</td><td><span class="reason">NO_RATE', queue)
     assert "w-carol" in queue  # the raw payload is on the page
+    # Finance reads the queue but is offered no action it may not take.
+    assert "Replay selected" not in queue and 'name="ids"' not in queue
+    assert "may read the queue" in queue
 
     # Finance (fiona) approves a designer rate proposed by someone else.
     card = {**CONFIG["rate_cards"][0], "rates": {**CONFIG["rate_cards"][0]["rates"],
@@ -66,6 +69,7 @@ def test_fix_a_rate_card_and_replay_from_the_console() -> None:
     console.post("/console/logout", data={"csrf": csrf.group(1)})
     console.post("/console/login", data={"token": token(hub, tokens.Role.OPERATOR, "olga")})
     page = console.get("/console/exceptions").text
+    assert "Replay selected" in page and f'name="ids" value="{exc_id}"' in page
     op_csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page)
     assert op_csrf is not None
     forged = console.post("/console/exceptions/act",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import signal
@@ -16,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from billbridge.engine.audit import AuditError
@@ -316,18 +316,28 @@ def ingest(file: Path, source: Annotated[str, typer.Option(help="the system it c
 
 
 def _exception_table(rows: list[Any]) -> Table:
+    # Messages whole, wrapped in their column: the fix is at their end.
     table = Table("id", "reason", "stage", "record", "message", "created")
+    table.columns[4].overflow = "fold"
+    table.columns[4].ratio = 1
     for r in rows:
-        table.add_row(str(r.id), r.reason, r.stage, r.record_id or "", r.message[:90],
+        table.add_row(str(r.id), r.reason, r.stage, r.record_id or "", r.message,
                       str(r.created_at)[:19])
     return table
 
 
+ReasonFilter = Annotated[str | None, typer.Option(
+    "--reason", help="a reason code (NO_RATE, MALFORMED_PAYLOAD…): only exceptions with it")]
+
+
 @exceptions_app.command("list")
-def exceptions_list(database_url: DbOption = None, reason: str | None = None,
-                    limit: int = 100,
-                    as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Open exceptions, oldest first."""
+def exceptions_list(database_url: DbOption = None, reason: ReasonFilter = None,
+                    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+                    as_json: Annotated[bool, typer.Option(
+                        "--json", help="print every field, raw payloads whole")] = False
+                    ) -> None:
+    """Open exceptions, oldest first, with their whole messages."""
+    exceptions.known_reason(reason)
     with _engine(database_url).connect() as conn:
         rows = exceptions.open_list(conn, reason=reason, limit=limit, whole=as_json)
     if as_json:
@@ -336,19 +346,45 @@ def exceptions_list(database_url: DbOption = None, reason: str | None = None,
         console.print(_exception_table(rows))
 
 
+WaitOption = Annotated[float, typer.Option(
+    "--wait", help="seconds to wait for a running worker to settle the work and say how it "
+                   "went (0: do not wait)")]
+
+
 def _act(database_url: str | None, action: exceptions.Action, ids: list[int],
-         token_file: Path | None,
-         why: str | None = None) -> None:
+         token_file: Path | None, why: str | None = None, wait: float = 0) -> None:
     engine = _engine(database_url)
     actor = _who(engine, token_file, Permission.ACT).name
+    with engine.connect() as conn:
+        since = exceptions.newest_id(conn)
     results = exceptions.act_many(engine, ids, action, actor=actor, now=_now, reason=why)
     for result in results:
-        if isinstance(result, exceptions.Acted):
+        if not isinstance(result, exceptions.Acted):
+            console.print(Text(f"exception {result.id}: {result.why}", style="red"))
+        elif result.status != {"retry": "retried", "replay": "replayed"}.get(action):
             console.print(f"exception {result.id}: {result.status}")
         else:
-            console.print(f"[red]exception {result.id}: {result.why}[/red]")
+            said = _settled(engine, result.id, action, since, wait)
+            console.print(Text(f"exception {result.id}: {result.status}; {said}"))
     if not all(isinstance(r, exceptions.Acted) for r in results):
         raise typer.Exit(1)
+
+
+def _settled(engine: Any, exc_id: int, action: exceptions.Action, since: int,
+             wait: float) -> str:
+    """The outcome of the work sent back, once a worker settled it or ``wait`` ran out."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        with engine.connect() as conn:
+            seen = exceptions.outcome(conn, exc_id, action, since=since)
+        if seen.settled or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)  # polling the store for the worker's result, up to the deadline
+    if seen.settled or wait <= 0:
+        return seen.said
+    return f"{seen.said} after {wait:g} s (is `billbridge serve` or `billbridge worker` running?)"
 
 
 TokenFileOption = Annotated[Path | None, typer.Option(
@@ -386,33 +422,34 @@ def _who(engine: Any, token_file: Path | None, permission: Any) -> Any:
 
 
 @exceptions_app.command("retry")
-def exceptions_retry(ids: list[int], database_url: DbOption = None,
-                     token_file: TokenFileOption = None) -> None:
-    """Send the same command again, or re-run the event as it first ran."""
-    _act(database_url, "retry", ids, token_file)
+def exceptions_retry(ids: Annotated[list[int], typer.Argument(help="exception numbers", metavar="ID...")],
+                     database_url: DbOption = None, token_file: TokenFileOption = None,
+                     wait: WaitOption = 10) -> None:
+    """Send the same command again, or re-run the event as it first ran; then say
+    how it went (done, or still failing with the new exception's number)."""
+    _act(database_url, "retry", ids, token_file, wait=wait)
 
 
 @exceptions_app.command("replay")
-def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument()] = None,
+def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument(
+                          help="exception numbers", metavar="ID...")] = None,
                       reason: Annotated[str | None, typer.Option(
-                          help="replay every open exception with this reason code instead")]
+                          help="a reason code: replay every open exception with it instead")]
                       = None,
                       database_url: DbOption = None,
-                      token_file: TokenFileOption = None) -> None:
-    """Re-run the source event under the current configuration."""
+                      token_file: TokenFileOption = None, wait: WaitOption = 10) -> None:
+    """Re-run the source event under the current configuration; then say how it
+    went."""
     if bool(ids) == bool(reason):
         raise typer.BadParameter("give exception ids or --reason, not both")
     if ids:
-        _act(database_url, "replay", ids, token_file)
+        _act(database_url, "replay", ids, token_file, wait=wait)
         return
     assert reason is not None
-    from billbridge.domain.reasons import ReasonCode
-
-    if reason not in ReasonCode.__members__:
-        near = difflib.get_close_matches(reason.upper(), list(ReasonCode.__members__), n=1)
-        raise typer.BadParameter(
-            f"unknown reason code {reason!r}" + (f"; did you mean {near[0]}?" if near else "")
-            + f" (known: {', '.join(ReasonCode.__members__)})", param_hint="'--reason'")
+    try:
+        exceptions.known_reason(reason)
+    except Invalid as exc:
+        raise typer.BadParameter(exc.message, param_hint="'--reason'") from None
     engine = _engine(database_url)
     who = _who(engine, token_file, Permission.ACT)
     replayed, refused = exceptions.replay_backlog(engine, reason=reason, actor=who.name,
@@ -425,11 +462,13 @@ def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument()] = None,
 
 
 @exceptions_app.command("dismiss")
-def exceptions_dismiss(ids: list[int], reason: Annotated[str, typer.Option(
-        help="why (required, audited)")], database_url: DbOption = None,
-        token_file: TokenFileOption = None) -> None:
+def exceptions_dismiss(ids: Annotated[list[int], typer.Argument(help="exception numbers", metavar="ID...")],
+                       note: Annotated[str, typer.Option(
+                           help="why, in your words (required, audited)")],
+                       database_url: DbOption = None,
+                       token_file: TokenFileOption = None) -> None:
     """Close exceptions without acting on them."""
-    _act(database_url, "dismiss", ids, token_file, reason)
+    _act(database_url, "dismiss", ids, token_file, note)
 
 
 CheckpointOption = Annotated[Path | None, typer.Option(

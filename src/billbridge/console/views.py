@@ -159,23 +159,28 @@ def overview(request: Request) -> HTMLResponse:
 @router.get("/exceptions")
 def exception_list(request: Request, reason: str = "", message: str = "") -> HTMLResponse:
     who = _who(request)
+    try:
+        exceptions.known_reason(reason)
+    except BillbridgeError as exc:
+        message, reason = exc.message, ""
     with _hub(request).engine.connect() as conn:
         items = exceptions.open_list(conn, reason=reason or None, limit=500)
         reasons = exceptions.open_reasons(conn)
     return page(request, "exceptions.html", "/console/exceptions", who, items=items,
-                reasons=reasons, reason=reason, message=message)
+                reasons=reasons, reason=reason, message=message,
+                may_act=auth.allowed(who, Permission.ACT))
 
 
 @router.post("/exceptions/act")
 def exception_act(request: Request, action: str = Form(...), csrf: str = Form(""),
-                  ids: list[int] = Form(default=[]), reason_text: str = Form("")) -> Response:
+                  ids: list[int] = Form(default=[]), note: str = Form("")) -> Response:
     who = _who(request, Permission.ACT)
     _check_csrf(request, csrf)
     # Anything but retry or replay dismisses, as the form's third button does.
     chosen: exceptions.Action = "retry" if action == "retry" else \
         "replay" if action == "replay" else "dismiss"
     results = exceptions.act_many(_hub(request).engine, ids, chosen, actor=who.name,
-                                  now=lambda: datetime.now(UTC), reason=reason_text)
+                                  now=lambda: datetime.now(UTC), reason=note)
     done = sum(isinstance(r, Acted) for r in results)
     refused = [f"#{r.id}: {r.why}" for r in results if not isinstance(r, Acted)]
     note = f"{action}: {done} done" + (f"; refused {'; '.join(refused)}" if refused else "")

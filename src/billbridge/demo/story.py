@@ -281,7 +281,7 @@ def serve_hints(story: Story, workdir: Path, key_file: Path | None) -> None:
         f"the admin token {story.admin}. Try:\n"
         f"  curl {url}/healthz\n"
         f"  {env}BILLBRIDGE_TOKEN={story.admin} .venv/bin/billbridge exceptions dismiss ID "
-        f"--reason 'demo data' --database-url {db}\n"
+        f"--note 'demo data' --database-url {db}\n"
         f"  .venv/bin/billbridge reconcile --database-url {db}\n"
         f"  .venv/bin/billbridge lineage {story.tool.entry_id(ALICE_GLX)} --database-url {db}")
 
