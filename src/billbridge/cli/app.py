@@ -346,6 +346,7 @@ def exceptions_list(database_url: DbOption = None, reason: ReasonFilter = None,
         console.print(_exception_table(rows))
 
 
+IdsArgument = Annotated[list[int], typer.Argument(help="exception numbers", metavar="ID...")]
 WaitOption = Annotated[float, typer.Option(
     "--wait", help="seconds to wait for a running worker to settle the work and say how it "
                    "went (0: do not wait)")]
@@ -422,7 +423,7 @@ def _who(engine: Any, token_file: Path | None, permission: Any) -> Any:
 
 
 @exceptions_app.command("retry")
-def exceptions_retry(ids: Annotated[list[int], typer.Argument(help="exception numbers", metavar="ID...")],
+def exceptions_retry(ids: IdsArgument,
                      database_url: DbOption = None, token_file: TokenFileOption = None,
                      wait: WaitOption = 10) -> None:
     """Send the same command again, or re-run the event as it first ran; then say
@@ -462,7 +463,7 @@ def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument(
 
 
 @exceptions_app.command("dismiss")
-def exceptions_dismiss(ids: Annotated[list[int], typer.Argument(help="exception numbers", metavar="ID...")],
+def exceptions_dismiss(ids: IdsArgument,
                        note: Annotated[str, typer.Option(
                            help="why, in your words (required, audited)")],
                        database_url: DbOption = None,
