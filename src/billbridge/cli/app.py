@@ -121,8 +121,8 @@ SourceOption = Annotated[list[str] | None, typer.Option(
     "--source", help="NAME=URL or NAME=KIND+URL of a source to poll (repeatable)")]
 
 
-def _engine(url: str | None, *, intake: bool = False) -> Any:
-    return stores.open_store(url, intake=intake)
+def _engine(url: str | None, *, intake: bool = False, create: bool = False) -> Any:
+    return stores.open_store(url, intake=intake, create=create)
 
 
 def _now() -> datetime:
@@ -130,10 +130,10 @@ def _now() -> datetime:
 
 
 def _hub(url: str | None, targets: list[str] | None, lease_seconds: float = 30.0,
-         batch_size: int = 200, intake: bool = False) -> Hub:
+         batch_size: int = 200, intake: bool = False, create: bool = False) -> Hub:
     try:
         return build_hub(HubSetup(
-            store=_engine(url, intake=intake),
+            store=_engine(url, intake=intake, create=create),
             targets=targets or ["ledger=http://127.0.0.1:8100"],
             settings=HubSettings(
                 worker=WorkerSettings(lease_ms=int(lease_seconds * 1000), batch_size=batch_size),
@@ -171,12 +171,26 @@ def _port_free(host: str, port: int) -> None:
 
 @app.command()
 def migrate_db(database_url: DbOption = None) -> None:
-    """Create or upgrade the store's schema."""
-    _engine(database_url)
-    console.print("schema is up to date")
+    """Create the store, or upgrade its schema."""
+    _engine(database_url, create=True)
+    console.print(f"schema is up to date: {stores.status(database_url).url}")
 
 
 app.command("migrate")(migrate_db)
+
+
+@app.command()
+def status(database_url: DbOption = None) -> None:
+    """The store a command would use here, why that one, and what it holds."""
+    seen = stores.status(database_url)
+    console.print(Text(f"store: {seen.url} (chosen by {seen.chosen_by})"))
+    if not seen.exists:
+        console.print(Text(f"no store there yet: `billbridge migrate --database-url {seen.url}` "
+                           f"creates it (the demo's is {stores.DEMO_STORE})"), soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(Text(f"schema: {seen.schema}"))
+    for what, count in seen.counts.items():
+        console.print(Text(f"{what}: {count}"))
 
 
 @app.command()
@@ -198,7 +212,7 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
     from billbridge.engine.runner import run
 
     configure_logging()
-    hub = _hub(database_url, target, lease_seconds, batch_size)
+    hub = _hub(database_url, target, lease_seconds, batch_size, create=True)
     if config is not None:
         _bootstrap_config(hub, config)
     stop = threading.Event()
@@ -242,7 +256,7 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
     _port_free(host, port)
     configure_logging()
     # Webhooks are acknowledged after their commit: small checkpoints there.
-    hub = _hub(database_url, target, intake=True)
+    hub = _hub(database_url, target, intake=True, create=True)
     if config is not None:
         _bootstrap_config(hub, config)
     webhooks: dict[str, WebhookReceiver] = {"generic": GenericWebhooks(webhook_secret)}
@@ -649,7 +663,8 @@ def token_create(role: Annotated[str, typer.Option(help="admin, operator, financ
     except OverflowError:
         raise typer.BadParameter(f"expiry {expires!r} is too far ahead: give a lifetime such "
                                  "as 90d or 365d") from None
-    engine = _engine(database_url)
+    # The first admin token sets a hub up, so it may create the store.
+    engine = _engine(database_url, create=True)
     actor = None  # the store's first token, an admin's, needs none
     if token_file is not None or os.environ.get("BILLBRIDGE_TOKEN"):
         actor = _who(engine, token_file, Permission.ADMINISTER).name
