@@ -119,6 +119,9 @@ TargetOption = Annotated[list[str] | None, typer.Option(
     "--target", help="NAME=URL or NAME=KIND+URL of a delivery target (repeatable)")]
 SourceOption = Annotated[list[str] | None, typer.Option(
     "--source", help="NAME=URL or NAME=KIND+URL of a source to poll (repeatable)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
+HostOption = Annotated[str, typer.Option(help="the address to listen on")]
+
 
 
 def _engine(url: str | None, *, intake: bool = False, create: bool = False) -> Any:
@@ -169,14 +172,13 @@ def _port_free(host: str, port: int) -> None:
                            f" stop it, or choose another with --port {port + 1}") from None
 
 
-@app.command()
-def migrate_db(database_url: DbOption = None) -> None:
+@app.command("migrate")
+def migrate(database_url: DbOption = None) -> None:
     """Create the store, or upgrade its schema."""
     _engine(database_url, create=True)
     console.print(f"schema is up to date: {stores.status(database_url).url}")
 
 
-app.command("migrate")(migrate_db)
 
 
 @app.command()
@@ -225,7 +227,8 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
 
 @app.command()
 def serve(database_url: DbOption = None, target: TargetOption = None,
-          source: SourceOption = None, host: str = "127.0.0.1", port: int = 8000,
+          source: SourceOption = None, host: HostOption = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="the port to listen on")] = 8000,
           webhook_secret: Annotated[str | None, typer.Option(
               envvar="BILLBRIDGE_WEBHOOK_SECRET",
               help="the generic webhook door's signing secret (no default)")] = None,
@@ -271,9 +274,13 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
 
 
 @app.command()
-def demo(port: int = 8000, serve: Annotated[bool, typer.Option(
+def demo(port: Annotated[int, typer.Option(
+        help="the port the hub and console listen on (0: any free one)")] = 8000,
+         serve: Annotated[bool, typer.Option(
         help="keep serving after the story")] = True,
-         workdir: Path = Path("var/demo"),
+         workdir: Annotated[Path, typer.Option(
+             help="the demo's folder: its store (hub.db), key and log; emptied first")]
+         = Path("var/demo"),
          crm: Annotated[str, typer.Option(
              help="hubspot | salesforce | dynamics-sales")] = "hubspot",
          time_tool: Annotated[str, typer.Option(
@@ -292,7 +299,9 @@ def demo(port: int = 8000, serve: Annotated[bool, typer.Option(
 
 
 @app.command("lineage")
-def lineage_cmd(ident: str, database_url: DbOption = None,
+def lineage_cmd(ident: Annotated[str, typer.Argument(
+                    help="a time entry, charge, invoice, ERP id, event id or idempotency key")],
+                database_url: DbOption = None,
                 as_json: Annotated[bool, typer.Option(
                     "--json", help="print the tree as JSON")] = False) -> None:
     """What a record (time entry, charge, invoice, ERP id, event id) was made from
@@ -308,7 +317,9 @@ def lineage_cmd(ident: str, database_url: DbOption = None,
 
 
 @app.command()
-def ingest(file: Path, source: Annotated[str, typer.Option(help="the system it came from")],
+def ingest(file: Annotated[Path, typer.Argument(
+               help="a JSON file: a list of events, or one event per line")],
+           source: Annotated[str, typer.Option(help="the system it came from")],
            database_url: DbOption = None, token_file: TokenFileOption = None) -> None:
     """Store canonical events from a JSON file (a list, or one object per line), e.g.
     a billing run; as a token that may ingest."""
@@ -557,7 +568,10 @@ def audit_rekey(database_url: DbOption = None, checkpoint_file: CheckpointOption
 
 
 @emulator_app.command("ledger")
-def emulator_ledger(port: int = 8100, idempotency: str = "native") -> None:
+def emulator_ledger(port: Annotated[int, typer.Option(help="the port to listen on")] = 8100,
+                    idempotency: Annotated[str, typer.Option(
+                        help="native (honours Idempotency-Key) or none (accepts a repeat as "
+                             "new, as a vendor without one would)")] = "native") -> None:
     """The generic ERP-like target, with fault injection at /_emulator/faults."""
     from billbridge.connectors.generic.emulator import LedgerEmulator
 
@@ -565,7 +579,8 @@ def emulator_ledger(port: int = 8100, idempotency: str = "native") -> None:
 
 
 @emulator_app.command("timesource")
-def emulator_timesource(port: int = 8200) -> None:
+def emulator_timesource(port: Annotated[int, typer.Option(
+        help="the port to listen on")] = 8200) -> None:
     """The generic time-tracking source."""
     from billbridge.connectors.generic.emulator import TimeSourceEmulator
 
@@ -573,7 +588,9 @@ def emulator_timesource(port: int = 8200) -> None:
 
 
 @emulator_app.command("run")
-def emulator_run(vendor: str, port: int = 0,
+def emulator_run(vendor: Annotated[str, typer.Argument(help="a registered vendor's name")],
+                 port: Annotated[int, typer.Option(
+                     help="the port to listen on (0: any free one)")] = 0,
                  kind: Annotated[str | None, typer.Option(
                      help="which emulator, when the vendor has several")] = None) -> None:
     """Any registered vendor's emulator (exported by its folder's emulator package)."""
@@ -611,8 +628,9 @@ def _serve_emulator(server: Any) -> None:
 def reconcile_cmd(database_url: DbOption = None, target: TargetOption = None,
                   period_end: Annotated[str | None, typer.Option(
                       help="bill-by date (YYYY-MM-DD; default today)")] = None,
-                  parked_days: int = 7,
-                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+                  parked_days: Annotated[int, typer.Option(
+                      help="work parked longer than this many days is a finding")] = 7,
+                  as_json: JsonOption = False) -> None:
     """Approved time, hub charges and the ERP's live postings (read from the ERP
     target, given as to `serve`) compared; every difference with amounts and
     the command that fixes it."""
@@ -695,7 +713,9 @@ def token_list(database_url: DbOption = None, token_file: TokenFileOption = None
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: int, database_url: DbOption = None,
+def token_revoke(token_id: Annotated[int, typer.Argument(
+                     help="the token's number (billbridge token list)")],
+                 database_url: DbOption = None,
                  token_file: TokenFileOption = None) -> None:
     """Revoke a token at once (an admin's token acts)."""
     from billbridge.services import tokens
@@ -707,7 +727,11 @@ def token_revoke(token_id: int, database_url: DbOption = None,
 
 
 @config_app.command("propose")
-def config_propose(path: Path, database_url: DbOption = None, note: str | None = None,
+def config_propose(path: Annotated[Path, typer.Argument(
+                       help="a configuration YAML file, or a folder of them")],
+                   database_url: DbOption = None,
+                   note: Annotated[str | None, typer.Option(
+                       help="why, for the approver and the audit log")] = None,
                    token_file: TokenFileOption = None) -> None:
     """Propose a configuration folder as a new version (a second person approves)."""
     from billbridge.config_files import read_document
@@ -725,7 +749,9 @@ def config_propose(path: Path, database_url: DbOption = None, note: str | None =
 
 
 @config_app.command("approve")
-def config_approve(version: int, database_url: DbOption = None,
+def config_approve(version: Annotated[int, typer.Argument(
+                       help="the proposed version's number (billbridge config versions)")],
+                   database_url: DbOption = None,
                    token_file: TokenFileOption = None) -> None:
     """Activate a proposed version; its proposer cannot approve it."""
     engine = _engine(database_url)
@@ -786,7 +812,8 @@ def _config_yaml(shown: dict[str, Any]) -> str:
 
 
 @secrets_app.command("new-key")
-def secrets_new_key(out: Path) -> None:
+def secrets_new_key(out: Annotated[Path, typer.Argument(
+        help="the key file to write (owner-only)")]) -> None:
     """Write a new encryption key to a file (mode 600)."""
     from billbridge.engine.secrets import new_key
     stores.write_private(out, new_key())
@@ -794,7 +821,9 @@ def secrets_new_key(out: Path) -> None:
 
 
 @secrets_app.command("add")
-def secrets_add(name: str, vendor: str, base_url: str,
+def secrets_add(name: Annotated[str, typer.Argument(help="the connection's name")],
+                vendor: Annotated[str, typer.Argument(help="a registered vendor's name")],
+                base_url: Annotated[str, typer.Argument(help="the vendor API's base URL")],
                 credential: Annotated[list[str] | None, typer.Option(
                     help="- to read KEY=VALUE lines from stdin (never the values "
                          "themselves: the command line shows in ps and shell history)")] = None,
@@ -842,7 +871,9 @@ def secrets_list(database_url: DbOption = None) -> None:
 
 
 @secrets_app.command("rotate")
-def secrets_rotate(new_key_file: Path, database_url: DbOption = None,
+def secrets_rotate(new_key_file: Annotated[Path, typer.Argument(
+                       help="the new key's file (billbridge secrets new-key)")],
+                   database_url: DbOption = None,
                    token_file: TokenFileOption = None) -> None:
     """Re-encrypt every connection, and chain the audit log again, under the key in
     NEW_KEY_FILE (an admin's token acts); checkpoint the audit log afterwards."""
@@ -859,7 +890,7 @@ def secrets_rotate(new_key_file: Path, database_url: DbOption = None,
 
 @bench_app.command("burst")
 def bench_burst(
-        entries: int = 10_000,
+        entries: Annotated[int, typer.Option(help="time entries in the burst")] = 10_000,
         store: Annotated[str, typer.Option(help="sqlite or postgres")] = "sqlite",
         workers: Annotated[int, typer.Option(help="`billbridge worker` processes")] = 1,
         dispatchers: Annotated[int, typer.Option(
@@ -874,7 +905,7 @@ def bench_burst(
         batch_size: Annotated[int, typer.Option(help="events per worker transaction")] = 1000,
         erp_concurrency: Annotated[int, typer.Option(
             help="calls the ERP takes at once (its dispatch lanes)")] = 4,
-        as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+        as_json: JsonOption = False) -> None:
     """N approved entries pushed and polled, priced and posted to the emulated ERP."""
     from rich.progress import Progress
 
@@ -904,11 +935,11 @@ def bench_burst(
 
 @bench_app.command("floor")
 def bench_floor(
-        entries: int = 20_000,
+        entries: Annotated[int, typer.Option(help="time entries to run")] = 20_000,
         runs: Annotated[int, typer.Option(help="replays of each kind")] = 3,
         batch: Annotated[int, typer.Option(
             help="entries whose rows go in one transaction (the worker's batch)")] = 200,
-        as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+        as_json: JsonOption = False) -> None:
     """SQLite's floor under the burst: the burst's rows written again with no hub code."""
     from billbridge.bench.floor import run
     from billbridge.bench.machine import reference_ms
@@ -926,7 +957,7 @@ def bench_ingest(rate: Annotated[float, typer.Option(help="webhooks per second")
                  engine: Annotated[bool, typer.Option(
                      help="run workers in the serve process too (they compete for its CPU)")]
                  = False,
-                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+                 as_json: JsonOption = False) -> None:
     """Signed webhooks at a steady rate against `billbridge serve`: ack latency and loss."""
     from billbridge.bench.ingest import run
     from billbridge.bench.machine import reference_ms
@@ -939,7 +970,7 @@ def bench_ingest(rate: Annotated[float, typer.Option(help="webhooks per second")
 
 
 @bench_app.command("machine")
-def bench_machine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def bench_machine(as_json: JsonOption = False) -> None:
     """How fast this machine runs Python now: the reference every bench prints."""
     from billbridge.bench.machine import ROUNDS, reference_ms
 
@@ -953,7 +984,7 @@ def bench_replay(exceptions: Annotated[int, typer.Option(
                      help="time entries failing NO_RATE, fixed by one configuration change")]
                  = 10_000,
                  database_url: DbOption = None,
-                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+                 as_json: JsonOption = False) -> None:
     """A backlog of exceptions fixed by one approved configuration change and replayed."""
     from billbridge.bench.replay import run
 
@@ -966,12 +997,14 @@ def bench_soak(seconds: Annotated[float, typer.Option(
                    envvar="SOAK_SECONDS", help="of traffic and chaos; settling follows")] = 300,
                settle_seconds: Annotated[float, typer.Option(
                    help="at most this long for the hub to settle afterwards")] = 300,
-               erp_down_seconds: float = 60, seed: int = 1,
+               erp_down_seconds: Annotated[float, typer.Option(
+                   help="how long the ERP is down in the middle of the run")] = 60,
+               seed: Annotated[int, typer.Option(help="the random seed of the load")] = 1,
                server_url: Annotated[str, typer.Option(
                    envvar="BILLBRIDGE_TEST_PG_URL",
                    help="PostgreSQL server; the soak creates and drops its own database")] =
                "postgresql://postgres@127.0.0.1:5432/postgres",
-               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+               as_json: JsonOption = False) -> None:
     """Chaos soak on PostgreSQL: kills, ERP outage, 429 storms, duplicate and late
     webhooks, overlapping polls; exits 1 unless source, hub and ERP reconcile."""
     from billbridge.bench.soak import SoakSettings, run
@@ -986,7 +1019,12 @@ def bench_soak(seconds: Annotated[float, typer.Option(
 
 
 @bench_app.command("console")
-def bench_console(entries: int = 100_000, exceptions: int = 5_000, repeats: int = 5) -> None:
+def bench_console(entries: Annotated[int, typer.Option(
+                      help="time entries in the store")] = 100_000,
+                  exceptions: Annotated[int, typer.Option(
+                      help="open exceptions in the store")] = 5_000,
+                  repeats: Annotated[int, typer.Option(
+                      help="loads of each page")] = 5) -> None:
     """Median server time of every console page with a large store."""
     from billbridge.bench.console import run
 
@@ -994,7 +1032,8 @@ def bench_console(entries: int = 100_000, exceptions: int = 5_000, repeats: int 
 
 
 @config_app.command("validate")
-def config_validate(path: Path) -> None:
+def config_validate(path: Annotated[Path, typer.Argument(
+        help="a configuration YAML file, or a folder of them")]) -> None:
     """Check a configuration folder (or file); name every problem; exit 1 if any.
     Warnings (a role no card prices, a rule that never applies, ...) are
     printed and leave the exit code 0."""
@@ -1022,10 +1061,11 @@ def config_validate(path: Path) -> None:
 
 
 @config_app.command("diff")
-def config_diff(old: Path, new: Path,
+def config_diff(old: Annotated[Path, typer.Argument(help="the configuration in force")],
+                new: Annotated[Path, typer.Argument(help="the proposed configuration")],
                 scenarios: Annotated[Path, typer.Option(help="scenario folder to run")] =
                 Path("scenarios"),
-                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+                as_json: JsonOption = False) -> None:
     """Which postings would change if NEW replaced OLD, over a scenario suite."""
     from billbridge.config_files import load_folder
     from billbridge.domain.config import ConfigError
@@ -1055,7 +1095,8 @@ def config_diff(old: Path, new: Path,
 
 
 @scenario_app.command("run")
-def scenario_run(files: list[Path], as_json: Annotated[bool, typer.Option("--json")] = False
+def scenario_run(files: Annotated[list[Path], typer.Argument(
+                     help="scenario YAML files")], as_json: JsonOption = False
                  ) -> None:
     """Run scenario files through the real engine; exit 1 if any fails (a file
     that cannot be run fails, saying why, and the others still run)."""
