@@ -53,7 +53,7 @@ from billbridge.domain.billing import charge_id
 from billbridge.engine import exception_queue, tokens
 from billbridge.engine.hub import Hub, HubSettings, HubSetup, build_hub
 from billbridge.engine.policy import RetryPolicy
-from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
+from billbridge.engine.reconcile import UNMAPPED_KIND, erp_ledgers, reconcile_three_ways
 from billbridge.engine.secrets import new_key
 from billbridge.engine.sync import SyncResult, sync
 from billbridge.logs import configure_logging
@@ -341,10 +341,12 @@ def summarise(story: Story, workdir: Path) -> list[str]:
         failures.append(f"the ERP's live postings differ from the hub's charges: "
                         f"{result.totals()} {[e.error for e in result.erps]}")
     unbilled, unpriced = tool.entry_id(BOB_APRIL), tool.entry_id(CAROL_GLX)
+    unmapped = tool.entry_id(DAVE_GLX)
     found = sorted((f.kind, f.record) for f in result.findings)
-    if found != [("unbilled approved time", unbilled), ("unpriced approved time", unpriced)]:
-        failures.append(f"reconciliation should find only {unbilled} unbilled and "
-                        f"{unpriced} unpriced: {found}")
+    if found != [(UNMAPPED_KIND, unmapped), ("unbilled approved time", unbilled),
+                 ("unpriced approved time", unpriced)]:
+        failures.append(f"reconciliation should find only {unbilled} unbilled, "
+                        f"{unpriced} unpriced and {unmapped} from an unmapped user: {found}")
     for deal in (GLOBEX, INITECH):
         shown = crm.deal(deal)
         if not shown.erp_project_id or shown.erp_project_id not in tool.project_view(deal.code):
