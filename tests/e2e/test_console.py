@@ -100,10 +100,16 @@ def test_every_console_page_needs_a_login_and_renders(engine: Engine) -> None:
     for path in pages:
         response = client.get(path)
         assert response.status_code == 200 and "billbridge" in response.text, path
-    assert "hash chain intact" in client.get("/console/audit").text
+    audit_page = client.get("/console/audit").text
+    assert "hash chain intact" in audit_page
+    # The audit detail is a readable table of its fields, not a Python dict.
+    assert "<dt>role</dt><dd>admin</dd>" in audit_page and "{&#39;" not in audit_page
     hub.activate_config({**CONFIG, "psa_system": "kantata"})
     assert "psa_system" in client.get("/console/config").text  # the changed section
-    assert "per hour" in client.get("/console/").text
+    overview = client.get("/console/").text
+    assert "per hour" in overview
+    # No latency figure without its sample: none yet, so it says so.
+    assert "over 0 posting(s), no postings yet" in overview
     hub.ingest([time_entry("te-x", project="NEW-404")], source="harvest")
     hub.run_until_idle()
     assert 'billbridge_inbox_waiting{status="parked"} 1.0' in client.get(
@@ -162,6 +168,19 @@ def test_executive_figures_come_from_one_dataset() -> None:
     with hub.engine.connect() as conn:
         leak = leakage(conn, date(2026, 5, 1))
     # Bob's April hours are 29 days old on 1 May; Carol's 3 h have no rate.
-    assert leak.unbilled == [("GLX-001", "0-30 days", Decimal("2.00"), Decimal("300.00"))]
+    assert leak.unbilled == [("GLX-001", "0-30 days", Decimal("2.00"), Decimal("300.00"), "USD")]
+    assert leak.unbilled_totals == {"USD": Decimal("300.00")}
     assert leak.held == [("NO_RATE", 1, Decimal("3.00"))]
     assert (leak.parked, leak.stale_charges) == (0, 0)
+
+
+def test_latency_says_its_sample_and_gives_no_p95_of_a_handful(engine: Engine) -> None:
+    hub = Hub(engine, {"ledger": RecordingTarget("ledger")}, settings=HubSettings())
+    hub.activate_config(CONFIG)
+    hub.ingest([project_event(), *(time_entry(f"te-{i}") for i in range(5))], source="psa")
+    hub.run_until_idle()
+    client = TestClient(create_app(hub))
+    client.post("/console/login", data={"token": token(hub, tokens.Role.ADMIN, "ada")})
+    page = client.get("/console/").text
+    p95 = page.split('id="latency-p95"', 1)[1].split("</div></div>", 1)[0]
+    assert "— (needs 20 postings)" in p95 and "over 5 posting(s)" in p95 and " UTC" in p95

@@ -55,8 +55,18 @@ class Executive:
     projects: list[ProjectFigures] = field(default_factory=list)
     dso_days: str = "—"
 
-    def total(self, name: str) -> Decimal:
-        return sum((getattr(p, name) for p in self.projects), Decimal(0))
+    def totals(self, name: str) -> dict[str, Decimal]:
+        """The figure summed per currency: USD and EUR are never added together."""
+        sums: dict[str, Decimal] = {}
+        for p in self.projects:
+            sums[p.currency] = sums.get(p.currency, Decimal(0)) + getattr(p, name)
+        return dict(sorted(sums.items()))
+
+    def share(self, project: ProjectFigures) -> int:
+        """The project's billed and WIP as a percentage of all in its currency."""
+        revenue = [p.billed + p.wip for p in self.projects if p.currency == project.currency]
+        whole = sum(revenue, Decimal(0))
+        return min(100, round(100 * (project.billed + project.wip) / whole)) if whole else 0
 
 
 def executive(conn: Connection, today: date) -> Executive:
@@ -126,8 +136,8 @@ AGES = ((30, "0-30 days"), (60, "31-60 days"), (90, "61-90 days"), (10**6, "over
 
 @dataclass
 class Leakage:
-    unbilled: list[tuple[str, str, Decimal, str]] = field(default_factory=list)
-    """(project, age bucket, hours, amount with its currency) of approved, posted,
+    unbilled: list[tuple[str, str, Decimal, Decimal, str]] = field(default_factory=list)
+    """(project, age bucket, hours, amount, currency) of approved, posted,
     uninvoiced time."""
     unbilled_totals: dict[str, Decimal] = field(default_factory=dict)
     """The unbilled amount per currency (never one sum across currencies)."""
@@ -161,7 +171,7 @@ def leakage(conn: Connection, today: date) -> Leakage:
         result.unbilled_totals[currency] = (result.unbilled_totals.get(currency, Decimal(0))
                                             + from_e4(amount))
     order = [name for _, name in AGES]
-    result.unbilled = [(p, a, h, f"{m} {c}") for (p, a, c), (h, m) in
+    result.unbilled = [(p, a, h, m, c) for (p, a, c), (h, m) in
                        sorted(buckets.items(), key=lambda x: (x[0][0], order.index(x[0][1]),
                                                               x[0][2]))]
     held: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0)])

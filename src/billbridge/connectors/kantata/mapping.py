@@ -273,11 +273,11 @@ def time_entry_event(entry: Mapping[str, Any], workspace: Workspace | None,
     try:
         worker = _worker(entry, config, what)
     except LookupError as exc:
-        whole = isinstance(minutes, int) and not isinstance(minutes, bool)
+        hours = (str(quantize_hours(Decimal(minutes) / 60))
+                 if isinstance(minutes, int) and not isinstance(minutes, bool) else None)
         return Malformed(raw, str(exc), event_id, UnmappedPerson(
             config.source, str(entry.get("user_id")), None,
-            f"{TIME_ENTRY_ID}{entry.get('id')}",
-            str(quantize_hours(Decimal(minutes) / 60)) if whole else None,
+            f"{TIME_ENTRY_ID}{entry.get('id')}", hours,
             entry.get("approved") is True, workspace.code,
             str(entry["date_performed"]) if entry.get("date_performed") else None))
     if version is None:
