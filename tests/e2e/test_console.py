@@ -5,6 +5,7 @@ the queue and appear in the lineage of its ERP posting."""
 from __future__ import annotations
 
 import re
+import shutil
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -19,6 +20,8 @@ from billbridge.engine.hub import Hub, HubSettings
 from billbridge.store.db import make_engine
 from conftest import CONFIG, project_event, time_entry
 
+SCENARIOS = Path(__file__).parents[2] / "scenarios"
+
 
 def token(hub: Hub, role: tokens.Role, name: str) -> str:
     with hub.engine.begin() as conn:
@@ -26,14 +29,18 @@ def token(hub: Hub, role: tokens.Role, name: str) -> str:
                              actor="test", at=datetime.now(UTC))[1]
 
 
-def test_fix_a_rate_card_and_replay_from_the_console() -> None:
+def test_fix_a_rate_card_and_replay_from_the_console(tmp_path: Path) -> None:
     erp = RecordingTarget("ledger")
     hub = Hub(make_engine("sqlite://"), {"ledger": erp})
     hub.activate_config(CONFIG)
     hub.ingest([project_event(), time_entry("te-9", worker="w-carol", hours="2")],
                source="harvest")
     hub.run_until_idle()
-    app = create_app(hub)
+    suite = tmp_path / "scenarios"
+    suite.mkdir()
+    shutil.copy(SCENARIOS / "tm-role-rate-and-no-rate.yaml", suite)
+    shutil.copytree(SCENARIOS / "config", suite / "config")
+    app = create_app(hub, scenarios=suite)
     api, console = TestClient(app), TestClient(app)
 
     assert console.get("/console/exceptions").url.path == "/console/login"
@@ -57,10 +64,27 @@ def test_fix_a_rate_card_and_replay_from_the_console() -> None:
     version = api.post("/v1/config/proposals", json={"document": {**CONFIG,
                                                                   "rate_cards": [card]}},
                        headers={"Authorization": f"Bearer {proposer}"}).json()["version"]
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', console.get("/console/config").text)
+    config_page = console.get("/console/config").text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', config_page)
     assert csrf is not None
+    # Before the approve button: what the proposal changes and which postings move.
+    proposal = config_page.split(f'id="proposal-{version}"', 1)[1].split("</section>", 1)[0]
+    assert '<span class="add">+    designer: &#39;120.00&#39;</span>' in proposal
+    preview = proposal.split('class="preview"', 1)[1].split("</table>", 1)[0]
+    assert "120.00" in preview and "time charge" in preview
+    assert proposal.index('class="preview"') < proposal.index(f'id="approve-{version}"')
+    assert f"Active: version {version - 1}" in config_page
+    # Its maker is offered no approve button, nor is a role that may not approve.
+    for name, role in (("paul", None), ("otto", tokens.Role.OPERATOR)):
+        other = TestClient(app)
+        other.post("/console/login", data={"token": proposer if role is None else
+                                           token(hub, role, name)})
+        seen = other.get("/console/config").text
+        assert f'id="proposal-{version}"' in seen and f'id="approve-{version}"' not in seen
     approved = console.post(f"/console/config/{version}/approve", data={"csrf": csrf.group(1)})
     assert f"version {version} is active" in approved.text
+    assert f"Active: version {version}" in approved.text and "No proposal is waiting" in \
+        approved.text
 
     # Fiona may not replay (finance is not an operator); Olga the operator may.
     forbidden = console.post("/console/exceptions/act",

@@ -205,10 +205,15 @@ def lineage_page(request: Request, id: str = "") -> HTMLResponse:
 @router.get("/config")
 def config_page(request: Request, message: str = "") -> HTMLResponse:
     who = _who(request)
-    with _hub(request).engine.connect() as conn:
+    engine = _hub(request).engine
+    with engine.connect() as conn:
         versions = config_versions.history(conn)
+    folder = getattr(request.app.state, "scenarios", None)
+    suite = sorted(folder.glob("*.yaml")) if folder else []
+    active, proposals = config_versions.pending(engine, suite)
     return page(request, "config.html", "/console/config", who, versions=versions,
-                message=message)
+                message=message, active=active, proposals=proposals, suite=len(suite),
+                may_approve=auth.allowed(who, Permission.CONFIG_APPROVE))
 
 
 @router.post("/config/{version}/approve")

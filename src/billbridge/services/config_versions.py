@@ -81,6 +81,54 @@ def history(conn: Connection) -> list[dict[str, Any]]:
     return rows
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A proposal as its approver must see it before approving: what it changes
+    in the document, and which postings its scenario preview changes."""
+
+    version: int
+    proposed_by: str
+    note: str | None
+    created_at: str | None
+    diff: list[str]  # unified diff of the YAML, active → proposed
+    preview: Preview | None  # None without a scenario suite
+    preview_error: str | None = None  # why the suite could not run
+
+
+def pending(engine: Engine, scenarios: Sequence[Path]) -> tuple[dict[str, Any] | None,
+                                                                list[Pending]]:
+    """The active version (without its document) and every open proposal with
+    its diff against it and its preview over ``scenarios``."""
+    import difflib
+
+    import yaml
+
+    from billbridge.domain.config import ConfigError
+    from billbridge.scenarios.runner import ScenarioError
+
+    with engine.connect() as conn:
+        active = show(conn) if config_store.active_version(conn) else None
+        rows = [r for r in config_store.versions(conn) if r["status"] == "proposed"]
+        documents = {r["version"]: config_store.document(conn, r["version"]) for r in rows}
+    before = yaml.safe_dump(active["document"] if active else {}, sort_keys=True).splitlines()
+    found = []
+    for row in sorted(rows, key=lambda r: r["version"]):
+        after = yaml.safe_dump(documents[row["version"]], sort_keys=True).splitlines()
+        lines = list(difflib.unified_diff(
+            before, after, f"v{active['version']} (active)" if active else "nothing active",
+            f"v{row['version']} (proposed)", lineterm="", n=2))
+        shown, error = None, None
+        try:
+            shown = preview(engine, row["version"], scenarios) if scenarios else None
+        except (ScenarioError, ConfigError) as exc:
+            error = str(exc)
+        found.append(Pending(row["version"], row["proposed_by"], row["note"],
+                             _utc(row["created_at"]), lines, shown, error))
+    if active is not None:
+        active = {k: v for k, v in active.items() if k != "document"}
+    return active, found
+
+
 def propose(engine: Engine, document: dict[str, Any], *, actor: str, at: datetime,
             note: str | None = None) -> int:
     with engine.begin() as conn:
