@@ -1100,9 +1100,15 @@ def scenario_run(files: Annotated[list[Path], typer.Argument(
                  ) -> None:
     """Run scenario files through the real engine; exit 1 if any fails (a file
     that cannot be run fails, saying why, and the others still run)."""
+    from rich.progress import Progress
+
     from billbridge.scenarios.runner import run_files
 
-    results = run_files(files)
+    # On stderr, and gone when done: --json's output stays clean.
+    with Progress(console=errors, transient=True) as bar:
+        task = bar.add_task("scenarios", total=len(files))
+        results = run_files(files, progress=lambda done, _total: bar.update(task,
+                                                                             completed=done))
     if as_json:
         print(json.dumps([r.as_json() for r in results], indent=2, default=str))
     else:
