@@ -17,11 +17,11 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from billbridge.api.app import create_app
 from billbridge.cli.app import app
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.store.db import make_engine
+from billbridge.web import create_app
 
 GLX_INVOICE, NEW_INVOICE = "inv_GLX-001_2026-03-31", "inv_NEW-002_2026-03-31"
 

@@ -11,13 +11,13 @@ from decimal import Decimal
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from billbridge.api.app import create_app
 from billbridge.connectors.base import Malformed, UnmappedPerson
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.engine.reconcile import UNMAPPED_KIND, reconcile
 from billbridge.services import figures
+from billbridge.web import create_app
 from conftest import CONFIG, project_event, time_entry
 
 

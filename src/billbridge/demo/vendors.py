@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from billbridge.connectors.hubspot.emulator import HubSpotEmulator
     from billbridge.connectors.kantata.emulator import KantataEmulator
     from billbridge.connectors.netsuite.emulator import NetSuiteEmulator
+    from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
     from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
     from billbridge.connectors.salesforce.emulator import SalesforceEmulator
     from billbridge.connectors.xero.emulator import XeroEmulator
@@ -136,6 +137,14 @@ class Emulated:
 
     def stop(self) -> None:
         self.emulator.stop()
+
+
+class EmulatedErp(Emulated):
+    """An emulated ERP: one lost acknowledgement and one throttle on its
+    writes, and a connector source the hub polls for invoice status."""
+
+    fault_script: Sequence[Any] = ("lost_ack", "429:0")
+    polled = True
 
 
 # -- the three roles ------------------------------------------------------------------
@@ -416,11 +425,10 @@ class KantataTool(Emulated):
 
 
 # -- ERPs --------------------------------------------------------------------------------
-class LedgerErp(Emulated):
+class LedgerErp(EmulatedErp):
     name, label = "ledger", "the generic ledger"
     emulator: LedgerEmulator
     note = "The ledger has no invoice feed: it reports a payment as an event."
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
     polled = False  # the generic vendor's source is a time source, not the ledger's
 
     def __init__(self) -> None:
@@ -444,13 +452,11 @@ class LedgerErp(Emulated):
                  "data": {"invoice": invoice.invoice, "status": "paid"}}]
 
 
-class NetSuiteErp(Emulated):
+class NetSuiteErp(EmulatedErp):
     name, label = "netsuite", "NetSuite"
     emulator: NetSuiteEmulator
     note = ("NetSuite: the hub polls invoice status and payments with SuiteQL; a time "
             "bill's memo names the charge it posts.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
     ACCOUNT = "1234567_SB1"
 
     def __init__(self) -> None:
@@ -480,13 +486,11 @@ class NetSuiteErp(Emulated):
         return []
 
 
-class QuickBooksErp(Emulated):
+class QuickBooksErp(EmulatedErp):
     name, label = "quickbooks", "QuickBooks Online"
     emulator: QuickBooksEmulator
     note = ("QuickBooks: time activities need an employee per consultant, which the "
             "connector finds or creates by name; the hub polls invoices and payments.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
 
     def __init__(self) -> None:
         from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
@@ -515,13 +519,11 @@ class QuickBooksErp(Emulated):
         return []
 
 
-class XeroErp(Emulated):
+class XeroErp(EmulatedErp):
     name, label = "xero", "Xero"
     emulator: XeroEmulator
     note = ("Xero: invoices arrive as drafts, so the accountant approves the invoice in "
             "Xero before the customer's payment is recorded; the hub polls both.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
 
     def __init__(self) -> None:
         from billbridge.connectors.xero.emulator import XeroEmulator
@@ -548,14 +550,12 @@ class XeroErp(Emulated):
         return []
 
 
-class DynamicsFinanceErp(Emulated):
+class DynamicsFinanceErp(EmulatedErp):
     name, label = "dynamics-finance", "Dynamics 365 Finance"
     emulator: FinanceEmulator
     note = ("Dynamics 365 Finance: free-text invoices are posted by the accountant in "
             "Finance before the customer's payment is marked against them; the hub polls "
             "both.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
 
     def __init__(self) -> None:
         from billbridge.connectors.dynamics_finance.emulator import FinanceEmulator
@@ -580,6 +580,36 @@ class DynamicsFinanceErp(Emulated):
         company, _, number = invoice.erp_id.partition("/")
         self.emulator.post_invoice(company, number)
         self.emulator.pay(company, number, invoice.total)
+        return []
+
+
+class OracleFusionErp(EmulatedErp):
+    name, label = "oracle-fusion", "Oracle Fusion Cloud ERP"
+    emulator: OracleEmulator
+    note = ("Oracle Fusion: invoices arrive incomplete and a finance supervisor completes "
+            "them; the customer's receipt names the invoice and AutoMatch applies it; the hub "
+            "polls both.")
+
+    def __init__(self) -> None:
+        from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
+
+        self._password = credential()
+        self._serve(OracleEmulator(password=self._password))
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "oracle-fusion", self.url, credentials={
+            "username": self.emulator.username, "password": self._password}, options={
+            "tax_codes": {"US-NOTAX": "EXEMPT"}, "timeout": 5.0})
+
+    def invoices(self) -> list[ErpInvoice]:
+        return [ErpInvoice(str(i["TransactionNumber"]), str(i["CustomerTransactionId"]),
+                           Decimal(str(i["EnteredAmount"])), str(i["InvoiceCurrencyCode"]))
+                for i in self.emulator.all("receivablesInvoices")
+                if i.get("TransactionSource") == "BILLBRIDGE"]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        self.emulator.complete_invoice(invoice.erp_id)
+        self.emulator.receipt(invoice.invoice, invoice.total)
         return []
 
 
@@ -650,5 +680,6 @@ class TrytonErp:
 ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteErp,
                                       "quickbooks": QuickBooksErp, "xero": XeroErp,
                                       "dynamics-finance": DynamicsFinanceErp,
+                                      "oracle-fusion": OracleFusionErp,
                                       "tryton": TrytonErp}
 DEFAULTS = {"crm": "hubspot", "time": "harvest", "erp": "ledger"}

@@ -18,7 +18,6 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
-from billbridge.api.server import HubServer
 from billbridge.connectors.base import (
     Connection,
     OutboundCommand,
@@ -40,6 +39,7 @@ from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.reconcile import unmapped
 from billbridge.engine.sync import load_cursor, sync
 from billbridge.store.tables import exceptions, inbox
+from billbridge.web import HubServer
 from conftest import CONFIG as BASE_CONFIG
 from fakes import FakeTarget
 
