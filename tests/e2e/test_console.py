@@ -65,22 +65,24 @@ def test_fix_a_rate_card_and_replay_from_the_console(tmp_path: Path) -> None:
                                                                   "rate_cards": [card]}},
                        headers={"Authorization": f"Bearer {proposer}"}).json()["version"]
     config_page = console.get("/console/config").text
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', config_page)
-    assert csrf is not None
-    # Before the approve button: what the proposal changes and which postings move.
-    proposal = config_page.split(f'id="proposal-{version}"', 1)[1].split("</section>", 1)[0]
-    assert '<span class="add">+    designer: &#39;120.00&#39;</span>' in proposal
-    preview = proposal.split('class="preview"', 1)[1].split("</table>", 1)[0]
-    assert "120.00" in preview and "time charge" in preview
-    assert proposal.index('class="preview"') < proposal.index(f'id="approve-{version}"')
     assert f"Active: version {version - 1}" in config_page
+    listed = config_page.split(f'id="proposal-{version}"', 1)[1].split("</section>", 1)[0]
+    assert '<span class="add">+    designer: &#39;120.00&#39;</span>' in listed
+    # Its review page: the diff, then which postings move, then the approve button.
+    review = console.get(f"/console/config/{version}").text
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', review)
+    assert csrf is not None
+    assert '<span class="add">+    designer: &#39;120.00&#39;</span>' in review
+    preview = review.split('class="preview"', 1)[1].split("</table>", 1)[0]
+    assert "120.00" in preview and "time charge" in preview
+    assert review.index('class="preview"') < review.index(f'id="approve-{version}"')
     # Its maker is offered no approve button, nor is a role that may not approve.
     for name, role in (("paul", None), ("otto", tokens.Role.OPERATOR)):
         other = TestClient(app)
         other.post("/console/login", data={"token": proposer if role is None else
                                            token(hub, role, name)})
-        seen = other.get("/console/config").text
-        assert f'id="proposal-{version}"' in seen and f'id="approve-{version}"' not in seen
+        seen = other.get(f"/console/config/{version}").text
+        assert 'class="preview"' in seen and f'id="approve-{version}"' not in seen
     approved = console.post(f"/console/config/{version}/approve", data={"csrf": csrf.group(1)})
     assert f"version {version} is active" in approved.text
     assert f"Active: version {version}" in approved.text and "No proposal is waiting" in \

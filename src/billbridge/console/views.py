@@ -203,17 +203,29 @@ def lineage_page(request: Request, id: str = "") -> HTMLResponse:
 
 
 @router.get("/config")
-def config_page(request: Request, message: str = "") -> HTMLResponse:
+def config_page(request: Request, message: str = "") -> Response:
     who = _who(request)
     engine = _hub(request).engine
     with engine.connect() as conn:
         versions = config_versions.history(conn)
+    active, proposals = config_versions.pending(engine)
+    return page(request, "config.html", "/console/config", who, versions=versions,
+                message=message, active=active, proposals=proposals)
+
+
+@router.get("/config/{version}")
+def config_review(request: Request, version: int) -> Response:
+    """One proposal before its approval: what it changes, and which postings of
+    the scenario suite move (the preview), then the approve button."""
+    who = _who(request)
     folder = getattr(request.app.state, "scenarios", None)
     suite = sorted(folder.glob("*.yaml")) if folder else []
-    active, proposals = config_versions.pending(engine, suite)
-    return page(request, "config.html", "/console/config", who, versions=versions,
-                message=message, active=active, proposals=proposals, suite=len(suite),
-                may_approve=auth.allowed(who, Permission.CONFIG_APPROVE))
+    try:
+        proposal = config_versions.review(_hub(request).engine, version, suite)
+    except BillbridgeError as exc:
+        return RedirectResponse(f"/console/config?message={exc.message}", status_code=303)
+    return page(request, "config_review.html", "/console/config", who, p=proposal,
+                suite=len(suite), may_approve=auth.allowed(who, Permission.CONFIG_APPROVE))
 
 
 @router.post("/config/{version}/approve")
