@@ -90,9 +90,11 @@ class _Walk:
         found = self._record_named(ident)
         if found is not None:
             return found
+        # An id a target gave twice (a ledger emptied and started again) names
+        # its newest posting.
         command = self.conn.execute(select(outbox).where(or_(
             outbox.c.external_id == ident, outbox.c.idempotency_key == ident))
-            .order_by(outbox.c.id).limit(1)).first()
+            .order_by(outbox.c.id.desc()).limit(1)).first()
         if command is not None:
             return self._posting(command._mapping)
         event = self._event_named(ident)
