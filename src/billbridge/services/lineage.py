@@ -58,8 +58,8 @@ def trace(conn: Connection, ident: str) -> Tree:
     if root is None:
         raise NotFound(f"nothing is known by {ident!r}: give a record id (time entry, charge, "
                        "invoice…), an event id, an ERP id or an idempotency key")
-    walk.expand_up(root)
-    walk.expand_down(root)
+    walk.expand(root, "up")
+    walk.expand(root, "down")
     return Tree(ident, root, cut=walk.count >= MAX_STEPS)
 
 
@@ -190,14 +190,17 @@ class _Walk:
             found.append(step)
         return found
 
-    # ---- ancestors: followed only upwards
-    def expand_up(self, step: Step) -> None:
+    def expand(self, step: Step, way: str) -> None:
+        """Ancestors (``up``) followed only upwards, descendants (``down``)
+        only downwards: no sibling is ever reached."""
         if self.count >= MAX_STEPS:
             return
-        step.up = self._parents(step)
-        for parent in step.up:
-            self.expand_up(parent)
+        found = self._parents(step) if way == "up" else self._children(step)
+        setattr(step, way, found)
+        for nxt in found:
+            self.expand(nxt, way)
 
+    # ---- ancestors
     def _parents(self, step: Step) -> list[Step]:
         data = json.loads(step.notes.get("data", "{}"))
         if step.kind in ("time_entry", "expense", "milestone"):
@@ -254,14 +257,7 @@ class _Walk:
             parents.append(self._event(run._mapping))
         return parents
 
-    # ---- descendants: followed only downwards
-    def expand_down(self, step: Step) -> None:
-        if self.count >= MAX_STEPS:
-            return
-        step.down = self._children(step)
-        for child in step.down:
-            self.expand_down(child)
-
+    # ---- descendants
     def _children(self, step: Step) -> list[Step]:
         data = json.loads(step.notes.get("data", "{}"))
         if step.kind == "event":
