@@ -424,6 +424,50 @@ class KantataTool(Emulated):
                          for name, i in self.FIELDS.items())
 
 
+class CsvTool:
+    """A time system with no API: it exports approved hours as CSV files into a
+    folder the hub watches, and nothing can be written back to it."""
+
+    name, label = "csv", "timesheet files"
+    note = ("Timesheet files: the firm's old time system exports approved hours as CSV into "
+            "a folder the hub watches; a file has no API, so no ERP ids go back to it.")
+    writes_back = False
+
+    def __init__(self) -> None:
+        from billbridge.connectors.timesheet_files.emulator import TimesheetExporter
+
+        self.folder = Path(tempfile.mkdtemp(prefix="billbridge-timesheets-"))
+        self.exporter = TimesheetExporter(self.folder)
+        self.url = f"file://{self.folder}"
+        self._exports = 0
+
+    def connection(self) -> Connection:
+        # The export names people; the connection maps names to consultants.
+        workers = {p.name: p.worker for p in PEOPLE if p.worker}
+        return Connection(self.name, "csv", self.url, options={"workers": workers})
+
+    def set_up(self) -> None:
+        """Nothing to set up: the export names projects by their official code."""
+
+    def log(self, entries: Sequence[Entry]) -> None:
+        self._exports += 1
+        self.exporter.export(f"timesheets-{self._exports:03d}.csv", [
+            {"Entry ID": f"TS-{2100 + e.number}", "Employee": e.person.name,
+             "Project": e.code, "Task": "dev", "Date": e.day, "Hours": str(e.hours),
+             "Billable": "yes", "Notes": "", "Status": "Approved"} for e in entries])
+
+    def entry_id(self, entry: Entry) -> str:
+        return f"te_csv_TS-{2100 + entry.number}"
+
+    def project_view(self, code: str) -> str:
+        return f"(a file export: nothing is written back to {code})"
+
+    def stop(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 # -- ERPs --------------------------------------------------------------------------------
 class LedgerErp(EmulatedErp):
     name, label = "ledger", "the generic ledger"
@@ -615,7 +659,8 @@ class OracleFusionErp(EmulatedErp):
 
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
-TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool}
+TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool,
+                                                  "csv": CsvTool}
 class TrytonErp:
     name, label = "tryton", "Tryton"
     note = ("Tryton: a real trytond on SQLite in the demo's folder (tryton/), its firm set up "
