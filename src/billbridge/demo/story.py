@@ -292,10 +292,12 @@ def serve_hints(story: Story, workdir: Path, key_file: Path | None) -> None:
 
 
 def _findings(tool: TimeTool) -> list[tuple[str, str]]:
-    """What reconcile must find after the story: Dave's unmapped hours, Bob's
-    unbilled April hours and Carol's unpriced ones."""
-    return [(UNMAPPED_KIND, tool.entry_id(DAVE_GLX)),
-            ("unbilled approved time", tool.entry_id(BOB_APRIL)),
+    """What reconcile must find after the story: Dave's unmapped hours (from a
+    time tool whose mapping reports them), Bob's unbilled April hours and
+    Carol's unpriced ones."""
+    dave = [(UNMAPPED_KIND, tool.entry_id(DAVE_GLX))] \
+        if getattr(tool, "reports_unmapped", False) else []
+    return [*dave, ("unbilled approved time", tool.entry_id(BOB_APRIL)),
             ("unpriced approved time", tool.entry_id(CAROL_GLX))]
 
 
