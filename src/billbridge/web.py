@@ -49,7 +49,9 @@ class HubServer:
         self.stop_event = threading.Event()
         # The suite a configuration preview runs: given, or ./scenarios if there is one.
         suite = scenarios or (Path("scenarios") if Path("scenarios").is_dir() else None)
-        app = create_app(hub, webhooks=webhooks or {}, scenarios=suite,
+        # A source with a drop folder (timesheet files) takes uploads there.
+        drops = {s.name: s.drop_folder for s in sources if hasattr(s, "drop_folder")}
+        app = create_app(hub, webhooks=webhooks or {}, uploads=drops, scenarios=suite,
                          open_metrics=open_metrics, secure_cookies=secure_cookies)
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
                                                     log_level="warning", access_log=False))
