@@ -1,0 +1,6 @@
+"""The legacy ERP behind the drop folder, and an SFTP server in front of it."""
+
+from billbridge.connectors.filedrop.emulator.erp import LegacyErp
+from billbridge.connectors.filedrop.emulator.sftp import SftpServer
+
+__all__ = ["LegacyErp", "SftpServer"]
