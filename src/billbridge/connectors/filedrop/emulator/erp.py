@@ -67,7 +67,14 @@ class LegacyErp:
                                key=lambda p: (p.stat().st_mtime_ns, p.name))
             count = 0
             for path in manifests:
-                manifest = Manifest.parse(path.read_bytes())
+                if path.name in self.refused:
+                    continue
+                raw = path.read_bytes()
+                try:
+                    manifest = Manifest.parse(raw)
+                except (ValueError, TypeError, KeyError, StopIteration):
+                    self.refused[path.name] = f"unreadable manifest {raw!r}"
+                    continue
                 if manifest.file in self.imported or manifest.file in self.refused:
                     continue
                 data_path = folder / manifest.file

@@ -57,9 +57,13 @@ class _FaultySftp(asyncssh.SFTPServer):
         fault = self._doomed.pop(id(file_obj), None)
         if fault is Fault.SERVER_ERROR:  # the connection drops half way through the upload
             super().write(file_obj, offset, data[: len(data) // 2])
+            file_obj.flush()  # type: ignore[attr-defined]
             self._drop_connection()
             return None
         super().write(file_obj, offset, data)
+        # Unbuffered, as a server's write is: bytes of a dropped session must not
+        # land later, in a file another session has since renamed into place.
+        file_obj.flush()  # type: ignore[attr-defined]
         if fault is Fault.LOST_ACK:  # written, and the answer lost with the connection
             self._drop_connection()
         return None
