@@ -205,6 +205,6 @@ class SftpDrop:
                 try:
                     if closing is not None:
                         closing.close()
-                except Exception:  # noqa: BLE001 - a dead session may fail to close
+                except Exception:
                     pass
             self._sftp = self._transport = None

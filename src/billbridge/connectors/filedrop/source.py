@@ -41,7 +41,8 @@ class FileDropSource:
                 if invoices is None:
                     lines, _acks = self.target.acknowledged("INV")
                     invoices = {r["key"]: r for r in lines}
-                first: dict[str, mapping.Row] = {}  # an invoice's lines share its key: one event per invoice
+                # an invoice's lines share its key: one event per invoice
+                first: dict[str, mapping.Row] = {}
                 for row in rows:
                     first.setdefault(row.get("key", ""), row)
                 events = mapping.invoice_events(list(invoices.values()), list(first.values()),

@@ -107,6 +107,7 @@ class SftpServer:
 
         def run() -> None:
             loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
             self._loop = loop
             try:
                 self._server = loop.run_until_complete(asyncssh.listen(
@@ -116,7 +117,7 @@ class SftpServer:
                                                           faults=self.faults),
                     allow_scp=False))
                 self.port = self._server.sockets[0].getsockname()[1]
-            except BaseException as exc:  # noqa: BLE001 - handed to the starting thread
+            except BaseException as exc:
                 failure.append(exc)
                 ready.set()
                 return
@@ -126,7 +127,8 @@ class SftpServer:
             pending = asyncio.all_tasks(loop)
             for task in pending:
                 task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
             loop.close()
 
         self._thread = threading.Thread(target=run, name="sftp-emulator", daemon=True)
