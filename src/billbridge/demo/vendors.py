@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
     from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
     from billbridge.connectors.salesforce.emulator import SalesforceEmulator
+    from billbridge.connectors.sap_s4hana.emulator import SapEmulator
     from billbridge.connectors.xero.emulator import XeroEmulator
 
 PERIOD_END = "2026-03-31"
@@ -424,6 +425,50 @@ class KantataTool(Emulated):
                          for name, i in self.FIELDS.items())
 
 
+class CsvTool:
+    """A time system with no API: it exports approved hours as CSV files into a
+    folder the hub watches, and nothing can be written back to it."""
+
+    name, label = "csv", "timesheet files"
+    note = ("Timesheet files: the firm's old time system exports approved hours as CSV into "
+            "a folder the hub watches; a file has no API, so no ERP ids go back to it.")
+    writes_back = False
+
+    def __init__(self) -> None:
+        from billbridge.connectors.timesheet_files.emulator import TimesheetExporter
+
+        self.folder = Path(tempfile.mkdtemp(prefix="billbridge-timesheets-"))
+        self.exporter = TimesheetExporter(self.folder)
+        self.url = f"file://{self.folder}"
+        self._exports = 0
+
+    def connection(self) -> Connection:
+        # The export names people; the connection maps names to consultants.
+        workers = {p.name: p.worker for p in PEOPLE if p.worker}
+        return Connection(self.name, "csv", self.url, options={"workers": workers})
+
+    def set_up(self) -> None:
+        """Nothing to set up: the export names projects by their official code."""
+
+    def log(self, entries: Sequence[Entry]) -> None:
+        self._exports += 1
+        self.exporter.export(f"timesheets-{self._exports:03d}.csv", [
+            {"Entry ID": f"TS-{2100 + e.number}", "Employee": e.person.name,
+             "Project": e.code, "Task": "dev", "Date": e.day, "Hours": str(e.hours),
+             "Billable": "yes", "Notes": "", "Status": "Approved"} for e in entries])
+
+    def entry_id(self, entry: Entry) -> str:
+        return f"te_csv_TS-{2100 + entry.number}"
+
+    def project_view(self, code: str) -> str:
+        return f"(a file export: nothing is written back to {code})"
+
+    def stop(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 # -- ERPs --------------------------------------------------------------------------------
 class LedgerErp(EmulatedErp):
     name, label = "ledger", "the generic ledger"
@@ -613,6 +658,38 @@ class OracleFusionErp(EmulatedErp):
         return []
 
 
+class SapS4HanaErp(EmulatedErp):
+    name, label = "sap-s4hana", "SAP S/4HANA Cloud"
+    emulator: SapEmulator
+    note = ("SAP S/4HANA Cloud: invoices go in as debit memo requests, which SAP bills into "
+            "billing documents; the customer's payment clears the billing document's "
+            "receivable, and the hub polls both. Every change carries the session's CSRF token.")
+
+    def __init__(self) -> None:
+        from billbridge.connectors.sap_s4hana.emulator import ROOT, SapEmulator
+        from billbridge.emulation import Fault, FaultRule
+
+        emulator, self._keys = keyed(SapEmulator, ("password",))
+        self._serve(emulator)
+        # The lost acknowledgement hits a write (a $batch), not a look-up before it.
+        self.fault_script = (FaultRule(Fault.LOST_ACK,
+                                       path_prefix=f"{ROOT}/API_BUSINESS_PARTNER/$batch"), "429:0")
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "sap-s4hana", self.url, credentials={
+            "user": self.emulator.user, **self._keys}, options={"timeout": 5.0})
+
+    def invoices(self) -> list[ErpInvoice]:
+        return [ErpInvoice(str(m["PurchaseOrderByCustomer"]), str(m["DebitMemoRequest"]),
+                           Decimal(str(m["TotalNetAmount"])), str(m["TransactionCurrency"]))
+                for m in self.emulator.all("API_DEBIT_MEMO_REQUEST_SRV", "A_DebitMemoRequest")]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        document = self.emulator.bill(invoice.erp_id)
+        self.emulator.clear(document["BillingDocument"])
+        return []
+
+
 class FileDropErp:
     name, label = "filedrop", "a legacy ERP (file drop over SFTP)"
     note = ("The legacy ERP's only interface is a folder on its SFTP server: the hub drops CSV "
@@ -651,7 +728,8 @@ class FileDropErp:
 
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
-TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool}
+TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool,
+                                                  "csv": CsvTool}
 class TrytonErp:
     name, label = "tryton", "Tryton"
     note = ("Tryton: a real trytond on SQLite in the demo's folder (tryton/), its firm set up "
@@ -717,5 +795,6 @@ ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteE
                                       "quickbooks": QuickBooksErp, "xero": XeroErp,
                                       "dynamics-finance": DynamicsFinanceErp,
                                       "oracle-fusion": OracleFusionErp,
+                                      "sap-s4hana": SapS4HanaErp,
                                       "tryton": TrytonErp, "filedrop": FileDropErp}
 DEFAULTS = {"crm": "hubspot", "time": "harvest", "erp": "ledger"}
