@@ -549,8 +549,8 @@ def emulator_run(vendor: str, port: int = 0,
 def _serve_emulator(server: Any) -> None:
     server.start()
     console.print(f"listening on {server.url}")
-    if hasattr(server, "describe"):
-        console.print(server.describe())
+    if hasattr(server, "describe"):  # one line, unwrapped: a script may read it
+        console.print(server.describe(), soft_wrap=True, markup=False, highlight=False)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

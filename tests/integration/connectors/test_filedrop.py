@@ -70,3 +70,34 @@ def test_an_sftp_server_showing_another_host_key_is_refused(tmp_path: Path) -> N
                          host_key=server.host_key)
         with pytest.raises(PermanentError, match="was refused"):
             wrong.list("in")
+
+
+def test_billbridge_emulator_run_filedrop_serves_sftp_and_runs_the_import_job() -> None:
+    import re
+    import subprocess
+    import sys
+    import time
+    from urllib.parse import urlsplit
+
+    process = subprocess.Popen([sys.executable, "-m", "billbridge", "emulator", "run",
+                                "filedrop"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        url = urlsplit(process.stdout.readline().split("listening on ")[1].strip())
+        told = re.match(r"SFTP user (\S+), password (\S+), host key (\S+ \S+);",
+                        process.stdout.readline())
+        assert told is not None and url.port is not None
+        drop = SftpDrop("127.0.0.1", url.port, username=told[1], password=told[2],
+                        host_key=told[3])
+        FileDropTarget(drop).send([command(1, "customer.upsert", CUSTOMER)])
+        deadline = time.monotonic() + 20
+        while not drop.list("ack") and time.monotonic() < deadline:
+            time.sleep(0.05)  # the import job runs every 0.1 s in the emulator's process
+        [ack] = drop.list("ack")
+        rows = mapping.csv_rows(drop.read(f"ack/{ack}"))
+        drop.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert [(r["key"], r["status"], r["erp_id"]) for r in rows] == [
+        ("key-1", "POSTED", "cust_1")]
