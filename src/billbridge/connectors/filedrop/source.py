@@ -29,7 +29,7 @@ class FileDropSource:
         names = sorted((n for n in self.drop.list(self.exports)
                         if (mapping.sequence_of(n) or 0) > last),
                        key=lambda n: mapping.sequence_of(n) or 0)
-        invoices: dict[str, mapping.Row] | None = None
+        files = self.target.data_files() if names else {}
         for name in names:
             sequence = mapping.sequence_of(name)
             guard.once(sequence, name)
@@ -38,13 +38,10 @@ class FileDropSource:
             if name.startswith("ARSTATUS_"):
                 events = [mapping.status_event(r, self.name) for r in rows]
             else:
-                if invoices is None:
-                    lines, _acks = self.target.acknowledged("INV")
-                    invoices = {r["key"]: r for r in lines}
                 # an invoice's lines share its key: one event per invoice
                 first: dict[str, mapping.Row] = {}
                 for row in rows:
                     first.setdefault(row.get("key", ""), row)
-                events = mapping.invoice_events(list(invoices.values()), list(first.values()),
-                                                self.name)
+                events = mapping.invoice_events(self.target.acked_lines(name, files, "INV"),
+                                                list(first.values()), self.name)
             yield PollPage(events, str(sequence))

@@ -156,20 +156,32 @@ class FileDropTarget:
                 found.setdefault(row["key"], (name, row))
         return found
 
+    def data_files(self) -> dict[str, str]:
+        """The data files in the inbound folder, by name without extension
+        (as an acknowledgement names them)."""
+        return {n.rsplit(".", 1)[0]: n for n in self.drop.list(self.inbound)
+                if mapping.is_data_file(n)}
+
+    def acked_lines(self, ack: str, files: dict[str, str], kind: str) -> list[Row]:
+        """The lines of the ``kind`` file ``ack`` acknowledges (none if it is of another kind)."""
+        data_file = files.get(mapping.acked_file(ack))
+        if data_file is None or mapping.kind_of(data_file) != kind:
+            return []
+        return self._rows(data_file)
+
     def acknowledged(self, kind: str) -> tuple[list[Row], dict[str, Row]]:
         """The ERP's acknowledgements of ``kind`` files: the lines of those
         files, and each acknowledgement line by key."""
-        stems = {n.rsplit(".", 1)[0]: n for n in self.drop.list(self.inbound)
-                 if mapping.is_data_file(n)}
+        files = self.data_files()
         lines: list[Row] = []
         acks: dict[str, Row] = {}
         for ack in self.drop.list(self.acks):
-            if mapping.sequence_of(ack) is None or not ack.startswith("ACK_"):
+            if not ack.startswith("ACK_") or mapping.sequence_of(ack) is None:
                 continue
-            data_file = stems.get(mapping.acked_file(ack))
-            if data_file is None or mapping.kind_of(data_file) != kind:
+            found = self.acked_lines(ack, files, kind)
+            if not found:
                 continue
-            lines += self._rows(data_file)
+            lines += found
             for row in mapping.csv_rows(self.drop.read(f"{self.acks}/{ack}")):
                 acks.setdefault(row["key"], row)
         return lines, acks
