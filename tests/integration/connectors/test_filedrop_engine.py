@@ -197,9 +197,9 @@ def test_a_batch_regrouped_after_a_crash_posts_each_charge_once(tmp_path: Path,
     results = target.send([charge(n, attempt=2) for n in range(3, 6)]
                           + [charge(n) for n in range(6, 10)])
     assert {r.status for r in results} == {"applied"} and len(results) == 7
-    assert target.found_on_resend == 3
     erp.import_once()
     posted = Counter(r["charge"] for r in erp.ledger.journal)
     assert posted == {f"tc_{n}": 1 for n in range(10)}  # the first three too, once
+    assert target.found_on_resend == 3
     files, _ = read_back(sftp)
     assert sorted(len(rows) for name, rows in files.items() if "JRNL" in name) == [4, 6]
