@@ -315,6 +315,7 @@ class DynamicsSalesCrm(Emulated):
 # -- time tools ------------------------------------------------------------------------
 class HarvestTool(Emulated):
     name, label = "harvest", "Harvest"
+    reports_unmapped = True  # its mapping marks Dave's entry with UnmappedPerson (D72)
     emulator: HarvestEmulator
     note = ("Harvest has no webhooks: the hub polls it, and each poll reads again the "
             "minute before the previous one began.")
@@ -366,6 +367,7 @@ class HarvestTool(Emulated):
 
 class KantataTool(Emulated):
     name, label = "kantata", "Kantata"
+    reports_unmapped = True
     emulator: KantataEmulator
     note = ("Kantata: delivery sets both projects up in Kantata before the deals close "
             "(the hub writes ERP ids onto projects, it does not create them), and time is "
@@ -428,6 +430,8 @@ class KantataTool(Emulated):
 class CsvTool:
     """A time system with no API: it exports approved hours as CSV files into a
     folder the hub watches, and nothing can be written back to it."""
+
+    reports_unmapped = True
 
     name, label = "csv", "timesheet files"
     note = ("Timesheet files: the firm's old time system exports approved hours as CSV into "
