@@ -605,6 +605,9 @@ def emulator_run(vendor: Annotated[str, typer.Argument(help="a registered vendor
     if vendor not in VENDORS:
         raise typer.BadParameter(f"unknown vendor {vendor!r}; known: {', '.join(sorted(VENDORS))}")
     module = importlib.import_module(f"{VENDORS[vendor]}.emulator")
+    if hasattr(module, "RUN"):  # a vendor whose system is not an HTTP server (a file drop)
+        _serve_emulator(module.RUN(port=port))
+        return
     found = {name: cls for name, cls in inspect.getmembers(module, inspect.isclass)
              if issubclass(cls, EmulatorServer) and cls is not EmulatorServer
              and f"{cls.__module__}.".startswith(f"{module.__name__}.")}
@@ -619,6 +622,8 @@ def emulator_run(vendor: Annotated[str, typer.Argument(help="a registered vendor
 def _serve_emulator(server: Any) -> None:
     server.start()
     console.print(f"listening on {server.url}")
+    if hasattr(server, "describe"):  # one line, unwrapped: a script may read it
+        console.print(server.describe(), soft_wrap=True, markup=False, highlight=False)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
