@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from billbridge.connectors.kantata.emulator import KantataEmulator
     from billbridge.connectors.netsuite.emulator import NetSuiteEmulator
     from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
+    from billbridge.connectors.replicon.emulator import RepliconEmulator
     from billbridge.connectors.salesforce.emulator import SalesforceEmulator
     from billbridge.connectors.xero.emulator import XeroEmulator
 
@@ -415,6 +416,67 @@ class KantataTool(Emulated):
                          for name, i in self.FIELDS.items())
 
 
+class RepliconTool(Emulated):
+    name, label = "replicon", "Replicon"
+    emulator: RepliconEmulator
+    note = ("Replicon: the hub polls the timesheet and expense sheet lists by last-modified "
+            "and reads each changed sheet again; consultants log a week's timesheet and their "
+            "manager approves it.")
+    LOGINS: ClassVar[Mapping[str, str]] = {p.key: p.key for p in PEOPLE}
+
+    def __init__(self) -> None:
+        from billbridge.connectors.replicon.emulator import RepliconEmulator
+
+        self._token = credential()
+        self.rows: dict[int, str] = {}  # the story's entry number → its timesheet row's uri
+        self._serve(RepliconEmulator(token=self._token))
+        self.url = self.emulator.root
+
+    def connection(self) -> Connection:
+        workers = {self.LOGINS[p.key]: p.worker for p in PEOPLE if p.worker}
+        return Connection(self.name, "replicon", self.url, credentials={"token": self._token},
+                          options={"workers": workers})
+
+    def set_up(self) -> None:
+        tenant = self.emulator.tenant
+        self.users = {p.key: tenant.add_user(self.LOGINS[p.key], p.name) for p in PEOPLE}
+        tenant.add_project(INITECH.name, INITECH.code)
+
+    def log(self, entries: Sequence[Entry]) -> None:
+        """One timesheet a person and week, approved by the manager."""
+        from datetime import date, timedelta
+
+        from billbridge.connectors.replicon.mapping import APPROVED, WAITING
+
+        tenant = self.emulator.tenant
+        sheets: dict[tuple[str, date], Any] = {}
+        with self.emulator.lock:
+            for entry in entries:
+                day = date.fromisoformat(entry.day)
+                monday = day - timedelta(days=day.weekday())
+                sheet = sheets.get((entry.person.key, monday))
+                if sheet is None:
+                    sheet = sheets[(entry.person.key, monday)] = tenant.timesheet(
+                        self.users[entry.person.key], monday, monday + timedelta(days=6))
+                project = tenant.project_by_code(entry.code)
+                assert project is not None, f"no Replicon project {entry.code}"
+                self.rows[entry.number] = tenant.log(sheet, project["uri"], day, entry.hours)
+            for sheet in sheets.values():
+                tenant.set_status(sheet, WAITING)
+                tenant.set_status(sheet, APPROVED)
+
+    def entry_id(self, entry: Entry) -> str:
+        from datetime import date
+
+        from billbridge.connectors.replicon.mapping import tail
+
+        return f"te_replicon_{tail(self.rows[entry.number])}_{date.fromisoformat(entry.day):%Y%m%d}"
+
+    def project_view(self, code: str) -> str:
+        project = self.emulator.tenant.project_by_code(code)
+        return str(project["description"]) if project else ""
+
+
 # -- ERPs --------------------------------------------------------------------------------
 class LedgerErp(Emulated):
     name, label = "ledger", "the generic ledger"
@@ -585,7 +647,8 @@ class DynamicsFinanceErp(Emulated):
 
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
-TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool}
+TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool,
+                                                 "replicon": RepliconTool}
 class TrytonErp:
     name, label = "tryton", "Tryton"
     note = ("Tryton: a real trytond on SQLite in the demo's folder (tryton/), its firm set up "
