@@ -179,8 +179,9 @@ class RepliconClient:
             "projects": [{"code": code, "parameterCorrelationId": code} for code in codes]})
         found: dict[str, dict[str, Any] | None] = dict.fromkeys(codes)
         for item in answer if isinstance(answer, list) else []:
-            if isinstance(item, dict) and isinstance(item.get("projectDetails"), dict):
-                found[str(item.get("parameterCorrelationId"))] = item["projectDetails"]
+            details = item.get("projectDetails") if isinstance(item, dict) else None
+            if isinstance(details, dict) and details.get("uri") and not item.get("error"):
+                found[str(item.get("parameterCorrelationId"))] = details
         return found
 
     def apply_project(self, target: Mapping[str, Any] | None, modifications: Mapping[str, Any],

@@ -62,13 +62,13 @@ class ListSpec:
     modified_filter: str
 
     def body(self, since: datetime | None, page: int, pagesize: int) -> dict[str, Any]:
-        """The ``GetData`` request: sheets modified at or after ``since``."""
+        """The ``GetData`` request: sheets modified at or after ``since``
+        (page and pagesize are strings, as the published description types them)."""
         body: dict[str, Any] = {
-            "page": page, "pagesize": pagesize,
+            "page": str(page), "pagesize": str(pagesize),
             "columnUris": [self.sheet_column, self.modified_column],
             "sort": [{"columnUri": self.modified_column, "isAscending": True},
-                     {"columnUri": self.sheet_column, "isAscending": True}],
-            "filterExpression": None}
+                     {"columnUri": self.sheet_column, "isAscending": True}]}
         if since is not None:
             body["filterExpression"] = {
                 "leftExpression": {"filterDefinitionUri": self.modified_filter},

@@ -99,8 +99,12 @@ class RepliconEmulator(EmulatorServer):
             return response
         inner = response.body.get("error")
         if isinstance(inner, dict) and "code" in inner:  # the base class's injected faults
-            kind = {429: "RateLimitExceededError1"}.get(response.status, "ServiceUnavailable1")
-            return envelope(response.status, kind, str(inner.get("message")), response.headers)
+            if response.status == 429:  # Replicon documents no Retry-After: one only if set
+                return envelope(429, "RateLimitExceededError1", str(inner.get("message")),
+                                {} if self.retry_after is None
+                                else {"Retry-After": str(self.retry_after)})
+            return envelope(response.status, "ServiceUnavailable1", str(inner.get("message")),
+                            response.headers)
         return response
 
     def _service(self, request: Request) -> Response:
