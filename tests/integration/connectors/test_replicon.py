@@ -108,15 +108,32 @@ def test_sheets_sharing_one_stamp_across_pages_and_polls_are_read_once(
         replicon: RepliconEmulator) -> None:
     for key in range(1, 6):  # five sheets at one stamp, pages of two
         approved_sheet(replicon, 7, (0, "1"), key=key, at=TIE)
+    waiting = replicon.tenant.timesheet(user(7), MONDAY, date(2026, 3, 8), key=9)
+    replicon.tenant.set_status(waiting, WAITING, at=TIE)  # at the stamp too, never approved
     first, cursor = events(source(replicon).poll(None))
-    assert sorted(upserts(first)) == sorted({e["data"]["id"] for e in first})
-    assert len(first) == 5
-    summaries = [n for n, _b in replicon.calls].count("TimesheetService1.GetTimesheetSummary")
-    assert summaries == 5  # each sheet read once, though the stamp spans three pages
+    assert len(first) == len(upserts(first)) == 5
+    assert summaries(replicon) == 6  # each sheet read once, though the stamp spans pages
     approved_sheet(replicon, 8, (1, "2"), key=6, at=TIE)  # committed late, at the same stamp
     again, cursor = events(source(replicon).poll(cursor))
     assert [e["data"]["worker"] for e in again] == ["w-bob"]
+    assert summaries(replicon) == 7
     assert events(source(replicon).poll(cursor))[0] == []
+    assert summaries(replicon) == 7  # the sheets at the boundary are listed, not read again
+
+
+def summaries(em: RepliconEmulator) -> int:
+    return [n for n, _b in em.calls].count("TimesheetService1.GetTimesheetSummary")
+
+
+def test_a_sheet_changed_during_the_walk_cannot_hide_another(
+        replicon: RepliconEmulator) -> None:
+    sheets = [approved_sheet(replicon, 7, (0, "1"), key=key) for key in range(1, 6)]
+    walk = source(replicon).poll(None)
+    first = next(walk)
+    replicon.tenant.set_status(sheets[0], OPEN)  # the first sheet moves to the end of the list
+    rest, _ = events(walk)
+    read = {e["data"]["id"] for e in first.events + rest}
+    assert len(read) == 5, read
 
 
 def test_a_poll_cut_off_mid_walk_resumes_from_its_last_page_missing_nothing(

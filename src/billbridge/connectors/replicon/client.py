@@ -180,7 +180,7 @@ class RepliconClient:
         found: dict[str, dict[str, Any] | None] = dict.fromkeys(codes)
         for item in answer if isinstance(answer, list) else []:
             details = item.get("projectDetails") if isinstance(item, dict) else None
-            if isinstance(details, dict) and details.get("uri") and not item.get("error"):
+            if isinstance(details, dict) and details.get("uri"):
                 found[str(item.get("parameterCorrelationId"))] = details
         return found
 

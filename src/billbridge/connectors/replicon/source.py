@@ -168,13 +168,11 @@ class RepliconSource:
             return None
         return expense_entries(sheet, version=version, at=at, config=self.config)
 
-    def _apply(self, stream: Stream, state: StreamState, uri: str, stamp: datetime,
-               *, again: bool = False) -> list[Any]:
+    def _apply(self, stream: Stream, state: StreamState, uri: str,
+               stamp: datetime) -> list[Any]:
         """The events of one sheet read at ``stamp``, its state updated."""
         version = stamp_ms(stamp)
         known = state.sheets.get(uri) or {}
-        if not again and int(known.get("v") or -1) >= version:
-            return []  # listed again at the boundary, or older than what was applied
         entries = stream.read(uri, known, version, stamp)
         if entries is None:  # never approved, nothing sent: nothing to keep either
             state.sheets.pop(uri, None)
@@ -293,7 +291,7 @@ class RepliconSource:
         for uri in [u for u in state.retry if u not in self._read]:
             version = int((state.sheets.get(uri) or {}).get("v") or 0)
             events += self._apply(stream, state, uri,
-                                  datetime.fromtimestamp(version / 1000, UTC), again=True)
+                                  datetime.fromtimestamp(version / 1000, UTC))
         return events
 
     def _prune(self, state: StreamState) -> None:
