@@ -251,7 +251,7 @@ def _currency(amount: Mapping[str, Any], config: MappingConfig) -> str:
         if len(text) == 3 and text.isalpha():
             return text.upper()
     if config.default_currency:
-        return config.default_currency
+        return config.default_currency.upper()
     raise Unmappable(f"currency {currency.get('uri')} ({currency.get('symbol')}) names no ISO "
                      "code and the connection sets no default_currency")
 
