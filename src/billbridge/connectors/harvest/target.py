@@ -26,10 +26,9 @@ from billbridge.connectors.base import (
     PermanentError,
     RateLimit,
     RecordResult,
-    ResultStatus,
 )
 from billbridge.connectors.harvest.client import HarvestClient
-from billbridge.connectors.notes import MARKER, merge_notes, note_lines
+from billbridge.connectors.writeback import MARKER, apply_each, merge_notes, note_lines
 
 __all__ = ["KIND", "MARKER", "HarvestTarget", "merge_notes", "note_lines"]
 
@@ -53,19 +52,7 @@ class HarvestTarget:
         command that changes something. A transient fault fails the batch:
         the commands already written are found again on the resend."""
         projects = list(self.client.all("projects"))
-        results = []
-        for command in batch:
-            try:
-                project = self._writeback(command, projects)
-            except PermanentError as exc:
-                if exc.code == "TARGET_AUTH":
-                    raise
-                results.append(RecordResult(command.idempotency_key, ResultStatus.REJECTED,
-                                            code=exc.code, message=str(exc)))
-                continue
-            results.append(RecordResult(command.idempotency_key, ResultStatus.APPLIED,
-                                        external_id=str(project["id"])))
-        return results
+        return apply_each(batch, lambda command: str(self._writeback(command, projects)["id"]))
 
     def _writeback(self, command: OutboundCommand,
                    projects: list[dict[str, Any]]) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 and carry fields (the ERP's ids, an invoice's status). The batch's projects
 are looked up by code in one ``BulkGetProjectDetails3``; the fields are
 written into the project's description under billbridge's marker
-(``connectors/notes.py``) with ``CreateProjectOrApplyModifications``, which
+(``connectors/writeback.py``) with ``CreateProjectOrApplyModifications``, which
 also creates a project delivery had not set up (name and code).
 
 Replicon documents ``unitOfWorkId`` as idempotent only for
@@ -25,10 +25,9 @@ from billbridge.connectors.base import (
     PermanentError,
     RateLimit,
     RecordResult,
-    ResultStatus,
 )
-from billbridge.connectors.notes import merge_notes, note_lines
 from billbridge.connectors.replicon.client import RepliconClient
+from billbridge.connectors.writeback import apply_each, merge_notes, note_lines
 
 KIND = "psa.writeback"
 
@@ -49,19 +48,7 @@ class RepliconTarget:
         codes = sorted({str(c.payload.get("record")) for c in batch
                         if isinstance(c.payload.get("record"), str)})
         projects = self.client.projects_by_code(codes) if codes else {}
-        results = []
-        for command in batch:
-            try:
-                uri = self._writeback(command, projects)
-            except PermanentError as exc:
-                if exc.code == "TARGET_AUTH":
-                    raise
-                results.append(RecordResult(command.idempotency_key, ResultStatus.REJECTED,
-                                            code=exc.code, message=str(exc)))
-                continue
-            results.append(RecordResult(command.idempotency_key, ResultStatus.APPLIED,
-                                        external_id=uri))
-        return results
+        return apply_each(batch, lambda command: self._writeback(command, projects))
 
     def _writeback(self, command: OutboundCommand,
                    projects: dict[str, dict[str, Any] | None]) -> str:
