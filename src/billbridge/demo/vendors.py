@@ -139,6 +139,14 @@ class Emulated:
         self.emulator.stop()
 
 
+class EmulatedErp(Emulated):
+    """An emulated ERP: one lost acknowledgement and one throttle on its
+    writes, and a connector source the hub polls for invoice status."""
+
+    fault_script: Sequence[Any] = ("lost_ack", "429:0")
+    polled = True
+
+
 # -- the three roles ------------------------------------------------------------------
 class Crm(Protocol):
     name: str  # the connection's name: the hub's source and target name
@@ -428,7 +436,6 @@ class RepliconTool(Emulated):
         from billbridge.connectors.replicon.emulator import RepliconEmulator
 
         self._token = credential()
-        self.rows: dict[int, str] = {}  # the story's entry number → its timesheet row's uri
         self._serve(RepliconEmulator(token=self._token))
         self.url = self.emulator.root
 
@@ -460,17 +467,14 @@ class RepliconTool(Emulated):
                         self.users[entry.person.key], monday, monday + timedelta(days=6))
                 project = tenant.project_by_code(entry.code)
                 assert project is not None, f"no Replicon project {entry.code}"
-                self.rows[entry.number] = tenant.log(sheet, project["uri"], day, entry.hours)
+                tenant.log(sheet, project["uri"], day, entry.hours, row_key=2100 + entry.number)
             for sheet in sheets.values():
                 tenant.set_status(sheet, WAITING)
                 tenant.set_status(sheet, APPROVED)
 
     def entry_id(self, entry: Entry) -> str:
-        from datetime import date
-
-        from billbridge.connectors.replicon.mapping import tail
-
-        return f"te_replicon_{tail(self.rows[entry.number])}_{date.fromisoformat(entry.day):%Y%m%d}"
+        """A cell of the entry's own timesheet row: ``te_replicon_2101_20260302``."""
+        return f"te_replicon_{2100 + entry.number}_{entry.day.replace('-', '')}"
 
     def project_view(self, code: str) -> str:
         project = self.emulator.tenant.project_by_code(code)
@@ -478,11 +482,10 @@ class RepliconTool(Emulated):
 
 
 # -- ERPs --------------------------------------------------------------------------------
-class LedgerErp(Emulated):
+class LedgerErp(EmulatedErp):
     name, label = "ledger", "the generic ledger"
     emulator: LedgerEmulator
     note = "The ledger has no invoice feed: it reports a payment as an event."
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
     polled = False  # the generic vendor's source is a time source, not the ledger's
 
     def __init__(self) -> None:
@@ -506,13 +509,11 @@ class LedgerErp(Emulated):
                  "data": {"invoice": invoice.invoice, "status": "paid"}}]
 
 
-class NetSuiteErp(Emulated):
+class NetSuiteErp(EmulatedErp):
     name, label = "netsuite", "NetSuite"
     emulator: NetSuiteEmulator
     note = ("NetSuite: the hub polls invoice status and payments with SuiteQL; a time "
             "bill's memo names the charge it posts.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
     ACCOUNT = "1234567_SB1"
 
     def __init__(self) -> None:
@@ -542,13 +543,11 @@ class NetSuiteErp(Emulated):
         return []
 
 
-class QuickBooksErp(Emulated):
+class QuickBooksErp(EmulatedErp):
     name, label = "quickbooks", "QuickBooks Online"
     emulator: QuickBooksEmulator
     note = ("QuickBooks: time activities need an employee per consultant, which the "
             "connector finds or creates by name; the hub polls invoices and payments.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
 
     def __init__(self) -> None:
         from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
@@ -577,13 +576,11 @@ class QuickBooksErp(Emulated):
         return []
 
 
-class XeroErp(Emulated):
+class XeroErp(EmulatedErp):
     name, label = "xero", "Xero"
     emulator: XeroEmulator
     note = ("Xero: invoices arrive as drafts, so the accountant approves the invoice in "
             "Xero before the customer's payment is recorded; the hub polls both.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
 
     def __init__(self) -> None:
         from billbridge.connectors.xero.emulator import XeroEmulator
@@ -610,14 +607,12 @@ class XeroErp(Emulated):
         return []
 
 
-class DynamicsFinanceErp(Emulated):
+class DynamicsFinanceErp(EmulatedErp):
     name, label = "dynamics-finance", "Dynamics 365 Finance"
     emulator: FinanceEmulator
     note = ("Dynamics 365 Finance: free-text invoices are posted by the accountant in "
             "Finance before the customer's payment is marked against them; the hub polls "
             "both.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
 
     def __init__(self) -> None:
         from billbridge.connectors.dynamics_finance.emulator import FinanceEmulator

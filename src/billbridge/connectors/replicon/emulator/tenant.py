@@ -109,16 +109,17 @@ class Tenant:
 
     def log(self, sheet: Sheet, project: str, day: date, hours: Decimal, *,
             task: str | None = None, billable: bool = True, comments: str = "",
-            at: int | str | None = None) -> str:
-        """Hours on a day of the sheet's row for (project, task), made if new;
-        0 hours empties the cell. Returns the row's uri."""
+            at: int | str | None = None, row_key: Any = None) -> str:
+        """Hours on a day of the sheet's row for (project, task), made if new
+        (its uri ending in ``row_key`` when given); 0 hours empties the cell.
+        Returns the row's uri."""
         if sheet.status in (APPROVED, WAITING):
             raise ValueError(f"timesheet {sheet.uri} is {STATUS_TEXT[sheet.status]}: "
                              "reopen it first")
         row = next((r for r in sheet.lines if r["project"] == project and r["task"] == task
                     and r["billable"] == billable), None)
         if row is None:
-            row = {"uri": self.uri("timesheet-row"), "project": project, "task": task,
+            row = {"uri": self.uri("timesheet-row", row_key), "project": project, "task": task,
                    "billable": billable, "cells": {}}
             sheet.lines.append(row)
         if hours:
