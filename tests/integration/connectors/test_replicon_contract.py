@@ -227,3 +227,43 @@ def test_a_bad_token_is_a_configuration_error() -> None:
     with pytest.raises(PermanentError) as raised:
         http.timesheet_summary("u")
     assert raised.value.code == "TARGET_AUTH"
+
+
+def test_past_its_rolling_limit_the_emulator_answers_429_in_the_envelope() -> None:
+    with RepliconEmulator(token=TOKEN, per_minute=2) as em:
+        answers = [post(em, "TimesheetService1.svc/GetTimesheetSummary", {}) for _ in range(3)]
+    assert [a.status_code for a in answers] == [500, 500, 429]
+    assert answers[2].json()["error"]["type"] == "RateLimitExceededError1"
+    assert "retry-after" not in answers[2].headers
+
+
+class StepClock:
+    """Time that passes only when the client waits."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sent: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += max(0.0, seconds)
+
+
+def test_the_client_keeps_within_the_hourly_setting_as_well_as_the_minutes() -> None:
+    from billbridge.emulation.limits import max_in_window
+
+    clock = StepClock()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        clock.sent.append(clock.now)
+        return httpx.Response(200, json=GET_TIMESHEET_SUMMARY_RESPONSE)
+
+    http = RepliconClient("https://na1.replicon.com/acme/", token=TOKEN, per_minute=5,
+                          per_hour=12, clock=clock, transport=httpx.MockTransport(answer))
+    for _ in range(30):
+        http.timesheet_summary("urn:replicon-tenant:acme:timesheet:3")
+    assert max_in_window(clock.sent, 60.0) <= 5
+    assert max_in_window(clock.sent, 3600.0) <= 12
+    assert clock.now > 3600.0  # thirty calls at twelve an hour take more than an hour
