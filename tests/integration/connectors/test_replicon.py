@@ -206,6 +206,11 @@ def test_an_unmapped_user_is_kept_raw_with_its_reason_and_maps_once_the_mapping_
     assert [d["worker"] for d in upserts(found).values()] == ["w-alice"]
     same, cursor = events(source(replicon).poll(cursor))  # read again: the same event id
     assert [e.event_id for e in same if isinstance(e, Malformed)] == [bad[0].event_id]
+    sheet = next(s for s in replicon.tenant.timesheets.values() if s.owner == user(9))
+    replicon.tenant.set_status(sheet, OPEN)  # taken back while unmapped: still kept raw
+    reopened, cursor = events(source(replicon).poll(cursor))
+    assert [e.raw["approvalStatus"]["uri"] for e in reopened] == [OPEN]
+    replicon.tenant.set_status(sheet, APPROVED)
     fixed = MappingConfig(workers={**CONFIG.workers, "dave": "w-dave"})
     mapped, cursor = events(source(replicon, config=fixed).poll(cursor))
     assert [d["worker"] for d in upserts(mapped).values()] == ["w-dave"]

@@ -121,6 +121,11 @@ class StreamState:
                    dict(data.get("sheets") or {}), list(data.get("retry") or []))
 
 
+def _sent(known: Mapping[str, Any]) -> bool:
+    """Whether a sheet's entries were sent (or kept raw) when it was last read."""
+    return bool(known.get("e") or known.get("m"))
+
+
 Reader = Callable[[str, Mapping[str, Any], int, datetime], list[Entry] | None]
 """(sheet uri, the sheet as last read, version, stamp) → its entries, or None
 when the sheet holds nothing to send (never approved, nothing sent before)."""
@@ -156,7 +161,7 @@ class RepliconSource:
     def _timesheet(self, uri: str, known: Mapping[str, Any], version: int,
                    at: datetime) -> list[Entry] | None:
         approval = self.client.timesheet_summary(uri).get("approvalStatus")
-        if status_of(approval) != "approved" and not known.get("e"):
+        if status_of(approval) != "approved" and not _sent(known):
             return None
         sheet = self.client.standard_timesheet(uri)
         return timesheet_entries(sheet, approval, version=version, at=at, config=self.config)
@@ -164,7 +169,7 @@ class RepliconSource:
     def _expense_sheet(self, uri: str, known: Mapping[str, Any], version: int,
                        at: datetime) -> list[Entry] | None:
         sheet = self.client.expense_sheet(uri)
-        if status_of(sheet.get("approvalStatus")) != "approved" and not known.get("e"):
+        if status_of(sheet.get("approvalStatus")) != "approved" and not _sent(known):
             return None
         return expense_entries(sheet, version=version, at=at, config=self.config)
 
@@ -174,8 +179,10 @@ class RepliconSource:
         version = stamp_ms(stamp)
         known = state.sheets.get(uri) or {}
         entries = stream.read(uri, known, version, stamp)
+        retry = set(state.retry) - {uri}
         if entries is None:  # never approved, nothing sent: nothing to keep either
             state.sheets.pop(uri, None)
+            state.retry = sorted(retry)
             return []
         before: dict[str, list[str]] = dict(known.get("e") or {})
         after: dict[str, list[str]] = {}
@@ -196,9 +203,9 @@ class RepliconSource:
                                             version=version, at=stamp, config=self.config))
         state.sheets[uri] = {"v": version, "e": after}
         self._read.add(uri)
-        retry = set(state.retry) - {uri}
         if any(isinstance(entry.event, Malformed) for entry in entries):
             retry.add(uri)
+            state.sheets[uri]["m"] = 1  # kept raw: an un-approval must reach it too
         state.retry = sorted(retry)
         return events
 
