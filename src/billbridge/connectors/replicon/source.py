@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billbridge.connectors.base import Malformed, PermanentError, PollPage
-from billbridge.connectors.paging import PageGuard
+from billbridge.connectors.paging import PageGuard, stream_cursor
 from billbridge.connectors.replicon.client import PAGE_SIZE, RepliconClient
 from billbridge.connectors.replicon.mapping import (
     SOURCE,
@@ -229,16 +229,8 @@ class RepliconSource:
 
     @staticmethod
     def _load(cursor: str | None) -> dict[str, StreamState]:
-        """The streams' states; a cursor this version cannot read starts from
-        the beginning, which reads again but loses nothing."""
-        try:
-            data = json.loads(cursor) if cursor else {}
-        except ValueError:
-            return {}
-        if not isinstance(data, dict) or data.get("version") != CURSOR_VERSION:
-            return {}
-        return {name: StreamState.load(value) for name, value in data.items()
-                if name != "version" and isinstance(value, dict)}
+        return {name: StreamState.load(value)
+                for name, value in stream_cursor(cursor, CURSOR_VERSION).items()}
 
     def _walk(self, stream: Stream, state: StreamState) -> Iterator[list[Any]]:
         """The sheets modified since the cursor, a list of events per page."""
