@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from billbridge.connectors.hubspot.emulator import HubSpotEmulator
     from billbridge.connectors.kantata.emulator import KantataEmulator
     from billbridge.connectors.netsuite.emulator import NetSuiteEmulator
+    from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
     from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
     from billbridge.connectors.replicon.emulator import RepliconEmulator
     from billbridge.connectors.salesforce.emulator import SalesforceEmulator
@@ -481,6 +482,50 @@ class RepliconTool(Emulated):
         return str(project["description"]) if project else ""
 
 
+class CsvTool:
+    """A time system with no API: it exports approved hours as CSV files into a
+    folder the hub watches, and nothing can be written back to it."""
+
+    name, label = "csv", "timesheet files"
+    note = ("Timesheet files: the firm's old time system exports approved hours as CSV into "
+            "a folder the hub watches; a file has no API, so no ERP ids go back to it.")
+    writes_back = False
+
+    def __init__(self) -> None:
+        from billbridge.connectors.timesheet_files.emulator import TimesheetExporter
+
+        self.folder = Path(tempfile.mkdtemp(prefix="billbridge-timesheets-"))
+        self.exporter = TimesheetExporter(self.folder)
+        self.url = f"file://{self.folder}"
+        self._exports = 0
+
+    def connection(self) -> Connection:
+        # The export names people; the connection maps names to consultants.
+        workers = {p.name: p.worker for p in PEOPLE if p.worker}
+        return Connection(self.name, "csv", self.url, options={"workers": workers})
+
+    def set_up(self) -> None:
+        """Nothing to set up: the export names projects by their official code."""
+
+    def log(self, entries: Sequence[Entry]) -> None:
+        self._exports += 1
+        self.exporter.export(f"timesheets-{self._exports:03d}.csv", [
+            {"Entry ID": f"TS-{2100 + e.number}", "Employee": e.person.name,
+             "Project": e.code, "Task": "dev", "Date": e.day, "Hours": str(e.hours),
+             "Billable": "yes", "Notes": "", "Status": "Approved"} for e in entries])
+
+    def entry_id(self, entry: Entry) -> str:
+        return f"te_csv_TS-{2100 + entry.number}"
+
+    def project_view(self, code: str) -> str:
+        return f"(a file export: nothing is written back to {code})"
+
+    def stop(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 # -- ERPs --------------------------------------------------------------------------------
 class LedgerErp(EmulatedErp):
     name, label = "ledger", "the generic ledger"
@@ -640,10 +685,42 @@ class DynamicsFinanceErp(EmulatedErp):
         return []
 
 
+class OracleFusionErp(EmulatedErp):
+    name, label = "oracle-fusion", "Oracle Fusion Cloud ERP"
+    emulator: OracleEmulator
+    note = ("Oracle Fusion: invoices arrive incomplete and a finance supervisor completes "
+            "them; the customer's receipt names the invoice and AutoMatch applies it; the hub "
+            "polls both.")
+
+    def __init__(self) -> None:
+        from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
+
+        self._password = credential()
+        self._serve(OracleEmulator(password=self._password))
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "oracle-fusion", self.url, credentials={
+            "username": self.emulator.username, "password": self._password}, options={
+            "tax_codes": {"US-NOTAX": "EXEMPT"}, "timeout": 5.0})
+
+    def invoices(self) -> list[ErpInvoice]:
+        return [ErpInvoice(str(i["TransactionNumber"]), str(i["CustomerTransactionId"]),
+                           Decimal(str(i["EnteredAmount"])), str(i["InvoiceCurrencyCode"]))
+                for i in self.emulator.all("receivablesInvoices")
+                if i.get("TransactionSource") == "BILLBRIDGE"]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        self.emulator.complete_invoice(invoice.erp_id)
+        self.emulator.receipt(invoice.invoice, invoice.total)
+        return []
+
+
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
 TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool,
-                                                 "replicon": RepliconTool}
+                                                  "replicon": RepliconTool, "csv": CsvTool}
+
+
 class TrytonErp:
     name, label = "tryton", "Tryton"
     note = ("Tryton: a real trytond on SQLite in the demo's folder (tryton/), its firm set up "
@@ -708,5 +785,6 @@ class TrytonErp:
 ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteErp,
                                       "quickbooks": QuickBooksErp, "xero": XeroErp,
                                       "dynamics-finance": DynamicsFinanceErp,
+                                      "oracle-fusion": OracleFusionErp,
                                       "tryton": TrytonErp}
 DEFAULTS = {"crm": "hubspot", "time": "harvest", "erp": "ledger"}
