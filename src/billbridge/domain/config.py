@@ -63,6 +63,8 @@ class AlertRules(BaseModel):
     max_parked_minutes: int | None = Field(default=None, ge=0)
     max_queue_age_minutes: int | None = Field(default=None, ge=0)
     on_circuit_open: bool = True
+    on_drift: bool = True  # a connection whose vendor drifted from its contract lately
+    drift_window_minutes: int = Field(default=60, ge=1)
 
 
 class Configuration(BaseModel):

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, select
 from billbridge.connectors.base import Source
 from billbridge.domain.config import load_configuration
 from billbridge.engine import config_store
+from billbridge.engine import drift
 from billbridge.engine.clock import Clock
 from billbridge.engine.inbox import IngestStatus, prepare, store
 from billbridge.store.db import dialect_insert
@@ -23,6 +24,7 @@ class SyncResult:
     accepted: int = 0
     duplicates: int = 0
     malformed: int = 0
+    drift: int = 0  # findings of vendor drift (engine.drift)
     cursor: str | None = None
 
 
@@ -50,9 +52,13 @@ def sync(engine: Engine, source: Source, clock: Clock, *, stream: str = "default
         if configure is not None and version:
             configure(load_configuration(config_store.document(conn, version)))
     result = SyncResult(cursor=cursor)
+    drifts = drift.watch(source)
     for page in source.poll(cursor):
         prepared = prepare(page.events, source=source.name)
         with engine.begin() as conn:
+            if drifts is not None:
+                result.drift += drift.keep(conn, drifts.connection, drifts.api_version,
+                                           drifts.take(), clock.now())
             for item in store(conn, prepared, clock=clock):
                 if item.status is IngestStatus.ACCEPTED:
                     result.accepted += 1

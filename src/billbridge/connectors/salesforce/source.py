@@ -19,6 +19,8 @@ from datetime import timedelta
 from typing import Any
 
 from billbridge.connectors.base import PollPage
+from billbridge.connectors.contracts import ContractWatch, name_drift
+from billbridge.connectors.salesforce.contract import contract
 from billbridge.connectors.salesforce.client import SalesforceClient
 from billbridge.connectors.salesforce.mapping import (
     SOURCE,
@@ -59,6 +61,7 @@ class SalesforceSource:
         # Ask again this far before the cursor, for transactions that commit with a
         # SystemModstamp older than one already read (the inbox drops the repeats).
         self.lookback = timedelta(seconds=lookback_seconds)
+        self.contracts = ContractWatch(contract(self.config, version=f"v{client.version}"))
 
     def soql(self, sobject: str, since: str | None) -> str:
         if sobject == "Opportunity":
@@ -73,9 +76,10 @@ class SalesforceSource:
                 "ORDER BY SystemModstamp, Id")
 
     def _event(self, sobject: str, record: dict[str, Any]) -> Any:
+        drift = self.contracts.read(sobject, record)
         if sobject == "Opportunity":
-            return closed_won_event(record, self.config)
-        return customer_event(record, self.config)
+            return name_drift(closed_won_event(record, self.config), drift)
+        return name_drift(customer_event(record, self.config), drift)
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         state = decode_cursor(cursor)
