@@ -30,10 +30,10 @@ def _mapped(config: MappingConfig, *, customer: bool) -> dict[str, FieldSpec]:
 def contract(config: MappingConfig | None = None, *, version: str = "v61.0") -> Contract:
     config = config or MappingConfig()
     account = {**ALWAYS_ACCOUNT, **_mapped(config, customer=True)}
-    # The Opportunity's Account relationship carries the account's fields (no SystemModstamp).
-    related = {f"Account.{name}": spec for name, spec in account.items()
-               if name != "SystemModstamp"}
-    related["Account.Id"] = optional(S)
+    # The Opportunity's Account relationship carries the account's fields; its Id and
+    # stamp are read but the mapping takes the id from AccountId.
+    related = {f"Account.{name}": spec for name, spec in account.items()}
+    related.update({"Account.Id": optional(S), "Account.SystemModstamp": optional(S)})
     return Contract("salesforce", version, {
         "Opportunity": {**ALWAYS_OPPORTUNITY, **_mapped(config, customer=False), **related},
         "Account": account,
