@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from billbridge.connectors.base import Malformed
+
 
 class FieldType(StrEnum):
     STRING = "string"
@@ -88,8 +90,9 @@ class Drift:
                  DriftKind.MISSING_OPTIONAL: "optional field {f} missing",
                  DriftKind.MISSING_REQUIRED: "required field {f} missing",
                  DriftKind.TYPE_CHANGED: "field {f} is {seen}, the contract says {expected}"}
+        first = sorted(self.findings, key=lambda x: x.kind is not DriftKind.MISSING_REQUIRED)
         return "; ".join(words[x.kind].format(f=x.field, seen=x.seen, expected=x.expected)
-                         for x in self.findings)
+                         for x in first)
 
 
 def type_of(value: Any) -> str:
@@ -177,8 +180,6 @@ class ContractWatch:
 
 def name_drift(item: Any, drift: Drift) -> Any:
     """A ``Malformed`` whose record drifted, with the drift named in its reason."""
-    from billbridge.connectors.base import Malformed
-
     if isinstance(item, Malformed) and drift:
         return Malformed(item.raw, f"{item.reason} (vendor drift: {drift.describe()})",
                          item.event_id)
