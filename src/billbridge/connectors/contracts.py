@@ -55,6 +55,9 @@ class Contract:
     api_version: str
     records: Mapping[str, Mapping[str, FieldSpec]]
     ignored: frozenset[str] = frozenset()
+    omits_empty: bool = False
+    """The vendor leaves an empty field out (QuickBooks): a missing optional
+    field is then no drift."""
 
     def at_version(self, api_version: str) -> Contract:
         return replace(self, api_version=api_version)
@@ -141,6 +144,8 @@ def check(contract: Contract, record_type: str, record: Mapping[str, Any]) -> Dr
     findings: list[Finding] = []
     for name, spec in fields.items():
         if name not in seen or (seen[name] is None and spec.required):
+            if contract.omits_empty and not spec.required:
+                continue
             kind = DriftKind.MISSING_REQUIRED if spec.required else DriftKind.MISSING_OPTIONAL
             parent = name.rpartition(".")[0]
             if parent and parent in seen and seen[parent] is None:
