@@ -81,6 +81,9 @@ class Configuration(BaseModel):
     project_templates: tuple[ProjectTemplate, ...] = ()
     default_project_template: str | None = None
     field_mappings: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Connection → the vendor API version it speaks (Salesforce "v63.0", QuickBooks
+    # "75"): governed, so moving one is proposed, previewed and approved.
+    api_versions: dict[str, str] = Field(default_factory=dict)
     """Per connection: canonical field → vendor field (read by connectors)."""
     ownership: dict[str, str] = Field(default_factory=dict)
     alerts: AlertRules = Field(default_factory=AlertRules)

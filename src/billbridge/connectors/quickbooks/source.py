@@ -36,6 +36,14 @@ class QuickBooksSource:
         self.page_size = max(1, min(page_size, MAX_RESULTS))
         self.contracts = ContractWatch(contract(client.minor_version))
 
+    def configure(self, configuration: Any) -> None:
+        """Send the ``minorversion`` the governed configuration pins for this
+        connection (``api_versions``), when it pins one."""
+        pinned = configuration.api_versions.get(self.name)
+        if pinned:
+            self.client.minor_version = int(str(pinned).removeprefix("minorversion="))
+            self.contracts.contract = contract(self.client.minor_version)
+
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         stamps = _stamps(cursor)
         for stream in ("invoices", "payments"):

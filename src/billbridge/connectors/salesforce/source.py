@@ -21,7 +21,7 @@ from typing import Any
 from billbridge.connectors.base import PollPage
 from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.salesforce.contract import contract
-from billbridge.connectors.salesforce.client import SalesforceClient
+from billbridge.connectors.salesforce.client import DEFAULT_VERSION, SalesforceClient
 from billbridge.connectors.salesforce.mapping import (
     SOURCE,
     MappingConfig,
@@ -61,7 +61,16 @@ class SalesforceSource:
         # Ask again this far before the cursor, for transactions that commit with a
         # SystemModstamp older than one already read (the inbox drops the repeats).
         self.lookback = timedelta(seconds=lookback_seconds)
-        self.contracts = ContractWatch(contract(self.config, version=f"v{client.version}"))
+        version = getattr(client, "version", DEFAULT_VERSION)  # (a SOQL-only test has none)
+        self.contracts = ContractWatch(contract(self.config, version=f"v{version}"))
+
+    def configure(self, configuration: Any) -> None:
+        """Speak the API version the governed configuration pins for this
+        connection (``api_versions``), when it pins one."""
+        pinned = configuration.api_versions.get(self.name)
+        if pinned:
+            self.client.version = str(pinned).lstrip("v")
+            self.contracts.contract = self.contracts.contract.at_version(f"v{self.client.version}")
 
     def soql(self, sobject: str, since: str | None) -> str:
         if sobject == "Opportunity":
