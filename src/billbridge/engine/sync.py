@@ -10,8 +10,7 @@ from sqlalchemy import Connection, Engine, select
 
 from billbridge.connectors.base import Source
 from billbridge.domain.config import load_configuration
-from billbridge.engine import config_store
-from billbridge.engine import drift
+from billbridge.engine import config_store, drift
 from billbridge.engine.clock import Clock
 from billbridge.engine.inbox import IngestStatus, prepare, store
 from billbridge.store.db import dialect_insert

@@ -8,34 +8,34 @@ from __future__ import annotations
 
 from billbridge.connectors.contracts import Contract, FieldSpec, FieldType, optional, required
 
-S, N, B, O, A = (FieldType.STRING, FieldType.NUMBER, FieldType.BOOLEAN, FieldType.OBJECT,
+S, N, B, OBJ, A = (FieldType.STRING, FieldType.NUMBER, FieldType.BOOLEAN, FieldType.OBJECT,
                  FieldType.ARRAY)
 
 COMMON: dict[str, FieldSpec] = {
-    "Id": required(S), "SyncToken": optional(S), "MetaData": required(O),
+    "Id": required(S), "SyncToken": optional(S), "MetaData": required(OBJ),
     "domain": optional(S), "sparse": optional(B), "TxnDate": optional(S),
-    "CurrencyRef": optional(O), "ExchangeRate": optional(N), "CustomerRef": optional(O),
+    "CurrencyRef": optional(OBJ), "ExchangeRate": optional(N), "CustomerRef": optional(OBJ),
     "Line": optional(A), "TotalAmt": required(N), "PrivateNote": optional(S),
-    "LinkedTxn": optional(A), "CustomField": optional(A), "DepartmentRef": optional(O),
-    "ProjectRef": optional(O), "TxnSource": optional(S), "status": optional(S),
+    "LinkedTxn": optional(A), "CustomField": optional(A), "DepartmentRef": optional(OBJ),
+    "ProjectRef": optional(OBJ), "TxnSource": optional(S), "status": optional(S),
 }
 
 INVOICE: dict[str, FieldSpec] = {
     **COMMON, "Balance": required(N), "DocNumber": optional(S), "DueDate": optional(S),
-    "TxnTaxDetail": optional(O), "CustomerMemo": optional(O), "BillAddr": optional(O),
-    "ShipAddr": optional(O), "SalesTermRef": optional(O), "BillEmail": optional(O),
+    "TxnTaxDetail": optional(OBJ), "CustomerMemo": optional(OBJ), "BillAddr": optional(OBJ),
+    "ShipAddr": optional(OBJ), "SalesTermRef": optional(OBJ), "BillEmail": optional(OBJ),
     "EmailStatus": optional(S), "PrintStatus": optional(S), "HomeBalance": optional(N),
     "HomeTotalAmt": optional(N), "ApplyTaxAfterDiscount": optional(B),
     "GlobalTaxCalculation": optional(S), "AllowOnlinePayment": optional(B),
     "AllowOnlineCreditCardPayment": optional(B), "AllowOnlineACHPayment": optional(B),
-    "AllowIPNPayment": optional(B), "InvoiceLink": optional(S), "DeliveryInfo": optional(O),
-    "ClassRef": optional(O), "Deposit": optional(N),
+    "AllowIPNPayment": optional(B), "InvoiceLink": optional(S), "DeliveryInfo": optional(OBJ),
+    "ClassRef": optional(OBJ), "Deposit": optional(N),
 }
 
 PAYMENT: dict[str, FieldSpec] = {
     **COMMON, "UnappliedAmt": optional(N), "ProcessPayment": optional(B),
-    "PaymentRefNum": optional(S), "PaymentMethodRef": optional(O),
-    "DepositToAccountRef": optional(O), "ARAccountRef": optional(O),
+    "PaymentRefNum": optional(S), "PaymentMethodRef": optional(OBJ),
+    "DepositToAccountRef": optional(OBJ), "ARAccountRef": optional(OBJ),
 }
 
 

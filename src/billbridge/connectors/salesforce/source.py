@@ -20,8 +20,8 @@ from typing import Any
 
 from billbridge.connectors.base import PollPage
 from billbridge.connectors.contracts import ContractWatch, name_drift
-from billbridge.connectors.salesforce.contract import contract
 from billbridge.connectors.salesforce.client import DEFAULT_VERSION, SalesforceClient
+from billbridge.connectors.salesforce.contract import contract
 from billbridge.connectors.salesforce.mapping import (
     SOURCE,
     MappingConfig,
