@@ -62,10 +62,19 @@ class Contract:
     def at_version(self, api_version: str) -> Contract:
         return replace(self, api_version=api_version)
 
-    def renamed(self, record_type: str, names: Mapping[str, str]) -> Contract:
-        """The contract with ``record_type``'s fields renamed (a connection's field map)."""
-        fields = {names.get(n, n): spec for n, spec in self.records[record_type].items()}
-        return replace(self, records={**self.records, record_type: fields})
+    def accepting(self, baseline: Mapping[str, Mapping[str, str]]) -> Contract:
+        """The contract with a reviewed baseline (record type → field → type, as
+        ``shape_of`` gives) accepted: a field it holds is known, with the type
+        it was recorded with; what the contract requires stays required."""
+        records = {}
+        for record_type, fields in self.records.items():
+            merged = dict(fields)
+            for name, kind in (baseline.get(record_type) or {}).items():
+                if kind in FieldType.__members__.values():
+                    old = fields.get(name)
+                    merged[name] = FieldSpec(FieldType(kind), old.required if old else False)
+            records[record_type] = merged
+        return replace(self, records=records)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +170,19 @@ def check(contract: Contract, record_type: str, record: Mapping[str, Any]) -> Dr
     return Drift(record_type, tuple(findings), dict(record) if findings else {})
 
 
+def shape_of(contract: Contract, record_type: str,
+             records: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Field → type of the values ``records`` hold (a null says nothing), walked
+    as ``check`` walks them: what ``contracts record`` keeps as a baseline."""
+    fields = contract.records.get(record_type, {})
+    shape: dict[str, str] = {}
+    for record in records:
+        for name, value in _flatten(record, fields, contract.ignored).items():
+            if value is not None:
+                shape[name] = type_of(value)
+    return dict(sorted(shape.items()))
+
+
 DriftObserver = Callable[[Drift], None]
 """Where a connector reports drift: the engine counts and keeps it."""
 
@@ -172,8 +194,13 @@ class ContractWatch:
     def __init__(self, contract: Contract) -> None:
         self.contract = contract
         self.observer: DriftObserver | None = None
+        self.reads = 0  # records checked, for a sample that stops after enough
+        self.listener: Callable[[str, Mapping[str, Any]], None] | None = None
 
     def read(self, record_type: str, record: Mapping[str, Any]) -> Drift:
+        self.reads += 1
+        if self.listener is not None:
+            self.listener(record_type, record)
         drift = check(self.contract, record_type, record)
         if drift and self.observer is not None:
             self.observer(drift)

@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, delete, select
 
 from billbridge.connectors.contracts import Drift
+from billbridge.engine import audit
 from billbridge.engine.metrics import VENDOR_DRIFT
 from billbridge.store.db import dialect_insert
-from billbridge.store.tables import vendor_drift
+from billbridge.store.tables import vendor_baselines, vendor_drift
 
 SAMPLE_CHARS = 4000
 
@@ -37,11 +38,15 @@ class DriftLog:
         return taken
 
 
-def watch(source: Any) -> DriftLog | None:
-    """Wire a ``DriftLog`` to a source that checks a contract (its ``contracts``)."""
+def watch(conn: Connection, source: Any) -> DriftLog | None:
+    """Wire a ``DriftLog`` to a source that checks a contract (its ``contracts``),
+    with the connection's reviewed baseline accepted into it."""
     contracts = getattr(source, "contracts", None)
     if contracts is None:
         return None
+    shape = baseline(conn, source.name)
+    if shape is not None:
+        contracts.contract = contracts.contract.accepting(shape)
     log = DriftLog(source.name, contracts.contract.api_version)
     contracts.observer = log
     return log
@@ -83,3 +88,28 @@ def rows(conn: Connection, connection: str | None = None) -> list[dict[str, Any]
     if connection is not None:
         query = query.where(vendor_drift.c.connection == connection)
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def baseline(conn: Connection, connection: str) -> dict[str, dict[str, str]] | None:
+    row = conn.execute(select(vendor_baselines.c.shape)
+                       .where(vendor_baselines.c.connection == connection)).first()
+    return None if row is None else dict(json.loads(row.shape))
+
+
+def record_baseline(conn: Connection, connection: str, api_version: str,
+                    shape: dict[str, dict[str, str]], *, actor: str, at: datetime) -> None:
+    """Keep ``shape`` as the connection's baseline (replacing any before) and
+    clear the drift kept for it, audited."""
+    text = json.dumps(shape, sort_keys=True)
+    stmt = dialect_insert(conn)(vendor_baselines).values(
+        connection=connection, api_version=api_version, shape=text, recorded_by=actor,
+        recorded_at=at)
+    conn.execute(stmt.on_conflict_do_update(
+        index_elements=[vendor_baselines.c.connection],
+        set_={"api_version": stmt.excluded.api_version, "shape": stmt.excluded.shape,
+              "recorded_by": stmt.excluded.recorded_by,
+              "recorded_at": stmt.excluded.recorded_at}))
+    conn.execute(delete(vendor_drift).where(vendor_drift.c.connection == connection))
+    audit.record(conn, at=at, actor=actor, action="contracts.record", subject=connection,
+                 detail={"api_version": api_version,
+                         "fields": {k: len(v) for k, v in shape.items()}})

@@ -41,17 +41,22 @@ def save_cursor(conn: Connection, source: str, stream: str, value: str, clock: C
         set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}))
 
 
+def configured(conn: Connection, source: Source) -> drift.DriftLog | None:
+    """Hand a source that reads governed settings (a ``configure(configuration)``
+    method) the active configuration, and watch its contract (engine.drift)."""
+    configure = getattr(source, "configure", None)
+    version = config_store.active_version(conn) if configure is not None else 0
+    if configure is not None and version:
+        configure(load_configuration(config_store.document(conn, version)))
+    return drift.watch(conn, source)
+
+
 def sync(engine: Engine, source: Source, clock: Clock, *, stream: str = "default") -> SyncResult:
-    """One poll of ``source``. A source that reads governed settings (a
-    ``configure(configuration)`` method) is handed the active configuration first."""
+    """One poll of ``source``, configured and watched first (``configured``)."""
     with engine.connect() as conn:
         cursor = load_cursor(conn, source.name, stream)
-        configure = getattr(source, "configure", None)
-        version = config_store.active_version(conn) if configure is not None else 0
-        if configure is not None and version:
-            configure(load_configuration(config_store.document(conn, version)))
+        drifts = configured(conn, source)
     result = SyncResult(cursor=cursor)
-    drifts = drift.watch(source)
     for page in source.poll(cursor):
         prepared = prepare(page.events, source=source.name)
         with engine.begin() as conn:

@@ -323,6 +323,18 @@ vendor_drift = Table(
     Column("sample", Text, nullable=False),
 )
 
+# A connection's reviewed baseline (`billbridge contracts record`): the shape
+# of a sample read from the vendor, accepted into its contract.
+vendor_baselines = Table(
+    "vendor_baselines",
+    metadata,
+    Column("connection", String(100), primary_key=True),
+    Column("api_version", String(30), nullable=False),
+    Column("shape", Text, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    Column("recorded_at", Utc, nullable=False),
+)
+
 # One row per time charge with its figures as columns, kept in the worker's
 # transaction, so dashboards aggregate in SQL instead of decoding records.
 # Quantities are integers in ten-thousandths: exact for every currency's

@@ -1,5 +1,6 @@
 """vendor drift: fields a vendor sent that its connector's contract does not
-know, optional fields missing, types changed, per connection
+know, optional fields missing, types changed, per connection; and each
+connection's reviewed baseline
 
 Revision ID: 0011
 Revises: 0010
@@ -33,7 +34,16 @@ def upgrade() -> None:
         sa.Column('sample', sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint('connection', 'record_type', 'field', 'kind',
                                 name=op.f('pk_vendor_drift')))
+    op.create_table(
+        'vendor_baselines',
+        sa.Column('connection', sa.String(length=100), nullable=False),
+        sa.Column('api_version', sa.String(length=30), nullable=False),
+        sa.Column('shape', sa.Text(), nullable=False),
+        sa.Column('recorded_by', sa.String(length=200), nullable=False),
+        sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('connection', name=op.f('pk_vendor_baselines')))
 
 
 def downgrade() -> None:
+    op.drop_table('vendor_baselines')
     op.drop_table('vendor_drift')
