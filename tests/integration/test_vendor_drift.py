@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +20,6 @@ from billbridge.connectors.base import RateLimit
 from billbridge.connectors.salesforce.client import SalesforceClient
 from billbridge.connectors.salesforce.emulator import SalesforceEmulator
 from billbridge.connectors.salesforce.source import SalesforceSource
-from billbridge.emulation.tls import self_signed
 from billbridge.engine import exception_queue, tokens
 from billbridge.engine.alerts import evaluate
 from billbridge.engine.clock import ManualClock
@@ -30,30 +28,17 @@ from billbridge.engine.sync import sync
 from billbridge.web import create_app
 from conftest import CONFIG, time_entry
 from fakes import FakeTarget
+from salesforce_org import seed_won_deals
 
 DEALS = 6
 UNMAPPED = {"P-4", "P-5"}  # their Project_Code__c comes back as Project_Key__c
 HOOK = "http://alerts.example.invalid/hook"
 
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    return self_signed(Path(tmp_path_factory.mktemp("salesforce-tls")))
-
-
 @pytest.fixture
-def org(cert: tuple[str, str]) -> Iterator[SalesforceEmulator]:
-    emulator = SalesforceEmulator(tls=cert)
-    accounts = emulator.seed({"Account": [
-        {"Name": f"Client {i}", "BillingCountry": "United States", "Tax_Id__c": f"TAX-{i}",
-         "CurrencyIsoCode": "USD"} for i in range(DEALS)]})["Account"]
-    emulator.seed({"Opportunity": [
-        {"Name": f"Deal {i}", "AccountId": accounts[i], "StageName": "Closed Won",
-         "IsWon": True, "Amount": 50000.0, "CloseDate": "2026-03-01",
-         "CurrencyIsoCode": "USD", "Billing_Model__c": "Time and Materials",
-         "Legal_Entity__c": "US01", "Contract_Start__c": "2026-03-01",
-         "Contract_End__c": "2026-12-31", "Rate_Card__c": "rc-standard",
-         "Project_Code__c": f"P-{i}"} for i in range(DEALS)]})
+def org() -> Iterator[SalesforceEmulator]:
+    emulator = SalesforceEmulator()
+    seed_won_deals(emulator, DEALS)
     emulator.start()
     yield emulator
     emulator.stop()
@@ -91,10 +76,10 @@ EXPECTED = {  # (record type, field, kind) → findings in one poll of six deals
 
 
 def test_a_changed_response_shape_is_counted_shown_and_alerted_while_billing_goes_on(
-        engine: Engine, org: SalesforceEmulator, cert: tuple[str, str]) -> None:
+        engine: Engine, org: SalesforceEmulator) -> None:
     clock = ManualClock()
     client = SalesforceClient(org.url, client_id="billbridge", client_secret="s3cret",
-                              refresh_token="refresh-token", verify=cert[0],
+                              refresh_token="refresh-token",
                               rate_limit=RateLimit(1000, 1, burst=1000))
     erp = FakeTarget("ledger")
     hub = Hub(engine, {"ledger": erp}, clock=clock, seed=5,
@@ -148,9 +133,9 @@ def test_a_changed_response_shape_is_counted_shown_and_alerted_while_billing_goe
 
 
 def test_an_answer_in_the_contracts_shape_is_no_drift(
-        engine: Engine, org: SalesforceEmulator, cert: tuple[str, str]) -> None:
+        engine: Engine, org: SalesforceEmulator) -> None:
     client = SalesforceClient(org.url, client_id="billbridge", client_secret="s3cret",
-                              refresh_token="refresh-token", verify=cert[0],
+                              refresh_token="refresh-token",
                               rate_limit=RateLimit(1000, 1, burst=1000))
     result = sync(engine, SalesforceSource(client), ManualClock())
     assert (result.accepted, result.malformed, result.drift) == (2 * DEALS, 0, 0)
