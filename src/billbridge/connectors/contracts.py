@@ -213,6 +213,5 @@ class ContractWatch:
 def name_drift(item: Any, drift: Drift) -> Any:
     """A ``Malformed`` whose record drifted, with the drift named in its reason."""
     if isinstance(item, Malformed) and drift:
-        return Malformed(item.raw, f"{item.reason} (vendor drift: {drift.describe()})",
-                         item.event_id)
+        return replace(item, reason=f"{item.reason} (vendor drift: {drift.describe()})")
     return item
