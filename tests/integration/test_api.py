@@ -51,6 +51,12 @@ ROUTES: list[tuple[str, str, Any, tuple[bool, bool, bool, bool, bool]]] = [
     ("GET", "/v1/schemas", None,                                        (Y, Y, Y, Y, Y)),
     ("GET", "/v1/schemas/time_entry.upserted", None,                    (Y, Y, Y, Y, Y)),
     ("GET", "/metrics", None,                                           (Y, Y, Y, Y, N)),
+    ("GET", "/v1/invoices", None,                                       (Y, Y, Y, Y, N)),
+    ("GET", "/v1/invoices/inv-1", None,                                 (Y, Y, Y, Y, N)),
+    ("GET", "/v1/billing/runs", None,                                   (Y, Y, Y, Y, N)),
+    ("GET", "/v1/billing/runs/run-1", None,                             (Y, Y, Y, Y, N)),
+    ("POST", "/v1/billing/preview", {"period_end": "2026-03-31"},       (Y, Y, Y, Y, N)),
+    ("POST", "/v1/billing/commit", {"period_end": "2026-03-31"},        (Y, N, Y, N, N)),
 ]
 
 

@@ -21,6 +21,7 @@ from billbridge.api.headers import SecurityHeaders
 from billbridge.api.problems import Problem
 from billbridge.api.routes import (
     audit,
+    billing,
     configuration,
     exceptions,
     health,
@@ -95,6 +96,7 @@ def create_api(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     app.state.hub = hub
     app.state.oidc = oidc if oidc is not None else OidcSettings.from_env()
     app.state.secure_cookies = secure_cookies
+    app.state.scenarios = scenarios  # the suite a configuration preview runs
     docs.install(app)
     app.add_middleware(SecurityHeaders)
     problems.install(app)
@@ -105,7 +107,8 @@ def create_api(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     for router in (health.router(hub, open_metrics=open_metrics), ingress.router(committer),
                    queues.router(hub), exceptions.router(hub), lineage.router(hub),
                    configuration.router(hub, scenarios), reports.router(hub),
-                   audit.router(hub), schemas.router(), files.router(uploads or {})):
+                   audit.router(hub), billing.router(hub), schemas.router(),
+                   files.router(uploads or {})):
         app.include_router(router)
     app.openapi = partial(_openapi, app)  # type: ignore[method-assign]
     # The webhook door first in the table: requests are matched in order, and
