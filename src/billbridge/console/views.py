@@ -40,6 +40,22 @@ NAV = [("/console/", "Overview"), ("/console/exceptions", "Exceptions"),
        ("/console/billing", "Billing runs"), ("/console/config", "Configuration"),
        ("/console/audit", "Audit"), ("/console/contracts", "Vendor contracts")]
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+def _when(value: Any) -> str:
+    """An ISO 8601 time as a person reads it: ``2026-03-31 14:05 UTC``."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+templates.env.filters["when"] = _when
 STYLE_SHEET = Path(__file__).with_name("templates").joinpath("console.css").read_text()
 router = APIRouter(prefix="/console", include_in_schema=False)
 
