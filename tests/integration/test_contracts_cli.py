@@ -90,6 +90,15 @@ def test_check_reports_drift_and_a_recorded_baseline_accepts_it(
 
     code, out = bb(url, "contracts", "check", spec, "--json")
     assert code == 0 and json.loads(out)["findings"] == []
+    # What v63.0 would answer, before anyone proposes it: the country under another name.
+    code, out = bb(url, "contracts", "check", spec, "--json", "--api-version", "v63.0")
+    newer = json.loads(out)
+    assert code == 1 and newer["api_version"] == "v63.0"
+    assert {(f["record_type"], f["field"], f["kind"]) for f in newer["findings"]} == {
+        ("Account", "BillingCountry", "missing_required"),
+        ("Account", "BillingCountryCode", "unknown_field"),
+        ("Opportunity", "Account.BillingCountry", "missing_required"),
+        ("Opportunity", "Account.BillingCountryCode", "unknown_field")}
     with engine.connect() as conn:
         assert drift.baseline(conn, "crm") is not None
         assert drift.rows(conn, "crm") == []  # cleared by the record

@@ -1159,13 +1159,16 @@ def _render_check(report: Any, as_json: bool) -> None:
 
 @contracts_app.command("check")
 def contracts_check(connection: ConnectionArg, database_url: DbOption = None,
-                    sample: int = 50, as_json: Annotated[bool, typer.Option("--json")] = False
-                    ) -> None:
+                    sample: int = 50, as_json: Annotated[bool, typer.Option("--json")] = False,
+                    api_version: Annotated[str | None, typer.Option(
+                        "--api-version", help="read at this version instead of the pinned "
+                        "one (e.g. v63.0), before proposing it")] = None) -> None:
     """Read a small sample from the vendor and report its drift from the
     connector's contract (the pinned version, the recorded baseline); exit 1 on drift."""
     from billbridge.services import contracts
 
-    report = contracts.check(_engine(database_url), _sources([connection])[0], sample=sample)
+    report = contracts.check(_engine(database_url), _sources([connection])[0], sample=sample,
+                             api_version=api_version)
     _render_check(report, as_json)
     if report.findings:
         raise typer.Exit(1)

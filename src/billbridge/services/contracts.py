@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine
 
 from billbridge.connectors.base import Source
 from billbridge.connectors.contracts import Drift, shape_of
+from billbridge.domain.config import Configuration
 from billbridge.engine import drift
 from billbridge.engine.sync import configured
 from billbridge.errors import Invalid
@@ -41,16 +42,23 @@ class CheckReport:
                 "records": self.records, "findings": self.findings, "shape": self.shape}
 
 
-def check(engine: Engine, source: Source, *, sample: int = 50) -> CheckReport:
+def check(engine: Engine, source: Source, *, sample: int = 50,
+          api_version: str | None = None) -> CheckReport:
     """Read about ``sample`` records (whole pages) from the vendor from the
     beginning, checked against the contract as the poll would check them (the
-    pinned version, the recorded baseline); nothing is stored."""
+    pinned version, the recorded baseline), or at ``api_version`` (what a
+    version not yet proposed would answer); nothing is stored."""
     contracts = getattr(source, "contracts", None)
     if contracts is None:
         raise Invalid(f"{source.name}: its connector declares no contract yet "
                       "(connectors/<vendor>/contract.py)")
     with engine.connect() as conn:
         configured(conn, source)  # pins the version, accepts the baseline
+    if api_version is not None:
+        configure = getattr(source, "configure", None)
+        if configure is None:
+            raise Invalid(f"{source.name}: its connector speaks one API version only")
+        configure(Configuration(api_versions={source.name: api_version}))
     seen: list[Drift] = []
     records: dict[str, list[Mapping[str, Any]]] = {}
     contracts.observer = seen.append
