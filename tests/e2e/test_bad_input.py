@@ -135,6 +135,8 @@ CLI_ROWS: list[tuple[str, list[str], dict[str, str | None], int, str]] = [
                          "9999999d"], ADMIN, 2, "expiry '9999999d' is too far ahead"),
     ("token-expiry-shape", ["token", "create", "--role", "admin", "--name", "x", "--expires",
                             "soon"], ADMIN, 2, "expiry 'soon' must look like 90d, 12h or 30m"),
+    ("emulator-of-files", ["emulator", "run", "csv"], {}, 2,
+     "csv has no emulator that listens: its system is files in a folder"),
     ("token-revoke-unknown", ["token", "revoke", "999"], ADMIN, 1,
      "no token 999: `billbridge token list` shows the ids"),
     ("token-role", ["token", "create", "--role", "boss", "--name", "x"], ADMIN, 2,

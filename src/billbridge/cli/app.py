@@ -611,6 +611,9 @@ def emulator_run(vendor: Annotated[str, typer.Argument(help="a registered vendor
     found = {name: cls for name, cls in inspect.getmembers(module, inspect.isclass)
              if issubclass(cls, EmulatorServer) and cls is not EmulatorServer
              and f"{cls.__module__}.".startswith(f"{module.__name__}.")}
+    if not found:  # a system that is files in a folder, with nothing that listens
+        raise typer.BadParameter(f"{vendor} has no emulator that listens: its system is files "
+                                 "in a folder (`billbridge demo --time csv` writes some)")
     if kind:
         found = {n: c for n, c in found.items() if kind.lower() in n.lower()}
     if len(found) != 1:
