@@ -435,6 +435,7 @@ class RepliconTool(Emulated):
             "and reads each changed sheet again; consultants log a week's timesheet and their "
             "manager approves it.")
     LOGINS: ClassVar[Mapping[str, str]] = {p.key: p.key for p in PEOPLE}
+    reports_unmapped = True  # its mapping marks Dave's entry with UnmappedPerson (D72)
 
     def __init__(self) -> None:
         from billbridge.connectors.replicon.emulator import RepliconEmulator

@@ -35,11 +35,14 @@ from billbridge.connectors.replicon.emulator import RepliconEmulator, Sheet
 from billbridge.connectors.replicon.mapping import APPROVED, OPEN, WAITING, MappingConfig
 from billbridge.connectors.replicon.source import RepliconSource
 from billbridge.connectors.replicon.target import RepliconTarget
+from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine.clock import SystemClock
 from billbridge.engine.hub import Hub, HubSettings
+from billbridge.engine.reconcile import UNMAPPED_KIND, reconcile
 from billbridge.engine.sync import sync
 from billbridge.store.tables import exceptions
 from conftest import CONFIG as BASE_CONFIG
+from conftest import project_event
 from fakes import FakeTarget
 
 TOKEN = "replicon-token"
@@ -329,3 +332,25 @@ def test_the_emulator_runs_from_the_cli_by_its_vendor_name() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_an_unmapped_users_approved_hours_are_leakage_until_the_user_is_mapped(
+        engine: Engine, replicon: RepliconEmulator) -> None:
+    hub = Hub(engine, {"ledger": RecordingTarget("ledger")})
+    hub.activate_config(BASE_CONFIG)
+    hub.ingest([project_event()], source="psa")
+    approved_sheet(replicon, 9, (0, "3"))  # Dave, whom the connection does not map
+    poller = source(replicon, config=MappingConfig(source="replicon"))
+
+    def unmapped() -> list[tuple[str, Decimal, str | None]]:
+        sync(engine, poller, SystemClock())
+        hub.run_until_idle()
+        with engine.connect() as conn:
+            return [(f.record, f.hours, f.project) for f in reconcile(
+                conn, period_end=date(2026, 3, 31), now=datetime.now(UTC))
+                if f.kind == UNMAPPED_KIND]
+
+    [(record, hours, project)] = unmapped()
+    assert (record.startswith("te_replicon_"), hours, project) == (True, Decimal(3), "GLX-001")
+    poller.config = MappingConfig(source="replicon", workers={"dave": "w-alice"})
+    assert unmapped() == []

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from billbridge.connectors.base import Malformed
+from billbridge.connectors.base import Malformed, UnmappedPerson
 from billbridge.connectors.replicon.mapping import (
     APPROVED,
     REJECTED,
@@ -94,6 +94,17 @@ def test_an_unmapped_user_is_kept_raw_with_a_reason_that_says_what_to_map() -> N
         in entry.event.reason
     assert entry.event.raw["cell"]["duration"] == DURATION
     assert entry.event.event_id == "time_entry:te_replicon_4_20260302:7:malformed"
+    assert entry.event.unmapped == UnmappedPerson(
+        connection="replicon", user="zed", name="Zed", entry="te_replicon_4_20260302",
+        hours="8.50", approved=True, project="GLX-001", work_date="2026-03-02")
+    assert "map user zed (Zed) to a worker under workers" in entry.event.unmapped.fix
+
+
+def test_an_entry_failing_for_another_reason_is_not_counted_as_an_unmapped_person() -> None:
+    uncoded = row(5, (DATE, DURATION), project={"uri": "urn:p:10", "displayText": "R&D"})
+    [entry] = timesheet_entries(sheet(uncoded), {"uri": APPROVED}, version=1, at=AT,
+                                config=CONFIG)
+    assert isinstance(entry.event, Malformed) and entry.event.unmapped is None
 
 
 def test_a_project_goes_by_its_code_else_by_the_connections_map_else_is_kept_raw() -> None:

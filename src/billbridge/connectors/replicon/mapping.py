@@ -25,14 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import ValidationError
 
-from billbridge.connectors.base import Malformed
+from billbridge.connectors.base import Malformed, UnmappedPerson
 from billbridge.connectors.fields import blank, option_mapping
 from billbridge.connectors.fields import explain as _explain
 from billbridge.domain.records import Expense, TimeEntry
@@ -165,12 +165,17 @@ def _ref(record: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _who(owner: Any, config: MappingConfig) -> str:
+def _worker(owner: Any, config: MappingConfig) -> str | None:
     owner = owner if isinstance(owner, Mapping) else {}
-    for key in ("uri", "loginName", "slug"):
-        worker = config.workers.get(str(owner.get(key)))
-        if worker:
-            return worker
+    return next((config.workers[str(owner.get(key))] for key in ("uri", "loginName", "slug")
+                 if config.workers.get(str(owner.get(key)))), None)
+
+
+def _who(owner: Any, config: MappingConfig) -> str:
+    worker = _worker(owner, config)
+    if worker:
+        return worker
+    owner = owner if isinstance(owner, Mapping) else {}
     raise Unmappable(f"unmapped Replicon user {owner.get('loginName') or owner.get('uri')} "
                      f"({owner.get('displayText')}): map their uri or login name under "
                      f"workers in the {config.source} connection")
@@ -239,9 +244,27 @@ def timesheet_entries(sheet: Mapping[str, Any], approval: Any, *, version: int, 
                         "billable": isinstance(row.get("billingRate"), Mapping),
                         "notes": str(cell.get("comments") or ""), "status": status}
 
-            entries.append(_event("time_entry", entry_id, raw, data, TimeEntry, version, at,
-                                  config))
+            entry = _event("time_entry", entry_id, raw, data, TimeEntry, version, at, config)
+            if isinstance(entry.event, Malformed) and _worker(sheet.get("owner"), config) is None:
+                entry = replace(entry, event=replace(entry.event, unmapped=_unmapped(
+                    sheet, row, entry_id, day, hours, status, config)))  # hours not priced
+            entries.append(entry)
     return entries
+
+
+def _unmapped(sheet: Mapping[str, Any], row: Mapping[str, Any], entry_id: str, day: date,
+              hours: Decimal, status: str, config: MappingConfig) -> UnmappedPerson:
+    """What finance needs to count an unmapped owner's hours as leakage."""
+    owner = _ref(sheet, "owner")
+    try:
+        project: str | None = _code(row.get("project"), config)
+    except Unmappable:
+        project = None
+    return UnmappedPerson(
+        connection=config.source, user=str(owner.get("loginName") or owner.get("uri")),
+        name=str(owner["displayText"]) if owner.get("displayText") else None, entry=entry_id,
+        hours=str(hours), approved=status == "approved", project=project,
+        work_date=day.isoformat())
 
 
 def _currency(amount: Mapping[str, Any], config: MappingConfig) -> str:
