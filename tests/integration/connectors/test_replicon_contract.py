@@ -267,3 +267,32 @@ def test_the_client_keeps_within_the_hourly_setting_as_well_as_the_minutes() -> 
     assert max_in_window(clock.sent, 60.0) <= 5
     assert max_in_window(clock.sent, 3600.0) <= 12
     assert clock.now > 3600.0  # thirty calls at twelve an hour take more than an hour
+
+
+# -- the vendor contract (drift) ------------------------------------------------------------
+def test_the_documented_summary_and_the_emulators_sheets_are_what_the_contract_knows(
+        replicon: RepliconEmulator) -> None:
+    from billbridge.connectors.contracts import check
+    from billbridge.connectors.replicon.contract import CONTRACT
+
+    assert not check(CONTRACT, "timesheet_summary", GET_TIMESHEET_SUMMARY_RESPONSE["d"])
+    tenant = replicon.tenant
+    sheet = tenant.expense_sheet("urn:replicon-tenant:acme:user:7", date(2026, 3, 4))
+    tenant.expense(sheet, "urn:replicon-tenant:acme:project:12", date(2026, 3, 4),
+                   Decimal("12.50"), "USD")
+    tenant.set_status(sheet, APPROVED)
+    source = RepliconSource(client(replicon.root))
+    seen: list[Any] = []
+    source.contracts.observer = seen.append
+    list(source.poll(None))
+    assert source.contracts.reads == 3 and seen == []  # summary, timesheet, expense sheet
+
+
+def test_a_summary_that_drifted_names_its_drift() -> None:
+    from billbridge.connectors.contracts import check
+    from billbridge.connectors.replicon.contract import CONTRACT
+
+    drifted = {k: v for k, v in GET_TIMESHEET_SUMMARY_RESPONSE["d"].items()
+               if k != "approvalStatus"} | {"approvalState": "approved"}
+    described = check(CONTRACT, "timesheet_summary", drifted).describe()
+    assert described == "required field approvalStatus missing; new field approvalState (string)"

@@ -29,13 +29,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billbridge.connectors.base import Malformed, PermanentError, PollPage
+from billbridge.connectors.contracts import ContractWatch, Drift, name_drift
 from billbridge.connectors.paging import PageGuard, stream_cursor
 from billbridge.connectors.replicon.client import PAGE_SIZE, RepliconClient
+from billbridge.connectors.replicon.contract import CONTRACT
 from billbridge.connectors.replicon.mapping import (
     SOURCE,
     Entry,
@@ -121,6 +123,16 @@ class StreamState:
                    dict(data.get("sheets") or {}), list(data.get("retry") or []))
 
 
+def _worse(first: Drift, second: Drift) -> Drift:
+    """The drift to name on a sheet's entries: the sheet's own, else its summary's."""
+    return second if second else first
+
+
+def _named(entries: list[Entry], drift: Drift) -> list[Entry]:
+    """Entries that could not be mapped, their reason naming the sheet's drift."""
+    return [replace(e, event=name_drift(e.event, drift)) for e in entries]
+
+
 def _sent(known: Mapping[str, Any]) -> bool:
     """Whether a sheet's entries were sent (or kept raw) when it was last read."""
     return bool(known.get("e") or known.get("m"))
@@ -152,6 +164,7 @@ class RepliconSource:
         self.keep = timedelta(days=keep_days)
         self.now = now
         self._read: set[str] = set()  # sheets read by this poll's walk of a stream
+        self.contracts = ContractWatch(CONTRACT)
         self.streams = [Stream("timesheets", "time_entry", timesheets, self._timesheet)]
         if expense_sheets is not None:
             self.streams.append(Stream("expense_sheets", "expense", expense_sheets,
@@ -160,18 +173,23 @@ class RepliconSource:
     # -- reading one sheet ----------------------------------------------------------------
     def _timesheet(self, uri: str, known: Mapping[str, Any], version: int,
                    at: datetime) -> list[Entry] | None:
-        approval = self.client.timesheet_summary(uri).get("approvalStatus")
+        summary = self.client.timesheet_summary(uri)
+        drift = self.contracts.read("timesheet_summary", summary)
+        approval = summary.get("approvalStatus")
         if status_of(approval) != "approved" and not _sent(known):
             return None
         sheet = self.client.standard_timesheet(uri)
-        return timesheet_entries(sheet, approval, version=version, at=at, config=self.config)
+        drift = _worse(drift, self.contracts.read("timesheet", sheet))
+        return _named(timesheet_entries(sheet, approval, version=version, at=at,
+                                        config=self.config), drift)
 
     def _expense_sheet(self, uri: str, known: Mapping[str, Any], version: int,
                        at: datetime) -> list[Entry] | None:
         sheet = self.client.expense_sheet(uri)
+        drift = self.contracts.read("expense_sheet", sheet)
         if status_of(sheet.get("approvalStatus")) != "approved" and not _sent(known):
             return None
-        return expense_entries(sheet, version=version, at=at, config=self.config)
+        return _named(expense_entries(sheet, version=version, at=at, config=self.config), drift)
 
     def _apply(self, stream: Stream, state: StreamState, uri: str,
                stamp: datetime) -> list[Any]:
