@@ -20,7 +20,16 @@ from fastapi.templating import Jinja2Templates
 from billbridge.engine.hub import Hub
 from billbridge.engine.tokens import Identity
 from billbridge.errors import BillbridgeError, Forbidden, Unauthenticated
-from billbridge.services import audit, auth, config_versions, exceptions, figures, lineage, queues
+from billbridge.services import (
+    audit,
+    auth,
+    config_versions,
+    contracts,
+    exceptions,
+    figures,
+    lineage,
+    queues,
+)
 from billbridge.services.auth import Permission
 from billbridge.services.exceptions import Acted
 
@@ -29,7 +38,7 @@ NAV = [("/console/", "Overview"), ("/console/exceptions", "Exceptions"),
        ("/console/lineage", "Lineage"), ("/console/leakage", "Leakage"),
        ("/console/executive", "Executive"), ("/console/invoices", "Invoices"),
        ("/console/billing", "Billing runs"), ("/console/config", "Configuration"),
-       ("/console/audit", "Audit")]
+       ("/console/audit", "Audit"), ("/console/contracts", "Vendor contracts")]
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
 
@@ -286,3 +295,11 @@ def executive_page(request: Request) -> HTMLResponse:
         lags = figures.activation_lags(conn)
     return page(request, "executive.html", "/console/executive", who, ex=summary, lags=lags,
                 lag=figures.lag_summary(lags))
+
+
+@router.get("/contracts")
+def contracts_page(request: Request) -> HTMLResponse:
+    who = _who(request)
+    with _hub(request).engine.connect() as conn:
+        seen = contracts.drift_seen(conn)
+    return page(request, "contracts.html", "/console/contracts", who, drift=seen)
