@@ -1,6 +1,16 @@
-import pytest
+from typing import Any
 
-from billbridge.domain.events import MalformedEvent, aggregate_key, parse_event
+import pytest
+from pydantic import ValidationError
+
+from billbridge.domain.events import (
+    PAYLOADS,
+    CanonicalEvent,
+    MalformedEvent,
+    aggregate_key,
+    parse_event,
+    parse_stored,
+)
 from billbridge.domain.idempotency import canonical_json, idempotency_key, key_of_json
 
 
@@ -9,6 +19,9 @@ def _event(**data: object) -> dict[str, object]:
             "hours": "8", "status": "approved", "source_version": 1}
     return {"type": "time_entry.upserted", "source": "harvest", "id": "e1",
             "at": "2026-03-03T18:00:00Z", "data": {**base, **data}}
+
+
+RAW: dict[str, Any] = _event(hours="7.5", task="dev", notes="design review")
 
 
 def test_parse_normalises_hours_to_two_places() -> None:
@@ -61,3 +74,42 @@ def test_idempotency_keys_never_change_between_releases() -> None:
     assert key == "62def863dd2c3e63735d6db1adb0754a"
     assert key_of_json("ledger", "time_charge.post", "time_entry:te-1:v1",
                        canonical_json(content)) == key
+
+
+def _validated_whole(payload: str) -> tuple[CanonicalEvent, object]:
+    """The stored event and its record as validated before parse_stored: the
+    envelope from the JSON, then the record from its data."""
+    event = CanonicalEvent.model_validate_json(payload)
+    return event, PAYLOADS[event.type].model_validate(event.data)
+
+
+def test_a_stored_event_reads_back_as_validated_whole() -> None:
+    stored = parse_event(RAW).model_dump_json()
+    event, record = _validated_whole(stored)
+    fast = parse_stored(stored)
+    assert fast == event
+    assert fast.model_dump_json() == stored
+    assert fast.record() == record
+    assert fast.record() is fast.record()  # validated once, with the envelope
+
+
+def test_a_copy_with_other_data_validates_its_own_record() -> None:
+    event = parse_stored(parse_event(RAW).model_dump_json())
+    changed = event.model_copy(update={"data": {**event.data, "hours": "2"}})
+    assert str(changed.record().hours) == "2.00"
+    assert str(event.record().hours) == "7.50"
+
+
+def test_a_stored_record_no_longer_valid_fails_when_its_flow_reads_it() -> None:
+    stored = parse_event(RAW).model_dump_json().replace('"hours":"7.50"', '"hours":"25"')
+    event = parse_stored(stored)  # the envelope is fine: the event reaches its flow
+    with pytest.raises(ValidationError, match="hours"):
+        event.record()
+
+
+def test_parse_event_normalises_as_validating_twice_did() -> None:
+    raw = {**RAW, "at": "2026-03-03T19:00:00+01:00",
+           "data": {**RAW["data"], "hours": 7, "notes": "  spaced  "}}
+    event = CanonicalEvent.model_validate(raw)
+    record = PAYLOADS[event.type].model_validate(event.data)
+    assert parse_event(raw) == event.model_copy(update={"data": record.model_dump(mode="json")})
