@@ -24,6 +24,10 @@ _SENDING = [outbox.c[name] for name in (
     "id", "target", "kind", "idempotency_key", "aggregate_key", "payload", "correlation_id",
     "inbox_id", "record_kind", "record_id", "attempts", "depends_on")]
 """What sending a command needs (reading whole rows parses timestamps nobody uses)."""
+_CHOOSING = [outbox.c[name] for name in (
+    "id", "aggregate_key", "record_kind", "record_id", "depends_on")]
+"""What choosing among the candidates needs: read for ``lookahead`` times the
+commands sent, so no payload (most of a row's bytes) among them."""
 _SENT = Bulk(lambda _: delivery_attempts.insert().values(
     outbox_id=bindparam("outbox_id"), target=bindparam("target"),
     batch_id=bindparam("batch_id"), attempt=bindparam("attempt"), owner=bindparam("owner"),
@@ -44,15 +48,18 @@ def claim(conn: Connection, name: str, lane: int, limit: int, *, lanes: Collecti
     target that may hold commands; ``lookahead`` candidates are read per
     command wanted, to fill the batch past blocked ones."""
     candidates = list(conn.execute(
-        select(*_SENDING).where(outbox.c.target == name, outbox.c.status == "pending",
-                                outbox.c.lane == lane, outbox.c.next_attempt_ms <= now)
+        select(*_CHOOSING).where(outbox.c.target == name, outbox.c.status == "pending",
+                                 outbox.c.lane == lane, outbox.c.next_attempt_ms <= now)
         .order_by(outbox.c.id).limit(limit * lookahead)))
     if not candidates:
         return []
     others = sorted({*lanes, lane})
     waiting = _waiting(conn, name, lane, others, candidates, now)
     applied, elsewhere = _dependencies(conn, name, lane, others, candidates)
-    return _pick(candidates, limit, waiting, applied, elsewhere)
+    chosen = [row.id for row in _pick(candidates, limit, waiting, applied, elsewhere)]
+    # The chosen ones whole, by id (the lane's lease keeps them pending meanwhile).
+    return list(conn.execute(select(*_SENDING).where(outbox.c.id.in_(chosen))
+                             .order_by(outbox.c.id))) if chosen else []
 
 
 def _waiting(conn: Connection, name: str, lane: int, lanes: Sequence[int],
