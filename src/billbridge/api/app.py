@@ -70,12 +70,15 @@ WEBHOOK_OPERATION: dict[str, Any] = {"post": {
 
 def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = None,
                scenarios: Path | None = None, oidc: OidcSettings | None = None,
-               webhook_rate: RateLimit | None = None, open_metrics: bool = False,
+               webhook_rate: RateLimit | None = None,
+               webhook_rates: Mapping[str, RateLimit] | None = None, open_metrics: bool = False,
                secure_cookies: bool | None = None,
                max_body_bytes: int | None = None) -> FastAPI:
     """``open_metrics`` serves /metrics without a token (a scraper on a private
     network); ``secure_cookies`` marks the console's cookie `Secure` even
-    over plain HTTP (behind a TLS proxy), else BILLBRIDGE_SECURE_COOKIES says."""
+    over plain HTTP (behind a TLS proxy), else BILLBRIDGE_SECURE_COOKIES says.
+    ``webhook_rates`` is each webhook source's rate at the door, ``webhook_rate``
+    (else ``ingress.DOOR_RATE``) that of a source not named there."""
     # Deliveries arriving together are committed to the inbox together.
     committer = GroupCommitter(hub.engine, hub.clock)
 
@@ -106,8 +109,8 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     app.openapi = partial(_openapi, app)  # type: ignore[method-assign]
     # The webhook door first in the table: requests are matched in order, and
     # webhooks are the hot path.
-    door = ingress.WebhookDoor(webhooks or {}, committer,
-                               webhook_rate or RateLimit(2000, 1, burst=2000))
+    door = ingress.WebhookDoor(webhooks or {}, committer, webhook_rate or ingress.DOOR_RATE,
+                               webhook_rates)
     app.router.routes.insert(0, door.route())
     # The console's routes last.
     from billbridge.console.views import install as install_console

@@ -12,7 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from billbridge.api.app import create_app
-from billbridge.connectors.base import Source, WebhookReceiver
+from billbridge.connectors.base import RateLimit, Source, WebhookReceiver
 from billbridge.engine.hub import Hub
 from billbridge.engine.runner import run
 from billbridge.heap import freeze_startup
@@ -29,13 +29,15 @@ class HubServer:
                  webhooks: Mapping[str, WebhookReceiver] | None = None,
                  poll_seconds: float = 5.0, engine: bool = True,
                  process: bool = True, open_metrics: bool = False,
-                 secure_cookies: bool | None = None) -> None:
+                 secure_cookies: bool | None = None,
+                 webhook_rates: Mapping[str, RateLimit] | None = None) -> None:
         self.hub = hub
         self.engine = engine
         self.stop_event = threading.Event()
         app = create_app(hub, webhooks=webhooks or {},
                          scenarios=Path("scenarios") if Path("scenarios").is_dir() else None,
-                         open_metrics=open_metrics, secure_cookies=secure_cookies)
+                         open_metrics=open_metrics, secure_cookies=secure_cookies,
+                         webhook_rates=webhook_rates)
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
                                                     log_level="warning", access_log=False))
         self.engine_thread = threading.Thread(
@@ -89,9 +91,11 @@ class HubServer:
 def serve_hub(hub: Hub, *, host: str, port: int, sources: Sequence[Source] = (),
               webhooks: Mapping[str, WebhookReceiver] | None = None,
               engine: bool = True, open_metrics: bool = False,
-              secure_cookies: bool | None = None) -> None:
+              secure_cookies: bool | None = None,
+              webhook_rates: Mapping[str, RateLimit] | None = None) -> None:
     server = HubServer(hub, host=host, port=port, sources=sources, webhooks=webhooks,
-                       engine=engine, open_metrics=open_metrics, secure_cookies=secure_cookies)
+                       engine=engine, open_metrics=open_metrics, secure_cookies=secure_cookies,
+                       webhook_rates=webhook_rates)
     server.start()
     freeze_startup()  # the app, its routes, the schema: out of the collector's full passes
     print(f"billbridge serving on {server.url} (health {server.url}/healthz, "
