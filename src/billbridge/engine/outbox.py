@@ -33,7 +33,9 @@ def lane_of(aggregate_key: str, lanes: int) -> int:
 
 _COLUMNS = ("target", "kind", "idempotency_key", "aggregate_key", "payload", "correlation_id",
             "inbox_id", "record_kind", "record_id", "depends_on", "lane", "created_at")
-_INSERT = Bulk(lambda conn: dialect_insert(conn)(outbox)
+# inline(): no RETURNING of the new ids that SQLAlchemy would add on PostgreSQL;
+# ``fetch`` asks for what it returns.
+_INSERT = Bulk(lambda conn: dialect_insert(conn)(outbox).inline()
                .values(status="pending", attempts=0, next_attempt_ms=0,
                        **{column: bindparam(column) for column in _COLUMNS})
                .on_conflict_do_nothing(index_elements=[outbox.c.target,
