@@ -43,6 +43,8 @@ CORPUS = [
       "datetime": datetime(2026, 3, 3, 18, 0, tzinfo=UTC), "tuple": (1, "a")}),
     ("ledger", "time_charge.post", "", {}),
     ("ledger ünïcode", "kïnd\"quoted", "origin\\with\nnewline", {"k": "v"}),
+    ("generic", "ascii.controls", "odd:3",
+     {"del": "a\x7fb", "nul": "\x00", "tab": "\t", "unit": "\x1f", "n": [1, -2, None, False]}),
 ]
 
 PINNED = [
@@ -56,6 +58,7 @@ PINNED = [
     "e47b533fa9f2d9a6d21b6625687a549b",
     "607684e99653bff5d46a9b1913de565e",
     "02a20961c8e0ab2fbf291d01122a745c",
+    "2d3decb5c0ddb413a91a6e3bb877f552",
 ]
 
 
@@ -70,12 +73,14 @@ def test_the_outbox_path_makes_the_same_keys() -> None:
 
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text()
+    | st.text(alphabet=st.characters(max_codepoint=127))
     | st.floats(allow_nan=False, allow_infinity=False),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
     max_leaves=20)
 
 
-@given(st.dictionaries(st.text(), _json_values, max_size=6))
+@given(st.dictionaries(st.text(alphabet=st.characters(max_codepoint=127)) | st.text(),
+                       _json_values, max_size=6))
 def test_canonical_json_is_the_sorted_ascii_stdlib_spelling(payload: dict[str, Any]) -> None:
     reference = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     assert canonical_json(payload) == reference
