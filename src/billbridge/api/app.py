@@ -68,17 +68,18 @@ WEBHOOK_OPERATION: dict[str, Any] = {"post": {
         "503": _error_response("not stored (vendor or store unreachable): send it again")}}}
 
 
-def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = None,
+def create_api(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = None,
                scenarios: Path | None = None, oidc: OidcSettings | None = None,
                webhook_rate: RateLimit | None = None,
                webhook_rates: Mapping[str, RateLimit] | None = None, open_metrics: bool = False,
                secure_cookies: bool | None = None,
                max_body_bytes: int | None = None) -> FastAPI:
-    """``open_metrics`` serves /metrics without a token (a scraper on a private
-    network); ``secure_cookies`` marks the console's cookie `Secure` even
-    over plain HTTP (behind a TLS proxy), else BILLBRIDGE_SECURE_COOKIES says.
-    ``webhook_rates`` is each webhook source's rate at the door, ``webhook_rate``
-    (else ``ingress.DOOR_RATE``) that of a source not named there."""
+    """The API alone (web.create_app mounts the console on it). ``open_metrics``
+    serves /metrics without a token (a scraper on a private network);
+    ``secure_cookies`` marks the console's cookie `Secure` even over plain HTTP
+    (behind a TLS proxy), else BILLBRIDGE_SECURE_COOKIES says. ``webhook_rates``
+    is each webhook source's rate at the door, ``webhook_rate`` (else
+    ``ingress.DOOR_RATE``) that of a source not named there."""
     # Deliveries arriving together are committed to the inbox together.
     committer = GroupCommitter(hub.engine, hub.clock)
 
@@ -112,10 +113,6 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     door = ingress.WebhookDoor(webhooks or {}, committer, webhook_rate or ingress.DOOR_RATE,
                                webhook_rates)
     app.router.routes.insert(0, door.route())
-    # The console's routes last.
-    from billbridge.console.views import install as install_console
-
-    install_console(app)
     return app
 
 

@@ -5,15 +5,19 @@ vendor cannot be given."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from billbridge.connectors.base import OutboundCommand, RecordResult, ResultStatus
 from billbridge.domain.events import explain as _explain
 from billbridge.domain.records import Customer
+
+R = TypeVar("R")
 
 COUNTRY_NAMES: dict[str, str] = {
     "united states": "US", "united states of america": "US", "usa": "US",
@@ -52,6 +56,20 @@ class MappingError(ValueError):
         self.code = code
 
 
+def posting_to_reverse(command: OutboundCommand, originals: Mapping[str, R], *, what: str,
+                       vendor: str) -> R:
+    """The ERP's record of the posting a reversal undoes, found by the id the
+    dispatcher names in the command's refs; ``MappingError`` NOTHING_TO_REVERSE
+    when the ERP holds none. ``what`` is the record in the vendor's words."""
+    charge = command.payload.get("charge")
+    original = originals.get(command.ref("time_charge", charge) or "")
+    if original is None:
+        raise MappingError(f"charge {charge} has no {vendor} {what} to reverse (it was never "
+                           f"posted, or its {what} was deleted in {vendor})",
+                           code="NOTHING_TO_REVERSE")
+    return original
+
+
 def decimal_of(value: Any, what: str) -> Decimal:
     """A vendor number as Decimal, through ``str`` (never float arithmetic)."""
     if isinstance(value, bool) or value is None:
@@ -75,6 +93,50 @@ def option_mapping(value: Any, name: str) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise ValueError(f"option {name} must be a mapping, got {type(value).__name__}")
     return {str(k): str(v) for k, v in value.items()}
+
+
+S = TypeVar("S")
+
+
+def settings_from_options(cls: type[S], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of the settings dataclass ``cls`` that ``options`` gives,
+    each read as its annotation says (``bool``, ``int``, a ``Mapping`` as
+    ``option_mapping`` reads it, else text): for ``cls(**…)``."""
+    given: dict[str, Any] = {}
+    for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
+        value = options.get(spec.name)
+        if value in (None, ""):
+            continue
+        kind = str(spec.type)
+        if kind.startswith("Mapping"):
+            given[spec.name] = option_mapping(value, spec.name)
+        elif kind == "bool":
+            given[spec.name] = str(value).strip().lower() in ("1", "true", "yes", "on")
+        elif kind == "int":
+            given[spec.name] = int(value)
+        else:
+            given[spec.name] = str(value)
+    return given
+
+
+Built = list[tuple[OutboundCommand, dict[str, Any]]]
+
+
+def build_each(commands: Sequence[OutboundCommand],
+               build: Callable[[OutboundCommand], dict[str, Any]],
+               results: list[RecordResult]) -> Built:
+    """Each command with what ``build`` makes of it; a command it cannot be
+    made into (``MappingError``, ``ValueError``) is answered REJECTED with
+    the reason, in ``results``."""
+    built: Built = []
+    for command in commands:
+        try:
+            built.append((command, build(command)))
+        except (MappingError, ValueError) as exc:
+            code = exc.code if isinstance(exc, MappingError) else "MAPPING"
+            results.append(RecordResult.of(command, ResultStatus.REJECTED, code=code,
+                                           message=str(exc)))
+    return built
 
 
 def customer_fields(record_id: str, *, name: Any, currency: Any, billing_country: Any,

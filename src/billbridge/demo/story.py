@@ -26,7 +26,6 @@ from rich.panel import Panel
 from rich.table import Table
 from sqlalchemy import select
 
-from billbridge.api.server import HubServer
 from billbridge.cli.render import render_lineage, render_reconciliation
 from billbridge.connectors.base import LedgerReader, LivePosting, Source, Target
 from billbridge.connectors.registry import connector
@@ -59,6 +58,7 @@ from billbridge.engine.sync import SyncResult, sync
 from billbridge.logs import configure_logging
 from billbridge.store.files import write_private
 from billbridge.store.tables import records
+from billbridge.web import HubServer
 
 CONFIG = Path(__file__).with_name("config.yaml")
 
@@ -221,10 +221,13 @@ def tell(story: Story, workdir: Path) -> list[str]:
             console.print(f"[dim]{note}[/dim]")
 
     config = yaml.safe_load(CONFIG.read_text())
-    version = hub.activate_config({**config, "psa_system": tool.name}, actor="demo")
+    writes_back = getattr(tool, "writes_back", True)
+    version = hub.activate_config(
+        {**config, "psa_system": tool.name if writes_back else None}, actor="demo")
     story.say(f"Configuration v{version} is active: rate card rc-standard (consultant 150.00, "
-              f"Alice 175.00; no designer rate); {tool.label} is the PSA that ERP ids go "
-              "back to.")
+              f"Alice 175.00; no designer rate); "
+              + (f"{tool.label} is the PSA that ERP ids go back to." if writes_back else
+                 f"{tool.label} take no write-back."))
     tool.set_up()
     tool.log([ALICE_NEW])
     story.say(f"In {tool.label}, Alice logs 4 h on Initech's project {INITECH.code} and her "
@@ -235,10 +238,11 @@ def tell(story: Story, workdir: Path) -> list[str]:
               "and throttle once).")
     story.poll()
     won = crm.deal(GLOBEX)
+    where = f"the {crm.label} deal and on the {tool.label} project" if writes_back \
+        else f"the {crm.label} deal"
     story.say(f"{GLOBEX.code} is an ERP project ({won.erp_project_id}) for ERP customer "
-              f"{won.erp_customer_id}; both ids are on the {crm.label} deal and on the "
-              f"{tool.label} project. Alice's {INITECH.code} hours wait: that project is not "
-              "activated yet.")
+              f"{won.erp_customer_id}; both ids are on {where}. Alice's {INITECH.code} hours "
+              "wait: that project is not activated yet.")
 
     tool.log([ALICE_GLX, BOB_GLX, CAROL_GLX, BOB_APRIL, DAVE_GLX])
     first = story.poll()
@@ -252,7 +256,8 @@ def tell(story: Story, workdir: Path) -> list[str]:
     crm.win(INITECH)
     story.poll()
     story.say(f"Initech's deal is won: {INITECH.code} is activated, Alice's parked 4 h are "
-              f"released, and the ERP ids are added to {INITECH.code} in {tool.label}.")
+              "released" + (f", and the ERP ids are added to {INITECH.code} in {tool.label}."
+                            if writes_back else "."))
 
     hub.ingest([{"type": "billing.run", "id": f"run-{PERIOD_END}", "at": "2026-04-01T06:00:00Z",
                  "data": {"period_end": PERIOD_END}}], source="billbridge")
@@ -344,7 +349,7 @@ def summarise(story: Story, workdir: Path) -> list[str]:
     if found != [("unbilled approved time", unbilled), ("unpriced approved time", unpriced)]:
         failures.append(f"reconciliation should find only {unbilled} unbilled and "
                         f"{unpriced} unpriced: {found}")
-    for deal in (GLOBEX, INITECH):
+    for deal in (GLOBEX, INITECH) if getattr(tool, "writes_back", True) else ():
         shown = crm.deal(deal)
         if not shown.erp_project_id or shown.erp_project_id not in tool.project_view(deal.code):
             failures.append(f"{tool.label} project {deal.code} does not show ERP project "

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from billbridge.connectors.hubspot.emulator import HubSpotEmulator
     from billbridge.connectors.kantata.emulator import KantataEmulator
     from billbridge.connectors.netsuite.emulator import NetSuiteEmulator
+    from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
     from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
     from billbridge.connectors.salesforce.emulator import SalesforceEmulator
     from billbridge.connectors.xero.emulator import XeroEmulator
@@ -136,6 +137,14 @@ class Emulated:
 
     def stop(self) -> None:
         self.emulator.stop()
+
+
+class EmulatedErp(Emulated):
+    """An emulated ERP: one lost acknowledgement and one throttle on its
+    writes, and a connector source the hub polls for invoice status."""
+
+    fault_script: Sequence[Any] = ("lost_ack", "429:0")
+    polled = True
 
 
 # -- the three roles ------------------------------------------------------------------
@@ -415,12 +424,55 @@ class KantataTool(Emulated):
                          for name, i in self.FIELDS.items())
 
 
+class CsvTool:
+    """A time system with no API: it exports approved hours as CSV files into a
+    folder the hub watches, and nothing can be written back to it."""
+
+    name, label = "csv", "timesheet files"
+    note = ("Timesheet files: the firm's old time system exports approved hours as CSV into "
+            "a folder the hub watches; a file has no API, so no ERP ids go back to it.")
+    writes_back = False
+
+    def __init__(self) -> None:
+        from billbridge.connectors.timesheet_files.emulator import TimesheetExporter
+
+        self.folder = Path(tempfile.mkdtemp(prefix="billbridge-timesheets-"))
+        self.exporter = TimesheetExporter(self.folder)
+        self.url = f"file://{self.folder}"
+        self._exports = 0
+
+    def connection(self) -> Connection:
+        # The export names people; the connection maps names to consultants.
+        workers = {p.name: p.worker for p in PEOPLE if p.worker}
+        return Connection(self.name, "csv", self.url, options={"workers": workers})
+
+    def set_up(self) -> None:
+        """Nothing to set up: the export names projects by their official code."""
+
+    def log(self, entries: Sequence[Entry]) -> None:
+        self._exports += 1
+        self.exporter.export(f"timesheets-{self._exports:03d}.csv", [
+            {"Entry ID": f"TS-{2100 + e.number}", "Employee": e.person.name,
+             "Project": e.code, "Task": "dev", "Date": e.day, "Hours": str(e.hours),
+             "Billable": "yes", "Notes": "", "Status": "Approved"} for e in entries])
+
+    def entry_id(self, entry: Entry) -> str:
+        return f"te_csv_TS-{2100 + entry.number}"
+
+    def project_view(self, code: str) -> str:
+        return f"(a file export: nothing is written back to {code})"
+
+    def stop(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 # -- ERPs --------------------------------------------------------------------------------
-class LedgerErp(Emulated):
+class LedgerErp(EmulatedErp):
     name, label = "ledger", "the generic ledger"
     emulator: LedgerEmulator
     note = "The ledger has no invoice feed: it reports a payment as an event."
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
     polled = False  # the generic vendor's source is a time source, not the ledger's
 
     def __init__(self) -> None:
@@ -444,13 +496,11 @@ class LedgerErp(Emulated):
                  "data": {"invoice": invoice.invoice, "status": "paid"}}]
 
 
-class NetSuiteErp(Emulated):
+class NetSuiteErp(EmulatedErp):
     name, label = "netsuite", "NetSuite"
     emulator: NetSuiteEmulator
     note = ("NetSuite: the hub polls invoice status and payments with SuiteQL; a time "
             "bill's memo names the charge it posts.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
     ACCOUNT = "1234567_SB1"
 
     def __init__(self) -> None:
@@ -480,13 +530,11 @@ class NetSuiteErp(Emulated):
         return []
 
 
-class QuickBooksErp(Emulated):
+class QuickBooksErp(EmulatedErp):
     name, label = "quickbooks", "QuickBooks Online"
     emulator: QuickBooksEmulator
     note = ("QuickBooks: time activities need an employee per consultant, which the "
             "connector finds or creates by name; the hub polls invoices and payments.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
 
     def __init__(self) -> None:
         from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
@@ -515,13 +563,11 @@ class QuickBooksErp(Emulated):
         return []
 
 
-class XeroErp(Emulated):
+class XeroErp(EmulatedErp):
     name, label = "xero", "Xero"
     emulator: XeroEmulator
     note = ("Xero: invoices arrive as drafts, so the accountant approves the invoice in "
             "Xero before the customer's payment is recorded; the hub polls both.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
 
     def __init__(self) -> None:
         from billbridge.connectors.xero.emulator import XeroEmulator
@@ -548,14 +594,12 @@ class XeroErp(Emulated):
         return []
 
 
-class DynamicsFinanceErp(Emulated):
+class DynamicsFinanceErp(EmulatedErp):
     name, label = "dynamics-finance", "Dynamics 365 Finance"
     emulator: FinanceEmulator
     note = ("Dynamics 365 Finance: free-text invoices are posted by the accountant in "
             "Finance before the customer's payment is marked against them; the hub polls "
             "both.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
 
     def __init__(self) -> None:
         from billbridge.connectors.dynamics_finance.emulator import FinanceEmulator
@@ -583,9 +627,40 @@ class DynamicsFinanceErp(Emulated):
         return []
 
 
+class OracleFusionErp(EmulatedErp):
+    name, label = "oracle-fusion", "Oracle Fusion Cloud ERP"
+    emulator: OracleEmulator
+    note = ("Oracle Fusion: invoices arrive incomplete and a finance supervisor completes "
+            "them; the customer's receipt names the invoice and AutoMatch applies it; the hub "
+            "polls both.")
+
+    def __init__(self) -> None:
+        from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
+
+        self._password = credential()
+        self._serve(OracleEmulator(password=self._password))
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "oracle-fusion", self.url, credentials={
+            "username": self.emulator.username, "password": self._password}, options={
+            "tax_codes": {"US-NOTAX": "EXEMPT"}, "timeout": 5.0})
+
+    def invoices(self) -> list[ErpInvoice]:
+        return [ErpInvoice(str(i["TransactionNumber"]), str(i["CustomerTransactionId"]),
+                           Decimal(str(i["EnteredAmount"])), str(i["InvoiceCurrencyCode"]))
+                for i in self.emulator.all("receivablesInvoices")
+                if i.get("TransactionSource") == "BILLBRIDGE"]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        self.emulator.complete_invoice(invoice.erp_id)
+        self.emulator.receipt(invoice.invoice, invoice.total)
+        return []
+
+
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
-TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool}
+TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool,
+                                                  "csv": CsvTool}
 class TrytonErp:
     name, label = "tryton", "Tryton"
     note = ("Tryton: a real trytond on SQLite in the demo's folder (tryton/), its firm set up "
@@ -650,5 +725,6 @@ class TrytonErp:
 ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteErp,
                                       "quickbooks": QuickBooksErp, "xero": XeroErp,
                                       "dynamics-finance": DynamicsFinanceErp,
+                                      "oracle-fusion": OracleFusionErp,
                                       "tryton": TrytonErp}
 DEFAULTS = {"crm": "hubspot", "time": "harvest", "erp": "ledger"}

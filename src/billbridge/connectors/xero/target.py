@@ -19,7 +19,6 @@ from typing import Any
 
 from billbridge.connectors.base import (
     ERP_REFERENCES,
-    DeliveryError,
     IdempotencyMode,
     LivePosting,
     OutboundCommand,
@@ -27,7 +26,9 @@ from billbridge.connectors.base import (
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MappingError
+from billbridge.connectors.fields import MappingError, build_each, posting_to_reverse
+from billbridge.connectors.kinds import send_by_kind
+from billbridge.connectors.paging import chunks
 from billbridge.connectors.xero import mapping
 from billbridge.connectors.xero.client import (
     BATCH_LIMIT,
@@ -47,10 +48,6 @@ Mapped = list[tuple[OutboundCommand, dict[str, Any]]]
 
 _result = RecordResult.of
 
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _any_of(field: str, values: Iterable[str], call: str = "==") -> str:
@@ -86,56 +83,16 @@ class XeroTarget:
             "invoice.create": self._invoices}
 
     def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
-        """One call per kind. When a kind fails after an earlier kind's write
-        may have applied, its commands (and the rest) are answered RETRY
-        instead of the whole call raising: the dispatcher would resend the
-        applied commands too, and after a refused batch (split in halves) or
-        a spent day (deferred) it resends them as first attempts, which skip
-        the marker look-up."""
-        groups: dict[str, list[OutboundCommand]] = {}
-        for command in batch:
-            groups.setdefault(command.kind, []).append(command)
-        results: list[RecordResult] = []
-        writes_before = self.client.writes
-        failure: DeliveryError | None = None
-        for kind, commands in groups.items():
-            handler = self._handlers.get(kind)
-            if handler is None:
-                results += [_result(c, ResultStatus.REJECTED, code="UNKNOWN_COMMAND",
-                                    message=f"the Xero target does not handle {kind}")
-                            for c in commands]
-                continue
-            if failure is not None:
-                results += self._retry(commands, failure)
-                continue
-            earlier_writes = self.client.writes > writes_before
-            try:
-                results += handler(commands)
-            except DeliveryError as exc:
-                if not earlier_writes:
-                    raise
-                failure = exc
-                results += self._retry(commands, exc)
-        return results
-
-    @staticmethod
-    def _retry(commands: Sequence[OutboundCommand], exc: DeliveryError) -> list[RecordResult]:
-        return [_result(c, ResultStatus.RETRY, code=exc.code, message=str(exc),
-                        retry_after=exc.retry_after) for c in commands]
+        """One call per kind (``connectors.kinds``: a kind failing after an
+        earlier kind's write answers RETRY rather than raising)."""
+        return send_by_kind(batch, self._handlers, writes=lambda: self.client.writes,
+                            vendor="Xero")
 
     # -- the shared steps: map, look up resends, write the rest -----------------------
     def _mapped(self, commands: Sequence[OutboundCommand],
                 build: Callable[[OutboundCommand], dict[str, Any]],
                 results: list[RecordResult]) -> Mapped:
-        mapped: Mapped = []
-        for command in commands:
-            try:
-                mapped.append((command, to_wire(build(command))))
-            except (MappingError, ValueError) as exc:
-                code = exc.code if isinstance(exc, MappingError) else "MAPPING"
-                results.append(_result(command, ResultStatus.REJECTED, code=code,
-                                       message=str(exc)))
-        return mapped
+        return build_each(commands, lambda c: to_wire(build(c)), results)
 
     def _resent(self, mapped: Mapped, marker: Callable[[OutboundCommand, dict[str, Any]], str],
                 find: Callable[[list[str]], dict[str, str]],
@@ -188,7 +145,7 @@ class XeroTarget:
 
     def _contacts_by_number(self, numbers: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        for chunk in _chunks(numbers, LOOKUP_CHUNK):
+        for chunk in chunks(numbers, LOOKUP_CHUNK):
             for contact in self.client.records("Contacts", "contact look-up", params={
                     "where": _any_of("ContactNumber", chunk), "includeArchived": "true"}):
                 found.setdefault(str(contact.get("ContactNumber")), identity(contact, "ContactID"))
@@ -269,7 +226,7 @@ class XeroTarget:
 
     def _journals_by_marker(self, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        for chunk in _chunks(keys, LOOKUP_CHUNK):
+        for chunk in chunks(keys, LOOKUP_CHUNK):
             markers = [mapping.marker(k) for k in chunk]
             for journal in self.client.records("ManualJournals", "journal look-up", params={
                     "where": _any_of("Narration", markers, "Contains")}):
@@ -297,13 +254,9 @@ class XeroTarget:
                                      for c, _r in pending])
 
         def build(command: OutboundCommand) -> dict[str, Any]:
-            charge = str(command.payload.get("charge"))
-            journal = originals.get(command.ref("time_charge", charge) or "")
-            if journal is None:
-                raise MappingError(f"charge {charge} has no Xero journal to reverse (it was "
-                                   "never posted, or its journal was deleted in Xero)",
-                                   code="NOTHING_TO_REVERSE")
-            return mapping.reversal_journal(journal, charge, command.idempotency_key)
+            journal = posting_to_reverse(command, originals, what="journal", vendor="Xero")
+            return mapping.reversal_journal(journal, str(command.payload.get("charge")),
+                                            command.idempotency_key)
 
         mapped = self._mapped([c for c, _r in pending], build, results)
         self._write("PUT", "/ManualJournals", "ManualJournals", "ManualJournalID", mapped,
@@ -313,7 +266,7 @@ class XeroTarget:
     def _originals(self, journal_ids: list[str]) -> dict[str, dict[str, Any]]:
         wanted = sorted({i for i in journal_ids if i})
         found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(wanted, LOOKUP_CHUNK):
+        for chunk in chunks(wanted, LOOKUP_CHUNK):
             where = " OR ".join(f'ManualJournalID==Guid("{i}")' for i in chunk)
             # With a page number, as Xero lists a journal's lines only when paging.
             for journal in self.client.records("ManualJournals", "journals to reverse",
@@ -342,7 +295,7 @@ class XeroTarget:
 
     def _invoices_by_number(self, numbers: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        for chunk in _chunks(numbers, LOOKUP_CHUNK):
+        for chunk in chunks(numbers, LOOKUP_CHUNK):
             for invoice in self.client.records("Invoices", "invoice look-up", params={
                     "InvoiceNumbers": ",".join(chunk), "createdByMyApp": "true"}):
                 if invoice.get("Status") != "DELETED":
