@@ -1,7 +1,6 @@
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 from billbridge.domain.events import (
     PAYLOADS,
@@ -9,7 +8,6 @@ from billbridge.domain.events import (
     MalformedEvent,
     aggregate_key,
     parse_event,
-    parse_stored,
 )
 from billbridge.domain.idempotency import canonical_json, idempotency_key, key_of_json
 
@@ -76,35 +74,19 @@ def test_idempotency_keys_never_change_between_releases() -> None:
                        canonical_json(content)) == key
 
 
-def _validated_whole(payload: str) -> tuple[CanonicalEvent, object]:
-    """The stored event and its record as validated before parse_stored: the
-    envelope from the JSON, then the record from its data."""
-    event = CanonicalEvent.model_validate_json(payload)
-    return event, PAYLOADS[event.type].model_validate(event.data)
-
-
-def test_a_stored_event_reads_back_as_validated_whole() -> None:
-    stored = parse_event(RAW).model_dump_json()
-    event, record = _validated_whole(stored)
-    fast = parse_stored(stored)
-    assert fast == event
-    assert fast.model_dump_json() == stored
-    assert fast.record() == record
-    assert fast.record() is fast.record()  # validated once, with the envelope
+def test_a_parsed_event_carries_its_record_validated_once() -> None:
+    event = parse_event(RAW)
+    assert event.record() is event.record()
+    assert event.record() == PAYLOADS[event.type].model_validate(event.data)
+    stored = CanonicalEvent.model_validate_json(event.model_dump_json())
+    assert stored == event and stored.record() == event.record()  # read back: validated anew
 
 
 def test_a_copy_with_other_data_validates_its_own_record() -> None:
-    event = parse_stored(parse_event(RAW).model_dump_json())
+    event = parse_event(RAW)
     changed = event.model_copy(update={"data": {**event.data, "hours": "2"}})
     assert str(changed.record().hours) == "2.00"
     assert str(event.record().hours) == "7.50"
-
-
-def test_a_stored_record_no_longer_valid_fails_when_its_flow_reads_it() -> None:
-    stored = parse_event(RAW).model_dump_json().replace('"hours":"7.50"', '"hours":"25"')
-    event = parse_stored(stored)  # the envelope is fine: the event reaches its flow
-    with pytest.raises(ValidationError, match="hours"):
-        event.record()
 
 
 def test_parse_event_normalises_as_validating_twice_did() -> None:

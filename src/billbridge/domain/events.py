@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-import orjson
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -134,9 +133,10 @@ class _Envelope(BaseModel):
 
 class CanonicalEvent(_Envelope):
     # The typed record, in a slot of its own (not a field: equality, dumps and
-    # copies ignore it): an event made by ``parse_event`` or ``parse_stored``
-    # validates its record once, with the envelope; a copy (maybe of other
-    # data) validates again when asked.
+    # copies ignore it): an event made by ``parse_event`` validates its record
+    # once, with the envelope; a copy (maybe of other data) and an event read
+    # back from the inbox validate it when asked. (Reading a stored event
+    # through the typed envelope measured slower than the two validations.)
     __slots__ = ("_typed",)
 
     data: dict[str, Any]
@@ -176,20 +176,6 @@ _TYPED: dict[str, type[_Envelope]] = {
     for kind, payload in PAYLOADS.items()}
 """Per event type, the envelope with its record as data: one validation
 checks both."""
-
-
-def parse_stored(payload: str | bytes) -> CanonicalEvent:
-    """An event as the inbox stores it (``parse_event``'s canonical JSON),
-    with its record validated once, together with the envelope. What the fast
-    path cannot take (a record no longer valid, JSON that orjson does not
-    read) is validated as before: the envelope now, the record when a flow
-    asks, so it fails where it always failed."""
-    try:
-        raw = orjson.loads(payload)
-        typed = _TYPED[raw["type"]].model_validate_json(payload)
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValidationError):
-        return CanonicalEvent.model_validate_json(payload)
-    return CanonicalEvent._of(typed, raw["data"])
 
 
 def explain(error: ValidationError, whole: str = "event") -> str:

@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from billbridge.domain.config import Configuration
-from billbridge.domain.events import CanonicalEvent, parse_stored
+from billbridge.domain.events import CanonicalEvent
 from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import aggregates, metrics
 from billbridge.engine.batch import BatchUnit, StoreContext
@@ -219,7 +219,7 @@ def _parse(row: InboxRow) -> CanonicalEvent | Exception:
     if row.payload is None:
         return ValueError(f"inbox row {row.id} holds no canonical event")
     try:
-        return parse_stored(row.payload)
+        return CanonicalEvent.model_validate_json(row.payload)
     except Exception as exc:
         return exc
 
