@@ -132,20 +132,10 @@ class _Envelope(BaseModel):
 
 
 class CanonicalEvent(_Envelope):
-    # The typed record, in a slot of its own (not a field: equality, dumps and
-    # copies ignore it): an event made by ``parse_event`` validates its record
-    # once, with the envelope; a copy (maybe of other data) and an event read
-    # back from the inbox validate it when asked. (Reading a stored event
-    # through the typed envelope measured slower than the two validations.)
-    __slots__ = ("_typed",)
-
     data: dict[str, Any]
 
     def record(self) -> Any:
         """The typed record this event carries (validated on parse)."""
-        typed = getattr(self, "_typed", None)
-        if typed is not None:
-            return typed
         return PAYLOADS[self.type].model_validate(self.data)
 
     @classmethod
@@ -153,8 +143,8 @@ class CanonicalEvent(_Envelope):
         """The event of a typed envelope already validated, with ``data``
         (the record's canonical JSON form) as its data."""
         # What ``model_construct`` sets, without its generic bookkeeping (a
-        # third of a stored event's parse); tests/unit/test_events.py checks
-        # that the result equals, and dumps as, the event validated whole.
+        # third of the intake's parse); tests/unit/test_events.py checks that
+        # the result equals, and dumps as, the event validated twice.
         event = cls.__new__(cls)
         _set(event, "__dict__", {"type": typed.type, "source": typed.source, "id": typed.id,
                                  "at": typed.at, "correlation_id": typed.correlation_id,
@@ -162,7 +152,6 @@ class CanonicalEvent(_Envelope):
         _set(event, "__pydantic_fields_set__", set(_FIELDS))
         _set(event, "__pydantic_extra__", None)
         _set(event, "__pydantic_private__", None)
-        _set(event, "_typed", typed.data)
         return event
 
 
