@@ -27,6 +27,7 @@ class Permission(StrEnum):
     INGEST = "ingest"
     METRICS = "metrics"  # /metrics, unless serve --open-metrics opens it to a scraper
     SCHEMAS = "schemas"  # the canonical event schemas an ingest client validates against
+    BILLING_RUN = "billing.run"  # commit a billing run: invoices go to the ERP
 
 
 GRANTS: dict[Permission, frozenset[Role]] = {
@@ -39,12 +40,18 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.INGEST: frozenset({Role.ADMIN, Role.INGEST}),
     Permission.METRICS: frozenset({Role.ADMIN, Role.OPERATOR, Role.FINANCE, Role.AUDITOR}),
     Permission.SCHEMAS: frozenset(Role),
+    Permission.BILLING_RUN: frozenset({Role.ADMIN, Role.FINANCE}),
 }
+
+
+def allowed(identity: Identity, permission: Permission) -> bool:
+    """Whether the identity's role grants ``permission`` (what a face offers it)."""
+    return identity.role in GRANTS[permission]
 
 
 def authorize(identity: Identity, permission: Permission) -> None:
     """Forbidden unless the identity's role grants ``permission``."""
-    if identity.role not in GRANTS[permission]:
+    if not allowed(identity, permission):
         raise Forbidden(f"role {identity.role.value} may not {permission.value}")
 
 
