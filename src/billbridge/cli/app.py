@@ -613,9 +613,15 @@ def emulator_run(vendor: Annotated[str, typer.Argument(help="a registered vendor
     if vendor not in VENDORS:
         raise typer.BadParameter(f"unknown vendor {vendor!r}; known: {', '.join(sorted(VENDORS))}")
     module = importlib.import_module(f"{VENDORS[vendor]}.emulator")
+    if hasattr(module, "RUN"):  # a vendor whose system is not an HTTP server (a file drop)
+        _serve_emulator(module.RUN(port=port))
+        return
     found = {name: cls for name, cls in inspect.getmembers(module, inspect.isclass)
              if issubclass(cls, EmulatorServer) and cls is not EmulatorServer
              and f"{cls.__module__}.".startswith(f"{module.__name__}.")}
+    if not found:  # a system that is files in a folder, with nothing that listens
+        raise typer.BadParameter(f"{vendor} has no emulator that listens: its system is files "
+                                 "in a folder (`billbridge demo --time csv` writes some)")
     if kind:
         found = {n: c for n, c in found.items() if kind.lower() in n.lower()}
     if len(found) != 1:
@@ -627,6 +633,8 @@ def emulator_run(vendor: Annotated[str, typer.Argument(help="a registered vendor
 def _serve_emulator(server: Any) -> None:
     server.start()
     console.print(f"listening on {server.url}")
+    if hasattr(server, "describe"):  # one line, unwrapped: a script may read it
+        console.print(server.describe(), soft_wrap=True, markup=False, highlight=False)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -1142,6 +1150,64 @@ def scenario_run(files: Annotated[list[Path], typer.Argument(
         console.print(f"{passed} passed, {len(results) - passed} failed")
     if not all(r.passed for r in results):
         raise typer.Exit(1)
+
+
+contracts_app = typer.Typer(help="Vendor contracts: check a vendor's answers against its "
+                            "connector's contract, record a reviewed baseline.",
+                            no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+ConnectionArg = Annotated[str, typer.Argument(
+    help="the connection as for serve --source: NAME=VENDOR+URL (credentials from "
+         "BILLBRIDGE_<NAME>_<KEY>)")]
+
+
+def _render_check(report: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.as_json(), indent=2))
+        return
+    console.print(f"{escape(report.connection)} at {escape(report.api_version)}: "
+                  f"{report.records} records read", highlight=False)
+    if not report.findings:
+        console.print("[green]no drift: the vendor answers as the contract says[/green]")
+        return
+    table = Table("record", "field", "kind", "expected", "seen", "records")
+    for f in report.findings:
+        table.add_row(f["record_type"], f["field"], f["kind"], f["expected"], f["seen"],
+                      str(f["count"]))
+    console.print(table)
+
+
+@contracts_app.command("check")
+def contracts_check(connection: ConnectionArg, database_url: DbOption = None,
+                    sample: int = 50, as_json: Annotated[bool, typer.Option("--json")] = False,
+                    api_version: Annotated[str | None, typer.Option(
+                        "--api-version", help="read at this version instead of the pinned "
+                        "one (e.g. v63.0), before proposing it")] = None) -> None:
+    """Read a small sample from the vendor and report its drift from the
+    connector's contract (the pinned version, the recorded baseline); exit 1 on drift."""
+    from billbridge.services import contracts
+
+    report = contracts.check(_engine(database_url), _sources([connection])[0], sample=sample,
+                             api_version=api_version)
+    _render_check(report, as_json)
+    if report.findings:
+        raise typer.Exit(1)
+
+
+@contracts_app.command("record")
+def contracts_record(connection: ConnectionArg, database_url: DbOption = None,
+                     sample: int = 50, token_file: TokenFileOption = None) -> None:
+    """After review: read a sample and keep its shape as the connection's new
+    baseline (the drift kept for it is cleared; audited). An admin's token acts."""
+    from billbridge.services import contracts
+
+    engine = _engine(database_url)
+    actor = _who(engine, token_file, Permission.ADMINISTER).name
+    report = contracts.record(engine, _sources([connection])[0], actor=actor, at=_now(),
+                              sample=sample)
+    _render_check(report, False)
+    console.print(f"baseline recorded for {escape(report.connection)} from "
+                  f"{report.records} records", highlight=False)
 
 
 def _bootstrap_config(hub: Hub, path: Path) -> None:

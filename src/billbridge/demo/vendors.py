@@ -694,6 +694,42 @@ class SapS4HanaErp(EmulatedErp):
         return []
 
 
+class FileDropErp:
+    name, label = "filedrop", "a legacy ERP (file drop over SFTP)"
+    note = ("The legacy ERP's only interface is a folder on its SFTP server: the hub drops CSV "
+            "files with manifests there, the ERP's import job posts them and writes "
+            "acknowledgement files, its receivables export says when an invoice is paid, and "
+            "the hub reads both back.")
+    # An upload whose answer is lost with the connection, and one cut half way.
+    fault_script: Sequence[Any] = ("lost_ack", "5xx")
+    polled = True
+
+    def __init__(self) -> None:
+        from billbridge.connectors.filedrop.emulator import FileDropEmulator
+
+        folder = Path(os.environ.get(WORKDIR) or tempfile.mkdtemp()) / "filedrop"
+        self.emulator = FileDropEmulator(folder, password=credential()).start()
+        self.url = self.emulator.url
+        self.faults = self.emulator.faults
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "filedrop", self.url, credentials={
+            "username": self.emulator.username, "password": self.emulator.password,
+            "host_key": self.emulator.host_key}, options={"timeout": 5.0})
+
+    def invoices(self) -> list[ErpInvoice]:
+        self.emulator.erp.import_once()  # the import job's next run, now
+        return [ErpInvoice(i.invoice, i.erp_id, i.total, i.currency)
+                for i in self.emulator.erp.ledger.invoices]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        self.emulator.erp.pay(invoice.erp_id)
+        return []
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
 TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool,
@@ -764,5 +800,5 @@ ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteE
                                       "dynamics-finance": DynamicsFinanceErp,
                                       "oracle-fusion": OracleFusionErp,
                                       "sap-s4hana": SapS4HanaErp,
-                                      "tryton": TrytonErp}
+                                      "tryton": TrytonErp, "filedrop": FileDropErp}
 DEFAULTS = {"crm": "hubspot", "time": "harvest", "erp": "ledger"}
