@@ -1177,9 +1177,15 @@ def _render_check(report: Any, as_json: bool) -> None:
     console.print(table)
 
 
+SampleOption = Annotated[int, typer.Option(
+    min=1, max=1000, help="how many records to read from the vendor")]
+
+
 @contracts_app.command("check")
 def contracts_check(connection: ConnectionArg, database_url: DbOption = None,
-                    sample: int = 50, as_json: Annotated[bool, typer.Option("--json")] = False,
+                    sample: SampleOption = 50,
+                    as_json: Annotated[bool, typer.Option(
+                        "--json", help="the report as JSON")] = False,
                     api_version: Annotated[str | None, typer.Option(
                         "--api-version", help="read at this version instead of the pinned "
                         "one (e.g. v63.0), before proposing it")] = None) -> None:
@@ -1196,7 +1202,7 @@ def contracts_check(connection: ConnectionArg, database_url: DbOption = None,
 
 @contracts_app.command("record")
 def contracts_record(connection: ConnectionArg, database_url: DbOption = None,
-                     sample: int = 50, token_file: TokenFileOption = None) -> None:
+                     sample: SampleOption = 50, token_file: TokenFileOption = None) -> None:
     """After review: read a sample and keep its shape as the connection's new
     baseline (the drift kept for it is cleared; audited). An admin's token acts."""
     from billbridge.services import contracts

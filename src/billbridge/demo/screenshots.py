@@ -23,7 +23,8 @@ PAGES = {"overview": "/console/", "exceptions": "/console/exceptions",
          "lineage": f"/console/lineage?id={LINEAGE_EXAMPLE}", "leakage": "/console/leakage",
          "executive": "/console/executive", "configuration": "/console/config",
          "audit": "/console/audit", "invoices": "/console/invoices",
-         "invoice": f"/console/invoices/inv_{GLOBEX.code}_{PERIOD_END}"}
+         "invoice": f"/console/invoices/inv_{GLOBEX.code}_{PERIOD_END}",
+         "contracts": "/console/contracts"}
 PREVIEW_TO = "2026-04-30"  # the billing run page, previewing April: Bob's 1 April hours
 
 
