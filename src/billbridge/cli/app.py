@@ -294,7 +294,7 @@ def demo(port: Annotated[int, typer.Option(
          crm: Annotated[str, typer.Option(
              help="hubspot | salesforce | dynamics-sales")] = "hubspot",
          time_tool: Annotated[str, typer.Option(
-             "--time", help="harvest | kantata")] = "harvest",
+             "--time", help="harvest | kantata | replicon | csv")] = "harvest",
          # Help is rich markup: "\\[" keeps the extra's brackets.
          erp: Annotated[str, typer.Option(
              help="ledger | netsuite | quickbooks | xero | dynamics-finance | tryton (pip install "

@@ -46,7 +46,7 @@ from billbridge.connectors.harvest.mapping import (
     expense_event,
     time_entry_event,
 )
-from billbridge.connectors.paging import PageGuard
+from billbridge.connectors.paging import PageGuard, stream_cursor
 
 CURSOR_VERSION = 1
 CHANGES, SNAPSHOT = "changes", "snapshot"
@@ -150,18 +150,8 @@ class HarvestSource:
 
     @staticmethod
     def _load(cursor: str | None) -> dict[str, StreamState]:
-        """The streams' states; a cursor this version cannot read starts the
-        windows again from the beginning, which re-reads but loses nothing."""
-        if not cursor:
-            return {}
-        try:
-            data = json.loads(cursor)
-        except ValueError:
-            return {}
-        if not isinstance(data, dict) or data.get("version") != CURSOR_VERSION:
-            return {}
-        return {name: StreamState.load(value) for name, value in data.items()
-                if name != "version" and isinstance(value, dict)}
+        return {name: StreamState.load(value)
+                for name, value in stream_cursor(cursor, CURSOR_VERSION).items()}
 
     def _read(self, stream: Stream, state: StreamState) -> Iterator[list[Any]]:
         """One complete read of a stream (or the rest of an interrupted one):
