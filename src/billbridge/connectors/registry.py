@@ -26,6 +26,7 @@ VENDORS: dict[str, str] = {
     "tryton": "billbridge.connectors.tryton",
     "dynamics-sales": "billbridge.connectors.dynamics_sales",
     "dynamics-finance": "billbridge.connectors.dynamics_finance",
+    "tempo": "billbridge.connectors.tempo",
 }
 
 
