@@ -86,9 +86,9 @@ class TempoClient:
         if not isinstance(body, dict) or not isinstance(body.get("results"), list):
             raise PermanentError(f"Tempo {what}: the answer has no results list: "
                                  f"{str(body)[:200]}", code="UNEXPECTED_ANSWER")
-        metadata = body.get("metadata") if isinstance(body.get("metadata"), dict) else {}
-        return Page([r for r in body["results"] if isinstance(r, dict)],
-                    bool(metadata.get("next")))
+        metadata = body.get("metadata")
+        more = isinstance(metadata, dict) and bool(metadata.get("next"))
+        return Page([r for r in body["results"] if isinstance(r, dict)], more)
 
     def search(self, *, updated_from: str | None, offset: int, limit: int,
                **filters: Any) -> Page:

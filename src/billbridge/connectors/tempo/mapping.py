@@ -119,6 +119,13 @@ def project_of(worklog: Mapping[str, Any], config: MappingConfig) -> str | None:
     return None if key is None else config.accounts.get(key, key)
 
 
+def period(approval: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(first day, last day) of the timesheet period an approval is for."""
+    found = _ref(approval, "period")
+    start, end = found.get("from"), found.get("to")
+    return (str(start), str(end)) if start and end else None
+
+
 def approval_state(approval: Mapping[str, Any] | None) -> tuple[str, str]:
     """(status key, when it was set) of a timesheet approval ("OPEN", "" when none)."""
     status = _ref(approval or {}, "status")

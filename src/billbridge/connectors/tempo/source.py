@@ -42,6 +42,7 @@ from billbridge.connectors.tempo.mapping import (
     approval_state,
     author_of,
     deleted_event,
+    period,
     project_of,
     stamp,
     worklog_event,
@@ -100,8 +101,7 @@ class Approvals:
             if start <= day <= end:
                 return approval
         approval = self.client.approval(author, day)
-        period = approval.get("period") if isinstance(approval.get("period"), dict) else {}
-        start, end = str(period.get("from") or day), str(period.get("to") or day)
+        start, end = period(approval) or (day, day)
         self.read.setdefault(author, []).append((start, end, approval))
         return approval
 
@@ -153,12 +153,12 @@ class TempoSource:
     @staticmethod
     def _note_approval(state: Cursor, author: str, approval: Mapping[str, Any], *,
                        replace: bool = True) -> None:
-        period = approval.get("period") if isinstance(approval.get("period"), dict) else {}
-        if not (period.get("from") and period.get("to")):
+        span = period(approval)
+        if span is None:
             return
         periods = state.approvals.setdefault(author, {})
-        if replace or str(period["from"]) not in periods:
-            periods[str(period["from"])] = [str(period["to"]), *approval_state(approval)]
+        if replace or span[0] not in periods:
+            periods[span[0]] = [span[1], *approval_state(approval)]
 
     def _start(self, window: timedelta) -> date:
         return (self.now() - window).date()
