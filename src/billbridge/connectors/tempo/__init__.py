@@ -20,7 +20,7 @@ from billbridge.connectors.clients import ClientCache
 from billbridge.connectors.tempo.client import (
     DEFAULT_BASE_URL,
     ORDER_BY,
-    REQUESTS_PER_SECOND,
+    DEFAULT_PACE,
     TempoClient,
     tempo_rate_limit,
 )
@@ -38,7 +38,7 @@ def client_for(connection: Connection) -> TempoClient:
     return _CLIENTS.get(
         (connection.name, url, token),
         lambda: TempoClient(url, token=token, rate_limit=tempo_rate_limit(
-            float(options.get("requests_per_second") or REQUESTS_PER_SECOND)),
+            float(options.get("requests_per_second") or DEFAULT_PACE)),
             order_by=str(options.get("order_by", ORDER_BY))))
 
 

@@ -35,7 +35,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from billbridge.connectors.tempo.client import LIMIT_MAX
+from billbridge.connectors.tempo.client import LIMIT_MAX, REQUESTS_PER_SECOND
 from billbridge.connectors.tempo.mapping import ACCOUNT_ATTRIBUTE
 from billbridge.connectors.tempo.webhooks import SIGNATURE_HEADER, sign
 from billbridge.emulation.limits import admit, max_in_window
@@ -80,7 +80,7 @@ def period_of(day: str) -> tuple[str, str]:
 
 class TempoEmulator(EmulatorServer):
     def __init__(self, *, port: int = 0, token: str | None = "tempo-token",
-                 rate_limit: int = 5, window_seconds: float = 1.0,
+                 rate_limit: int = REQUESTS_PER_SECOND, window_seconds: float = 1.0,
                  retry_after: int | None = None) -> None:
         super().__init__(port=port, token=None)  # auth is Tempo-shaped, below
         self.access_token = token
