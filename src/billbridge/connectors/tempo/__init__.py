@@ -19,8 +19,8 @@ from billbridge.connectors.base import Connection, ConnectorSpec, Source, Webhoo
 from billbridge.connectors.clients import ClientCache
 from billbridge.connectors.tempo.client import (
     DEFAULT_BASE_URL,
-    ORDER_BY,
     DEFAULT_PACE,
+    ORDER_BY,
     TempoClient,
     tempo_rate_limit,
 )
