@@ -128,6 +128,8 @@ class Story:
             if spec.source is not None and getattr(system, "polled", True):
                 self.sources[system.name] = spec.source(connection)
         self.erp_target = targets[self.erp.name]
+        # A time tool with no target (Tempo) takes no write-back: the story skips that part.
+        self.writes_back = self.tool.name in targets
         self.hub = build_hub(HubSetup(
             store=f"sqlite:///{workdir / 'hub.db'}", targets=list(targets.values()),
             routes={"erp": self.erp.name, "crm": self.crm.name, "psa": self.tool.name},
@@ -221,10 +223,12 @@ def tell(story: Story, workdir: Path) -> list[str]:
             console.print(f"[dim]{note}[/dim]")
 
     config = yaml.safe_load(CONFIG.read_text())
-    version = hub.activate_config({**config, "psa_system": tool.name}, actor="demo")
+    psa = tool.name if story.writes_back else None
+    version = hub.activate_config({**config, "psa_system": psa}, actor="demo")
     story.say(f"Configuration v{version} is active: rate card rc-standard (consultant 150.00, "
-              f"Alice 175.00; no designer rate); {tool.label} is the PSA that ERP ids go "
-              "back to.")
+              "Alice 175.00; no designer rate); " + (
+                  f"{tool.label} is the PSA that ERP ids go back to." if psa else
+                  f"{tool.label} takes no write-back."))
     tool.set_up()
     tool.log([ALICE_NEW])
     story.say(f"In {tool.label}, Alice logs 4 h on Initech's project {INITECH.code} and her "
@@ -236,9 +240,9 @@ def tell(story: Story, workdir: Path) -> list[str]:
     story.poll()
     won = crm.deal(GLOBEX)
     story.say(f"{GLOBEX.code} is an ERP project ({won.erp_project_id}) for ERP customer "
-              f"{won.erp_customer_id}; both ids are on the {crm.label} deal and on the "
-              f"{tool.label} project. Alice's {INITECH.code} hours wait: that project is not "
-              "activated yet.")
+              f"{won.erp_customer_id}; both ids are on the {crm.label} deal"
+              + (f" and on the {tool.label} project" if psa else "")
+              + f". Alice's {INITECH.code} hours wait: that project is not activated yet.")
 
     tool.log([ALICE_GLX, BOB_GLX, CAROL_GLX, BOB_APRIL, DAVE_GLX])
     first = story.poll()
@@ -252,7 +256,8 @@ def tell(story: Story, workdir: Path) -> list[str]:
     crm.win(INITECH)
     story.poll()
     story.say(f"Initech's deal is won: {INITECH.code} is activated, Alice's parked 4 h are "
-              f"released, and the ERP ids are added to {INITECH.code} in {tool.label}.")
+              "released" + (f", and the ERP ids are added to {INITECH.code} in {tool.label}"
+                            if psa else "") + ".")
 
     hub.ingest([{"type": "billing.run", "id": f"run-{PERIOD_END}", "at": "2026-04-01T06:00:00Z",
                  "data": {"period_end": PERIOD_END}}], source="billbridge")
@@ -346,7 +351,8 @@ def summarise(story: Story, workdir: Path) -> list[str]:
                         f"{unpriced} unpriced: {found}")
     for deal in (GLOBEX, INITECH):
         shown = crm.deal(deal)
-        if not shown.erp_project_id or shown.erp_project_id not in tool.project_view(deal.code):
+        if not shown.erp_project_id or story.writes_back and \
+                shown.erp_project_id not in tool.project_view(deal.code):
             failures.append(f"{tool.label} project {deal.code} does not show ERP project "
                             f"{shown.erp_project_id} (the one on the {crm.label} deal)")
     if crm.deal(GLOBEX).invoice_status != "paid":

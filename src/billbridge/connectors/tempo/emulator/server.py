@@ -135,13 +135,13 @@ class TempoEmulator(EmulatorServer):
     def log(self, *, author: str, issue: int, day: str, seconds: int,
             account: str | None = None, billable: int | None = None, description: str = "",
             updated_at: str | None = None, worklog_id: int | None = None,
-            start_time: str = "09:00:00") -> dict[str, Any]:
+            jira_id: int | None = None, start_time: str = "09:00:00") -> dict[str, Any]:
         """A consultant logs time on a Jira issue against a Tempo account."""
         with self.lock:
             stamp = updated_at or self._tick()
             tempo_id = worklog_id or next(self._ids)
             self.worklogs[tempo_id] = {
-                "tempoWorklogId": tempo_id, "jiraWorklogId": next(self._jira_ids),
+                "tempoWorklogId": tempo_id, "jiraWorklogId": jira_id or next(self._jira_ids),
                 "issueId": issue, "author": author, "timeSpentSeconds": seconds,
                 "billableSeconds": seconds if billable is None else billable,
                 "startDate": day, "startTime": start_time, "description": description,
