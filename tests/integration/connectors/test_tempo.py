@@ -215,6 +215,20 @@ def test_an_approval_taken_back_given_again_and_an_edit_after_it_are_each_a_newe
     assert len(stored(engine)) == 4
 
 
+def test_an_approval_taken_back_while_one_worklog_is_edited_reaches_every_worklog_of_the_sheet(
+        engine: Engine, tempo: TempoEmulator) -> None:
+    (untouched,) = log(tempo, updated_at="2026-03-02T18:00:00Z")  # long before the cursor
+    (edited,) = log(tempo)
+    tempo.act(ALICE, "2026-03-02", "approve")
+    sync(engine, source(tempo), SystemClock())
+    tempo.act(ALICE, "2026-03-02", "reopen")
+    tempo.edit(edited, description="fixed")  # read by the changes step, under the new status
+    sync(engine, source(tempo), SystemClock())
+    events = payloads(engine)
+    assert [events[i]["data"]["status"] for i in event_ids(tempo, edited, untouched)] == [
+        "submitted", "submitted"]
+
+
 def test_deleted_worklogs_become_deletion_events_once_confirmed_by_tempo(
         engine: Engine, tempo: TempoEmulator) -> None:
     ids = log(tempo, 3) + log(tempo, day="2025-12-01")
