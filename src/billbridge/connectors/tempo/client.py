@@ -6,7 +6,8 @@ A personal or OAuth bearer token (``Authorization: Bearer``). Lists answer
 paged by ``offset``/``limit`` (at most 5,000; ``next`` only while more pages
 exist). Tempo's gateway allows 5 requests a second whatever the auth, and
 asks a client that gets a 429 to wait at least a second before it retries
-(more-vendors.md §3, [TKB]); the bucket and ``VendorHttp`` keep to both.
+(Tempo's help centre, docs/connectors/tempo.md "Sources"); the bucket and
+``VendorHttp`` keep to both.
 Errors are ``{"errors": {"message"}}`` as JSON for 400 and 404, text/html
 for 401 and 403.
 """
@@ -25,8 +26,8 @@ from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock
 
 DEFAULT_BASE_URL = "https://api.tempo.io/4"
-LIMIT_MAX = 5000  # v4's maximum per call (v3: 1,000) [TV4]
-REQUESTS_PER_SECOND = 5  # the API gateway's limit, whatever the auth [TKB]
+LIMIT_MAX = 5000  # v4's maximum per call (v3: 1,000), per Tempo's v3/v4 comparison
+REQUESTS_PER_SECOND = 5  # the API gateway's limit, whatever the auth (help centre)
 # The pace we keep by default: a tenth under the limit, so that calls bunched
 # by the network on their way still arrive within the gateway's count.
 DEFAULT_PACE = 4.5

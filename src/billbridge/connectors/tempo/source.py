@@ -13,7 +13,7 @@ Each poll takes three steps, and stores its cursor with every page
    all one second. A page that repeats the one before stops the poll
    (``PAGINATION_LOOP``).
 2. **Approvals.** Approval lives on the author's timesheet, not the worklog,
-   and approving does not touch the worklog (more-vendors.md §3). Every
+   and nothing says approving changes the worklog's ``updatedAt``. Every
    worklog is mapped under its timesheet's approval (read once a poll per
    author and period), and the approvals of periods seen in the trailing
    ``approval_window_days`` are read again each poll: one whose status

@@ -4,7 +4,7 @@ Tempo v4 has no webhook API of its own (unverified), but every Tempo worklog
 is a Jira worklog, and Jira sends ``worklog_created``, ``worklog_updated`` and
 ``worklog_deleted``. An admin webhook registered with a secret is signed
 WebSub-style: ``X-Hub-Signature: sha256=<hex HMAC-SHA256(secret, raw body)>``
-(more-vendors.md §3, [JWH]). The signature covers no time of its own, so the
+(docs/connectors/tempo.md, "Sources"). The signature covers no time of its own, so the
 replay window is read from the signed body's ``timestamp`` (epoch
 milliseconds): a delivery older (or newer) than ``tolerance`` seconds is
 refused. Webhooks of Connect or OAuth apps are not signed, and are refused.

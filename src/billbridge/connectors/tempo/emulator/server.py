@@ -42,7 +42,7 @@ from billbridge.emulation.limits import admit, max_in_window
 from billbridge.emulation.server import ADMIN_PREFIX, EmulatorServer, Request, Response
 
 PREFIX = "/4"
-DEFAULT_LIMIT = 50  # [TKB]
+DEFAULT_LIMIT = 50  # Tempo's help centre
 ACTIONS = {"submit": "WAITING_FOR_APPROVAL", "approve": "APPROVED", "reject": "REJECTED",
            "reopen": "OPEN"}
 ORDERS: dict[str, Callable[[Mapping[str, Any]], tuple[Any, ...]]] = {
