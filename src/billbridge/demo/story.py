@@ -351,8 +351,8 @@ def summarise(story: Story, workdir: Path) -> list[str]:
                         f"{unpriced} unpriced: {found}")
     for deal in (GLOBEX, INITECH):
         shown = crm.deal(deal)
-        if not shown.erp_project_id or story.writes_back and \
-                shown.erp_project_id not in tool.project_view(deal.code):
+        if not shown.erp_project_id or (
+                story.writes_back and shown.erp_project_id not in tool.project_view(deal.code)):
             failures.append(f"{tool.label} project {deal.code} does not show ERP project "
                             f"{shown.erp_project_id} (the one on the {crm.label} deal)")
     if crm.deal(GLOBEX).invoice_status != "paid":
