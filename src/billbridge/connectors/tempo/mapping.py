@@ -26,14 +26,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
 from billbridge.connectors.base import Malformed
-from billbridge.connectors.fields import blank, explain, option_mapping
+from billbridge.connectors.fields import blank, explain, instant, option_mapping
 from billbridge.domain.records import TimeEntry
 
 SOURCE = "tempo"
@@ -79,14 +79,7 @@ def canonical_id(jira_worklog_id: Any, source: str = SOURCE) -> str:
     return f"te_{source}_{jira_worklog_id}"
 
 
-def stamp(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+stamp = instant
 
 
 def hours(seconds: int) -> Decimal:
