@@ -79,7 +79,7 @@ mutate: $(MUTATE_STAMP)
 	@$(BIN)/mutmut results | { grep -v ': not checked$$' || true; }
 
 screenshots: $(STAMP) browser
-	$(BIN)/python -m billbridge.console.screenshots docs/screenshots
+	$(BIN)/python -m billbridge.demo.screenshots docs/screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis billbridge.db* mutants

@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import Engine
 
-from billbridge.api.server import HubServer
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine.hub import Hub
+from billbridge.web import HubServer
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -25,13 +25,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from billbridge.api.app import create_app
 from billbridge.api.problems import MEDIA_TYPE
 from billbridge.cli.app import app
 from billbridge.connectors.generic.webhooks import GenericWebhooks
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.engine.secrets import new_key
+from billbridge.web import create_app
 from conftest import CONFIG, project_event, time_entry
 
 ROOT = Path(__file__).parents[2]
@@ -135,6 +135,8 @@ CLI_ROWS: list[tuple[str, list[str], dict[str, str | None], int, str]] = [
                          "9999999d"], ADMIN, 2, "expiry '9999999d' is too far ahead"),
     ("token-expiry-shape", ["token", "create", "--role", "admin", "--name", "x", "--expires",
                             "soon"], ADMIN, 2, "expiry 'soon' must look like 90d, 12h or 30m"),
+    ("token-revoke-unknown", ["token", "revoke", "999"], ADMIN, 1,
+     "no token 999: `billbridge token list` shows the ids"),
     ("token-role", ["token", "create", "--role", "boss", "--name", "x"], ADMIN, 2,
      "'boss' is not a valid Role"),
     ("no-token", ["config", "propose", "{root}/config.yaml"], {}, 2,

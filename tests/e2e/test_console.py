@@ -12,11 +12,11 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from billbridge.api.app import create_app
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.store.db import make_engine
+from billbridge.web import create_app
 from conftest import CONFIG, project_event, time_entry
 
 

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from rich.console import Console
 
-from billbridge.api.server import HubServer
 from billbridge.demo.story import run_demo
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import config_store, exception_queue, tokens
 from billbridge.engine.hub import Hub
 from billbridge.store.db import make_engine
+from billbridge.web import HubServer
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

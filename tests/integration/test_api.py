@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from starlette.routing import Match
 
-from billbridge.api.app import create_app
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.engine.tokens import Role
+from billbridge.web import create_app
 from conftest import CONFIG, project_event, time_entry
 from fakes import FakeTarget
 

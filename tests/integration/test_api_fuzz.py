@@ -23,11 +23,11 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from billbridge.api.app import create_app
 from billbridge.connectors.generic.webhooks import GenericWebhooks
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.store.db import make_engine
+from billbridge.web import create_app
 from conftest import CONFIG, project_event, time_entry
 from fakes import FakeTarget
 

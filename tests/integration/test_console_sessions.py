@@ -13,11 +13,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select, update
 
-from billbridge.api.app import create_app
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.store.tables import console_sessions
+from billbridge.web import create_app
 from conftest import CONFIG
 
 LOGIN = "/console/login"

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from billbridge.api.limits import MAX_BODY_BYTES
-from billbridge.api.server import HubServer
 from billbridge.connectors.base import PermanentError, TransientError
 from billbridge.connectors.generic.client import TimeSourceClient
 from billbridge.connectors.generic.emulator import TimeSourceEmulator
@@ -22,6 +21,7 @@ from billbridge.engine.clock import SystemClock
 from billbridge.engine.hub import Hub
 from billbridge.engine.sync import load_cursor, sync
 from billbridge.store.tables import inbox
+from billbridge.web import HubServer
 from fakes import FakeTarget
 
 SAME_INSTANT = "2026-03-05T10:00:00+00:00"

@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
-from billbridge.api.app import create_app
 from billbridge.config_files import read_document
 from billbridge.engine import config_store, tokens
 from billbridge.engine.hub import Hub
 from billbridge.engine.tokens import Role
+from billbridge.web import create_app
 from fakes import FakeTarget
 
 SUITE = Path(__file__).parents[2] / "scenarios"

@@ -15,13 +15,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from structlog.testing import capture_logs
 
-from billbridge.api.app import create_app
 from billbridge.api.problems import MEDIA_TYPE
 from billbridge.connectors.base import SignatureError, WebhookRequest
 from billbridge.connectors.generic.webhooks import GenericWebhooks, sign
 from billbridge.connectors.hubspot.webhooks import sign_v3, verify_v3
 from billbridge.engine import config_store, lineage, tokens
 from billbridge.engine.hub import Hub
+from billbridge.web import create_app
 from conftest import CONFIG, project_event, time_entry
 from fakes import FakeTarget
 

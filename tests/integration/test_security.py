@@ -16,8 +16,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from billbridge.api.app import create_app
-from billbridge.api.server import HubServer
 from billbridge.connectors.base import Connection, RateLimit
 from billbridge.connectors.generic.emulator import LedgerEmulator, TimeSourceEmulator
 from billbridge.connectors.generic.webhooks import GenericWebhooks, sign
@@ -27,6 +25,7 @@ from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
 from billbridge.logs import configure_logging
 from billbridge.services.oidc import OidcSettings
+from billbridge.web import HubServer, create_app
 from conftest import CONFIG, project_event, time_entry
 from fakes import FakeTarget
 

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from sqlalchemy import Engine
 
-from billbridge.api.server import HubServer
 from billbridge.connectors.base import RateLimit, WebhookReceiver
 from billbridge.connectors.hubspot.client import HubSpotClient
 from billbridge.connectors.hubspot.emulator import HubSpotEmulator
@@ -29,6 +28,7 @@ from billbridge.connectors.salesforce.webhooks import SalesforceOutboundMessages
 from billbridge.emulation.server import EmulatorServer
 from billbridge.emulation.tls import self_signed
 from billbridge.engine.hub import Hub
+from billbridge.web import HubServer
 from fakes import FakeTarget
 
 FAST = RateLimit(1000, 1, burst=1000)

@@ -19,12 +19,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from billbridge.api.app import create_app
-from billbridge.api.server import HubServer
 from billbridge.connectors.generic.webhooks import GenericWebhooks, sign
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.store.tables import exceptions, inbox
+from billbridge.web import HubServer, create_app
 from conftest import CONFIG
 from fakes import FakeTarget
 

@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
-from billbridge.api.app import create_app
 from billbridge.cli.app import app as cli
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub
 from billbridge.store.db import make_engine, migrate
 from billbridge.store.tables import inbox
+from billbridge.web import create_app
 from conftest import CONFIG, project_event, time_entry
 from fakes import FakeTarget
 

@@ -68,14 +68,15 @@ WEBHOOK_OPERATION: dict[str, Any] = {"post": {
         "503": _error_response("not stored (vendor or store unreachable): send it again")}}}
 
 
-def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = None,
+def create_api(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = None,
                scenarios: Path | None = None, oidc: OidcSettings | None = None,
                webhook_rate: RateLimit | None = None, open_metrics: bool = False,
                secure_cookies: bool | None = None,
                max_body_bytes: int | None = None) -> FastAPI:
-    """``open_metrics`` serves /metrics without a token (a scraper on a private
-    network); ``secure_cookies`` marks the console's cookie `Secure` even
-    over plain HTTP (behind a TLS proxy), else BILLBRIDGE_SECURE_COOKIES says."""
+    """The API alone (web.create_app mounts the console on it). ``open_metrics``
+    serves /metrics without a token (a scraper on a private network);
+    ``secure_cookies`` marks the console's cookie `Secure` even over plain HTTP
+    (behind a TLS proxy), else BILLBRIDGE_SECURE_COOKIES says."""
     # Deliveries arriving together are committed to the inbox together.
     committer = GroupCommitter(hub.engine, hub.clock)
 
@@ -109,10 +110,6 @@ def create_app(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     door = ingress.WebhookDoor(webhooks or {}, committer,
                                webhook_rate or RateLimit(2000, 1, burst=2000))
     app.router.routes.insert(0, door.route())
-    # The console's routes last.
-    from billbridge.console.views import install as install_console
-
-    install_console(app)
     return app
 
 

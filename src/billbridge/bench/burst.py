@@ -32,13 +32,13 @@ from typing import Any
 
 from sqlalchemy import create_engine, select, text
 
-from billbridge.api.server import HubServer
 from billbridge.bench import cpu
 from billbridge.bench.vendors import TOKEN, Posting, Vendors
 from billbridge.connectors.generic.source import GenericTimeSource
 from billbridge.connectors.generic.webhooks import GenericWebhooks
 from billbridge.engine.hub import Hub, HubSetup, build_hub
 from billbridge.store.tables import inbox
+from billbridge.web import HubServer
 
 PROJECTS = 20
 PAGE = 2000  # entries per poll page: the most the time tool serves

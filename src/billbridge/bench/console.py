@@ -87,7 +87,7 @@ def run(entries: int = 100_000, open_exceptions: int = 5_000,
         repeats: int = 5) -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
-    from billbridge.api.app import create_app
+    from billbridge.web import create_app
 
     workdir = Path(tempfile.mkdtemp(prefix="bb-console-"))
     try:

@@ -227,10 +227,10 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
               help="mark the console's cookie Secure (behind a TLS proxy); it always is when "
                    "a request arrives over TLS")] = None) -> None:
     """Run the hub: API (/healthz, /metrics, webhooks), workers and dispatcher."""
-    from billbridge.api.server import serve_hub
     from billbridge.connectors.base import WebhookReceiver
     from billbridge.connectors.generic.webhooks import GenericWebhooks
     from billbridge.connectors.registry import build_webhooks, parse_connection
+    from billbridge.web import serve_hub
 
     if not webhook_secret:
         # No built-in secret: a door anyone could sign for is not opened.
@@ -645,8 +645,10 @@ def token_revoke(token_id: int, database_url: DbOption = None,
 
     engine = _engine(database_url)
     actor = _who(engine, token_file, Permission.ADMINISTER).name
-    tokens.revoke(engine, token_id, actor=actor, at=_now())
-    console.print(f"token {token_id} revoked")
+    if tokens.revoke(engine, token_id, actor=actor, at=_now()):
+        console.print(f"token {token_id} revoked")
+    else:
+        console.print(f"token {token_id} was revoked already")
 
 
 @config_app.command("propose")

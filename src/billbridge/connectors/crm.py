@@ -1,10 +1,11 @@
 """What every CRM connector builds the same way: the canonical
 ``opportunity.closed_won`` event from the parts its vendor's mapping reads
-(the customer, the opportunity, the contract terms, the project)."""
+(the customer, the opportunity, the contract terms, the project), the fields
+without which a won deal cannot be one, and the vendor fields to ask for."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -12,6 +13,20 @@ from pydantic import ValidationError
 from billbridge.connectors.base import Malformed
 from billbridge.connectors.fields import explain
 from billbridge.domain.events import OpportunityClosedWon
+
+# Without them a won deal cannot become a valid event; named in Malformed reasons.
+REQUIRED_OPPORTUNITY_FIELDS = ("opportunity.amount", "opportunity.close_date",
+                               "contract.billing_model", "contract.legal_entity",
+                               "contract.start", "project.code")
+REQUIRED_ACCOUNT_FIELDS = ("customer.name", "customer.billing_country")
+
+
+def vendor_fields(always: Iterable[str], field_map: Mapping[str, str], *,
+                  customer: bool) -> list[str]:
+    """The vendor fields to read for one record: ``always`` and then the mapped
+    ones of the customer (``customer.*``) or of the deal (the rest), once each."""
+    mapped = [v for k, v in field_map.items() if k.startswith("customer.") == customer]
+    return list(dict.fromkeys([*always, *mapped]))
 
 
 def closed_won_event(*, source: str, event_id: str, at: str, what: str, raw: Any,

@@ -9,12 +9,17 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
 from billbridge.domain.events import explain as _explain
 from billbridge.domain.records import Customer
+
+if TYPE_CHECKING:
+    from billbridge.connectors.base import OutboundCommand
+
+R = TypeVar("R")
 
 COUNTRY_NAMES: dict[str, str] = {
     "united states": "US", "united states of america": "US", "usa": "US",
@@ -51,6 +56,20 @@ class MappingError(ValueError):
     def __init__(self, message: str, *, code: str = "MAPPING") -> None:
         super().__init__(message)
         self.code = code
+
+
+def posting_to_reverse(command: OutboundCommand, originals: Mapping[str, R], *, what: str,
+                       vendor: str) -> R:
+    """The ERP's record of the posting a reversal undoes, found by the id the
+    dispatcher names in the command's refs; ``MappingError`` NOTHING_TO_REVERSE
+    when the ERP holds none. ``what`` is the record in the vendor's words."""
+    charge = command.payload.get("charge")
+    original = originals.get(command.ref("time_charge", charge) or "")
+    if original is None:
+        raise MappingError(f"charge {charge} has no {vendor} {what} to reverse (it was never "
+                           f"posted, or its {what} was deleted in {vendor})",
+                           code="NOTHING_TO_REVERSE")
+    return original
 
 
 def decimal_of(value: Any, what: str) -> Decimal:

@@ -177,12 +177,13 @@ def _parts(text: str, boundary: str) -> list[tuple[dict[str, str], str]]:
             continue
         if current is not None:
             current.append(line)
-    return [_headed(part) for part in parts]
+    return [headed(part) for part in parts]
 
 
-def _headed(text: str) -> tuple[dict[str, str], str]:
-    """Header lines (lower-case names) up to the first blank line, and the rest."""
-    head, _, rest = text.lstrip("\n").partition("\n\n")
+def headed(text: str) -> tuple[dict[str, str], str]:
+    """A MIME part's header lines (lower-case names) up to the first blank
+    line, and the rest: for both sides of ``$batch`` (emulation.odata too)."""
+    head, _, rest = text.replace("\r\n", "\n").lstrip("\n").partition("\n\n")
     headers = {}
     for line in head.split("\n"):
         name, colon, value = line.partition(":")

@@ -1,12 +1,22 @@
 """The guard every paged walk keeps: a page request made a second time means
 the listing is not moving (a vendor bug, or a cursor that does not advance),
-so the walk stops with ``PAGINATION_LOOP`` instead of looping for ever."""
+so the walk stops with ``PAGINATION_LOOP`` instead of looping for ever. And
+``chunks``, the slices of a list that a vendor's per-call limit allows."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterator, Sequence
+from typing import TypeVar
 
 from billbridge.connectors.base import PermanentError
+
+T = TypeVar("T")
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    """``items`` in order, ``size`` at a time (the last slice may be shorter)."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 class PageGuard:

@@ -26,7 +26,6 @@ from rich.panel import Panel
 from rich.table import Table
 from sqlalchemy import select
 
-from billbridge.api.server import HubServer
 from billbridge.cli.render import render_lineage, render_reconciliation
 from billbridge.connectors.base import LedgerReader, LivePosting, Source, Target
 from billbridge.connectors.registry import connector
@@ -59,6 +58,7 @@ from billbridge.engine.sync import SyncResult, sync
 from billbridge.logs import configure_logging
 from billbridge.store.files import write_private
 from billbridge.store.tables import records
+from billbridge.web import HubServer
 
 CONFIG = Path(__file__).with_name("config.yaml")
 

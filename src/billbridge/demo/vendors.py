@@ -139,6 +139,14 @@ class Emulated:
         self.emulator.stop()
 
 
+class EmulatedErp(Emulated):
+    """An emulated ERP: one lost acknowledgement and one throttle on its
+    writes, and a connector source the hub polls for invoice status."""
+
+    fault_script: Sequence[Any] = ("lost_ack", "429:0")
+    polled = True
+
+
 # -- the three roles ------------------------------------------------------------------
 class Crm(Protocol):
     name: str  # the connection's name: the hub's source and target name
@@ -473,11 +481,10 @@ class TempoTool(Emulated):
 
 
 # -- ERPs --------------------------------------------------------------------------------
-class LedgerErp(Emulated):
+class LedgerErp(EmulatedErp):
     name, label = "ledger", "the generic ledger"
     emulator: LedgerEmulator
     note = "The ledger has no invoice feed: it reports a payment as an event."
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
     polled = False  # the generic vendor's source is a time source, not the ledger's
 
     def __init__(self) -> None:
@@ -501,13 +508,11 @@ class LedgerErp(Emulated):
                  "data": {"invoice": invoice.invoice, "status": "paid"}}]
 
 
-class NetSuiteErp(Emulated):
+class NetSuiteErp(EmulatedErp):
     name, label = "netsuite", "NetSuite"
     emulator: NetSuiteEmulator
     note = ("NetSuite: the hub polls invoice status and payments with SuiteQL; a time "
             "bill's memo names the charge it posts.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
     ACCOUNT = "1234567_SB1"
 
     def __init__(self) -> None:
@@ -537,13 +542,11 @@ class NetSuiteErp(Emulated):
         return []
 
 
-class QuickBooksErp(Emulated):
+class QuickBooksErp(EmulatedErp):
     name, label = "quickbooks", "QuickBooks Online"
     emulator: QuickBooksEmulator
     note = ("QuickBooks: time activities need an employee per consultant, which the "
             "connector finds or creates by name; the hub polls invoices and payments.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
 
     def __init__(self) -> None:
         from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
@@ -572,13 +575,11 @@ class QuickBooksErp(Emulated):
         return []
 
 
-class XeroErp(Emulated):
+class XeroErp(EmulatedErp):
     name, label = "xero", "Xero"
     emulator: XeroEmulator
     note = ("Xero: invoices arrive as drafts, so the accountant approves the invoice in "
             "Xero before the customer's payment is recorded; the hub polls both.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
 
     def __init__(self) -> None:
         from billbridge.connectors.xero.emulator import XeroEmulator
@@ -605,14 +606,12 @@ class XeroErp(Emulated):
         return []
 
 
-class DynamicsFinanceErp(Emulated):
+class DynamicsFinanceErp(EmulatedErp):
     name, label = "dynamics-finance", "Dynamics 365 Finance"
     emulator: FinanceEmulator
     note = ("Dynamics 365 Finance: free-text invoices are posted by the accountant in "
             "Finance before the customer's payment is marked against them; the hub polls "
             "both.")
-    fault_script: Sequence[Any] = ("lost_ack", "429:0")
-    polled = True
 
     def __init__(self) -> None:
         from billbridge.connectors.dynamics_finance.emulator import FinanceEmulator

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from billbridge.connectors.odata import headed
+
 Row = Mapping[str, Any]
 Predicate = Callable[[Row], bool]
 
@@ -268,18 +270,6 @@ def _split(body: str, boundary: str) -> list[str]:
     return [c for c in chunks[1:] if c.strip() and c.strip() != "--"]
 
 
-def _headers_and_body(text: str) -> tuple[dict[str, str], str]:
-    """MIME part headers (lower-case names) and what follows the blank line."""
-    text = text.replace("\r\n", "\n").lstrip("\n")
-    head, _, rest = text.partition("\n\n")
-    headers = {}
-    for line in head.split("\n"):
-        name, colon, value = line.partition(":")
-        if colon:
-            headers[name.strip().lower()] = value.strip()
-    return headers, rest
-
-
 def parse_batch(body: bytes, content_type: str) -> list[Part]:
     """The parts of a ``$batch`` request body; ``ValueError`` when it is not one."""
     boundary = boundary_of(content_type)
@@ -287,7 +277,7 @@ def parse_batch(body: bytes, content_type: str) -> list[Part]:
         raise ValueError("Content-Type must be multipart/mixed with a boundary")
     parts: list[Part] = []
     for chunk in _split(body.decode("utf-8"), boundary):
-        part_headers, inner = _headers_and_body(chunk)
+        part_headers, inner = headed(chunk)
         kind = part_headers.get("content-type", "")
         if kind.lower().startswith("multipart/mixed"):
             inner_boundary = boundary_of(kind)
@@ -295,7 +285,7 @@ def parse_batch(body: bytes, content_type: str) -> list[Part]:
                 raise ValueError("a change set has no boundary")
             requests = []
             for sub in _split(inner, inner_boundary):
-                sub_headers, sub_inner = _headers_and_body(sub)
+                sub_headers, sub_inner = headed(sub)
                 if (sub_headers.get("content-type") or "").lower().startswith("multipart"):
                     raise ValueError("change sets cannot be nested")
                 requests.append(_http(sub_headers, sub_inner))

@@ -153,13 +153,18 @@ def create(conn: Connection, *, name: str, role: Role, expires_in: timedelta, ac
     return int(token_id), token
 
 
-def revoke(conn: Connection, token_id: int, *, actor: str, at: datetime) -> None:
+def revoke(conn: Connection, token_id: int, *, actor: str, at: datetime) -> bool | None:
+    """Revoke a token: True when this call revoked it, False when it was revoked
+    already, None when the store has no token by that id."""
     result = conn.execute(update(api_tokens).where(api_tokens.c.id == token_id,
                                                    api_tokens.c.revoked_at.is_(None))
                           .values(revoked_at=at))
     if result.rowcount:
         audit.record(conn, at=at, actor=actor, action="token.revoke",
                      subject=f"token:{token_id}", detail={})
+        return True
+    known = conn.execute(select(api_tokens.c.id).where(api_tokens.c.id == token_id)).first()
+    return False if known is not None else None
 
 
 def create_first(conn: Connection, *, name: str, expires_in: timedelta,

@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from billbridge.engine import tokens
 from billbridge.engine.tokens import Role, Scope
-from billbridge.errors import Invalid
+from billbridge.errors import Invalid, NotFound
 
 
 def create(engine: Engine, *, name: str, role: Role, expires_in: Any, at: datetime,
@@ -41,6 +41,11 @@ def listing(engine: Engine) -> list[dict[str, Any]]:
         return tokens.listing(conn)
 
 
-def revoke(engine: Engine, token_id: int, *, actor: str, at: datetime) -> None:
+def revoke(engine: Engine, token_id: int, *, actor: str, at: datetime) -> bool:
+    """Revoke a token; True when this call revoked it, False when it was revoked
+    already. NotFound for an id the store has never issued."""
     with engine.begin() as conn:
-        tokens.revoke(conn, token_id, actor=actor, at=at)
+        revoked = tokens.revoke(conn, token_id, actor=actor, at=at)
+    if revoked is None:
+        raise NotFound(f"no token {token_id}: `billbridge token list` shows the ids")
+    return revoked

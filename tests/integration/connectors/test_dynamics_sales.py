@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import Engine, select
 
 from billbridge.api.routes.ingress import WEBHOOKS_REJECTED
-from billbridge.api.server import HubServer
 from billbridge.connectors.base import (
     Connection,
     OutboundCommand,
@@ -42,6 +41,7 @@ from billbridge.engine.clock import ManualClock, SystemClock
 from billbridge.engine.hub import Hub
 from billbridge.engine.sync import load_cursor, sync
 from billbridge.store.tables import exceptions, inbox
+from billbridge.web import HubServer
 from fakes import FakeTarget
 
 TENANT, CLIENT_ID, SECRET = "billbridge-tenant", "billbridge-app", "dataverse-secret"

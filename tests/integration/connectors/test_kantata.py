@@ -17,7 +17,6 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
-from billbridge.api.server import HubServer
 from billbridge.connectors.base import (
     Connection,
     OutboundCommand,
@@ -38,6 +37,7 @@ from billbridge.engine.clock import SystemClock
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.sync import load_cursor, sync
 from billbridge.store.tables import exceptions, inbox
+from billbridge.web import HubServer
 from conftest import CONFIG as BASE_CONFIG
 from fakes import FakeTarget
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from billbridge.api.server import HubServer
 from billbridge.connectors.base import (
     Malformed,
     OutboundCommand,
@@ -35,6 +34,7 @@ from billbridge.engine.clock import SystemClock
 from billbridge.engine.hub import Hub
 from billbridge.engine.sync import load_cursor, sync
 from billbridge.store.tables import inbox
+from billbridge.web import HubServer
 from fakes import FakeTarget
 
 SAME_INSTANT = "2026-03-05T10:00:00.000Z"

@@ -19,7 +19,6 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
-from billbridge.api.server import HubServer
 from billbridge.connectors.base import Connection, PermanentError, RateLimit, TransientError
 from billbridge.connectors.tempo import CONNECTOR
 from billbridge.connectors.tempo.client import TempoClient
@@ -32,6 +31,7 @@ from billbridge.engine.clock import SystemClock
 from billbridge.engine.hub import Hub
 from billbridge.engine.sync import load_cursor, sync
 from billbridge.store.tables import exceptions, inbox
+from billbridge.web import HubServer
 from fakes import FakeTarget
 
 TOKEN, SECRET = "tempo-token", "jira-webhook-secret"

@@ -38,7 +38,8 @@ from billbridge.connectors.dynamics_finance.client import (
     literal,
 )
 from billbridge.connectors.dynamics_finance.mapping import FinanceSettings
-from billbridge.connectors.fields import MappingError
+from billbridge.connectors.fields import MappingError, posting_to_reverse
+from billbridge.connectors.paging import chunks
 
 LOOKUP_CHUNK = 20  # markers or keys per look-up, to keep the $filter (and URL) short
 _RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -66,10 +67,6 @@ class _ChangeSet:
 
 _result = RecordResult.of
 
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 class FinanceTarget:
@@ -208,7 +205,7 @@ class FinanceTarget:
 
     def _lines_by_marker(self, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        for chunk in _chunks(keys, LOOKUP_CHUNK):
+        for chunk in chunks(keys, LOOKUP_CHUNK):
             where = " or ".join(f"Text eq {literal('*' + mapping.marker(k) + '*')}"
                                 for k in chunk)
             for row in self.client.rows(self.settings.hour_lines_entity, "hour line look-up",
@@ -252,7 +249,7 @@ class FinanceTarget:
         wanted = sorted({c.ref("time_charge", c.payload.get("charge")) or ""
                          for c in reversals} - {""})
         found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(wanted, LOOKUP_CHUNK):
+        for chunk in chunks(wanted, LOOKUP_CHUNK):
             terms = []
             for line in chunk:
                 key = mapping.line_key(line)
@@ -269,13 +266,9 @@ class FinanceTarget:
 
     def _reversal(self, command: OutboundCommand,
                   originals: dict[str, dict[str, Any]]) -> _Planned:
-        charge = str(command.payload.get("charge"))
-        original = originals.get(command.ref("time_charge", charge) or "")
-        if original is None:
-            raise MappingError(f"charge {charge} has no Finance hour line to reverse (it was "
-                               "never posted, or its line was deleted in Finance)",
-                               code="NOTHING_TO_REVERSE")
-        line = mapping.reversal_line(original, charge, command.idempotency_key, self.settings)
+        original = posting_to_reverse(command, originals, what="hour line", vendor="Finance")
+        line = mapping.reversal_line(original, str(command.payload.get("charge")),
+                                     command.idempotency_key, self.settings)
         return _Planned(command, [Operation("POST", self.settings.hour_lines_entity, line)],
                         self._created_line)
 

@@ -25,6 +25,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from billbridge.connectors.base import Malformed
+from billbridge.connectors.crm import (
+    REQUIRED_ACCOUNT_FIELDS,
+    REQUIRED_OPPORTUNITY_FIELDS,
+    vendor_fields,
+)
 from billbridge.connectors.fields import blank as _blank
 from billbridge.connectors.fields import customer_fields
 from billbridge.connectors.fields import explain as _explain
@@ -57,10 +62,6 @@ DEFAULT_FIELD_MAP: dict[str, str] = {
 """Canonical field → column. ``customer.*`` are account columns, the rest
 opportunity columns."""
 
-REQUIRED_OPPORTUNITY_FIELDS = ("opportunity.amount", "opportunity.close_date",
-                               "contract.billing_model", "contract.legal_entity",
-                               "contract.start", "project.code")
-REQUIRED_ACCOUNT_FIELDS = ("customer.name", "customer.billing_country")
 
 DEFAULT_BILLING_MODELS: dict[str, str] = {
     "100000000": "time_and_materials", "100000001": "fixed_fee",
@@ -104,15 +105,13 @@ class MappingConfig:
         return self.field_map.get(canonical) or DEFAULT_FIELD_MAP[canonical]
 
     def opportunity_columns(self) -> list[str]:
-        names = ["opportunityid", "statecode", "statuscode", "modifiedon", "versionnumber",
-                 self.account_lookup]
-        names += [v for k, v in self.field_map.items() if not k.startswith("customer.")]
-        return list(dict.fromkeys(names))
+        return vendor_fields(["opportunityid", "statecode", "statuscode", "modifiedon",
+                              "versionnumber", self.account_lookup], self.field_map,
+                             customer=False)
 
     def account_columns(self) -> list[str]:
-        names = ["accountid", "modifiedon", "versionnumber"]
-        names += [v for k, v in self.field_map.items() if k.startswith("customer.")]
-        return list(dict.fromkeys(names))
+        return vendor_fields(["accountid", "modifiedon", "versionnumber"], self.field_map,
+                             customer=True)
 
 
 def parse_modifiedon(value: Any) -> datetime | None:

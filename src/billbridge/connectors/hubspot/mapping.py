@@ -19,6 +19,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from billbridge.connectors.base import Malformed
+from billbridge.connectors.crm import (
+    REQUIRED_ACCOUNT_FIELDS,
+    REQUIRED_OPPORTUNITY_FIELDS,
+    vendor_fields,
+)
 from billbridge.connectors.crm import closed_won_event as _closed_won
 from billbridge.connectors.fields import blank as _blank
 from billbridge.connectors.fields import customer_fields
@@ -53,10 +58,6 @@ DEFAULT_FIELD_MAP: dict[str, str] = {
 """Canonical field → HubSpot property. ``customer.*`` are company properties,
 the rest deal properties."""
 
-# Without them a won deal cannot become a valid event; named in Malformed reasons.
-REQUIRED_DEAL_FIELDS = ("opportunity.amount", "opportunity.close_date", "contract.billing_model",
-                        "contract.legal_entity", "contract.start", "project.code")
-REQUIRED_COMPANY_FIELDS = ("customer.name", "customer.billing_country")
 
 # HubSpot's default sales pipeline and its internal stage ids.
 DEFAULT_PIPELINES: dict[str, tuple[str, ...]] = {
@@ -104,14 +105,12 @@ class MappingConfig:
         return self.field_map.get(canonical) or DEFAULT_FIELD_MAP[canonical]
 
     def deal_properties(self) -> list[str]:
-        names = ["hs_lastmodifieddate", "dealstage", "pipeline", "dealname", "hs_object_id"]
-        names += [v for k, v in self.field_map.items() if not k.startswith("customer.")]
-        return list(dict.fromkeys(names))
+        return vendor_fields(["hs_lastmodifieddate", "dealstage", "pipeline", "dealname",
+                              "hs_object_id"], self.field_map, customer=False)
 
     def company_properties(self) -> list[str]:
-        names = ["hs_lastmodifieddate", "name", "hs_object_id"]
-        names += [v for k, v in self.field_map.items() if k.startswith("customer.")]
-        return list(dict.fromkeys(names))
+        return vendor_fields(["hs_lastmodifieddate", "name", "hs_object_id"], self.field_map,
+                             customer=True)
 
 
 # -- value helpers ---------------------------------------------------------------
@@ -208,7 +207,7 @@ def closed_won_event(deal: Mapping[str, Any], company: Mapping[str, Any] | None,
     if modified is None:
         return Malformed(raw, f"HubSpot deal {deal_id}: property hs_lastmodifieddate is "
                          "missing or not a date", event_id)
-    missing = [f"{c} (property {config.prop(c)!r})" for c in REQUIRED_DEAL_FIELDS
+    missing = [f"{c} (property {config.prop(c)!r})" for c in REQUIRED_OPPORTUNITY_FIELDS
                if _blank(props.get(config.prop(c)))]
     if _blank(_currency(props, config, "opportunity.currency")):
         missing.append(f"opportunity.currency (property "
@@ -263,7 +262,7 @@ def customer_record(company: Mapping[str, Any], config: MappingConfig, *,
     """The canonical customer of a company, or the reason it cannot be one."""
     props = _props(company)
     company_id = str(company.get("id") or "")
-    missing = [f"{c} (company property {config.prop(c)!r})" for c in REQUIRED_COMPANY_FIELDS
+    missing = [f"{c} (company property {config.prop(c)!r})" for c in REQUIRED_ACCOUNT_FIELDS
                if _blank(props.get(config.prop(c)))]
     currency = props.get(config.prop("customer.currency"))
     if _blank(currency):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +25,7 @@ import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit, TransientError
 from billbridge.connectors.http import VendorHttp, read_error
-from billbridge.connectors.paging import PageGuard
+from billbridge.connectors.paging import PageGuard, chunks
 from billbridge.connectors.ratelimit import MonotonicClock, TokenBucket
 
 DEFAULT_BASE_URL = "https://quickbooks.api.intuit.com"
@@ -83,10 +83,6 @@ def _encode(value: Any) -> Any:
         return str(value)
     raise TypeError(f"{type(value).__name__} cannot go into a QuickBooks request")
 
-
-def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 class QuickBooksClient:

@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any
 
 from billbridge.connectors.base import PermanentError, PollPage
-from billbridge.connectors.paging import PageGuard
-from billbridge.connectors.quickbooks.client import MAX_RESULTS, QuickBooksClient, chunks, quote
+from billbridge.connectors.paging import PageGuard, chunks
+from billbridge.connectors.quickbooks.client import MAX_RESULTS, QuickBooksClient, quote
 from billbridge.connectors.quickbooks.mapping import status_event
 
 EPOCH = "1970-01-01T00:00:00+00:00"

@@ -26,6 +26,11 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from billbridge.connectors.base import Malformed
+from billbridge.connectors.crm import (
+    REQUIRED_ACCOUNT_FIELDS,
+    REQUIRED_OPPORTUNITY_FIELDS,
+    vendor_fields,
+)
 from billbridge.connectors.crm import closed_won_event as _closed_won
 from billbridge.connectors.fields import blank as _blank
 from billbridge.connectors.fields import customer_fields
@@ -66,10 +71,6 @@ Opportunity field it is written to."""
 
 _API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
-REQUIRED_OPPORTUNITY_FIELDS = ("opportunity.amount", "opportunity.close_date",
-                               "contract.billing_model", "contract.legal_entity",
-                               "contract.start", "project.code")
-REQUIRED_ACCOUNT_FIELDS = ("customer.name", "customer.billing_country")
 
 # Salesforce stores BillingCountry as text unless state/country picklists are on.
 
@@ -108,15 +109,12 @@ class MappingConfig:
         return self.field_map.get(canonical) or DEFAULT_FIELD_MAP[canonical]
 
     def account_fields(self) -> list[str]:
-        names = ["Id", "SystemModstamp"]
-        names += [v for k, v in self.field_map.items() if k.startswith("customer.")]
-        return list(dict.fromkeys(names))
+        return vendor_fields(["Id", "SystemModstamp"], self.field_map, customer=True)
 
     def opportunity_fields(self) -> list[str]:
-        names = ["Id", "SystemModstamp", "StageName", "IsWon", "AccountId"]
-        names += [v for k, v in self.field_map.items() if not k.startswith("customer.")]
-        names += [f"Account.{v}" for v in self.account_fields()]
-        return list(dict.fromkeys(names))
+        account = [f"Account.{v}" for v in self.account_fields()]
+        return vendor_fields(["Id", "SystemModstamp", "StageName", "IsWon", "AccountId"],
+                             self.field_map, customer=False) + account
 
 
 def _json_option(value: Any) -> Any:

@@ -27,7 +27,8 @@ from billbridge.connectors.base import (
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MappingError
+from billbridge.connectors.fields import MappingError, posting_to_reverse
+from billbridge.connectors.paging import chunks
 from billbridge.connectors.xero import mapping
 from billbridge.connectors.xero.client import (
     BATCH_LIMIT,
@@ -47,10 +48,6 @@ Mapped = list[tuple[OutboundCommand, dict[str, Any]]]
 
 _result = RecordResult.of
 
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _any_of(field: str, values: Iterable[str], call: str = "==") -> str:
@@ -188,7 +185,7 @@ class XeroTarget:
 
     def _contacts_by_number(self, numbers: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        for chunk in _chunks(numbers, LOOKUP_CHUNK):
+        for chunk in chunks(numbers, LOOKUP_CHUNK):
             for contact in self.client.records("Contacts", "contact look-up", params={
                     "where": _any_of("ContactNumber", chunk), "includeArchived": "true"}):
                 found.setdefault(str(contact.get("ContactNumber")), identity(contact, "ContactID"))
@@ -269,7 +266,7 @@ class XeroTarget:
 
     def _journals_by_marker(self, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        for chunk in _chunks(keys, LOOKUP_CHUNK):
+        for chunk in chunks(keys, LOOKUP_CHUNK):
             markers = [mapping.marker(k) for k in chunk]
             for journal in self.client.records("ManualJournals", "journal look-up", params={
                     "where": _any_of("Narration", markers, "Contains")}):
@@ -297,13 +294,9 @@ class XeroTarget:
                                      for c, _r in pending])
 
         def build(command: OutboundCommand) -> dict[str, Any]:
-            charge = str(command.payload.get("charge"))
-            journal = originals.get(command.ref("time_charge", charge) or "")
-            if journal is None:
-                raise MappingError(f"charge {charge} has no Xero journal to reverse (it was "
-                                   "never posted, or its journal was deleted in Xero)",
-                                   code="NOTHING_TO_REVERSE")
-            return mapping.reversal_journal(journal, charge, command.idempotency_key)
+            journal = posting_to_reverse(command, originals, what="journal", vendor="Xero")
+            return mapping.reversal_journal(journal, str(command.payload.get("charge")),
+                                            command.idempotency_key)
 
         mapped = self._mapped([c for c, _r in pending], build, results)
         self._write("PUT", "/ManualJournals", "ManualJournals", "ManualJournalID", mapped,
@@ -313,7 +306,7 @@ class XeroTarget:
     def _originals(self, journal_ids: list[str]) -> dict[str, dict[str, Any]]:
         wanted = sorted({i for i in journal_ids if i})
         found: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(wanted, LOOKUP_CHUNK):
+        for chunk in chunks(wanted, LOOKUP_CHUNK):
             where = " OR ".join(f'ManualJournalID==Guid("{i}")' for i in chunk)
             # With a page number, as Xero lists a journal's lines only when paging.
             for journal in self.client.records("ManualJournals", "journals to reverse",
@@ -342,7 +335,7 @@ class XeroTarget:
 
     def _invoices_by_number(self, numbers: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
-        for chunk in _chunks(numbers, LOOKUP_CHUNK):
+        for chunk in chunks(numbers, LOOKUP_CHUNK):
             for invoice in self.client.records("Invoices", "invoice look-up", params={
                     "InvoiceNumbers": ",".join(chunk), "createdByMyApp": "true"}):
                 if invoice.get("Status") != "DELETED":

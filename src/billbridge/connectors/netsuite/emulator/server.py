@@ -336,9 +336,7 @@ class NetSuiteEmulator(EmulatorServer):
             existing = self._find(record_type, key)
             internal, problem = self._write(record_type, {**body, "externalId": key[4:]},
                                             existing)
-        if problem is not None:
-            return problem
-        return Response(204, None, {"Location": self.location(record_type, internal)})
+        return problem if problem is not None else self._written(record_type, internal)
 
     def _patch(self, request: Request) -> Response:
         record_type = self._type(request)
@@ -353,8 +351,10 @@ class NetSuiteEmulator(EmulatorServer):
                 return ns_error(404, "NONEXISTENT_ID", "The record instance does not exist. "
                                 "Provide a valid record instance ID.", urlPath=request.path)
             internal, problem = self._write(record_type, body, existing)
-        if problem is not None:
-            return problem
+        return problem if problem is not None else self._written(record_type, internal)
+
+    def _written(self, record_type: str, internal: str) -> Response:
+        """NetSuite's answer to a write: 204 with the record's location."""
         return Response(204, None, {"Location": self.location(record_type, internal)})
 
     def _collection(self, request: Request) -> Response:

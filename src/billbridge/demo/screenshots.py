@@ -10,11 +10,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from billbridge.api.server import HubServer
 from billbridge.demo.story import LINEAGE_EXAMPLE, run_demo
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import tokens
 from billbridge.engine.hub import HubSetup, build_hub
+from billbridge.web import HubServer
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]

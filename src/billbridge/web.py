@@ -1,21 +1,35 @@
-"""Run the API with uvicorn while a background thread processes, dispatches
-and polls: one process that is the whole hub. Without the engine thread the
-process is only the API (webhooks, console), for deployments that run
-`billbridge worker` processes beside it."""
+"""The hub's web process: the API (api.app) with the console's pages
+(console.views) mounted after it, served by uvicorn while a background thread
+processes, dispatches and polls. The one module that knows both faces, so
+neither imports the other. Without the engine thread the process is only the
+API and the console, for deployments that run `billbridge worker` processes
+beside it."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
-from billbridge.api.app import create_app
+from billbridge.api.app import create_api
 from billbridge.connectors.base import Source, WebhookReceiver
+from billbridge.console.views import install as install_console
 from billbridge.engine.hub import Hub
 from billbridge.engine.runner import run
 from billbridge.heap import freeze_startup
+
+
+def create_app(hub: Hub, **options: Any) -> FastAPI:
+    """The API (``options`` are api.app.create_api's) with the console's
+    routes last in the table."""
+    app = create_api(hub, **options)
+    install_console(app)
+    return app
+
 
 
 class HubServer:
