@@ -439,20 +439,26 @@ class TempoTool(Emulated):
     def __init__(self) -> None:
         from billbridge.connectors.tempo.emulator import TempoEmulator
 
-        self._token = credential()
-        self._serve(TempoEmulator(token=self._token), "/4")
+        self._token, self._jira = credential(), credential()
+        self._serve(TempoEmulator(token=self._token, jira_token=self._jira), "/4")
 
     def connection(self) -> Connection:
+        # Tasks by Jira issue key, as people name issues; the keys are read from Jira.
         workers = {self.USERS[p.key]: p.worker for p in PEOPLE if p.worker}
-        return Connection(self.name, "tempo", self.url, credentials={"token": self._token},
-                          options={"workers": workers,
-                                   "tasks": {str(i): "dev" for i in self.ISSUES.values()}})
+        return Connection(self.name, "tempo", self.url, credentials={
+            "token": self._token, "jira_email": "jira@example.com",
+            "jira_api_token": self._jira}, options={
+            "workers": workers, "jira_url": self.emulator.url,
+            "tasks": {self._key(code): "dev" for code in self.ISSUES}})
+
+    @staticmethod
+    def _key(code: str) -> str:
+        return f"{code.partition('-')[0]}-1"
 
     def set_up(self) -> None:
         self.emulator.seed(users={self.USERS[p.key]: p.name for p in PEOPLE},
                            accounts={GLOBEX.code: GLOBEX.name, INITECH.code: INITECH.name},
-                           issues={i: f"{code.partition('-')[0]}-1"
-                                   for code, i in self.ISSUES.items()})
+                           issues={i: self._key(code) for code, i in self.ISSUES.items()})
 
     def log(self, entries: Sequence[Entry]) -> None:
         from billbridge.connectors.tempo.emulator import period_of

@@ -338,6 +338,30 @@ def test_the_connector_builds_from_environment_strings(tempo: TempoEmulator) -> 
     assert isinstance(CONNECTOR.webhooks(connection), TempoWebhooks)
 
 
+def test_tasks_named_by_jira_issue_key_are_read_from_jira_once_a_poll(
+        tempo: TempoEmulator) -> None:
+    tempo.seed(issues={10002: "GLX-2"})
+    ids = [*log(tempo, 2), tempo.log(author=ALICE, issue=10002, account="GLX-001",
+                                     day="2026-03-03", seconds=3600)["tempoWorklogId"]]
+    connection = Connection("tempo", "tempo", f"{tempo.url}/4", credentials={
+        "token": TOKEN, "jira_email": "jira@example.com", "jira_api_token": "jira-token"},
+        options={"workers": {ALICE: "w-alice"}, "tasks": {"GLX-1": "dev"},
+                 "jira_url": tempo.url, "requests_per_second": "200",
+                 "jira_requests_per_second": "200", "deletion_window_days": "0"})
+    assert CONNECTOR.source
+    events = [e for p in CONNECTOR.source(connection).poll(None) for e in p.events]
+    assert [e["data"]["task"] for e in events] == ["dev", "dev", "GLX-2"]
+    assert sum(1 for r in tempo.requests if r[2].startswith("/rest/api/3/issue/")) == 2
+    assert len(ids) == 3
+    wrong = Connection("tempo-x", "tempo", f"{tempo.url}/4", credentials={
+        "token": TOKEN, "jira_email": "jira@example.com", "jira_api_token": "stale"},
+        options={**connection.options})
+    with pytest.raises(PermanentError, match="Jira issue 10001: HTTP 401: You are not "
+                                             "authenticated") as refused:
+        list(CONNECTOR.source(wrong).poll(None))
+    assert refused.value.code == "TARGET_AUTH"
+
+
 def test_the_emulator_runs_from_the_cli_by_its_vendor_name() -> None:
     process = subprocess.Popen([sys.executable, "-m", "billbridge", "emulator", "run",
                                 "tempo"], stdout=subprocess.PIPE, text=True)

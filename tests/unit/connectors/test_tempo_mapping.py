@@ -74,6 +74,16 @@ def test_the_timesheet_status_is_the_entry_status(key: str, status: str) -> None
     assert event["data"]["task"] == "10001"  # an unmapped issue is its id
 
 
+@pytest.mark.parametrize(("tasks", "key", "task"), [
+    ({"10001": "dev"}, "GLX-1", "dev"), ({"GLX-1": "design"}, "GLX-1", "design"),
+    ({}, "GLX-1", "GLX-1"), ({}, None, "10001")])
+def test_the_issue_is_the_task_by_id_then_key(tasks: dict[str, str], key: str | None,
+                                             task: str) -> None:
+    config = MappingConfig(workers={ALICE: "w-alice"}, tasks=tasks)
+    event = worklog_event(worklog(), approval(), config, key)
+    assert isinstance(event, dict) and event["data"]["task"] == task
+
+
 def test_an_approval_taken_back_and_given_again_is_a_new_event_and_a_newer_version() -> None:
     first = worklog_event(worklog(), approval("APPROVED", "2026-03-06T09:00:00Z"), CONFIG)
     again = worklog_event(worklog(), approval("APPROVED", "2026-03-08T09:00:00Z"), CONFIG)

@@ -5,8 +5,9 @@ Tempo holds no field for other systems' ids, so nothing is written back
 (D63). See docs/connectors/tempo.md.
 
 Connection: ``base_url`` (``https://api.tempo.io/4``); credentials ``token``
-(an API integration token or OAuth access token) and ``webhook_secret`` (the
-Jira webhook's secret); options ``workers``, ``accounts``, ``tasks``
+(an API integration token or OAuth access token), ``webhook_secret`` (the
+Jira webhook's secret), ``jira_email`` and ``jira_api_token`` (for issue
+keys); options ``jira_url``, ``jira_requests_per_second``, ``workers``, ``accounts``, ``tasks``
 (mappings, JSON when they come from the environment), ``account_attribute``,
 ``approved_statuses``, ``rejected_statuses``, ``requests_per_second``,
 ``order_by``, ``limit``, ``lookback_seconds``, ``approval_window_days``,
@@ -21,6 +22,7 @@ from billbridge.connectors.tempo.client import (
     DEFAULT_BASE_URL,
     DEFAULT_PACE,
     ORDER_BY,
+    JiraIssues,
     TempoClient,
     tempo_rate_limit,
 )
@@ -39,7 +41,19 @@ def client_for(connection: Connection) -> TempoClient:
         (connection.name, url, token),
         lambda: TempoClient(url, token=token, rate_limit=tempo_rate_limit(
             float(options.get("requests_per_second") or DEFAULT_PACE)),
-            order_by=str(options.get("order_by", ORDER_BY))))
+            order_by=str(options.get("order_by", ORDER_BY)), jira=_jira(connection)))
+
+
+def _jira(connection: Connection) -> JiraIssues | None:
+    """Jira, for issue keys, when the connection names it (option ``jira_url``,
+    credentials ``jira_email`` and ``jira_api_token``)."""
+    url = connection.options.get("jira_url")
+    if not url:
+        return None
+    return JiraIssues(str(url), email=connection.credentials.get("jira_email", ""),
+                      api_token=connection.credentials.get("jira_api_token", ""),
+                      rate_limit=tempo_rate_limit(
+                          float(connection.options.get("jira_requests_per_second") or 10)))
 
 
 def _config(connection: Connection) -> MappingConfig:

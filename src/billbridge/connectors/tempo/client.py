@@ -14,6 +14,7 @@ for 401 and 403.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,17 +64,63 @@ class Page:
     more: bool
 
 
+def jira_error(response: httpx.Response) -> tuple[str, str]:
+    """Jira's ``{"errorMessages": [...], "errors": {field: message}}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP_{response.status_code}", response.text[:200]
+    if not isinstance(body, dict):
+        return f"HTTP_{response.status_code}", str(body)[:200]
+    messages = [str(m) for m in body.get("errorMessages") or []]
+    fields = body.get("errors")
+    if isinstance(fields, dict):
+        messages += [f"{k}: {v}" for k, v in fields.items()]
+    return f"HTTP_{response.status_code}", "; ".join(messages) or str(body)[:200]
+
+
+class JiraIssues:
+    """Jira Cloud's issues, read for their keys: Tempo v4 names a worklog's
+    issue by id only, and people name issues by key. Basic auth with an
+    Atlassian account's e-mail and API token (Jira's own scheme)."""
+
+    def __init__(self, base_url: str, *, email: str, api_token: str,
+                 rate_limit: RateLimit | None = None, clock: MonotonicClock | None = None,
+                 timeout: float = 10.0, transport: httpx.BaseTransport | None = None) -> None:
+        basic = base64.b64encode(f"{email}:{api_token}".encode()).decode()
+        self.http = VendorHttp("Jira", base_url.rstrip("/"),
+                               rate_limit=rate_limit or tempo_rate_limit(10),
+                               authorise=lambda: {"Authorization": f"Basic {basic}"},
+                               read_error=jira_error, clock=clock, timeout=timeout,
+                               transport=transport, headers={"Accept": "application/json"})
+
+    def close(self) -> None:
+        self.http.close()
+
+    def key(self, issue_id: Any) -> str | None:
+        """The issue's key (``GLX-12``); None when Jira has no such issue for us."""
+        response = self.http.request("GET", f"/rest/api/3/issue/{issue_id}",
+                                     f"issue {issue_id}", expected=(404,),
+                                     params={"fields": "summary"})
+        if response.status_code == 404:
+            return None
+        body = response.json()
+        key = body.get("key") if isinstance(body, dict) else None
+        return str(key) if key else None
+
+
 class TempoClient:
     """One Tempo instance, reached with one token. Thread-safe: the poller and
     the webhook door share it and together keep within the 5 requests a second."""
 
     def __init__(self, base_url: str = DEFAULT_BASE_URL, *, token: str,
                  rate_limit: RateLimit | None = None, order_by: str | None = ORDER_BY,
-                 clock: MonotonicClock | None = None, max_429_retries: int = 5,
-                 max_retry_wait: float = 15.0, timeout: float = 10.0,
+                 jira: JiraIssues | None = None, clock: MonotonicClock | None = None,
+                 max_429_retries: int = 5, max_retry_wait: float = 15.0, timeout: float = 10.0,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.order_by = order_by or None
+        self.jira = jira  # where issue keys are read, when tasks are mapped by key
         self.http = VendorHttp("Tempo", self.base_url,
                                rate_limit=rate_limit or tempo_rate_limit(),
                                authorise=lambda: {"Authorization": f"Bearer {token}"},
@@ -84,6 +131,8 @@ class TempoClient:
 
     def close(self) -> None:
         self.http.close()
+        if self.jira is not None:
+            self.jira.close()
 
     @staticmethod
     def _page(body: Any, what: str) -> Page:
@@ -138,6 +187,15 @@ class TempoClient:
     def jira_worklog(self, jira_id: Any) -> dict[str, Any] | None:
         """The Tempo worklog of a Jira worklog id; None when there is none."""
         return self._one(f"/worklogs/jira/{jira_id}", f"worklog of Jira worklog {jira_id}")
+
+    def issue_key(self, issue_id: Any, known: dict[str, str | None]) -> str | None:
+        """The Jira key of an issue id, read once into ``known`` (the caller's
+        cache, one poll long); None without a Jira connection."""
+        if self.jira is None or issue_id in (None, ""):
+            return None
+        if str(issue_id) not in known:
+            known[str(issue_id)] = self.jira.key(issue_id)
+        return known[str(issue_id)]
 
     def approval(self, account_id: str, day: str) -> dict[str, Any]:
         """The timesheet approval of ``account_id``'s period that holds ``day``."""

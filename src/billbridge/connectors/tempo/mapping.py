@@ -5,10 +5,12 @@ through the connection's ``workers`` map; its Tempo account (the work
 attribute ``_Account_``, the billing account the time is logged to) becomes
 the project, through ``accounts`` (account key → project code; unmapped keys
 are the code itself); its Jira issue becomes the task through ``tasks``
-(issue id → task id; else the issue id). Approval is not on the worklog: it is
-the status of the author's timesheet for the period that holds the worklog's
-date (``status.key``; ``APPROVED`` is approved, ``REJECTED`` rejected, any
-other submitted; both sets are settings since Tempo's list is unverified).
+(issue id or key → task id; else the key, else the id: v4 names the issue by
+id only, so the key is read from Jira when a Jira connection is given).
+Approval is not on the worklog: it is the status of the author's timesheet
+for the period that holds the worklog's date (``status.key``; ``APPROVED``
+is approved, ``REJECTED`` rejected, any other submitted; both sets are
+settings since Tempo's list is unverified).
 
 Hours are seconds / 3600 as Decimal, rounded half-up to 0.01 once per
 worklog: 5,400 s is 1.50 h, 1,000 s 0.28 h. A worklog with billable seconds
@@ -57,7 +59,7 @@ class MappingConfig:
     accounts: Mapping[str, str] = field(default_factory=dict)
     """Tempo account key → project code; a key not here is the code itself."""
     tasks: Mapping[str, str] = field(default_factory=dict)
-    """Jira issue id → canonical task id; an issue not here is its id."""
+    """Jira issue id or key → canonical task id; else the key, else the id."""
     account_attribute: str = ACCOUNT_ATTRIBUTE
     approved: frozenset[str] = frozenset({"APPROVED"})
     rejected: frozenset[str] = frozenset({"REJECTED"})
@@ -119,6 +121,13 @@ def period(approval: Mapping[str, Any]) -> tuple[str, str] | None:
     return (str(start), str(end)) if start and end else None
 
 
+def unmapped_issue(worklog: Mapping[str, Any], config: MappingConfig) -> str | None:
+    """The worklog's issue id when ``tasks`` does not name it by id: its key is
+    then worth reading from Jira."""
+    issue = _ref(worklog, "issue").get("id")
+    return None if issue is None or str(issue) in config.tasks else str(issue)
+
+
 def approval_state(approval: Mapping[str, Any] | None) -> tuple[str, str]:
     """(status key, when it was set) of a timesheet approval ("OPEN", "" when none)."""
     status = _ref(approval or {}, "status")
@@ -151,7 +160,7 @@ def _seconds(worklog: Mapping[str, Any], name: str) -> int | None:
 
 
 def _record(worklog: Mapping[str, Any], approval: Mapping[str, Any] | None,
-            config: MappingConfig) -> dict[str, Any]:
+            config: MappingConfig, issue_key: str | None) -> dict[str, Any]:
     author = author_of(worklog)
     worker = config.workers.get(author or "")
     if worker is None:
@@ -162,9 +171,11 @@ def _record(worklog: Mapping[str, Any], approval: Mapping[str, Any] | None,
         raise _Unmappable(f"it has no Tempo account ({config.account_attribute}): log it to "
                           "the billing account of its project")
     spent, billable = _seconds(worklog, "timeSpentSeconds"), _seconds(worklog, "billableSeconds")
-    issue = _ref(worklog, "issue").get("id")
+    issue = str(_ref(worklog, "issue").get("id"))
+    task = config.tasks.get(issue) or (config.tasks.get(issue_key) or issue_key
+                                       if issue_key else issue)
     return {"id": canonical_id(worklog.get("jiraWorklogId"), config.source), "worker": worker,
-            "project": project, "task": config.tasks.get(str(issue)) or str(issue),
+            "project": project, "task": task,
             "work_date": worklog.get("startDate"),
             "hours": str(hours(billable if billable else spent or 0)),
             "billable": billable is None or billable > 0,
@@ -173,8 +184,10 @@ def _record(worklog: Mapping[str, Any], approval: Mapping[str, Any] | None,
 
 
 def worklog_event(worklog: Mapping[str, Any], approval: Mapping[str, Any] | None,
-                  config: MappingConfig) -> dict[str, Any] | Malformed:
-    """``time_entry.upserted`` for one worklog under its timesheet's approval."""
+                  config: MappingConfig, issue_key: str | None = None
+                  ) -> dict[str, Any] | Malformed:
+    """``time_entry.upserted`` for one worklog under its timesheet's approval
+    (``issue_key``: its Jira issue's key, where it was read)."""
     eid = event_id(worklog, approval)
     updated = stamp(worklog.get("updatedAt"))
     label = f"Tempo worklog {worklog.get('tempoWorklogId')}"
@@ -183,7 +196,7 @@ def worklog_event(worklog: Mapping[str, Any], approval: Mapping[str, Any] | None
             raise _Unmappable(f"jiraWorklogId is {worklog.get('jiraWorklogId')!r}, not an id")
         if updated is None:
             raise _Unmappable(f"updatedAt is {worklog.get('updatedAt')!r}, not a time")
-        data = _record(worklog, approval, config)
+        data = _record(worklog, approval, config, issue_key)
         approved_at = stamp(approval_state(approval)[1])
         data["source_version"] = int(max(updated, approved_at or updated).timestamp())
         TimeEntry.model_validate(data)

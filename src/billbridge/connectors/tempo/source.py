@@ -45,6 +45,7 @@ from billbridge.connectors.tempo.mapping import (
     period,
     project_of,
     stamp,
+    unmapped_issue,
     worklog_event,
 )
 
@@ -90,11 +91,13 @@ class Cursor:
 
 
 class Approvals:
-    """Timesheet approvals read in one poll, by author and period."""
+    """What one poll read once: timesheet approvals by author and period, and
+    Jira issue keys."""
 
     def __init__(self, client: TempoClient) -> None:
         self.client = client
         self.read: dict[str, list[tuple[str, str, Mapping[str, Any]]]] = {}
+        self.keys: dict[str, str | None] = {}
 
     def of(self, author: str, day: str) -> Mapping[str, Any]:
         for start, end, approval in self.read.get(author, []):
@@ -142,7 +145,9 @@ class TempoSource:
             self._note_approval(state, author, approval, replace=False)
         if day >= self._start(self.deletion_window).isoformat():
             self._remember(worklog, state)
-        return worklog_event(worklog, approval, self.config)
+        issue = unmapped_issue(worklog, self.config)
+        key = self.client.issue_key(issue, approvals.keys) if issue else None
+        return worklog_event(worklog, approval, self.config, key)
 
     def _remember(self, worklog: Mapping[str, Any], state: Cursor) -> None:
         """A worklog in the deletion window, for the next comparison of id sets."""

@@ -33,6 +33,7 @@ from billbridge.connectors.tempo.mapping import (
     MappingConfig,
     author_of,
     deleted_event,
+    unmapped_issue,
     worklog_event,
 )
 
@@ -96,4 +97,6 @@ class TempoWebhooks:
             return [deleted_event(jira_id, None, at=at, config=self.config)]
         author, day = author_of(found), found.get("startDate")
         approval = self.client.approval(author, str(day)) if author and day else None
-        return [worklog_event(found, approval, self.config)]
+        issue = unmapped_issue(found, self.config)
+        key = self.client.issue_key(issue, {}) if issue else None
+        return [worklog_event(found, approval, self.config, key)]

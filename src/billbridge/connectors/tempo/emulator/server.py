@@ -5,7 +5,8 @@ Served under ``/4``: ``worklogs`` (GET with ``from``/``to``/``updatedFrom``;
 ``/{id}``, ``/jira/{jiraWorklogId}``, ``/user/{accountId}``; POST, PUT,
 DELETE), ``worklogs/search`` (POST), ``timesheet-approvals/user/{accountId}``
 (GET, and ``/submit|approve|reject|reopen``), ``timesheet-approvals/waiting``,
-``accounts``, ``periods``; and Jira's ``/rest/api/3/issue/{id}``. Lists answer
+``accounts``, ``periods``; and Jira's ``/rest/api/3/issue/{id}`` (basic
+auth, e-mail and API token, outside Tempo's limit). Lists answer
 ``{"self", "metadata": {"count", "offset", "limit", "next"?}, "results"}``,
 ``limit`` 50 by default and at most 5,000 (400 beyond). Errors are
 ``{"errors": {"message"}}``; 401 and 403 are text/html. Past 5 requests in
@@ -22,6 +23,7 @@ changes the approval's ``status.updatedAt``, not its worklogs.
 
 from __future__ import annotations
 
+import base64
 import calendar
 import collections
 import itertools
@@ -81,9 +83,12 @@ def period_of(day: str) -> tuple[str, str]:
 class TempoEmulator(EmulatorServer):
     def __init__(self, *, port: int = 0, token: str | None = "tempo-token",
                  rate_limit: int = REQUESTS_PER_SECOND, window_seconds: float = 1.0,
-                 retry_after: int | None = None) -> None:
-        super().__init__(port=port, token=None)  # auth is Tempo-shaped, below
+                 retry_after: int | None = None, jira_email: str = "jira@example.com",
+                 jira_token: str | None = "jira-token") -> None:
+        super().__init__(port=port, token=None)  # auth is Tempo- and Jira-shaped, below
         self.access_token = token
+        self.jira_basic = None if jira_token is None else "Basic " + base64.b64encode(
+            f"{jira_email}:{jira_token}".encode()).decode()
         self.rate_limit, self.window_seconds, self.retry_after = (rate_limit, window_seconds,
                                                                   retry_after)
         self.ignore_offset = False  # a broken server: every offset answers the first page
@@ -203,9 +208,14 @@ class TempoEmulator(EmulatorServer):
             return super().dispatch(request, drop=drop)
         now = time.monotonic()
         refused: Response | None = None
+        auth = request.headers.get("authorization")
         with self.lock:
-            if self.access_token is not None and request.headers.get(
-                    "authorization") != f"Bearer {self.access_token}":
+            if request.path.startswith("/rest/"):  # Jira: its own auth, not Tempo's gateway
+                if self.jira_basic is not None and auth != self.jira_basic:
+                    refused = Response(401, {"errorMessages": [
+                        "You are not authenticated. Authentication required to perform this "
+                        "operation."], "errors": {}})
+            elif self.access_token is not None and auth != f"Bearer {self.access_token}":
                 refused = tempo_error(401, "Unauthorized")
             elif admit(self._window, self.rate_limit, self.window_seconds, now) is not None:
                 refused = tempo_error(429, "Too many requests: retry after at least 1 second")
