@@ -20,6 +20,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from billbridge.connectors.base import Connection, PermanentError, RateLimit, TransientError
+from billbridge.connectors.generic.client import LedgerTarget
+from billbridge.connectors.generic.emulator import LedgerEmulator
 from billbridge.connectors.tempo import CONNECTOR
 from billbridge.connectors.tempo.client import TempoClient
 from billbridge.connectors.tempo.emulator import TempoEmulator
@@ -27,11 +29,13 @@ from billbridge.connectors.tempo.mapping import MappingConfig
 from billbridge.connectors.tempo.source import TempoSource
 from billbridge.connectors.tempo.webhooks import TempoWebhooks
 from billbridge.emulation.faults import Fault, FaultRule
-from billbridge.engine.clock import SystemClock
+from billbridge.engine.clock import ManualClock, SystemClock
 from billbridge.engine.hub import Hub
 from billbridge.engine.sync import load_cursor, sync
 from billbridge.store.tables import exceptions, inbox
 from billbridge.web import HubServer
+from conftest import CONFIG as BASE_CONFIG
+from conftest import project_event
 from fakes import FakeTarget
 
 TOKEN, SECRET = "tempo-token", "jira-webhook-secret"
@@ -242,6 +246,31 @@ def test_deleted_worklogs_become_deletion_events_once_confirmed_by_tempo(
         "id": f"te_tempo_{gone}", "project": "GLX-001", "source_version": None}
     assert [i for i in events if i.endswith(":deleted")] == [f"time_entry:{gone}:deleted"]
     assert sync(engine, source(tempo), SystemClock()).accepted == 0
+
+
+def test_approval_taken_back_edits_and_deletions_reach_the_erps_live_postings(
+        engine: Engine, tempo: TempoEmulator) -> None:
+    with LedgerEmulator(token="t") as erp:
+        ledger = LedgerTarget(erp.url, "t")
+        hub = Hub(engine, {"ledger": ledger}, clock=ManualClock())
+        hub.activate_config(BASE_CONFIG)
+        hub.ingest([project_event()], source="psa")
+
+        def live() -> dict[str, tuple[str, str]]:
+            sync(engine, source(tempo), hub.clock)
+            hub.run_until_idle()
+            return {p.charge: (str(p.hours), str(p.amount)) for p in ledger.live_postings()}
+
+        kept, dropped = log(tempo, seconds=28800) + log(tempo, seconds=9000)
+        tempo.act(ALICE, "2026-03-02", "approve")
+        charge = {w: f"tc_te_tempo_{jira_id(tempo, w)}" for w in (kept, dropped)}
+        assert live() == {charge[kept]: ("8.00", "1400.00"), charge[dropped]: ("2.50", "437.50")}
+        tempo.act(ALICE, "2026-03-02", "reopen")
+        assert live() == {}  # no longer approved: both reversed at the ERP
+        tempo.act(ALICE, "2026-03-02", "approve")
+        tempo.edit(kept, timeSpentSeconds=3600, billableSeconds=3600)  # corrected after
+        tempo.delete(dropped)
+        assert live() == {charge[kept]: ("1.00", "175.00")}
 
 
 # -- Jira's webhooks -----------------------------------------------------------------------------
