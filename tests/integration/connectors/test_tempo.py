@@ -355,6 +355,20 @@ def test_the_client_keeps_within_five_requests_a_second_and_429s_lose_nothing(
     assert sum(1 for r in tempo.requests if r[3] == 429) >= 4
 
 
+def test_a_wrong_token_stops_the_poll_with_one_configuration_error(
+        tempo: TempoEmulator) -> None:
+    log(tempo)
+    stranger = TempoSource(TempoClient(f"{tempo.url}/4", token="revoked", rate_limit=FAST),
+                           config=CONFIG)
+    with pytest.raises(PermanentError) as refused:
+        list(stranger.poll(None))
+    assert refused.value.code == "TARGET_AUTH"
+    assert str(refused.value) == (
+        "Tempo worklog search: HTTP 401: 401 Unauthorized: the token was refused; give the "
+        "connection a valid Tempo API token (Tempo > Settings > API integration) with access "
+        "to worklogs")
+
+
 def test_the_connector_builds_from_environment_strings(tempo: TempoEmulator) -> None:
     (worklog,) = log(tempo)
     connection = Connection("tempo", "tempo", f"{tempo.url}/4", credentials={

@@ -15,6 +15,7 @@ for 401 and 403.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,11 @@ def tempo_rate_limit(per_second: float = DEFAULT_PACE) -> RateLimit:
 def tempo_error(response: httpx.Response) -> tuple[str, str]:
     """(code, message) of ``{"errors": {"message"}}`` (or a list of them);
     the start of the text for the HTML answers of 401 and 403."""
+    if response.status_code in (401, 403):
+        text = " ".join(re.sub(r"<[^>]+>", " ", response.text).split())[:120]
+        return f"HTTP_{response.status_code}", (
+            f"{text or 'refused'}: the token was refused; give the connection a valid Tempo "
+            "API token (Tempo > Settings > API integration) with access to worklogs")
     try:
         body = response.json()
     except ValueError:
