@@ -411,10 +411,18 @@ def test_the_emulator_runs_from_the_cli_by_its_vendor_name() -> None:
     try:
         assert process.stdout is not None
         url = process.stdout.readline().split("listening on ")[1].strip()
+        seeded = httpx.post(f"{url}/_emulator/seed", json={
+            "users": {ALICE: "Alice Ng"}, "accounts": {"GLX-001": "Globex"},
+            "issues": {"10001": "GLX-1"},
+            "worklogs": [{"author": ALICE, "issue": 10001, "account": "GLX-001",
+                          "day": "2026-03-02", "seconds": 5400}],
+            "timesheets": [{"author": ALICE, "day": "2026-03-02", "action": "approve"}]})
+        assert seeded.status_code == 200, seeded.text
         answer = httpx.get(f"{url}/4/worklogs", params={"from": "2026-03-01",
                                                          "to": "2026-03-31"},
                            headers={"Authorization": "Bearer tempo-token"})
-        assert answer.status_code == 200 and answer.json()["results"] == []
+        assert answer.status_code == 200
+        assert [w["timeSpentSeconds"] for w in answer.json()["results"]] == [5400]
     finally:
         process.terminate()
         process.wait(timeout=10)

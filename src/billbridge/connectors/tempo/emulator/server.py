@@ -112,6 +112,7 @@ class TempoEmulator(EmulatorServer):
             ("POST /4/timesheet-approvals/user/{author}/{action}", self._act),
             ("GET /4/accounts", self._accounts), ("GET /4/periods", self._periods),
             ("GET /rest/api/3/issue/{id}", self._issue),
+            ("POST /_emulator/seed", self._admin_seed),
         ]:
             method, _, path = pattern.partition(" ")
             self.route(method, path, handler)
@@ -170,6 +171,20 @@ class TempoEmulator(EmulatorServer):
             self.approvals[(author, start)] = {"key": ACTIONS[action],
                                                "updatedAt": self._tick(), "comment": ""}
             return self.render_approval(author, day)
+
+    def _admin_seed(self, request: Request) -> Response:
+        """``{"users", "accounts", "issues", "worklogs": [log()'s arguments],
+        "timesheets": [{"author", "day", "action"}]}``, for a standalone run."""
+        try:
+            body = request.json() or {}
+            self.seed(users=body.get("users"), accounts=body.get("accounts"),
+                      issues={int(k): v for k, v in (body.get("issues") or {}).items()})
+            made = [self.log(**w) for w in body.get("worklogs") or []]
+            for sheet in body.get("timesheets") or []:
+                self.act(sheet["author"], sheet["day"], sheet["action"])
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            return tempo_error(400, f"seed: {exc!r}")
+        return Response(200, {"worklogs": [w["tempoWorklogId"] for w in made]})
 
     # -- rendering in Tempo's shape -------------------------------------------------------
     def render(self, tempo_id: int) -> dict[str, Any]:
