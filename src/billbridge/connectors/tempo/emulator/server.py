@@ -269,11 +269,14 @@ class TempoEmulator(EmulatorServer):
         chunk = rows[start:start + limit]
         metadata: dict[str, Any] = {"count": len(chunk), "offset": offset, "limit": limit}
         query = {k: v for k, v in args.items() if k not in ("offset", "limit")}
+
+        def link(at: int) -> str:
+            return f"{self.url}{request.path}?{urlencode({**query, 'offset': at, 'limit': limit})}"
+
         if offset + limit < len(rows):
-            metadata["next"] = (f"{self.url}{request.path}?"
-                                f"{urlencode({**query, 'offset': offset + limit, 'limit': limit})}")
+            metadata["next"] = link(offset + limit)
         if offset:
-            metadata["previous"] = (f"{self.url}{request.path}?{urlencode({**query, 'offset': max(0, offset - limit), 'limit': limit})}")  # noqa: E501
+            metadata["previous"] = link(max(0, offset - limit))
         return Response(200, {"self": f"{self.url}{request.path}", "metadata": metadata,
                               "results": chunk})
 
