@@ -191,6 +191,21 @@ def test_an_unmapped_author_and_time_without_an_account_are_kept_raw_with_a_reas
     assert f'author {DAVE} is not mapped to a worker; add "{DAVE}"' in messages
     assert "has no Tempo account (_Account_)" in messages
     assert any(DAVE in raw for _m, raw in found)
+    assert sync(engine, source(tempo), SystemClock()).malformed == 0  # one exception only
+    fixed = TempoSource(client(tempo), now=lambda: TODAY, reconcile_every=0,
+                        config=MappingConfig(workers={ALICE: "w-alice", DAVE: "w-dave"}))
+    assert sync(engine, fixed, SystemClock()).accepted == 1  # the id-set pass maps it now
+    assert payloads(engine)[event_ids(tempo, ids[1])[0]]["data"]["worker"] == "w-dave"
+
+
+def test_a_worklog_no_search_returned_is_emitted_by_the_id_set_pass(
+        engine: Engine, tempo: TempoEmulator) -> None:
+    (seen,) = log(tempo)
+    sync(engine, source(tempo), SystemClock())
+    # Committed late with a stamp long before the cursor: no search will return it.
+    (late,) = log(tempo, updated_at="2026-03-02T08:00:00Z")
+    assert sync(engine, source(tempo), SystemClock()).accepted == 1
+    assert stored(engine) == event_ids(tempo, seen, late)
 
 
 # -- approvals, edits after approval, deletions -------------------------------------------------

@@ -21,8 +21,10 @@ Each poll takes three steps, and stores its cursor with every page
 3. **Deletions.** ``updatedFrom`` does not return deleted worklogs (unverified):
    at most every ``reconcile_every`` seconds the worklogs dated in the trailing
    ``deletion_window_days`` are listed, and a known one missing that Tempo
-   answers 404 for becomes ``time_entry.deleted``. Jira's signed worklog
-   webhooks (``webhooks.py``) report deletions sooner where they are set up.
+   answers 404 for becomes ``time_entry.deleted``, and one listed that no
+   search returned, or that could not be mapped when it was (an author not
+   mapped yet), is mapped again. Jira's signed worklog webhooks
+   (``webhooks.py``) report deletions sooner where they are set up.
 """
 
 from __future__ import annotations
@@ -64,7 +66,8 @@ class Cursor:
     since: int | None = None  # the newest updatedAt stored, in Unix seconds
     approvals: Periods = field(default_factory=dict)
     known: dict[str, list[str]] = field(default_factory=dict)
-    """Tempo worklog id → [Jira worklog id, project, startDate] in the deletion window."""
+    """Tempo worklog id → [Jira worklog id, project, startDate, "1" when it was
+    mapped] in the deletion window."""
     reconciled_at: float = 0.0
 
     @classmethod
@@ -143,17 +146,16 @@ class TempoSource:
             # A period already watched keeps the status its worklogs were last
             # emitted under until step 2 re-emits them all under the new one.
             self._note_approval(state, author, approval, replace=False)
-        if day >= self._start(self.deletion_window).isoformat():
-            self._remember(worklog, state)
         issue = unmapped_issue(worklog, self.config)
         key = self.client.issue_key(issue, approvals.keys) if issue else None
-        return worklog_event(worklog, approval, self.config, key)
-
-    def _remember(self, worklog: Mapping[str, Any], state: Cursor) -> None:
-        """A worklog in the deletion window, for the next comparison of id sets."""
-        state.known[str(worklog.get("tempoWorklogId"))] = [
-            str(worklog.get("jiraWorklogId")), project_of(worklog, self.config) or "",
-            str(worklog.get("startDate") or "")]
+        event = worklog_event(worklog, approval, self.config, key)
+        if day >= self._start(self.deletion_window).isoformat():
+            # A worklog in the deletion window, for the next comparison of id sets;
+            # one that could not be mapped is mapped again then (a fix may have come).
+            state.known[str(worklog.get("tempoWorklogId"))] = [
+                str(worklog.get("jiraWorklogId")), project_of(worklog, self.config) or "",
+                day, "0" if isinstance(event, Malformed) else "1"]
+        return event
 
     @staticmethod
     def _note_approval(state: Cursor, author: str, approval: Mapping[str, Any], *,
@@ -225,7 +227,7 @@ class TempoSource:
         current = {str(w.get("tempoWorklogId")): w for w in self.client.walk(
             "/worklogs", {"from": start.isoformat(), "to": end.isoformat()})}
         events: list[Any] = []
-        for tempo_id, (jira_id, project, day) in sorted(state.known.items()):
+        for tempo_id, (jira_id, project, day, *_mapped) in sorted(state.known.items()):
             if tempo_id in current or day < start.isoformat():
                 continue
             found = self.client.worklog(tempo_id)  # Tempo confirms with a 404
@@ -234,8 +236,11 @@ class TempoSource:
                                             config=self.config))
             else:
                 events.append(self._map(found, state, approvals))
-        state.known = {}
-        for worklog in current.values():
-            self._remember(worklog, state)
+        previous, state.known = state.known, {}
+        for tempo_id, worklog in current.items():
+            if previous.get(tempo_id, [])[3:] == ["1"]:
+                state.known[tempo_id] = previous[tempo_id]
+            else:  # never read by a search, or not mappable when it was
+                events.append(self._map(worklog, state, approvals))
         state.reconciled_at = self.now().timestamp()
         return PollPage(events, state.encode())
