@@ -231,7 +231,11 @@ class PollPage:
 
 
 class Source(Protocol):
-    """A system the hub polls for changes."""
+    """A system the hub polls for changes.
+
+    A source that reads governed settings (a file source's column map) may
+    also have ``configure(configuration)``: the engine hands it the active
+    ``domain.config.Configuration`` before each poll."""
 
     name: str
 

@@ -5,19 +5,18 @@ vendor cannot be given."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from billbridge.connectors.base import OutboundCommand, RecordResult, ResultStatus
 from billbridge.domain.events import explain as _explain
 from billbridge.domain.records import Customer
-
-if TYPE_CHECKING:
-    from billbridge.connectors.base import OutboundCommand
 
 R = TypeVar("R")
 
@@ -107,6 +106,50 @@ def option_mapping(value: Any, name: str) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise ValueError(f"option {name} must be a mapping, got {type(value).__name__}")
     return {str(k): str(v) for k, v in value.items()}
+
+
+S = TypeVar("S")
+
+
+def settings_from_options(cls: type[S], options: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of the settings dataclass ``cls`` that ``options`` gives,
+    each read as its annotation says (``bool``, ``int``, a ``Mapping`` as
+    ``option_mapping`` reads it, else text): for ``cls(**…)``."""
+    given: dict[str, Any] = {}
+    for spec in dataclasses.fields(cls):  # type: ignore[arg-type]
+        value = options.get(spec.name)
+        if value in (None, ""):
+            continue
+        kind = str(spec.type)
+        if kind.startswith("Mapping"):
+            given[spec.name] = option_mapping(value, spec.name)
+        elif kind == "bool":
+            given[spec.name] = str(value).strip().lower() in ("1", "true", "yes", "on")
+        elif kind == "int":
+            given[spec.name] = int(value)
+        else:
+            given[spec.name] = str(value)
+    return given
+
+
+Built = list[tuple[OutboundCommand, dict[str, Any]]]
+
+
+def build_each(commands: Sequence[OutboundCommand],
+               build: Callable[[OutboundCommand], dict[str, Any]],
+               results: list[RecordResult]) -> Built:
+    """Each command with what ``build`` makes of it; a command it cannot be
+    made into (``MappingError``, ``ValueError``) is answered REJECTED with
+    the reason, in ``results``."""
+    built: Built = []
+    for command in commands:
+        try:
+            built.append((command, build(command)))
+        except (MappingError, ValueError) as exc:
+            code = exc.code if isinstance(exc, MappingError) else "MAPPING"
+            results.append(RecordResult.of(command, ResultStatus.REJECTED, code=code,
+                                           message=str(exc)))
+    return built
 
 
 def customer_fields(record_id: str, *, name: Any, currency: Any, billing_country: Any,

@@ -26,6 +26,8 @@ VENDORS: dict[str, str] = {
     "tryton": "billbridge.connectors.tryton",
     "dynamics-sales": "billbridge.connectors.dynamics_sales",
     "dynamics-finance": "billbridge.connectors.dynamics_finance",
+    "csv": "billbridge.connectors.timesheet_files",
+    "oracle-fusion": "billbridge.connectors.oracle_fusion",
     "tempo": "billbridge.connectors.tempo",
 }
 

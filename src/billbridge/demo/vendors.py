@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from billbridge.connectors.hubspot.emulator import HubSpotEmulator
     from billbridge.connectors.kantata.emulator import KantataEmulator
     from billbridge.connectors.netsuite.emulator import NetSuiteEmulator
+    from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
     from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
     from billbridge.connectors.salesforce.emulator import SalesforceEmulator
     from billbridge.connectors.tempo.emulator import TempoEmulator
@@ -645,6 +646,36 @@ class DynamicsFinanceErp(EmulatedErp):
         return []
 
 
+class OracleFusionErp(EmulatedErp):
+    name, label = "oracle-fusion", "Oracle Fusion Cloud ERP"
+    emulator: OracleEmulator
+    note = ("Oracle Fusion: invoices arrive incomplete and a finance supervisor completes "
+            "them; the customer's receipt names the invoice and AutoMatch applies it; the hub "
+            "polls both.")
+
+    def __init__(self) -> None:
+        from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
+
+        self._password = credential()
+        self._serve(OracleEmulator(password=self._password))
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "oracle-fusion", self.url, credentials={
+            "username": self.emulator.username, "password": self._password}, options={
+            "tax_codes": {"US-NOTAX": "EXEMPT"}, "timeout": 5.0})
+
+    def invoices(self) -> list[ErpInvoice]:
+        return [ErpInvoice(str(i["TransactionNumber"]), str(i["CustomerTransactionId"]),
+                           Decimal(str(i["EnteredAmount"])), str(i["InvoiceCurrencyCode"]))
+                for i in self.emulator.all("receivablesInvoices")
+                if i.get("TransactionSource") == "BILLBRIDGE"]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        self.emulator.complete_invoice(invoice.erp_id)
+        self.emulator.receipt(invoice.invoice, invoice.total)
+        return []
+
+
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
 TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool,
@@ -713,5 +744,6 @@ class TrytonErp:
 ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteErp,
                                       "quickbooks": QuickBooksErp, "xero": XeroErp,
                                       "dynamics-finance": DynamicsFinanceErp,
+                                      "oracle-fusion": OracleFusionErp,
                                       "tryton": TrytonErp}
 DEFAULTS = {"crm": "hubspot", "time": "harvest", "erp": "ledger"}

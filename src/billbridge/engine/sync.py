@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, select
 
 from billbridge.connectors.base import Source
+from billbridge.domain.config import load_configuration
+from billbridge.engine import config_store
 from billbridge.engine.clock import Clock
 from billbridge.engine.inbox import IngestStatus, prepare, store
 from billbridge.store.db import dialect_insert
@@ -39,8 +41,14 @@ def save_cursor(conn: Connection, source: str, stream: str, value: str, clock: C
 
 
 def sync(engine: Engine, source: Source, clock: Clock, *, stream: str = "default") -> SyncResult:
+    """One poll of ``source``. A source that reads governed settings (a
+    ``configure(configuration)`` method) is handed the active configuration first."""
     with engine.connect() as conn:
         cursor = load_cursor(conn, source.name, stream)
+        configure = getattr(source, "configure", None)
+        version = config_store.active_version(conn) if configure is not None else 0
+        if configure is not None and version:
+            configure(load_configuration(config_store.document(conn, version)))
     result = SyncResult(cursor=cursor)
     for page in source.poll(cursor):
         prepared = prepare(page.events, source=source.name)

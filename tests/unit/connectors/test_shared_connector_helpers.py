@@ -108,6 +108,45 @@ def test_closed_won_parts_the_model_refuses_are_malformed_naming_the_record() ->
     assert event.event_id == "opp:opp-1:1"
 
 
+def test_settings_are_read_from_option_text_as_each_field_is_annotated() -> None:
+    from collections.abc import Mapping
+    from dataclasses import dataclass, field
+
+    from billbridge.connectors.fields import settings_from_options
+
+    @dataclass(frozen=True)
+    class Pod:
+        name: str = "a"
+        batch: bool = True
+        days: int = 30
+        codes: Mapping[str, str] = field(default_factory=dict)
+
+    given = settings_from_options(Pod, {"batch": "off", "days": "14", "codes": '{"X": "Y"}',
+                                        "name": "", "other": "ignored"})
+    assert given == {"batch": False, "days": 14, "codes": {"X": "Y"}}
+    assert Pod(**settings_from_options(Pod, {"batch": "true"})).batch is True
+
+
+def test_a_command_that_cannot_be_built_is_rejected_with_its_reason() -> None:
+    from billbridge.connectors.base import OutboundCommand, RecordResult, ResultStatus
+    from billbridge.connectors.fields import MappingError, build_each
+
+    def build(command: OutboundCommand) -> dict[str, Any]:
+        if command.id == 2:
+            raise MappingError("no tax code", code="UNMAPPED_TAX_CODE")
+        if command.id == 3:
+            raise ValueError("hours is 'x'")
+        return {"n": command.id}
+
+    commands = [OutboundCommand(n, "t", "k", f"key{n}", "a", {}) for n in (1, 2, 3)]
+    results: list[RecordResult] = []
+    built = build_each(commands, build, results)
+    assert [(c.id, r) for c, r in built] == [(1, {"n": 1})]
+    assert [(r.idempotency_key, r.status, r.code) for r in results] == [
+        ("key2", ResultStatus.REJECTED, "UNMAPPED_TAX_CODE"),
+        ("key3", ResultStatus.REJECTED, "MAPPING")]
+
+
 def _reversal(refs: dict[str, str]) -> OutboundCommand:
     return OutboundCommand(id=1, target="erp", kind="time_charge.reverse", idempotency_key="k",
                            aggregate_key="a", payload={"charge": "c-7"}, refs=refs)
@@ -128,6 +167,38 @@ def test_a_reversal_of_a_posting_the_erp_does_not_hold_is_nothing_to_reverse(
     assert caught.value.code == "NOTHING_TO_REVERSE"
     assert str(caught.value) == ("charge c-7 has no Xero journal to reverse (it was never "
                                  "posted, or its journal was deleted in Xero)")
+
+
+def test_a_kind_failing_after_an_earlier_kinds_write_answers_retry_instead_of_raising() -> None:
+    from billbridge.connectors.base import (
+        OutboundCommand,
+        RecordResult,
+        ResultStatus,
+        TransientError,
+    )
+    from billbridge.connectors.kinds import send_by_kind
+
+    writes = [0]
+
+    def customers(commands: Any) -> list[RecordResult]:
+        writes[0] += 1
+        return [RecordResult.of(c, ResultStatus.APPLIED, "C1") for c in commands]
+
+    def invoices(_commands: Any) -> list[RecordResult]:
+        writes[0] += 1
+        raise TransientError("lost", code="CONNECTION")
+
+    batch = [OutboundCommand(2, "t", "invoice.create", "k2", "a", {}),
+             OutboundCommand(1, "t", "customer.upsert", "k1", "a", {}),
+             OutboundCommand(3, "t", "odd.kind", "k3", "a", {})]
+    handlers = {"customer.upsert": customers, "invoice.create": invoices}
+    results = send_by_kind(batch, handlers, writes=lambda: writes[0], vendor="Acme",
+                           order=("customer.upsert", "invoice.create"))
+    assert [(r.idempotency_key, r.status, r.code) for r in results] == [
+        ("k1", ResultStatus.APPLIED, None), ("k2", ResultStatus.RETRY, "CONNECTION"),
+        ("k3", ResultStatus.REJECTED, "UNKNOWN_COMMAND")]
+    with pytest.raises(TransientError):  # nothing written before it: the call fails whole
+        send_by_kind(batch[:1], handlers, writes=lambda: writes[0], vendor="Acme")
 
 
 @pytest.mark.parametrize(("value", "expected"), [

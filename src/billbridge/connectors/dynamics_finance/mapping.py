@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -29,7 +29,7 @@ from billbridge.connectors.fields import (
     blank,
     decimal_of,
     explain,
-    option_mapping,
+    settings_from_options,
 )
 from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
 
@@ -76,16 +76,7 @@ class FinanceSettings:
     @classmethod
     def from_options(cls, options: Mapping[str, Any]) -> FinanceSettings:
         """Connection options; every key is optional (docs/connectors/dynamics-finance.md)."""
-        given: dict[str, Any] = {}
-        for spec in fields(cls):
-            value = options.get(spec.name)
-            if value in (None, ""):
-                continue
-            if spec.name in ("companies", "tax_groups"):
-                given[spec.name] = option_mapping(value, spec.name)
-            else:
-                given[spec.name] = str(value)
-        return cls(**given)
+        return cls(**settings_from_options(cls, options))
 
     def company_of(self, legal_entity: str | None) -> str:
         if legal_entity and legal_entity in self.companies:

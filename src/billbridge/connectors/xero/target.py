@@ -19,7 +19,6 @@ from typing import Any
 
 from billbridge.connectors.base import (
     ERP_REFERENCES,
-    DeliveryError,
     IdempotencyMode,
     LivePosting,
     OutboundCommand,
@@ -27,7 +26,8 @@ from billbridge.connectors.base import (
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MappingError, posting_to_reverse
+from billbridge.connectors.fields import MappingError, build_each, posting_to_reverse
+from billbridge.connectors.kinds import send_by_kind
 from billbridge.connectors.paging import chunks
 from billbridge.connectors.xero import mapping
 from billbridge.connectors.xero.client import (
@@ -83,56 +83,16 @@ class XeroTarget:
             "invoice.create": self._invoices}
 
     def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
-        """One call per kind. When a kind fails after an earlier kind's write
-        may have applied, its commands (and the rest) are answered RETRY
-        instead of the whole call raising: the dispatcher would resend the
-        applied commands too, and after a refused batch (split in halves) or
-        a spent day (deferred) it resends them as first attempts, which skip
-        the marker look-up."""
-        groups: dict[str, list[OutboundCommand]] = {}
-        for command in batch:
-            groups.setdefault(command.kind, []).append(command)
-        results: list[RecordResult] = []
-        writes_before = self.client.writes
-        failure: DeliveryError | None = None
-        for kind, commands in groups.items():
-            handler = self._handlers.get(kind)
-            if handler is None:
-                results += [_result(c, ResultStatus.REJECTED, code="UNKNOWN_COMMAND",
-                                    message=f"the Xero target does not handle {kind}")
-                            for c in commands]
-                continue
-            if failure is not None:
-                results += self._retry(commands, failure)
-                continue
-            earlier_writes = self.client.writes > writes_before
-            try:
-                results += handler(commands)
-            except DeliveryError as exc:
-                if not earlier_writes:
-                    raise
-                failure = exc
-                results += self._retry(commands, exc)
-        return results
-
-    @staticmethod
-    def _retry(commands: Sequence[OutboundCommand], exc: DeliveryError) -> list[RecordResult]:
-        return [_result(c, ResultStatus.RETRY, code=exc.code, message=str(exc),
-                        retry_after=exc.retry_after) for c in commands]
+        """One call per kind (``connectors.kinds``: a kind failing after an
+        earlier kind's write answers RETRY rather than raising)."""
+        return send_by_kind(batch, self._handlers, writes=lambda: self.client.writes,
+                            vendor="Xero")
 
     # -- the shared steps: map, look up resends, write the rest -----------------------
     def _mapped(self, commands: Sequence[OutboundCommand],
                 build: Callable[[OutboundCommand], dict[str, Any]],
                 results: list[RecordResult]) -> Mapped:
-        mapped: Mapped = []
-        for command in commands:
-            try:
-                mapped.append((command, to_wire(build(command))))
-            except (MappingError, ValueError) as exc:
-                code = exc.code if isinstance(exc, MappingError) else "MAPPING"
-                results.append(_result(command, ResultStatus.REJECTED, code=code,
-                                       message=str(exc)))
-        return mapped
+        return build_each(commands, lambda c: to_wire(build(c)), results)
 
     def _resent(self, mapped: Mapped, marker: Callable[[OutboundCommand, dict[str, Any]], str],
                 find: Callable[[list[str]], dict[str, str]],
