@@ -432,6 +432,7 @@ class TempoTool(Emulated):
             "project code, and a manager approves each consultant's monthly timesheet; the hub "
             "polls worklogs and approvals. Tempo has no field for other systems' ids, so "
             "nothing is written back to it.")
+    writes_back = False
     USERS: ClassVar[Mapping[str, str]] = {
         ALICE.key: "5b10a2844c20165700ede21g", BOB.key: "5b10ac8d82e05b22cc7d4ef5",
         CAROL.key: "5b109f2e9729b51b54dc274d", DAVE.key: "70121:dave"}
@@ -485,6 +486,50 @@ class TempoTool(Emulated):
         account = self.emulator.accounts.get(code) or {}
         return (f"Tempo account {code} ({account.get('name')}, {account.get('status')}); "
                 "Tempo holds no ERP ids: nothing is written back")
+
+
+class CsvTool:
+    """A time system with no API: it exports approved hours as CSV files into a
+    folder the hub watches, and nothing can be written back to it."""
+
+    name, label = "csv", "timesheet files"
+    note = ("Timesheet files: the firm's old time system exports approved hours as CSV into "
+            "a folder the hub watches; a file has no API, so no ERP ids go back to it.")
+    writes_back = False
+
+    def __init__(self) -> None:
+        from billbridge.connectors.timesheet_files.emulator import TimesheetExporter
+
+        self.folder = Path(tempfile.mkdtemp(prefix="billbridge-timesheets-"))
+        self.exporter = TimesheetExporter(self.folder)
+        self.url = f"file://{self.folder}"
+        self._exports = 0
+
+    def connection(self) -> Connection:
+        # The export names people; the connection maps names to consultants.
+        workers = {p.name: p.worker for p in PEOPLE if p.worker}
+        return Connection(self.name, "csv", self.url, options={"workers": workers})
+
+    def set_up(self) -> None:
+        """Nothing to set up: the export names projects by their official code."""
+
+    def log(self, entries: Sequence[Entry]) -> None:
+        self._exports += 1
+        self.exporter.export(f"timesheets-{self._exports:03d}.csv", [
+            {"Entry ID": f"TS-{2100 + e.number}", "Employee": e.person.name,
+             "Project": e.code, "Task": "dev", "Date": e.day, "Hours": str(e.hours),
+             "Billable": "yes", "Notes": "", "Status": "Approved"} for e in entries])
+
+    def entry_id(self, entry: Entry) -> str:
+        return f"te_csv_TS-{2100 + entry.number}"
+
+    def project_view(self, code: str) -> str:
+        return f"(a file export: nothing is written back to {code})"
+
+    def stop(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # -- ERPs --------------------------------------------------------------------------------
@@ -679,7 +724,7 @@ class OracleFusionErp(EmulatedErp):
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
 TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool,
-                                                  "tempo": TempoTool}
+                                                  "tempo": TempoTool, "csv": CsvTool}
 class TrytonErp:
     name, label = "tryton", "Tryton"
     note = ("Tryton: a real trytond on SQLite in the demo's folder (tryton/), its firm set up "
