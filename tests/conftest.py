@@ -164,3 +164,13 @@ def project_event(code: str = "GLX-001", status: str = "active",
         "data": {"code": code, "name": f"Project {code}", "status": status,
                  "tasks": [{"id": "dev", "name": "Development", "billable": True}]},
     }
+
+
+@pytest.fixture
+def ledger_erp() -> Iterator[Any]:
+    """The ERP of tests/billing_story.py: the generic ledger's emulator, with no
+    idempotency of its own (a second invoice sent is a second invoice held)."""
+    from billing_story import ledger
+
+    with ledger() as erp:
+        yield erp

@@ -47,7 +47,9 @@ class HubServer:
         self.hub = hub
         self.engine = engine
         self.stop_event = threading.Event()
-        app = create_app(hub, webhooks=webhooks or {},
+        # A source with a drop folder (timesheet files) takes uploads there.
+        drops = {s.name: s.drop_folder for s in sources if hasattr(s, "drop_folder")}
+        app = create_app(hub, webhooks=webhooks or {}, uploads=drops,
                          scenarios=Path("scenarios") if Path("scenarios").is_dir() else None,
                          open_metrics=open_metrics, secure_cookies=secure_cookies)
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,

@@ -5,8 +5,6 @@ and the pages' Content-Security-Policy (only 'self') refuses nothing they need."
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -16,23 +14,7 @@ from sqlalchemy import Engine
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine.hub import Hub
 from billbridge.web import HubServer
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-@pytest.fixture
-def browser_page() -> Iterator[object]:
-    if not shutil.which("chromium") and not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("Debian's chromium is missing; `make test` installs it")
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser.new_page(viewport={"width": 1440, "height": 900})
-        browser.close()
+from browser import browser_page  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -53,7 +35,7 @@ def server(engine: Engine) -> Iterator[HubServer]:
     # ReDoc: the operation's heading in the middle panel.
     ("/redoc", "h2:has(a[href='#tag/exceptions/operation/list_exceptions_v1_exceptions_get'])"),
 ])
-def test_the_api_docs_render_from_the_hub_alone(browser_page: object, server: HubServer,
+def test_the_api_docs_render_from_the_hub_alone(browser_page: object, server: HubServer,  # noqa: F811
                                                path: str, operation: str) -> None:
     from playwright.sync_api import Page, Request, expect
 

@@ -6,14 +6,10 @@ lineage of its ERP posting, then log out."""
 from __future__ import annotations
 
 import io
-import os
-import shutil
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 from rich.console import Console
 
 from billbridge.demo.story import run_demo
@@ -22,26 +18,10 @@ from billbridge.engine import config_store, exception_queue, tokens
 from billbridge.engine.hub import Hub
 from billbridge.store.db import make_engine
 from billbridge.web import HubServer
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+from browser import browser_page  # noqa: F401 (a fixture)
 
 
-@pytest.fixture
-def browser_page() -> Iterator[object]:
-    if not shutil.which("chromium") and not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail("Debian's chromium is missing; `make test` installs it")
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser.new_page(viewport={"width": 1440, "height": 900})
-        browser.close()
-
-
-def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_path: Path
+def test_fix_and_replay_an_exception_in_the_browser(browser_page: object, tmp_path: Path  # noqa: F811
                                                     ) -> None:
     from playwright.sync_api import Page, expect
 

@@ -47,9 +47,16 @@ ROUTES: list[tuple[str, str, Any, tuple[bool, bool, bool, bool, bool]]] = [
     ("GET", "/v1/reconcile", None,                                      (Y, Y, Y, Y, N)),
     ("GET", "/v1/audit", None,                                          (Y, N, Y, Y, N)),
     ("POST", "/v1/events/harvest", [time_entry("te-9")],                (Y, N, N, N, Y)),
+    ("POST", "/v1/files/harvest?name=march.csv", None,                  (Y, N, N, N, Y)),
     ("GET", "/v1/schemas", None,                                        (Y, Y, Y, Y, Y)),
     ("GET", "/v1/schemas/time_entry.upserted", None,                    (Y, Y, Y, Y, Y)),
     ("GET", "/metrics", None,                                           (Y, Y, Y, Y, N)),
+    ("GET", "/v1/invoices", None,                                       (Y, Y, Y, Y, N)),
+    ("GET", "/v1/invoices/inv-1", None,                                 (Y, Y, Y, Y, N)),
+    ("GET", "/v1/billing/runs", None,                                   (Y, Y, Y, Y, N)),
+    ("GET", "/v1/billing/runs/run-1", None,                             (Y, Y, Y, Y, N)),
+    ("POST", "/v1/billing/preview", {"period_end": "2026-03-31"},       (Y, Y, Y, Y, N)),
+    ("POST", "/v1/billing/commit", {"period_end": "2026-03-31"},        (Y, N, Y, N, N)),
 ]
 
 
@@ -69,7 +76,8 @@ def client(hub: Hub) -> Iterator[TestClient]:
 def make_token(hub: Hub, role: Role, name: str | None = None,
                expires_in: timedelta = timedelta(days=1)) -> str:
     # A token that may submit events is bound to what it submits (tests/integration/test_trust_*).
-    scope = tokens.Scope.of(["harvest"], ["time_entry.upserted", "project.updated"]) \
+    scope = tokens.Scope.of(["harvest"], ["time_entry.upserted", "expense.upserted",
+                                          "project.updated"]) \
         if role in tokens.INGEST_ROLES else None
     with hub.engine.begin() as conn:
         _, token = tokens.create(conn, name=name or f"{role.value}-user", role=role,

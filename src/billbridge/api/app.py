@@ -21,6 +21,7 @@ from billbridge.api.headers import SecurityHeaders
 from billbridge.api.problems import Problem
 from billbridge.api.routes import (
     audit,
+    billing,
     configuration,
     exceptions,
     health,
@@ -30,6 +31,7 @@ from billbridge.api.routes import (
     reports,
     schemas,
 )
+from billbridge.api.routes import uploads as files
 from billbridge.connectors.base import RateLimit, WebhookReceiver
 from billbridge.engine.group_commit import GroupCommitter
 from billbridge.engine.hub import Hub
@@ -72,11 +74,13 @@ def create_api(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
                scenarios: Path | None = None, oidc: OidcSettings | None = None,
                webhook_rate: RateLimit | None = None, open_metrics: bool = False,
                secure_cookies: bool | None = None,
-               max_body_bytes: int | None = None) -> FastAPI:
+               max_body_bytes: int | None = None,
+               uploads: Mapping[str, Path] | None = None) -> FastAPI:
     """The API alone (web.create_app mounts the console on it). ``open_metrics``
     serves /metrics without a token (a scraper on a private network);
     ``secure_cookies`` marks the console's cookie `Secure` even over plain HTTP
-    (behind a TLS proxy), else BILLBRIDGE_SECURE_COOKIES says."""
+    (behind a TLS proxy), else BILLBRIDGE_SECURE_COOKIES says. ``uploads``
+    names the watched folder of each file source that takes uploads."""
     # Deliveries arriving together are committed to the inbox together.
     committer = GroupCommitter(hub.engine, hub.clock)
 
@@ -102,7 +106,8 @@ def create_api(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     for router in (health.router(hub, open_metrics=open_metrics), ingress.router(committer),
                    queues.router(hub), exceptions.router(hub), lineage.router(hub),
                    configuration.router(hub, scenarios), reports.router(hub),
-                   audit.router(hub), schemas.router()):
+                   audit.router(hub), billing.router(hub), schemas.router(),
+                   files.router(uploads or {})):
         app.include_router(router)
     app.openapi = partial(_openapi, app)  # type: ignore[method-assign]
     # The webhook door first in the table: requests are matched in order, and

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
+from billbridge.cli import finance
 from billbridge.engine.audit import AuditError
 from billbridge.engine.dispatcher import DispatcherSettings
 from billbridge.engine.hub import Hub, HubSettings, HubSetup, build_hub
@@ -104,6 +105,7 @@ app.add_typer(bench_app, name="bench")
 scenario_app = typer.Typer(help="Business rules as data: run scenario files.",
                            no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
+finance.register(app.add_typer)  # invoices, billing
 
 
 @app.callback()

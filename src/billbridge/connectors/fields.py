@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from billbridge.connectors.base import OutboundCommand, RecordResult, ResultStatus
 from billbridge.domain.events import explain as _explain
@@ -55,6 +55,18 @@ class MappingError(ValueError):
     def __init__(self, message: str, *, code: str = "MAPPING") -> None:
         super().__init__(message)
         self.code = code
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def command_record(model: type[M], payload: Mapping[str, Any], kind: str) -> M:
+    """A command's payload as the canonical record it carries, or a
+    ``MappingError`` naming the command and what is wrong with it."""
+    try:
+        return model.model_validate(dict(payload))
+    except ValidationError as exc:
+        raise MappingError(f"{kind}: {explain(exc)}") from None
 
 
 def posting_to_reverse(command: OutboundCommand, originals: Mapping[str, R], *, what: str,

@@ -69,6 +69,7 @@ class VendorHttp:
     def __init__(self, vendor: str, base_url: str, *, rate_limit: RateLimit,
                  authorise: Callable[[], Mapping[str, str]] | None = None,
                  refresh: Callable[[], object] | None = None,
+                 renew_on: Callable[[httpx.Response], bool] | None = None,
                  read_error: ErrorReader = read_error,
                  observe: Callable[[httpx.Response], None] | None = None,
                  quota_spent: QuotaReader | None = None,
@@ -85,6 +86,10 @@ class VendorHttp:
         self.quota = quota or DailyQuota(self.clock)
         self.authorise = authorise or (lambda: {})
         self.refresh = refresh
+        # Which answers mean the credentials must be fetched again (one
+        # refresh, then the call once more): a 401, unless the vendor says more
+        # (SAP's 403 "CSRF token validation failed").
+        self.renew_on = renew_on or (lambda response: response.status_code == 401)
         self.read_error = read_error
         self.observe = observe
         self.quota_spent = quota_spent
@@ -129,7 +134,8 @@ class VendorHttp:
                 **kwargs: Any) -> httpx.Response:
         """A call whose answer is a success (2xx or one of ``expected``).
 
-        A 401 refreshes the credentials once (when the vendor can) and retries;
+        A 401 (or what ``renew_on`` names) refreshes the credentials once
+        (when the vendor can) and retries;
         an answer that says the day's allocation is spent defers the work
         (``TransientError`` code ``QUOTA_EXHAUSTED``, retry after the reset);
         a 429 waits its ``Retry-After`` and retries up to ``max_429_retries``
@@ -147,7 +153,7 @@ class VendorHttp:
                 raise TransientError(f"{self.vendor} {what}: the daily API limit is spent; "
                                      f"waiting {wait:.0f} s for it to reset: {message}",
                                      code=QUOTA_EXHAUSTED, retry_after=wait)
-            if status == 401 and not refreshed and self.refresh is not None:
+            if not refreshed and self.refresh is not None and self.renew_on(response):
                 self.refresh()
                 refreshed = True
                 continue

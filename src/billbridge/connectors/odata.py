@@ -78,7 +78,10 @@ def error_of(body: Any, status: int) -> tuple[str, str] | None:
         return None
     inner = error.get("innererror")
     detail = inner.get("message") if isinstance(inner, dict) else None
-    parts = [str(m) for m in dict.fromkeys((error.get("message"), detail)) if m]
+    message = error.get("message")
+    if isinstance(message, dict):  # OData 2.0: {"lang": "en", "value": "..."}
+        message = message.get("value")
+    parts = [str(m) for m in dict.fromkeys((message, detail)) if m]
     return str(error.get("code") or f"HTTP_{status}"), " ".join(parts) or str(error)
 
 
@@ -139,10 +142,13 @@ ContentIds = dict[str, tuple[int, int]]
 """Content-ID → (change set, request within it)."""
 
 
-def encode_batch(root: str, changesets: Sequence[Sequence[Operation]]
+def encode_batch(root: str, changesets: Sequence[Sequence[Operation]], *,
+                 entry_type: str = "application/json; type=entry"
                  ) -> tuple[str, bytes, ContentIds]:
     """A ``$batch`` body with one change set per entry: (content type, body,
-    what each Content-ID names)."""
+    what each Content-ID names). ``entry_type`` is each request's content
+    type (OData 4.0's by default; 2.0 says ``application/json``); with an
+    empty ``root`` each request names its URL relative to the service."""
     boundary = f"batch_{uuid.uuid4()}"
     out: list[str] = []
     ids: ContentIds = {}
@@ -155,8 +161,8 @@ def encode_batch(root: str, changesets: Sequence[Sequence[Operation]]
             ids[str(content_id)] = (number, index)
             lines = [f"--{inner}", "Content-Type: application/http",
                      "Content-Transfer-Encoding: binary", f"Content-ID: {content_id}", "",
-                     f"{op.method} {root}/{op.url} HTTP/1.1",
-                     "Content-Type: application/json; type=entry"]
+                     f"{op.method} {f'{root}/{op.url}' if root else op.url} HTTP/1.1",
+                     f"Content-Type: {entry_type}"]
             lines += [f"{k}: {v}" for k, v in op.headers.items()]
             lines += ["", dumps(op.body or {}) if op.method != "DELETE" else ""]
             out.append("\r\n".join(lines) + "\r\n")
@@ -246,14 +252,17 @@ def _placed(result: ChangeSetResult, ids: ContentIds, number: int) -> ChangeSetR
 
 # -- paging ------------------------------------------------------------------------
 def next_links(first: Callable[[], dict[str, Any]], follow: Callable[[str], dict[str, Any]],
-               listing: str) -> Iterator[dict[str, Any]]:
+               listing: str, *, link_of: Callable[[dict[str, Any]], Any] | None = None
+               ) -> Iterator[dict[str, Any]]:
     """Every page of a query: ``first()``, then ``follow(link)`` for each
-    ``@odata.nextLink``; a link offered twice stops with ``PAGINATION_LOOP``."""
+    next link (``@odata.nextLink``, or what ``link_of`` reads from a page,
+    e.g. OData 2.0's ``d.__next``); a link offered twice stops with
+    ``PAGINATION_LOOP``."""
     guard = PageGuard(listing)
     body = first()
     while True:
         yield body
-        link = body.get("@odata.nextLink")
+        link = link_of(body) if link_of is not None else body.get("@odata.nextLink")
         if not link:
             return
         guard.once(str(link), f"the nextLink {str(link)[:120]}", repeat="offered")

@@ -28,6 +28,7 @@ VENDORS: dict[str, str] = {
     "dynamics-finance": "billbridge.connectors.dynamics_finance",
     "csv": "billbridge.connectors.timesheet_files",
     "oracle-fusion": "billbridge.connectors.oracle_fusion",
+    "sap-s4hana": "billbridge.connectors.sap_s4hana",
     "tempo": "billbridge.connectors.tempo",
 }
 

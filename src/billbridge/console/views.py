@@ -27,7 +27,8 @@ from billbridge.services.exceptions import Acted
 COOKIE = "bb_session"
 NAV = [("/console/", "Overview"), ("/console/exceptions", "Exceptions"),
        ("/console/lineage", "Lineage"), ("/console/leakage", "Leakage"),
-       ("/console/executive", "Executive"), ("/console/config", "Configuration"),
+       ("/console/executive", "Executive"), ("/console/invoices", "Invoices"),
+       ("/console/billing", "Billing runs"), ("/console/config", "Configuration"),
        ("/console/audit", "Audit")]
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 STYLE_SHEET = Path(__file__).with_name("templates").joinpath("console.css").read_text()
@@ -50,7 +51,10 @@ def install(app: FastAPI) -> None:
     async def _forbidden(request: Request, exc: PermissionError) -> Response:
         return HTMLResponse(f"<p>{exc}</p><p><a href='/console/'>back</a></p>", status_code=403)
 
+    from billbridge.console import finance
+
     app.include_router(router)
+    app.include_router(finance.router)
 
 
 def _hub(request: Request) -> Hub:

@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from billbridge.demo.story import LINEAGE_EXAMPLE, run_demo
+from billbridge.demo.vendors import GLOBEX, PERIOD_END
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import tokens
 from billbridge.engine.hub import HubSetup, build_hub
@@ -21,7 +22,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 PAGES = {"overview": "/console/", "exceptions": "/console/exceptions",
          "lineage": f"/console/lineage?id={LINEAGE_EXAMPLE}", "leakage": "/console/leakage",
          "executive": "/console/executive", "configuration": "/console/config",
-         "audit": "/console/audit"}
+         "audit": "/console/audit", "invoices": "/console/invoices",
+         "invoice": f"/console/invoices/inv_{GLOBEX.code}_{PERIOD_END}"}
+PREVIEW_TO = "2026-04-30"  # the billing run page, previewing April: Bob's 1 April hours
 
 
 def main(out: Path) -> None:
@@ -50,6 +53,12 @@ def main(out: Path) -> None:
                 page.goto(server.url + path)
                 page.screenshot(path=str(out / f"{name}.png"))
                 print(f"{out / name}.png")
+            page.goto(f"{server.url}/console/billing")
+            page.fill("#preview input[name=period_end]", PREVIEW_TO)
+            page.click("#preview button")
+            page.wait_for_selector("#planned")
+            page.screenshot(path=str(out / "billing-runs.png"))
+            print(f"{out / 'billing-runs'}.png")
             browser.close()
     finally:
         server.stop()

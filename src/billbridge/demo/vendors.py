@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
     from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
     from billbridge.connectors.salesforce.emulator import SalesforceEmulator
+    from billbridge.connectors.sap_s4hana.emulator import SapEmulator
     from billbridge.connectors.tempo.emulator import TempoEmulator
     from billbridge.connectors.xero.emulator import XeroEmulator
 
@@ -721,6 +722,38 @@ class OracleFusionErp(EmulatedErp):
         return []
 
 
+class SapS4HanaErp(EmulatedErp):
+    name, label = "sap-s4hana", "SAP S/4HANA Cloud"
+    emulator: SapEmulator
+    note = ("SAP S/4HANA Cloud: invoices go in as debit memo requests, which SAP bills into "
+            "billing documents; the customer's payment clears the billing document's "
+            "receivable, and the hub polls both. Every change carries the session's CSRF token.")
+
+    def __init__(self) -> None:
+        from billbridge.connectors.sap_s4hana.emulator import ROOT, SapEmulator
+        from billbridge.emulation import Fault, FaultRule
+
+        emulator, self._keys = keyed(SapEmulator, ("password",))
+        self._serve(emulator)
+        # The lost acknowledgement hits a write (a $batch), not a look-up before it.
+        self.fault_script = (FaultRule(Fault.LOST_ACK,
+                                       path_prefix=f"{ROOT}/API_BUSINESS_PARTNER/$batch"), "429:0")
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "sap-s4hana", self.url, credentials={
+            "user": self.emulator.user, **self._keys}, options={"timeout": 5.0})
+
+    def invoices(self) -> list[ErpInvoice]:
+        return [ErpInvoice(str(m["PurchaseOrderByCustomer"]), str(m["DebitMemoRequest"]),
+                           Decimal(str(m["TotalNetAmount"])), str(m["TransactionCurrency"]))
+                for m in self.emulator.all("API_DEBIT_MEMO_REQUEST_SRV", "A_DebitMemoRequest")]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        document = self.emulator.bill(invoice.erp_id)
+        self.emulator.clear(document["BillingDocument"])
+        return []
+
+
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
 TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool,
@@ -790,5 +823,6 @@ ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteE
                                       "quickbooks": QuickBooksErp, "xero": XeroErp,
                                       "dynamics-finance": DynamicsFinanceErp,
                                       "oracle-fusion": OracleFusionErp,
+                                      "sap-s4hana": SapS4HanaErp,
                                       "tryton": TrytonErp}
 DEFAULTS = {"crm": "hubspot", "time": "harvest", "erp": "ledger"}

@@ -73,6 +73,7 @@ class PostingConfirmed(Record):
 class BillingRun(Record):
     period_end: date
     project: str | None = None
+    requested_by: str | None = None  # the identity that committed the run, when one did
 
 
 PAYLOADS: dict[str, type[BaseModel]] = {

@@ -310,30 +310,35 @@ def _http(part_headers: dict[str, str], text: str) -> InnerRequest:
                         part_headers.get("content-id"))
 
 
-def _response_text(response: InnerResponse) -> str:
+def _response_text(response: InnerResponse, body_type: str) -> str:
     lines = ["Content-Type: application/http", "Content-Transfer-Encoding: binary"]
     if response.content_id:
         lines.append(f"Content-ID: {response.content_id}")
     lines += ["", f"HTTP/1.1 {response.status} {_REASONS.get(response.status, 'Status')}"]
     if response.body:
-        lines.append("Content-Type: application/json; odata.metadata=minimal")
+        lines.append(f"Content-Type: {body_type}")
     lines += [f"{k}: {v}" for k, v in response.headers.items()]
     lines += ["", response.body.decode() if response.body else ""]
     return "\r\n".join(lines)
 
 
-def render_batch(items: Sequence[InnerResponse | list[InnerResponse]]) -> tuple[str, bytes]:
+def render_batch(items: Sequence[InnerResponse | list[InnerResponse]], *,
+                 body_type: str = "application/json; odata.metadata=minimal"
+                 ) -> tuple[str, bytes]:
     """The ``$batch`` answer (content type, body): a list is a change set that
-    applied, an ``InnerResponse`` a lone request or a change set that failed."""
+    applied, an ``InnerResponse`` a lone request or a change set that failed.
+    ``body_type`` is each answer body's content type (OData 4.0's by
+    default; 2.0 says ``application/json``)."""
     boundary = f"batchresponse_{uuid.uuid4()}"
     out: list[str] = []
     for item in items:
         if isinstance(item, list):
             inner = f"changesetresponse_{uuid.uuid4()}"
-            nested = "".join(f"--{inner}\r\n{_response_text(r)}\r\n" for r in item)
+            nested = "".join(f"--{inner}\r\n{_response_text(r, body_type)}\r\n"
+                             for r in item)
             out.append(f"--{boundary}\r\nContent-Type: multipart/mixed; boundary={inner}"
                        f"\r\n\r\n{nested}--{inner}--\r\n")
         else:
-            out.append(f"--{boundary}\r\n{_response_text(item)}\r\n")
+            out.append(f"--{boundary}\r\n{_response_text(item, body_type)}\r\n")
     text = "".join(out) + f"--{boundary}--\r\n"
     return f"multipart/mixed; boundary={boundary}", text.encode()

@@ -106,12 +106,13 @@ def on_billing_run(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
         if is_retainer:
             _retainer(ctx, project, contract, run.period_end, bill)
     for bill in bills.values():
-        _issue(ctx, outcome, bill, run.period_end, event.at.date())
+        _issue(ctx, outcome, bill, run.period_end, event)
     return outcome
 
 
 def _issue(ctx: FlowContext, outcome: Outcome, bill: _Bill, period_end: date,
-           invoice_date: date) -> None:
+           run: CanonicalEvent) -> None:
+    invoice_date = run.at.date()
     customer, contract = bill.customer, bill.contract
     subject = bill.project or customer.id
     entity = next((e for e in ctx.config.legal_entities if e.code == contract.legal_entity),
@@ -137,7 +138,11 @@ def _issue(ctx: FlowContext, outcome: Outcome, bill: _Bill, period_end: date,
                             po_number=customer.po_number, invoice_date=invoice_date,
                             period_end=period_end)
     data = invoice.model_dump(mode="json")
-    outcome.changes.append(RecordChange("invoice", invoice.id, data, "draft"))
+    # The hub's record also keeps what decided the figures and which run raised
+    # it (finance's drill-down); the ERP is sent the invoice alone.
+    outcome.changes.append(RecordChange("invoice", invoice.id, {
+        **data, "billing_run": run.id, "legal_entity": contract.legal_entity,
+        "tax_rule": rule.model_dump(mode="json")}, "draft"))
     for charge in bill.charges:
         stored = ctx.record("time_charge", charge.id) or {}
         outcome.changes.append(RecordChange("time_charge", charge.id,

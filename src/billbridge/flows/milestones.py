@@ -5,7 +5,7 @@ rate (NO_FX_RATE without one)."""
 
 from __future__ import annotations
 
-from billbridge.domain.billing import Rejection, price_expense
+from billbridge.domain.billing import Rejection, fx_rate, price_expense
 from billbridge.domain.events import CanonicalEvent, MilestoneUpdated
 from billbridge.domain.reasons import ReasonCode
 from billbridge.domain.records import (
@@ -38,7 +38,9 @@ def on_milestone_updated(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
     outcome.changes.append(RecordChange("billable_line", f"ms_{milestone.id}", {
         "id": f"ms_{milestone.id}", "project": update.project, "kind": "milestone",
         "description": f"Milestone: {milestone.name}", "amount": str(milestone.amount),
-        "currency": contract.currency, "date": event.at.date().isoformat()}, "posted"))
+        "currency": contract.currency, "date": event.at.date().isoformat(),
+        "milestone": milestone.id, "config_version": ctx.config_version,
+        "priced_by": f"{event.source}/{event.id}"}, "posted"))
     return outcome
 
 
@@ -88,7 +90,14 @@ def on_expense_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
         "id": f"ex_{expense.id}", "project": project.code, "kind": "expense",
         "description": f"Expense: {expense.category or 'expense'} {expense.date}",
         "amount": str(priced), "currency": contract.currency,
-        "date": expense.date.isoformat()}, "posted"))
+        "date": expense.date.isoformat(),
+        # What the price was made of, kept for finance's drill-down: the amount
+        # claimed, the markup and the governed rate of the expense date.
+        "expense": expense.id, "claimed": str(expense.amount),
+        "claimed_currency": expense.currency, "markup_pct": str(contract.expense_markup_pct),
+        "fx_rate": str(fx_rate(ctx.config, expense.date, expense.currency, contract.currency)),
+        "config_version": ctx.config_version, "priced_by": f"{event.source}/{event.id}"},
+        "posted"))
     outcome.resolved.append(("expense", expense.id))
     return outcome
 

@@ -107,7 +107,7 @@ def on_time_entry_upserted(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
     if isinstance(priced, Rejection):
         outcome.problems.append(Problem(priced.reason, priced.message, "time_entry", entry.id))
         return outcome
-    _post(ctx, outcome, priced, project, contract, charge)
+    _post(ctx, outcome, priced, project, contract, charge, event)
     outcome.resolved.append(("time_entry", entry.id))
     return outcome
 
@@ -119,13 +119,15 @@ def _same_posting(live: Mapping[str, Any], charge: TimeCharge) -> bool:
 
 
 def _post(ctx: FlowContext, outcome: Outcome, charge: TimeCharge, project: Project,
-          contract: Contract | None, previous: Mapping[str, Any] | None) -> None:
+          contract: Contract | None, previous: Mapping[str, Any] | None,
+          cause: CanonicalEvent) -> None:
     """Post ``charge`` as the next posting of its charge: ``previous`` is the
-    charge as stored before (any status), whose posting number this one follows."""
+    charge as stored before (any status), whose posting number this one follows;
+    ``cause`` is the event that priced it (kept as ``priced_by``, source/id)."""
     posting = int((previous or {}).get("posting") or 0) + 1
     payload = charge.model_dump(mode="json")
     data = payload | {"status": POSTED, "contract": contract.id if contract else None,
-                      "posting": posting}
+                      "posting": posting, "priced_by": f"{cause.source}/{cause.id}"}
     outcome.changes.append(RecordChange("time_charge", charge.id, data, POSTED))
     if charge.billable:
         _add_committed(ctx, outcome, contract.id if contract else None, charge.amount)
@@ -221,7 +223,8 @@ def on_contract_amended(event: CanonicalEvent, ctx: FlowContext) -> Outcome:
                     continue
                 _reverse(ctx, outcome, dict(charge), contract.id)
             _post(ctx, outcome, priced.model_copy(
-                update={"source_version": entry.source_version}), project, contract, charge)
+                update={"source_version": entry.source_version}), project, contract, charge,
+                event)
             outcome.resolved.append(("time_entry", entry.id))
     return outcome
 

@@ -27,6 +27,7 @@ class Permission(StrEnum):
     INGEST = "ingest"
     METRICS = "metrics"  # /metrics, unless serve --open-metrics opens it to a scraper
     SCHEMAS = "schemas"  # the canonical event schemas an ingest client validates against
+    BILLING_RUN = "billing.run"  # commit a billing run: invoices go to the ERP
 
 
 GRANTS: dict[Permission, frozenset[Role]] = {
@@ -39,6 +40,7 @@ GRANTS: dict[Permission, frozenset[Role]] = {
     Permission.INGEST: frozenset({Role.ADMIN, Role.INGEST}),
     Permission.METRICS: frozenset({Role.ADMIN, Role.OPERATOR, Role.FINANCE, Role.AUDITOR}),
     Permission.SCHEMAS: frozenset(Role),
+    Permission.BILLING_RUN: frozenset({Role.ADMIN, Role.FINANCE}),
 }
 
 

@@ -15,13 +15,21 @@ import math
 import re
 from collections import Counter
 from collections.abc import Iterator
-from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
-from xero_story import BILLING_RUN, ENTRIES, PROJECTS, TAXED, entries, won
+from xero_story import (
+    BILLING_RUN,
+    ENTRIES,
+    PROJECTS,
+    TAXED,
+    entries,
+    month_with_a_rejection,
+    reconcile_findings,
+    won,
+)
 
 from billbridge.connectors.dynamics_finance.client import FinanceClient
 from billbridge.connectors.dynamics_finance.emulator import DATA, FinanceEmulator
@@ -31,7 +39,6 @@ from billbridge.emulation.faults import Fault, FaultRule
 from billbridge.engine.clock import ManualClock
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
-from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
 from billbridge.store.db import make_engine, migrate
 
 CHARGE = re.compile(r"^billbridge (tc_\S+) .*\[bb:([0-9a-f]+)\]$")
@@ -144,26 +151,12 @@ def test_calls_for_1000_time_charges_are_within_ten_percent_of_the_batch_minimum
 
 def test_reconcile_reads_finance_hour_lines_and_a_deleted_line_is_a_missing_posting(
         engine: Engine, finance: FinanceEmulator, clock: ManualClock) -> None:
-    from conftest import time_entry
-
     hub, _target = make_hub(engine, finance, clock, timeout=5)
-    hub.ingest([won(i) for i in range(PROJECTS)], source="hubspot")
-    hub.ingest(entries(40), source="harvest")
-    hub.run_until_idle()
-    hub.ingest([time_entry("te-7", project="P-2", hours="1.5", version=2,
-                           status="rejected")], source="harvest")  # a reversal line
-    hub.run_until_idle()
-
-    def findings() -> list[tuple[str, str, object, object]]:
-        with engine.connect() as conn:
-            result = reconcile_three_ways(conn, period_end=date(2026, 2, 28), now=clock.now(),
-                                          ledgers=erp_ledgers(hub))
-        assert [e.error for e in result.erps] == [None]
-        return sorted((f.kind, f.record, f.amount, f.currency) for f in result.findings)
-
-    assert findings() == []
+    month_with_a_rejection(hub, 40)  # te-7's reversal line
+    assert reconcile_findings(engine, hub, clock.now()) == []
     by_charge = {CHARGE.match(r["Text"]).group(1): r  # type: ignore[union-attr]
                  for r in finance.all(LINES) if not r["Text"].startswith("billbridge rev")}
     line = by_charge["tc_te-3"]
     finance.remove(LINES, (line["dataAreaId"], line["JournalBatchNumber"], line["LineNumber"]))
-    assert findings() == [("ERP posting missing", "tc_te-3", Decimal("225.00"), "USD")]
+    assert reconcile_findings(engine, hub, clock.now()) == [
+        ("ERP posting missing", "tc_te-3", Decimal("225.00"), "USD")]

@@ -246,14 +246,16 @@ def test_the_client_keeps_within_the_concurrency_limit_netsuite_reports() -> Non
 
 
 def test_past_the_limit_netsuite_answers_429_concurrency_limit_exceeded() -> None:
-    with NetSuiteEmulator(account=ACCOUNT, concurrency_limit=1, latency=0.3) as netsuite:
+    with NetSuiteEmulator(account=ACCOUNT, concurrency_limit=1) as netsuite:
         url = f"{netsuite.url}/services/rest/system/v1/governanceLimits"
+        gate = netsuite.hold = threading.Event()  # the first call stays in flight until set
         slow = threading.Thread(target=signed, args=("GET", url))
         slow.start()
         while netsuite.in_flight == 0:
             threading.Event().wait(0.01)
-        netsuite.latency = 0
+        netsuite.hold = None
         refused = signed("GET", url)
+        gate.set()
         slow.join()
         assert refused.status_code == 429
         assert refused.json()["o:errorDetails"][0]["o:errorCode"] == "CONCURRENCY_LIMIT_EXCEEDED"

@@ -18,7 +18,16 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
-from xero_story import BILLING_RUN, ENTRIES, PROJECTS, TAXED, entries, won
+from xero_story import (
+    BILLING_RUN,
+    ENTRIES,
+    PROJECTS,
+    TAXED,
+    entries,
+    month_with_a_rejection,
+    reconcile_findings,
+    won,
+)
 
 from billbridge.connectors.xero.client import BATCH_LIMIT, XeroClient
 from billbridge.connectors.xero.emulator import API, DEFAULT_TENANT, XeroEmulator
@@ -224,26 +233,9 @@ def test_a_changed_customer_upsert_updates_the_contact_xero_has(
 
 def test_reconcile_reads_xero_journals_a_voided_one_is_missing_and_a_copy_is_a_twin(
         engine: Engine, xero: XeroEmulator, clock: ManualClock) -> None:
-    from datetime import date
-
-    from billbridge.engine.reconcile import erp_ledgers, reconcile_three_ways
-
     hub, _target = make_hub(engine, xero, clock, timeout=5)
-    hub.ingest([won(i) for i in range(PROJECTS)], source="hubspot")
-    hub.ingest(entries(120), source="harvest")  # more than one page of 100 journals
-    hub.run_until_idle()
-    hub.ingest([time_entry("te-7", project="P-2", hours="1.5", version=2,
-                           status="rejected")], source="harvest")  # a reversing journal
-    hub.run_until_idle()
-
-    def findings() -> list[tuple[str, str, object, object]]:
-        with engine.connect() as conn:
-            result = reconcile_three_ways(conn, period_end=date(2026, 2, 28), now=clock.now(),
-                                          ledgers=erp_ledgers(hub))
-        assert [e.error for e in result.erps] == [None]
-        return sorted((f.kind, f.record, f.amount, f.currency) for f in result.findings)
-
-    assert findings() == []
+    month_with_a_rejection(hub, 120)  # more than one page of 100 journals; a reversing one
+    assert reconcile_findings(engine, hub, clock.now()) == []
     by_charge = {NARRATION.match(j["Narration"]).group(1): j  # type: ignore[union-attr]
                  for j in xero.journals() if not j["Narration"].startswith("billbridge rev")}
     with xero.lock:  # behind the hub's back: one journal voided, one keyed in twice
@@ -252,5 +244,6 @@ def test_reconcile_reads_xero_journals_a_voided_one_is_missing_and_a_copy_is_a_t
         copy = dict(xero.org.journals[by_charge["tc_te-4"]["ManualJournalID"]])
         copy["ManualJournalID"] = "00000000-0000-0000-0000-000000000004"
         xero.org.journals[copy["ManualJournalID"]] = copy
-    assert findings() == [("ERP posting missing", "tc_te-3", Decimal("225.00"), "USD"),
+    assert reconcile_findings(engine, hub, clock.now()) == [
+        ("ERP posting missing", "tc_te-3", Decimal("225.00"), "USD"),
                           ("twin postings", "tc_te-4", Decimal("262.50"), "USD")]

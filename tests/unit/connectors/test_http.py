@@ -132,3 +132,17 @@ def test_an_answer_that_spends_the_day_defers_and_stops_sending() -> None:
         assert caught.value.code == "QUOTA_EXHAUSTED"
         assert caught.value.retry_after == pytest.approx(3600.0)
     assert calls == ["/x"]  # the second call was deferred without a request
+
+
+def test_a_vendor_names_which_answers_mean_fetch_the_credentials_again() -> None:
+    answers = iter([httpx.Response(403, headers={"x-csrf-token": "Required"}),
+                    httpx.Response(200, json={"ok": True})])
+    refreshed: list[int] = []
+    http = _http(lambda request: next(answers), refresh=lambda: refreshed.append(1),
+                 renew_on=lambda response: response.status_code == 403)
+    assert http.json("POST", "/x", "write x") == {"ok": True}
+    assert refreshed == [1] and http.requests_sent == 2
+    plain = _http(lambda request: httpx.Response(403), refresh=lambda: refreshed.append(2))
+    with pytest.raises(PermanentError):  # without it a 403 is a configuration fault at once
+        plain.request("POST", "/x", "write x")
+    assert refreshed == [1]

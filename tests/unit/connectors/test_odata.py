@@ -161,3 +161,27 @@ def test_a_service_sends_a_batch_within_its_limit_and_refuses_a_larger_one_unsen
     assert sent.headers["Authorization"] == "Bearer t"
     assert service.batches_sent == 1 and service.tokens_fetched == 1
     service.close()
+
+
+def test_odata_2_batches_name_requests_relative_to_the_service_and_read_sap_errors() -> None:
+    content_type, body, _ids = encode_batch("", [[Operation("POST", "A_BusinessPartner",
+                                                            {"OrganizationBPName1": "Globex"})]],
+                                            entry_type="application/json")
+    (part,) = parse_batch(body, content_type)
+    (inner,) = part.requests
+    assert (inner.url, inner.headers["content-type"]) == ("A_BusinessPartner", "application/json")
+    sap = {"error": {"code": "/IWBEP/CM_MGW_RT/010", "message": {
+        "lang": "en", "value": "Sold-to party 42 does not exist"}}}
+    answer_type, answer = render_batch([InnerResponse(400, json.dumps(sap).encode())],
+                                       body_type="application/json")
+    (result,) = decode_batch("SAP", answer_type, answer.decode(), 1)
+    assert result.failure is not None
+    assert b"Content-Type: application/json\r\n" in answer
+    assert result.failure.error() == ("/IWBEP/CM_MGW_RT/010", "Sold-to party 42 does not exist")
+
+
+def test_next_links_read_where_a_service_puts_them() -> None:
+    pages = iter([{"results": [2], "__next": "p3"}, {"results": [3]}])
+    walked = list(next_links(lambda: {"results": [1], "__next": "p2"}, lambda _link: next(pages),
+                             "SAP rows", link_of=lambda body: body.get("__next")))
+    assert [p["results"] for p in walked] == [[1], [2], [3]]

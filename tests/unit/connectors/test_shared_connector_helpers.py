@@ -201,6 +201,21 @@ def test_a_kind_failing_after_an_earlier_kinds_write_answers_retry_instead_of_ra
         send_by_kind(batch[:1], handlers, writes=lambda: writes[0], vendor="Acme")
 
 
+def test_a_command_payload_that_is_not_its_record_is_a_mapping_error_naming_the_command(
+        ) -> None:
+    from billbridge.connectors.fields import MappingError, command_record
+    from billbridge.domain.records import Customer
+
+    good = command_record(Customer, {"id": "c1", "name": "Globex", "currency": "USD",
+                                     "billing_country": "US"}, "customer.upsert")
+    assert (good.id, good.billing_country) == ("c1", "US")
+    with pytest.raises(MappingError) as refused:
+        command_record(Customer, {"id": "c1", "name": "Globex", "currency": "USD",
+                                  "billing_country": "USA"}, "customer.upsert")
+    assert str(refused.value).startswith("customer.upsert: ")
+    assert "billing_country" in str(refused.value) and refused.value.code == "MAPPING"
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     ("2026-03-05T10:00:00Z", datetime(2026, 3, 5, 10, tzinfo=UTC)),
     (" 2026-03-05T12:00:00+02:00 ", datetime(2026, 3, 5, 10, tzinfo=UTC)),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from billbridge.connectors.base import PollPage
@@ -39,6 +40,11 @@ class FileSource:
         self.options = dict(options or {})
         self.columns = Columns.of(self.options, source=name)
         self.page_size = max(1, page_size)
+
+    @property
+    def drop_folder(self) -> Path:
+        """Where files for this source are put (the hub's upload door too)."""
+        return self.folder.folder
 
     def configure(self, configuration: Configuration) -> None:
         """Take the governed column map, ``field_mappings[<connection>]``, of the

@@ -97,6 +97,9 @@ class NetSuiteEmulator(EmulatorServer):
         self.without_external_id = frozenset(without_external_id)
         self.job_reads_to_complete = job_reads_to_complete
         self.latency = latency  # seconds each call takes, counted in flight (no lock held)
+        self.hold: threading.Event | None = None
+        """While set to an Event, a call stays in flight until it is set (at most
+        30 s): a test holds one call open however busy the machine is."""
         self.reject_if: Callable[[str, Mapping[str, Any]], str | None] = lambda t, body: None
         self.calls: list[tuple[str, str]] = []  # (method, path) of every signed request
         self.in_flight = 0
@@ -208,6 +211,9 @@ class NetSuiteEmulator(EmulatorServer):
         try:
             with self.lock:
                 self.calls.append((request.method, request.path))
+            gate = self.hold
+            if gate is not None:
+                gate.wait(30)
             if self.latency:
                 time.sleep(self.latency)
             response = super().dispatch(request, drop=drop)
