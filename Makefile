@@ -5,20 +5,27 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The product alone (what `make demo` and `make serve` need); STAMP adds the dev extra
+# (test, lint and type-check tools) for every other target.
+RUNTIME_STAMP := $(VENV)/.runtime-installed
 
 .PHONY: install demo test lint typecheck unit integration serve clean browser screenshots soak mutate deep
 
-$(STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): pyproject.toml $(RUNTIME_STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUNTIME_STAMP)
 	$(BIN)/billbridge demo
 
-serve: $(STAMP)
+serve: $(RUNTIME_STAMP)
 	$(BIN)/billbridge serve
 
 lint: $(STAMP)

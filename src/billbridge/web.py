@@ -43,14 +43,15 @@ class HubServer:
                  webhooks: Mapping[str, WebhookReceiver] | None = None,
                  poll_seconds: float = 5.0, engine: bool = True,
                  process: bool = True, open_metrics: bool = False,
-                 secure_cookies: bool | None = None) -> None:
+                 secure_cookies: bool | None = None, scenarios: Path | None = None) -> None:
         self.hub = hub
         self.engine = engine
         self.stop_event = threading.Event()
+        # The suite a configuration preview runs: given, or ./scenarios if there is one.
+        suite = scenarios or (Path("scenarios") if Path("scenarios").is_dir() else None)
         # A source with a drop folder (timesheet files) takes uploads there.
         drops = {s.name: s.drop_folder for s in sources if hasattr(s, "drop_folder")}
-        app = create_app(hub, webhooks=webhooks or {}, uploads=drops,
-                         scenarios=Path("scenarios") if Path("scenarios").is_dir() else None,
+        app = create_app(hub, webhooks=webhooks or {}, uploads=drops, scenarios=suite,
                          open_metrics=open_metrics, secure_cookies=secure_cookies)
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
                                                     log_level="warning", access_log=False))

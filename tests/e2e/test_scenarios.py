@@ -155,3 +155,13 @@ def test_one_bad_file_in_a_batch_is_one_failed_result(tmp_path: Path) -> None:
     assert "2026-02-30 is not a date: day is out of range for month" in reasons[1][0]
     assert "missing.yaml: cannot read the scenario: No such file or directory" in reasons[2][0]
     assert "nowhere.yaml: cannot read the config: No such file or directory" in reasons[3][0]
+
+
+def test_a_run_of_several_files_reports_its_progress_file_by_file(tmp_path: Path) -> None:
+    from billbridge.scenarios.runner import run_files
+
+    seen: list[tuple[int, int]] = []
+    missing = tmp_path / "missing.yaml"
+    results = run_files([EXAMPLE, missing], progress=lambda done, total: seen.append(
+        (done, total)))
+    assert seen == [(1, 2), (2, 2)] and [r.passed for r in results] == [True, False]

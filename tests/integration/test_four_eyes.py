@@ -99,7 +99,7 @@ def test_a_role_that_may_not_is_refused_like_in_the_api(store: tuple[str, Engine
     olga = token(engine, Role.OPERATOR, "olga")
     code, said = bb(url, "config", "propose", document(tmp_path, raised_rate()), token=olga)
     assert code == 2 and "olga: role operator may not config.propose" in said
-    code, said = bb(url, "exceptions", "dismiss", "1", "--reason", "noise",
+    code, said = bb(url, "exceptions", "dismiss", "1", "--note", "noise",
                     token=token(engine, Role.AUDITOR, "audrey"))
     assert code == 2 and "role auditor may not act" in said
     code, said = bb(url, "config", "approve", "1", token="bb_forged")

@@ -96,6 +96,7 @@ def create_api(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     app.state.hub = hub
     app.state.oidc = oidc if oidc is not None else OidcSettings.from_env()
     app.state.secure_cookies = secure_cookies
+    app.state.scenarios = scenarios  # the suite a configuration preview runs
     docs.install(app)
     app.add_middleware(SecurityHeaders)
     problems.install(app)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import json
 import logging
 import signal
@@ -16,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 from billbridge.cli import finance
@@ -121,10 +121,13 @@ TargetOption = Annotated[list[str] | None, typer.Option(
     "--target", help="NAME=URL or NAME=KIND+URL of a delivery target (repeatable)")]
 SourceOption = Annotated[list[str] | None, typer.Option(
     "--source", help="NAME=URL or NAME=KIND+URL of a source to poll (repeatable)")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print the result as JSON")]
+HostOption = Annotated[str, typer.Option(help="the address to listen on")]
 
 
-def _engine(url: str | None, *, intake: bool = False) -> Any:
-    return stores.open_store(url, intake=intake)
+
+def _engine(url: str | None, *, intake: bool = False, create: bool = False) -> Any:
+    return stores.open_store(url, intake=intake, create=create)
 
 
 def _now() -> datetime:
@@ -132,10 +135,10 @@ def _now() -> datetime:
 
 
 def _hub(url: str | None, targets: list[str] | None, lease_seconds: float = 30.0,
-         batch_size: int = 200, intake: bool = False) -> Hub:
+         batch_size: int = 200, intake: bool = False, create: bool = False) -> Hub:
     try:
         return build_hub(HubSetup(
-            store=_engine(url, intake=intake),
+            store=_engine(url, intake=intake, create=create),
             targets=targets or ["ledger=http://127.0.0.1:8100"],
             settings=HubSettings(
                 worker=WorkerSettings(lease_ms=int(lease_seconds * 1000), batch_size=batch_size),
@@ -171,14 +174,27 @@ def _port_free(host: str, port: int) -> None:
                            f" stop it, or choose another with --port {port + 1}") from None
 
 
+@app.command("migrate")
+def migrate(database_url: DbOption = None) -> None:
+    """Create the store, or upgrade its schema."""
+    _engine(database_url, create=True)
+    console.print(f"schema is up to date: {stores.status(database_url).url}")
+
+
+
+
 @app.command()
-def migrate_db(database_url: DbOption = None) -> None:
-    """Create or upgrade the store's schema."""
-    _engine(database_url)
-    console.print("schema is up to date")
-
-
-app.command("migrate")(migrate_db)
+def status(database_url: DbOption = None) -> None:
+    """The store a command would use here, why that one, and what it holds."""
+    seen = stores.status(database_url)
+    console.print(Text(f"store: {seen.url} (chosen by {seen.chosen_by})"))
+    if not seen.exists:
+        console.print(Text(f"no store there yet: `billbridge migrate --database-url {seen.url}` "
+                           f"creates it (the demo's is {stores.DEMO_STORE})"), soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(Text(f"schema: {seen.schema}"))
+    for what, count in seen.counts.items():
+        console.print(Text(f"{what}: {count}"))
 
 
 @app.command()
@@ -200,7 +216,7 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
     from billbridge.engine.runner import run
 
     configure_logging()
-    hub = _hub(database_url, target, lease_seconds, batch_size)
+    hub = _hub(database_url, target, lease_seconds, batch_size, create=True)
     if config is not None:
         _bootstrap_config(hub, config)
     stop = threading.Event()
@@ -213,7 +229,8 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
 
 @app.command()
 def serve(database_url: DbOption = None, target: TargetOption = None,
-          source: SourceOption = None, host: str = "127.0.0.1", port: int = 8000,
+          source: SourceOption = None, host: HostOption = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="the port to listen on")] = 8000,
           webhook_secret: Annotated[str | None, typer.Option(
               envvar="BILLBRIDGE_WEBHOOK_SECRET",
               help="the generic webhook door's signing secret (no default)")] = None,
@@ -244,7 +261,7 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
     _port_free(host, port)
     configure_logging()
     # Webhooks are acknowledged after their commit: small checkpoints there.
-    hub = _hub(database_url, target, intake=True)
+    hub = _hub(database_url, target, intake=True, create=True)
     if config is not None:
         _bootstrap_config(hub, config)
     webhooks: dict[str, WebhookReceiver] = {"generic": GenericWebhooks(webhook_secret)}
@@ -259,9 +276,13 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
 
 
 @app.command()
-def demo(port: int = 8000, serve: Annotated[bool, typer.Option(
+def demo(port: Annotated[int, typer.Option(
+        help="the port the hub and console listen on (0: any free one)")] = 8000,
+         serve: Annotated[bool, typer.Option(
         help="keep serving after the story")] = True,
-         workdir: Path = Path("var/demo"),
+         workdir: Annotated[Path, typer.Option(
+             help="the demo's folder: its store (hub.db), key and log; emptied first")]
+         = Path("var/demo"),
          crm: Annotated[str, typer.Option(
              help="hubspot | salesforce | dynamics-sales")] = "hubspot",
          time_tool: Annotated[str, typer.Option(
@@ -280,13 +301,17 @@ def demo(port: int = 8000, serve: Annotated[bool, typer.Option(
 
 
 @app.command("lineage")
-def lineage_cmd(ident: str, database_url: DbOption = None,
-                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Trace a source event, record, command or target posting id to its chain."""
+def lineage_cmd(ident: Annotated[str, typer.Argument(
+                    help="a time entry, charge, invoice, ERP id, event id or idempotency key")],
+                database_url: DbOption = None,
+                as_json: Annotated[bool, typer.Option(
+                    "--json", help="print the tree as JSON")] = False) -> None:
+    """What a record (time entry, charge, invoice, ERP id, event id) was made from
+    and what it led to, with the amount and currency at each step."""
     with _engine(database_url).connect() as conn:
         found = lineage.trace(conn, ident)
     if as_json:
-        print(json.dumps(found.__dict__, default=str, indent=2))
+        print(json.dumps(lineage.as_json(found), indent=2))
         return
     from billbridge.cli.render import render_lineage
 
@@ -294,7 +319,9 @@ def lineage_cmd(ident: str, database_url: DbOption = None,
 
 
 @app.command()
-def ingest(file: Path, source: Annotated[str, typer.Option(help="the system it came from")],
+def ingest(file: Annotated[Path, typer.Argument(
+               help="a JSON file: a list of events, or one event per line")],
+           source: Annotated[str, typer.Option(help="the system it came from")],
            database_url: DbOption = None, token_file: TokenFileOption = None) -> None:
     """Store canonical events from a JSON file (a list, or one object per line), e.g.
     a billing run; as a token that may ingest."""
@@ -316,18 +343,28 @@ def ingest(file: Path, source: Annotated[str, typer.Option(help="the system it c
 
 
 def _exception_table(rows: list[Any]) -> Table:
+    # Messages whole, wrapped in their column: the fix is at their end.
     table = Table("id", "reason", "stage", "record", "message", "created")
+    table.columns[4].overflow = "fold"
+    table.columns[4].ratio = 1
     for r in rows:
-        table.add_row(str(r.id), r.reason, r.stage, r.record_id or "", r.message[:90],
+        table.add_row(str(r.id), r.reason, r.stage, r.record_id or "", r.message,
                       str(r.created_at)[:19])
     return table
 
 
+ReasonFilter = Annotated[str | None, typer.Option(
+    "--reason", help="a reason code (NO_RATE, MALFORMED_PAYLOAD…): only exceptions with it")]
+
+
 @exceptions_app.command("list")
-def exceptions_list(database_url: DbOption = None, reason: str | None = None,
-                    limit: int = 100,
-                    as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Open exceptions, oldest first."""
+def exceptions_list(database_url: DbOption = None, reason: ReasonFilter = None,
+                    limit: Annotated[int, typer.Option(help="at most this many")] = 100,
+                    as_json: Annotated[bool, typer.Option(
+                        "--json", help="print every field, raw payloads whole")] = False
+                    ) -> None:
+    """Open exceptions, oldest first, with their whole messages."""
+    exceptions.known_reason(reason)
     with _engine(database_url).connect() as conn:
         rows = exceptions.open_list(conn, reason=reason, limit=limit, whole=as_json)
     if as_json:
@@ -336,19 +373,46 @@ def exceptions_list(database_url: DbOption = None, reason: str | None = None,
         console.print(_exception_table(rows))
 
 
+IdsArgument = Annotated[list[int], typer.Argument(help="exception numbers", metavar="ID...")]
+WaitOption = Annotated[float, typer.Option(
+    "--wait", help="seconds to wait for a running worker to settle the work and say how it "
+                   "went (0: do not wait)")]
+
+
 def _act(database_url: str | None, action: exceptions.Action, ids: list[int],
-         token_file: Path | None,
-         why: str | None = None) -> None:
+         token_file: Path | None, why: str | None = None, wait: float = 0) -> None:
     engine = _engine(database_url)
     actor = _who(engine, token_file, Permission.ACT).name
+    with engine.connect() as conn:
+        since = exceptions.newest_id(conn)
     results = exceptions.act_many(engine, ids, action, actor=actor, now=_now, reason=why)
     for result in results:
-        if isinstance(result, exceptions.Acted):
+        if not isinstance(result, exceptions.Acted):
+            console.print(Text(f"exception {result.id}: {result.why}", style="red"))
+        elif result.status != {"retry": "retried", "replay": "replayed"}.get(action):
             console.print(f"exception {result.id}: {result.status}")
         else:
-            console.print(f"[red]exception {result.id}: {result.why}[/red]")
+            said = _settled(engine, result.id, action, since, wait)
+            console.print(Text(f"exception {result.id}: {result.status}; {said}"))
     if not all(isinstance(r, exceptions.Acted) for r in results):
         raise typer.Exit(1)
+
+
+def _settled(engine: Any, exc_id: int, action: exceptions.Action, since: int,
+             wait: float) -> str:
+    """The outcome of the work sent back, once a worker settled it or ``wait`` ran out."""
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        with engine.connect() as conn:
+            seen = exceptions.outcome(conn, exc_id, action, since=since)
+        if seen.settled or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)  # polling the store for the worker's result, up to the deadline
+    if seen.settled or wait <= 0:
+        return seen.said
+    return f"{seen.said} after {wait:g} s (is `billbridge serve` or `billbridge worker` running?)"
 
 
 TokenFileOption = Annotated[Path | None, typer.Option(
@@ -386,33 +450,34 @@ def _who(engine: Any, token_file: Path | None, permission: Any) -> Any:
 
 
 @exceptions_app.command("retry")
-def exceptions_retry(ids: list[int], database_url: DbOption = None,
-                     token_file: TokenFileOption = None) -> None:
-    """Send the same command again, or re-run the event as it first ran."""
-    _act(database_url, "retry", ids, token_file)
+def exceptions_retry(ids: IdsArgument,
+                     database_url: DbOption = None, token_file: TokenFileOption = None,
+                     wait: WaitOption = 10) -> None:
+    """Send the same command again, or re-run the event as it first ran; then say
+    how it went (done, or still failing with the new exception's number)."""
+    _act(database_url, "retry", ids, token_file, wait=wait)
 
 
 @exceptions_app.command("replay")
-def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument()] = None,
+def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument(
+                          help="exception numbers", metavar="ID...")] = None,
                       reason: Annotated[str | None, typer.Option(
-                          help="replay every open exception with this reason code instead")]
+                          help="a reason code: replay every open exception with it instead")]
                       = None,
                       database_url: DbOption = None,
-                      token_file: TokenFileOption = None) -> None:
-    """Re-run the source event under the current configuration."""
+                      token_file: TokenFileOption = None, wait: WaitOption = 10) -> None:
+    """Re-run the source event under the current configuration; then say how it
+    went."""
     if bool(ids) == bool(reason):
         raise typer.BadParameter("give exception ids or --reason, not both")
     if ids:
-        _act(database_url, "replay", ids, token_file)
+        _act(database_url, "replay", ids, token_file, wait=wait)
         return
     assert reason is not None
-    from billbridge.domain.reasons import ReasonCode
-
-    if reason not in ReasonCode.__members__:
-        near = difflib.get_close_matches(reason.upper(), list(ReasonCode.__members__), n=1)
-        raise typer.BadParameter(
-            f"unknown reason code {reason!r}" + (f"; did you mean {near[0]}?" if near else "")
-            + f" (known: {', '.join(ReasonCode.__members__)})", param_hint="'--reason'")
+    try:
+        exceptions.known_reason(reason)
+    except Invalid as exc:
+        raise typer.BadParameter(exc.message, param_hint="'--reason'") from None
     engine = _engine(database_url)
     who = _who(engine, token_file, Permission.ACT)
     replayed, refused = exceptions.replay_backlog(engine, reason=reason, actor=who.name,
@@ -425,11 +490,13 @@ def exceptions_replay(ids: Annotated[list[int] | None, typer.Argument()] = None,
 
 
 @exceptions_app.command("dismiss")
-def exceptions_dismiss(ids: list[int], reason: Annotated[str, typer.Option(
-        help="why (required, audited)")], database_url: DbOption = None,
-        token_file: TokenFileOption = None) -> None:
+def exceptions_dismiss(ids: IdsArgument,
+                       note: Annotated[str, typer.Option(
+                           help="why, in your words (required, audited)")],
+                       database_url: DbOption = None,
+                       token_file: TokenFileOption = None) -> None:
     """Close exceptions without acting on them."""
-    _act(database_url, "dismiss", ids, token_file, reason)
+    _act(database_url, "dismiss", ids, token_file, note)
 
 
 CheckpointOption = Annotated[Path | None, typer.Option(
@@ -503,7 +570,10 @@ def audit_rekey(database_url: DbOption = None, checkpoint_file: CheckpointOption
 
 
 @emulator_app.command("ledger")
-def emulator_ledger(port: int = 8100, idempotency: str = "native") -> None:
+def emulator_ledger(port: Annotated[int, typer.Option(help="the port to listen on")] = 8100,
+                    idempotency: Annotated[str, typer.Option(
+                        help="native (honours Idempotency-Key) or none (accepts a repeat as "
+                             "new, as a vendor without one would)")] = "native") -> None:
     """The generic ERP-like target, with fault injection at /_emulator/faults."""
     from billbridge.connectors.generic.emulator import LedgerEmulator
 
@@ -511,7 +581,8 @@ def emulator_ledger(port: int = 8100, idempotency: str = "native") -> None:
 
 
 @emulator_app.command("timesource")
-def emulator_timesource(port: int = 8200) -> None:
+def emulator_timesource(port: Annotated[int, typer.Option(
+        help="the port to listen on")] = 8200) -> None:
     """The generic time-tracking source."""
     from billbridge.connectors.generic.emulator import TimeSourceEmulator
 
@@ -519,7 +590,9 @@ def emulator_timesource(port: int = 8200) -> None:
 
 
 @emulator_app.command("run")
-def emulator_run(vendor: str, port: int = 0,
+def emulator_run(vendor: Annotated[str, typer.Argument(help="a registered vendor's name")],
+                 port: Annotated[int, typer.Option(
+                     help="the port to listen on (0: any free one)")] = 0,
                  kind: Annotated[str | None, typer.Option(
                      help="which emulator, when the vendor has several")] = None) -> None:
     """Any registered vendor's emulator (exported by its folder's emulator package)."""
@@ -532,6 +605,9 @@ def emulator_run(vendor: str, port: int = 0,
     if vendor not in VENDORS:
         raise typer.BadParameter(f"unknown vendor {vendor!r}; known: {', '.join(sorted(VENDORS))}")
     module = importlib.import_module(f"{VENDORS[vendor]}.emulator")
+    if hasattr(module, "RUN"):  # a vendor whose system is not an HTTP server (a file drop)
+        _serve_emulator(module.RUN(port=port))
+        return
     found = {name: cls for name, cls in inspect.getmembers(module, inspect.isclass)
              if issubclass(cls, EmulatorServer) and cls is not EmulatorServer
              and f"{cls.__module__}.".startswith(f"{module.__name__}.")}
@@ -546,6 +622,8 @@ def emulator_run(vendor: str, port: int = 0,
 def _serve_emulator(server: Any) -> None:
     server.start()
     console.print(f"listening on {server.url}")
+    if hasattr(server, "describe"):  # one line, unwrapped: a script may read it
+        console.print(server.describe(), soft_wrap=True, markup=False, highlight=False)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -557,8 +635,9 @@ def _serve_emulator(server: Any) -> None:
 def reconcile_cmd(database_url: DbOption = None, target: TargetOption = None,
                   period_end: Annotated[str | None, typer.Option(
                       help="bill-by date (YYYY-MM-DD; default today)")] = None,
-                  parked_days: int = 7,
-                  as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+                  parked_days: Annotated[int, typer.Option(
+                      help="work parked longer than this many days is a finding")] = 7,
+                  as_json: JsonOption = False) -> None:
     """Approved time, hub charges and the ERP's live postings (read from the ERP
     target, given as to `serve`) compared; every difference with amounts and
     the command that fixes it."""
@@ -609,7 +688,8 @@ def token_create(role: Annotated[str, typer.Option(help="admin, operator, financ
     except OverflowError:
         raise typer.BadParameter(f"expiry {expires!r} is too far ahead: give a lifetime such "
                                  "as 90d or 365d") from None
-    engine = _engine(database_url)
+    # The first admin token sets a hub up, so it may create the store.
+    engine = _engine(database_url, create=True)
     actor = None  # the store's first token, an admin's, needs none
     if token_file is not None or os.environ.get("BILLBRIDGE_TOKEN"):
         actor = _who(engine, token_file, Permission.ADMINISTER).name
@@ -640,7 +720,9 @@ def token_list(database_url: DbOption = None, token_file: TokenFileOption = None
 
 
 @token_app.command("revoke")
-def token_revoke(token_id: int, database_url: DbOption = None,
+def token_revoke(token_id: Annotated[int, typer.Argument(
+                     help="the token's number (billbridge token list)")],
+                 database_url: DbOption = None,
                  token_file: TokenFileOption = None) -> None:
     """Revoke a token at once (an admin's token acts)."""
     from billbridge.services import tokens
@@ -654,7 +736,11 @@ def token_revoke(token_id: int, database_url: DbOption = None,
 
 
 @config_app.command("propose")
-def config_propose(path: Path, database_url: DbOption = None, note: str | None = None,
+def config_propose(path: Annotated[Path, typer.Argument(
+                       help="a configuration YAML file, or a folder of them")],
+                   database_url: DbOption = None,
+                   note: Annotated[str | None, typer.Option(
+                       help="why, for the approver and the audit log")] = None,
                    token_file: TokenFileOption = None) -> None:
     """Propose a configuration folder as a new version (a second person approves)."""
     from billbridge.config_files import read_document
@@ -672,7 +758,9 @@ def config_propose(path: Path, database_url: DbOption = None, note: str | None =
 
 
 @config_app.command("approve")
-def config_approve(version: int, database_url: DbOption = None,
+def config_approve(version: Annotated[int, typer.Argument(
+                       help="the proposed version's number (billbridge config versions)")],
+                   database_url: DbOption = None,
                    token_file: TokenFileOption = None) -> None:
     """Activate a proposed version; its proposer cannot approve it."""
     engine = _engine(database_url)
@@ -733,7 +821,8 @@ def _config_yaml(shown: dict[str, Any]) -> str:
 
 
 @secrets_app.command("new-key")
-def secrets_new_key(out: Path) -> None:
+def secrets_new_key(out: Annotated[Path, typer.Argument(
+        help="the key file to write (owner-only)")]) -> None:
     """Write a new encryption key to a file (mode 600)."""
     from billbridge.engine.secrets import new_key
     stores.write_private(out, new_key())
@@ -741,7 +830,9 @@ def secrets_new_key(out: Path) -> None:
 
 
 @secrets_app.command("add")
-def secrets_add(name: str, vendor: str, base_url: str,
+def secrets_add(name: Annotated[str, typer.Argument(help="the connection's name")],
+                vendor: Annotated[str, typer.Argument(help="a registered vendor's name")],
+                base_url: Annotated[str, typer.Argument(help="the vendor API's base URL")],
                 credential: Annotated[list[str] | None, typer.Option(
                     help="- to read KEY=VALUE lines from stdin (never the values "
                          "themselves: the command line shows in ps and shell history)")] = None,
@@ -789,7 +880,9 @@ def secrets_list(database_url: DbOption = None) -> None:
 
 
 @secrets_app.command("rotate")
-def secrets_rotate(new_key_file: Path, database_url: DbOption = None,
+def secrets_rotate(new_key_file: Annotated[Path, typer.Argument(
+                       help="the new key's file (billbridge secrets new-key)")],
+                   database_url: DbOption = None,
                    token_file: TokenFileOption = None) -> None:
     """Re-encrypt every connection, and chain the audit log again, under the key in
     NEW_KEY_FILE (an admin's token acts); checkpoint the audit log afterwards."""
@@ -806,7 +899,7 @@ def secrets_rotate(new_key_file: Path, database_url: DbOption = None,
 
 @bench_app.command("burst")
 def bench_burst(
-        entries: int = 10_000,
+        entries: Annotated[int, typer.Option(help="time entries in the burst")] = 10_000,
         store: Annotated[str, typer.Option(help="sqlite or postgres")] = "sqlite",
         workers: Annotated[int, typer.Option(help="`billbridge worker` processes")] = 1,
         dispatchers: Annotated[int, typer.Option(
@@ -821,7 +914,7 @@ def bench_burst(
         batch_size: Annotated[int, typer.Option(help="events per worker transaction")] = 1000,
         erp_concurrency: Annotated[int, typer.Option(
             help="calls the ERP takes at once (its dispatch lanes)")] = 4,
-        as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+        as_json: JsonOption = False) -> None:
     """N approved entries pushed and polled, priced and posted to the emulated ERP."""
     from rich.progress import Progress
 
@@ -851,11 +944,11 @@ def bench_burst(
 
 @bench_app.command("floor")
 def bench_floor(
-        entries: int = 20_000,
+        entries: Annotated[int, typer.Option(help="time entries to run")] = 20_000,
         runs: Annotated[int, typer.Option(help="replays of each kind")] = 3,
         batch: Annotated[int, typer.Option(
             help="entries whose rows go in one transaction (the worker's batch)")] = 200,
-        as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+        as_json: JsonOption = False) -> None:
     """SQLite's floor under the burst: the burst's rows written again with no hub code."""
     from billbridge.bench.floor import run
     from billbridge.bench.machine import reference_ms
@@ -873,7 +966,7 @@ def bench_ingest(rate: Annotated[float, typer.Option(help="webhooks per second")
                  engine: Annotated[bool, typer.Option(
                      help="run workers in the serve process too (they compete for its CPU)")]
                  = False,
-                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+                 as_json: JsonOption = False) -> None:
     """Signed webhooks at a steady rate against `billbridge serve`: ack latency and loss."""
     from billbridge.bench.ingest import run
     from billbridge.bench.machine import reference_ms
@@ -886,7 +979,7 @@ def bench_ingest(rate: Annotated[float, typer.Option(help="webhooks per second")
 
 
 @bench_app.command("machine")
-def bench_machine(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def bench_machine(as_json: JsonOption = False) -> None:
     """How fast this machine runs Python now: the reference every bench prints."""
     from billbridge.bench.machine import ROUNDS, reference_ms
 
@@ -900,7 +993,7 @@ def bench_replay(exceptions: Annotated[int, typer.Option(
                      help="time entries failing NO_RATE, fixed by one configuration change")]
                  = 10_000,
                  database_url: DbOption = None,
-                 as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+                 as_json: JsonOption = False) -> None:
     """A backlog of exceptions fixed by one approved configuration change and replayed."""
     from billbridge.bench.replay import run
 
@@ -913,12 +1006,14 @@ def bench_soak(seconds: Annotated[float, typer.Option(
                    envvar="SOAK_SECONDS", help="of traffic and chaos; settling follows")] = 300,
                settle_seconds: Annotated[float, typer.Option(
                    help="at most this long for the hub to settle afterwards")] = 300,
-               erp_down_seconds: float = 60, seed: int = 1,
+               erp_down_seconds: Annotated[float, typer.Option(
+                   help="how long the ERP is down in the middle of the run")] = 60,
+               seed: Annotated[int, typer.Option(help="the random seed of the load")] = 1,
                server_url: Annotated[str, typer.Option(
                    envvar="BILLBRIDGE_TEST_PG_URL",
                    help="PostgreSQL server; the soak creates and drops its own database")] =
                "postgresql://postgres@127.0.0.1:5432/postgres",
-               as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+               as_json: JsonOption = False) -> None:
     """Chaos soak on PostgreSQL: kills, ERP outage, 429 storms, duplicate and late
     webhooks, overlapping polls; exits 1 unless source, hub and ERP reconcile."""
     from billbridge.bench.soak import SoakSettings, run
@@ -933,7 +1028,12 @@ def bench_soak(seconds: Annotated[float, typer.Option(
 
 
 @bench_app.command("console")
-def bench_console(entries: int = 100_000, exceptions: int = 5_000, repeats: int = 5) -> None:
+def bench_console(entries: Annotated[int, typer.Option(
+                      help="time entries in the store")] = 100_000,
+                  exceptions: Annotated[int, typer.Option(
+                      help="open exceptions in the store")] = 5_000,
+                  repeats: Annotated[int, typer.Option(
+                      help="loads of each page")] = 5) -> None:
     """Median server time of every console page with a large store."""
     from billbridge.bench.console import run
 
@@ -941,7 +1041,8 @@ def bench_console(entries: int = 100_000, exceptions: int = 5_000, repeats: int 
 
 
 @config_app.command("validate")
-def config_validate(path: Path) -> None:
+def config_validate(path: Annotated[Path, typer.Argument(
+        help="a configuration YAML file, or a folder of them")]) -> None:
     """Check a configuration folder (or file); name every problem; exit 1 if any.
     Warnings (a role no card prices, a rule that never applies, ...) are
     printed and leave the exit code 0."""
@@ -969,10 +1070,11 @@ def config_validate(path: Path) -> None:
 
 
 @config_app.command("diff")
-def config_diff(old: Path, new: Path,
+def config_diff(old: Annotated[Path, typer.Argument(help="the configuration in force")],
+                new: Annotated[Path, typer.Argument(help="the proposed configuration")],
                 scenarios: Annotated[Path, typer.Option(help="scenario folder to run")] =
                 Path("scenarios"),
-                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+                as_json: JsonOption = False) -> None:
     """Which postings would change if NEW replaced OLD, over a scenario suite."""
     from billbridge.config_files import load_folder
     from billbridge.domain.config import ConfigError
@@ -1002,13 +1104,20 @@ def config_diff(old: Path, new: Path,
 
 
 @scenario_app.command("run")
-def scenario_run(files: list[Path], as_json: Annotated[bool, typer.Option("--json")] = False
+def scenario_run(files: Annotated[list[Path], typer.Argument(
+                     help="scenario YAML files")], as_json: JsonOption = False
                  ) -> None:
     """Run scenario files through the real engine; exit 1 if any fails (a file
     that cannot be run fails, saying why, and the others still run)."""
+    from rich.progress import Progress
+
     from billbridge.scenarios.runner import run_files
 
-    results = run_files(files)
+    # On stderr, and gone when done: --json's output stays clean.
+    with Progress(console=errors, transient=True) as bar:
+        task = bar.add_task("scenarios", total=len(files))
+        results = run_files(files, progress=lambda done, _total: bar.update(task,
+                                                                             completed=done))
     if as_json:
         print(json.dumps([r.as_json() for r in results], indent=2, default=str))
     else:

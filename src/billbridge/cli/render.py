@@ -7,38 +7,51 @@ from decimal import Decimal
 
 from rich.console import Console
 from rich.table import Table
-from rich.tree import Tree
+from rich.text import Text
+from rich.tree import Tree as RichTree
 
-from billbridge.engine.lineage import Lineage
 from billbridge.engine.reconcile import Reconciliation
+from billbridge.services.lineage import MAX_STEPS, Step, Tree, details, headline
 
 
-def render_lineage(console: Console, found: Lineage) -> None:
-    tree = Tree(f"[bold]lineage of {found.query}[/bold]")
-    for event in found.events:
-        node = tree.add(f"[cyan]event[/cyan] {event['source']}/{event['event_id']} "
-                        f"{event['event_type']} → {event['status']}"
-                        + (f" (waiting on {event['waiting_on']})" if event["waiting_on"] else "")
-                        + (f", {event['duplicates']} repeat(s) dropped"
-                           if event["duplicates"] else ""))
-        for record in found.records:
-            node.add(f"[green]record[/green] {record['kind']} {record['id']} "
-                     f"({record['status']}, config v{record['config_version']})")
-        for command in found.commands:
-            cmd = node.add(f"[magenta]command[/magenta] #{command['id']} {command['kind']} → "
-                           f"{command['target']} [{command['status']}] "
-                           f"key {command['idempotency_key']}")
-            for attempt in found.attempts:
-                if attempt["outbox_id"] == command["id"]:
-                    cmd.add(f"attempt {attempt['attempt']}: {attempt['outcome']} "
-                            f"{attempt['detail'] or ''}")
-            if command["external_id"]:
-                cmd.add(f"[bold green]posted[/bold green] as {command['target']} "
-                        f"{command['external_id']}")
-        for exc in found.exceptions:
-            node.add(f"[red]exception[/red] #{exc['id']} {exc['reason']} [{exc['status']}]: "
-                     f"{exc['message'][:100]}")
-    console.print(tree)
+def render_lineage(console: Console, found: Tree) -> None:
+    """The tree as text: ids are never read as markup or emoji codes."""
+    root = _lineage_node(found.root)
+    tree = RichTree(Text.assemble(("lineage of ", "bold"), found.query, "\n", root))
+    _lineage_branch(tree, found.root)
+    console.print(tree, soft_wrap=False)
+    if found.cut:
+        console.print(Text(f"(cut at {MAX_STEPS} steps: ask for a narrower record)"))
+
+
+def _lineage_node(step: Step) -> Text:
+    style = {"event": "cyan", "posting": "magenta", "exception": "red", "line": "white"}
+    label = Text(headline(step), style=style.get(step.kind, "green"))
+    said = details(step)
+    if said:
+        label.append("\n" + said, style="dim")
+    return label
+
+
+def _lineage_branch(node: RichTree, step: Step) -> None:
+    if step.up:
+        made_from = node.add(Text("made from", style="bold"))
+        for parent in step.up:
+            _lineage_up(made_from.add(_lineage_node(parent)), parent)
+    if step.down:
+        led_to = node.add(Text("led to", style="bold"))
+        for child in step.down:
+            _lineage_down(led_to.add(_lineage_node(child)), child)
+
+
+def _lineage_up(node: RichTree, step: Step) -> None:
+    for parent in step.up:
+        _lineage_up(node.add(_lineage_node(parent)), parent)
+
+
+def _lineage_down(node: RichTree, step: Step) -> None:
+    for child in step.down:
+        _lineage_down(node.add(_lineage_node(child)), child)
 
 
 def _money(amounts: dict[str, Decimal] | None) -> str:

@@ -334,10 +334,34 @@ class ConnectorSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class UnmappedPerson:
+    """Time logged by a time-tool user the connection maps to no worker: what
+    finance needs to count it as approved hours not priced, and the mapping to
+    add (this user, under workers, in this connection)."""
+
+    connection: str
+    user: str
+    name: str | None
+    entry: str  # the canonical id the time entry will have once the user is mapped
+    hours: str | None  # a decimal, as text
+    approved: bool
+    project: str | None = None
+    work_date: str | None = None  # ISO date
+
+    @property
+    def fix(self) -> str:
+        return (f"map user {self.user}{f' ({self.name})' if self.name else ''} to a worker "
+                f"under workers in the {self.connection} connection")
+
+
+@dataclass(frozen=True, slots=True)
 class Malformed:
     """A vendor record a mapping could not turn into a canonical event: kept
-    with its raw payload and the reason, and opened as an exception."""
+    with its raw payload and the reason, and opened as an exception. A time
+    entry whose only fault is an unmapped user says so in ``unmapped``: the
+    hub then counts its hours as leakage (any time source, the same way)."""
 
     raw: Any
     reason: str
     event_id: str | None = None
+    unmapped: UnmappedPerson | None = None

@@ -163,23 +163,28 @@ def overview(request: Request) -> HTMLResponse:
 @router.get("/exceptions")
 def exception_list(request: Request, reason: str = "", message: str = "") -> HTMLResponse:
     who = _who(request)
+    try:
+        exceptions.known_reason(reason)
+    except BillbridgeError as exc:
+        message, reason = exc.message, ""
     with _hub(request).engine.connect() as conn:
         items = exceptions.open_list(conn, reason=reason or None, limit=500)
         reasons = exceptions.open_reasons(conn)
     return page(request, "exceptions.html", "/console/exceptions", who, items=items,
-                reasons=reasons, reason=reason, message=message)
+                reasons=reasons, reason=reason, message=message,
+                may_act=auth.allowed(who, Permission.ACT))
 
 
 @router.post("/exceptions/act")
 def exception_act(request: Request, action: str = Form(...), csrf: str = Form(""),
-                  ids: list[int] = Form(default=[]), reason_text: str = Form("")) -> Response:
+                  ids: list[int] = Form(default=[]), note: str = Form("")) -> Response:
     who = _who(request, Permission.ACT)
     _check_csrf(request, csrf)
     # Anything but retry or replay dismisses, as the form's third button does.
     chosen: exceptions.Action = "retry" if action == "retry" else \
         "replay" if action == "replay" else "dismiss"
     results = exceptions.act_many(_hub(request).engine, ids, chosen, actor=who.name,
-                                  now=lambda: datetime.now(UTC), reason=reason_text)
+                                  now=lambda: datetime.now(UTC), reason=note)
     done = sum(isinstance(r, Acted) for r in results)
     refused = [f"#{r.id}: {r.why}" for r in results if not isinstance(r, Acted)]
     note = f"{action}: {done} done" + (f"; refused {'; '.join(refused)}" if refused else "")
@@ -189,23 +194,42 @@ def exception_act(request: Request, action: str = Form(...), csrf: str = Form(""
 @router.get("/lineage")
 def lineage_page(request: Request, id: str = "") -> HTMLResponse:
     who = _who(request)
-    found = None
+    found, missing = None, ""
     if id:
         try:
             with _hub(request).engine.connect() as conn:
                 found = lineage.trace(conn, id)
-        except BillbridgeError:
-            found = None
-    return page(request, "lineage.html", "/console/lineage", who, ident=id, found=found)
+        except BillbridgeError as exc:
+            missing = exc.message
+    return page(request, "lineage.html", "/console/lineage", who, ident=id, found=found,
+                missing=missing, headline=lineage.headline, details=lineage.details,
+                max_steps=lineage.MAX_STEPS)
 
 
 @router.get("/config")
-def config_page(request: Request, message: str = "") -> HTMLResponse:
+def config_page(request: Request, message: str = "") -> Response:
     who = _who(request)
-    with _hub(request).engine.connect() as conn:
+    engine = _hub(request).engine
+    with engine.connect() as conn:
         versions = config_versions.history(conn)
+    active, proposals = config_versions.pending(engine)
     return page(request, "config.html", "/console/config", who, versions=versions,
-                message=message)
+                message=message, active=active, proposals=proposals)
+
+
+@router.get("/config/{version}")
+def config_review(request: Request, version: int) -> Response:
+    """One proposal before its approval: what it changes, and which postings of
+    the scenario suite move (the preview), then the approve button."""
+    who = _who(request)
+    folder = getattr(request.app.state, "scenarios", None)
+    suite = sorted(folder.glob("*.yaml")) if folder else []
+    try:
+        proposal = config_versions.review(_hub(request).engine, version, suite)
+    except BillbridgeError as exc:
+        return RedirectResponse(f"/console/config?message={exc.message}", status_code=303)
+    return page(request, "config_review.html", "/console/config", who, p=proposal,
+                suite=len(suite), may_approve=auth.allowed(who, Permission.CONFIG_APPROVE))
 
 
 @router.post("/config/{version}/approve")

@@ -316,6 +316,7 @@ class DynamicsSalesCrm(Emulated):
 # -- time tools ------------------------------------------------------------------------
 class HarvestTool(Emulated):
     name, label = "harvest", "Harvest"
+    reports_unmapped = True  # its mapping marks Dave's entry with UnmappedPerson (D72)
     emulator: HarvestEmulator
     note = ("Harvest has no webhooks: the hub polls it, and each poll reads again the "
             "minute before the previous one began.")
@@ -367,6 +368,7 @@ class HarvestTool(Emulated):
 
 class KantataTool(Emulated):
     name, label = "kantata", "Kantata"
+    reports_unmapped = True
     emulator: KantataEmulator
     note = ("Kantata: delivery sets both projects up in Kantata before the deals close "
             "(the hub writes ERP ids onto projects, it does not create them), and time is "
@@ -492,6 +494,8 @@ class TempoTool(Emulated):
 class CsvTool:
     """A time system with no API: it exports approved hours as CSV files into a
     folder the hub watches, and nothing can be written back to it."""
+
+    reports_unmapped = True
 
     name, label = "csv", "timesheet files"
     note = ("Timesheet files: the firm's old time system exports approved hours as CSV into "
@@ -754,6 +758,42 @@ class SapS4HanaErp(EmulatedErp):
         return []
 
 
+class FileDropErp:
+    name, label = "filedrop", "a legacy ERP (file drop over SFTP)"
+    note = ("The legacy ERP's only interface is a folder on its SFTP server: the hub drops CSV "
+            "files with manifests there, the ERP's import job posts them and writes "
+            "acknowledgement files, its receivables export says when an invoice is paid, and "
+            "the hub reads both back.")
+    # An upload whose answer is lost with the connection, and one cut half way.
+    fault_script: Sequence[Any] = ("lost_ack", "5xx")
+    polled = True
+
+    def __init__(self) -> None:
+        from billbridge.connectors.filedrop.emulator import FileDropEmulator
+
+        folder = Path(os.environ.get(WORKDIR) or tempfile.mkdtemp()) / "filedrop"
+        self.emulator = FileDropEmulator(folder, password=credential()).start()
+        self.url = self.emulator.url
+        self.faults = self.emulator.faults
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "filedrop", self.url, credentials={
+            "username": self.emulator.username, "password": self.emulator.password,
+            "host_key": self.emulator.host_key}, options={"timeout": 5.0})
+
+    def invoices(self) -> list[ErpInvoice]:
+        self.emulator.erp.import_once()  # the import job's next run, now
+        return [ErpInvoice(i.invoice, i.erp_id, i.total, i.currency)
+                for i in self.emulator.erp.ledger.invoices]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        self.emulator.erp.pay(invoice.erp_id)
+        return []
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
 TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool,
@@ -824,5 +864,5 @@ ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteE
                                       "dynamics-finance": DynamicsFinanceErp,
                                       "oracle-fusion": OracleFusionErp,
                                       "sap-s4hana": SapS4HanaErp,
-                                      "tryton": TrytonErp}
+                                      "tryton": TrytonErp, "filedrop": FileDropErp}
 DEFAULTS = {"crm": "hubspot", "time": "harvest", "erp": "ledger"}

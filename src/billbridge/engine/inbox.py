@@ -11,13 +11,13 @@ import random
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
-from billbridge.connectors.base import Malformed
+from billbridge.connectors.base import Malformed, UnmappedPerson
 from billbridge.domain.events import MalformedEvent, aggregate_key, parse_event
 from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import metrics
@@ -26,7 +26,7 @@ from billbridge.engine.clock import Clock
 from billbridge.engine.exception_queue import open_exception
 from billbridge.store.bulk import Bulk
 from billbridge.store.db import dialect_insert
-from billbridge.store.tables import inbox
+from billbridge.store.tables import inbox, records
 
 
 class IngestStatus(StrEnum):
@@ -106,6 +106,7 @@ class _Bad:
     given: Any
     text: str
     message: str
+    unmapped: UnmappedPerson | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,8 +123,7 @@ def prepare(raws: Iterable[Any], *, source: str) -> Prepared:
     for raw in raws:
         if isinstance(raw, Malformed):
             value = {"id": raw.event_id} if raw.event_id else _decode(raw.raw)
-            items.append(_Bad(value,
-                              _raw_text(raw.raw), raw.reason))
+            items.append(_Bad(value, _raw_text(raw.raw), raw.reason, raw.unmapped))
             continue
         value = _decode(raw)
         if isinstance(value, dict):
@@ -170,8 +170,7 @@ def store(conn: Connection, prepared: Prepared, *, clock: Clock) -> list[IngestR
             if positions:
                 _store_accepted(conn, source, accepted, positions, results)
                 accepted, positions = {}, []
-            results.append(_store_malformed(conn, item.given, item.text, source, item.message,
-                                            clock))
+            results.append(_store_malformed(conn, item, source, clock))
             continue
         positions.append((len(results), item["event_id"]))
         results.append(None)
@@ -242,8 +241,23 @@ def _count_duplicate(conn: Connection, source: str, event_id: str) -> IngestResu
     return IngestResult(IngestStatus.DUPLICATE, int(row.id), event_id, row.correlation_id)
 
 
-def _store_malformed(conn: Connection, value: Any, text: str, source: str, message: str,
-                     clock: Clock) -> IngestResult:
+UNMAPPED = "unmapped_time"
+"""Records of time whose user the connection does not map, one per entry."""
+
+
+def _keep_unmapped(conn: Connection, person: UnmappedPerson, correlation_id: str,
+                   clock: Clock) -> None:
+    """The entry's latest unmapped version, for reconcile and the leakage page."""
+    conn.execute(delete(records).where(records.c.kind == UNMAPPED,
+                                       records.c.id == person.entry))
+    conn.execute(insert(records).values(
+        kind=UNMAPPED, id=person.entry, data=json.dumps(asdict(person)),
+        status="approved" if person.approved else "submitted", version=1,
+        correlation_id=correlation_id, updated_at=clock.now()))
+
+
+def _store_malformed(conn: Connection, bad: _Bad, source: str, clock: Clock) -> IngestResult:
+    value, text, message = bad.given, bad.text, bad.message
     given_id = value.get("id") if isinstance(value, dict) else None
     event_id = (given_id if isinstance(given_id, str) and given_id
                 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:40])
@@ -259,8 +273,13 @@ def _store_malformed(conn: Connection, value: Any, text: str, source: str, messa
     if inserted is None:
         return _count_duplicate(conn, source, event_id)
     metrics.EVENTS_MALFORMED.labels(source).inc()
+    person = bad.unmapped
     open_exception(conn, reason=ReasonCode.MALFORMED_PAYLOAD, stage="inbound",
                    message=f"{source} event {event_id}: {message}", inbox_id=int(inserted),
-                   raw=text, correlation_id=correlation_id, at=clock.now())
+                   raw=text, correlation_id=correlation_id, at=clock.now(),
+                   record_kind="time_entry" if person else None,
+                   record_id=person.entry if person else None)
+    if person is not None:
+        _keep_unmapped(conn, person, correlation_id, clock)
     return IngestResult(IngestStatus.MALFORMED, int(inserted), event_id, correlation_id,
                         message)

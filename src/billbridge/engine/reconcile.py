@@ -69,6 +69,7 @@ def _hub_side(conn: Connection, period_end: date, now: datetime,
     findings: list[Finding] = []
     findings += _unbilled(conn, period_end)
     findings += unpriced(conn)
+    findings += unmapped(conn)
     findings += _parked(conn, now, parked_days)
     findings += _unposted(conn)
     findings += _stale_prices(conn)
@@ -103,6 +104,30 @@ def unpriced(conn: Connection) -> list[Finding]:
                            f"{reason.reason}: {reason.message}" if reason
                            else "approved, no charge and no open exception"))
     return out
+
+
+UNMAPPED_KIND = "approved hours not priced (user not mapped)"
+
+
+def unmapped(conn: Connection) -> list[Finding]:
+    """Approved time from time-tool users the connection maps to no worker
+    (any time source: engine.inbox keeps each as an ``unmapped_time`` record),
+    while its exception is open and the entry has not come through since."""
+    entry = records.alias("entry")
+    arrived = exists().where(entry.c.kind == "time_entry", entry.c.id == records.c.id)
+    still_open = exists().where(exceptions.c.record_kind == "time_entry",
+                                exceptions.c.record_id == records.c.id,
+                                exceptions.c.status == "open")
+    found = _records(conn, "unmapped_time", records.c.status == "approved", ~arrived,
+                     still_open)
+    return [Finding(UNMAPPED_KIND, str(p.get("project") or "?"), entry_id,
+                    Decimal(p["hours"]) if p.get("hours") else None, None, None,
+                    f"{p['connection']} user {p['user']}"
+                    + (f" ({p['name']})" if p.get("name") else "")
+                    + f" logged it on {p.get('work_date') or '?'}; no worker is mapped",
+                    f"map user {p['user']} to a worker under workers in the "
+                    f"{p['connection']} connection, then sync it again")
+            for entry_id, p in sorted(found.items())]
 
 
 def _parked(conn: Connection, now: datetime, days: int) -> list[Finding]:

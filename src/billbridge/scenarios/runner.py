@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -314,13 +314,18 @@ def run_file(path: Path) -> ScenarioResult:
     return run_document(load(path), file=str(path))
 
 
-def run_files(paths: Iterable[Path]) -> list[ScenarioResult]:
+def run_files(paths: Iterable[Path],
+              progress: Callable[[int, int], None] | None = None) -> list[ScenarioResult]:
     """One result per file, in order: a file that cannot be run is a failed
-    result saying why, and the others still run."""
+    result saying why, and the others still run. ``progress(done, total)``
+    after each file."""
+    files = list(paths)
     results = []
-    for path in paths:
+    for path in files:
         try:
             results.append(run_file(path))
         except ScenarioError as exc:
             results.append(ScenarioResult.not_run(str(path), str(exc)))
+        if progress is not None:
+            progress(len(results), len(files))
     return results

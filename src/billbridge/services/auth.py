@@ -44,9 +44,14 @@ GRANTS: dict[Permission, frozenset[Role]] = {
 }
 
 
+def allowed(identity: Identity, permission: Permission) -> bool:
+    """Whether the identity's role grants ``permission`` (what a face offers it)."""
+    return identity.role in GRANTS[permission]
+
+
 def authorize(identity: Identity, permission: Permission) -> None:
     """Forbidden unless the identity's role grants ``permission``."""
-    if identity.role not in GRANTS[permission]:
+    if not allowed(identity, permission):
         raise Forbidden(f"role {identity.role.value} may not {permission.value}")
 
 

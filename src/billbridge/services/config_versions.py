@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -79,6 +79,63 @@ def history(conn: Connection) -> list[dict[str, Any]]:
         after = documents[v["version"]]
         v["changed"] = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
     return rows
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A proposal as its approver must see it before approving: what it changes
+    in the document, and which postings its scenario preview changes."""
+
+    version: int
+    proposed_by: str
+    note: str | None
+    created_at: str | None
+    diff: list[str]  # unified diff of the YAML, active → proposed
+    preview: Preview | None  # None without a scenario suite
+    preview_error: str | None = None  # why the suite could not run
+
+
+def pending(engine: Engine) -> tuple[dict[str, Any] | None, list[Pending]]:
+    """The active version (without its document) and every open proposal with
+    its diff against it (no preview: that runs the scenario suite, see review)."""
+    import difflib
+
+    import yaml
+
+    with engine.connect() as conn:
+        active = show(conn) if config_store.active_version(conn) else None
+        rows = [r for r in config_store.versions(conn) if r["status"] == "proposed"]
+        documents = {r["version"]: config_store.document(conn, r["version"]) for r in rows}
+    before = yaml.safe_dump(active["document"] if active else {}, sort_keys=True).splitlines()
+    found = []
+    for row in sorted(rows, key=lambda r: r["version"]):
+        after = yaml.safe_dump(documents[row["version"]], sort_keys=True).splitlines()
+        lines = list(difflib.unified_diff(
+            before, after, f"v{active['version']} (active)" if active else "nothing active",
+            f"v{row['version']} (proposed)", lineterm="", n=2))
+        found.append(Pending(row["version"], row["proposed_by"], row["note"],
+                             _utc(row["created_at"]), lines, None))
+    if active is not None:
+        active = {k: v for k, v in active.items() if k != "document"}
+    return active, found
+
+
+def review(engine: Engine, version: int, scenarios: Sequence[Path]) -> Pending:
+    """One open proposal as its approver sees it: its diff and its preview over
+    ``scenarios`` (a suite that cannot run is said in ``preview_error``).
+    NotFound when ``version`` is not an open proposal."""
+    from billbridge.domain.config import ConfigError
+    from billbridge.scenarios.runner import ScenarioError
+
+    found = next((p for p in pending(engine)[1] if p.version == version), None)
+    if found is None:
+        raise NotFound(f"version {version} is not a proposal waiting for approval")
+    shown, error = None, None
+    try:
+        shown = preview(engine, version, scenarios) if scenarios else None
+    except (ScenarioError, ConfigError) as exc:
+        error = str(exc)
+    return replace(found, preview=shown, preview_error=error)
 
 
 def propose(engine: Engine, document: dict[str, Any], *, actor: str, at: datetime,

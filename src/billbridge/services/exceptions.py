@@ -3,26 +3,40 @@ replay, dismiss) one by one or in bulk, and a backlog replayed by reason."""
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, or_, select
 
+from billbridge.domain.reasons import ReasonCode
 from billbridge.engine import exception_queue
 from billbridge.errors import BillbridgeError, Conflict, Invalid, NotFound
 from billbridge.services._rows import plain
-from billbridge.store.tables import exceptions, inbox
+from billbridge.store.tables import exceptions, inbox, outbox
 
 Action = Literal["retry", "replay", "dismiss"]
 ACTIONS: tuple[Action, ...] = ("retry", "replay", "dismiss")
 
 
+def known_reason(reason: str | None) -> str | None:
+    """``reason`` if it is a reason code; Invalid naming the nearest and every
+    known one otherwise (a filter on a misspelt code would match nothing, quietly)."""
+    if reason is None or reason == "" or reason in ReasonCode.__members__:
+        return reason or None
+    near = difflib.get_close_matches(reason.upper(), list(ReasonCode.__members__), n=1)
+    raise Invalid(f"unknown reason code {reason!r}" + (f"; did you mean {near[0]}?" if near
+                                                       else "")
+                  + f" (known: {', '.join(ReasonCode.__members__)})")
+
+
 def page(conn: Connection, *, status: str, reason: str | None, cursor: int | None,
          limit: int) -> list[dict[str, Any]]:
     """Exceptions with ``status`` (and ``reason``) after ``cursor``, raw payloads cut."""
+    reason = known_reason(reason)
     query = select(*exception_queue.SHOWN).where(exceptions.c.status == status)
     if reason:
         query = query.where(exceptions.c.reason == reason)
@@ -41,7 +55,8 @@ def get(conn: Connection, exc_id: int) -> dict[str, Any]:
 def open_list(conn: Connection, *, reason: str | None = None, limit: int = 100,
               whole: bool = False) -> list[Any]:
     """Open exceptions, oldest first; raw payloads cut for display unless ``whole``."""
-    return exception_queue.list_open(conn, reason=reason, limit=limit, whole=whole)
+    return exception_queue.list_open(conn, reason=known_reason(reason), limit=limit,
+                                     whole=whole)
 
 
 def open_reasons(conn: Connection) -> list[str]:
@@ -101,7 +116,59 @@ def replay_backlog(engine: Engine, *, reason: str, actor: str,
                    now: Callable[[], datetime]) -> tuple[int, list[int]]:
     """Every open exception with ``reason`` replayed, in chunks: how many were,
     and the ids that could not be."""
+    reason = str(known_reason(reason))
     return exception_queue.replay_backlog(engine, reason=reason, actor=actor, now=now)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of the work an action sent back: ``settled`` once a worker ran it."""
+
+    settled: bool
+    said: str
+
+
+def newest_id(conn: Connection) -> int:
+    """The number of the newest exception: what an action's outcome counts from."""
+    return int(conn.execute(select(func.max(exceptions.c.id))).scalar() or 0)
+
+
+def outcome(conn: Connection, exc_id: int, action: Action, *, since: int) -> Outcome:
+    """After a retry or replay of ``exc_id`` (when ``since`` was the newest
+    exception): done (with the target's id), failed again (the new exception's
+    number and reason), or still queued."""
+    exc = conn.execute(select(exceptions).where(exceptions.c.id == exc_id)).first()
+    if exc is None:
+        raise NotFound(f"no exception {exc_id}")
+    after = select(exceptions.c.id, exceptions.c.reason).where(
+        exceptions.c.id > max(since, exc_id))
+    same = [exceptions.c.correlation_id == exc.correlation_id]
+    if exc.record_id is not None:
+        same.append((exceptions.c.record_kind == exc.record_kind)
+                    & (exceptions.c.record_id == exc.record_id))
+    again = conn.execute(after.where(or_(*same)).order_by(exceptions.c.id)).first()
+    if again is not None:
+        word = "still" if again.reason == exc.reason else "now"
+        return Outcome(True, f"{word} {again.reason}: exception {again.id} opened")
+    if exc.outbox_id is not None and action == "retry":
+        sent = conn.execute(select(outbox.c.status, outbox.c.target, outbox.c.external_id)
+                            .where(outbox.c.id == exc.outbox_id)).first()
+        if sent is not None and sent.status == "done":
+            return Outcome(True, f"done: {sent.target} holds it as {sent.external_id}")
+        return Outcome(False, "queued: its command waits for a dispatcher")
+    event_id = exc.inbox_id if exc.inbox_id is not None else conn.execute(
+        select(outbox.c.inbox_id).where(outbox.c.id == exc.outbox_id)).scalar()
+    ran = conn.execute(select(inbox.c.status, inbox.c.waiting_on)
+                       .where(inbox.c.id == event_id)).first()
+    if ran is None or ran.status == "pending":
+        return Outcome(False, "queued: its event waits for a worker")
+    if ran.status == "parked":
+        return Outcome(True, f"parked, waiting on {ran.waiting_on}")
+    pending = conn.execute(select(outbox.c.id).where(
+        outbox.c.inbox_id == event_id, outbox.c.status == "pending").limit(1)).first()
+    if pending is not None:
+        return Outcome(False, "processed; its commands wait for a dispatcher")
+    return Outcome(True, "done: nothing is left open for it")
 
 
 @dataclass(frozen=True)

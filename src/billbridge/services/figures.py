@@ -55,8 +55,18 @@ class Executive:
     projects: list[ProjectFigures] = field(default_factory=list)
     dso_days: str = "—"
 
-    def total(self, name: str) -> Decimal:
-        return sum((getattr(p, name) for p in self.projects), Decimal(0))
+    def totals(self, name: str) -> dict[str, Decimal]:
+        """The figure summed per currency: USD and EUR are never added together."""
+        sums: dict[str, Decimal] = {}
+        for p in self.projects:
+            sums[p.currency] = sums.get(p.currency, Decimal(0)) + getattr(p, name)
+        return dict(sorted(sums.items()))
+
+    def share(self, project: ProjectFigures) -> int:
+        """The project's billed and WIP as a percentage of all in its currency."""
+        revenue = [p.billed + p.wip for p in self.projects if p.currency == project.currency]
+        whole = sum(revenue, Decimal(0))
+        return min(100, round(100 * (project.billed + project.wip) / whole)) if whole else 0
 
 
 def executive(conn: Connection, today: date) -> Executive:
@@ -126,40 +136,60 @@ AGES = ((30, "0-30 days"), (60, "31-60 days"), (90, "61-90 days"), (10**6, "over
 
 @dataclass
 class Leakage:
-    unbilled: list[tuple[str, str, Decimal, Decimal]] = field(default_factory=list)
-    """(project, age bucket, hours, amount) of approved, posted, uninvoiced time."""
+    unbilled: list[tuple[str, str, Decimal, Decimal, str]] = field(default_factory=list)
+    """(project, age bucket, hours, amount, currency) of approved, posted,
+    uninvoiced time."""
+    unbilled_totals: dict[str, Decimal] = field(default_factory=dict)
+    """The unbilled amount per currency (never one sum across currencies)."""
     held: list[tuple[str, int, Decimal]] = field(default_factory=list)
     """(reason, entries, hours) of approved time that is not priced."""
+    unmapped: list[tuple[str, str, int, Decimal, str]] = field(default_factory=list)
+    """(connection, user, entries, hours, the mapping to add) of approved time
+    from users the connection does not map."""
     parked: int = 0
     stale_charges: int = 0
     stale_amount: Decimal = Decimal(0)
 
 
 def leakage(conn: Connection, today: date) -> Leakage:
-    from billbridge.engine.reconcile import unpriced
+    from billbridge.engine.reconcile import unmapped, unpriced
 
     result = Leakage()
-    buckets: dict[tuple[str, str], list[Decimal]] = defaultdict(
+    buckets: dict[tuple[str, str, str], list[Decimal]] = defaultdict(
         lambda: [Decimal(0), Decimal(0)])
-    for project, day, hours, amount in conn.execute(
-            select(charge_facts.c.project, charge_facts.c.work_date,
+    for project, day, currency, hours, amount in conn.execute(
+            select(charge_facts.c.project, charge_facts.c.work_date, charge_facts.c.currency,
                    func.sum(charge_facts.c.hours_e4), func.sum(charge_facts.c.amount_e4))
             .where(charge_facts.c.status == "posted", charge_facts.c.billable.is_(True))
-            .group_by(charge_facts.c.project, charge_facts.c.work_date)):
+            .group_by(charge_facts.c.project, charge_facts.c.work_date,
+                      charge_facts.c.currency)):
         age = (today - day).days
         label = next(name for limit, name in AGES if age <= limit)
-        bucket = buckets[(project, label)]
+        bucket = buckets[(project, label, currency)]
         bucket[0] += from_e4(hours)
         bucket[1] += from_e4(amount)
+        result.unbilled_totals[currency] = (result.unbilled_totals.get(currency, Decimal(0))
+                                            + from_e4(amount))
     order = [name for _, name in AGES]
-    result.unbilled = [(p, a, h, m) for (p, a), (h, m) in
-                       sorted(buckets.items(), key=lambda x: (x[0][0], order.index(x[0][1])))]
+    result.unbilled = [(p, a, h, m, c) for (p, a, c), (h, m) in
+                       sorted(buckets.items(), key=lambda x: (x[0][0], order.index(x[0][1]),
+                                                              x[0][2]))]
     held: dict[str, list[Any]] = defaultdict(lambda: [0, Decimal(0)])
     for finding in unpriced(conn):
         reason = finding.detail.split(":")[0]
         held[reason][0] += 1
         held[reason][1] += finding.hours or 0
+    people: dict[tuple[str, str], list[Any]] = defaultdict(lambda: [0, Decimal(0), ""])
+    for finding in unmapped(conn):
+        words = finding.detail.split(" ")  # "<connection> user <id> …"
+        person = people[(words[0], words[2])]
+        person[0] += 1
+        person[1] += finding.hours or 0
+        person[2] = finding.fix
+        held["user not mapped"][0] += 1
+        held["user not mapped"][1] += finding.hours or 0
     result.held = [(r, n, h) for r, (n, h) in sorted(held.items())]
+    result.unmapped = [(c, u, n, h, fix) for (c, u), (n, h, fix) in sorted(people.items())]
     result.parked = queries.inbox_by_status(conn, "parked").get("parked", 0)
     version = active_version(conn)
     stale = conn.execute(select(func.count(), func.sum(charge_facts.c.amount_e4)).where(

@@ -111,18 +111,29 @@ def overview(engine: Engine, *, now_ms: int) -> Overview:
                         sending=sending, latency=_latency(conn), hours=_per_hour(conn))
 
 
+LATENCY_MIN_SAMPLES = 20
+
+
 def _latency(conn: Connection) -> dict[str, str]:
+    """Source → ERP posting over the latest postings (at most 5,000), with how
+    many there were and when: a figure without its sample says little."""
     rows = conn.execute(
         select(inbox.c.received_at, outbox.c.done_at)
         .join(outbox, outbox.c.inbox_id == inbox.c.id)
         .where(outbox.c.status == "done", outbox.c.kind == "time_charge.post")
         .order_by(outbox.c.id.desc()).limit(5000)).all()
-    seconds = sorted((r.done_at - r.received_at).total_seconds() for r in rows
-                     if r.done_at and r.received_at)
+    timed = [r for r in rows if r.done_at and r.received_at]
+    seconds = sorted((r.done_at - r.received_at).total_seconds() for r in timed)
     if not seconds:
-        return {"p50": "—", "p95": "—"}
+        return {"p50": "—", "p95": "—", "samples": "0", "window": "no postings yet"}
+    first, last = min(r.received_at for r in timed), max(r.done_at for r in timed)
+    window = f"{first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC"
+    shown = {"p50": f"{statistics.median(seconds):.2f} s", "samples": str(len(seconds)),
+             "window": window}
+    if len(seconds) < LATENCY_MIN_SAMPLES:  # a 95th percentile of a handful is their maximum
+        return shown | {"p95": f"— (needs {LATENCY_MIN_SAMPLES} postings)"}
     p95 = seconds[min(len(seconds) - 1, int(len(seconds) * 0.95))]
-    return {"p50": f"{statistics.median(seconds):.2f} s", "p95": f"{p95:.2f} s"}
+    return shown | {"p95": f"{p95:.2f} s"}
 
 
 def _per_hour(conn: Connection) -> list[tuple[str, int, int]]:

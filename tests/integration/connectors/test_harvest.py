@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from billbridge.connectors.harvest.target import MARKER, HarvestTarget
 from billbridge.engine.clock import ManualClock, SystemClock
 from billbridge.engine.hub import Hub, HubSettings
 from billbridge.engine.policy import RetryPolicy
+from billbridge.engine.reconcile import unmapped
 from billbridge.engine.sync import load_cursor, sync
 from billbridge.store.db import make_engine, migrate
 from billbridge.store.tables import exceptions, inbox
@@ -320,6 +322,11 @@ def test_an_entry_by_an_unknown_user_is_kept_raw_with_a_reason_and_maps_once_map
     assert f"Harvest time entry {carols['id']}: unknown Harvest user {CAROL} (Carol Diaz): " \
            "map it under workers in the harvest connection" in message
     assert json.loads(raw)["notes"] == "Wireframes"
+    with engine.connect() as conn:  # her approved hour is leakage, with the mapping to add
+        [leak] = unmapped(conn)
+    assert (leak.record, leak.hours) == (f"te_harvest_{carols['id']}", Decimal("1.5"))
+    assert leak.fix.startswith(f"map user {CAROL} to a worker under workers in the harvest "
+                               "connection")
     assert sync(engine, source(harvest), SystemClock()).malformed == 0  # one exception only
     fixed = source(harvest, workers={**WORKERS, str(CAROL): "w-carol"})
     assert sync(engine, fixed, SystemClock()).accepted == 1  # the snapshot maps it now

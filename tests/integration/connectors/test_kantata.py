@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -35,6 +36,7 @@ from billbridge.connectors.kantata.webhooks import KantataWebhooks
 from billbridge.emulation.faults import Fault, FaultRule
 from billbridge.engine.clock import SystemClock
 from billbridge.engine.hub import Hub, HubSettings
+from billbridge.engine.reconcile import unmapped
 from billbridge.engine.sync import load_cursor, sync
 from billbridge.store.tables import exceptions, inbox
 from billbridge.web import HubServer
@@ -198,8 +200,8 @@ def test_pagination_that_repeats_itself_stops_with_an_error(kantata: KantataEmul
 
 def test_unmappable_records_open_exceptions_with_reason_and_raw_and_the_rest_flow(
         engine: Engine, kantata: KantataEmulator) -> None:
-    kantata.seed(time_entries=[entry(1), entry(2, user_id="99"), entry(3, workspace_id="78"),
-                               entry(4)])
+    kantata.seed(time_entries=[entry(1), entry(2, user_id="99", approved=True),
+                               entry(3, workspace_id="78"), entry(4)])
     result = sync(engine, source(kantata), SystemClock())
     assert result.malformed == 2 and stored(engine) == sorted(entry_ids(kantata, 1, 2, 3, 4))
     with engine.connect() as conn:
@@ -208,6 +210,10 @@ def test_unmappable_records_open_exceptions_with_reason_and_raw_and_the_rest_flo
     assert 'user 99 is not mapped to a worker; add "99": "<worker id>"' in messages
     assert "project (workspace) 78 'Internal tooling' has no project code" in messages
     assert any('"user_id": "99"' in raw for _m, raw in found)
+    with engine.connect() as conn:  # user 99's approved hours are leakage, with the fix
+        [leak] = unmapped(conn)
+    assert (leak.record, leak.hours) == ("kt-te-2", Decimal("8.00"))
+    assert "map user 99 to a worker under workers in the kantata connection" in leak.fix
 
 
 # -- deletions and un-approvals -----------------------------------------------------------

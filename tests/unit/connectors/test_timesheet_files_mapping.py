@@ -81,6 +81,10 @@ def test_an_id_column_names_the_entry_and_workers_map_names_to_ids() -> None:
     assert data(found)["id"] == "te_csv_TS-9_1" and data(found)["worker"] == "w-alice"
     unknown = row_event(row(Employee="Zed"), SHEET, columns, 0)
     assert isinstance(unknown, Malformed) and "unknown employee 'Zed'" in unknown.reason
+    # Its hours are leakage the hub counts, with the mapping to add (D72).
+    person = unknown.unmapped
+    assert person is not None and (person.connection, person.user) == ("csv", "Zed")
+    assert person.entry.startswith("te_csv_") and person.hours is not None
 
 
 def test_an_expense_sheet_is_known_by_its_amount_column() -> None:

@@ -16,9 +16,9 @@ from billbridge.emulation.server import EmulatorServer
 
 ROOT = Path(billbridge.connectors.__file__).parent
 VENDORS = sorted(p.name for p in ROOT.iterdir() if (p / "__init__.py").is_file())
-FILE_VENDORS = {"timesheet_files": "TimesheetExporter"}
+FILE_VENDORS = {"timesheet_files": "TimesheetExporter", "filedrop": "LegacyErp"}
 """Vendors whose system has no API but a file: their emulator is what writes
-the files (an export job), not an HTTP server."""
+or imports the files (an export job, an ERP's import job), not an HTTP server."""
 
 
 def _imports(path: Path, package: str) -> set[str]:

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import ValidationError
 
-from billbridge.connectors.base import Malformed
+from billbridge.connectors.base import Malformed, UnmappedPerson
 from billbridge.connectors.fields import blank, instant
 from billbridge.connectors.fields import explain as _explain
 from billbridge.domain.records import Expense, TimeEntry
@@ -116,6 +116,19 @@ def _who(record: Mapping[str, Any], config: MappingConfig) -> str:
     return worker
 
 
+def _unmapped(record: Mapping[str, Any], codes: Mapping[int, str],
+              config: MappingConfig) -> UnmappedPerson:
+    user = _ref(record, "user")
+    hours = _decimal(record.get("hours"))
+    return UnmappedPerson(
+        connection=config.source, user=str(user.get("id")),
+        name=str(user["name"]) if user.get("name") else None,
+        entry=canonical_id("time_entry", record.get("id"), config.source),
+        hours=None if hours is None else str(hours), approved=_status(record) == "approved",
+        project=project_code(record, codes),
+        work_date=str(record["spent_date"]) if record.get("spent_date") else None)
+
+
 def _where(record: Mapping[str, Any], codes: Mapping[int, str]) -> str:
     code = project_code(record, codes)
     if code is None:
@@ -174,7 +187,10 @@ def time_entry_event(entry: Mapping[str, Any], codes: Mapping[int, str],
                 "billable": entry.get("billable"), "notes": entry.get("notes") or "",
                 "status": _status(entry)}
 
-    return _event("time_entry", entry, config, build, TimeEntry)
+    event = _event("time_entry", entry, config, build, TimeEntry)
+    if isinstance(event, Malformed) and str(_ref(entry, "user").get("id")) not in config.workers:
+        return replace(event, unmapped=_unmapped(entry, codes, config))  # hours not priced
+    return event
 
 
 def expense_event(expense: Mapping[str, Any], config: MappingConfig

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from billbridge.connectors.base import Malformed
+from billbridge.connectors.base import Malformed, UnmappedPerson
 from billbridge.connectors.fields import blank, explain, instant
 from billbridge.domain.events import PAYLOADS
 from billbridge.domain.money import quantize_hours
@@ -261,13 +261,19 @@ def time_entry_event(entry: Mapping[str, Any], workspace: Workspace | None,
         reason = no_code(workspace, config) if workspace else \
             f"project (workspace) {entry.get('workspace_id')} is not visible to billbridge"
         return Malformed(raw, f"{what}: {reason}", event_id)
+    minutes = entry.get("time_in_minutes")
     try:
         worker = _worker(entry, config, what)
     except LookupError as exc:
-        return Malformed(raw, str(exc), event_id)
+        hours = (str(quantize_hours(Decimal(minutes) / 60))
+                 if isinstance(minutes, int) and not isinstance(minutes, bool) else None)
+        return Malformed(raw, str(exc), event_id, UnmappedPerson(
+            config.source, str(entry.get("user_id")), None,
+            f"{TIME_ENTRY_ID}{entry.get('id')}", hours,
+            entry.get("approved") is True, workspace.code,
+            str(entry["date_performed"]) if entry.get("date_performed") else None))
     if version is None:
         return Malformed(raw, f"{what}: updated_at is missing", event_id)
-    minutes = entry.get("time_in_minutes")
     if isinstance(minutes, bool) or not isinstance(minutes, int):
         return Malformed(raw, f"{what}: time_in_minutes {minutes!r} is not a whole number",
                          event_id)

@@ -25,14 +25,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import ValidationError
 
-from billbridge.connectors.base import Malformed
+from billbridge.connectors.base import Malformed, UnmappedPerson
 from billbridge.connectors.fields import explain, option_mapping
 from billbridge.connectors.timesheet_files.client import Row, SheetFile
 from billbridge.domain.records import Expense, TimeEntry
@@ -96,6 +96,10 @@ class _Bad(Exception):
     """Why one row cannot become an event; turned into ``Malformed``."""
 
 
+class _UnknownWorker(_Bad):
+    """The row's person is mapped to no worker (approved hours are leakage)."""
+
+
 def row_event(row: Row, sheet: SheetFile, columns: Columns, occurrence: int
               ) -> dict[str, Any] | Malformed:
     """``time_entry.upserted`` or ``expense.upserted`` for one row, or why not.
@@ -111,6 +115,9 @@ def row_event(row: Row, sheet: SheetFile, columns: Columns, occurrence: int
         content = hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
         data["source_version"] = sheet.mtime
         (Expense if expense else TimeEntry).model_validate(data)
+    except _UnknownWorker as exc:
+        bad = malformed(row, sheet, str(exc))
+        return bad if expense else replace(bad, unmapped=_unmapped(row, columns, key))
     except _Bad as exc:
         return malformed(row, sheet, str(exc))
     except ValidationError as exc:
@@ -178,9 +185,25 @@ def _worker(row: Row, columns: Columns) -> str:
         return given
     worker = columns.workers.get(given)
     if worker is None:
-        raise _Bad(f"unknown employee {given!r}: map it under workers in the {columns.source} "
-                   "connection")
+        raise _UnknownWorker(f"unknown employee {given!r}: map it under workers in the "
+                             f"{columns.source} connection")
     return worker
+
+
+def _unmapped(row: Row, columns: Columns, key: str) -> UnmappedPerson:
+    """What finance needs of a row whose employee no worker is mapped to."""
+    def tried(read: Any) -> Any:
+        try:
+            return read()
+        except (_Bad, ValueError):
+            return None
+
+    hours = tried(lambda: _hours(row, columns))
+    return UnmappedPerson(columns.source, _cell(row, columns, "worker"), None,
+                          f"te_{columns.source}_{key}", None if hours is None else str(hours),
+                          tried(lambda: _status(row, columns)) == "approved",
+                          _cell(row, columns, "project") or None,
+                          tried(lambda: _date(row, columns, "work_date")))
 
 
 def _date(row: Row, columns: Columns, name: str) -> str:
