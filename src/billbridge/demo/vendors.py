@@ -436,6 +436,7 @@ class TempoTool(Emulated):
             "polls worklogs and approvals. Tempo has no field for other systems' ids, so "
             "nothing is written back to it.")
     writes_back = False
+    reports_unmapped = True  # its mapping marks Dave's worklog with UnmappedPerson (D72)
     USERS: ClassVar[Mapping[str, str]] = {
         ALICE.key: "5b10a2844c20165700ede21g", BOB.key: "5b10ac8d82e05b22cc7d4ef5",
         CAROL.key: "5b109f2e9729b51b54dc274d", DAVE.key: "70121:dave"}

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -31,6 +32,7 @@ from billbridge.connectors.tempo.webhooks import TempoWebhooks
 from billbridge.emulation.faults import Fault, FaultRule
 from billbridge.engine.clock import ManualClock, SystemClock
 from billbridge.engine.hub import Hub
+from billbridge.engine.reconcile import unmapped
 from billbridge.engine.sync import load_cursor, sync
 from billbridge.store.tables import exceptions, inbox
 from billbridge.web import HubServer
@@ -184,6 +186,7 @@ def test_an_unmapped_author_and_time_without_an_account_are_kept_raw_with_a_reas
     ids = log(tempo) + log(tempo, author=DAVE, updated_at="2026-03-02T08:00:00Z")
     ids.append(tempo.log(author=ALICE, issue=10001, day="2026-03-02",
                          seconds=3600)["tempoWorklogId"])
+    tempo.act(DAVE, "2026-03-02", "approve")
     result = sync(engine, source(tempo), SystemClock())
     assert result.malformed == 2
     with engine.connect() as conn:
@@ -192,6 +195,11 @@ def test_an_unmapped_author_and_time_without_an_account_are_kept_raw_with_a_reas
     assert f'author {DAVE} is not mapped to a worker; add "{DAVE}"' in messages
     assert "has no Tempo account (_Account_)" in messages
     assert any(DAVE in raw for _m, raw in found)
+    with engine.connect() as conn:  # his approved 8 h are leakage, with the mapping to add
+        [leak] = unmapped(conn)
+    assert (leak.record, leak.hours) == (f"te_tempo_{jira_id(tempo, ids[1])}", Decimal("8.00"))
+    assert leak.fix.startswith(f"map user {DAVE} to a worker under workers in the tempo "
+                               "connection")
     assert sync(engine, source(tempo), SystemClock()).malformed == 0  # one exception only
     fixed = TempoSource(client(tempo), now=lambda: TODAY, reconcile_every=0,
                         config=MappingConfig(workers={ALICE: "w-alice", DAVE: "w-dave"}))

@@ -116,6 +116,18 @@ def test_what_cannot_be_mapped_is_kept_raw_with_its_reason(fields: dict[str, Any
     assert event.raw == raw and str(event.event_id).endswith(":malformed")
 
 
+def test_an_unmapped_authors_hours_are_said_for_leakage_and_only_theirs() -> None:
+    daves = worklog_event(worklog(author={"accountId": "70121:dave"}, billableSeconds=0),
+                          approval(), CONFIG)
+    assert isinstance(daves, Malformed) and daves.unmapped is not None
+    person = daves.unmapped
+    assert (person.connection, person.user, person.entry, person.hours, person.approved,
+            person.project, person.work_date) == (
+        "tempo", "70121:dave", "te_tempo_20001", "1.50", True, "GLX-001", "2026-03-02")
+    no_account = worklog_event(worklog(attributes={"values": []}), approval(), CONFIG)
+    assert isinstance(no_account, Malformed) and no_account.unmapped is None
+
+
 def test_a_deletion_is_one_event_per_worklog_ever() -> None:
     at = datetime(2026, 3, 9, tzinfo=UTC)
     event = deleted_event(20001, "GLX-001", at=at, config=CONFIG)

@@ -27,14 +27,14 @@ new one. What cannot be mapped becomes ``Malformed``, never an exception.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from pydantic import ValidationError
 
-from billbridge.connectors.base import Malformed
+from billbridge.connectors.base import Malformed, UnmappedPerson
 from billbridge.connectors.fields import blank, explain, instant, option_mapping
 from billbridge.domain.records import TimeEntry
 
@@ -183,11 +183,38 @@ def _record(worklog: Mapping[str, Any], approval: Mapping[str, Any] | None,
             "status": entry_status(approval, config)}
 
 
+def _unmapped(worklog: Mapping[str, Any], approval: Mapping[str, Any] | None,
+              config: MappingConfig) -> UnmappedPerson:
+    """An author the connection maps to no worker: their hours, for leakage (D72)."""
+    try:
+        spent = _seconds(worklog, "timeSpentSeconds")
+        billable = _seconds(worklog, "billableSeconds")
+        counted: str | None = str(hours(billable if billable else spent or 0))
+    except _Unmappable:
+        counted = None
+    day = worklog.get("startDate")
+    return UnmappedPerson(
+        connection=config.source, user=str(author_of(worklog)), name=None,
+        entry=canonical_id(worklog.get("jiraWorklogId"), config.source), hours=counted,
+        approved=entry_status(approval, config) == "approved",
+        project=project_of(worklog, config), work_date=str(day) if day else None)
+
+
 def worklog_event(worklog: Mapping[str, Any], approval: Mapping[str, Any] | None,
                   config: MappingConfig, issue_key: str | None = None
                   ) -> dict[str, Any] | Malformed:
     """``time_entry.upserted`` for one worklog under its timesheet's approval
-    (``issue_key``: its Jira issue's key, where it was read)."""
+    (``issue_key``: its Jira issue's key, where it was read). An author not
+    mapped is also said as ``UnmappedPerson``, so the hours count as leakage."""
+    event = _worklog_event(worklog, approval, config, issue_key)
+    if isinstance(event, Malformed) and author_of(worklog) not in config.workers:
+        return replace(event, unmapped=_unmapped(worklog, approval, config))
+    return event
+
+
+def _worklog_event(worklog: Mapping[str, Any], approval: Mapping[str, Any] | None,
+                   config: MappingConfig, issue_key: str | None
+                   ) -> dict[str, Any] | Malformed:
     eid = event_id(worklog, approval)
     updated = stamp(worklog.get("updatedAt"))
     label = f"Tempo worklog {worklog.get('tempoWorklogId')}"
