@@ -35,7 +35,7 @@ ROUTES: list[tuple[str, str, Any, tuple[bool, bool, bool, bool, bool]]] = [
     ("GET", "/v1/exceptions/1", None,                                   (Y, Y, Y, Y, N)),
     ("POST", "/v1/exceptions/1/retry", None,                            (Y, Y, N, N, N)),
     ("POST", "/v1/exceptions/1/replay", None,                           (Y, Y, N, N, N)),
-    ("POST", "/v1/exceptions/1/dismiss", {"reason": "noise"},           (Y, Y, N, N, N)),
+    ("POST", "/v1/exceptions/1/dismiss", {"note": "noise"},             (Y, Y, N, N, N)),
     ("GET", "/v1/lineage/te-1", None,                                   (Y, Y, Y, Y, N)),
     ("GET", "/v1/config/versions", None,                                (Y, Y, Y, Y, N)),
     ("GET", "/v1/config/versions/1", None,                              (Y, Y, Y, Y, N)),
@@ -193,7 +193,7 @@ def test_operator_works_the_exception_queue(hub: Hub, client: TestClient) -> Non
     [item] = page["items"]
     assert item["reason"] == "NO_RATE" and page["next_cursor"] == item["id"]
     done = call(client, "POST", f"/v1/exceptions/{item['id']}/dismiss",
-                {"reason": "carol is not billable"}, operator).json()
+                {"note": "carol is not billable"}, operator).json()
     assert done == {"id": item["id"], "status": "dismissed"}
     audit_page = call(client, "GET", "/v1/audit", None, make_token(hub, Role.AUDITOR)).json()
     assert any(e["action"] == "exception.dismissed" and e["actor"] == "olga"

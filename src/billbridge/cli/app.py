@@ -286,7 +286,7 @@ def demo(port: Annotated[int, typer.Option(
          crm: Annotated[str, typer.Option(
              help="hubspot | salesforce | dynamics-sales")] = "hubspot",
          time_tool: Annotated[str, typer.Option(
-             "--time", help="harvest | kantata")] = "harvest",
+             "--time", help="harvest | kantata | replicon | csv")] = "harvest",
          # Help is rich markup: "\\[" keeps the extra's brackets.
          erp: Annotated[str, typer.Option(
              help="ledger | netsuite | quickbooks | xero | dynamics-finance | tryton (pip install "
@@ -611,6 +611,9 @@ def emulator_run(vendor: Annotated[str, typer.Argument(help="a registered vendor
     found = {name: cls for name, cls in inspect.getmembers(module, inspect.isclass)
              if issubclass(cls, EmulatorServer) and cls is not EmulatorServer
              and f"{cls.__module__}.".startswith(f"{module.__name__}.")}
+    if not found:  # a system that is files in a folder, with nothing that listens
+        raise typer.BadParameter(f"{vendor} has no emulator that listens: its system is files "
+                                 "in a folder (`billbridge demo --time csv` writes some)")
     if kind:
         found = {n: c for n, c in found.items() if kind.lower() in n.lower()}
     if len(found) != 1:
@@ -1130,6 +1133,70 @@ def scenario_run(files: Annotated[list[Path], typer.Argument(
         console.print(f"{passed} passed, {len(results) - passed} failed")
     if not all(r.passed for r in results):
         raise typer.Exit(1)
+
+
+contracts_app = typer.Typer(help="Vendor contracts: check a vendor's answers against its "
+                            "connector's contract, record a reviewed baseline.",
+                            no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+ConnectionArg = Annotated[str, typer.Argument(
+    help="the connection as for serve --source: NAME=VENDOR+URL (credentials from "
+         "BILLBRIDGE_<NAME>_<KEY>)")]
+
+
+def _render_check(report: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.as_json(), indent=2))
+        return
+    console.print(f"{escape(report.connection)} at {escape(report.api_version)}: "
+                  f"{report.records} records read", highlight=False)
+    if not report.findings:
+        console.print("[green]no drift: the vendor answers as the contract says[/green]")
+        return
+    table = Table("record", "field", "kind", "expected", "seen", "records")
+    for f in report.findings:
+        table.add_row(f["record_type"], f["field"], f["kind"], f["expected"], f["seen"],
+                      str(f["count"]))
+    console.print(table)
+
+
+SampleOption = Annotated[int, typer.Option(
+    min=1, max=1000, help="how many records to read from the vendor")]
+
+
+@contracts_app.command("check")
+def contracts_check(connection: ConnectionArg, database_url: DbOption = None,
+                    sample: SampleOption = 50,
+                    as_json: Annotated[bool, typer.Option(
+                        "--json", help="the report as JSON")] = False,
+                    api_version: Annotated[str | None, typer.Option(
+                        "--api-version", help="read at this version instead of the pinned "
+                        "one (e.g. v63.0), before proposing it")] = None) -> None:
+    """Read a small sample from the vendor and report its drift from the
+    connector's contract (the pinned version, the recorded baseline); exit 1 on drift."""
+    from billbridge.services import contracts
+
+    report = contracts.check(_engine(database_url), _sources([connection])[0], sample=sample,
+                             api_version=api_version)
+    _render_check(report, as_json)
+    if report.findings:
+        raise typer.Exit(1)
+
+
+@contracts_app.command("record")
+def contracts_record(connection: ConnectionArg, database_url: DbOption = None,
+                     sample: SampleOption = 50, token_file: TokenFileOption = None) -> None:
+    """After review: read a sample and keep its shape as the connection's new
+    baseline (the drift kept for it is cleared; audited). An admin's token acts."""
+    from billbridge.services import contracts
+
+    engine = _engine(database_url)
+    actor = _who(engine, token_file, Permission.ADMINISTER).name
+    report = contracts.record(engine, _sources([connection])[0], actor=actor, at=_now(),
+                              sample=sample)
+    _render_check(report, False)
+    console.print(f"baseline recorded for {escape(report.connection)} from "
+                  f"{report.records} records", highlight=False)
 
 
 def _bootstrap_config(hub: Hub, path: Path) -> None:

@@ -1,12 +1,14 @@
 """The guard every paged walk keeps: a page request made a second time means
 the listing is not moving (a vendor bug, or a cursor that does not advance),
 so the walk stops with ``PAGINATION_LOOP`` instead of looping for ever. And
-``chunks``, the slices of a list that a vendor's per-call limit allows."""
+``chunks``, the slices of a list that a vendor's per-call limit allows;
+``stream_cursor``, the streams of a poller's versioned JSON cursor."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Hashable, Iterator, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from billbridge.connectors.base import PermanentError
 
@@ -37,3 +39,18 @@ class PageGuard:
                 f"{self.listing}: {request if shown is None else shown} was {repeat} twice; "
                 "stopping instead of looping", code="PAGINATION_LOOP")
         self._asked.add(request)
+
+
+def stream_cursor(cursor: str | None, version: int) -> dict[str, dict[str, Any]]:
+    """The per-stream states of a cursor kept as JSON ``{"version": N, stream:
+    {...}, ...}``; a cursor of another version, or none a poller can read,
+    is empty: the poll starts again from the beginning, which reads again but
+    loses nothing."""
+    try:
+        data = json.loads(cursor) if cursor else {}
+    except ValueError:
+        return {}
+    if not isinstance(data, dict) or data.get("version") != version:
+        return {}
+    return {name: value for name, value in data.items()
+            if name != "version" and isinstance(value, dict)}

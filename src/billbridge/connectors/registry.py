@@ -22,6 +22,7 @@ VENDORS: dict[str, str] = {
     "salesforce": "billbridge.connectors.salesforce",
     "quickbooks": "billbridge.connectors.quickbooks",
     "kantata": "billbridge.connectors.kantata",
+    "replicon": "billbridge.connectors.replicon",
     "xero": "billbridge.connectors.xero",
     "tryton": "billbridge.connectors.tryton",
     "dynamics-sales": "billbridge.connectors.dynamics_sales",

@@ -20,7 +20,16 @@ from fastapi.templating import Jinja2Templates
 from billbridge.engine.hub import Hub
 from billbridge.engine.tokens import Identity
 from billbridge.errors import BillbridgeError, Forbidden, Unauthenticated
-from billbridge.services import audit, auth, config_versions, exceptions, figures, lineage, queues
+from billbridge.services import (
+    audit,
+    auth,
+    config_versions,
+    contracts,
+    exceptions,
+    figures,
+    lineage,
+    queues,
+)
 from billbridge.services.auth import Permission
 from billbridge.services.exceptions import Acted
 
@@ -29,8 +38,24 @@ NAV = [("/console/", "Overview"), ("/console/exceptions", "Exceptions"),
        ("/console/lineage", "Lineage"), ("/console/leakage", "Leakage"),
        ("/console/executive", "Executive"), ("/console/invoices", "Invoices"),
        ("/console/billing", "Billing runs"), ("/console/config", "Configuration"),
-       ("/console/audit", "Audit")]
+       ("/console/audit", "Audit"), ("/console/contracts", "Vendor contracts")]
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+def _when(value: Any) -> str:
+    """An ISO 8601 time as a person reads it: ``2026-03-31 14:05 UTC``."""
+    if not value:
+        return ""
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M} UTC"
+
+
+templates.env.filters["when"] = _when
 STYLE_SHEET = Path(__file__).with_name("templates").joinpath("console.css").read_text()
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -270,3 +295,11 @@ def executive_page(request: Request) -> HTMLResponse:
         lags = figures.activation_lags(conn)
     return page(request, "executive.html", "/console/executive", who, ex=summary, lags=lags,
                 lag=figures.lag_summary(lags))
+
+
+@router.get("/contracts")
+def contracts_page(request: Request) -> HTMLResponse:
+    who = _who(request)
+    with _hub(request).engine.connect() as conn:
+        seen = contracts.drift_seen(conn)
+    return page(request, "contracts.html", "/console/contracts", who, drift=seen)

@@ -14,7 +14,7 @@ import os
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -56,12 +56,13 @@ from billbridge.engine.reconcile import UNMAPPED_KIND, erp_ledgers, reconcile_th
 from billbridge.engine.secrets import new_key
 from billbridge.engine.sync import SyncResult, sync
 from billbridge.logs import configure_logging
-from billbridge.services import lineage
+from billbridge.services import billing_runs, lineage
 from billbridge.store.files import write_private
 from billbridge.store.tables import records
 from billbridge.web import HubServer
 
 CONFIG = Path(__file__).with_name("config.yaml")
+FINANCE_LEAD = "Fiona"  # who commits the month-end billing run
 
 # The story's time entries.
 ALICE_GLX = Entry(1, ALICE, GLOBEX.code, Decimal(8))
@@ -260,10 +261,11 @@ def tell(story: Story, workdir: Path) -> list[str]:
               "released" + (f", and the ERP ids are added to {INITECH.code} in {tool.label}."
                             if writes_back else "."))
 
-    hub.ingest([{"type": "billing.run", "id": f"run-{PERIOD_END}", "at": "2026-04-01T06:00:00Z",
-                 "data": {"period_end": PERIOD_END}}], source="billbridge")
+    billing_runs.commit(hub.engine, date.fromisoformat(PERIOD_END), actor=FINANCE_LEAD,
+                        at=datetime(2026, 4, 1, 6, tzinfo=UTC))
     wait_settled(hub)
-    story.say(f"Month-end billing run to {PERIOD_END}: one invoice per project.")
+    story.say(f"{FINANCE_LEAD} in finance runs month-end to {PERIOD_END}: one invoice per "
+              "project.")
     glx_invoice = next((i for i in erp.invoices() if GLOBEX.code in i.invoice), None)
     if glx_invoice is not None:
         events = erp.pay(glx_invoice)

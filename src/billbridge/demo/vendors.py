@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from billbridge.connectors.netsuite.emulator import NetSuiteEmulator
     from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
     from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
+    from billbridge.connectors.replicon.emulator import RepliconEmulator
     from billbridge.connectors.salesforce.emulator import SalesforceEmulator
     from billbridge.connectors.sap_s4hana.emulator import SapEmulator
     from billbridge.connectors.tempo.emulator import TempoEmulator
@@ -492,6 +493,64 @@ class TempoTool(Emulated):
                 "Tempo holds no ERP ids: nothing is written back")
 
 
+class RepliconTool(Emulated):
+    name, label = "replicon", "Replicon"
+    emulator: RepliconEmulator
+    note = ("Replicon: the hub polls the timesheet and expense sheet lists by last-modified "
+            "and reads each changed sheet again; consultants log a week's timesheet and their "
+            "manager approves it.")
+    LOGINS: ClassVar[Mapping[str, str]] = {p.key: p.key for p in PEOPLE}
+    reports_unmapped = True  # its mapping marks Dave's entry with UnmappedPerson (D72)
+
+    def __init__(self) -> None:
+        from billbridge.connectors.replicon.emulator import RepliconEmulator
+
+        self._token = credential()
+        self._serve(RepliconEmulator(token=self._token))
+        self.url = self.emulator.root
+
+    def connection(self) -> Connection:
+        workers = {self.LOGINS[p.key]: p.worker for p in PEOPLE if p.worker}
+        return Connection(self.name, "replicon", self.url, credentials={"token": self._token},
+                          options={"workers": workers})
+
+    def set_up(self) -> None:
+        tenant = self.emulator.tenant
+        self.users = {p.key: tenant.add_user(self.LOGINS[p.key], p.name) for p in PEOPLE}
+        tenant.add_project(INITECH.name, INITECH.code)
+
+    def log(self, entries: Sequence[Entry]) -> None:
+        """One timesheet a person and week, approved by the manager."""
+        from datetime import date, timedelta
+
+        from billbridge.connectors.replicon.mapping import APPROVED, WAITING
+
+        tenant = self.emulator.tenant
+        sheets: dict[tuple[str, date], Any] = {}
+        with self.emulator.lock:
+            for entry in entries:
+                day = date.fromisoformat(entry.day)
+                monday = day - timedelta(days=day.weekday())
+                sheet = sheets.get((entry.person.key, monday))
+                if sheet is None:
+                    sheet = sheets[(entry.person.key, monday)] = tenant.timesheet(
+                        self.users[entry.person.key], monday, monday + timedelta(days=6))
+                project = tenant.project_by_code(entry.code)
+                assert project is not None, f"no Replicon project {entry.code}"
+                tenant.log(sheet, project["uri"], day, entry.hours, row_key=2100 + entry.number)
+            for sheet in sheets.values():
+                tenant.set_status(sheet, WAITING)
+                tenant.set_status(sheet, APPROVED)
+
+    def entry_id(self, entry: Entry) -> str:
+        """A cell of the entry's own timesheet row: ``te_replicon_2101_20260302``."""
+        return f"te_replicon_{2100 + entry.number}_{entry.day.replace('-', '')}"
+
+    def project_view(self, code: str) -> str:
+        project = self.emulator.tenant.project_by_code(code)
+        return str(project["description"]) if project else ""
+
+
 class CsvTool:
     """A time system with no API: it exports approved hours as CSV files into a
     folder the hub watches, and nothing can be written back to it."""
@@ -798,7 +857,10 @@ class FileDropErp:
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
 TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool,
-                                                  "tempo": TempoTool, "csv": CsvTool}
+                                                  "tempo": TempoTool, "replicon": RepliconTool,
+                                                  "csv": CsvTool}
+
+
 class TrytonErp:
     name, label = "tryton", "Tryton"
     note = ("Tryton: a real trytond on SQLite in the demo's folder (tryton/), its firm set up "

@@ -63,6 +63,8 @@ class AlertRules(BaseModel):
     max_parked_minutes: int | None = Field(default=None, ge=0)
     max_queue_age_minutes: int | None = Field(default=None, ge=0)
     on_circuit_open: bool = True
+    on_drift: bool = True  # a connection whose vendor drifted from its contract lately
+    drift_window_minutes: int = Field(default=60, ge=1)
 
 
 class Configuration(BaseModel):
@@ -79,6 +81,9 @@ class Configuration(BaseModel):
     project_templates: tuple[ProjectTemplate, ...] = ()
     default_project_template: str | None = None
     field_mappings: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # Connection → the vendor API version it speaks (Salesforce "v63.0", QuickBooks
+    # "75"): governed, so moving one is proposed, previewed and approved.
+    api_versions: dict[str, str] = Field(default_factory=dict)
     """Per connection: canonical field → vendor field (read by connectors)."""
     ownership: dict[str, str] = Field(default_factory=dict)
     alerts: AlertRules = Field(default_factory=AlertRules)

@@ -16,7 +16,14 @@ from sqlalchemy import Connection, Engine, delete, func, select
 from billbridge.domain.config import AlertRules
 from billbridge.engine.config_store import ConfigCache, active_version
 from billbridge.store.db import dialect_insert
-from billbridge.store.tables import alerts_firing, exceptions, inbox, outbox, target_leases
+from billbridge.store.tables import (
+    alerts_firing,
+    exceptions,
+    inbox,
+    outbox,
+    target_leases,
+    vendor_drift,
+)
 
 log = structlog.get_logger("billbridge.alerts")
 
@@ -55,6 +62,21 @@ def conditions(conn: Connection, rules: AlertRules, now: datetime) -> list[Alert
         for row in conn.execute(select(target_leases.c.target)
                                 .where(target_leases.c.circuit == "open")):
             found.append(Alert(f"circuit:{row.target}", f"the circuit to {row.target} is open"))
+    if rules.on_drift:
+        found += _drift(conn, now - timedelta(minutes=rules.drift_window_minutes))
+    return found
+
+
+def _drift(conn: Connection, since: datetime) -> list[Alert]:
+    """One alert per connection whose vendor drifted from its contract since ``since``."""
+    found = []
+    recent = (select(vendor_drift.c.connection, func.count(), func.sum(vendor_drift.c.count))
+              .where(vendor_drift.c.last_seen >= since)
+              .group_by(vendor_drift.c.connection).order_by(vendor_drift.c.connection))
+    for connection, fields, records in conn.execute(recent):
+        found.append(Alert(f"drift:{connection}", (
+            f"{connection} answers outside its contract: {fields} field change(s) in "
+            f"{records} finding(s); see the console's Vendor contracts page")))
     return found
 
 

@@ -74,3 +74,6 @@ COMMANDS_UNROUTED = Counter("billbridge_commands_unrouted_total",
                             "Commands for a role no target plays in this hub", ["role", "kind"])
 QUEUE_DEPTH = Gauge("billbridge_queue_depth", "Commands waiting per target", ["target"])
 INBOX_WAITING = Gauge("billbridge_inbox_waiting", "Inbox events by waiting state", ["status"])
+VENDOR_DRIFT = Counter("billbridge_vendor_drift_total",
+                       "Records read whose shape departed from the connector's contract",
+                       ["connection", "record_type", "field", "kind"])

@@ -10,7 +10,7 @@ from sqlalchemy import Connection, Engine, select
 
 from billbridge.connectors.base import Source
 from billbridge.domain.config import load_configuration
-from billbridge.engine import config_store
+from billbridge.engine import config_store, drift
 from billbridge.engine.clock import Clock
 from billbridge.engine.inbox import IngestStatus, prepare, store
 from billbridge.store.db import dialect_insert
@@ -23,6 +23,7 @@ class SyncResult:
     accepted: int = 0
     duplicates: int = 0
     malformed: int = 0
+    drift: int = 0  # findings of vendor drift (engine.drift)
     cursor: str | None = None
 
 
@@ -40,19 +41,28 @@ def save_cursor(conn: Connection, source: str, stream: str, value: str, clock: C
         set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}))
 
 
+def configured(conn: Connection, source: Source) -> drift.DriftLog | None:
+    """Hand a source that reads governed settings (a ``configure(configuration)``
+    method) the active configuration, and watch its contract (engine.drift)."""
+    configure = getattr(source, "configure", None)
+    version = config_store.active_version(conn) if configure is not None else 0
+    if configure is not None and version:
+        configure(load_configuration(config_store.document(conn, version)))
+    return drift.watch(conn, source)
+
+
 def sync(engine: Engine, source: Source, clock: Clock, *, stream: str = "default") -> SyncResult:
-    """One poll of ``source``. A source that reads governed settings (a
-    ``configure(configuration)`` method) is handed the active configuration first."""
+    """One poll of ``source``, configured and watched first (``configured``)."""
     with engine.connect() as conn:
         cursor = load_cursor(conn, source.name, stream)
-        configure = getattr(source, "configure", None)
-        version = config_store.active_version(conn) if configure is not None else 0
-        if configure is not None and version:
-            configure(load_configuration(config_store.document(conn, version)))
+        drifts = configured(conn, source)
     result = SyncResult(cursor=cursor)
     for page in source.poll(cursor):
         prepared = prepare(page.events, source=source.name)
         with engine.begin() as conn:
+            if drifts is not None:
+                result.drift += drift.keep(conn, drifts.connection, drifts.api_version,
+                                           drifts.take(), clock.now())
             for item in store(conn, prepared, clock=clock):
                 if item.status is IngestStatus.ACCEPTED:
                     result.accepted += 1

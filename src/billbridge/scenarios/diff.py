@@ -1,6 +1,7 @@
 """`billbridge config diff`: run a scenario suite under two configurations and
 list the postings that would change: the preview finance reads before
-approving a rate-card or tax change. Its throwaway hubs count nothing in the
+approving a rate-card or tax change, or a connection's move to another API
+version (scenarios.upgrade). Its throwaway hubs count nothing in the
 live hub's metrics."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from billbridge.engine.metrics import uncounted
 from billbridge.scenarios.runner import load, run_document
+from billbridge.scenarios.upgrade import changed_versions, read_through
 
 Progress = Callable[[int, int], None]
 """Called with (scenarios done, scenarios in all) as the diff goes."""
@@ -43,12 +45,16 @@ def _postings(actual: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str], 
 def diff(old: dict[str, Any], new: dict[str, Any], scenarios: list[Path],
          progress: Progress | None = None) -> list[PostingChange]:
     changes: list[PostingChange] = []
+    upgrades = changed_versions(old, new)  # an API version moved: read deals through it
     for done, path in enumerate(scenarios, start=1):
         scenario = load(path)
         results = []
-        for config in (old, new):
+        for side, config in enumerate((old, new)):
             variant = copy.deepcopy(scenario)
             variant["config"] = config
+            if upgrades:
+                variant["events"] = read_through(
+                    variant["events"], {name: pair[side] for name, pair in upgrades.items()})
             with uncounted():
                 results.append(_postings(run_document(variant, file=str(path)).actual))
         before, after = results

@@ -305,6 +305,36 @@ alerts_firing = Table(
     Column("since", Utc, nullable=False),
 )
 
+# Vendor drift per connection, record type, field and kind: how often, first
+# and last seen, and one record as read (the latest), for the console page.
+vendor_drift = Table(
+    "vendor_drift",
+    metadata,
+    Column("connection", String(100), primary_key=True),
+    Column("record_type", String(100), primary_key=True),
+    Column("field", String(200), primary_key=True),
+    Column("kind", String(30), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("expected", String(30), nullable=False),
+    Column("seen", String(30), nullable=False),
+    Column("api_version", String(30), nullable=False),
+    Column("first_seen", Utc, nullable=False),
+    Column("last_seen", Utc, nullable=False),
+    Column("sample", Text, nullable=False),
+)
+
+# A connection's reviewed baseline (`billbridge contracts record`): the shape
+# of a sample read from the vendor, accepted into its contract.
+vendor_baselines = Table(
+    "vendor_baselines",
+    metadata,
+    Column("connection", String(100), primary_key=True),
+    Column("api_version", String(30), nullable=False),
+    Column("shape", Text, nullable=False),
+    Column("recorded_by", String(200), nullable=False),
+    Column("recorded_at", Utc, nullable=False),
+)
+
 # One row per time charge with its figures as columns, kept in the worker's
 # transaction, so dashboards aggregate in SQL instead of decoding records.
 # Quantities are integers in ten-thousandths: exact for every currency's

@@ -27,6 +27,7 @@ from billbridge.engine.policy import RetryPolicy
 from billbridge.engine.sync import sync
 from conftest import CONFIG
 from fakes import FakeTarget
+from salesforce_org import seed_won_deals
 
 DEALS = 24
 GONE = 7  # deleted in Salesforce before its write-back is sent
@@ -41,16 +42,7 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
 @pytest.fixture
 def org(cert: tuple[str, str]) -> Iterator[SalesforceEmulator]:
     emulator = SalesforceEmulator(tls=cert)
-    accounts = emulator.seed({"Account": [
-        {"Name": f"Client {i}", "BillingCountry": "United States", "Tax_Id__c": f"TAX-{i}",
-         "CurrencyIsoCode": "USD"} for i in range(DEALS)]})["Account"]
-    emulator.seed({"Opportunity": [
-        {"Name": f"Deal {i}", "AccountId": accounts[i], "StageName": "Closed Won",
-         "IsWon": True, "Amount": 50000.0, "CloseDate": "2026-03-01",
-         "CurrencyIsoCode": "USD", "Billing_Model__c": "Time and Materials",
-         "Legal_Entity__c": "US01", "Contract_Start__c": "2026-03-01",
-         "Contract_End__c": "2026-12-31", "Rate_Card__c": "rc-standard",
-         "Project_Code__c": f"P-{i}"} for i in range(DEALS)]})
+    seed_won_deals(emulator, DEALS)
     emulator.start()
     yield emulator
     emulator.stop()

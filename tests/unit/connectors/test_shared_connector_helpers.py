@@ -13,7 +13,7 @@ from billbridge.connectors.base import Connection, Malformed, OutboundCommand, P
 from billbridge.connectors.clients import ClientCache
 from billbridge.connectors.crm import closed_won_event
 from billbridge.connectors.fields import MappingError, posting_to_reverse
-from billbridge.connectors.paging import PageGuard
+from billbridge.connectors.paging import PageGuard, stream_cursor
 
 
 def test_a_page_request_made_twice_stops_the_walk_with_pagination_loop() -> None:
@@ -167,6 +167,16 @@ def test_a_reversal_of_a_posting_the_erp_does_not_hold_is_nothing_to_reverse(
     assert caught.value.code == "NOTHING_TO_REVERSE"
     assert str(caught.value) == ("charge c-7 has no Xero journal to reverse (it was never "
                                  "posted, or its journal was deleted in Xero)")
+
+
+@pytest.mark.parametrize(("cursor", "streams"), [
+    ('{"version": 1, "a": {"since": "x"}, "b": 3}', {"a": {"since": "x"}}),
+    ('{"version": 2, "a": {"since": "x"}}', {}),  # another version: start again
+    ("not json", {}), (None, {}), ("[1]", {}),
+])
+def test_a_pollers_cursor_is_its_streams_or_nothing(cursor: str | None,
+                                                     streams: dict[str, Any]) -> None:
+    assert stream_cursor(cursor, 1) == streams
 
 
 def test_a_kind_failing_after_an_earlier_kinds_write_answers_retry_instead_of_raising() -> None:

@@ -27,8 +27,11 @@ from billbridge.services.exceptions import Action
 
 
 class DismissBody(BaseModel):
-    model_config = ConfigDict(strict=True)
-    reason: str = Field(min_length=1, max_length=2000)
+    """Why the exception is dismissed, in words (``reason`` is a reason code
+    everywhere else in the API, so the free text is ``note``, as in the CLI)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+    note: str = Field(min_length=1, max_length=2000)
 
 
 def router(hub: Hub) -> APIRouter:
@@ -62,6 +65,6 @@ def router(hub: Hub) -> APIRouter:
 
     @routes.post("/v1/exceptions/{exc_id}/dismiss", tags=["exceptions"])
     def dismiss(exc_id: RowId, body: DismissBody, who: Actor) -> Any:
-        return act(exc_id, who, "dismiss", body.reason)
+        return act(exc_id, who, "dismiss", body.note)
 
     return routes

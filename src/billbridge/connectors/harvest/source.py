@@ -36,7 +36,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billbridge.connectors.base import Malformed, PermanentError, PollPage
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.harvest.client import PER_PAGE_MAX, HarvestClient, Page
+from billbridge.connectors.harvest.contract import CONTRACT
 from billbridge.connectors.harvest.mapping import (
     SOURCE,
     MappingConfig,
@@ -44,7 +46,7 @@ from billbridge.connectors.harvest.mapping import (
     expense_event,
     time_entry_event,
 )
-from billbridge.connectors.paging import PageGuard
+from billbridge.connectors.paging import PageGuard, stream_cursor
 
 CURSOR_VERSION = 1
 CHANGES, SNAPSHOT = "changes", "snapshot"
@@ -113,10 +115,17 @@ class HarvestSource:
         self.overlap = timedelta(seconds=overlap_seconds)
         self.start_date = start_date
         self.codes: dict[int, str] | None = None  # Harvest project id → code, once a poll
-        self.streams = [Stream("time_entries", "time_entry", self._map_entry)]
+        self.contracts = ContractWatch(CONTRACT)
+        self.streams = [Stream("time_entries", "time_entry", self._checked(
+            "time_entry", self._map_entry))]
         if expenses:
-            self.streams.append(Stream("expenses", "expense",
-                                       lambda r: expense_event(r, self.config)))
+            self.streams.append(Stream("expenses", "expense", self._checked(
+                "expense", lambda r: expense_event(r, self.config))))
+
+    def _checked(self, kind: str, read: Callable[[Mapping[str, Any]], Any]
+                 ) -> Callable[[Mapping[str, Any]], Any]:
+        """``read`` with each record checked against the contract first."""
+        return lambda record: name_drift(read(record), self.contracts.read(kind, record))
 
     # -- mapping ---------------------------------------------------------------------
     def _map_entry(self, entry: Mapping[str, Any]) -> dict[str, Any] | Malformed:
@@ -141,18 +150,8 @@ class HarvestSource:
 
     @staticmethod
     def _load(cursor: str | None) -> dict[str, StreamState]:
-        """The streams' states; a cursor this version cannot read starts the
-        windows again from the beginning, which re-reads but loses nothing."""
-        if not cursor:
-            return {}
-        try:
-            data = json.loads(cursor)
-        except ValueError:
-            return {}
-        if not isinstance(data, dict) or data.get("version") != CURSOR_VERSION:
-            return {}
-        return {name: StreamState.load(value) for name, value in data.items()
-                if name != "version" and isinstance(value, dict)}
+        return {name: StreamState.load(value)
+                for name, value in stream_cursor(cursor, CURSOR_VERSION).items()}
 
     def _read(self, stream: Stream, state: StreamState) -> Iterator[list[Any]]:
         """One complete read of a stream (or the rest of an interrupted one):

@@ -26,46 +26,16 @@ from billbridge.connectors.base import (
     PermanentError,
     RateLimit,
     RecordResult,
-    ResultStatus,
 )
 from billbridge.connectors.harvest.client import HarvestClient
+from billbridge.connectors.writeback import MARKER, apply_each, merge_notes, note_lines
+
+__all__ = ["KIND", "MARKER", "HarvestTarget", "merge_notes", "note_lines"]
 
 KIND = "psa.writeback"
-MARKER = "-- billbridge --"
-LABELS = {"erp_project_id": "ERP project", "erp_customer_id": "ERP customer"}
 # Billbridge prices the work, so a project it creates asks Harvest for no
 # rates or budget of its own.
 NEW_PROJECT = {"is_billable": True, "bill_by": "none", "budget_by": "none"}
-
-
-def note_lines(fields: Mapping[str, Any]) -> dict[str, str]:
-    """The fields as labelled note lines: ``ERP project: L-000002``,
-    ``Invoice inv_GLX-001_2026-03-31: paid, total 2525.00``."""
-    lines: dict[str, str] = {}
-    if fields.get("invoice"):
-        status = fields.get("invoice_status") or "unknown"
-        total = fields.get("invoice_total")
-        lines[f"Invoice {fields['invoice']}"] = f"{status}, total {total}" if total else status
-    for key, value in fields.items():
-        if key in ("project_code", "invoice", "invoice_status", "invoice_total") or value is None:
-            continue
-        lines[LABELS.get(key, key)] = str(value)
-    return lines
-
-
-def merge_notes(notes: str | None, lines: Mapping[str, str]) -> str:
-    """The user's notes, then our block with ``lines`` set by label."""
-    text = notes or ""
-    own, _, ours = text.partition(MARKER)
-    block: dict[str, str] = {}
-    for line in ours.strip().splitlines():
-        label, sep, value = line.partition(": ")
-        if sep:
-            block[label] = value
-    block.update(lines)
-    body = "\n".join(f"{label}: {value}" for label, value in block.items())
-    own = own.rstrip()
-    return f"{own}\n\n{MARKER}\n{body}" if own else f"{MARKER}\n{body}"
 
 
 class HarvestTarget:
@@ -82,19 +52,7 @@ class HarvestTarget:
         command that changes something. A transient fault fails the batch:
         the commands already written are found again on the resend."""
         projects = list(self.client.all("projects"))
-        results = []
-        for command in batch:
-            try:
-                project = self._writeback(command, projects)
-            except PermanentError as exc:
-                if exc.code == "TARGET_AUTH":
-                    raise
-                results.append(RecordResult(command.idempotency_key, ResultStatus.REJECTED,
-                                            code=exc.code, message=str(exc)))
-                continue
-            results.append(RecordResult(command.idempotency_key, ResultStatus.APPLIED,
-                                        external_id=str(project["id"])))
-        return results
+        return apply_each(batch, lambda command: str(self._writeback(command, projects)["id"]))
 
     def _writeback(self, command: OutboundCommand,
                    projects: list[dict[str, Any]]) -> dict[str, Any]:

@@ -16,12 +16,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from billbridge.connectors.base import Malformed, PermanentError, PollPage
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.hubspot.client import (
     SEARCH_CAP,
     SEARCH_LIMIT,
     HubSpotClient,
     next_after,
 )
+from billbridge.connectors.hubspot.contract import contract
 from billbridge.connectors.hubspot.mapping import (
     MappingConfig,
     closed_won_event,
@@ -39,9 +41,12 @@ class DealEvents:
     def __init__(self, client: HubSpotClient, config: MappingConfig) -> None:
         self.client = client
         self.config = config
+        self.contracts = ContractWatch(contract(config))
 
     def for_deals(self, deals: Sequence[Mapping[str, Any]]) -> list[Any]:
-        verdicts: list[bool | Malformed] = [is_won(d, self.config) for d in deals]
+        drifts = [self.contracts.read("deal", d) for d in deals]
+        verdicts: list[bool | Malformed] = [name_drift(is_won(d, self.config), drift)
+                                            for d, drift in zip(deals, drifts, strict=True)]
         company_of: dict[str, str | None] = {}
         for deal, verdict in zip(deals, verdicts, strict=True):
             if verdict is True:
@@ -52,15 +57,17 @@ class DealEvents:
         if wanted:
             for company in self.client.batch_read("companies", sorted(wanted),
                                                   properties=self.config.company_properties()):
+                self.contracts.read("company", company)
                 companies[str(company["id"])] = company
         events: list[Any] = []
-        for deal, verdict in zip(deals, verdicts, strict=True):
+        for deal, verdict, drift in zip(deals, verdicts, drifts, strict=True):
             if isinstance(verdict, Malformed):
                 events.append(verdict)
             elif verdict:
                 company_id = company_of.get(str(deal["id"]))
-                events.append(closed_won_event(
-                    deal, companies.get(company_id) if company_id else None, self.config))
+                events.append(name_drift(closed_won_event(
+                    deal, companies.get(company_id) if company_id else None, self.config),
+                    drift))
             # A deal in another known stage (including one leaving closed-won) emits nothing.
         return events
 
@@ -78,6 +85,7 @@ class HubSpotSource:
         self.page_size = max(1, min(page_size, SEARCH_LIMIT))
         self.search_cap = search_cap
         self.events = DealEvents(client, self.config)
+        self.contracts = self.events.contracts
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         since = int(cursor) if cursor else 0

@@ -20,7 +20,9 @@ from decimal import Decimal
 from typing import Any
 
 from billbridge.connectors.base import PollPage
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.netsuite.client import SUITEQL_PAGE, NetSuiteClient, sql_literal
+from billbridge.connectors.netsuite.contract import CONTRACT
 from billbridge.connectors.netsuite.mapping import (
     SUITEQL_STAMP,
     MappingConfig,
@@ -49,6 +51,7 @@ class NetSuiteInvoiceSource:
         self.client = client
         self.config = config or MappingConfig()
         self.page_size = max(1, min(page_size, SUITEQL_PAGE))
+        self.contracts = ContractWatch(CONTRACT)
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         since, offset = cursor or EPOCH, 0
@@ -60,8 +63,9 @@ class NetSuiteInvoiceSource:
             rows = [r for r in page.get("items") or [] if isinstance(r, dict)]
             if not rows:
                 return
-            events = [e for e in (invoice_event(r, self.config, source=self.name) for r in rows)
-                      if e is not None]
+            events = [e for e in (name_drift(invoice_event(r, self.config, source=self.name),
+                                             self.contracts.read("transaction", r))
+                                  for r in rows) if e is not None]
             stamps = [str(r["modified"]) for r in rows if r.get("modified")]
             newest = max([since, *stamps])
             yield PollPage(events, newest)

@@ -19,8 +19,10 @@ from datetime import datetime
 from typing import Any
 
 from billbridge.connectors.base import PermanentError, PollPage
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.paging import PageGuard, chunks
 from billbridge.connectors.quickbooks.client import MAX_RESULTS, QuickBooksClient, quote
+from billbridge.connectors.quickbooks.contract import contract
 from billbridge.connectors.quickbooks.mapping import status_event
 
 EPOCH = "1970-01-01T00:00:00+00:00"
@@ -32,6 +34,15 @@ class QuickBooksSource:
         self.name = name
         self.client = client
         self.page_size = max(1, min(page_size, MAX_RESULTS))
+        self.contracts = ContractWatch(contract(client.minor_version))
+
+    def configure(self, configuration: Any) -> None:
+        """Send the ``minorversion`` the governed configuration pins for this
+        connection (``api_versions``), when it pins one."""
+        pinned = configuration.api_versions.get(self.name)
+        if pinned:
+            self.client.minor_version = int(str(pinned).removeprefix("minorversion="))
+            self.contracts.contract = contract(self.client.minor_version)
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         stamps = _stamps(cursor)
@@ -39,9 +50,12 @@ class QuickBooksSource:
             for page, newest in self._changed("Invoice" if stream == "invoices" else "Payment",
                                               stamps[stream]):
                 stamps[stream] = newest
+                if stream == "payments":
+                    self.contracts.read_all("Payment", page)
                 invoices = page if stream == "invoices" else self._linked_invoices(page)
-                events = [e for e in (status_event(i, source=self.name) for i in invoices)
-                          if e is not None]
+                events = [e for e in (name_drift(status_event(i, source=self.name),
+                                                 self.contracts.read("Invoice", i))
+                                      for i in invoices) if e is not None]
                 yield PollPage(events, json.dumps(stamps, sort_keys=True))
 
     def _changed(self, entity: str, since: str) -> Iterator[tuple[list[dict[str, Any]], str]]:

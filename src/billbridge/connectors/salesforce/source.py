@@ -19,7 +19,9 @@ from datetime import timedelta
 from typing import Any
 
 from billbridge.connectors.base import PollPage
-from billbridge.connectors.salesforce.client import SalesforceClient
+from billbridge.connectors.contracts import ContractWatch, name_drift
+from billbridge.connectors.salesforce.client import DEFAULT_VERSION, SalesforceClient
+from billbridge.connectors.salesforce.contract import contract
 from billbridge.connectors.salesforce.mapping import (
     SOURCE,
     MappingConfig,
@@ -59,6 +61,16 @@ class SalesforceSource:
         # Ask again this far before the cursor, for transactions that commit with a
         # SystemModstamp older than one already read (the inbox drops the repeats).
         self.lookback = timedelta(seconds=lookback_seconds)
+        version = getattr(client, "version", DEFAULT_VERSION)  # (a SOQL-only test has none)
+        self.contracts = ContractWatch(contract(self.config, version=f"v{version}"))
+
+    def configure(self, configuration: Any) -> None:
+        """Speak the API version the governed configuration pins for this
+        connection (``api_versions``), when it pins one."""
+        pinned = configuration.api_versions.get(self.name)
+        if pinned:
+            self.client.version = str(pinned).lstrip("v")
+            self.contracts.contract = self.contracts.contract.at_version(f"v{self.client.version}")
 
     def soql(self, sobject: str, since: str | None) -> str:
         if sobject == "Opportunity":
@@ -73,9 +85,10 @@ class SalesforceSource:
                 "ORDER BY SystemModstamp, Id")
 
     def _event(self, sobject: str, record: dict[str, Any]) -> Any:
+        drift = self.contracts.read(sobject, record)
         if sobject == "Opportunity":
-            return closed_won_event(record, self.config)
-        return customer_event(record, self.config)
+            return name_drift(closed_won_event(record, self.config), drift)
+        return name_drift(customer_event(record, self.config), drift)
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         state = decode_cursor(cursor)

@@ -21,8 +21,10 @@ from datetime import datetime
 from typing import Any
 
 from billbridge.connectors.base import PollPage
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.xero.client import PAGE_SIZE, XeroClient
+from billbridge.connectors.xero.contract import CONTRACT
 from billbridge.connectors.xero.mapping import parse_xero_datetime, status_event
 
 STREAMS = {"invoices": ("Invoices", 'Type=="ACCREC"'),
@@ -35,6 +37,7 @@ class XeroInvoiceSource:
         self.name = name
         self.client = client
         self.page_size = max(1, min(page_size, 1000))
+        self.contracts = ContractWatch(CONTRACT)
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         state: dict[str, str] = json.loads(cursor) if cursor else {}
@@ -62,9 +65,12 @@ class XeroInvoiceSource:
             # paging is not moving: stop rather than loop for ever.
             ids = tuple(str(r.get("InvoiceID") or r.get("PaymentID")) for r in rows)
             guard.once((since, ids), f"the records of page {number} since {since}")
+            if stream == "payments":
+                self.contracts.read_all("Payment", rows)
             invoices = rows if stream == "invoices" else self._invoices_paid(rows)
-            events = [e for e in (status_event(i, source=self.name) for i in invoices)
-                      if e is not None]
+            events = [e for e in (name_drift(status_event(i, source=self.name),
+                                             self.contracts.read("Invoice", i))
+                                  for i in invoices) if e is not None]
             newest = _newest(rows)
             yield events, newest
             if len(rows) < self.page_size:

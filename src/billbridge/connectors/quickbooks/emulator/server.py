@@ -52,6 +52,21 @@ def wire(value: Any) -> Any:
     return value
 
 
+# The emulator's second API shape (docs/connectors/quickbooks.md "API versions"):
+# asked with a minorversion at or past ``balance_text_from`` (76 by default), an
+# invoice answers its Balance as a decimal string instead of a JSON number. A
+# modelled difference, so an upgrade preview has one to show; not a claim about
+# what a given Intuit minor version changed.
+BALANCE_TEXT_FROM = 76
+
+
+def versioned(entity: str, record: dict[str, Any], minor_version: int,
+              balance_text_from: int = BALANCE_TEXT_FROM) -> dict[str, Any]:
+    if entity == "Invoice" and minor_version >= balance_text_from and "Balance" in record:
+        return {**record, "Balance": f"{Decimal(str(record['Balance'])):.2f}"}
+    return record
+
+
 def _time() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -75,6 +90,7 @@ class QuickBooksEmulator(EmulatorServer):
                  utc_offset: timedelta = timedelta(hours=-8)) -> None:
         super().__init__(port=port, token=None, tls=tls)  # auth is QuickBooks-shaped, below
         self.realm_id = realm_id
+        self.balance_text_from = BALANCE_TEXT_FROM
         self.client_id, self.client_secret = client_id, client_secret
         self.refresh_tokens = {refresh_token}
         self.token_ttl = token_ttl
@@ -285,7 +301,12 @@ class QuickBooksEmulator(EmulatorServer):
             query = parse(statement or "")
         except QueryError as exc:
             raise Company.parse_error(exc) from None
-        return {"QueryResponse": self.company.query(query)}
+        answer = self.company.query(query)
+        given = request.arg("minorversion") or ""
+        minor = int(given) if given.isdigit() else 0
+        return {"QueryResponse": {name: [versioned(name, r, minor, self.balance_text_from)
+                                          for r in rows] if isinstance(rows, list) else rows
+                                  for name, rows in answer.items()}}
 
     def _batch(self, request: Request) -> dict[str, Any]:
         body = self._body(request)

@@ -38,6 +38,31 @@ _SOQL = re.compile(r"^\s*SELECT\s+(?P<fields>.+?)\s+FROM\s+(?P<obj>\w+)"
                    r"(?:\s+LIMIT\s+(?P<limit>\d+))?\s*$", re.IGNORECASE | re.DOTALL)
 _COND = re.compile(r"^\s*(?P<field>[\w.]+)\s*(?P<op>>=|<=|!=|=|>|<|\bIN\b)\s*(?P<value>.+?)\s*$",
                    re.IGNORECASE | re.DOTALL)
+# The emulator's second API shape, for an upgrade preview to have something to
+# show (docs/connectors/salesforce.md "API versions"): from COUNTRY_CODE_FROM on,
+# an Account answers its country as ``BillingCountryCode`` (an ISO 3166 code,
+# as orgs with State and Country picklists do) instead of ``BillingCountry``.
+# A modelled difference, not a claim about a given Salesforce release.
+COUNTRY_CODE_FROM = 63
+COUNTRY_CODES = {"united states": "US", "germany": "DE", "united kingdom": "GB",
+                 "france": "FR", "netherlands": "NL", "japan": "JP"}
+
+
+def version_number(version: str) -> float:
+    try:
+        return float(version.lstrip("v"))
+    except ValueError:
+        return 0.0
+
+
+def country_code_shape(sobject: str, row: dict[str, Any]) -> dict[str, Any]:
+    if sobject == "Account" and "BillingCountry" in row:
+        country = row.pop("BillingCountry")
+        row["BillingCountryCode"] = None if country is None else COUNTRY_CODES.get(
+            str(country).lower(), str(country)[:2].upper())
+    return row
+
+
 _DATETIME = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+(Z|[+-]\d\d:?\d\d)$")
 
 
@@ -121,6 +146,9 @@ class SalesforceEmulator(EmulatorServer):
         self.reject_if: Callable[[str, Mapping[str, Any]], tuple[str, str] | None] = \
             lambda sobject, fields: None
         self._locators: dict[str, list[dict[str, Any]]] = {}
+        # How a queried row is answered beyond its fields: (sObject, row) → row. A test
+        # changes the org's response shape here (a field renamed, added, retyped).
+        self.reshape: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None
         self._ids = itertools.count(1)
         self._clock = datetime(2026, 3, 1, tzinfo=UTC)
         base = "/services/data/{version}"
@@ -297,7 +325,15 @@ class SalesforceEmulator(EmulatorServer):
                 relation, target["Id"], version)}
             nested[rest] = target.get(rest)
             out[relation] = nested
-        return out
+        return self._versioned(sobject, out, version)
+
+    def _versioned(self, sobject: str, out: dict[str, Any], version: str) -> dict[str, Any]:
+        for name, value in list(out.items()):
+            if isinstance(value, dict) and name != "attributes":
+                out[name] = self._versioned(name, value, version)
+        if version_number(version) >= COUNTRY_CODE_FROM:
+            out = country_code_shape(sobject, out)
+        return self.reshape(sobject, out) if self.reshape is not None else out
 
     def _page(self, rows: list[dict[str, Any]], start: int, size: int, locator: str,
               version: str) -> Response:
