@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # (test, lint and type-check tools) for every other target.
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 
-.PHONY: install demo test lint typecheck unit integration serve clean browser screenshots soak mutate deep
+.PHONY: install demo test lint typecheck unit integration serve clean browser screenshots soak mutate deep bench
 
 $(RUNTIME_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,22 @@ deep: $(STAMP)
 SOAK_SECONDS ?= 300
 soak: $(STAMP)
 	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/billbridge bench soak
+
+# The standard benchmark set (docs/benchmarks.md): bursts of 20,000 entries on SQLite with
+# one and two workers (each with the store's floor under its rows), bench floor, and bench
+# ingest at 1,000 webhooks a second for 30 s; one JSON summary in BENCH_OUT. Some minutes.
+# The hub's secret key: BILLBRIDGE_SECRET_KEY if set, else a scratch one for the run.
+BENCH_OUT ?= bench-summary.json
+bench: $(STAMP)
+	@dir=$$(mktemp -d) && \
+	export BILLBRIDGE_SECRET_KEY="$${BILLBRIDGE_SECRET_KEY:-$$($(BIN)/python -c \
+	  'from billbridge.engine.secrets import new_key; print(new_key().decode())')}" && \
+	$(BIN)/billbridge bench burst --entries 20000 --workers 1 --json > $$dir/burst_1_worker.json && \
+	$(BIN)/billbridge bench burst --entries 20000 --workers 2 --json > $$dir/burst_2_workers.json && \
+	$(BIN)/billbridge bench floor --entries 20000 --runs 3 --json > $$dir/floor.json && \
+	$(BIN)/billbridge bench ingest --rate 1000 --seconds 30 --json > $$dir/ingest.json && \
+	$(BIN)/python -m billbridge.bench.summary $$dir $(BENCH_OUT) && rm -rf $$dir && \
+	echo "make bench: figures in $(BENCH_OUT)"
 
 # Mutation testing with mutmut 3 ([tool.mutmut] in pyproject.toml): every mutant lives in a
 # copy under ./mutants, src/ is never edited (PYTHONPATH points the tests' subprocesses at that

@@ -16,7 +16,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from billbridge.api.app import create_api
-from billbridge.connectors.base import Source, WebhookReceiver
+from billbridge.connectors.base import RateLimit, Source, WebhookReceiver
 from billbridge.console.views import install as install_console
 from billbridge.engine.hub import Hub
 from billbridge.engine.runner import run
@@ -43,7 +43,8 @@ class HubServer:
                  webhooks: Mapping[str, WebhookReceiver] | None = None,
                  poll_seconds: float = 5.0, engine: bool = True,
                  process: bool = True, open_metrics: bool = False,
-                 secure_cookies: bool | None = None, scenarios: Path | None = None) -> None:
+                 secure_cookies: bool | None = None, scenarios: Path | None = None,
+                 webhook_rates: Mapping[str, RateLimit] | None = None) -> None:
         self.hub = hub
         self.engine = engine
         self.stop_event = threading.Event()
@@ -52,7 +53,8 @@ class HubServer:
         # A source with a drop folder (timesheet files) takes uploads there.
         drops = {s.name: s.drop_folder for s in sources if hasattr(s, "drop_folder")}
         app = create_app(hub, webhooks=webhooks or {}, uploads=drops, scenarios=suite,
-                         open_metrics=open_metrics, secure_cookies=secure_cookies)
+                         open_metrics=open_metrics, secure_cookies=secure_cookies,
+                         webhook_rates=webhook_rates)
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port,
                                                     log_level="warning", access_log=False))
         self.engine_thread = threading.Thread(
@@ -106,9 +108,11 @@ class HubServer:
 def serve_hub(hub: Hub, *, host: str, port: int, sources: Sequence[Source] = (),
               webhooks: Mapping[str, WebhookReceiver] | None = None,
               engine: bool = True, open_metrics: bool = False,
-              secure_cookies: bool | None = None) -> None:
+              secure_cookies: bool | None = None,
+              webhook_rates: Mapping[str, RateLimit] | None = None) -> None:
     server = HubServer(hub, host=host, port=port, sources=sources, webhooks=webhooks,
-                       engine=engine, open_metrics=open_metrics, secure_cookies=secure_cookies)
+                       engine=engine, open_metrics=open_metrics, secure_cookies=secure_cookies,
+                       webhook_rates=webhook_rates)
     server.start()
     freeze_startup()  # the app, its routes, the schema: out of the collector's full passes
     print(f"billbridge serving on {server.url} (health {server.url}/healthz, "

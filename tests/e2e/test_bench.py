@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from billbridge.bench import burst, floor
+from billbridge.bench import burst, floor, summary
 from conftest import PG_URL, skip_without_pg
 
 pytestmark = pytest.mark.slow
@@ -39,6 +39,35 @@ def test_burst_posts_every_entry_once_and_says_how_fast() -> None:
     assert window["workers"] < result["workers_cpu_s"]  # start-up is not in it
     assert result["cpu_us_per_entry"]["workers"] == pytest.approx(
         1e6 * window["workers"] / 300, rel=0.05)
+    # The store's floor under the burst's own rows, measured straight after it,
+    # and the burst as ratios to it.
+    us = result["floor"]["lifecycle_cpu_us_per_entry"]
+    assert us > 0 and result["floor"]["rows_per_entry"] >= 7
+    assert result["floor"]["ceiling_entries_per_s"] == pytest.approx(1e6 / us, rel=0.01)
+    assert result["share_of_floor_ceiling"] == pytest.approx(
+        result["entries_per_s"] / result["floor"]["ceiling_entries_per_s"], abs=0.001)
+    hub = result["hub_cpu_us_per_entry"]
+    assert hub["total"] == pytest.approx(hub["workers"] + hub["intake"], abs=0.2)
+    assert result["hub_cpu_to_floor"] == pytest.approx(hub["total"] / us, abs=0.01)
+    assert result["machine_before"]["cpus"] >= 1
+
+
+def test_the_standard_set_s_summary_sets_each_figure_beside_its_target(
+        tmp_path: Path) -> None:
+    burst_part = {"share_of_floor_ceiling": 0.4, "hub_cpu_to_floor": 2.5,
+                  "duplicates": 0, "lost": 1}
+    parts = {"burst_1_worker": burst_part, "burst_2_workers": {**burst_part, "lost": 0,
+                                                               "share_of_floor_ceiling": 0.55},
+             "floor": {}, "ingest": {"ack_ms": {"p99": 8.5}, "lost": 0}}
+    for name, part in parts.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(part))
+    summary.main(str(tmp_path), str(tmp_path / "out.json"))
+    targets = json.loads((tmp_path / "out.json").read_text())["targets"]
+    assert targets["two_workers_share_of_floor_ceiling"]["figure"] == 0.55
+    assert targets["one_worker_share_of_floor_ceiling"]["figure"] == 0.4
+    assert targets["hub_cpu_to_floor"] == {"target": 2.0, "figure": 2.5}
+    assert targets["burst_duplicates_and_lost"]["figure"] == 1
+    assert targets["ingest_p99_ms"]["figure"] == 8.5
 
 
 def test_bench_machine_prints_the_reference_workload_s_time() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, event, select, update
 
 from billbridge.engine.outbox import NewCommand, enqueue_many
 from billbridge.store.tables import outbox
@@ -53,3 +53,21 @@ def test_an_all_new_call_writes_every_command_once(engine: Engine) -> None:
         keys = enqueue_many(conn, [_command(n) for n in range(50)], at=AT)
     assert len(set(keys)) == 50
     assert _statuses(engine) == {f"tc-{n}": "pending" for n in range(50)}
+
+
+def test_an_all_new_call_inserts_once_without_returning(engine: Engine) -> None:
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, sql: str, *args: object) -> None:
+        statements.append(sql)
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        with engine.begin() as conn:
+            enqueue_many(conn, [_command(n) for n in range(50)], at=AT)
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    inserts = [s for s in statements if s.startswith("INSERT INTO outbox")]
+    assert len(inserts) == 1
+    assert "RETURNING" not in inserts[0]
+    assert not [s for s in statements if s.startswith("SELECT")]  # nothing looked up

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from billbridge.api.routes.ingress import DOOR_RATE, door_rate
 from billbridge.connectors.base import Connection, RateLimit
 from billbridge.connectors.generic.emulator import LedgerEmulator, TimeSourceEmulator
 from billbridge.connectors.generic.webhooks import GenericWebhooks, sign
@@ -156,3 +157,36 @@ def test_no_credential_shows_in_logs_or_api_answers(engine: Engine, tmp_path: An
     assert "te-1" in everything  # the answers are real
     for credential in (ledger_token, webhook_secret, "bad-SECRET-0000"):
         assert credential not in everything
+
+
+def test_each_source_is_limited_at_its_own_rate(engine: Engine) -> None:
+    hub = Hub(engine, {"ledger": FakeTarget()})
+    app = create_app(hub, webhooks={"generic": GenericWebhooks("s"), "psa": GenericWebhooks("s")},
+                     webhook_rate=RateLimit(3, 60, burst=3),
+                     webhook_rates={"generic": RateLimit(2, 60, burst=2)})
+    client = TestClient(app)
+    body = b'{"time_entry": {"id": "x"}}'
+
+    def codes(source: str, n: int) -> list[int]:
+        found = []
+        for _ in range(n):
+            stamp = str(int(time.time()))
+            found.append(client.post(f"/v1/webhooks/{source}", content=body, headers={
+                "X-Generic-Timestamp": stamp,
+                "X-Generic-Signature": sign("s", stamp, body)}).status_code)
+        return found
+
+    assert codes("generic", 4) == [202, 202, 429, 429]
+    assert codes("psa", 5) == [202, 202, 202, 429, 429]  # the default, untouched by generic's
+
+
+def test_a_door_rate_comes_from_the_connection_settings() -> None:
+    assert door_rate({}) == DOOR_RATE
+    assert door_rate({"webhook_rate_per_second": "250", "webhook_burst": "500"}) == \
+        RateLimit(250.0, 1, burst=500)
+    assert door_rate({"webhook_burst": "10"}) == RateLimit(DOOR_RATE.per_second, 1, burst=10)
+    with pytest.raises(ValueError, match=r"^webhook_burst must be a positive whole number, "
+                                         r"not 'lots'$"):
+        door_rate({"webhook_burst": "lots"})
+    with pytest.raises(ValueError, match="webhook_rate_per_second must be a positive number"):
+        door_rate({"webhook_rate_per_second": "-5"})

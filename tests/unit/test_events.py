@@ -1,6 +1,14 @@
+from typing import Any
+
 import pytest
 
-from billbridge.domain.events import MalformedEvent, aggregate_key, parse_event
+from billbridge.domain.events import (
+    PAYLOADS,
+    CanonicalEvent,
+    MalformedEvent,
+    aggregate_key,
+    parse_event,
+)
 from billbridge.domain.idempotency import canonical_json, idempotency_key, key_of_json
 
 
@@ -9,6 +17,9 @@ def _event(**data: object) -> dict[str, object]:
             "hours": "8", "status": "approved", "source_version": 1}
     return {"type": "time_entry.upserted", "source": "harvest", "id": "e1",
             "at": "2026-03-03T18:00:00Z", "data": {**base, **data}}
+
+
+RAW: dict[str, Any] = _event(hours="7.5", task="dev", notes="design review")
 
 
 def test_parse_normalises_hours_to_two_places() -> None:
@@ -61,3 +72,18 @@ def test_idempotency_keys_never_change_between_releases() -> None:
     assert key == "62def863dd2c3e63735d6db1adb0754a"
     assert key_of_json("ledger", "time_charge.post", "time_entry:te-1:v1",
                        canonical_json(content)) == key
+
+
+def test_a_parsed_event_reads_back_from_its_json_as_it_was() -> None:
+    event = parse_event(RAW)
+    stored = CanonicalEvent.model_validate_json(event.model_dump_json())
+    assert stored == event and stored.model_dump_json() == event.model_dump_json()
+    assert stored.record() == event.record() == PAYLOADS[event.type].model_validate(event.data)
+
+
+def test_parse_event_normalises_as_validating_twice_did() -> None:
+    raw = {**RAW, "at": "2026-03-03T19:00:00+01:00",
+           "data": {**RAW["data"], "hours": 7, "notes": "  spaced  "}}
+    event = CanonicalEvent.model_validate(raw)
+    record = PAYLOADS[event.type].model_validate(event.data)
+    assert parse_event(raw) == event.model_copy(update={"data": record.model_dump(mode="json")})

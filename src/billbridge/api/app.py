@@ -72,7 +72,8 @@ WEBHOOK_OPERATION: dict[str, Any] = {"post": {
 
 def create_api(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = None,
                scenarios: Path | None = None, oidc: OidcSettings | None = None,
-               webhook_rate: RateLimit | None = None, open_metrics: bool = False,
+               webhook_rate: RateLimit | None = None,
+               webhook_rates: Mapping[str, RateLimit] | None = None, open_metrics: bool = False,
                secure_cookies: bool | None = None,
                max_body_bytes: int | None = None,
                uploads: Mapping[str, Path] | None = None) -> FastAPI:
@@ -80,7 +81,9 @@ def create_api(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     serves /metrics without a token (a scraper on a private network);
     ``secure_cookies`` marks the console's cookie `Secure` even over plain HTTP
     (behind a TLS proxy), else BILLBRIDGE_SECURE_COOKIES says. ``uploads``
-    names the watched folder of each file source that takes uploads."""
+    names the watched folder of each file source that takes uploads.
+    ``webhook_rates`` is each webhook source's rate at the door, ``webhook_rate``
+    (else ``ingress.DOOR_RATE``) that of a source not named there."""
     # Deliveries arriving together are committed to the inbox together.
     committer = GroupCommitter(hub.engine, hub.clock)
 
@@ -113,8 +116,8 @@ def create_api(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     app.openapi = partial(_openapi, app)  # type: ignore[method-assign]
     # The webhook door first in the table: requests are matched in order, and
     # webhooks are the hot path.
-    door = ingress.WebhookDoor(webhooks or {}, committer,
-                               webhook_rate or RateLimit(2000, 1, burst=2000))
+    door = ingress.WebhookDoor(webhooks or {}, committer, webhook_rate or ingress.DOOR_RATE,
+                               webhook_rates)
     app.router.routes.insert(0, door.route())
     return app
 

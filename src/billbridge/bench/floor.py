@@ -37,7 +37,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +204,46 @@ def run(entries: int, *, runs: int = 3, batch: int = 200) -> dict[str, Any]:
         "median_cpu_us_per_entry": medians,
         "ceiling_entries_per_s": {kind: round(1e6 / us, 1) for kind, us in medians.items()},
     }
+
+
+def lifecycle(store: Path, entries: int, *, runs: int = 1, batch: int = 200) -> dict[str, Any]:
+    """The lifecycle floor of the rows a burst left in ``store``: its median
+    CPU per entry over ``runs`` replays and the ceiling that gives."""
+    tables = read_store(store)
+    with tempfile.TemporaryDirectory(prefix="bb-floor-") as scratch:
+        done = [replay(tables, entries, batch, Path(scratch) / f"lifecycle-{n}.db",
+                       lifecycle=True)["cpu_us_per_entry"] for n in range(runs)]
+    us = statistics.median(done)
+    return {"lifecycle_cpu_us_per_entry": us, "runs": done, "batch": batch,
+            "rows_per_entry": round(sum(len(rows) for _, rows in tables.values()) / entries, 2),
+            "ceiling_entries_per_s": round(1e6 / us, 1)}
+
+
+def against(figures: Mapping[str, Any], floor: Mapping[str, Any]) -> dict[str, Any]:
+    """A burst's figures as ratios to the store's floor measured in the same
+    sitting: its share of the floor's ceiling, and the hub's CPU per entry
+    (the workers' and the intake's, as the burst reads them) against the
+    floor's per entry."""
+    us = floor["lifecycle_cpu_us_per_entry"]
+    parts = figures["cpu_us_per_entry"]
+    hub = {role: parts.get(role) for role in ("workers", "intake")}
+    total = None if None in hub.values() else round(sum(v for v in hub.values() if v), 1)
+    return {
+        "floor": dict(floor),
+        "share_of_floor_ceiling": round(figures["entries_per_s"]
+                                        / floor["ceiling_entries_per_s"], 3),
+        "hub_cpu_us_per_entry": {**hub, "total": total},
+        "hub_cpu_to_floor": None if total is None else round(total / us, 2),
+        "hub_cpu_to_floor_by_role": {role: None if v is None else round(v / us, 2)
+                                     for role, v in hub.items()},
+    }
+
+
+def burst_with_floor(entries: int, *, runs: int = 1, **options: Any) -> dict[str, Any]:
+    """``burst.run`` on SQLite, then the lifecycle floor of the very rows it
+    wrote, measured straight after it; the burst's figures with their ratios."""
+    with tempfile.TemporaryDirectory(prefix="bb-burst-floor-") as scratch:
+        kept = Path(scratch)
+        figures = burst.run(entries, keep=kept, **options)
+        floor = lifecycle(kept / "hub.db", entries, runs=runs)
+    return figures | against(figures, floor)

@@ -95,10 +95,12 @@ def stored_event_ids(database_url: str, source: str = SOURCE) -> set[str]:
 
 def summarise(deliveries: list[Delivery], stored: set[str], seconds: float) -> dict[str, Any]:
     """Latency percentiles over acknowledged deliveries and loss against the store."""
-    acknowledged = [d for d in deliveries if d.status is not None and 200 <= d.status < 300]
+    acknowledged: list[Delivery] = []
+    refused: list[Delivery] = []
+    for d in deliveries:  # one pass: a 30,000-delivery run must not cost n² comparisons
+        (acknowledged if d.status is not None and 200 <= d.status < 300 else refused).append(d)
     latencies = [d.latency for d in acknowledged if d.latency is not None]
     lost_after_ack = sorted(d.event_id for d in acknowledged if d.event_id not in stored)
-    refused = [d for d in deliveries if d not in acknowledged]
     statuses: dict[str, int] = {}
     errors: dict[str, int] = {}  # why nothing came back: the exception's kind
     for d in refused:

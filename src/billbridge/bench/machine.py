@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import statistics
 import time
 from decimal import Decimal
@@ -49,3 +50,13 @@ def reference_ms(rounds: int = ROUNDS) -> float:
         workload()
         times.append((time.perf_counter() - started) * 1000)
     return round(statistics.median(times), 1)
+
+
+def sitting() -> dict[str, float]:
+    """How loaded the machine was as a bench started: the load averages (as
+    `uptime` prints them) against its CPUs. Other people's work on a shared
+    machine moves wall-clock rates; a load above the CPU count means every
+    process waited for a core."""
+    one, five, fifteen = os.getloadavg()
+    return {"load_1m": round(one, 2), "load_5m": round(five, 2),
+            "load_15m": round(fifteen, 2), "cpus": float(os.cpu_count() or 1)}

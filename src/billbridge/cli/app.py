@@ -246,9 +246,14 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
               help="mark the console's cookie Secure (behind a TLS proxy); it always is when "
                    "a request arrives over TLS")] = None) -> None:
     """Run the hub: API (/healthz, /metrics, webhooks), workers and dispatcher."""
-    from billbridge.connectors.base import WebhookReceiver
+    from billbridge.api.routes.ingress import door_rate
+    from billbridge.connectors.base import RateLimit, WebhookReceiver
     from billbridge.connectors.generic.webhooks import GenericWebhooks
-    from billbridge.connectors.registry import build_webhooks, parse_connection
+    from billbridge.connectors.registry import (
+        build_webhooks,
+        environment_options,
+        parse_connection,
+    )
     from billbridge.web import serve_hub
 
     if not webhook_secret:
@@ -265,14 +270,17 @@ def serve(database_url: DbOption = None, target: TargetOption = None,
     if config is not None:
         _bootstrap_config(hub, config)
     webhooks: dict[str, WebhookReceiver] = {"generic": GenericWebhooks(webhook_secret)}
+    # Each door's rate: BILLBRIDGE_<NAME>_WEBHOOK_RATE_PER_SECOND and _WEBHOOK_BURST.
+    rates: dict[str, RateLimit] = {"generic": door_rate(environment_options("generic"))}
     sources = _sources(source)
     for spec in source or []:
         connection = parse_connection(spec)
         if connection.credentials.get("webhook_secret"):
             webhooks[connection.name] = build_webhooks(connection)
+            rates[connection.name] = door_rate(connection.options)
     serve_hub(hub, host=host, port=port, sources=sources,
               webhooks=webhooks, engine=engine, open_metrics=open_metrics,
-              secure_cookies=secure_cookies)
+              secure_cookies=secure_cookies, webhook_rates=rates)
 
 
 @app.command()
@@ -917,24 +925,33 @@ def bench_burst(
         batch_size: Annotated[int, typer.Option(help="events per worker transaction")] = 1000,
         erp_concurrency: Annotated[int, typer.Option(
             help="calls the ERP takes at once (its dispatch lanes)")] = 4,
+        floor_runs: Annotated[int, typer.Option(
+            help="SQLite: replays of the burst's own rows through the store's least "
+                 "lifecycle, right after it (bench floor); 0 for none")] = 1,
         as_json: JsonOption = False) -> None:
-    """N approved entries pushed and polled, priced and posted to the emulated ERP."""
+    """N approved entries pushed and polled, priced and posted to the emulated ERP;
+    on SQLite with the store's floor under the same rows and the ratios to it."""
     from rich.progress import Progress
 
     from billbridge.bench.burst import run
-    from billbridge.bench.machine import reference_ms
+    from billbridge.bench.floor import burst_with_floor
+    from billbridge.bench.machine import reference_ms, sitting
 
     configure_logging(logging.WARNING)  # stdout is for the figures
     freeze_startup()  # the hub's intake in this process, as in `billbridge serve`
 
     reference = reference_ms()  # before the run, while the machine is as we found it
+    load = sitting()
 
     def burst(progress: Any = None) -> dict[str, Any]:
-        return run(entries, store=store, workers=workers, dispatchers=dispatchers,
-                   database_url=database_url,
-                   webhook_share=webhook_share, batch_size=batch_size,
-                   erp_concurrency=erp_concurrency, progress=progress) | {
-                       "machine_reference_ms": reference}
+        options: dict[str, Any] = {
+            "store": store, "workers": workers, "dispatchers": dispatchers,
+            "database_url": database_url, "webhook_share": webhook_share,
+            "batch_size": batch_size, "erp_concurrency": erp_concurrency,
+            "progress": progress}
+        result = burst_with_floor(entries, runs=floor_runs, **options) \
+            if store == "sqlite" and floor_runs > 0 else run(entries, **options)
+        return result | {"machine_reference_ms": reference, "machine_before": load}
 
     if as_json:
         print(json.dumps(burst()))

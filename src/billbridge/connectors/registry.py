@@ -52,10 +52,15 @@ def parse_connection(spec: str) -> Connection:
     vendor, plus, url = rest.partition("+")
     if not plus:
         vendor, url = "generic", rest
-    prefix = f"BILLBRIDGE_{name.upper().replace('-', '_')}_"
-    settings = {k[len(prefix):].lower(): v for k, v in os.environ.items()
-                if k.startswith(prefix)}
+    settings = environment_options(name)
     return Connection(name, vendor, url, credentials=settings, options=settings)
+
+
+def environment_options(name: str) -> dict[str, str]:
+    """A connection's settings from ``BILLBRIDGE_<NAME>_<KEY>`` environment
+    variables, by lower-case key."""
+    prefix = f"BILLBRIDGE_{name.upper().replace('-', '_')}_"
+    return {k[len(prefix):].lower(): v for k, v in os.environ.items() if k.startswith(prefix)}
 
 
 def build_target(spec: str) -> Target:

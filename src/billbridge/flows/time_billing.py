@@ -131,14 +131,17 @@ def _post(ctx: FlowContext, outcome: Outcome, charge: TimeCharge, project: Proje
     outcome.changes.append(RecordChange("time_charge", charge.id, data, POSTED))
     if charge.billable:
         _add_committed(ctx, outcome, contract.id if contract else None, charge.amount)
-    _send_post(outcome, charge, project, posting)
+    _send_post(outcome, charge, project, posting, payload)
 
 
-def _send_post(outcome: Outcome, charge: TimeCharge, project: Project, posting: int) -> None:
+def _send_post(outcome: Outcome, charge: TimeCharge, project: Project, posting: int,
+               payload: dict[str, Any] | None = None) -> None:
+    """``payload``: the charge's JSON form, when the caller has it already."""
     # Each posting of a charge has its own number: a re-pricing, a re-approval
     # or a replay is a new posting even when it returns to an earlier amount,
     # and its reversal names it (see _reverse).
-    payload = charge.model_dump(mode="json")
+    if payload is None:
+        payload = charge.model_dump(mode="json")
     origin = f"time_charge:{charge.id}:p{posting}"
     outcome.commands.append(Command("erp", "time_charge.post", origin, payload, "time_charge",
                                     charge.id, depends_on=("project", project.code)))

@@ -32,6 +32,34 @@ from billbridge.engine.tokens import OutOfScope
 WEBHOOKS_REJECTED = Counter("billbridge_webhooks_rejected_total",
                             "Webhook deliveries refused at the door", ["source", "why"])
 VENDOR_THREADS = 16
+DOOR_RATE = RateLimit(1200, 1, burst=2000)
+"""A webhook source's default rate at the door, in deliveries: 1,200 a second
+is the most one `billbridge serve` acknowledged with p99 within 25 ms, and a
+burst of 2,000 the most it took at once with nothing lost (docs/benchmarks.md,
+Ingest). Past it a source is answered 429 with Retry-After, and sends again."""
+
+
+def door_rate(options: Mapping[str, Any], default: RateLimit = DOOR_RATE) -> RateLimit:
+    """A connection's webhook rate at the door from its settings
+    ``webhook_rate_per_second`` and ``webhook_burst`` (each optional)."""
+    rate = _positive(options, "webhook_rate_per_second", float, default.per_second)
+    burst = _positive(options, "webhook_burst", int, default.burst)
+    return RateLimit(rate, 1, burst=int(burst))
+
+
+def _positive(options: Mapping[str, Any], key: str, kind: type[float] | type[int],
+              default: float) -> float:
+    given = options.get(key)
+    if given is None or given == "":
+        return default
+    try:
+        value = kind(given)
+    except (TypeError, ValueError):
+        value = 0
+    if value <= 0:
+        raise ValueError(f"{key} must be a positive {'whole ' if kind is int else ''}number, "
+                         f"not {given!r}")
+    return value
 """Deliveries whose receivers may be calling their vendors at once; more wait their turn."""
 
 EVENTS_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
@@ -67,11 +95,13 @@ class WebhookDoor:
     signature and turns the body into events."""
 
     def __init__(self, receivers: Mapping[str, WebhookReceiver], committer: GroupCommitter,
-                 rate: RateLimit) -> None:
+                 rate: RateLimit, rates: Mapping[str, RateLimit] | None = None) -> None:
         self.receivers = dict(receivers)
         self.committer = committer
-        # Per source: a flood from one vendor cannot starve the others.
-        self.doors = {name: TokenBucket(rate) for name in self.receivers}
+        # Per source (its own rate, else ``rate``): a flood from one vendor
+        # cannot starve the others.
+        self.doors = {name: TokenBucket((rates or {}).get(name, rate))
+                      for name in self.receivers}
         # Receivers may call their vendor (and wait on its rate limit): in threads
         # of their own, so a slow vendor holds neither the event loop nor the
         # threads every other route runs in.

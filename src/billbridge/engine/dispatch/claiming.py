@@ -24,6 +24,10 @@ _SENDING = [outbox.c[name] for name in (
     "id", "target", "kind", "idempotency_key", "aggregate_key", "payload", "correlation_id",
     "inbox_id", "record_kind", "record_id", "attempts", "depends_on")]
 """What sending a command needs (reading whole rows parses timestamps nobody uses)."""
+_CHOOSING = [outbox.c[name] for name in (
+    "id", "aggregate_key", "record_kind", "record_id", "depends_on")]
+"""What choosing among the candidates needs: read for ``lookahead`` times the
+commands sent, so no payload (most of a row's bytes) among them."""
 _SENT = Bulk(lambda _: delivery_attempts.insert().values(
     outbox_id=bindparam("outbox_id"), target=bindparam("target"),
     batch_id=bindparam("batch_id"), attempt=bindparam("attempt"), owner=bindparam("owner"),
@@ -41,17 +45,37 @@ def claim(conn: Connection, name: str, lane: int, limit: int, *, lanes: Collecti
     """The lane's next commands to send, in outbox order, never letting a
     command overtake an earlier pending one of its aggregate or run before
     the command it depends on is applied. ``lanes`` are every lane of the
-    target that may hold commands; ``lookahead`` candidates are read per
-    command wanted, to fill the batch past blocked ones."""
-    candidates = list(conn.execute(
-        select(*_SENDING).where(outbox.c.target == name, outbox.c.status == "pending",
-                                outbox.c.lane == lane, outbox.c.next_attempt_ms <= now)
-        .order_by(outbox.c.id).limit(limit * lookahead)))
-    if not candidates:
-        return []
+    target that may hold commands; when the next ``limit`` commands do not
+    all go, ``lookahead`` candidates per command wanted are read, to fill the
+    batch past the blocked ones."""
     others = sorted({*lanes, lane})
-    waiting = _waiting(conn, name, lane, others, candidates, now)
-    applied, elsewhere = _dependencies(conn, name, lane, others, candidates)
+    ready = (outbox.c.target == name, outbox.c.status == "pending", outbox.c.lane == lane,
+             outbox.c.next_attempt_ms <= now)
+    # At month-end the next ``limit`` commands nearly always all go: read just
+    # those, whole. (What may go from a window is the same whatever its size,
+    # up to its end, so a full batch from it is the batch the wider one gives.)
+    window = list(conn.execute(select(*_SENDING).where(*ready).order_by(outbox.c.id)
+                               .limit(limit)))
+    if not window:
+        return []
+    picked = _choose(conn, name, lane, others, window, limit, now)
+    if len(picked) >= limit or len(window) < limit or lookahead <= 1:
+        return picked
+    # Some were held back: look further past them, without payloads (most of
+    # a row's bytes), and read whole only the commands chosen, by id (the
+    # lane's lease keeps them pending meanwhile).
+    candidates = list(conn.execute(select(*_CHOOSING).where(*ready).order_by(outbox.c.id)
+                                   .limit(limit * lookahead)))
+    chosen = [row.id for row in _choose(conn, name, lane, others, candidates, limit, now)]
+    return list(conn.execute(select(*_SENDING).where(outbox.c.id.in_(chosen))
+                             .order_by(outbox.c.id))) if chosen else []
+
+
+def _choose(conn: Connection, name: str, lane: int, lanes: Sequence[int],
+            candidates: Sequence[Any], limit: int, now: int) -> list[Any]:
+    """The candidates that may go now, in order, up to ``limit``."""
+    waiting = _waiting(conn, name, lane, lanes, candidates, now)
+    applied, elsewhere = _dependencies(conn, name, lane, lanes, candidates)
     return _pick(candidates, limit, waiting, applied, elsewhere)
 
 
