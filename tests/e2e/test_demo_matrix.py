@@ -46,7 +46,7 @@ def test_the_story_verifies_itself_against_the_erp_it_ran_on(
 
     # Alice's 8 h on Globex at her 175.00 override, as the ERP holds it live.
     entry = {"harvest": "te_harvest_2101", "kantata": "kt-te-2101",
-             "replicon": "te_replicon_2101_20260302",
+             "tempo": "te_tempo_30101", "replicon": "te_replicon_2101_20260302",
              "csv": "te_csv_TS-2101"}[time]
     (alice,) = [p for p in report["live_postings"] if p["charge"] == f"tc_{entry}"]
     assert (Decimal(alice["hours"]), Decimal(alice["amount"]), alice["currency"]) == (

@@ -25,6 +25,9 @@ from billbridge.connectors.kantata.webhooks import KantataWebhooks
 from billbridge.connectors.salesforce.client import SalesforceClient
 from billbridge.connectors.salesforce.emulator import SalesforceEmulator
 from billbridge.connectors.salesforce.webhooks import SalesforceOutboundMessages
+from billbridge.connectors.tempo.client import TempoClient
+from billbridge.connectors.tempo.emulator import TempoEmulator
+from billbridge.connectors.tempo.webhooks import TempoWebhooks
 from billbridge.emulation.server import EmulatorServer
 from billbridge.emulation.tls import self_signed
 from billbridge.engine.hub import Hub
@@ -77,14 +80,24 @@ def kantata_door(stack: ExitStack, _tmp: Path) -> Door:
         url, psa.subscribed_events(mark), secret=SECRET)
 
 
+def tempo_door(stack: ExitStack, _tmp: Path) -> Door:
+    tempo = stack.enter_context(TempoEmulator(token="tempo-token", rate_limit=100_000))
+    worklog = tempo.log(author="70121:alice", issue=10001, account="GLX-001",
+                        day="2026-03-02", seconds=3600)["tempoWorklogId"]
+    client = TempoClient(f"{tempo.url}/4", token="tempo-token", rate_limit=FAST)
+    return tempo, TempoWebhooks(SECRET, client), lambda url: tempo.send_webhook(
+        url, "created", worklog, secret=SECRET)
+
+
 @pytest.fixture
 def stack() -> Iterator[ExitStack]:
     with ExitStack() as resources:
         yield resources
 
 
-@pytest.mark.parametrize("make_door", [hubspot_door, salesforce_door, kantata_door],
-                         ids=["hubspot", "salesforce", "kantata"])
+@pytest.mark.parametrize("make_door", [hubspot_door, salesforce_door, kantata_door,
+                                       tempo_door],
+                         ids=["hubspot", "salesforce", "kantata", "tempo"])
 def test_a_vendor_held_for_8_s_does_not_delay_healthz(
         engine: Engine, tmp_path: Path, stack: ExitStack,
         make_door: Callable[[ExitStack, Path], Door]) -> None:

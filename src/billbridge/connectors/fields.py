@@ -1,5 +1,5 @@
-"""Small helpers every vendor mapping needs: blank values, country names to
-ISO codes, vendor numbers as ``Decimal``, mapping options given as JSON text,
+"""Small helpers every vendor mapping needs: blank values, ISO instants,
+country names to ISO codes, vendor numbers as ``Decimal``, mapping options given as JSON text,
 validation errors as one readable line, and ``MappingError`` for a command a
 vendor cannot be given."""
 
@@ -9,6 +9,7 @@ import dataclasses
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -105,6 +106,18 @@ def decimal_of(value: Any, what: str) -> Decimal:
         return Decimal(str(value))
     except InvalidOperation:
         raise ValueError(f"{what} is {value!r}, not a number") from None
+
+
+def instant(value: Any) -> datetime | None:
+    """An ISO 8601 date-time (``…Z`` or an offset) as an aware UTC datetime;
+    None when blank or not one. A stamp without an offset is taken as UTC."""
+    if blank(value):
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def option_mapping(value: Any, name: str) -> dict[str, str]:

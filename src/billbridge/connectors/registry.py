@@ -32,6 +32,7 @@ VENDORS: dict[str, str] = {
     "oracle-fusion": "billbridge.connectors.oracle_fusion",
     "sap-s4hana": "billbridge.connectors.sap_s4hana",
     "filedrop": "billbridge.connectors.filedrop",
+    "tempo": "billbridge.connectors.tempo",
 }
 
 

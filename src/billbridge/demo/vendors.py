@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from billbridge.connectors.sage_intacct.emulator import IntacctEmulator
     from billbridge.connectors.salesforce.emulator import SalesforceEmulator
     from billbridge.connectors.sap_s4hana.emulator import SapEmulator
+    from billbridge.connectors.tempo.emulator import TempoEmulator
     from billbridge.connectors.xero.emulator import XeroEmulator
 
 PERIOD_END = "2026-03-31"
@@ -427,6 +428,70 @@ class KantataTool(Emulated):
         workspace = self.WORKSPACES[code]
         return "\n".join(f"{name}: {self.emulator.custom_value('Workspace', workspace, i)}"
                          for name, i in self.FIELDS.items())
+
+
+class TempoTool(Emulated):
+    name, label = "tempo", "Tempo"
+    emulator: TempoEmulator
+    note = ("Tempo: consultants log time on Jira issues against the Tempo account of each "
+            "project code, and a manager approves each consultant's monthly timesheet; the hub "
+            "polls worklogs and approvals. Tempo has no field for other systems' ids, so "
+            "nothing is written back to it.")
+    writes_back = False
+    reports_unmapped = True  # its mapping marks Dave's worklog with UnmappedPerson (D72)
+    USERS: ClassVar[Mapping[str, str]] = {
+        ALICE.key: "5b10a2844c20165700ede21g", BOB.key: "5b10ac8d82e05b22cc7d4ef5",
+        CAROL.key: "5b109f2e9729b51b54dc274d", DAVE.key: "70121:dave"}
+    ISSUES: ClassVar[Mapping[str, int]] = {GLOBEX.code: 10101, INITECH.code: 10102}
+
+    def __init__(self) -> None:
+        from billbridge.connectors.tempo.emulator import TempoEmulator
+
+        self._token, self._jira = credential(), credential()
+        self._serve(TempoEmulator(token=self._token, jira_token=self._jira), "/4")
+
+    def connection(self) -> Connection:
+        # Tasks by Jira issue key, as people name issues; the keys are read from Jira.
+        workers = {self.USERS[p.key]: p.worker for p in PEOPLE if p.worker}
+        return Connection(self.name, "tempo", self.url, credentials={
+            "token": self._token, "jira_email": "jira@example.com",
+            "jira_api_token": self._jira}, options={
+            "workers": workers, "jira_url": self.emulator.url,
+            "tasks": {self._key(code): "dev" for code in self.ISSUES}})
+
+    @staticmethod
+    def _key(code: str) -> str:
+        return f"{code.partition('-')[0]}-1"
+
+    def set_up(self) -> None:
+        self.emulator.seed(users={self.USERS[p.key]: p.name for p in PEOPLE},
+                           accounts={GLOBEX.code: GLOBEX.name, INITECH.code: INITECH.name},
+                           issues={i: self._key(code) for code, i in self.ISSUES.items()})
+
+    def log(self, entries: Sequence[Entry]) -> None:
+        from billbridge.connectors.tempo.emulator import period_of
+
+        sheets: dict[tuple[str, str], str] = {}
+        for entry in entries:
+            author = self.USERS[entry.person.key]
+            self.emulator.log(author=author, issue=self.ISSUES[entry.code], account=entry.code,
+                              day=entry.day, seconds=int(entry.hours * 3600),
+                              worklog_id=2100 + entry.number, jira_id=30100 + entry.number)
+            sheets[(author, period_of(entry.day)[0])] = entry.day
+        for (author, _period), day in sheets.items():  # each timesheet approved once
+            if self.emulator.render_approval(author, day)["status"]["key"] != "APPROVED":
+                self.emulator.act(author, day, "submit")
+                self.emulator.act(author, day, "approve")
+
+    def entry_id(self, entry: Entry) -> str:
+        from billbridge.connectors.tempo.mapping import canonical_id
+
+        return canonical_id(30100 + entry.number)
+
+    def project_view(self, code: str) -> str:
+        account = self.emulator.accounts.get(code) or {}
+        return (f"Tempo account {code} ({account.get('name')}, {account.get('status')}); "
+                "Tempo holds no ERP ids: nothing is written back")
 
 
 class RepliconTool(Emulated):
@@ -829,7 +894,8 @@ class FileDropErp:
 CRMS: dict[str, Callable[[], Crm]] = {"hubspot": HubSpotCrm, "salesforce": SalesforceCrm,
                                       "dynamics-sales": DynamicsSalesCrm}
 TIME_TOOLS: dict[str, Callable[[], TimeTool]] = {"harvest": HarvestTool, "kantata": KantataTool,
-                                                  "replicon": RepliconTool, "csv": CsvTool}
+                                                  "tempo": TempoTool, "replicon": RepliconTool,
+                                                  "csv": CsvTool}
 
 
 class TrytonErp:

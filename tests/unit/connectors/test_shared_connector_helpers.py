@@ -1,9 +1,10 @@
 """The pieces every connector shares instead of writing again: the page guard
 of a paged walk, one client per account, and the closed-won assembly of the
-CRM mappings."""
+CRM mappings, ISO instants."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -48,7 +49,7 @@ def test_one_client_per_key_built_once() -> None:
 
 
 @pytest.mark.parametrize("vendor", ["harvest", "hubspot", "kantata", "netsuite",
-                                    "quickbooks", "xero"])
+                                    "quickbooks", "tempo", "xero"])
 def test_a_connections_source_and_target_share_one_client_per_account(vendor: str) -> None:
     import importlib
 
@@ -238,3 +239,17 @@ def test_a_command_payload_that_is_not_its_record_is_a_mapping_error_naming_the_
                                   "billing_country": "USA"}, "customer.upsert")
     assert str(refused.value).startswith("customer.upsert: ")
     assert "billing_country" in str(refused.value) and refused.value.code == "MAPPING"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2026-03-05T10:00:00Z", datetime(2026, 3, 5, 10, tzinfo=UTC)),
+    (" 2026-03-05T12:00:00+02:00 ", datetime(2026, 3, 5, 10, tzinfo=UTC)),
+    ("2026-03-05T10:00:00", datetime(2026, 3, 5, 10, tzinfo=UTC)),
+    ("", None), (None, None), ("yesterday", None), (1772704800, None)])
+def test_an_iso_instant_is_read_as_aware_utc_or_none(value: object,
+                                                      expected: datetime | None) -> None:
+    from billbridge.connectors.fields import instant
+
+    assert instant(value) == expected
+    if expected is not None:
+        assert instant(value).tzinfo == UTC  # type: ignore[union-attr]

@@ -21,14 +21,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pydantic import ValidationError
 
 from billbridge.connectors.base import Malformed, UnmappedPerson
-from billbridge.connectors.fields import blank
+from billbridge.connectors.fields import blank, instant
 from billbridge.connectors.fields import explain as _explain
 from billbridge.domain.records import Expense, TimeEntry
 
@@ -70,14 +70,7 @@ def canonical_id(kind: str, harvest_id: Any, source: str = SOURCE) -> str:
     return f"{'te' if kind == 'time_entry' else 'ex'}_{source}_{harvest_id}"
 
 
-def parse_stamp(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+parse_stamp = instant
 
 
 def event_id(kind: str, record: Mapping[str, Any]) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from billbridge.connectors.base import Malformed, UnmappedPerson
-from billbridge.connectors.fields import blank, explain
+from billbridge.connectors.fields import blank, explain, instant
 from billbridge.domain.events import PAYLOADS
 from billbridge.domain.money import quantize_hours
 from billbridge.domain.records import EntryStatus, MilestoneStatus, ProjectStatus
@@ -83,15 +83,7 @@ class MappingConfig:
 
 
 # -- stamps ------------------------------------------------------------------------
-def parse_stamp(value: Any) -> datetime | None:
-    """Kantata datetimes are ISO 8601 with an offset (``2019-08-24T14:15:22Z``)."""
-    if blank(value):
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+parse_stamp = instant  # Kantata datetimes are ISO 8601 with an offset
 
 
 def stamp_seconds(value: Any) -> int | None:
