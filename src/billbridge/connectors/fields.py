@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -16,8 +17,11 @@ from pydantic import BaseModel, ValidationError
 
 from billbridge.connectors.base import OutboundCommand, RecordResult, ResultStatus
 from billbridge.domain.events import explain as _explain
-from billbridge.domain.records import Customer
+from billbridge.domain.records import Customer, Invoice
 
+M = TypeVar("M", bound=BaseModel)
+MARKER = re.compile(r"\[bb:([0-9a-f]+)\]")
+"""A command's marker in a record's free text: ``[bb:<idempotency key>]``."""
 R = TypeVar("R")
 
 COUNTRY_NAMES: dict[str, str] = {
@@ -57,7 +61,10 @@ class MappingError(ValueError):
         self.code = code
 
 
-M = TypeVar("M", bound=BaseModel)
+def marker(idempotency_key: str) -> str:
+    """Written into a record's free text (a memo, a description, a journal
+    line's text) so that a resend can find the record by its command's key."""
+    return f"[bb:{idempotency_key}]"
 
 
 def command_record(model: type[M], payload: Mapping[str, Any], kind: str) -> M:
@@ -67,6 +74,14 @@ def command_record(model: type[M], payload: Mapping[str, Any], kind: str) -> M:
         return model.model_validate(dict(payload))
     except ValidationError as exc:
         raise MappingError(f"{kind}: {explain(exc)}") from None
+
+
+def invoice_record(payload: Mapping[str, Any]) -> Invoice:
+    """An ``invoice.create`` payload as its invoice, which must have lines."""
+    bill = command_record(Invoice, payload, "invoice.create")
+    if not bill.lines:
+        raise MappingError(f"invoice {bill.id} has no lines")
+    return bill
 
 
 def posting_to_reverse(command: OutboundCommand, originals: Mapping[str, R], *, what: str,

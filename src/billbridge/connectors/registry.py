@@ -27,6 +27,7 @@ VENDORS: dict[str, str] = {
     "tryton": "billbridge.connectors.tryton",
     "dynamics-sales": "billbridge.connectors.dynamics_sales",
     "dynamics-finance": "billbridge.connectors.dynamics_finance",
+    "sage-intacct": "billbridge.connectors.sage_intacct",
     "csv": "billbridge.connectors.timesheet_files",
     "oracle-fusion": "billbridge.connectors.oracle_fusion",
     "sap-s4hana": "billbridge.connectors.sap_s4hana",

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
     from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
     from billbridge.connectors.replicon.emulator import RepliconEmulator
+    from billbridge.connectors.sage_intacct.emulator import IntacctEmulator
     from billbridge.connectors.salesforce.emulator import SalesforceEmulator
     from billbridge.connectors.sap_s4hana.emulator import SapEmulator
     from billbridge.connectors.tempo.emulator import TempoEmulator
@@ -756,6 +757,42 @@ class DynamicsFinanceErp(EmulatedErp):
         return []
 
 
+class SageIntacctErp(EmulatedErp):
+    name, label = "sage-intacct", "Sage Intacct"
+    emulator: IntacctEmulator
+    note = ("Sage Intacct: the hub writes over the XML gateway, many functions to a "
+            "request, each keyed by its controlid under uniqueid; a timesheet's entry names "
+            "the charge it posts, and the hub polls AR invoices for payments.")
+
+    def __init__(self) -> None:
+        from billbridge.connectors.sage_intacct.client import GATEWAY_PATH
+        from billbridge.connectors.sage_intacct.emulator import IntacctEmulator
+        from billbridge.emulation.faults import Fault, FaultRule
+
+        # The lost acknowledgement falls on a write (a create), not on a session.
+        self.fault_script = (FaultRule(Fault.LOST_ACK, path_prefix=f"{GATEWAY_PATH}/create"),
+                             "429:0")
+        self._keys = {"sender_id": "billbridge-demo", "sender_password": credential(),
+                      "user_id": "api-user", "company_id": "billbridge-demo",
+                      "user_password": credential()}
+        self._serve(IntacctEmulator(
+            sender_id=self._keys["sender_id"], sender_password=self._keys["sender_password"],
+            company_id=self._keys["company_id"], user_id=self._keys["user_id"],
+            user_password=self._keys["user_password"]))
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "sage-intacct", self.url, credentials=self._keys,
+                          options={"timeout": 5.0, "throttle_wait": 0.05})
+
+    def invoices(self) -> list[ErpInvoice]:
+        return [ErpInvoice(str(i["RECORDID"]), str(i["RECORDNO"]), Decimal(i["TOTALENTERED"]),
+                           str(i["CURRENCY"])) for i in self.emulator.all("ARINVOICE")]
+
+    def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
+        self.emulator.pay(invoice.erp_id, invoice.total)
+        return []
+
+
 class OracleFusionErp(EmulatedErp):
     name, label = "oracle-fusion", "Oracle Fusion Cloud ERP"
     emulator: OracleEmulator
@@ -925,6 +962,7 @@ class TrytonErp:
 ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteErp,
                                       "quickbooks": QuickBooksErp, "xero": XeroErp,
                                       "dynamics-finance": DynamicsFinanceErp,
+                                      "sage-intacct": SageIntacctErp,
                                       "oracle-fusion": OracleFusionErp,
                                       "sap-s4hana": SapS4HanaErp,
                                       "tryton": TrytonErp, "filedrop": FileDropErp}

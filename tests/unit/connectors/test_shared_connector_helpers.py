@@ -169,6 +169,21 @@ def test_a_reversal_of_a_posting_the_erp_does_not_hold_is_nothing_to_reverse(
                                  "posted, or its journal was deleted in Xero)")
 
 
+def test_a_command_payload_is_its_canonical_record_or_one_line_naming_the_command() -> None:
+    from billbridge.connectors.fields import MappingError, command_record, invoice_record
+    from billbridge.domain.records import Customer
+
+    record = command_record(Customer, {"id": "c1", "name": "Globex", "currency": "USD",
+                                       "billing_country": "US"}, "customer.upsert")
+    assert record.name == "Globex"
+    with pytest.raises(MappingError, match=r"^customer\.upsert: .*currency"):
+        command_record(Customer, {"id": "c1", "name": "Globex", "billing_country": "US"},
+                       "customer.upsert")
+    with pytest.raises(MappingError, match="invoice inv_1 has no lines"):
+        invoice_record({"id": "inv_1", "customer": "c1", "currency": "USD",
+                        "subtotal": "0", "tax": "0", "total": "0"})
+
+
 @pytest.mark.parametrize(("cursor", "streams"), [
     ('{"version": 1, "a": {"since": "x"}, "b": 3}', {"a": {"since": "x"}}),
     ('{"version": 2, "a": {"since": "x"}}', {}),  # another version: start again

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from billbridge.connectors.base import Malformed, TransientError
+from billbridge.connectors.fields import MARKER
 from billbridge.connectors.xero import mapping
 from billbridge.connectors.xero.client import (
     XeroClient,
@@ -100,7 +101,7 @@ def test_billable_time_accrues_wip_against_revenue_on_the_work_date() -> None:
     assert journal["Date"] == "2026-03-02" and journal["Status"] == "POSTED"
     assert journal["LineAmountTypes"] == "NoTax"
     assert journal["Narration"].endswith(f"[bb:{KEY}]")
-    assert mapping.MARKER.search(journal["Narration"]).group(1) == KEY  # type: ignore[union-attr]
+    assert MARKER.search(journal["Narration"]).group(1) == KEY  # type: ignore[union-attr]
     [debit, credit] = journal["JournalLines"]
     tracked = [{"Name": "Project", "Option": "GLX-001"}]
     assert (debit["AccountCode"], debit["LineAmount"], debit["Tracking"]) == (

@@ -21,19 +21,18 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from pydantic import ValidationError
-
 from billbridge.connectors.base import LivePosting, Malformed
 from billbridge.connectors.fields import (
     MappingError,
     blank,
+    command_record,
     decimal_of,
-    explain,
+    invoice_record,
+    marker,
     settings_from_options,
 )
-from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
+from billbridge.domain.records import Customer, ProjectStatus, TimeCharge
 
-MARKER = re.compile(r"\[bb:([0-9a-f]+)\]")
 POSTING_TEXT = re.compile(r"^billbridge (tc_\S+) ")
 REVERSAL_TEXT = re.compile(r"^billbridge reversal of (\S+) \(line ([^)\s]+)\)")
 ENUM = "Microsoft.Dynamics.DataEntities"
@@ -94,11 +93,6 @@ class FinanceSettings:
         return self.tax_groups[tax_code]
 
 
-def marker(idempotency_key: str) -> str:
-    """Written into a journal line's text so a resend can find it."""
-    return f"[bb:{idempotency_key}]"
-
-
 def enum(name: str, member: str) -> str:
     """An enum literal for ``$filter``: ``Microsoft.Dynamics.DataEntities.NoYes'Yes'``."""
     return f"{ENUM}.{name}'{member}'"
@@ -110,10 +104,7 @@ def customer(payload: Mapping[str, Any], settings: FinanceSettings
              ) -> tuple[dict[str, str], dict[str, Any]]:
     """A ``customer.upsert`` as a ``CustomersV3`` (key, fields); the customer
     account is the canonical id."""
-    try:
-        record = Customer.model_validate(dict(payload))
-    except ValidationError as exc:
-        raise MappingError(f"customer.upsert: {explain(exc)}") from None
+    record = command_record(Customer, payload, "customer.upsert")
     key = {"dataAreaId": settings.company_of(record.legal_entity),
            settings.customer_key: record.id}
     body: dict[str, Any] = {"OrganizationName": record.name,
@@ -150,10 +141,7 @@ def hour_line(payload: Mapping[str, Any], idempotency_key: str,
               settings: FinanceSettings) -> dict[str, Any]:
     """A ``time_charge.post`` as a project hour journal line; its text names
     the charge, its hours and rate, and carries the marker."""
-    try:
-        charge = TimeCharge.model_validate(dict(payload))
-    except ValidationError as exc:
-        raise MappingError(f"time_charge.post: {explain(exc)}") from None
+    charge = command_record(TimeCharge, payload, "time_charge.post")
     return {"dataAreaId": settings.company, "JournalBatchNumber": settings.hour_journal,
             "ProjectID": charge.project, "ProjectDate": charge.work_date.isoformat(),
             "Worker": charge.worker, "CategoryId": settings.hour_category,
@@ -229,12 +217,7 @@ def invoice(payload: Mapping[str, Any], customer_account: str, settings: Finance
                                   list[tuple[dict[str, Any], dict[str, Any]]]]:
     """An ``invoice.create`` as a free-text invoice: the header (key, fields)
     and its lines (key, fields), numbered from 1."""
-    try:
-        bill = Invoice.model_validate(dict(payload))
-    except ValidationError as exc:
-        raise MappingError(f"invoice.create: {explain(exc)}") from None
-    if not bill.lines:
-        raise MappingError(f"invoice {bill.id} has no lines")
+    bill = invoice_record(payload)
     company = settings.company
     header_key = {"dataAreaId": company, settings.invoice_key: bill.id}
     header: dict[str, Any] = {"CustomerAccount": customer_account,

@@ -38,7 +38,7 @@ from billbridge.connectors.dynamics_finance.client import (
     literal,
 )
 from billbridge.connectors.dynamics_finance.mapping import FinanceSettings
-from billbridge.connectors.fields import MappingError, posting_to_reverse
+from billbridge.connectors.fields import MARKER, MappingError, marker, posting_to_reverse
 from billbridge.connectors.paging import chunks
 
 LOOKUP_CHUNK = 20  # markers or keys per look-up, to keep the $filter (and URL) short
@@ -206,11 +206,11 @@ class FinanceTarget:
     def _lines_by_marker(self, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for chunk in chunks(keys, LOOKUP_CHUNK):
-            where = " or ".join(f"Text eq {literal('*' + mapping.marker(k) + '*')}"
+            where = " or ".join(f"Text eq {literal('*' + marker(k) + '*')}"
                                 for k in chunk)
             for row in self.client.rows(self.settings.hour_lines_entity, "hour line look-up",
                                         params={"$filter": where, "cross-company": "true"}):
-                seen = mapping.MARKER.search(str(row.get("Text") or ""))
+                seen = MARKER.search(str(row.get("Text") or ""))
                 if seen:
                     found.setdefault(seen.group(1), mapping.line_id(row))
         return found

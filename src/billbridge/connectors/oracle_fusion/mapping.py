@@ -30,11 +30,11 @@ from billbridge.connectors.fields import (
     blank,
     decimal_of,
     explain,
+    marker,
     settings_from_options,
 )
 from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
 
-MARKER = re.compile(r"\[bb:([0-9a-f]+)\]")
 POSTING_TEXT = re.compile(r"^billbridge (tc_\S+) (-?[0-9.]+) h (-?[0-9.]+) ([A-Z]{3}) ")
 REVERSAL_TEXT = re.compile(r"^billbridge reversal of (\S+) \(cost ([0-9a-f]+)\)")
 COMMENT = "ExpenditureComment"
@@ -140,10 +140,6 @@ def project(payload: Mapping[str, Any], settings: OracleSettings) -> dict[str, A
             "ProjectStatus": settings.project_statuses.get(wanted, "Active"),
             "BusinessUnitName": settings.business_unit,
             "SourceProjectReference": str(code)}
-
-
-def marker(idempotency_key: str) -> str:
-    return f"[bb:{idempotency_key}]"
 
 
 def cost(payload: Mapping[str, Any], idempotency_key: str,

@@ -30,11 +30,11 @@ from billbridge.connectors.fields import (
     blank,
     command_record,
     decimal_of,
+    marker,
     settings_from_options,
 )
 from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
 
-MARKER = re.compile(r"\[bb:([0-9a-f]+)\]")
 POSTING_NOTE = re.compile(r"^billbridge (tc_\S+) (-?[0-9.]+) h (-?[0-9.]+) ([A-Z]{3}) ")
 EXTERNAL_ID_LENGTH = 20  # BusinessPartnerIDByExtSystem is CHAR 20
 _DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
@@ -88,11 +88,6 @@ class SapSettings:
 
     def worker(self, worker: str) -> str:
         return self.workers.get(worker, worker)
-
-
-def marker(idempotency_key: str) -> str:
-    """Written into a timesheet note so a resend can find its record."""
-    return f"[bb:{idempotency_key}]"
 
 
 def external_id(canonical_id: str) -> str:

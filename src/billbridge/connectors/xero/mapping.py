@@ -18,20 +18,19 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from pydantic import ValidationError
-
 from billbridge.connectors.base import LivePosting, Malformed
 from billbridge.connectors.fields import (
     MappingError,
     blank,
+    command_record,
     decimal_of,
-    explain,
+    invoice_record,
+    marker,
     option_mapping,
 )
-from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
+from billbridge.domain.records import Customer, ProjectStatus, TimeCharge
 
 CONTACT_NUMBER_MAX = 50
-MARKER = re.compile(r"\[bb:([0-9a-f]+)\]")
 _XERO_DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{2,4})?\)/$")
 
 # Xero invoice status → canonical status; drafts are still the hub's "draft"
@@ -91,11 +90,6 @@ class XeroSettings:
 
 # -- values on the wire -------------------------------------------------------------
 
-def marker(idempotency_key: str) -> str:
-    """Written into a record's free text so a resend can find it."""
-    return f"[bb:{idempotency_key}]"
-
-
 def parse_xero_datetime(value: Any) -> datetime | None:
     """Xero's ``/Date(1751328000000+0000)/`` or an ISO 8601 string, as UTC."""
     if value is None or value == "":
@@ -117,10 +111,7 @@ def _tracking(settings: XeroSettings, project: str) -> list[dict[str, str]]:
 def contact(payload: Mapping[str, Any], contact_id: str | None = None) -> dict[str, Any]:
     """A ``customer.upsert`` as a Contact; ``ContactNumber`` carries the
     canonical id (Xero shows it as the contact code and it is searchable)."""
-    try:
-        customer = Customer.model_validate(dict(payload))
-    except ValidationError as exc:
-        raise MappingError(f"customer.upsert: {explain(exc)}") from None
+    customer = command_record(Customer, payload, "customer.upsert")
     if len(customer.id) > CONTACT_NUMBER_MAX:
         raise MappingError(f"customer id {customer.id!r} is longer than Xero's "
                            f"{CONTACT_NUMBER_MAX}-character ContactNumber")
@@ -158,10 +149,7 @@ def labour_journal(payload: Mapping[str, Any], idempotency_key: str,
     the invoice later credits WIP. Cost lines move the labour cost into the
     project's cost of sales (debit labour cost, credit the wages offset).
     """
-    try:
-        charge = TimeCharge.model_validate(dict(payload))
-    except ValidationError as exc:
-        raise MappingError(f"time_charge.post: {explain(exc)}") from None
+    charge = command_record(TimeCharge, payload, "time_charge.post")
     if charge.currency != base_currency:
         raise MappingError(f"charge {charge.id} is in {charge.currency}, but Xero manual "
                            f"journals post in the organisation's base currency "
@@ -241,12 +229,7 @@ def invoice(payload: Mapping[str, Any], contact_id: str, settings: XeroSettings,
     """An ``invoice.create`` as an ACCREC invoice numbered with the canonical
     id. Time lines credit the WIP their charges accrued; other lines (fees,
     expenses, milestones) go to sales."""
-    try:
-        bill = Invoice.model_validate(dict(payload))
-    except ValidationError as exc:
-        raise MappingError(f"invoice.create: {explain(exc)}") from None
-    if not bill.lines:
-        raise MappingError(f"invoice {bill.id} has no lines")
+    bill = invoice_record(payload)
     lines = []
     for line in bill.lines:
         from_time = (line.source or "").startswith("tc_")

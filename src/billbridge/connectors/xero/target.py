@@ -26,7 +26,13 @@ from billbridge.connectors.base import (
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MappingError, build_each, posting_to_reverse
+from billbridge.connectors.fields import (
+    MARKER,
+    MappingError,
+    build_each,
+    marker,
+    posting_to_reverse,
+)
 from billbridge.connectors.kinds import send_by_kind
 from billbridge.connectors.paging import chunks
 from billbridge.connectors.xero import mapping
@@ -227,10 +233,10 @@ class XeroTarget:
     def _journals_by_marker(self, keys: list[str]) -> dict[str, str]:
         found: dict[str, str] = {}
         for chunk in chunks(keys, LOOKUP_CHUNK):
-            markers = [mapping.marker(k) for k in chunk]
+            markers = [marker(k) for k in chunk]
             for journal in self.client.records("ManualJournals", "journal look-up", params={
                     "where": _any_of("Narration", markers, "Contains")}):
-                seen = mapping.MARKER.search(str(journal.get("Narration") or ""))
+                seen = MARKER.search(str(journal.get("Narration") or ""))
                 if seen and journal.get("Status") != "DELETED":
                     found.setdefault(seen.group(1), identity(journal, "ManualJournalID"))
         return found
