@@ -29,7 +29,7 @@ def test_serve_runs_its_store_with_intake_checkpoints(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """`billbridge serve` acknowledges webhooks: its engine must not carry the
     workers' 32 MiB checkpoints (that doubled p99 ack latency in bench ingest)."""
-    from billbridge.api import server
+    from billbridge import web as server
     from billbridge.cli.app import app
 
     served: dict[str, Any] = {}

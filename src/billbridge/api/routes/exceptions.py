@@ -12,7 +12,6 @@ from billbridge.api.params import PRINTABLE
 from billbridge.api.routes.common import (
     Actor,
     Cursor,
-    Filter,
     Limit,
     Page,
     Reader,
@@ -20,6 +19,7 @@ from billbridge.api.routes.common import (
     now,
     page,
 )
+from billbridge.domain.reasons import ReasonCode
 from billbridge.engine.hub import Hub
 from billbridge.engine.tokens import Identity
 from billbridge.services import exceptions
@@ -34,11 +34,17 @@ class DismissBody(BaseModel):
     note: str = Field(min_length=1, max_length=2000)
 
 
+ReasonFilter = Annotated[str | None, Query(
+    max_length=64, description="a reason code", json_schema_extra={
+        "enum": [code.value for code in ReasonCode]})]
+"""Checked by the use case (which names the nearest code); the schema lists them."""
+
+
 def router(hub: Hub) -> APIRouter:
     routes = APIRouter()
 
     @routes.get("/v1/exceptions", response_model=Page, tags=["exceptions"])
-    def list_exceptions(who: Reader, reason: Filter = None,
+    def list_exceptions(who: Reader, reason: ReasonFilter = None,
                         status: Annotated[str, Query(max_length=200, pattern=PRINTABLE)] = "open",
                         cursor: Cursor = None, limit: Limit = 100) -> Page:
         with hub.engine.connect() as conn:

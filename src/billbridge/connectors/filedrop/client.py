@@ -184,6 +184,12 @@ class SftpDrop:
                 with sftp.open(self._path(path), "wb") as f:
                     f.set_pipelined(True)
                     f.write(data)
+                # A cut upload is never published: the server must hold every byte.
+                held = sftp.stat(self._path(path)).st_size
+                if held != len(data):
+                    raise TransientError(f"upload of {name} was cut: the server holds {held} "
+                                         f"of {len(data)} bytes; it is sent again",
+                                         code="UPLOAD_CUT")
                 return path
             except _CONNECTION_LOST as exc:
                 raise self._lost(f"upload of {name}", exc) from None
