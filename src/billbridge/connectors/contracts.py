@@ -44,6 +44,38 @@ def optional(kind: FieldType) -> FieldSpec:
     return FieldSpec(kind, False)
 
 
+def fields_table(table: str) -> dict[str, dict[str, FieldSpec]]:
+    """Record type → field → spec from a table: a line at the margin names one or
+    more record types, each indented line under it a type (``string``,
+    ``number``, ``boolean``, ``object``, ``array``) and the fields of that type,
+    a required one marked ``!``. A record type named again gathers more fields,
+    so fields several types share are declared once under all their names::
+
+        time_entry expense
+          number  id! total_cost
+          string  updated_at! notes
+    """
+    records: dict[str, dict[str, FieldSpec]] = {}
+    current: list[str] = []
+    for number, line in enumerate(table.splitlines(), 1):
+        words = line.split()
+        if not words:
+            continue
+        if not line[0].isspace():
+            current = words
+            for name in words:
+                records.setdefault(name, {})
+            continue
+        if words[0] not in FieldType.__members__.values() or not current:
+            raise ValueError(f"contract table line {number}: {line.strip()!r} is not a type "
+                             f"({', '.join(FieldType)}) and its fields under a record type")
+        for word in words[1:]:
+            for record in current:
+                records[record][word.rstrip("!")] = FieldSpec(FieldType(words[0]),
+                                                              word.endswith("!"))
+    return records
+
+
 @dataclass(frozen=True, slots=True)
 class Contract:
     """What one vendor's connector reads: ``records[type][field]`` (nested
@@ -75,6 +107,12 @@ class Contract:
                     merged[name] = FieldSpec(FieldType(kind), old.required if old else False)
             records[record_type] = merged
         return replace(self, records=records)
+
+
+def declare(vendor: str, api_version: str, table: str, *,
+            ignored: Iterable[str] = (), omits_empty: bool = False) -> Contract:
+    """A contract from a table of fields (``fields_table``)."""
+    return Contract(vendor, api_version, fields_table(table), frozenset(ignored), omits_empty)
 
 
 @dataclass(frozen=True, slots=True)
