@@ -130,7 +130,8 @@ READERS: dict[str, Callable[[], Iterator[Source]]] = {
 
 
 def vendors() -> list[Any]:
-    return [pytest.param(v, marks=[pytest.mark.tryton] if v == "tryton" else [])
+    # Tryton is a real trytond: posting and paying an invoice takes most of a minute.
+    return [pytest.param(v, marks=[pytest.mark.tryton, pytest.mark.deep] if v == "tryton" else [])
             for v in sorted(set(VENDORS) - set(NO_CONTRACT))]
 
 
