@@ -136,7 +136,7 @@ def stamp_of(value: Any) -> str:
     return str(_from_rest("stamp", value))
 
 
-def _get(record: Mapping[str, Any], path: str) -> Any:
+def get_path(record: Mapping[str, Any], path: str) -> Any:
     """A dotted field of a record, nested (``{"a": {"b": 1}}``) or flat (``{"a.b": 1}``)."""
     if path in record:
         return record[path]
@@ -160,7 +160,7 @@ def rest_of(table: tuple[tuple[str, str, str], ...], row: Mapping[str, Any],
     """A gateway record as a REST body, nested; fields the row lacks are left out."""
     out: dict[str, Any] = {}
     for path, name, kind in table:
-        value = _get(row, name)
+        value = get_path(row, name)
         if value is not None and (only is None or path in only):
             _put(out, path, _to_rest(kind, value))
     return out
@@ -171,7 +171,7 @@ def record_of(table: tuple[tuple[str, str, str], ...], body: Mapping[str, Any]
     """A REST body or query row as a gateway record (its nested fields nested)."""
     out: dict[str, Any] = {}
     for path, name, kind in table:
-        value = _get(body, path)
+        value = get_path(body, path)
         if value is not None:
             _put(out, name, _from_rest(kind, value))
     return out
@@ -201,7 +201,7 @@ def project_body(fields: Mapping[str, Any]) -> dict[str, Any]:
 def timesheet_body(sheet: Mapping[str, Any]) -> dict[str, Any]:
     """A ``TIMESHEET`` (``mapping.timesheet`` or ``mapping.reversal``) as a REST timesheet."""
     body = rest_of(FIELDS["TIMESHEET"], sheet)
-    entries = _get(sheet, "TIMESHEETENTRIES.TIMESHEETENTRY") or []
+    entries = get_path(sheet, "TIMESHEETENTRIES.TIMESHEETENTRY") or []
     body["lines"] = [rest_of(TIMESHEET_LINE, e) for e in entries]
     return body
 
@@ -227,16 +227,17 @@ def invoice_body(legacy: Mapping[str, Any]) -> dict[str, Any]:
                             "state": "posted"}
     if legacy.get("ponumber"):
         body["referenceNumber"] = legacy["ponumber"]
-    items = _get(legacy, "invoiceitems.lineitem") or []
+    items = get_path(legacy, "invoiceitems.lineitem") or []
     body["lines"] = [rest_of(INVOICE_LINE, item) for item in items]
     return body
 
 
 def invoice_record(body: Mapping[str, Any]) -> dict[str, Any]:
     """A REST AR invoice as the ``create_invoice`` fields it stands for."""
-    out = {"invoiceno": _get(body, "invoiceNumber"), "customerid": _get(body, "customer.id"),
+    out = {"invoiceno": get_path(body, "invoiceNumber"),
+           "customerid": get_path(body, "customer.id"),
            "description": body.get("description"),
-           "currency": _get(body, "currency.txnCurrency")}
+           "currency": get_path(body, "currency.txnCurrency")}
     return {**{k: v for k, v in out.items() if v is not None},
             "invoiceitems": [record_of(INVOICE_LINE, x) for x in body.get("lines") or []]}
 
