@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from billbridge.connectors.sage_intacct.emulator.server import IntacctEmulator
 
 BY_NAME = {name: obj for obj, name in rm.OBJECTS.items()}
-CLIENT = ("billbridge-client", "client-secret")
 MAX_SIZE = 2000
 COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "$eq": lambda a, b: a == b, "$ne": lambda a, b: a != b, "$lt": lambda a, b: a < b,
@@ -74,12 +73,14 @@ class RestApi:
     """The REST routes of one ``IntacctEmulator``."""
 
     def __init__(self, company: IntacctEmulator, *, idempotency_replay: str = "replay",
-                 token_seconds: float = 3600.0) -> None:
+                 token_seconds: float = 3600.0,
+                 client: tuple[str, str] = ("billbridge-client", "client-secret")) -> None:
         if idempotency_replay not in ("replay", "ignore"):
             raise ValueError("idempotency_replay is replay or ignore")
         self.company = company
         self.idempotency_replay = idempotency_replay
         self.token_seconds = token_seconds
+        self.client = client  # the OAuth client's id and secret
         self.tokens: dict[str, float] = {}  # token → when it expires (company.clock)
         self.answered: dict[str, dict[str, Any]] = {}  # Idempotency-Key → its answer
         self.replayed = 0
@@ -104,7 +105,7 @@ class RestApi:
         form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}
         if form.get("grant_type") != "client_credentials":
             return Response(400, {"error": "unsupported_grant_type"})
-        if (form.get("client_id"), form.get("client_secret")) != CLIENT:
+        if (form.get("client_id"), form.get("client_secret")) != self.client:
             return Response(401, {"error": "invalid_client",
                                   "error_description": "unknown client or wrong secret"})
         token = secrets.token_urlsafe(24)

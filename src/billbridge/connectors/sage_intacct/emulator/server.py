@@ -83,6 +83,7 @@ class IntacctEmulator(EmulatorServer):
                  uniqueid_replay: str = "refuse", requests_limit: int | None = None,
                  window_seconds: float = 1.0, throttle_status: int = 200,
                  idempotency_replay: str = "replay", token_seconds: float = 3600.0,
+                 client_id: str = "billbridge-client", client_secret: str = "client-secret",
                  clock: Callable[[], float] | None = None,
                  now: Callable[[], datetime] | None = None) -> None:
         super().__init__(port=port)
@@ -108,7 +109,7 @@ class IntacctEmulator(EmulatorServer):
             self.add("EMPLOYEE", {"EMPLOYEEID": employee, "PERSONALINFO.CONTACTNAME": name})
         self.route("POST", GATEWAY_PATH, self._gateway)
         self.rest = RestApi(self, idempotency_replay=idempotency_replay,
-                            token_seconds=token_seconds)
+                            token_seconds=token_seconds, client=(client_id, client_secret))
 
     # -- test and demo helpers -----------------------------------------------------------
     def add(self, obj: str, fields: dict[str, Any], location: str = "") -> dict[str, Any]:
