@@ -17,6 +17,7 @@ from billbridge.connectors.sage_intacct.rest import answer_of, rest_url
 from billbridge.connectors.sage_intacct.rest_mapping import (
     FIELDS,
     IntacctRestSettings,
+    cursor_as,
     customer_body,
     invoice_body,
     invoice_record,
@@ -131,3 +132,10 @@ def test_composite_answers_settings_and_the_api_root() -> None:
     assert rest_url("https://api.intacct.com/ia/xml/xmlgw.phtml") == \
         "https://api.intacct.com/ia/api/v1"
     assert rest_url("http://127.0.0.1:8400/ia/api/v1/") == "http://127.0.0.1:8400/ia/api/v1"
+
+
+def test_a_status_cursor_is_carried_between_the_apis() -> None:
+    assert cursor_as("04/01/2026 12:00:05", "rest") == "2026-04-01T12:00:05Z"
+    assert cursor_as("2026-04-01T12:00:05Z", "xml") == "04/01/2026 12:00:05"
+    assert cursor_as("2026-04-01T12:00:05Z", "rest") == "2026-04-01T12:00:05Z"
+    assert cursor_as("04/01/2026 12:00:05", "xml") == "04/01/2026 12:00:05"

@@ -136,6 +136,18 @@ def stamp_of(value: Any) -> str:
     return str(_from_rest("stamp", value))
 
 
+def cursor_as(cursor: str, spelling: str) -> str:
+    """A status cursor in the spelling of the API about to read with it
+    (``rest``: ISO 8601; ``xml``: the gateway's stamp), so a connection moved
+    from one API to the other carries its place over."""
+    iso = "T" in cursor
+    if spelling == "rest" and not iso:
+        return str(_to_rest("stamp", cursor))
+    if spelling == "xml" and iso:
+        return stamp_of(cursor)
+    return cursor
+
+
 def get_path(record: Mapping[str, Any], path: str) -> Any:
     """A dotted field of a record, nested (``{"a": {"b": 1}}``) or flat (``{"a.b": 1}``)."""
     if path in record:

@@ -173,7 +173,7 @@ class IntacctRestInvoiceSource:
         stamp = self.rest.rest_modified_field
         filters: list[dict[str, Any]] = [{"$startsWith": {"description": "billbridge "}}]
         if cursor:
-            filters.append({"$gte": {stamp: cursor}})
+            filters.append({"$gte": {stamp: rm.cursor_as(cursor, "rest")}})
         location = "" if self.settings.entities else self.settings.location_id
         fields = [*rm.fields_of("ARINVOICE", INVOICE_FIELDS), stamp]
         guard = PageGuard(f"sage-intacct invoices since {cursor or 'the start'}")
