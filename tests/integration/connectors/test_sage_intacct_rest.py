@@ -3,31 +3,28 @@ the emulator over HTTP: many writes in one composite call settled per
 subrequest, a resend after a lost acknowledgement under both readings of
 ``Idempotency-Key`` (Intacct answers what it did then, or runs it again),
 429s and 5xx transient, the token fetched again on a 401 and a refused one
-``TARGET_AUTH``, one company seen through both APIs, entities, reversals and
-invoice status read back."""
+``TARGET_AUTH``, and one company seen through both APIs. Entities,
+reversals and invoice status run over both APIs in test_sage_intacct.py."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from test_sage_intacct import NoSleep, charge, command, customer, invoice, project, sheets
+from test_sage_intacct import charge, command, customer, project, rest, sheets
 from test_sage_intacct import client as xml_client
 
 from billbridge.connectors.base import PermanentError, ResultStatus, TransientError
 from billbridge.connectors.sage_intacct.emulator import IntacctEmulator
 from billbridge.connectors.sage_intacct.mapping import IntacctSettings
-from billbridge.connectors.sage_intacct.rest import IntacctRestClient
 from billbridge.connectors.sage_intacct.rest_mapping import (
     API_PATH,
     COMPOSITE,
     IntacctRestSettings,
 )
 from billbridge.connectors.sage_intacct.rest_target import (
-    IntacctRestInvoiceSource,
     IntacctRestTarget,
 )
 from billbridge.connectors.sage_intacct.target import IntacctTarget
@@ -40,11 +37,6 @@ WRITES = f"{API_PATH}{COMPOSITE}"
 def intacct() -> Iterator[IntacctEmulator]:
     with IntacctEmulator() as emulator:
         yield emulator  # type: ignore[misc]
-
-
-def rest(emulator: IntacctEmulator, secret: str = "client-secret") -> IntacctRestClient:
-    return IntacctRestClient(emulator.url, client_id="billbridge-client", client_secret=secret,
-                             clock=NoSleep(), timeout=5.0)
 
 
 def target(emulator: IntacctEmulator, settings: IntacctSettings | None = None,
@@ -158,59 +150,3 @@ def test_one_company_through_both_apis_and_an_update_patches_the_record(
                     for p in gateway.live_postings()}
     assert both == {("tc_10", over_rest.external_id, Decimal("1.5"), Decimal("225.00")),
                     ("tc_11", over_xml.external_id, Decimal("1.5"), Decimal("225.00"))}
-
-
-def test_legal_entities_go_in_the_entity_header_and_a_reversal_undoes_a_posting(
-        intacct: IntacctEmulator) -> None:
-    writer = target(intacct, IntacctSettings(entities={"GB01": "GB01", "US01": "US01"}))
-    [made] = writer.send([customer(1, legal_entity="GB01")])
-    assert made.external_id == "cust_1@GB01"
-    assert writer.send([project(2, "GLX", "cust_1@GB01")])[0].external_id == "GLX@GB01"
-    [posted] = writer.send([charge(10, project_ref="GLX@GB01")])
-    [billed] = writer.send([invoice(11, "cust_1@GB01")])
-    assert {r.external_id.rpartition("@")[2] for r in (posted, billed)} == {"GB01"}
-    owners = {obj: {r["MEGAENTITYID"] for r in intacct.all(obj)}
-              for obj in ("CUSTOMER", "PROJECT", "TIMESHEET", "ARINVOICE")}
-    assert owners == {obj: {"GB01"} for obj in owners}
-    [refused] = writer.send([invoice(12, "cust_1@US01")])  # US01 does not see GB01's
-    assert refused.status is ResultStatus.REJECTED and "Invalid customer" in str(refused.message)
-    [undone] = writer.send([command(13, "time_charge.reverse", {
-        "charge": "tc_10", "amount": "225.00", "currency": "USD"},
-        {"time_charge:tc_10": str(posted.external_id)})])
-    assert undone.status is ResultStatus.APPLIED
-    assert writer.live_postings() == []
-    assert sorted(Decimal(e["QTY"]) for e in intacct.all("TIMESHEETENTRY")) == \
-        [Decimal("-1.5"), Decimal("1.5")]
-
-
-def test_invoice_status_is_read_back_over_rest_as_partly_paid_then_paid(
-        intacct: IntacctEmulator) -> None:
-    clock = [datetime(2026, 4, 1, 12, 0, 0, tzinfo=UTC)]
-    intacct.now = lambda: clock[0]
-    client = rest(intacct)
-    writer = IntacctRestTarget(client)
-    set_up(writer)
-    [first, second] = writer.send([invoice(10), invoice(11)])
-    [row, _] = intacct.all("ARINVOICE")
-    assert (row["RECORDID"], row["TOTALENTERED"], row["STATE"]) == ("inv_GLX_10", "300.00",
-                                                                    "Posted")
-    source = IntacctRestInvoiceSource(client, page_size=1)
-    pages = list(source.poll(None))
-    assert [e["data"]["status"] for p in pages for e in p.events] == ["issued", "issued"]
-    cursor = pages[-1].cursor
-    assert cursor == "2026-04-01T12:00:00Z"
-    clock[0] += timedelta(seconds=5)
-    intacct.pay(str(first.external_id), Decimal("100.00"))
-    pages = list(source.poll(cursor))
-    assert ("inv_GLX_10", "issued", "100.00") in {
-        (e["data"]["invoice"], e["data"]["status"], e["data"]["amount_paid"])
-        for p in pages for e in p.events}
-    cursor = pages[-1].cursor
-    assert cursor == "2026-04-01T12:00:05Z"
-    clock[0] += timedelta(seconds=5)
-    intacct.pay(str(first.external_id), Decimal("200.00"))
-    later = [e for p in source.poll(cursor) for e in p.events]
-    assert ("inv_GLX_10", "paid", "300.00", str(first.external_id)) in {
-        (e["data"]["invoice"], e["data"]["status"], e["data"]["amount_paid"],
-         e["data"]["erp_id"]) for e in later}
-    assert str(second.external_id) not in {e["data"]["erp_id"] for e in later}

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from test_sage_intacct_mapping import CHARGE
+
 from billbridge.connectors.sage_intacct.mapping import (
     IntacctSettings,
     customer,
@@ -30,9 +32,6 @@ from billbridge.connectors.sage_intacct.rest_mapping import (
     timesheet_record,
 )
 
-CHARGE = {"id": "tc_1", "time_entry": "te_1", "project": "GLX-001", "worker": "w-alice",
-          "work_date": "2026-03-02", "hours": "7.5", "rate": "150", "amount": "1125.00",
-          "currency": "USD", "billable": True, "config_version": 1, "source_version": 1}
 KEY = "ab" * 16
 
 

@@ -15,7 +15,7 @@ transient; the shared ``VendorHttp`` waits a 429 out a few times first.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -23,9 +23,8 @@ import httpx
 from billbridge.connectors.base import PermanentError, RateLimit, TransientError
 from billbridge.connectors.entra import EntraToken
 from billbridge.connectors.http import VendorHttp
-from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock
-from billbridge.connectors.sage_intacct.client import RATE_LIMIT_TEXT, IntacctError, Page
+from billbridge.connectors.sage_intacct.client import IntacctError, Page, Result, every_page
 from billbridge.connectors.sage_intacct.rest_mapping import (
     API_PATH,
     COMPOSITE,
@@ -84,38 +83,19 @@ class Subrequest:
                 "headers": {IDEMPOTENCY_HEADER: self.idempotency_key}, "body": self.body}
 
 
-@dataclass(frozen=True, slots=True)
-class RestAnswer:
+def answer_of(item: Any, sent: Subrequest | None = None) -> Result:
     """One subrequest's answer: its record's ``key``, or its ``ia::error``."""
-
-    status: str  # success or failure
-    key: str | None = None
-    errors: list[IntacctError] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "success"
-
-    @property
-    def throttled(self) -> bool:
-        return any(e.errorno in ("429", "HTTP_429") or RATE_LIMIT_TEXT in str(e)
-                   for e in self.errors)
-
-    def message(self) -> str:
-        return "; ".join(str(e) for e in self.errors) or f"subrequest {self.status}"
-
-
-def answer_of(item: Any) -> RestAnswer:
+    ident, what = (sent.idempotency_key, f"{sent.method} {sent.path}") if sent else ("", "")
     found = error_of(item)
     meta = item.get("ia::meta") if isinstance(item, Mapping) else None
     failed = found is not None or (isinstance(meta, Mapping)
                                    and int(meta.get("totalError") or 0) > 0)
     if failed:
-        return RestAnswer("failure", errors=[found or IntacctError(
+        return Result(ident, what, "failure", errors=[found or IntacctError(
             "TARGET_REJECTED", "the subrequest failed", "", "")])
     result = item.get("ia::result") if isinstance(item, Mapping) else None
     key = result.get("key") if isinstance(result, Mapping) else None
-    return RestAnswer("success", str(key) if key not in (None, "") else None)
+    return Result(ident, what, "success", key=str(key) if key not in (None, "") else None)
 
 
 class IntacctRestClient:
@@ -154,7 +134,7 @@ class IntacctRestClient:
         return {ENTITY_HEADER: location} if location else {}
 
     def composite(self, subrequests: Sequence[Subrequest], *, location: str = "",
-                  what: str = "writes") -> list[RestAnswer]:
+                  what: str = "writes") -> list[Result]:
         """The subrequests in one call as the entity ``location``; an answer
         for each, in the order sent (200 or 207)."""
         self.writes += 1
@@ -166,7 +146,7 @@ class IntacctRestClient:
             raise TransientError(f"sage-intacct {what}: {len(subrequests)} subrequests, "
                                  f"the composite answer does not say each one's outcome",
                                  code="TARGET_PROTOCOL")
-        return [answer_of(item) for item in items]
+        return [answer_of(item, sent) for item, sent in zip(items, subrequests, strict=True)]
 
     def query(self, obj: str, fields: Sequence[str], *,
               filters: Sequence[Mapping[str, Any]] = (), expression: str = "and",
@@ -194,14 +174,6 @@ class IntacctRestClient:
                   filters: Sequence[Mapping[str, Any]] = (), expression: str = "and",
                   order: Sequence[str] = (), size: int = 1000,
                   location: str = "") -> list[dict[str, Any]]:
-        guard = PageGuard(f"sage-intacct query {obj}")
-        found: list[dict[str, Any]] = []
-        start = 1
-        while True:
-            guard.once(start)
-            page = self.query(obj, fields, filters=filters, expression=expression, order=order,
-                              start=start, size=size, location=location)
-            found += page.records
-            if page.remaining <= 0 or not page.records:
-                return found
-            start += len(page.records)
+        return every_page(f"sage-intacct query {obj}", 1, lambda start: self.query(
+            obj, fields, filters=filters, expression=expression, order=order, start=start,
+            size=size, location=location))

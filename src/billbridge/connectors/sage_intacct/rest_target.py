@@ -29,10 +29,11 @@ from billbridge.connectors.base import (
     RecordResult,
 )
 from billbridge.connectors.clients import ClientCache
-from billbridge.connectors.fields import MARKER, marker
+from billbridge.connectors.fields import marker
 from billbridge.connectors.paging import PageGuard, chunks
 from billbridge.connectors.sage_intacct import mapping
 from billbridge.connectors.sage_intacct import rest_mapping as rm
+from billbridge.connectors.sage_intacct.client import Result
 from billbridge.connectors.sage_intacct.mapping import IntacctSettings, external, split
 from billbridge.connectors.sage_intacct.rest import IntacctRestClient, Subrequest, rest_url
 from billbridge.connectors.sage_intacct.source import FIELDS as INVOICE_FIELDS
@@ -41,6 +42,7 @@ from billbridge.connectors.sage_intacct.target import (
     LOOKUP_CHUNK,
     IntacctTarget,
     _Planned,
+    by_marker,
 )
 
 IDS = {"customer.upsert": ("CUSTOMER", "CUSTOMERID"), "project.upsert": ("PROJECT", "PROJECTID"),
@@ -75,7 +77,7 @@ class IntacctRestTarget(IntacctTarget):
         return super().send(batch)
 
     # -- the wire --------------------------------------------------------------------
-    def _execute(self, plans: Sequence[_Planned], location: str) -> Sequence[Any]:
+    def _execute(self, plans: Sequence[_Planned], location: str) -> Sequence[Result]:
         return self.rest_client.composite([p.request for p in plans], location=location,
                                           what=f"{len(plans)} writes")
 
@@ -97,7 +99,7 @@ class IntacctRestTarget(IntacctTarget):
                           command.idempotency_key)
 
     @staticmethod
-    def _sheet_id(location: str) -> Callable[[Any], str | None]:
+    def _sheet_id(location: str) -> Callable[[Result], str | None]:
         return lambda r: external(r.key, location) if r.key else None
 
     def _create_invoice(self, command: OutboundCommand, body: dict[str, Any]) -> Subrequest:
@@ -140,15 +142,9 @@ class IntacctRestTarget(IntacctTarget):
             rows = self._rows(obj, ["RECORDNO", name], [{"$in": {path: keys}}], location)
             held = "RECORDNO" if obj == "ARINVOICE" else name
             return {str(r[name]): external(str(r[held]), location) for r in rows}
-        rows = self._rows("TIMESHEETENTRY", ["TIMESHEETKEY", "DESCRIPTION"],
-                          [{"$contains": {"description": marker(k)}} for k in keys], location,
-                          expression="or")
-        out: dict[str, str] = {}
-        for row in rows:
-            seen = MARKER.search(str(row.get("DESCRIPTION") or ""))
-            if seen:
-                out.setdefault(seen.group(1), external(str(row["TIMESHEETKEY"]), location))
-        return out
+        return by_marker(self._rows("TIMESHEETENTRY", ["TIMESHEETKEY", "DESCRIPTION"],
+                                    [{"$contains": {"description": marker(k)}} for k in keys],
+                                    location, expression="or"), location)
 
     def _entries(self, location: str, sheets: list[str] | None) -> list[dict[str, Any]]:
         filters = [{"$in": {"timesheet.key": sheets}}] if sheets is not None else \

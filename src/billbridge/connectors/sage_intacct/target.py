@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from billbridge.connectors.base import (
     ERP_REFERENCES,
@@ -36,7 +36,6 @@ from billbridge.connectors.sage_intacct import mapping
 from billbridge.connectors.sage_intacct.client import (
     Function,
     IntacctClient,
-    IntacctError,
     Result,
     element,
 )
@@ -48,27 +47,13 @@ ENTRY_FIELDS = ("RECORDNO", "TIMESHEETKEY", "EMPLOYEEID", "ENTRYDATE", "QTY", "P
 _result = RecordResult.of
 
 
-class Answer(Protocol):
-    """One write's answer: a gateway ``Result`` or a REST subrequest's."""
-
-    @property
-    def ok(self) -> bool: ...
-    @property
-    def throttled(self) -> bool: ...
-    @property
-    def key(self) -> str | None: ...
-    @property
-    def errors(self) -> list[IntacctError]: ...
-    def message(self) -> str: ...
-
-
 @dataclass(frozen=True, slots=True)
 class _Planned:
     command: OutboundCommand
     location: str
     request: Any  # the gateway's Function, or a REST Subrequest
     key: str  # what finds the record again: its id, code, invoice number or marker
-    external_id: Callable[[Any], str | None]
+    external_id: Callable[[Result], str | None]
     creates: bool = True  # an update is settled on its own answer, never looked up
 
 
@@ -134,7 +119,7 @@ class IntacctTarget:
             settled = True
         return results
 
-    def _execute(self, plans: Sequence[_Planned], location: str) -> Sequence[Answer]:
+    def _execute(self, plans: Sequence[_Planned], location: str) -> Sequence[Result]:
         """One request of the entity's writes; an answer for each, in order."""
         return self.client.execute([p.request for p in plans], location=location,
                                    write=True, what=f"{len(plans)} writes")
@@ -146,9 +131,9 @@ class IntacctTarget:
                                code="UNKNOWN_COMMAND")
         return plan(command)
 
-    def _settle(self, answered: Sequence[tuple[_Planned, Answer]]) -> list[RecordResult]:
+    def _settle(self, answered: Sequence[tuple[_Planned, Result]]) -> list[RecordResult]:
         out: list[RecordResult] = []
-        refused: list[tuple[_Planned, Answer]] = []
+        refused: list[tuple[_Planned, Result]] = []
         for plan, result in answered:
             if result.ok:
                 made = plan.external_id(result)
@@ -218,14 +203,8 @@ class IntacctTarget:
             rows = query("ARINVOICE", ["RECORDNO", "RECORDID"], where=_in("RECORDID", keys),
                          location=location)
             return {r["RECORDID"]: external(r["RECORDNO"], location) for r in rows}
-        rows = query("TIMESHEETENTRY", ["TIMESHEETKEY", "DESCRIPTION"], where=_any_like(
-            "DESCRIPTION", [f"%{marker(k)}%" for k in keys]), location=location)
-        out: dict[str, str] = {}
-        for row in rows:
-            seen = MARKER.search(str(row.get("DESCRIPTION") or ""))
-            if seen:
-                out.setdefault(seen.group(1), external(str(row["TIMESHEETKEY"]), location))
-        return out
+        return by_marker(query("TIMESHEETENTRY", ["TIMESHEETKEY", "DESCRIPTION"], where=_any_like(
+            "DESCRIPTION", [f"%{marker(k)}%" for k in keys]), location=location), location)
 
     # -- customers and projects: keyed by the canonical id and the project code ---------
     def _write(self, command: OutboundCommand, obj: str, fields: dict[str, Any],
@@ -273,7 +252,7 @@ class IntacctTarget:
         return Function(command.idempotency_key, element("create", {"TIMESHEET": sheet}))
 
     @staticmethod
-    def _sheet_id(location: str) -> Callable[[Any], str | None]:
+    def _sheet_id(location: str) -> Callable[[Result], str | None]:
         return lambda r: external(key, location) if (key := _first(r, "RECORDNO")) else None
 
     def _originals(self, reversals: Sequence[OutboundCommand]) -> dict[str, dict[str, Any]]:
@@ -333,6 +312,17 @@ class IntacctTarget:
 
     def _create_invoice(self, command: OutboundCommand, body: dict[str, Any]) -> Any:
         return Function(command.idempotency_key, element("create_invoice", body))
+
+
+def by_marker(entries: Sequence[dict[str, Any]], location: str) -> dict[str, str]:
+    """Timesheet entries by the command key in their marker: the ERP id of the
+    first timesheet that carries each."""
+    out: dict[str, str] = {}
+    for row in entries:
+        seen = MARKER.search(str(row.get("DESCRIPTION") or ""))
+        if seen:
+            out.setdefault(seen.group(1), external(str(row["TIMESHEETKEY"]), location))
+    return out
 
 
 def _in(field: str, values: list[str]) -> dict[str, Any]:
