@@ -9,11 +9,12 @@ reversals and invoice status run over both APIs in test_sage_intacct.py."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from test_sage_intacct import charge, command, customer, project, rest, sheets
+from test_sage_intacct import charge, command, customer, invoice, project, rest, sheets
 from test_sage_intacct import client as xml_client
 
 from billbridge.connectors.base import PermanentError, ResultStatus, TransientError
@@ -25,8 +26,10 @@ from billbridge.connectors.sage_intacct.rest_mapping import (
     IntacctRestSettings,
 )
 from billbridge.connectors.sage_intacct.rest_target import (
+    IntacctRestInvoiceSource,
     IntacctRestTarget,
 )
+from billbridge.connectors.sage_intacct.source import IntacctInvoiceSource
 from billbridge.connectors.sage_intacct.target import IntacctTarget
 from billbridge.emulation.faults import Fault, FaultRule
 
@@ -150,3 +153,24 @@ def test_one_company_through_both_apis_and_an_update_patches_the_record(
                     for p in gateway.live_postings()}
     assert both == {("tc_10", over_rest.external_id, Decimal("1.5"), Decimal("225.00")),
                     ("tc_11", over_xml.external_id, Decimal("1.5"), Decimal("225.00"))}
+
+
+def test_a_connection_moved_between_the_apis_keeps_its_place_in_the_status_read(
+        intacct: IntacctEmulator) -> None:
+    clock = [datetime(2026, 4, 1, 12, 0, 0, tzinfo=UTC)]
+    intacct.now = lambda: clock[0]
+    gateway = xml_client(intacct)
+    writer = IntacctTarget(gateway)
+    set_up(writer)
+    [first, _second] = writer.send([invoice(10), invoice(11)])
+    [*_, last] = IntacctInvoiceSource(gateway).poll(None)
+    assert last.cursor == "04/01/2026 12:00:00"
+    clock[0] += timedelta(seconds=5)
+    intacct.pay(str(first.external_id), Decimal("300.00"))
+    over_rest = IntacctRestInvoiceSource(rest(intacct))
+    pages = list(over_rest.poll(last.cursor))  # the gateway's cursor, read over REST
+    assert [(e["data"]["invoice"], e["data"]["status"]) for p in pages for e in p.events
+            if e["data"]["status"] == "paid"] == [("inv_GLX_10", "paid")]
+    assert pages[-1].cursor == "2026-04-01T12:00:05Z"
+    events = [e for p in IntacctInvoiceSource(gateway).poll(pages[-1].cursor) for e in p.events]
+    assert [e["data"]["invoice"] for e in events] == ["inv_GLX_10"]  # and back again
