@@ -133,17 +133,34 @@ class IntacctEmulator(EmulatorServer):
 
     def pay(self, recordno: str, amount: Decimal) -> None:
         """The customer pays ``amount`` on the AR invoice ``recordno``: an
-        ``ARPYMT`` applied to it, its paid total and state changed."""
+        ``ARPYMT`` applied to it (as ``create_arpayment`` records one)."""
         with self.lock:
             invoice = self.objects["ARINVOICE"][int(recordno)]
-            paid = Decimal(invoice["TOTALPAID"]) + amount
-            total = Decimal(invoice["TOTALENTERED"])
-            invoice.update(TOTALPAID=str(paid), TOTALDUE=str(total - paid),
-                           STATE="Paid" if paid >= total else "Partially Paid",
-                           WHENMODIFIED=self.now().strftime("%m/%d/%Y %H:%M:%S"))
-        self.add("ARPYMT", {"CUSTOMERID": invoice["CUSTOMERID"], "TOTALENTERED": str(amount),
-                            "STATE": "Complete", "RECORDKEY": recordno},
-                 invoice["MEGAENTITYID"])
+            self.receive(str(invoice["CUSTOMERID"]), [(recordno, amount)],
+                         str(invoice["MEGAENTITYID"]))
+
+    def receive(self, customer: str, items: list[tuple[str, Decimal]],
+                location: str) -> dict[str, Any]:
+        """An ``ARPYMT`` from ``customer`` applied to AR invoices (record
+        number, amount): each invoice's paid total and state changed."""
+        with self.lock:
+            invoices = []
+            for recordno, _amount in items:
+                found = [i for i in self._visible("ARINVOICE", location)
+                         if i["RECORDNO"] == recordno and i["CUSTOMERID"] == customer]
+                if not found:
+                    raise Refused("BL03000018", f"Invalid invoice {recordno} for {customer}")
+                invoices.append(found[0])
+            for invoice, (_recordno, amount) in zip(invoices, items, strict=True):
+                paid = Decimal(invoice["TOTALPAID"]) + amount
+                total = Decimal(invoice["TOTALENTERED"])
+                invoice.update(TOTALPAID=str(paid), TOTALDUE=str(total - paid),
+                               STATE="Paid" if paid >= total else "Partially Paid",
+                               WHENMODIFIED=self.now().strftime("%m/%d/%Y %H:%M:%S"))
+        return self.add("ARPYMT", {
+            "CUSTOMERID": customer, "TOTALENTERED": str(sum((a for _r, a in items), Decimal(0))),
+            "STATE": "Complete", "RECORDKEY": items[0][0] if len(items) == 1 else "",
+            "ITEMS": [{"invoicekey": r, "amount": str(a)} for r, a in items]}, location)
 
     def api_calls(self, function: str | None = None) -> int:
         return sum(self.calls.values()) if function is None else self.calls[function]
@@ -257,7 +274,8 @@ class IntacctEmulator(EmulatorServer):
     def _function(self, body: ET.Element, location: str) -> ET.Element | None:
         handlers: dict[str, Callable[[ET.Element, str], ET.Element | None]] = {
             "getAPISession": self._session, "create": self._create, "update": self._update,
-            "create_invoice": self._create_invoice, "query": self._query,
+            "create_invoice": self._create_invoice, "create_arpayment": self._arpayment,
+            "query": self._query,
             "readByQuery": self._read_by_query}
         handler = handlers.get(body.tag)
         if handler is None:
@@ -398,6 +416,23 @@ class IntacctEmulator(EmulatorServer):
     def _create_invoice(self, body: ET.Element, location: str) -> ET.Element:
         row = self.invoice(record_of(body), [record_of(i) for i in
                                              body.findall("invoiceitems/lineitem")], location)
+        node = ET.Element("key")
+        node.text = row["RECORDNO"]
+        return node
+
+    def _arpayment(self, body: ET.Element, location: str) -> ET.Element:
+        """The legacy ``create_arpayment`` [IPHP]: ``customerid``,
+        ``paymentamount`` and the ``arpaymentitem``s (``invoicekey``,
+        ``amount``) it is applied to, which must add up to it."""
+        try:
+            items = [(i.findtext("invoicekey") or "", Decimal(i.findtext("amount") or ""))
+                     for i in body.findall("arpaymentitem")]
+            amount = Decimal(body.findtext("paymentamount") or "")
+        except InvalidOperation:
+            raise Refused("BL34000061", "an amount is not a number") from None
+        if not items or sum((a for _r, a in items), Decimal(0)) != amount:
+            raise Refused("BL34000061", "the arpaymentitems must add up to paymentamount")
+        row = self.receive(body.findtext("customerid") or "", items, location)
         node = ET.Element("key")
         node.text = row["RECORDNO"]
         return node
