@@ -119,9 +119,10 @@ class IntacctRestTarget(IntacctTarget):
         names the key; the hub keeps the id)."""
         wanted: dict[tuple[str, str], set[str]] = {}
         for command in batch:
+            if command.kind not in ("customer.upsert", "project.upsert"):
+                continue
             kind = command.kind.split(".")[0]
-            ident = command.payload.get("id" if kind == "customer" else "code")
-            ref = command.ref(kind, ident) if command.kind in IDS else None
+            ref = command.ref(kind, command.payload.get("id" if kind == "customer" else "code"))
             if ref:
                 ident_, location = split(ref)
                 wanted.setdefault((IDS[command.kind][0], location), set()).add(ident_)
