@@ -22,6 +22,7 @@ from typing import Any
 
 from billbridge.connectors.base import (
     Connection,
+    IdempotencyMode,
     Malformed,
     OutboundCommand,
     PollPage,
@@ -69,6 +70,8 @@ class IntacctRestTarget(IntacctTarget):
         super().__init__(client, settings, name=name,  # type: ignore[arg-type]
                          max_batch=max_batch, today=today, concurrency=concurrency)
         self.rest_client = client
+        if self.rest.trust_idempotency_key:  # Intacct deduplicates on our key
+            self.idempotency = IdempotencyMode.NATIVE
         self._keys: dict[tuple[str, str, str], str] = {}  # (object, id, entity) → key
         self._keying = threading.Lock()
 
