@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from test_sage_intacct_mapping import CHARGE
 
 from billbridge.connectors.sage_intacct.mapping import (
@@ -138,3 +139,31 @@ def test_a_status_cursor_is_carried_between_the_apis() -> None:
     assert cursor_as("2026-04-01T12:00:05Z", "xml") == "04/01/2026 12:00:05"
     assert cursor_as("2026-04-01T12:00:05Z", "rest") == "2026-04-01T12:00:05Z"
     assert cursor_as("04/01/2026 12:00:05", "xml") == "04/01/2026 12:00:05"
+
+
+def test_the_api_option_chooses_the_wire_for_the_target_and_the_source() -> None:
+    from billbridge.connectors.base import Connection
+    from billbridge.connectors.sage_intacct import CONNECTOR
+    from billbridge.connectors.sage_intacct.rest_target import (
+        IntacctRestInvoiceSource,
+        IntacctRestTarget,
+    )
+    from billbridge.connectors.sage_intacct.target import IntacctTarget
+
+    keys = {"client_id": "c", "client_secret": "s", "sender_id": "x", "user_id": "u",
+            "company_id": "co"}
+    rest = Connection("intacct-rest", "sage-intacct", "https://api.intacct.com",
+                      credentials=keys, options={"api": "REST",
+                                                 "trust_idempotency_key": "true"})
+    target = CONNECTOR.target(rest)
+    assert isinstance(target, IntacctRestTarget) and not target.settings.resend_lookup
+    assert target.idempotency.value == "native"
+    assert target.rest_client.base_url == "https://api.intacct.com/ia/api/v1"
+    assert isinstance(CONNECTOR.source(rest), IntacctRestInvoiceSource)
+    xml = Connection("intacct-xml", "sage-intacct", "https://api.intacct.com",
+                     credentials=keys)
+    assert type(CONNECTOR.target(xml)) is IntacctTarget
+    wrong = Connection("intacct-soap", "sage-intacct", "", credentials=keys,
+                       options={"api": "soap"})
+    with pytest.raises(ValueError, match="api is xml or rest, not 'soap'"):
+        CONNECTOR.target(wrong)
