@@ -1,7 +1,8 @@
 """An SFTP server on 127.0.0.1 for the tests and the demo (asyncssh's server
-side, in a thread of its own), rooted in the legacy ERP's folder, with
-log-in by password or by a configured public key, and faults on the writes: a dropped connection half way
-through an upload, a rename applied whose answer never arrives."""
+side, in a thread of its own), rooted in the legacy ERP's folder, with log-in
+by password or by a configured public key, and faults on the writes: a
+dropped connection half way through an upload, a rename applied whose answer
+never arrives."""
 
 from __future__ import annotations
 
