@@ -108,16 +108,22 @@ def import_file(engine: Engine, clock: Clock, into: FileIntake, name: str,
         with engine.connect() as conn:
             configured(conn, into)
             cursor = load_cursor(conn, into.name, STREAM)
-        rows, after = into.read_file(saved.name, cursor)
+        try:
+            rows, after = into.read_file(saved.name, cursor)
+        except Exception as exc:  # whatever a broken workbook makes its reader raise
+            if not saved.already:  # nor left for the poll to stumble on
+                (into.drop_folder / saved.name).unlink(missing_ok=True)
+            raise Invalid(f"{saved.name} cannot be read as a timesheet "
+                          f"({type(exc).__name__}: {exc}); export it again") from None
         prepared = prepare([event for _, event in rows], source=into.name)
         with engine.begin() as conn:
             results = store(conn, prepared, clock=clock)
             save_cursor(conn, into.name, STREAM, after, clock)
             bad = [r.inbox_id for r, why in zip(results, prepared.refusals(), strict=True)
                    if why is not None and r.inbox_id is not None]
-            opened = dict(conn.execute(select(exceptions.c.inbox_id, exceptions.c.id).where(
-                exceptions.c.inbox_id.in_(bad), exceptions.c.status == "open")).tuples().all()
-                          ) if bad else {}
+            opened = {row.inbox_id: row.id for row in conn.execute(
+                select(exceptions.c.inbox_id, exceptions.c.id).where(
+                    exceptions.c.inbox_id.in_(bad), exceptions.c.status == "open"))}
     imported = repeated = 0
     refused: list[Refused] = []
     for (line, _), result, why in zip(rows, results, prepared.refusals(), strict=True):
