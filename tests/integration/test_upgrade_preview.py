@@ -53,11 +53,13 @@ def test_the_preview_of_a_newer_api_version_shows_the_postings_that_change(hub: 
     assert sorted(gone.values()) == sorted([
         # billing-run-period-end: March's and April's work and their invoices
         "8.00 h x 175.00 = 1400.00 USD", "2.00 h x 150.00 = 300.00 USD",
-        "1400.00 + tax 0.00 = 1400.00 USD", "300.00 + tax 0.00 = 300.00 USD",
+        "1400.00 + tax 0.00 = 1400.00 USD, draft",
+        "300.00 + tax 0.00 = 300.00 USD, draft",
         # invoice-per-customer: two projects' work (the Salesforce connector reads
         # no invoice grouping, so an invoice per project either way)
         "8.00 h x 175.00 = 1400.00 USD", "4.00 h x 150.00 = 600.00 USD",
-        "1400.00 + tax 0.00 = 1400.00 USD", "600.00 + tax 0.00 = 600.00 USD"]), changes
+        "1400.00 + tax 0.00 = 1400.00 USD, draft",
+        "600.00 + tax 0.00 = 600.00 USD, draft"]), changes
     # The deals no longer map and their time finds no project; nothing else changed.
     opened = sorted((key[0], key[2]) for key, (before, after) in changes.items()
                     if key[1] == "exception" and (before, after) == ("—", "open"))

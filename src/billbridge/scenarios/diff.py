@@ -36,7 +36,7 @@ def _postings(actual: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str], 
             f"{c['hours']} h x {c['rate']} = {c['amount']} {c['currency']}"
     for i in actual["invoices"]:
         out[("invoice", str(i["id"]))] = \
-            f"{i['subtotal']} + tax {i['tax']} = {i['total']} {i['currency']}"
+            f"{i['subtotal']} + tax {i['tax']} = {i['total']} {i['currency']}, {i['status']}"
     for e in actual["exceptions"]:
         out[("exception", f"{e['record']} {e['reason']}")] = "open"
     return out
@@ -45,7 +45,7 @@ def _postings(actual: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str], 
 def diff(old: dict[str, Any], new: dict[str, Any], scenarios: list[Path],
          progress: Progress | None = None) -> list[PostingChange]:
     changes: list[PostingChange] = []
-    upgrades = changed_versions(old, new)  # an API version moved: read deals through it
+    upgrades = changed_versions(old, new)  # an API version moved: read events through it
     for done, path in enumerate(scenarios, start=1):
         scenario = load(path)
         results = []

@@ -43,6 +43,16 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def pinned_minor_version(pinned: str) -> int:
+    """The ``minorversion`` an ``api_versions`` entry names: ``76`` or
+    ``minorversion=76``."""
+    text = str(pinned).strip().removeprefix("minorversion=")
+    if not text.isdigit():
+        raise ValueError(f"quickbooks: api_versions names a minorversion by its number "
+                         f"(such as {MINOR_VERSION}), not {pinned!r}")
+    return int(text)
+
+
 def realm_rate_limit(per_minute: int = 500) -> RateLimit:
     """At most ``per_minute`` calls in any minute and 10 in any second: a
     burst of one, refilled at the rest of the minute's allowance."""
