@@ -29,13 +29,13 @@ MONEY = ("Amount", "Budget_Cap__c")
 numbers with their digits, as Salesforce does."""
 
 
-def _account(customer: Mapping[str, Any]) -> dict[str, Any]:
+def account(customer: Mapping[str, Any]) -> dict[str, Any]:
     names = {c.partition(".")[2]: f for c, f in DEFAULT_FIELD_MAP.items()
              if c.startswith("customer.")}
     return {field: customer.get(name) for name, field in names.items()}
 
 
-def _opportunity(data: Mapping[str, Any], account_id: str) -> dict[str, Any]:
+def opportunity(data: Mapping[str, Any], account_id: str) -> dict[str, Any]:
     parts = {"opportunity": data["opportunity"], "contract": data["contract"],
              "project": data["project"]}
     record: dict[str, Any] = {"AccountId": account_id, "StageName": "Closed Won", "IsWon": True}
@@ -58,10 +58,10 @@ def read(deals: Chosen, version: str) -> dict[int, Event]:
             customer = event["data"]["customer"]
             if str(customer["id"]) not in accounts:
                 [accounts[str(customer["id"])]] = org.seed(
-                    {"Account": [_account(customer)]})["Account"]
-            [opportunity] = org.seed({"Opportunity": [_opportunity(
+                    {"Account": [account(customer)]})["Account"]
+            [made] = org.seed({"Opportunity": [opportunity(
                 event["data"], accounts[str(customer["id"])])]})["Opportunity"]
-            by_opportunity[opportunity] = n
+            by_opportunity[made] = n
         client = SalesforceClient(org.url, client_id=org.client_id,
                                   client_secret=org.client_secret,
                                   refresh_token=org.refresh_token, version=version,
