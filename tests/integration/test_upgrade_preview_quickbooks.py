@@ -119,3 +119,12 @@ def test_the_console_review_page_shows_the_change_and_refuses_its_author(
     approved = fiona.post(f"/console/config/{version}/approve", data={"csrf": token.group(1)})
     assert f"version {version} is active" in approved.text
     assert speaks(hub) == (76, "minorversion=76")
+
+
+@on_sqlite
+def test_a_version_that_is_not_a_minorversion_is_said_in_one_line(hub: Hub) -> None:
+    version = config_versions.propose(hub.engine, firm("latest"), actor="paul", at=NOW)
+    review = config_versions.review(hub.engine, version, [VOIDED])
+    assert review.preview is None
+    assert review.preview_error == ("quickbooks: api_versions names a minorversion by its "
+                                    "number (such as 75), not 'latest'")

@@ -27,6 +27,7 @@ from billbridge.connectors.base import PermanentError, RateLimit, TransientError
 from billbridge.connectors.http import VendorHttp, read_error
 from billbridge.connectors.paging import PageGuard, chunks
 from billbridge.connectors.ratelimit import MonotonicClock, TokenBucket
+from billbridge.domain.config import ConfigError
 
 DEFAULT_BASE_URL = "https://quickbooks.api.intuit.com"
 TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
@@ -48,7 +49,7 @@ def pinned_minor_version(pinned: str) -> int:
     ``minorversion=76``."""
     text = str(pinned).strip().removeprefix("minorversion=")
     if not text.isdigit():
-        raise ValueError(f"quickbooks: api_versions names a minorversion by its number "
+        raise ConfigError(f"quickbooks: api_versions names a minorversion by its number "
                          f"(such as {MINOR_VERSION}), not {pinned!r}")
     return int(text)
 

@@ -27,8 +27,13 @@ def changed_versions(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str
     changed = {}
     for name in sorted(set(before) | set(after)):
         if name in PREVIEWS and before.get(name) != after.get(name):
-            default = PREVIEWS[name].default_version
-            changed[name] = (str(before.get(name) or default), str(after.get(name) or default))
+            preview = PREVIEWS[name]
+            pair = (str(before.get(name) or preview.default_version),
+                    str(after.get(name) or preview.default_version))
+            if preview.check is not None:
+                for version in pair:
+                    preview.check(version)
+            changed[name] = pair
     return changed
 
 

@@ -72,4 +72,5 @@ def read(reports: Chosen, version: str) -> dict[int, Event]:
         **original, "data": {**original["data"], "status": item["data"]["status"]}})
 
 
-PREVIEW = VendorPreview("invoice.status_changed", str(MINOR_VERSION), read)
+PREVIEW = VendorPreview("invoice.status_changed", str(MINOR_VERSION), read,
+                        check=pinned_minor_version)

@@ -30,6 +30,9 @@ class VendorPreview:
     event_type: str
     default_version: str
     read: Read
+    check: Callable[[str], object] | None = None
+    """Refuses a version this vendor cannot speak (a ConfigError saying why),
+    before any scenario runs."""
 
     def read_through(self, events: list[Event], version: str) -> list[Event]:
         """``events`` with each one of this vendor's type replaced by what the
