@@ -18,15 +18,8 @@ from billbridge.connectors.quickbooks.client import (
 from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
 from billbridge.connectors.quickbooks.mapping import marker
 from billbridge.connectors.quickbooks.source import QuickBooksSource
-from billbridge.scenarios.upgrade.reading import (
-    UNLIMITED,
-    Chosen,
-    Event,
-    VendorPreview,
-    placed,
-    read_all,
-    running,
-)
+from billbridge.scenarios.upgrade import reading
+from billbridge.scenarios.upgrade.reading import Chosen, Event
 
 TOTAL = Decimal("100.00")
 """A status event carries no amount; the state read does not depend on it."""
@@ -53,14 +46,14 @@ def _invoice(company: QuickBooksEmulator, customer: str, event: Event) -> str:
 
 def read(reports: Chosen, version: str) -> dict[int, Event]:
     company = QuickBooksEmulator(access_token=TOKEN)
-    with running(company):
+    with reading.running(company):
         customer = str(company.seed("Customer", {"DisplayName": "Upgrade preview"})["Id"])
         by_invoice = {_invoice(company, customer, event): n for n, event in reports}
         client = QuickBooksClient(company.url, company.realm_id,
                                   access_token=TOKEN, token_url=company.token_url,
                                   minor_version=pinned_minor_version(version),
-                                  rate_limit=UNLIMITED, batch_limit=UNLIMITED)
-        items = read_all(QuickBooksSource(client))
+                                  rate_limit=reading.UNLIMITED, batch_limit=reading.UNLIMITED)
+        items = reading.read_all(QuickBooksSource(client))
 
     def place(item: Event | Malformed) -> int:
         return by_invoice[str(item.raw.get("Id")) if isinstance(item, Malformed)
@@ -68,9 +61,9 @@ def read(reports: Chosen, version: str) -> dict[int, Event]:
 
     # The state is what the connector read; which invoice, and its ERP id, stay
     # the scenario's (the emulator numbers its invoices its own way).
-    return placed(items, place, reports, lambda original, item: {
+    return reading.placed(items, place, reports, lambda original, item: {
         **original, "data": {**original["data"], "status": item["data"]["status"]}})
 
 
-PREVIEW = VendorPreview("invoice.status_changed", str(MINOR_VERSION), read,
-                        check=pinned_minor_version)
+PREVIEW = reading.VendorPreview("invoice.status_changed", str(MINOR_VERSION), read,
+                                check=pinned_minor_version)

@@ -14,15 +14,8 @@ from billbridge.connectors.salesforce.client import DEFAULT_VERSION, SalesforceC
 from billbridge.connectors.salesforce.emulator import SalesforceEmulator
 from billbridge.connectors.salesforce.mapping import DEFAULT_FIELD_MAP, MappingConfig
 from billbridge.connectors.salesforce.source import SalesforceSource
-from billbridge.scenarios.upgrade.reading import (
-    UNLIMITED,
-    Chosen,
-    Event,
-    VendorPreview,
-    placed,
-    read_all,
-    running,
-)
+from billbridge.scenarios.upgrade import reading
+from billbridge.scenarios.upgrade.reading import Chosen, Event
 
 MONEY = ("Amount", "Budget_Cap__c")
 """Currency fields: seeded as Decimal, which the emulator answers as JSON
@@ -51,7 +44,7 @@ def opportunity(data: Mapping[str, Any], account_id: str) -> dict[str, Any]:
 
 def read(deals: Chosen, version: str) -> dict[int, Event]:
     org = SalesforceEmulator()
-    with running(org):
+    with reading.running(org):
         accounts: dict[str, str] = {}
         by_opportunity: dict[str, int] = {}
         for n, event in deals:
@@ -65,15 +58,16 @@ def read(deals: Chosen, version: str) -> dict[int, Event]:
         client = SalesforceClient(org.url, client_id=org.client_id,
                                   client_secret=org.client_secret,
                                   refresh_token=org.refresh_token, version=version,
-                                  rate_limit=UNLIMITED)
-        items = read_all(SalesforceSource(client, config=MappingConfig(source="salesforce"),
-                                          objects=("Opportunity",)))
+                                  rate_limit=reading.UNLIMITED)
+        items = reading.read_all(SalesforceSource(
+            client, config=MappingConfig(source="salesforce"), objects=("Opportunity",)))
 
     def place(item: Event | Malformed) -> int:
         return by_opportunity[str(item.raw.get("Id")) if isinstance(item, Malformed)
                               else str(item["data"]["opportunity"]["id"])]
 
-    return placed(items, place, deals, lambda original, item: {**original, "data": item["data"]})
+    return reading.placed(items, place, deals,
+                          lambda original, item: {**original, "data": item["data"]})
 
 
-PREVIEW = VendorPreview("opportunity.closed_won", f"v{DEFAULT_VERSION}", read)
+PREVIEW = reading.VendorPreview("opportunity.closed_won", f"v{DEFAULT_VERSION}", read)
