@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, delete, func, select
 
 from billbridge.domain.config import AlertRules
 from billbridge.engine.config_store import ConfigCache, active_version
+from billbridge.engine.config_store import configs as configs_of
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import (
     alerts_firing,
@@ -95,7 +96,7 @@ def evaluate(engine: Engine, now: datetime, *, poster: Poster = _post,
         version = active_version(conn)
         if not version:
             return []
-        rules = (configs or ConfigCache()).get(conn, version).alerts
+        rules = (configs or configs_of(engine)).get(conn, version).alerts
         holding = {a.key: a for a in conditions(conn, rules, now)}
         conn.execute(delete(alerts_firing).where(alerts_firing.c.key.not_in(list(holding))))
         started = []

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, exists, literal, select
 from billbridge.connectors.base import LedgerReader, LivePosting
 from billbridge.domain.billing import Rejection, price_entry
 from billbridge.domain.records import Contract, Project, TimeEntry
-from billbridge.engine.config_store import ConfigCache, active_version
+from billbridge.engine.config_store import active_version, configs
 from billbridge.store.tables import exceptions, inbox, outbox, records
 
 if TYPE_CHECKING:
@@ -183,8 +183,7 @@ def _stale_prices(conn: Connection) -> list[Finding]:
     entries = _records(conn, "time_entry", exists().where(
         stale.c.kind == "time_charge", stale.c.id == literal("tc_") + records.c.id,
         stale.c.status == "posted", stale.c.config_version < version))
-    cache = ConfigCache()
-    config = cache.get(conn, version)
+    config = configs(conn.engine).get(conn, version)
     projects, contracts = _records(conn, "project"), _records(conn, "contract")
     out = []
     for charge in charges.values():

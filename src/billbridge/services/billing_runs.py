@@ -101,8 +101,7 @@ def preview(engine: Engine, period_end: date, *, at: datetime) -> Preview:
     with engine.connect() as conn:
         version = _active(conn)
         unit = UnitOfWork(conn, at, QUEUES, planned=True)  # read from, never written
-        # Parsed afresh: a version number names a document in one store only.
-        config = config_store.ConfigCache().get(conn, version)
+        config = config_store.configs(engine).get(conn, version)
         outcome = on_billing_run(event, StoreContext(unit, config, version))
         held = [Held(reason=p.reason.value, record=p.record_id, message=p.message)
                 for p in outcome.problems]

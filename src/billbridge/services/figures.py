@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from billbridge.engine.config_store import ConfigCache, active_version
+from billbridge.engine.config_store import active_version, configs
 from billbridge.engine.facts import from_e4
 from billbridge.store import queries
 from billbridge.store.tables import charge_facts, records
@@ -76,7 +76,7 @@ def executive(conn: Connection, today: date) -> Executive:
         return figures.setdefault(code, ProjectFigures(code))
 
     config_version = active_version(conn)
-    config = ConfigCache().get(conn, config_version) if config_version else None
+    config = configs(conn.engine).get(conn, config_version) if config_version else None
     cost_rates = {w.id: w.cost_rate for w in config.workers} if config else {}
     for activation in _all(conn, "activation"):
         f = fig(str(activation["project"]))
