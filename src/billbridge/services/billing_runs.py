@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, select
 
 from billbridge.domain.events import HUB_SOURCE, CanonicalEvent
+from billbridge.domain.times import as_utc
 from billbridge.engine import audit, config_store
 from billbridge.engine.batch import QUEUES, StoreContext
 from billbridge.engine.clock import SystemClock
@@ -26,7 +27,7 @@ from billbridge.engine.inbox import IngestStatus, ingest_many
 from billbridge.errors import Conflict, NotFound
 from billbridge.flows.invoicing import on_billing_run
 from billbridge.services.exceptions import waiting
-from billbridge.services.invoices import summaries, totals, utc
+from billbridge.services.invoices import summaries, totals
 from billbridge.store.tables import exceptions, inbox
 from billbridge.store.unit_of_work import UnitOfWork
 
@@ -189,9 +190,9 @@ def runs(conn: Connection) -> list[RunSummary]:
         made = raised.get(row.event_id, [])
         found.append(RunSummary(
             id=row.event_id, period_end=data["period_end"], project=data.get("project"),
-            requested_by=data.get("requested_by"), requested_at=utc(row.received_at),
+            requested_by=data.get("requested_by"), requested_at=as_utc(row.received_at),
             status="queued" if row.status == "pending" else row.status,
-            processed_at=utc(row.processed_at), invoices=[i.id for i in made],
+            processed_at=as_utc(row.processed_at), invoices=[i.id for i in made],
             totals=totals(made), problems=problems))
     return found
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine
 
 from billbridge.domain.idempotency import canonical_json
+from billbridge.domain.times import as_utc
 from billbridge.engine import config_store
 from billbridge.engine.hub import Hub
 from billbridge.errors import Conflict, NotFound
@@ -56,17 +57,15 @@ def show(conn: Connection, version: int | None = None) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"there is no configuration version {version}; "
                        "`billbridge config versions` lists them")
-    times = {k: _utc(row[k]) for k in ("created_at", "activated_at")}
+    times = {k: _iso(row[k]) for k in ("created_at", "activated_at")}
     [shown] = plain([{**row, **times}])
     shown.pop("digest", None)
     return {**shown, "document": config_store.document(conn, version)}
 
 
-def _utc(at: datetime | None) -> str | None:
-    """ISO 8601 in UTC (SQLite gives back the UTC it was given, without a zone)."""
-    if at is None:
-        return None
-    return (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)).isoformat()
+def _iso(at: datetime | None) -> str | None:
+    """ISO 8601 in UTC."""
+    return None if at is None else as_utc(at).isoformat()
 
 
 def history(conn: Connection) -> list[dict[str, Any]]:
@@ -114,7 +113,7 @@ def pending(engine: Engine) -> tuple[dict[str, Any] | None, list[Pending]]:
             before, after, f"v{active['version']} (active)" if active else "nothing active",
             f"v{row['version']} (proposed)", lineterm="", n=2))
         found.append(Pending(row["version"], row["proposed_by"], row["note"],
-                             _utc(row["created_at"]), lines, None))
+                             _iso(row["created_at"]), lines, None))
     if active is not None:
         active = {k: v for k, v in active.items() if k != "document"}
     return active, found

@@ -10,7 +10,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy import Connection, select
 
 from billbridge.domain.money import MoneyError, check_currency
 from billbridge.domain.records import InvoiceStatus
+from billbridge.domain.times import as_utc
 from billbridge.errors import Invalid, NotFound
 from billbridge.store.tables import inbox, outbox, records
 
@@ -105,14 +106,6 @@ class InvoiceDetail(Shown):
     tax_rule: dict[str, Any] | None
     lines: list[LineDetail]
     history: list[StatusStep]
-
-
-def utc(at: datetime | None) -> datetime | None:
-    """A stored time in UTC with its zone (SQLite gives back the UTC it was
-    given, without one)."""
-    if at is None:
-        return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
 def parse_status(text: str | None) -> str | None:
@@ -293,7 +286,7 @@ def _history(conn: Connection, invoice: Mapping[str, Any]) -> list[StatusStep]:
     raised = conn.execute(select(inbox.c.occurred_at, inbox.c.processed_at).where(
         inbox.c.event_type == "billing.run", inbox.c.event_id == run)).first() if run else None
     steps.append(StatusStep(status=InvoiceStatus.DRAFT.value,
-                            at=utc(raised.processed_at) if raised else None,
+                            at=as_utc(raised.processed_at) if raised else None,
                             by=f"billing run {run}" if run else "billing run"))
     for cmd in conn.execute(select(outbox.c.id, outbox.c.target, outbox.c.status,
                                    outbox.c.external_id, outbox.c.done_at)
@@ -302,7 +295,7 @@ def _history(conn: Connection, invoice: Mapping[str, Any]) -> list[StatusStep]:
                                    outbox.c.kind == "invoice.create").order_by(outbox.c.id)):
         steps.append(StatusStep(
             status=POSTED if cmd.status == "done" else f"to post ({cmd.status})",
-            at=utc(cmd.done_at), erp_id=cmd.external_id,
+            at=as_utc(cmd.done_at), erp_id=cmd.external_id,
             by=f"command #{cmd.id} to {cmd.target}"))
     for event in conn.execute(select(inbox.c.source, inbox.c.event_id, inbox.c.payload,
                                      inbox.c.occurred_at)
@@ -310,7 +303,7 @@ def _history(conn: Connection, invoice: Mapping[str, Any]) -> list[StatusStep]:
                                      inbox.c.event_type == "invoice.status_changed")
                               .order_by(inbox.c.id)):
         data = json.loads(event.payload or "{}").get("data", {})
-        steps.append(StatusStep(status=str(data.get("status")), at=utc(event.occurred_at),
+        steps.append(StatusStep(status=str(data.get("status")), at=as_utc(event.occurred_at),
                                 erp_id=data.get("erp_id"),
                                 by=f"{event.source}/{event.event_id}"))
     return steps
