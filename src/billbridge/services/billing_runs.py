@@ -15,7 +15,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, select
 
 from billbridge.domain.events import HUB_SOURCE, CanonicalEvent
@@ -27,7 +26,7 @@ from billbridge.engine.inbox import IngestStatus, ingest_many
 from billbridge.errors import Conflict, NotFound
 from billbridge.flows.invoicing import on_billing_run
 from billbridge.services.exceptions import waiting
-from billbridge.services.invoices import summaries, totals
+from billbridge.services.invoices import Shown, summaries, totals
 from billbridge.store.tables import exceptions, inbox
 from billbridge.store.unit_of_work import UnitOfWork
 
@@ -37,10 +36,6 @@ EVENT_TYPE = "billing.run"
 def run_id(period_end: date) -> str:
     """The one id of the run for ``period_end``: the inbox keeps one event per id."""
     return f"run-{period_end.isoformat()}"
-
-
-class Shown(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 class Held(Shown):
@@ -111,12 +106,9 @@ def preview(engine: Engine, period_end: date, *, at: datetime) -> Preview:
         committed = _existing(conn, period_end)
         planned = [_planned(c.data, unit.record("customer", str(c.data["customer"])))
                    for c in outcome.changes if c.kind == "invoice"]
-    summed: dict[str, Decimal] = defaultdict(Decimal)
-    for invoice in planned:
-        summed[invoice.currency] += invoice.total
     return Preview(period_end=period_end, run=rid, config_version=version,
                    invoices=sorted(planned, key=lambda i: i.id),
-                   totals=dict(sorted(summed.items())), held=held, committed=committed)
+                   totals=totals(planned), held=held, committed=committed)
 
 
 def _planned(data: Any, customer: Mapping[str, Any] | None) -> PlannedInvoice:

@@ -2,7 +2,9 @@
 and one invoice with its lines, each line's charges back to the time entry,
 expense or milestone, the event that priced it, the rate card, configuration
 version, tax rule and FX rate used, and the invoice's status history (draft,
-posted with the ERP's id, then issued, paid or void as the ERP reports)."""
+posted with the ERP's id, then issued, paid or void as the ERP reports); and,
+for the scenario suite, the invoices and live time charges as the flows
+recorded them. Billing runs, which raise invoices, are services.billing_runs."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, select
@@ -20,6 +22,7 @@ from sqlalchemy import Connection, select
 from billbridge.domain.money import MoneyError, check_currency
 from billbridge.domain.records import InvoiceStatus
 from billbridge.domain.times import as_utc
+from billbridge.engine.reconcile import LIVE
 from billbridge.errors import Invalid, NotFound
 from billbridge.store.tables import inbox, outbox, records
 
@@ -136,9 +139,37 @@ def parse_period_end(text: str) -> date:
                       "like 2026-03-31") from None
 
 
-def _records(conn: Connection, kind: str) -> dict[str, dict[str, Any]]:
-    return {r.id: json.loads(r.data) for r in conn.execute(
-        select(records.c.id, records.c.data).where(records.c.kind == kind))}
+class _Stored(NamedTuple):
+    data: dict[str, Any]  # the record as the flows wrote it
+    status: str  # the record's status in the store
+
+
+def _stored(conn: Connection, kind: str, *, ids: Iterable[str] | None = None,
+            statuses: Iterable[str] | None = None) -> dict[str, _Stored]:
+    """The records of ``kind`` by id (only ``ids``, only in ``statuses``, when given):
+    the one query this module reads records with."""
+    query = select(records.c.id, records.c.data, records.c.status).where(records.c.kind == kind)
+    if ids is not None:
+        query = query.where(records.c.id.in_(list(ids)))
+    if statuses is not None:
+        query = query.where(records.c.status.in_(list(statuses)))
+    return {r.id: _Stored(json.loads(r.data), r.status) for r in conn.execute(query)}
+
+
+def recorded(conn: Connection) -> list[dict[str, Any]]:
+    """Every invoice the hub raised, as the invoicing flow recorded it."""
+    return [s.data for s in _stored(conn, "invoice").values()]
+
+
+def live_charges(conn: Connection) -> list[dict[str, Any]]:
+    """Every time charge the hub holds live (posted, or invoiced): what is billed
+    or still to bill, as the pricing flow recorded it."""
+    return [s.data for s in _stored(conn, "time_charge", statuses=LIVE).values()]
+
+
+def _names(conn: Connection, ids: Iterable[str] | None = None) -> dict[str, str | None]:
+    """Customer id → its name."""
+    return {i: s.data.get("name") for i, s in _stored(conn, "customer", ids=ids).items()}
 
 
 def _erp_ids(conn: Connection, ids: Iterable[str] | None = None) -> dict[str, str]:
@@ -151,7 +182,7 @@ def _erp_ids(conn: Connection, ids: Iterable[str] | None = None) -> dict[str, st
 
 
 def _summary(data: Mapping[str, Any], erp_id: str | None,
-             names: Mapping[str, str]) -> InvoiceSummary:
+             names: Mapping[str, str | None]) -> InvoiceSummary:
     status = str(data.get("status") or InvoiceStatus.DRAFT.value)
     if status == InvoiceStatus.DRAFT.value and erp_id:
         status = POSTED
@@ -164,7 +195,14 @@ def _summary(data: Mapping[str, Any], erp_id: str | None,
         billing_run=data.get("billing_run"), lines=len(data.get("lines") or ()))
 
 
-def totals(items: Iterable[InvoiceSummary]) -> dict[str, Decimal]:
+class Totalled(Protocol):
+    @property
+    def currency(self) -> str: ...
+    @property
+    def total(self) -> Decimal: ...
+
+
+def totals(items: Iterable[Totalled]) -> dict[str, Decimal]:
     """Totals per currency, currencies in order."""
     summed: dict[str, Decimal] = defaultdict(Decimal)
     for item in items:
@@ -174,9 +212,8 @@ def totals(items: Iterable[InvoiceSummary]) -> dict[str, Decimal]:
 
 def summaries(conn: Connection) -> list[InvoiceSummary]:
     """Every invoice, by period end then id."""
-    names = {k: str(v.get("name")) for k, v in _records(conn, "customer").items()}
-    erp = _erp_ids(conn)
-    found = [_summary(d, erp.get(i), names) for i, d in _records(conn, "invoice").items()]
+    names, erp = _names(conn), _erp_ids(conn)
+    found = [_summary(s.data, erp.get(i), names) for i, s in _stored(conn, "invoice").items()]
     return sorted(found, key=lambda s: (s.period_end or date.min, s.id))
 
 
@@ -198,17 +235,13 @@ def list_invoices(conn: Connection, *, project: str | None = None,
 
 def show(conn: Connection, invoice_id: str) -> InvoiceDetail:
     """One invoice, drilled down; NotFound when no invoice has that id."""
-    found = conn.execute(select(records.c.data).where(
-        records.c.kind == "invoice", records.c.id == invoice_id)).first()
+    found = _stored(conn, "invoice", ids=[invoice_id]).get(invoice_id)
     if found is None:
         raise NotFound(f"there is no invoice {invoice_id!r}: `billbridge invoices list` "
                        "lists them")
-    data = json.loads(found.data)
-    customer = conn.execute(select(records.c.data).where(
-        records.c.kind == "customer", records.c.id == data["customer"])).first()
-    names = {data["customer"]: json.loads(customer.data).get("name")} if customer else {}
+    data = found.data
     erp = _erp_ids(conn, [invoice_id]).get(invoice_id)
-    summary = _summary(data, erp, names)
+    summary = _summary(data, erp, _names(conn, [data["customer"]]))
     return InvoiceDetail(
         invoice=summary, legal_entity=data.get("legal_entity"),
         po_number=data.get("po_number"), config_version=data.get("config_version"),
@@ -224,11 +257,8 @@ def _lines(conn: Connection, invoice: Mapping[str, Any]) -> list[LineDetail]:
     held: dict[str, dict[str, Any]] = {}
     for kind, ids in wanted.items():
         if ids:
-            held.update({r.id: {**json.loads(r.data), "status": r.status}
-                         for r in conn.execute(select(records.c.id, records.c.data,
-                                                      records.c.status)
-                                               .where(records.c.kind == kind,
-                                                      records.c.id.in_(ids)))})
+            held.update({i: {**s.data, "status": s.status}
+                         for i, s in _stored(conn, kind, ids=ids).items()})
     out = []
     for line in lines:
         parts = [s for s in str(line.get("source") or "").split(",") if s]
