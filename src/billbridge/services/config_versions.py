@@ -5,7 +5,9 @@ invalid document raises the domain's ConfigError naming every problem."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -151,17 +153,51 @@ class Preview:
     changes: list[dict[str, Any]]
 
 
+class _Previews:
+    """Each proposal's last preview with what it was computed from: its
+    document, the active version and document it is measured against, and the
+    scenario files. One lock: a second look waits for the first's suite run
+    instead of starting its own (two at once would share the same cores)."""
+
+    def __init__(self) -> None:
+        self.by_version: dict[int, tuple[str, Preview]] = {}
+        self.lock = threading.Lock()
+
+
+_previews = config_store.PerStore(_Previews)
+
+
+def _measured(new: dict[str, Any], active: int, old: dict[str, Any],
+              scenarios: Sequence[Path]) -> str:
+    """A digest of everything a preview depends on (a missing file as empty:
+    the suite run then says what is wrong with it)."""
+    digest = hashlib.sha256(canonical_json([new, active, old]).encode())
+    for path in scenarios:
+        digest.update(f"\0{path}\0".encode())
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    return digest.hexdigest()
+
+
 def preview(engine: Engine, version: int, scenarios: Sequence[Path]) -> Preview:
     """The postings that would change, over ``scenarios``, if ``version``
-    replaced the active one."""
+    replaced the active one. The suite runs once per proposal while nothing it
+    depends on changes (``_measured``); another look reads the kept preview."""
     from billbridge.scenarios.diff import diff
 
     with engine.connect() as conn:
         new = config_store.document(conn, version)
         active = config_store.active_version(conn)
         old = config_store.document(conn, active) if active else {}
-    return Preview(version, active, len(scenarios),
-                   [c.__dict__ for c in diff(old, new, list(scenarios))])
+    measured = _measured(new, active, old, scenarios)
+    kept = _previews(engine)
+    with kept.lock:
+        found = kept.by_version.get(version)
+        if found is not None and found[0] == measured:
+            return found[1]
+        made = Preview(version, active, len(scenarios),
+                       [c.__dict__ for c in diff(old, new, list(scenarios))])
+        kept.by_version[version] = (measured, made)
+    return made
 
 
 Decision = Literal["approve", "reject"]
