@@ -103,7 +103,10 @@ def test_fix_a_rate_card_and_replay_from_the_console(tmp_path: Path,
         seen = other.get(f"/console/config/{version}").text
         assert 'class="preview"' in seen and f'id="approve-{version}"' not in seen
     assert len(runs) == 2  # three looks at the proposal, one run of its suite
-    approved = console.post(f"/console/config/{version}/approve", data={"csrf": csrf.group(1)})
+    seen = re.search(r'name="seen" value="([0-9a-f]{64})"', review)
+    assert seen is not None  # the approval names the preview it was made from
+    approved = console.post(f"/console/config/{version}/approve",
+                            data={"csrf": csrf.group(1), "seen": seen.group(1)})
     assert f"version {version} is active" in approved.text
     assert f"Active: version {version}" in approved.text and "No proposal is waiting" in \
         approved.text

@@ -201,3 +201,24 @@ def test_stores_whose_version_numbers_coincide_keep_their_own_previews(
         previews.append(config_versions.preview(engine, 2, []).changes[0]["after"])
         engine.dispose()
     assert previews == ["155.00", "165.00"] and len(suite_runs) == 2
+
+
+def test_an_approval_from_a_preview_that_is_out_of_date_is_refused(engine: Engine) -> None:
+    firm = read_document(SUITE / "config")
+    with engine.begin() as conn:
+        config_store.activate(conn, firm, actor="test", at=datetime.now(UTC))
+        version = config_store.propose(conn, with_consultant(firm, "155.00"), actor="paul",
+                                       at=datetime.now(UTC))
+        other = config_store.propose(conn, with_consultant(firm, "140.00"), actor="paul",
+                                     at=datetime.now(UTC))
+    read = config_versions.review(engine, version, [])
+    assert read.measured is not None
+    config_versions.decide(engine, other, "approve", actor="fiona", at=datetime.now(UTC))
+    with pytest.raises(config_store.ApprovalRefused, match="out of date"):
+        config_versions.decide(engine, version, "approve", actor="fiona", at=datetime.now(UTC),
+                               seen=config_versions.Seen(read.measured, []))
+    again = config_versions.review(engine, version, [])
+    assert again.measured is not None and again.measured != read.measured
+    assert config_versions.decide(engine, version, "approve", actor="fiona",
+                                  at=datetime.now(UTC),
+                                  seen=config_versions.Seen(again.measured, [])) == "active"

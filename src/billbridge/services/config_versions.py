@@ -94,6 +94,16 @@ class Pending:
     diff: list[str]  # unified diff of the YAML, active → proposed
     preview: Preview | None  # None without a scenario suite
     preview_error: str | None = None  # why the suite could not run
+    measured: str | None = None  # what the preview was measured on (``Seen``)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The preview an approver read: what it was measured on (``Pending.measured``)
+    and the scenario files it ran."""
+
+    measured: str
+    scenarios: Sequence[Path]
 
 
 def pending(engine: Engine) -> tuple[dict[str, Any] | None, list[Pending]]:
@@ -131,12 +141,14 @@ def review(engine: Engine, version: int, scenarios: Sequence[Path]) -> Pending:
     found = next((p for p in pending(engine)[1] if p.version == version), None)
     if found is None:
         raise NotFound(f"version {version} is not a proposal waiting for approval")
+    with engine.connect() as conn:
+        measured = _measured(*_compared(conn, version), scenarios)
     shown, error = None, None
     try:
         shown = preview(engine, version, scenarios) if scenarios else None
     except (ScenarioError, ConfigError) as exc:
         error = str(exc)
-    return replace(found, preview=shown, preview_error=error)
+    return replace(found, preview=shown, preview_error=error, measured=measured)
 
 
 def propose(engine: Engine, document: dict[str, Any], *, actor: str, at: datetime,
@@ -167,6 +179,14 @@ class _Previews:
 _previews = config_store.PerStore(_Previews)
 
 
+def _compared(conn: Connection, version: int) -> tuple[dict[str, Any], int, dict[str, Any]]:
+    """A preview's inputs from the store: the proposed document, the active
+    version and its document."""
+    new = config_store.document(conn, version)
+    active = config_store.active_version(conn)
+    return new, active, config_store.document(conn, active) if active else {}
+
+
 def _measured(new: dict[str, Any], active: int, old: dict[str, Any],
               scenarios: Sequence[Path]) -> str:
     """A digest of everything a preview depends on (a missing file as empty:
@@ -185,9 +205,7 @@ def preview(engine: Engine, version: int, scenarios: Sequence[Path]) -> Preview:
     from billbridge.scenarios.diff import diff
 
     with engine.connect() as conn:
-        new = config_store.document(conn, version)
-        active = config_store.active_version(conn)
-        old = config_store.document(conn, active) if active else {}
+        new, active, old = _compared(conn, version)
     measured = _measured(new, active, old, scenarios)
     kept = _previews(engine)
     with kept.lock:
@@ -204,10 +222,18 @@ Decision = Literal["approve", "reject"]
 
 
 def decide(engine: Engine, version: int, decision: Decision, *, actor: str, at: datetime,
-           reason: str = "") -> str:
-    """Approve (never by its proposer) or reject a proposal; its new status."""
+           reason: str = "", seen: Seen | None = None) -> str:
+    """Approve (never by its proposer) or reject a proposal; its new status.
+    An approval made from a preview (``seen``) is refused when that preview is
+    no longer the proposal's (another version became active, a scenario changed)."""
     with engine.begin() as conn:
         if decision == "approve":
+            if seen is not None and seen.measured != _measured(*_compared(conn, version),
+                                                                seen.scenarios):
+                raise config_store.ApprovalRefused(
+                    f"the preview of version {version} you read is out of date (another "
+                    "version became active, or the scenarios changed): read it again, "
+                    "then approve")
             config_store.approve(conn, version, actor=actor, at=at)
             return "active"
         config_store.reject(conn, version, actor=actor, at=at, reason=reason)
