@@ -141,13 +141,15 @@ def review(engine: Engine, version: int, scenarios: Sequence[Path]) -> Pending:
     found = next((p for p in pending(engine)[1] if p.version == version), None)
     if found is None:
         raise NotFound(f"version {version} is not a proposal waiting for approval")
-    with engine.connect() as conn:
-        measured = _measured(*_compared(conn, version), scenarios)
-    shown, error = None, None
+    measured, shown, error = None, None, None
     try:
-        shown = preview(engine, version, scenarios) if scenarios else None
+        if scenarios:
+            measured, shown = _kept(engine, version, scenarios)
     except (ScenarioError, ConfigError) as exc:
         error = str(exc)
+    if measured is None:
+        with engine.connect() as conn:
+            measured = _measured(*_compared(conn, version), scenarios)
     return replace(found, preview=shown, preview_error=error, measured=measured)
 
 
@@ -202,6 +204,12 @@ def preview(engine: Engine, version: int, scenarios: Sequence[Path]) -> Preview:
     """The postings that would change, over ``scenarios``, if ``version``
     replaced the active one. The suite runs once per proposal while nothing it
     depends on changes (``_measured``); another look reads the kept preview."""
+    return _kept(engine, version, scenarios)[1]
+
+
+def _kept(engine: Engine, version: int, scenarios: Sequence[Path]) -> tuple[str, Preview]:
+    """The preview of ``version`` and what it was measured on, run only when
+    the kept one was measured on something else."""
     from billbridge.scenarios.diff import diff
 
     with engine.connect() as conn:
@@ -210,12 +218,11 @@ def preview(engine: Engine, version: int, scenarios: Sequence[Path]) -> Preview:
     kept = _previews(engine)
     with kept.lock:
         found = kept.by_version.get(version)
-        if found is not None and found[0] == measured:
-            return found[1]
-        made = Preview(version, active, len(scenarios),
-                       [c.__dict__ for c in diff(old, new, list(scenarios))])
-        kept.by_version[version] = (measured, made)
-    return made
+        if found is None or found[0] != measured:
+            found = (measured, Preview(version, active, len(scenarios),
+                                       [c.__dict__ for c in diff(old, new, list(scenarios))]))
+            kept.by_version[version] = found
+    return found
 
 
 Decision = Literal["approve", "reject"]

@@ -196,6 +196,8 @@ def _summary(data: Mapping[str, Any], erp_id: str | None,
 
 
 class Totalled(Protocol):
+    """Anything with a total in a currency (an invoice, a planned one)."""
+
     @property
     def currency(self) -> str: ...
     @property
