@@ -22,7 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from billbridge.connectors.base import Malformed, WebhookRequest
+from billbridge.connectors.contracts import ContractWatch
 from billbridge.connectors.kantata.client import KantataClient
+from billbridge.connectors.kantata.contract import CONTRACT
 from billbridge.connectors.kantata.events import KantataEvents
 from billbridge.connectors.kantata.mapping import MappingConfig
 from billbridge.connectors.signing import TOLERANCE_SECONDS, verify
@@ -54,6 +56,7 @@ class KantataWebhooks:
         self.client = client
         self.config = config or MappingConfig()
         self.tolerance = tolerance
+        self.contracts = ContractWatch(CONTRACT)
 
     def verify(self, request: WebhookRequest, *, now: float) -> None:
         verify(self.secret, request.header(TIMESTAMP_HEADER), request.header(SIGNATURE_HEADER),
@@ -71,4 +74,4 @@ class KantataWebhooks:
             return [Malformed(body, "Kantata relay delivery holds no Subscribed Events "
                               "(expected Kantata's subscribed_events answer or a list of "
                               "event objects)")]
-        return KantataEvents(self.client, self.config).for_subscribed_events(notes)
+        return KantataEvents(self.client, self.config, self.contracts).for_subscribed_events(notes)
