@@ -84,6 +84,28 @@ def invoice_record(payload: Mapping[str, Any]) -> Invoice:
     return bill
 
 
+def named(command: OutboundCommand, kind: str) -> str:
+    """The canonical id of the ``kind`` (e.g. ``customer``) the command's
+    payload names, or a ``MappingError`` saying it names none."""
+    value = command.payload.get(kind)
+    if not value:
+        raise MappingError(f"{command.kind.partition('.')[0]} {command.payload.get('id')} "
+                           f"names no {kind}")
+    return str(value)
+
+
+def required_ref(command: OutboundCommand, kind: str, *, record: str, code: str) -> str:
+    """The vendor's id, as the command's refs give it, of the ``kind`` its
+    payload names (an invoice's customer); a ``MappingError`` ``code`` when
+    the vendor holds no ``record`` for it yet (the hub sends it first)."""
+    value = command.payload.get(kind)
+    ref = command.ref(kind, value) if value else None
+    if not ref:
+        raise MappingError(f"{command.kind.partition('.')[0]} {command.payload.get('id')}: "
+                           f"{kind} {value} has no {record} yet", code=code)
+    return ref
+
+
 def posting_to_reverse(command: OutboundCommand, originals: Mapping[str, R], *, what: str,
                        vendor: str) -> R:
     """The ERP's record of the posting a reversal undoes, found by the id the
