@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billbridge.connectors.base import Malformed, SignatureError, WebhookRequest
-from billbridge.connectors.signing import TOLERANCE_SECONDS
+from billbridge.connectors.signing import TOLERANCE_SECONDS, SecretReceiver
 from billbridge.connectors.tempo.client import TempoClient
 from billbridge.connectors.tempo.mapping import (
     MappingConfig,
@@ -53,14 +53,11 @@ def _body(raw: bytes) -> Mapping[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-class TempoWebhooks:
+class TempoWebhooks(SecretReceiver[TempoClient, MappingConfig]):
     def __init__(self, secret: str, client: TempoClient, *,
                  config: MappingConfig | None = None,
                  tolerance: float = TOLERANCE_SECONDS) -> None:
-        self.secret = secret
-        self.client = client
-        self.config = config or MappingConfig()
-        self.tolerance = tolerance
+        super().__init__(secret, client, config or MappingConfig(), tolerance)
 
     def verify(self, request: WebhookRequest, *, now: float) -> None:
         if not self.secret:
