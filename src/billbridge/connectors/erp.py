@@ -9,18 +9,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
-from billbridge.connectors.base import IdempotencyMode, OutboundCommand, RateLimit
+from billbridge.connectors.base import IdempotencyMode, Limited, OutboundCommand
 from billbridge.connectors.fields import MappingError
 
-
-class _Client(Protocol):
-    @property
-    def rate_limit(self) -> RateLimit: ...
-
-
-C = TypeVar("C", bound=_Client)
+C = TypeVar("C", bound=Limited)
 S = TypeVar("S")
 P = TypeVar("P")
 
@@ -32,7 +26,7 @@ class ErpTarget(Generic[C, S]):
         self.client = client
         self.settings = settings
         self.max_batch = max(1, max_batch)
-        self.rate_limit: RateLimit = client.rate_limit
+        self.rate_limit = client.rate_limit
         self.idempotency = IdempotencyMode.MARKER_LOOKUP
         self.concurrency = max(1, concurrency)  # dispatch lanes: calls in flight at once
         self.today = today or (lambda: datetime.now(UTC).date())

@@ -220,3 +220,16 @@ def customer_fields(record_id: str, *, name: Any, currency: Any, billing_country
     except ValidationError as exc:
         return explain(exc)
     return record
+
+
+def crm_customer(what: str, record_id: str, read: Callable[[str], Any], *, currency: Any,
+                 legal_entity_hint: Any = None) -> dict[str, Any] | str:
+    """The canonical customer of a CRM's record (``what`` it is: an account,
+    a company) whose canonical fields ``read`` gives by name, or what is wrong
+    with it, naming the record. Its own legal entity wins over the hint."""
+    legal_entity = read("customer.legal_entity")
+    record = customer_fields(
+        record_id, name=read("customer.name"), currency=currency,
+        billing_country=read("customer.billing_country"), tax_id=read("customer.tax_id"),
+        legal_entity=legal_entity_hint if blank(legal_entity) else legal_entity)
+    return f"{what} {record_id}: {record}" if isinstance(record, str) else record

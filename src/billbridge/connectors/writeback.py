@@ -8,13 +8,13 @@ a command the vendor refuses is rejected alone."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from billbridge.connectors.base import (
     IdempotencyMode,
+    Limited,
     OutboundCommand,
     PermanentError,
-    RateLimit,
     RecordResult,
     ResultStatus,
 )
@@ -73,12 +73,7 @@ def apply_each(batch: Sequence[OutboundCommand],
     return results
 
 
-class _Client(Protocol):
-    @property
-    def rate_limit(self) -> RateLimit: ...
-
-
-C = TypeVar("C", bound=_Client)
+C = TypeVar("C", bound=Limited)
 
 
 class WritebackTarget(Generic[C]):
@@ -89,7 +84,7 @@ class WritebackTarget(Generic[C]):
         self.name = name
         self.client = client
         self.max_batch = max_batch
-        self.rate_limit: RateLimit = client.rate_limit
+        self.rate_limit = client.rate_limit
         self.idempotency = IdempotencyMode.MARKER_LOOKUP
 
 

@@ -62,6 +62,18 @@ def error(status: int, code: str, message: str) -> Response:
     return Response(status, {"error": {"code": code, "message": message}})
 
 
+def in_shape(response: Response, shape: Callable[[int, str], Response]) -> Response:
+    """One of the base server's own ``error`` answers (an injected fault, an
+    unknown route) as ``shape`` makes the vendor's (status, message), its
+    headers kept; any other answer as it is."""
+    body = response.body
+    if not (isinstance(body, dict) and isinstance(body.get("error"), dict)):
+        return response
+    shaped = shape(response.status, str(body["error"].get("message")))
+    shaped.headers.update(response.headers)
+    return shaped
+
+
 Handler = Callable[[Request], Response]
 
 

@@ -31,7 +31,7 @@ from billbridge.connectors.crm import (
     vendor_fields,
 )
 from billbridge.connectors.fields import blank as _blank
-from billbridge.connectors.fields import customer_fields
+from billbridge.connectors.fields import crm_customer
 from billbridge.connectors.fields import explain as _explain
 from billbridge.domain.events import OpportunityClosedWon
 
@@ -174,13 +174,8 @@ def customer_record(account: Mapping[str, Any], config: MappingConfig, currency_
                        "no default_currency)")
     if not account_id or missing:
         return f"account {account_id or '?'}: missing {', '.join(missing) or 'accountid'}"
-    legal_entity = account.get(config.column("customer.legal_entity"))
-    record = customer_fields(
-        account_id, name=account.get(config.column("customer.name")), currency=currency,
-        billing_country=account.get(config.column("customer.billing_country")),
-        tax_id=account.get(config.column("customer.tax_id")),
-        legal_entity=legal_entity_hint if _blank(legal_entity) else legal_entity)
-    return f"account {account_id}: {record}" if isinstance(record, str) else record
+    return crm_customer("account", account_id, lambda name: account.get(config.column(name)),
+                        currency=currency, legal_entity_hint=legal_entity_hint)
 
 
 def closed_won_event(opportunity: Mapping[str, Any], account: Mapping[str, Any] | None,

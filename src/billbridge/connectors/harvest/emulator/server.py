@@ -29,7 +29,13 @@ from typing import Any
 from urllib.parse import urlencode
 
 from billbridge.emulation.limits import admit, max_in_window
-from billbridge.emulation.server import ADMIN_PREFIX, EmulatorServer, Request, Response
+from billbridge.emulation.server import (
+    ADMIN_PREFIX,
+    EmulatorServer,
+    Request,
+    Response,
+    in_shape,
+)
 
 PER_PAGE_MAX = 2000
 APPROVED = "Item Approved and Locked for this Time Period"
@@ -358,11 +364,7 @@ class HarvestEmulator(EmulatorServer):
                     refused.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         response = refused or super().dispatch(request, drop=drop)
         if response is not None:
-            body = response.body
-            if isinstance(body, dict) and isinstance(body.get("error"), dict):
-                shaped = harvest_error(response.status, str(body["error"].get("message")))
-                shaped.headers.update(response.headers)
-                response = shaped
+            response = in_shape(response, harvest_error)
             with self.lock:
                 self.requests.append((now, request.method, request.path,
                                       {k: v[0] for k, v in request.query.items()},

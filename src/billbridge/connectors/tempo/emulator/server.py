@@ -41,7 +41,13 @@ from billbridge.connectors.tempo.client import LIMIT_MAX, REQUESTS_PER_SECOND
 from billbridge.connectors.tempo.mapping import ACCOUNT_ATTRIBUTE
 from billbridge.connectors.tempo.webhooks import SIGNATURE_HEADER, sign
 from billbridge.emulation.limits import admit, max_in_window
-from billbridge.emulation.server import ADMIN_PREFIX, EmulatorServer, Request, Response
+from billbridge.emulation.server import (
+    ADMIN_PREFIX,
+    EmulatorServer,
+    Request,
+    Response,
+    in_shape,
+)
 
 PREFIX = "/4"
 DEFAULT_LIMIT = 50  # Tempo's help centre
@@ -238,11 +244,7 @@ class TempoEmulator(EmulatorServer):
                     refused.headers["Retry-After"] = str(self.retry_after)
         response = refused or super().dispatch(request, drop=drop)
         if response is not None:
-            body = response.body
-            if isinstance(body, dict) and isinstance(body.get("error"), dict):
-                shaped = tempo_error(response.status, str(body["error"].get("message")))
-                shaped.headers.update(response.headers)
-                response = shaped
+            response = in_shape(response, tempo_error)
             with self.lock:
                 self.requests.append((now, request.method, request.path, response.status))
         return response
