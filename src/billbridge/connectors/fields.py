@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -82,6 +82,21 @@ def invoice_record(payload: Mapping[str, Any]) -> Invoice:
     if not bill.lines:
         raise MappingError(f"invoice {bill.id} has no lines")
     return bill
+
+
+def mapped_tax(tax_code: str | None, table: Mapping[str, str], *, vendor_code: str,
+               option: str) -> str | None:
+    """The vendor's code for a canonical tax code from the connection's
+    ``option`` map (None: no tax code, the vendor's default); ``MappingError``
+    UNMAPPED_TAX_CODE naming the map and what it holds when it has none."""
+    if tax_code is None:
+        return None
+    if tax_code not in table:
+        known = ", ".join(sorted(table)) or "none"
+        raise MappingError(f"tax code {tax_code!r} has no {vendor_code} in the connection's "
+                           f"{option} map (mapped codes: {known}); add it and retry",
+                           code="UNMAPPED_TAX_CODE")
+    return table[tax_code]
 
 
 def named(command: OutboundCommand, kind: str) -> str:
@@ -179,6 +194,18 @@ def settings_from_options(cls: type[S], options: Mapping[str, Any]) -> dict[str,
         else:
             given[spec.name] = str(value)
     return given
+
+
+class OptionSettings:
+    """A base for a connection's settings dataclass whose every field a
+    connection option may set (each optional; the vendor's page under
+    docs/connectors lists them)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Self:
+        return cls(**settings_from_options(cls, options))
 
 
 Built = list[tuple[OutboundCommand, dict[str, Any]]]
