@@ -69,6 +69,16 @@ def loads(text: str) -> Any:
     return json.loads(text, parse_float=Decimal)
 
 
+def json_answer(response: httpx.Response, service: str, what: str) -> Any:
+    """A read's answer as ``loads`` reads it; ``TransientError`` BAD_ANSWER
+    when it is not JSON."""
+    try:
+        return loads(response.text)
+    except ValueError:
+        raise TransientError(f"{service} {what}: the answer is not JSON",
+                             code="BAD_ANSWER") from None
+
+
 def error_of(body: Any, status: int) -> tuple[str, str] | None:
     """OData's ``{"error": {"code", "message", "innererror"}}`` as (code,
     message), the inner error's message (what to fix, where the service says)

@@ -16,7 +16,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -145,6 +145,12 @@ class EmulatorServer:
         self.route("GET", "/_emulator/faults", self._admin_fault_counts)
 
     # -- routing -------------------------------------------------------------
+    def routes(self, table: Sequence[tuple[str, Handler]]) -> None:
+        """``route`` each of ``("METHOD /path/{param}", handler)``."""
+        for line, handler in table:
+            method, _, pattern = line.partition(" ")
+            self.route(method, pattern, handler)
+
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", re.escape(pattern)
                              .replace(r"\{", "{").replace(r"\}", "}")) + "$"

@@ -31,7 +31,7 @@ from billbridge.connectors.crm import (
     vendor_fields,
 )
 from billbridge.connectors.fields import blank as _blank
-from billbridge.connectors.fields import crm_customer
+from billbridge.connectors.fields import crm_customer, instant
 from billbridge.connectors.fields import explain as _explain
 from billbridge.domain.events import OpportunityClosedWon
 
@@ -114,14 +114,7 @@ class MappingConfig:
                              customer=True)
 
 
-def parse_modifiedon(value: Any) -> datetime | None:
-    if _blank(value):
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+parse_modifiedon = instant
 
 
 def format_modifiedon(moment: datetime) -> str:

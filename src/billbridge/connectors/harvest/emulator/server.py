@@ -96,7 +96,7 @@ class HarvestEmulator(EmulatorServer):
         self._ids = itertools.count(700_000_001)
         self._clock = int(time.time())
         self.me: int | None = None  # the user the token belongs to (first seeded user)
-        for pattern, handler in [
+        self.routes([
             ("GET /v2/users/me", self._me),
             ("GET /v2/{resource}", self._list),
             ("POST /v2/clients", self._create_client),
@@ -104,9 +104,7 @@ class HarvestEmulator(EmulatorServer):
             ("PATCH /v2/projects/{id}", self._update_project),
             ("GET /v2/{resource}/{id}", self._get),
             ("POST /_emulator/seed", self._admin_seed),
-        ]:
-            method, _, path = pattern.partition(" ")
-            self.route(method, path, handler)
+        ])
 
     # -- time ----------------------------------------------------------------------
     def _now(self) -> str:

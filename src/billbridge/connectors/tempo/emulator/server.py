@@ -107,7 +107,7 @@ class TempoEmulator(EmulatorServer):
         self.approvals: dict[tuple[str, str], dict[str, Any]] = {}
         self._ids, self._jira_ids = itertools.count(1001), itertools.count(20001)
         self._clock = int(time.time())
-        for pattern, handler in [
+        self.routes([
             ("GET /4/worklogs", self._list), ("POST /4/worklogs/search", self._search),
             ("GET /4/worklogs/jira/{jira}", self._by_jira),
             ("GET /4/worklogs/user/{author}", self._list),
@@ -119,9 +119,7 @@ class TempoEmulator(EmulatorServer):
             ("GET /4/accounts", self._accounts), ("GET /4/periods", self._periods),
             ("GET /rest/api/3/issue/{id}", self._issue),
             ("POST /_emulator/seed", self._admin_seed),
-        ]:
-            method, _, path = pattern.partition(" ")
-            self.route(method, path, handler)
+        ])
 
     # -- the firm's Tempo and Jira ---------------------------------------------------------
     def _tick(self) -> str:
