@@ -10,23 +10,26 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from fastapi import FastAPI
 
 from billbridge.api.app import create_api
 from billbridge.connectors.base import RateLimit, Source, WebhookReceiver
+from billbridge.console.files import refusal as console_refusal
 from billbridge.console.views import install as install_console
 from billbridge.engine.hub import Hub
 from billbridge.engine.runner import run
 from billbridge.heap import freeze_startup
+from billbridge.services.uploads import FileIntake
 
 
 def create_app(hub: Hub, **options: Any) -> FastAPI:
     """The API (``options`` are api.app.create_api's) with the console's
-    routes last in the table."""
-    app = create_api(hub, **options)
+    routes last in the table; a console form's body over the cap is answered
+    on the console's page."""
+    app = create_api(hub, refuse_page=console_refusal, **options)
     install_console(app)
     return app
 
@@ -51,7 +54,7 @@ class HubServer:
         # The suite a configuration preview runs: given, or ./scenarios if there is one.
         suite = scenarios or (Path("scenarios") if Path("scenarios").is_dir() else None)
         # A source with a drop folder (timesheet files) takes uploads there.
-        drops = {s.name: s.drop_folder for s in sources if hasattr(s, "drop_folder")}
+        drops = {s.name: cast(FileIntake, s) for s in sources if hasattr(s, "read_file")}
         app = create_app(hub, webhooks=webhooks or {}, uploads=drops, scenarios=suite,
                          open_metrics=open_metrics, secure_cookies=secure_cookies,
                          webhook_rates=webhook_rates)

@@ -127,3 +127,51 @@ def test_an_operator_fixes_a_no_rate_through_a_proposal_another_approves(
     finally:
         server.stop()
         ledger.stop()
+
+
+def test_an_ingest_token_uploads_a_timesheet_in_the_browser(
+        browser_page: object, tmp_path: Path) -> None:  # noqa: F811
+    """Ivy's token may submit the file source's time only: she lands on the
+    upload page, chooses an export with one bad row, sees two rows imported and
+    line 3 refused; the ERP holds the two charges."""
+    from playwright.sync_api import Page, expect
+
+    from billbridge.connectors.timesheet_files.client import TimesheetFolder
+    from billbridge.connectors.timesheet_files.source import FileSource
+    from billbridge.emulation.recording import RecordingTarget
+    from billbridge.services.uploads import FILE_EVENTS
+    from conftest import CONFIG, project_event
+
+    page: Page = browser_page  # type: ignore[assignment]
+    erp = RecordingTarget("ledger")
+    hub = Hub(make_engine(f"sqlite:///{tmp_path}/hub.db"), {"ledger": erp})
+    hub.activate_config(CONFIG)
+    hub.ingest([project_event()], source="harvest")
+    (tmp_path / "drop").mkdir()
+    sheet = tmp_path / "march.csv"
+    sheet.write_text("Entry ID,Employee,Project,Task,Date,Hours\n"
+                     "E1,w-alice,GLX-001,dev,2026-03-02,8\n"
+                     "E2,w-bob,GLX-001,dev,2026-03-02,eight\n"
+                     "E3,w-bob,GLX-001,dev,2026-03-03,7.5\n")
+    with hub.engine.begin() as conn:
+        ivy = tokens.create(conn, name="ivy", role=tokens.Role.INGEST, actor="t",
+                            at=datetime.now(UTC), expires_in=timedelta(hours=1),
+                            scope=tokens.Scope.of(["csv"], FILE_EVENTS))[1]
+    server = HubServer(hub, port=0, poll_seconds=3600,
+                       sources=[FileSource(TimesheetFolder(tmp_path / "drop"), name="csv")])
+    server.start()
+    try:
+        login(page, server.url, ivy)
+        expect(page.locator("h1")).to_have_text("Upload timesheets")
+        page.set_input_files("#file-csv", str(sheet))
+        page.click("#upload-csv")
+        expect(page.locator("#counts")).to_contain_text("2 of 3 rows imported")
+        expect(page.locator("#refused tr[data-line='3']")).to_contain_text("march.csv line 3")
+        deadline = datetime.now(UTC) + timedelta(seconds=30)
+        while len(erp.live_postings()) < 2:
+            assert datetime.now(UTC) < deadline, "the uploaded hours never reached the ERP"
+            page.wait_for_timeout(50)
+        assert sorted(p.amount for p in erp.live_postings()) == [Decimal("1125.00"),
+                                                                 Decimal("1400.00")]
+    finally:
+        server.stop()

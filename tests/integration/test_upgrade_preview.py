@@ -8,18 +8,22 @@ preview shows the postings that would no longer be made."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Engine
 
 from billbridge.config_files import read_document
 from billbridge.connectors.salesforce.client import SalesforceClient
+from billbridge.connectors.salesforce.emulator import SalesforceEmulator
 from billbridge.connectors.salesforce.source import SalesforceSource
 from billbridge.domain.config import load_configuration
 from billbridge.engine.hub import Hub
 from billbridge.errors import Conflict
+from billbridge.scenarios.upgrade.salesforce import opportunity
 from billbridge.services import config_versions
 from fakes import FakeTarget
 
@@ -53,11 +57,13 @@ def test_the_preview_of_a_newer_api_version_shows_the_postings_that_change(hub: 
     assert sorted(gone.values()) == sorted([
         # billing-run-period-end: March's and April's work and their invoices
         "8.00 h x 175.00 = 1400.00 USD", "2.00 h x 150.00 = 300.00 USD",
-        "1400.00 + tax 0.00 = 1400.00 USD", "300.00 + tax 0.00 = 300.00 USD",
+        "1400.00 + tax 0.00 = 1400.00 USD, draft",
+        "300.00 + tax 0.00 = 300.00 USD, draft",
         # invoice-per-customer: two projects' work (the Salesforce connector reads
         # no invoice grouping, so an invoice per project either way)
         "8.00 h x 175.00 = 1400.00 USD", "4.00 h x 150.00 = 600.00 USD",
-        "1400.00 + tax 0.00 = 1400.00 USD", "600.00 + tax 0.00 = 600.00 USD"]), changes
+        "1400.00 + tax 0.00 = 1400.00 USD, draft",
+        "600.00 + tax 0.00 = 600.00 USD, draft"]), changes
     # The deals no longer map and their time finds no project; nothing else changed.
     opened = sorted((key[0], key[2]) for key, (before, after) in changes.items()
                     if key[1] == "exception" and (before, after) == ("—", "open"))
@@ -88,3 +94,24 @@ def test_the_new_version_applies_only_when_a_second_person_approves(hub: Hub) ->
         source.configure(load_configuration(config_versions.document(
             conn, config_versions.active_version(conn))))
     assert source.client.version == "63.0" and source.contracts.contract.api_version == "v63.0"
+
+
+def test_a_deals_money_reaches_the_emulator_as_decimal_and_is_answered_with_its_digits() -> None:
+    # More digits than a float keeps: a float on the way would show as 1.2345678901234568e+16.
+    deal = read_document(SCENARIOS[0])["events"][0]["data"]
+    deal = {**deal, "opportunity": {**deal["opportunity"], "amount": "12345678901234567.89"},
+            "contract": {**deal["contract"], "budget_cap": "1000.10"}}
+    record = opportunity(deal, "001000000000001")
+    assert (record["Amount"], record["Budget_Cap__c"]) == (
+        Decimal("12345678901234567.89"), Decimal("1000.10"))
+    org = SalesforceEmulator()
+    org.start()
+    try:
+        [made] = org.seed({"Opportunity": [record]})["Opportunity"]
+        answer = httpx.get(f"{org.url}/services/data/v61.0/query", params={
+            "q": f"SELECT Amount, Budget_Cap__c FROM Opportunity WHERE Id = '{made}'"},
+            headers={"Authorization": "Bearer session-1"})
+    finally:
+        org.stop()
+    assert '"Amount": 12345678901234567.89' in answer.text
+    assert '"Budget_Cap__c": 1000.10' in answer.text

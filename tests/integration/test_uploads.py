@@ -1,7 +1,8 @@
 """Timesheet file uploads (POST /v1/files/{source}): only a token bound to that
 file source's time entries and expenses puts a file in its watched folder;
 the name and content are checked first; the same bytes are not saved twice;
-and the source's next poll reads the uploaded rows into the inbox."""
+the upload is read into the inbox at once, and the source's poll does not
+read it again."""
 
 from __future__ import annotations
 
@@ -44,8 +45,13 @@ def drop(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def client(hub: Hub, drop: Path) -> Iterator[TestClient]:
-    with TestClient(create_app(hub, uploads={"csv": drop})) as test:
+def source(drop: Path) -> FileSource:
+    return FileSource(TimesheetFolder(drop), name="csv")
+
+
+@pytest.fixture
+def client(hub: Hub, source: FileSource) -> Iterator[TestClient]:
+    with TestClient(create_app(hub, uploads={"csv": source})) as test:
         yield test
 
 
@@ -60,22 +66,25 @@ def uploader(hub: Hub, source: str = "csv") -> dict[str, str]:
     return token(hub, tokens.Role.INGEST, tokens.Scope.of([source], FILE_EVENTS))
 
 
-def test_an_uploaded_file_is_read_by_the_sources_next_poll_once(
-        hub: Hub, client: TestClient, drop: Path) -> None:
+def test_an_uploaded_file_is_read_at_once_and_not_again_by_the_poll(
+        hub: Hub, client: TestClient, drop: Path, source: FileSource) -> None:
     answer = client.post("/v1/files/csv?name=march.csv", content=SHEET,
                          headers={**uploader(hub), "Content-Type": "text/csv"})
     assert answer.status_code == 201, answer.text
-    assert (answer.json()["name"], answer.json()["already"]) == ("march.csv", False)
+    done = answer.json()
+    assert (done["name"], done["already"], done["rows"], done["imported"], done["refused"]
+            ) == ("march.csv", False, 2, 2, [])
     assert (drop / "march.csv").read_bytes() == SHEET
     assert [p.name for p in drop.iterdir()] == ["march.csv"]  # no temporary file left
 
     again = client.post("/v1/files/csv?name=march-again.csv", content=SHEET,
                         headers=uploader(hub))
-    assert (again.status_code, again.json()["name"], again.json()["already"]) == (
-        201, "march.csv", True)
+    assert again.status_code == 201
+    assert {k: again.json()[k] for k in ("name", "already", "imported", "repeated")} == {
+        "name": "march.csv", "already": True, "imported": 0, "repeated": 2}
 
-    source = FileSource(TimesheetFolder(drop), name="csv")
-    assert sync(hub.engine, source, hub.clock).accepted == 2
+    polled = sync(hub.engine, source, hub.clock)
+    assert (polled.accepted, polled.duplicates) == (0, 0)  # marked read by the upload
     with hub.engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(inbox).where(
             inbox.c.source == "csv")).scalar_one() == 2

@@ -7,13 +7,13 @@ stable `code` (api.problems)."""
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
 from fastapi.openapi.utils import get_openapi
 
 from billbridge.api import docs, limits, problems
@@ -36,6 +36,7 @@ from billbridge.connectors.base import RateLimit, WebhookReceiver
 from billbridge.engine.group_commit import GroupCommitter
 from billbridge.engine.hub import Hub
 from billbridge.services.oidc import OidcSettings
+from billbridge.services.uploads import FileIntake
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": text} for status, text in {
@@ -76,12 +77,17 @@ def create_api(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
                webhook_rates: Mapping[str, RateLimit] | None = None, open_metrics: bool = False,
                secure_cookies: bool | None = None,
                max_body_bytes: int | None = None,
-               uploads: Mapping[str, Path] | None = None) -> FastAPI:
+               uploads: Mapping[str, FileIntake] | None = None,
+               refuse_page: Callable[[Request, str], Response | None] | None = None
+               ) -> FastAPI:
     """The API alone (web.create_app mounts the console on it). ``open_metrics``
     serves /metrics without a token (a scraper on a private network);
     ``secure_cookies`` marks the console's cookie `Secure` even over plain HTTP
     (behind a TLS proxy), else BILLBRIDGE_SECURE_COOKIES says. ``uploads``
-    names the watched folder of each file source that takes uploads.
+    are the file sources that take uploads, by name (the console reads them
+    from ``app.state.uploads`` too). ``refuse_page`` answers a body over the
+    cap for a page (the console's form) instead of a problem body, when it
+    answers at all.
     ``webhook_rates`` is each webhook source's rate at the door, ``webhook_rate``
     (else ``ingress.DOOR_RATE``) that of a source not named there."""
     # Deliveries arriving together are committed to the inbox together.
@@ -100,18 +106,20 @@ def create_api(hub: Hub, *, webhooks: Mapping[str, WebhookReceiver] | None = Non
     app.state.oidc = oidc if oidc is not None else OidcSettings.from_env()
     app.state.secure_cookies = secure_cookies
     app.state.scenarios = scenarios  # the suite a configuration preview runs
+    app.state.uploads = dict(uploads or {})
     docs.install(app)
     app.add_middleware(SecurityHeaders)
     problems.install(app)
     app.add_middleware(limits.BodyLimit,
                        max_bytes=max_body_bytes or limits.max_body_bytes(),
-                       refuse=lambda request, message: problems.problem(
+                       refuse=lambda request, message: (
+                           refuse_page and refuse_page(request, message)) or problems.problem(
                            request, 413, "PAYLOAD_TOO_LARGE", message))
     for router in (health.router(hub, open_metrics=open_metrics), ingress.router(committer),
                    queues.router(hub), exceptions.router(hub), lineage.router(hub),
                    configuration.router(hub, scenarios), reports.router(hub),
                    audit.router(hub), billing.router(hub), schemas.router(),
-                   files.router(uploads or {})):
+                   files.router(app.state.uploads)):
         app.include_router(router)
     app.openapi = partial(_openapi, app)  # type: ignore[method-assign]
     # The webhook door first in the table: requests are matched in order, and

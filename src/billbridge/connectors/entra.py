@@ -1,12 +1,13 @@
 """OAuth 2.0 client credentials against a Microsoft Entra ID token endpoint
-(the v2.0 form request), as every Dynamics 365 service asks for them: one
-token per connection, fetched again ahead of its expiry and on demand (after
-a 401)."""
+(the v2.0 form request), as every Dynamics 365 service asks for them, and
+against any token endpoint that takes the same form (Sage Intacct's REST
+API: no scope, fields of its own in ``form``): one token per connection,
+fetched again ahead of its expiry and on demand (after a 401)."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -30,8 +31,11 @@ class EntraToken:
     def __init__(self, service: str, token_url: str, *, client_id: str, client_secret: str,
                  scope: str, now: Callable[[], float], refresh_margin: float = 300.0,
                  timeout: float = 30.0, verify: Any = True,
-                 transport: httpx.BaseTransport | None = None, hint: str = "") -> None:
+                 transport: httpx.BaseTransport | None = None, hint: str = "",
+                 form: Mapping[str, str] | None = None,
+                 checks: str = "the tenant, client_id, client_secret and scope") -> None:
         self.service, self.token_url, self.scope = service, token_url, scope
+        self.form, self.checks = dict(form or {}), checks
         self.client_id, self.client_secret = client_id, client_secret
         self.now, self.refresh_margin, self.hint = now, refresh_margin, hint
         # The token endpoint is Entra ID's, not the environment's: its calls do
@@ -63,7 +67,9 @@ class EntraToken:
 
     def _fetch(self) -> None:
         form = {"grant_type": "client_credentials", "client_id": self.client_id,
-                "client_secret": self.client_secret, "scope": self.scope}
+                "client_secret": self.client_secret, **self.form}
+        if self.scope:
+            form["scope"] = self.scope
         try:
             response = self._http.post(self.token_url, data=form)
         except httpx.TransportError as exc:
@@ -79,8 +85,8 @@ class EntraToken:
         if response.status_code != 200 or not body.get("access_token"):
             reason = body.get("error_description") or body.get("error") or response.text[:200]
             raise PermanentError(f"{self.service} token request refused (HTTP "
-                                 f"{response.status_code}): {reason}; check the tenant, "
-                                 f"client_id, client_secret and scope of this connection"
+                                 f"{response.status_code}): {reason}; check {self.checks} "
+                                 f"of this connection"
                                  f"{self.hint}", code="TARGET_AUTH")
         self._token = str(body["access_token"])
         self._expires_at = self.now() + float(body.get("expires_in") or 3600)

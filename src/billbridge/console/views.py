@@ -38,7 +38,10 @@ NAV = [("/console/", "Overview"), ("/console/exceptions", "Exceptions"),
        ("/console/lineage", "Lineage"), ("/console/leakage", "Leakage"),
        ("/console/executive", "Executive"), ("/console/invoices", "Invoices"),
        ("/console/billing", "Billing runs"), ("/console/config", "Configuration"),
-       ("/console/audit", "Audit"), ("/console/contracts", "Vendor contracts")]
+       ("/console/audit", "Audit"), ("/console/contracts", "Vendor contracts"),
+       ("/console/files", "Upload time")]
+NEEDS = {"/console/audit": Permission.AUDIT, "/console/files": Permission.INGEST}
+"""What a menu entry needs, when not READ: the menu shows a role what it may open."""
 templates = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
 
@@ -76,10 +79,11 @@ def install(app: FastAPI) -> None:
     async def _forbidden(request: Request, exc: PermissionError) -> Response:
         return HTMLResponse(f"<p>{exc}</p><p><a href='/console/'>back</a></p>", status_code=403)
 
-    from billbridge.console import finance
+    from billbridge.console import files, finance
 
     app.include_router(router)
     app.include_router(finance.router)
+    app.include_router(files.router)
 
 
 def _hub(request: Request) -> Hub:
@@ -127,8 +131,16 @@ def _check_csrf(request: Request, value: str) -> None:
 def page(request: Request, name: str, here: str, who: Identity | None,
          **context: Any) -> HTMLResponse:
     return templates.TemplateResponse(request, name, {
-        "title": dict(NAV).get(here, "billbridge"), "nav": NAV if who else [], "here": here,
+        "title": dict(NAV).get(here, "billbridge"), "nav": menu(who), "here": here,
         "who": who, "csrf": _csrf(request), **context})
+
+
+def menu(who: Identity | None) -> list[tuple[str, str]]:
+    """The menu entries ``who``'s role may open (none before the login)."""
+    if who is None:
+        return []
+    return [(href, label) for href, label in NAV
+            if auth.allowed(who, NEEDS.get(href, Permission.READ))]
 
 
 @router.get("/static/console.css")
@@ -152,7 +164,9 @@ def login(request: Request, token: str = Form("")) -> Response:
     except Unauthenticated as exc:
         return page(request, "login.html", "/console/login", None, error=f"Not accepted: {exc}")
     session_id = auth.open_session(engine, who, at=datetime.now(UTC))
-    response = RedirectResponse("/console/", status_code=303)
+    # The first page the role may open: the overview, or the upload page for
+    # a token that may only submit time.
+    response = RedirectResponse(next(iter(menu(who)), NAV[0])[0], status_code=303)
     response.set_cookie(COOKIE, session_id, httponly=True, samesite="strict",
                         secure=secure_cookies(request),
                         max_age=int(auth.SESSION_LIFETIME.total_seconds()))

@@ -1,6 +1,7 @@
 """`make screenshots`: run the demo story without serving, start the hub on
 its data, and photograph every console page at 1440x900 with Debian's
-chromium (never a downloaded browser)."""
+chromium (never a downloaded browser); the upload page after a timesheet
+export with one bad row is uploaded."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ from pathlib import Path
 
 from rich.console import Console
 
+from billbridge.connectors.timesheet_files.client import TimesheetFolder
+from billbridge.connectors.timesheet_files.source import FileSource
 from billbridge.demo.story import LINEAGE_EXAMPLE, run_demo
 from billbridge.demo.vendors import GLOBEX, PERIOD_END
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import config_store, tokens
 from billbridge.engine.hub import Hub, HubSetup, build_hub
+from billbridge.services import uploads
 from billbridge.web import HubServer
 
 CHROMIUM = "/usr/bin/chromium"
@@ -26,6 +30,13 @@ PAGES = {"overview": "/console/", "exceptions": "/console/exceptions",
          "invoice": f"/console/invoices/inv_{GLOBEX.code}_{PERIOD_END}",
          "contracts": "/console/contracts"}
 PREVIEW_TO = "2026-04-30"  # the billing run page, previewing April: Bob's 1 April hours
+TIMESHEET = (f"Entry ID,Employee,Project,Task,Date,Hours,Notes\n"
+             f"X-101,w-alice,{GLOBEX.code},dev,2026-04-06,6,Data migration dry run\n"
+             f"X-102,w-bob,{GLOBEX.code},dev,2026-04-06,7.5,Cut-over checklist\n"
+             f"X-103,w-bob,{GLOBEX.code},dev,2026-04-07,7h30,Cut-over rehearsal\n"
+             f"X-104,w-carol,{GLOBEX.code},dev,2026-04-07,3,Report layouts\n")
+"""The upload page's file: a spreadsheet export whose third row's hours are
+not a number, so the outcome shows a refused line."""
 
 
 def main(out: Path) -> None:
@@ -39,9 +50,14 @@ def main(out: Path) -> None:
     with hub.engine.begin() as conn:
         _, token = tokens.create(conn, name="screenshots", role=tokens.Role.ADMIN,
                                  expires_in=timedelta(hours=1), actor="make",
-                                 at=datetime.now(UTC))
+                                 at=datetime.now(UTC),
+                                 scope=tokens.Scope.of(["timesheets"], uploads.FILE_EVENTS))
     review = f"/console/config/{_propose_a_designer_rate(hub)}"
-    server = HubServer(hub, port=0)
+    drop = workdir / "timesheets"
+    drop.mkdir(exist_ok=True)
+    (workdir / "april.csv").write_text(TIMESHEET)
+    server = HubServer(hub, port=0, poll_seconds=3600,
+                       sources=[FileSource(TimesheetFolder(drop), name="timesheets")])
     server.start()
     out.mkdir(parents=True, exist_ok=True)
     try:
@@ -63,6 +79,12 @@ def main(out: Path) -> None:
             page.wait_for_selector("#planned")
             page.screenshot(path=str(out / "billing-runs.png"))
             print(f"{out / 'billing-runs'}.png")
+            page.goto(f"{server.url}/console/files")
+            page.set_input_files("#file-timesheets", str(workdir / "april.csv"))
+            page.click("#upload-timesheets")
+            page.wait_for_selector("#outcome")
+            page.screenshot(path=str(out / "upload.png"))
+            print(f"{out / 'upload'}.png")
             browser.close()
     finally:
         server.stop()

@@ -795,6 +795,31 @@ class SageIntacctErp(EmulatedErp):
         return []
 
 
+class SageIntacctRestErp(SageIntacctErp):
+    name, label = "sage-intacct-rest", "Sage Intacct (REST API)"
+    note = ("Sage Intacct over its REST API: an OAuth client's token, many writes to a "
+            "composite call, each subrequest carrying the command's Idempotency-Key; the "
+            "same records as over the XML gateway, and the hub polls AR invoices through "
+            "the query service.")
+
+    def __init__(self) -> None:
+        from billbridge.connectors.sage_intacct.emulator import IntacctEmulator
+        from billbridge.connectors.sage_intacct.rest_mapping import API_PATH, COMPOSITE
+        from billbridge.emulation.faults import Fault, FaultRule
+
+        # Both fall on the API's calls, not on the token request.
+        self.fault_script = (FaultRule(Fault.LOST_ACK, path_prefix=f"{API_PATH}{COMPOSITE}"),
+                             FaultRule(Fault.RATE_LIMITED, retry_after=0,
+                                       path_prefix=f"{API_PATH}/services/"))
+        self._keys = {"client_id": "billbridge-demo", "client_secret": credential()}
+        self._serve(IntacctEmulator(client_id=self._keys["client_id"],
+                                    client_secret=self._keys["client_secret"]))
+
+    def connection(self) -> Connection:
+        return Connection(self.name, "sage-intacct", self.url, credentials=self._keys,
+                          options={"api": "rest", "timeout": 5.0, "throttle_wait": 0.05})
+
+
 class OracleFusionErp(EmulatedErp):
     name, label = "oracle-fusion", "Oracle Fusion Cloud ERP"
     emulator: OracleEmulator
@@ -963,6 +988,7 @@ ERPS: dict[str, Callable[[], Erp]] = {"ledger": LedgerErp, "netsuite": NetSuiteE
                                       "quickbooks": QuickBooksErp, "xero": XeroErp,
                                       "dynamics-finance": DynamicsFinanceErp,
                                       "sage-intacct": SageIntacctErp,
+                                      "sage-intacct-rest": SageIntacctRestErp,
                                       "oracle-fusion": OracleFusionErp,
                                       "sap-s4hana": SapS4HanaErp,
                                       "tryton": TrytonErp, "filedrop": FileDropErp}

@@ -81,13 +81,13 @@ class Configuration(BaseModel):
     project_templates: tuple[ProjectTemplate, ...] = ()
     default_project_template: str | None = None
     field_mappings: dict[str, dict[str, str]] = Field(default_factory=dict)
-    # Connection → the vendor API version it speaks (Salesforce "v63.0", QuickBooks
-    # "75"): governed, so moving one is proposed, previewed and approved.
-    api_versions: dict[str, str] = Field(default_factory=dict)
     """Per connection: canonical field → vendor field (read by connectors)."""
+    api_versions: dict[str, str] = Field(default_factory=dict)
+    """Connection → the vendor API version it speaks (Salesforce "v63.0", QuickBooks
+    "75"): governed, so moving one is proposed, previewed and approved."""
     ownership: dict[str, str] = Field(default_factory=dict)
-    alerts: AlertRules = Field(default_factory=AlertRules)
     """Object → the system that owns it (DOMAIN.md's source-of-truth table)."""
+    alerts: AlertRules = Field(default_factory=AlertRules)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Configuration:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -56,6 +57,21 @@ class Response:
         if self.body is None:
             return b""
         return json.dumps(self.body, default=str).encode()
+
+
+_NUMBER = re.compile(r'"\\u0000(-?[0-9.E+-]+)\\u0000"')
+
+
+class DecimalResponse(Response):
+    """Writes Decimal as a JSON number with its digits (``1400.00``), as the
+    vendors do, not as a string or a rounded float."""
+
+    def encoded(self) -> bytes:
+        if isinstance(self.body, bytes) or self.body is None:
+            return super().encoded()
+        text = json.dumps(self.body, default=lambda v: f"\u0000{v}\u0000"
+                          if isinstance(v, Decimal) else str(v))
+        return _NUMBER.sub(r"\1", text).encode()
 
 
 def error(status: int, code: str, message: str) -> Response:

@@ -117,6 +117,11 @@ class Prepared:
     source: str
     items: list[dict[str, Any] | _Bad]  # an inbox row per valid event, in order
 
+    def refusals(self) -> list[str | None]:
+        """Why each item is not a valid event, None for one that is; in order,
+        as ``store`` answers them."""
+        return [item.message if isinstance(item, _Bad) else None for item in self.items]
+
 
 def prepare(raws: Iterable[Any], *, source: str) -> Prepared:
     items: list[dict[str, Any] | _Bad] = []

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, select, update
 
-from billbridge.engine.tokens import Identity, Role, TokenError
+from billbridge.engine.tokens import Identity, Role, TokenError, scope_of
 from billbridge.store.tables import api_tokens, console_sessions
 
 LIFETIME = timedelta(hours=8)
@@ -52,7 +52,8 @@ def identify(conn: Connection, session_id: str, *, at: datetime) -> Identity:
     """Who holds this session now, or SessionEnded."""
     row = conn.execute(
         select(console_sessions, api_tokens.c.revoked_at.label("token_revoked_at"),
-               api_tokens.c.expires_at.label("token_expires_at"))
+               api_tokens.c.expires_at.label("token_expires_at"), api_tokens.c.sources,
+               api_tokens.c.event_types)
         .outerjoin(api_tokens, api_tokens.c.id == console_sessions.c.token_id)
         .where(console_sessions.c.id_hash == _hash(session_id))).first()
     if row is None:
@@ -64,7 +65,10 @@ def identify(conn: Connection, session_id: str, *, at: datetime) -> Identity:
     if row.token_id is not None and (row.token_revoked_at is not None
                                      or _aware(row.token_expires_at, at) <= at):
         raise SessionEnded("the token the session was opened with is no longer valid")
-    return Identity(row.name, Role(row.role), row.token_id)
+    # The token's scope (the sources and events it may submit) holds in the
+    # console too: an upload there is checked as through the API.
+    return Identity(row.name, Role(row.role), row.token_id,
+                    scope_of(row.sources, row.event_types))
 
 
 def close(conn: Connection, session_id: str, *, at: datetime) -> bool:

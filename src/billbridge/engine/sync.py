@@ -4,6 +4,7 @@ stored page and re-reads nothing it already has (the inbox drops repeats)."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine, select
@@ -51,8 +52,25 @@ def configured(conn: Connection, source: Source) -> drift.DriftLog | None:
     return drift.watch(conn, source)
 
 
+_LOCKS: dict[str, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def source_lock(name: str) -> threading.Lock:
+    """Held while this process reads source ``name``: a poll, and an upload
+    read at once (services.uploads), never overlap, so each knows what it
+    stored and neither counts the other's rows as repeats."""
+    with _LOCKS_GUARD:
+        return _LOCKS.setdefault(name, threading.Lock())
+
+
 def sync(engine: Engine, source: Source, clock: Clock, *, stream: str = "default") -> SyncResult:
     """One poll of ``source``, configured and watched first (``configured``)."""
+    with source_lock(source.name):
+        return _sync(engine, source, clock, stream)
+
+
+def _sync(engine: Engine, source: Source, clock: Clock, stream: str) -> SyncResult:
     with engine.connect() as conn:
         cursor = load_cursor(conn, source.name, stream)
         drifts = configured(conn, source)

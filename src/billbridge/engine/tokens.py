@@ -198,10 +198,15 @@ def authenticate(conn: Connection, token: str, *, at: datetime) -> Identity:
     if _aware(row.expires_at, at) <= at:
         raise TokenError("the token has expired")
     conn.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=at))
-    scope = None
-    if row.sources is not None and row.event_types is not None:
-        scope = Scope(frozenset(json.loads(row.sources)), frozenset(json.loads(row.event_types)))
-    return Identity(row.name, Role(row.role), int(row.id), scope)
+    return Identity(row.name, Role(row.role), int(row.id),
+                    scope_of(row.sources, row.event_types))
+
+
+def scope_of(sources: str | None, event_types: str | None) -> Scope | None:
+    """A token's scope as its row keeps it (two JSON lists), or None."""
+    if sources is None or event_types is None:
+        return None
+    return Scope(frozenset(json.loads(sources)), frozenset(json.loads(event_types)))
 
 
 def listing(conn: Connection) -> list[dict[str, Any]]:

@@ -36,27 +36,38 @@ def _postings(actual: dict[str, list[dict[str, Any]]]) -> dict[tuple[str, str], 
             f"{c['hours']} h x {c['rate']} = {c['amount']} {c['currency']}"
     for i in actual["invoices"]:
         out[("invoice", str(i["id"]))] = \
-            f"{i['subtotal']} + tax {i['tax']} = {i['total']} {i['currency']}"
+            f"{i['subtotal']} + tax {i['tax']} = {i['total']} {i['currency']}, {i['status']}"
     for e in actual["exceptions"]:
         out[("exception", f"{e['record']} {e['reason']}")] = "open"
     return out
 
 
+def _without_versions(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k != "api_versions"}
+
+
 def diff(old: dict[str, Any], new: dict[str, Any], scenarios: list[Path],
          progress: Progress | None = None) -> list[PostingChange]:
     changes: list[PostingChange] = []
-    upgrades = changed_versions(old, new)  # an API version moved: read deals through it
+    upgrades = changed_versions(old, new)  # an API version moved: read events through it
+    # The suite runs with no vendor connection, so a proposal that only moves
+    # API versions bills the same: a scenario whose events read the same in both
+    # versions cannot change and is not run.
+    versions_only = bool(upgrades) and _without_versions(old) == _without_versions(new)
     for done, path in enumerate(scenarios, start=1):
         scenario = load(path)
-        results = []
+        variants = []
         for side, config in enumerate((old, new)):
             variant = copy.deepcopy(scenario)
             variant["config"] = config
             if upgrades:
                 variant["events"] = read_through(
                     variant["events"], {name: pair[side] for name, pair in upgrades.items()})
+            variants.append(variant)
+        results: list[dict[tuple[str, str], str]] = [{}, {}]
+        if not (versions_only and variants[0]["events"] == variants[1]["events"]):
             with uncounted():
-                results.append(_postings(run_document(variant, file=str(path)).actual))
+                results = [_postings(run_document(v, file=str(path)).actual) for v in variants]
         before, after = results
         for key in sorted(set(before) | set(after)):
             if before.get(key) != after.get(key):

@@ -101,3 +101,79 @@ def test_billbridge_emulator_run_filedrop_serves_sftp_and_runs_the_import_job() 
         process.wait(timeout=10)
     assert [(r["key"], r["status"], r["erp_id"]) for r in rows] == [
         ("key-1", "POSTED", "cust_1")]
+
+
+def client_key(passphrase: str | None = None, kind: str = "ssh-ed25519",
+               form: str = "openssh") -> tuple[bytes, str]:
+    """A private key (its file's bytes) and its public key line."""
+    import warnings
+
+    import asyncssh
+
+    key = asyncssh.generate_private_key(kind, comment="billbridge@hub")
+    with warnings.catch_warnings():  # few KDF rounds: the default 128 take seconds
+        warnings.simplefilter("ignore", UserWarning)
+        secret = key.export_private_key(form, passphrase=passphrase, rounds=4)
+    return secret, key.export_public_key().decode().strip()
+
+
+def test_sftp_logs_in_with_a_private_key_from_the_secrets_or_a_key_file(
+        tmp_path: Path) -> None:
+    from billbridge.connectors.base import Connection
+    from billbridge.connectors.filedrop import client_for
+
+    secret, public = client_key(passphrase="horse staple")
+    with SftpServer(tmp_path / "erp", authorized_key=public) as server:  # no password at all
+        # The key text as a credential line holds it: its line breaks written as \n.
+        one_line = secret.decode().strip().replace("\n", "\\n")
+        by_text = client_for(Connection("erp-key", "filedrop", server.url,
+                                        credentials={"username": "erp", "private_key": one_line,
+                                                     "passphrase": "horse staple",
+                                                     "host_key": server.host_key}))
+        FileDropTarget(by_text).send([command(1, "customer.upsert", CUSTOMER)])
+        assert any(n.startswith("BB_CUST_") for n in by_text.list("in"))
+        by_text.close()
+
+        pem, pem_public = client_key(kind="ecdsa-sha2-nistp256", form="pkcs8-pem")
+        (tmp_path / "id_ecdsa").write_bytes(pem)  # PEM, unencrypted
+        server.authorized_key = " ".join(pem_public.split()[:2])
+        by_file = client_for(Connection("erp-file", "filedrop", server.url,
+                                        credentials={"username": "erp",
+                                                     "host_key": server.host_key},
+                                        options={"private_key_path": str(tmp_path / "id_ecdsa")}))
+        assert any(n.startswith("BB_CUST_") for n in by_file.list("in"))
+        by_file.close()
+        with pytest.raises(PermanentError, match="was refused; check the username and "
+                                                 "password"):
+            SftpDrop(server.host, server.port, username="erp", password="guess",
+                     host_key=server.host_key).list("in")
+
+
+def test_a_wrong_private_key_is_one_auth_failure_the_dispatcher_does_not_split(
+        tmp_path: Path) -> None:
+    from billbridge.engine.dispatch.calls import send
+
+    _, public = client_key()
+    other, _ = client_key()
+    with SftpServer(tmp_path / "erp", authorized_key=public) as server:
+        wrong = SftpDrop(server.host, server.port, username="erp", private_key=other,
+                         host_key=server.host_key)
+        commands = [command(n, "customer.upsert", {**CUSTOMER, "id": f"cust_{n}"})
+                    for n in (1, 2, 3, 4)]
+        with pytest.raises(PermanentError) as refused:
+            send(FileDropTarget(wrong), commands)  # not split into halves and retried
+        assert refused.value.code == "TARGET_AUTH"
+        assert str(refused.value) == (f"{server.url}.: user erp was refused; check the "
+                                      "username and private key")
+        assert server.key_attempts == 1  # offered once, not tried again and again
+        assert not (tmp_path / "erp" / "in").exists()
+
+        secret, public = client_key(passphrase="right")
+        server.authorized_key = " ".join(public.split()[:2])
+        for passphrase, why in (("wrong", "Corrupt data"), ("", "password-protected")):
+            locked = SftpDrop(server.host, server.port, username="erp", private_key=secret,
+                              passphrase=passphrase, host_key=server.host_key)
+            with pytest.raises(PermanentError, match=f"private key cannot be read.*{why}"
+                               ) as unreadable:
+                locked.list("in")
+            assert unreadable.value.code == "TARGET_AUTH" and "\n" not in str(unreadable.value)

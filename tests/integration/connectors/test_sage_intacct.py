@@ -2,8 +2,9 @@
 functions to a request settled one by one, a resend after a lost
 acknowledgement recognised under both readings of ``uniqueid`` (Intacct
 refuses the replayed controlid, or runs it again), throttling in both
-spellings classified transient, entities as legal entities, and invoice
-status and payments read back from ``ARINVOICE``."""
+spellings classified transient, and, over the XML gateway and the REST API
+alike, entities as legal entities, reversals, and invoice status and
+payments read back from the AR invoices."""
 
 from __future__ import annotations
 
@@ -24,11 +25,17 @@ from billbridge.connectors.ratelimit import RealClock
 from billbridge.connectors.sage_intacct.client import GATEWAY_PATH, IntacctClient
 from billbridge.connectors.sage_intacct.emulator import IntacctEmulator
 from billbridge.connectors.sage_intacct.mapping import IntacctSettings
+from billbridge.connectors.sage_intacct.rest import IntacctRestClient
+from billbridge.connectors.sage_intacct.rest_target import (
+    IntacctRestInvoiceSource,
+    IntacctRestTarget,
+)
 from billbridge.connectors.sage_intacct.source import IntacctInvoiceSource
 from billbridge.connectors.sage_intacct.target import IntacctTarget
 from billbridge.emulation.faults import Fault, FaultRule
 
 CREATE = f"{GATEWAY_PATH}/create"
+BOTH_APIS = pytest.mark.parametrize("api", ["xml", "rest"])
 
 
 class NoSleep(RealClock):
@@ -47,6 +54,19 @@ def client(emulator: IntacctEmulator, **kwargs: Any) -> IntacctClient:
                          sender_password="sender-secret", user_id="api-user",
                          company_id="billbridge-co", user_password="user-secret",
                          clock=NoSleep(), timeout=5.0, **kwargs)
+
+
+def rest(emulator: IntacctEmulator, secret: str = "client-secret") -> IntacctRestClient:
+    return IntacctRestClient(emulator.url, client_id="billbridge-client", client_secret=secret,
+                             clock=NoSleep(), timeout=5.0)
+
+
+def writer(api: str, emulator: IntacctEmulator,
+           settings: IntacctSettings | None = None) -> IntacctTarget:
+    """The target over the gateway (``xml``) or the REST API (``rest``)."""
+    if api == "rest":
+        return IntacctRestTarget(rest(emulator), settings)
+    return IntacctTarget(client(emulator), settings)
 
 
 def command(n: int, kind: str, payload: dict[str, Any], refs: dict[str, str] | None = None,
@@ -184,10 +204,11 @@ def test_a_wrong_sender_is_a_configuration_fault_and_an_expired_session_is_reope
     assert sdk.sessions_opened == 2
 
 
+@BOTH_APIS
 def test_legal_entities_are_intacct_entities_and_what_hangs_off_a_customer_follows_it(
-        intacct: IntacctEmulator) -> None:
+        intacct: IntacctEmulator, api: str) -> None:
     settings = IntacctSettings(entities={"GB01": "GB01", "US01": "US01"})
-    target = IntacctTarget(client(intacct), settings)
+    target = writer(api, intacct, settings)
     [made] = target.send([customer(1, legal_entity="GB01")])
     assert made.external_id == "cust_1@GB01"
     [proj] = target.send([project(2, "GLX", "cust_1@GB01")])
@@ -205,15 +226,16 @@ def test_legal_entities_are_intacct_entities_and_what_hangs_off_a_customer_follo
     assert (live.charge, live.external_id.rpartition("@")[2]) == ("tc_10", "GB01")
 
 
+@BOTH_APIS
 def test_payments_are_read_back_as_partly_paid_then_paid_and_ties_are_read_again(
-        intacct: IntacctEmulator) -> None:
+        intacct: IntacctEmulator, api: str) -> None:
     clock = [datetime(2026, 4, 1, 12, 0, 0, tzinfo=UTC)]
     intacct.now = lambda: clock[0]
-    sdk = client(intacct)
-    target = IntacctTarget(sdk)
+    target = writer(api, intacct)
     set_up(target)
     [first, second] = target.send([invoice(10), invoice(11)])
-    source = IntacctInvoiceSource(sdk, page_size=1)
+    source = IntacctRestInvoiceSource(target.client, page_size=1) if api == "rest" else \
+        IntacctInvoiceSource(target.client, page_size=1)
     pages = list(source.poll(None))
     assert [e["data"]["status"] for p in pages for e in p.events] == ["issued", "issued"]
     cursor = pages[-1].cursor
@@ -231,9 +253,10 @@ def test_payments_are_read_back_as_partly_paid_then_paid_and_ties_are_read_again
                                       if e["data"]["status"] == "paid"}
 
 
+@BOTH_APIS
 def test_a_reversal_is_a_negative_timesheet_and_the_posting_leaves_the_live_ledger(
-        intacct: IntacctEmulator) -> None:
-    target = IntacctTarget(client(intacct))
+        intacct: IntacctEmulator, api: str) -> None:
+    target = writer(api, intacct)
     set_up(target)
     [posted] = target.send([charge(10), ])
     assert [p.charge for p in target.live_postings()] == ["tc_10"]

@@ -2,7 +2,8 @@
 unchanged against the Intacct emulator over HTTP: a session from
 ``getAPISession``, a customer created and read back (``readByQuery`` and
 ``query``), an AR invoice through the legacy ``create_invoice`` and found by
-a filtered query, and the SDK's own reading of a throttled answer.
+a filtered query, a payment applied to it through ``create_arpayment``, and
+the SDK's own reading of a throttled answer.
 
 The SDK begins at Intacct's public gateway and, like the SDK itself after
 ``getAPISession``, each API object posts to the URL it holds: the test opens
@@ -83,6 +84,18 @@ def test_the_sdk_creates_an_ar_invoice_with_create_invoice_and_finds_it(
         and_filter=[("equalto", "RECORDID", "INV-1"), ("equalto", "CUSTOMERID", "C-100")])
     assert row == {"RECORDNO": invoice["RECORDNO"], "RECORDID": "INV-1",
                    "TOTALENTERED": "2525.00", "STATE": "Posted"}
+    paid = client.ar_payments.format_and_send_request({"create_arpayment": {
+        "customerid": "C-100", "paymentamount": "1000.00",
+        "arpaymentitem": [{"invoicekey": invoice["RECORDNO"], "amount": "1000.00"}]}})
+    assert paid["status"] == "success" and paid["function"] == "create_arpayment"
+    [payment] = client.ar_payments.get_by_query(
+        fields=["RECORDNO", "CUSTOMERID", "TOTALENTERED"],
+        and_filter=[("equalto", "RECORDNO", paid["key"])])
+    assert payment == {"RECORDNO": paid["key"], "CUSTOMERID": "C-100",
+                       "TOTALENTERED": "1000.00"}
+    [invoice] = intacct.all("ARINVOICE")
+    assert (invoice["STATE"], invoice["TOTALPAID"], invoice["TOTALDUE"]) == \
+        ("Partially Paid", "1000.00", "1525.00")
 
 
 def test_the_sdk_reads_a_refused_function_and_the_throttle_as_intacct_says_them(

@@ -1,19 +1,17 @@
 """Timesheet file uploads (POST /v1/files/{source}): a CSV or XLSX file into a
-file source's watched folder, by a token that may submit that source's time
-entries and expenses. The token and source are checked before the body is read."""
+file source's watched folder, read at once (services.uploads), by a token
+that may submit that source's time entries and expenses. The token and source
+are checked before the body is read."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Annotated, Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 
-from billbridge.api.problems import ApiError
 from billbridge.api.routes.common import Ingester
-from billbridge.engine.tokens import OutOfScope
 from billbridge.services import uploads
 
 FILE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
@@ -22,7 +20,7 @@ FILE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
         "schema": {"type": "string", "format": "binary"}}}}}
 
 
-def router(drops: Mapping[str, Path]) -> APIRouter:
+def router(intakes: Mapping[str, uploads.FileIntake]) -> APIRouter:
     routes = APIRouter()
 
     @routes.post("/v1/files/{source}", status_code=201, tags=["ingress"],
@@ -31,19 +29,20 @@ def router(drops: Mapping[str, Path]) -> APIRouter:
                      name: Annotated[str, Query(min_length=1, max_length=uploads.MAX_NAME,
                                                 description="the file's name, .csv or .xlsx")],
                      ) -> dict[str, Any]:
-        """A timesheet or expense file for ``source``'s next poll; answered with
-        the name it has in the folder, and whether those bytes were there already."""
-        try:
-            who.check_event_types(source, uploads.FILE_EVENTS)
-        except OutOfScope as exc:
-            raise ApiError(403, "OUT_OF_SCOPE", str(exc)) from None
-        folder = drops.get(source)
-        if folder is None:
-            known = ", ".join(sorted(drops)) or "none on this hub"
-            raise ApiError(404, "NOT_FOUND", f"{source} is not a file source (file sources: "
-                                             f"{known})")
-        saved = await to_thread.run_sync(uploads.save, folder, name, await request.body())
+        """A timesheet or expense file for ``source``, read at once: answered
+        with the name it has in the folder, whether those bytes were there
+        already, and what became of its rows (``refused``: the rows sent to
+        the exception queue, with their line and exception)."""
+        into = uploads.intake(intakes, who, source)
+        hub = request.app.state.hub
+        done = await to_thread.run_sync(uploads.import_file, hub.engine, hub.clock, into, name,
+                                        await request.body())
+        saved = done.saved
         return {"source": source, "name": saved.name, "bytes": saved.size,
-                "sha256": saved.digest, "already": saved.already}
+                "sha256": saved.digest, "already": saved.already, "rows": done.rows,
+                "imported": done.imported, "repeated": done.repeated,
+                "refused": [{"line": r.line, "message": r.message,
+                             "exception": r.exception_id, "new": r.new}
+                            for r in done.refused]}
 
     return routes

@@ -5,8 +5,10 @@ server; the ERP's acknowledgement and status files read back. See
 docs/connectors/filedrop.md.
 
 Connection: ``base_url`` is ``sftp://host:port/folder`` or a local folder
-(``file:///path`` or a path). Credentials (SFTP): ``username``, ``password``,
-``host_key`` (the server's public key, ``ssh-ed25519 AAAA…``; required).
+(``file:///path`` or a path). Credentials (SFTP): ``username``, ``password``
+or ``private_key`` (the key text, its line breaks as ``\\n`` on one line) or
+``private_key_path`` (also an option), with ``passphrase`` when the key is
+encrypted; ``host_key`` (the server's public key, ``ssh-ed25519 AAAA…``; required).
 Options: ``layout`` (``csv`` or ``fixed``), ``batch_size`` (500),
 ``inbound`` (``in``), ``acks`` (``ack``), ``timeout`` (10 s).
 """
@@ -16,7 +18,12 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from billbridge.connectors.base import Connection, ConnectorSpec, Source, Target
+from billbridge.connectors.base import (
+    Connection,
+    ConnectorSpec,
+    Source,
+    Target,
+)
 from billbridge.connectors.clients import ClientCache
 from billbridge.connectors.filedrop.client import Drop, LocalDrop, SftpDrop
 
@@ -35,8 +42,21 @@ def client_for(connection: Connection) -> Drop:
     return _CLIENTS.get((connection.name, url, username), lambda: SftpDrop(
         parts.hostname or "127.0.0.1", parts.port or 22, username=username,
         password=str(secrets.get("password") or ""),
+        private_key=_login_key(connection), passphrase=str(secrets.get("passphrase") or ""),
         host_key=str(secrets.get("host_key") or connection.options.get("host_key") or ""),
         root=root, timeout=float(connection.options.get("timeout") or 10.0)))
+
+
+def _login_key(connection: Connection) -> bytes | Path | None:
+    """The log-in key: ``private_key``'s text (a credential line holds no line
+    break, so ``\\n`` stands for one), else the file at ``private_key_path``
+    (read when the session opens); None for a password log-in."""
+    text = str(connection.credentials.get("private_key") or "").strip()
+    if text:
+        return text.replace("\\n", "\n").encode()
+    path = connection.credentials.get("private_key_path") or \
+        connection.options.get("private_key_path")
+    return Path(str(path)).expanduser() if path else None
 
 
 def _target(connection: Connection) -> Target:

@@ -5,6 +5,7 @@ rename it into place (so the ERP's import job never sees half a file)."""
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import threading
@@ -12,6 +13,9 @@ from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 import paramiko
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from billbridge.connectors.base import PermanentError, RateLimit, TransientError
 
@@ -81,17 +85,53 @@ class LocalDrop:
 _CONNECTION_LOST = (paramiko.SSHException, EOFError, socket.error, OSError)
 
 
+def private_key(data: bytes, passphrase: str = "", *, where: str) -> paramiko.PKey:
+    """An Ed25519, ECDSA or RSA private key in OpenSSH or PEM form (PKCS#1,
+    PKCS#8, SEC1), decrypted with ``passphrase`` when it is encrypted; a key
+    that cannot be read is a ``TARGET_AUTH`` error naming why."""
+    password = passphrase.encode() if passphrase else None
+    loaded: object
+    try:
+        try:
+            loaded = serialization.load_ssh_private_key(data, password)
+        except ValueError:
+            if b"OPENSSH PRIVATE KEY" in data:
+                raise
+            loaded = serialization.load_pem_private_key(data, password)
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise PermanentError(f"{where}: the private key cannot be read ({exc}); check "
+                             "private_key (or private_key_path) and passphrase",
+                             code="TARGET_AUTH") from None
+    kinds: list[tuple[type, type[paramiko.PKey]]] = [
+        (rsa.RSAPrivateKey, paramiko.RSAKey), (ed25519.Ed25519PrivateKey, paramiko.Ed25519Key),
+        (ec.EllipticCurvePrivateKey, paramiko.ECDSAKey)]
+    for crypto_kind, kind in kinds:
+        if isinstance(loaded, crypto_kind):
+            # paramiko reads every kind from the OpenSSH form; it is made here,
+            # in memory, never written anywhere.
+            text = loaded.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.OpenSSH,
+                                        serialization.NoEncryption()).decode()
+            return kind.from_private_key(io.StringIO(text))
+    raise PermanentError(f"{where}: the private key is a {type(loaded).__name__}; use an "
+                         "Ed25519, ECDSA or RSA key", code="TARGET_AUTH")
+
+
 class SftpDrop:
     """A folder on an SFTP server: one session, opened when first needed and
     again after a drop; every call that loses the connection raises
     ``TransientError`` (the dispatcher sends again; the target's file names
     make that safe). The server's host key is pinned: a server that shows
-    another key is refused, as ``ssh`` refuses it."""
+    another key is refused, as ``ssh`` refuses it. The log-in is by private
+    key when ``private_key`` (the key's bytes) is given, else by password;
+    the key (or the key file, given its path) is read when a session opens."""
 
-    def __init__(self, host: str, port: int, *, username: str, password: str, host_key: str,
-                 root: str = ".", timeout: float = 10.0) -> None:
+    def __init__(self, host: str, port: int, *, username: str, password: str = "",
+                 host_key: str, root: str = ".", timeout: float = 10.0,
+                 private_key: bytes | Path | None = None, passphrase: str = "") -> None:
         self.host, self.port, self.username = host, port, username
         self._password = password
+        self._private_key, self._passphrase = private_key, passphrase
         self.host_key = host_key.strip()
         self.root = PurePosixPath(root or ".")
         self.timeout = timeout
@@ -126,11 +166,18 @@ class SftpDrop:
                                  f"{shown.get_base64()[:16]}…, not the pinned host_key; check "
                                  "the server before trusting it", code="TARGET_AUTH")
         try:
-            transport.auth_password(self.username, self._password)
+            if self._private_key is not None:
+                transport.auth_publickey(self.username, self._key())
+            else:
+                transport.auth_password(self.username, self._password)
         except paramiko.AuthenticationException:
             transport.close()
+            by = "private key" if self._private_key is not None else "password"
             raise PermanentError(f"{self.where}: user {self.username} was refused; check the "
-                                 "username and password", code="TARGET_AUTH") from None
+                                 f"username and {by}", code="TARGET_AUTH") from None
+        except PermanentError:
+            transport.close()
+            raise
         except _CONNECTION_LOST as exc:
             transport.close()
             raise TransientError(f"{self.where}: lost during log-in: {exc}",
@@ -140,6 +187,18 @@ class SftpDrop:
         sftp.get_channel().settimeout(self.timeout)  # type: ignore[union-attr]
         self._transport, self._sftp = transport, sftp
         return sftp
+
+    def _key(self) -> paramiko.PKey:
+        given = self._private_key
+        assert given is not None
+        if isinstance(given, Path):
+            try:
+                return private_key(given.read_bytes(), self._passphrase, where=self.where)
+            except OSError as exc:
+                raise PermanentError(f"{self.where}: the private key file {given} cannot be "
+                                     f"read ({exc.strerror}); check private_key_path",
+                                     code="TARGET_AUTH") from None
+        return private_key(given, self._passphrase, where=self.where)
 
     def _path(self, path: str) -> str:
         return str(self.root / path)

@@ -27,6 +27,7 @@ from billbridge.connectors.base import PermanentError, RateLimit, TransientError
 from billbridge.connectors.http import VendorHttp, read_error
 from billbridge.connectors.paging import PageGuard, chunks
 from billbridge.connectors.ratelimit import MonotonicClock, TokenBucket
+from billbridge.domain.config import ConfigError
 
 DEFAULT_BASE_URL = "https://quickbooks.api.intuit.com"
 TOKEN_URL = "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer"
@@ -41,6 +42,16 @@ MAX_RESULTS = 1000  # QuickBooks' ceiling for MAXRESULTS in a query
 def quote(value: str) -> str:
     """A query's string literal: single quotes, with quotes and backslashes escaped."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def pinned_minor_version(pinned: str) -> int:
+    """The ``minorversion`` an ``api_versions`` entry names: ``76`` or
+    ``minorversion=76``."""
+    text = str(pinned).strip().removeprefix("minorversion=")
+    if not text.isdigit():
+        raise ConfigError(f"quickbooks: api_versions names a minorversion by its number "
+                         f"(such as {MINOR_VERSION}), not {pinned!r}")
+    return int(text)
 
 
 def realm_rate_limit(per_minute: int = 500) -> RateLimit:

@@ -21,7 +21,12 @@ from typing import Any
 from billbridge.connectors.base import PermanentError, PollPage
 from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.paging import PageGuard, chunks
-from billbridge.connectors.quickbooks.client import MAX_RESULTS, QuickBooksClient, quote
+from billbridge.connectors.quickbooks.client import (
+    MAX_RESULTS,
+    QuickBooksClient,
+    pinned_minor_version,
+    quote,
+)
 from billbridge.connectors.quickbooks.contract import contract
 from billbridge.connectors.quickbooks.mapping import status_event
 
@@ -41,7 +46,7 @@ class QuickBooksSource:
         connection (``api_versions``), when it pins one."""
         pinned = configuration.api_versions.get(self.name)
         if pinned:
-            self.client.minor_version = int(str(pinned).removeprefix("minorversion="))
+            self.client.minor_version = pinned_minor_version(pinned)
             self.contracts.contract = contract(self.client.minor_version)
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:

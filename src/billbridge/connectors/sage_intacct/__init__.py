@@ -13,7 +13,8 @@ URL without ``/ia/xml/`` gets ``/ia/xml/xmlgw.phtml`` added). Credentials:
 request), ``page_size`` (1000), ``throttle_wait`` (5 s), and the company's
 set-up read by ``IntacctSettings.from_options`` (location_id, entities,
 employees, revenue_account, tax_account, timesheet_state, modified_field,
-resend_lookup).
+resend_lookup). ``api`` = ``rest`` speaks the REST API instead
+(``rest_target``; credentials ``client_id``, ``client_secret``, ``username``).
 """
 
 from __future__ import annotations
@@ -55,11 +56,24 @@ def client_for(connection: Connection) -> IntacctClient:
             timeout=float(options.get("timeout") or 60.0)))
 
 
+def _rest(connection: Connection) -> bool:
+    """``api``: ``xml`` (the gateway, the default) or ``rest`` (``/ia/api/v1``)."""
+    api = str(connection.options.get("api") or "xml").strip().lower()
+    if api not in ("xml", "rest"):
+        raise ValueError(f"sage-intacct: api is xml or rest, not {api!r}")
+    return api == "rest"
+
+
 def _target(connection: Connection) -> Target:
     from billbridge.connectors.sage_intacct.mapping import IntacctSettings
     from billbridge.connectors.sage_intacct.target import IntacctTarget
 
     limit = int(connection.options.get("concurrency") or 2)
+    if _rest(connection):
+        from billbridge.connectors.sage_intacct.rest_target import rest_target
+
+        return rest_target(connection, IntacctSettings.from_options(connection.options),
+                           connection.dispatch_lanes(1, most=limit))
     return IntacctTarget(client_for(connection),
                          IntacctSettings.from_options(connection.options),
                          name=connection.name,
@@ -71,6 +85,10 @@ def _source(connection: Connection) -> Source:
     from billbridge.connectors.sage_intacct.mapping import IntacctSettings
     from billbridge.connectors.sage_intacct.source import IntacctInvoiceSource
 
+    if _rest(connection):
+        from billbridge.connectors.sage_intacct.rest_target import rest_source
+
+        return rest_source(connection, IntacctSettings.from_options(connection.options))
     return IntacctInvoiceSource(client_for(connection),
                                 IntacctSettings.from_options(connection.options),
                                 name=connection.name,

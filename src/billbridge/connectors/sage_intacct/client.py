@@ -23,7 +23,7 @@ from __future__ import annotations
 import threading
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -109,7 +109,8 @@ class Function:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """One function's ``<result>``."""
+    """One function's ``<result>``, or one REST subrequest's answer (its
+    ``controlid`` the ``Idempotency-Key``, its ``key`` the record's)."""
 
     controlid: str
     function: str
@@ -124,7 +125,9 @@ class Result:
 
     @property
     def throttled(self) -> bool:
-        return any(RATE_LIMIT_TEXT in str(e) for e in self.errors)
+        """The gateway's throttle text, or a REST subrequest's 429."""
+        return any(RATE_LIMIT_TEXT in str(e) or e.errorno in ("429", "HTTP_429")
+                   for e in self.errors)
 
     def records(self) -> list[dict[str, Any]]:
         return [record_of(child) for child in self.data] if self.data is not None else []
@@ -338,17 +341,24 @@ class IntacctClient:
                   order: Sequence[str] = (), size: int = 1000,
                   location: str = "") -> list[dict[str, Any]]:
         """Every page of a query (for look-ups; the status source pages itself)."""
-        guard = PageGuard(f"sage-intacct query {obj}")
-        found: list[dict[str, Any]] = []
-        offset = 0
-        while True:
-            guard.once(offset)
-            page = self.query(obj, fields, where=where, order=order, offset=offset,
-                              size=size, location=location)
-            found += page.records
-            if page.remaining <= 0 or not page.records:
-                return found
-            offset += len(page.records)
+        return every_page(f"sage-intacct query {obj}", 0, lambda offset: self.query(
+            obj, fields, where=where, order=order, offset=offset, size=size,
+            location=location))
+
+
+def every_page(what: str, first: int, fetch: Callable[[int], Page]) -> list[dict[str, Any]]:
+    """The records of every page ``fetch`` reads, from position ``first`` (an
+    offset, or a 1-based start) on, until a page says nothing remains."""
+    guard = PageGuard(what)
+    found: list[dict[str, Any]] = []
+    position = first
+    while True:
+        guard.once(position)
+        page = fetch(position)
+        found += page.records
+        if page.remaining <= 0 or not page.records:
+            return found
+        position += len(page.records)
 
 
 def decimal_text(value: Decimal) -> str:

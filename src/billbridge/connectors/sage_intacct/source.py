@@ -21,6 +21,7 @@ from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.sage_intacct import mapping
 from billbridge.connectors.sage_intacct.client import IntacctClient
 from billbridge.connectors.sage_intacct.mapping import IntacctSettings
+from billbridge.connectors.sage_intacct.rest_mapping import cursor_as
 
 FIELDS = ("RECORDNO", "RECORDID", "STATE", "TOTALENTERED", "TOTALPAID", "CURRENCY",
           "MEGAENTITYID")
@@ -38,7 +39,8 @@ class IntacctInvoiceSource:
         stamp = self.settings.modified_field
         mine: dict[str, Any] = {"like": {"field": "DESCRIPTION", "value": "billbridge %"}}
         where = mine if not cursor else {"and": {
-            "greaterthanorequalto": {"field": stamp, "value": cursor}, **mine}}
+            "greaterthanorequalto": {"field": stamp, "value": cursor_as(cursor, "xml")},
+            **mine}}
         location = "" if self.settings.entities else self.settings.location_id
         guard = PageGuard(f"sage-intacct ARINVOICE since {cursor or 'the start'}")
         offset = 0

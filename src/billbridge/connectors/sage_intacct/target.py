@@ -50,7 +50,7 @@ _result = RecordResult.of
 class _Planned:
     command: OutboundCommand
     location: str
-    function: Function
+    request: Any  # the gateway's Function, or a REST Subrequest
     key: str  # what finds the record again: its id, code, invoice number or marker
     external_id: Callable[[Result], str | None]
     creates: bool = True  # an update is settled on its own answer, never looked up
@@ -97,8 +97,7 @@ class IntacctTarget(ErpTarget[IntacctClient, IntacctSettings]):
         settled = False
         for location, plans in by_location.items():
             try:
-                answers = self.client.execute([p.function for p in plans], location=location,
-                                              write=True, what=f"{len(plans)} writes")
+                answers = self._execute(plans, location)
             except DeliveryError as exc:
                 if not settled:
                     raise
@@ -112,10 +111,15 @@ class IntacctTarget(ErpTarget[IntacctClient, IntacctSettings]):
             settled = True
         return results
 
+    def _execute(self, plans: Sequence[_Planned], location: str) -> Sequence[Result]:
+        """One request of the entity's writes; an answer for each, in order."""
+        return self.client.execute([p.request for p in plans], location=location,
+                                   write=True, what=f"{len(plans)} writes")
+
     def _plan(self, command: OutboundCommand) -> _Planned:
         return plan_of(self._plans, command, vendor="Sage Intacct")
 
-    def _settle(self, answered: list[tuple[_Planned, Result]]) -> list[RecordResult]:
+    def _settle(self, answered: Sequence[tuple[_Planned, Result]]) -> list[RecordResult]:
         out: list[RecordResult] = []
         refused: list[tuple[_Planned, Result]] = []
         for plan, result in answered:
@@ -187,19 +191,12 @@ class IntacctTarget(ErpTarget[IntacctClient, IntacctSettings]):
             rows = query("ARINVOICE", ["RECORDNO", "RECORDID"], where=_in("RECORDID", keys),
                          location=location)
             return {r["RECORDID"]: external(r["RECORDNO"], location) for r in rows}
-        rows = query("TIMESHEETENTRY", ["TIMESHEETKEY", "DESCRIPTION"], where=_any_like(
-            "DESCRIPTION", [f"%{marker(k)}%" for k in keys]), location=location)
-        out: dict[str, str] = {}
-        for row in rows:
-            seen = MARKER.search(str(row.get("DESCRIPTION") or ""))
-            if seen:
-                out.setdefault(seen.group(1), external(str(row["TIMESHEETKEY"]), location))
-        return out
+        return by_marker(query("TIMESHEETENTRY", ["TIMESHEETKEY", "DESCRIPTION"], where=_any_like(
+            "DESCRIPTION", [f"%{marker(k)}%" for k in keys]), location=location), location)
 
     # -- customers and projects: keyed by the canonical id and the project code ---------
-    @staticmethod
-    def _write(command: OutboundCommand, obj: str, fields: dict[str, Any],
-               known: bool) -> Function:
+    def _write(self, command: OutboundCommand, obj: str, fields: dict[str, Any],
+               known: bool, location: str) -> Any:
         """A create keyed by the command (uniqueid refuses its replay); an
         update, which repeats harmlessly, keyed by its attempt, so a resend runs."""
         if not known:
@@ -213,7 +210,8 @@ class IntacctTarget(ErpTarget[IntacctClient, IntacctSettings]):
         if known:
             location = split(known)[1]
         ident = str(fields["CUSTOMERID"])
-        return _Planned(command, location, self._write(command, "CUSTOMER", fields, bool(known)),
+        return _Planned(command, location, self._write(command, "CUSTOMER", fields, bool(known),
+                                                      location),
                         ident, lambda _r: external(ident, location), creates=not known)
 
     def _project(self, command: OutboundCommand) -> _Planned:
@@ -224,7 +222,8 @@ class IntacctTarget(ErpTarget[IntacctClient, IntacctSettings]):
         fields = mapping.project(command.payload, customer_id)
         known = command.ref("project", command.payload.get("code"))
         code = str(fields["PROJECTID"])
-        return _Planned(command, location, self._write(command, "PROJECT", fields, bool(known)),
+        return _Planned(command, location, self._write(command, "PROJECT", fields, bool(known),
+                                                      location),
                         code, lambda _r: external(code, location), creates=not known)
 
     # -- time charges: a timesheet of one entry ------------------------------------------
@@ -234,9 +233,15 @@ class IntacctTarget(ErpTarget[IntacctClient, IntacctSettings]):
         project_id, location = split(ref) if ref else (project, self.settings.location_id)
         sheet = mapping.timesheet(command.payload, command.idempotency_key, self.settings,
                                   project_id)
-        return _Planned(command, location, Function(command.idempotency_key, element(
-            "create", {"TIMESHEET": sheet})), command.idempotency_key,
-            lambda r: external(key, location) if (key := _first(r, "RECORDNO")) else None)
+        return _Planned(command, location, self._timesheet(command, sheet),
+                        command.idempotency_key, self._sheet_id(location))
+
+    def _timesheet(self, command: OutboundCommand, sheet: dict[str, Any]) -> Any:
+        return Function(command.idempotency_key, element("create", {"TIMESHEET": sheet}))
+
+    @staticmethod
+    def _sheet_id(location: str) -> Callable[[Result], str | None]:
+        return lambda r: external(key, location) if (key := _first(r, "RECORDNO")) else None
 
     def _originals(self, reversals: Sequence[OutboundCommand]) -> dict[str, dict[str, Any]]:
         """The timesheet entries the reversals undo, by the ERP id the hub keeps."""
@@ -249,11 +254,16 @@ class IntacctTarget(ErpTarget[IntacctClient, IntacctSettings]):
         found: dict[str, dict[str, Any]] = {}
         for location, sheets in wanted.items():
             for chunk in chunks(sorted(sheets), LOOKUP_CHUNK):
-                for row in self.client.query_all("TIMESHEETENTRY", ENTRY_FIELDS,
-                                                 where=_in("TIMESHEETKEY", list(chunk)),
-                                                 location=location):
+                for row in self._entries(location, list(chunk)):
                     found.setdefault(external(str(row["TIMESHEETKEY"]), location), row)
         return found
+
+    def _entries(self, location: str, sheets: list[str] | None) -> list[dict[str, Any]]:
+        """The ``TIMESHEETENTRY`` rows of ``sheets``, or every one billbridge wrote."""
+        where = _in("TIMESHEETKEY", sheets) if sheets is not None else \
+            {"like": {"field": "DESCRIPTION", "value": "billbridge %"}}
+        return self.client.query_all("TIMESHEETENTRY", ENTRY_FIELDS, where=where,
+                                     order=("RECORDNO",), location=location)
 
     def _reversal(self, command: OutboundCommand,
                   originals: dict[str, dict[str, Any]]) -> _Planned:
@@ -261,18 +271,14 @@ class IntacctTarget(ErpTarget[IntacctClient, IntacctSettings]):
         original = posting_to_reverse(command, originals, what="timesheet", vendor="Intacct")
         location = split(command.ref("time_charge", charge) or "")[1]
         sheet = mapping.reversal(original, charge, command.idempotency_key, self.settings)
-        return _Planned(command, location, Function(command.idempotency_key, element(
-            "create", {"TIMESHEET": sheet})), command.idempotency_key,
-            lambda r: external(key, location) if (key := _first(r, "RECORDNO")) else None)
+        return _Planned(command, location, self._timesheet(command, sheet),
+                        command.idempotency_key, self._sheet_id(location))
 
     def live_postings(self, charge_ids: Sequence[str] | None = None) -> list[LivePosting]:
         """Labour timesheet entries live in Intacct now: every entry billbridge
         wrote, in every entity, less the ones a reversal names."""
         location = "" if self.settings.entities else self.settings.location_id
-        rows = self.client.query_all("TIMESHEETENTRY", ENTRY_FIELDS,
-                                     where={"like": {"field": "DESCRIPTION",
-                                                     "value": "billbridge %"}},
-                                     order=("RECORDNO",), location=location)
+        rows = self._entries(location, None)
         places = {str(r.get("TIMESHEETKEY")): str(r.get("MEGAENTITYID") or location)
                   for r in rows}
         wanted = None if charge_ids is None else set(charge_ids)
@@ -285,9 +291,23 @@ class IntacctTarget(ErpTarget[IntacctClient, IntacctSettings]):
         ref = command.ref("customer", customer)
         customer_id, location = split(ref) if ref else (customer, self.settings.location_id)
         body = mapping.invoice(command.payload, customer_id, self.settings, self.today())
-        return _Planned(command, location, Function(command.idempotency_key, element(
-            "create_invoice", body)), str(body["invoiceno"]),
-            lambda r: external(r.key, location) if r.key else None)
+        return _Planned(command, location, self._create_invoice(command, body),
+                        str(body["invoiceno"]),
+                        lambda r: external(r.key, location) if r.key else None)
+
+    def _create_invoice(self, command: OutboundCommand, body: dict[str, Any]) -> Any:
+        return Function(command.idempotency_key, element("create_invoice", body))
+
+
+def by_marker(entries: Sequence[dict[str, Any]], location: str) -> dict[str, str]:
+    """Timesheet entries by the command key in their marker: the ERP id of the
+    first timesheet that carries each."""
+    out: dict[str, str] = {}
+    for row in entries:
+        seen = MARKER.search(str(row.get("DESCRIPTION") or ""))
+        if seen:
+            out.setdefault(seen.group(1), external(str(row["TIMESHEETKEY"]), location))
+    return out
 
 
 def _in(field: str, values: list[str]) -> dict[str, Any]:

@@ -47,10 +47,16 @@ class TimesheetFolder:
         found = []
         for path in self.folder.iterdir():
             if path.suffix.lower() in SUFFIXES and path.is_file() and not path.name.startswith("."):
-                data = path.read_bytes()
-                found.append(SheetFile(path.name, path, hashlib.sha256(data).hexdigest(),
-                                       int(path.stat().st_mtime)))
+                found.append(self.file(path.name))
         return sorted(found, key=lambda f: (f.mtime, f.name))
+
+    def file(self, name: str) -> SheetFile:
+        """The file ``name`` in the folder, as ``files`` lists it."""
+        path = self.folder / name
+        if Path(name).name != name or not path.is_file():
+            raise PermanentError(f"{name} is not a file in {self.folder}", code="FILE_MISSING")
+        data = path.read_bytes()
+        return SheetFile(name, path, hashlib.sha256(data).hexdigest(), int(path.stat().st_mtime))
 
     def rows(self, sheet: SheetFile) -> Iterator[Row]:
         """The data rows of ``sheet``; a file with no header row has none."""

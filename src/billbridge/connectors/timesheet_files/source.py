@@ -65,28 +65,44 @@ class FileSource:
             if f"{sheet.digest}:{read_as}" not in state["done"]:
                 yield from self._read(sheet, state, read_as)
 
+    def read_file(self, name: str, cursor: str | None) -> tuple[list[tuple[int, Any]], str]:
+        """Every row of the folder's file ``name`` now, as (line, event or
+        ``Malformed``), with ``cursor`` marking that file read, so the next
+        poll skips it (an upload read at once)."""
+        sheet = self.folder.file(name)
+        state = _load(cursor)
+        rows = list(self._events(sheet))
+        state["done"][f"{sheet.digest}:{self.columns.fingerprint()}"] = sheet.name
+        if (state.get("at") or {}).get("digest") == sheet.digest:
+            state["at"] = None
+        return rows, _dump(state)
+
     def _read(self, sheet: SheetFile, state: dict[str, Any], read_as: str
               ) -> Iterator[PollPage]:
         at = state.get("at") or {}
         after = int(at.get("line", 0)) if at.get("digest") == sheet.digest else 0
-        seen: Counter[tuple[str, ...]] = Counter()
         events: list[Any] = []
-        last = after
-        for row in self.folder.rows(sheet):
-            key = key_columns(row, self.columns)
-            occurrence = seen[key]
-            seen[key] += 1
-            if row.line <= after:
+        for line, event in self._events(sheet):
+            if line <= after:
                 continue
-            events.append(row_event(row, sheet, self.columns, occurrence))
-            last = row.line
+            events.append(event)
             if len(events) >= self.page_size:
-                state["at"] = {"digest": sheet.digest, "line": last}
+                state["at"] = {"digest": sheet.digest, "line": line}
                 yield PollPage(events, _dump(state))
                 events = []
         state["at"] = None
         state["done"][f"{sheet.digest}:{read_as}"] = sheet.name
         yield PollPage(events, _dump(state))
+
+    def _events(self, sheet: SheetFile) -> Iterator[tuple[int, Any]]:
+        """(line, event or ``Malformed``) per data row of ``sheet``, in order;
+        a row's occurrence among identical keys counts from the file's top."""
+        seen: Counter[tuple[str, ...]] = Counter()
+        for row in self.folder.rows(sheet):
+            key = key_columns(row, self.columns)
+            occurrence = seen[key]
+            seen[key] += 1
+            yield row.line, row_event(row, sheet, self.columns, occurrence)
 
 
 def _load(cursor: str | None) -> dict[str, Any]:

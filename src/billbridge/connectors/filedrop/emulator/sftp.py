@@ -1,7 +1,8 @@
 """An SFTP server on 127.0.0.1 for the tests and the demo (asyncssh's server
-side, in a thread of its own), rooted in the legacy ERP's folder, with
-password log-in and faults on the writes: a dropped connection half way
-through an upload, a rename applied whose answer never arrives."""
+side, in a thread of its own), rooted in the legacy ERP's folder, with log-in
+by password or by a configured public key, and faults on the writes: a
+dropped connection half way through an upload, a rename applied whose answer
+never arrives."""
 
 from __future__ import annotations
 
@@ -19,18 +20,27 @@ WRITE = 0x02  # SSH_FXF_WRITE
 
 
 class _Door(asyncssh.SSHServer):
-    def __init__(self, username: str, password: str) -> None:
-        self.username, self.password = username, password
+    def __init__(self, server: SftpServer) -> None:
+        self.server = server
 
     def begin_auth(self, username: str) -> bool:
         return True
 
     def password_auth_supported(self) -> bool:
-        return True
+        return bool(self.server.password)
 
     def validate_password(self, username: str, password: str) -> bool:
-        return (hmac.compare_digest(username, self.username)
-                and hmac.compare_digest(password, self.password))
+        return (hmac.compare_digest(username, self.server.username)
+                and hmac.compare_digest(password, self.server.password))
+
+    def public_key_auth_supported(self) -> bool:
+        return bool(self.server.authorized_key)
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        self.server.key_attempts += 1
+        offered = " ".join(key.export_public_key().decode().split()[:2])
+        return (hmac.compare_digest(username, self.server.username)
+                and hmac.compare_digest(offered, self.server.authorized_key))
 
 
 class _FaultySftp(asyncssh.SFTPServer):
@@ -81,12 +91,17 @@ class _FaultySftp(asyncssh.SFTPServer):
 
 class SftpServer:
     """``start()`` serves ``root`` on 127.0.0.1 (a free port unless given);
-    ``host_key`` is its public key, for the client's pinning."""
+    ``host_key`` is its public key, for the client's pinning. The user logs
+    in with ``password``, or with the private key of ``authorized_key`` (a
+    public key as ``ssh-keygen`` writes it, ``ssh-ed25519 AAAA… comment``);
+    ``key_attempts`` counts the keys offered to it."""
 
     def __init__(self, root: Path, *, username: str = "erp", password: str = "",
-                 host: str = "127.0.0.1", port: int = 0) -> None:
+                 authorized_key: str = "", host: str = "127.0.0.1", port: int = 0) -> None:
         self.root = root
         self.username, self.password = username, password
+        self.authorized_key = " ".join(authorized_key.split()[:2])
+        self.key_attempts = 0
         self.host, self.port = host, port
         self.faults = FaultInjector()
         self._key = asyncssh.generate_private_key("ssh-ed25519")
@@ -112,7 +127,7 @@ class SftpServer:
             try:
                 self._server = loop.run_until_complete(asyncssh.listen(
                     self.host, self.port, server_host_keys=[self._key],
-                    server_factory=lambda: _Door(self.username, self.password),
+                    server_factory=lambda: _Door(self),
                     sftp_factory=lambda chan: _FaultySftp(chan, root=self.root,
                                                           faults=self.faults),
                     allow_scp=False))

@@ -53,18 +53,41 @@ def wire(value: Any) -> Any:
 
 
 # The emulator's second API shape (docs/connectors/quickbooks.md "API versions"):
-# asked with a minorversion at or past ``balance_text_from`` (76 by default), an
-# invoice answers its Balance as a decimal string instead of a JSON number. A
-# modelled difference, so an upgrade preview has one to show; not a claim about
-# what a given Intuit minor version changed.
-BALANCE_TEXT_FROM = 76
+# asked with a minorversion at or past ``void_status_from`` (76 by default), an
+# invoice states its state in ``TxnStatus`` (``Open``, ``Paid`` or ``Voided``,
+# as an Estimate's TxnStatus does), and a voided one keeps its private note as
+# written instead of getting ``Voided`` put in front of it (the older shape,
+# which the connector reads). The emulator's own modelled difference, so an
+# upgrade preview has one to show; not a claim about an Intuit minor version.
+VOID_STATUS_FROM = 76
+VOIDED_NOTE = "Voided"
 
 
 def versioned(entity: str, record: dict[str, Any], minor_version: int,
-              balance_text_from: int = BALANCE_TEXT_FROM) -> dict[str, Any]:
-    if entity == "Invoice" and minor_version >= balance_text_from and "Balance" in record:
-        return {**record, "Balance": f"{Decimal(str(record['Balance'])):.2f}"}
-    return record
+              void_status_from: int = VOID_STATUS_FROM) -> dict[str, Any]:
+    """``record`` as QuickBooks answers it at ``minor_version``."""
+    if entity != "Invoice" or minor_version < void_status_from:
+        return record
+    note = str(record.get("PrivateNote") or "")
+    voided = note.startswith(VOIDED_NOTE) and Decimal(str(record.get("TotalAmt") or 0)) == 0
+    shaped = dict(record)
+    if voided:
+        kept = note.removeprefix(VOIDED_NOTE).lstrip()
+        if kept:
+            shaped["PrivateNote"] = kept
+        else:
+            shaped.pop("PrivateNote", None)  # QuickBooks leaves an empty field out
+        shaped["TxnStatus"] = "Voided"
+    else:
+        owed = Decimal(str(record.get("Balance") or 0))
+        shaped["TxnStatus"] = "Paid" if owed <= 0 and record.get("TotalAmt") else "Open"
+    return shaped
+
+
+def minor_version(request: Request) -> int:
+    """The ``minorversion`` a request asks for; none is the base version (0)."""
+    given = request.arg("minorversion") or ""
+    return int(given) if given.isdigit() else 0
 
 
 def _time() -> str:
@@ -90,7 +113,7 @@ class QuickBooksEmulator(EmulatorServer):
                  utc_offset: timedelta = timedelta(hours=-8)) -> None:
         super().__init__(port=port, token=None, tls=tls)  # auth is QuickBooks-shaped, below
         self.realm_id = realm_id
-        self.balance_text_from = BALANCE_TEXT_FROM
+        self.void_status_from = VOID_STATUS_FROM
         self.client_id, self.client_secret = client_id, client_secret
         self.refresh_tokens = {refresh_token}
         self.token_ttl = token_ttl
@@ -272,7 +295,8 @@ class QuickBooksEmulator(EmulatorServer):
         if record is None:
             raise Fault("610", "Object Not Found", f"Object Not Found : {entity} "
                         f"{request.params['id']} was not found")
-        return {entity: record}
+        return {entity: versioned(entity, record, minor_version(request),
+                                  self.void_status_from)}
 
     def _write(self, request: Request) -> dict[str, Any]:
         entity = self._entity(request.params["entity"])
@@ -302,9 +326,8 @@ class QuickBooksEmulator(EmulatorServer):
         except QueryError as exc:
             raise Company.parse_error(exc) from None
         answer = self.company.query(query)
-        given = request.arg("minorversion") or ""
-        minor = int(given) if given.isdigit() else 0
-        return {"QueryResponse": {name: [versioned(name, r, minor, self.balance_text_from)
+        minor = minor_version(request)
+        return {"QueryResponse": {name: [versioned(name, r, minor, self.void_status_from)
                                           for r in rows] if isinstance(rows, list) else rows
                                   for name, rows in answer.items()}}
 

@@ -12,8 +12,9 @@ function a request runs (``/ia/xml/xmlgw.phtml/create``).
 
 Whether Intacct refuses a replayed ``controlid`` or runs it again is
 ``uniqueid_replay`` ("refuse", the documented behaviour, or "ignore"), so
-the tests can hold the connector to both. What it leaves out is listed in
-docs/connectors/sage-intacct.md."""
+the tests can hold the connector to both. The REST API (``/ia/api/v1``,
+``emulator/rest.py``) serves the same records. What it leaves out is listed
+in docs/connectors/sage-intacct.md."""
 
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from billbridge.connectors.sage_intacct.emulator.query import (
     order,
     read_by_query,
 )
+from billbridge.connectors.sage_intacct.emulator.rest import RestApi
 from billbridge.emulation.limits import admit
 from billbridge.emulation.server import EmulatorServer, Request, Response
 
@@ -80,6 +82,8 @@ class IntacctEmulator(EmulatorServer):
                  user_id: str = "api-user", user_password: str = "user-secret",
                  uniqueid_replay: str = "refuse", requests_limit: int | None = None,
                  window_seconds: float = 1.0, throttle_status: int = 200,
+                 idempotency_replay: str = "replay", token_seconds: float = 3600.0,
+                 client_id: str = "billbridge-client", client_secret: str = "client-secret",
                  clock: Callable[[], float] | None = None,
                  now: Callable[[], datetime] | None = None) -> None:
         super().__init__(port=port)
@@ -104,6 +108,8 @@ class IntacctEmulator(EmulatorServer):
         for employee, name in EMPLOYEES.items():
             self.add("EMPLOYEE", {"EMPLOYEEID": employee, "PERSONALINFO.CONTACTNAME": name})
         self.route("POST", GATEWAY_PATH, self._gateway)
+        self.rest = RestApi(self, idempotency_replay=idempotency_replay,
+                            token_seconds=token_seconds, client=(client_id, client_secret))
 
     # -- test and demo helpers -----------------------------------------------------------
     def add(self, obj: str, fields: dict[str, Any], location: str = "") -> dict[str, Any]:
@@ -127,22 +133,41 @@ class IntacctEmulator(EmulatorServer):
 
     def pay(self, recordno: str, amount: Decimal) -> None:
         """The customer pays ``amount`` on the AR invoice ``recordno``: an
-        ``ARPYMT`` applied to it, its paid total and state changed."""
+        ``ARPYMT`` applied to it (as ``create_arpayment`` records one)."""
         with self.lock:
             invoice = self.objects["ARINVOICE"][int(recordno)]
-            paid = Decimal(invoice["TOTALPAID"]) + amount
-            total = Decimal(invoice["TOTALENTERED"])
-            invoice.update(TOTALPAID=str(paid), TOTALDUE=str(total - paid),
-                           STATE="Paid" if paid >= total else "Partially Paid",
-                           WHENMODIFIED=self.now().strftime("%m/%d/%Y %H:%M:%S"))
-        self.add("ARPYMT", {"CUSTOMERID": invoice["CUSTOMERID"], "TOTALENTERED": str(amount),
-                            "STATE": "Complete", "RECORDKEY": recordno},
-                 invoice["MEGAENTITYID"])
+            self.receive(str(invoice["CUSTOMERID"]), [(recordno, amount)],
+                         str(invoice["MEGAENTITYID"]))
+
+    def receive(self, customer: str, items: list[tuple[str, Decimal]],
+                location: str) -> dict[str, Any]:
+        """An ``ARPYMT`` from ``customer`` applied to AR invoices (record
+        number, amount): each invoice's paid total and state changed."""
+        with self.lock:
+            invoices = []
+            for recordno, _amount in items:
+                found = [i for i in self._visible("ARINVOICE", location)
+                         if i["RECORDNO"] == recordno and i["CUSTOMERID"] == customer]
+                if not found:
+                    raise Refused("BL03000018", f"Invalid invoice {recordno} for {customer}")
+                invoices.append(found[0])
+            for invoice, (_recordno, amount) in zip(invoices, items, strict=True):
+                paid = Decimal(invoice["TOTALPAID"]) + amount
+                total = Decimal(invoice["TOTALENTERED"])
+                invoice.update(TOTALPAID=str(paid), TOTALDUE=str(total - paid),
+                               STATE="Paid" if paid >= total else "Partially Paid",
+                               WHENMODIFIED=self.now().strftime("%m/%d/%Y %H:%M:%S"))
+        return self.add("ARPYMT", {
+            "CUSTOMERID": customer, "TOTALENTERED": str(sum((a for _r, a in items), Decimal(0))),
+            "STATE": "Complete", "RECORDKEY": items[0][0] if len(items) == 1 else "",
+            "ITEMS": [{"invoicekey": r, "amount": str(a)} for r, a in items]}, location)
 
     def api_calls(self, function: str | None = None) -> int:
         return sum(self.calls.values()) if function is None else self.calls[function]
 
     def fault_path(self, request: Request) -> str:
+        if request.path != GATEWAY_PATH:
+            return request.path  # the REST API: its own paths
         found = FIRST_FUNCTION.search(request.body)
         return f"{GATEWAY_PATH}/{found.group(1).decode() if found else ''}"
 
@@ -249,7 +274,8 @@ class IntacctEmulator(EmulatorServer):
     def _function(self, body: ET.Element, location: str) -> ET.Element | None:
         handlers: dict[str, Callable[[ET.Element, str], ET.Element | None]] = {
             "getAPISession": self._session, "create": self._create, "update": self._update,
-            "create_invoice": self._create_invoice, "query": self._query,
+            "create_invoice": self._create_invoice, "create_arpayment": self._arpayment,
+            "query": self._query,
             "readByQuery": self._read_by_query}
         handler = handlers.get(body.tag)
         if handler is None:
@@ -311,27 +337,30 @@ class IntacctEmulator(EmulatorServer):
         return self._listing(obj.lower(), rows, chosen, 0, size, resultId="")
 
     # -- writes ---------------------------------------------------------------------------
+    def create(self, obj: str, fields: dict[str, Any], location: str) -> dict[str, Any]:
+        """A ``CUSTOMER``, ``PROJECT`` or ``TIMESHEET`` (with its entries)
+        created in ``location``, as either API asks; ``Refused`` otherwise."""
+        if obj in KEYS:
+            key = KEYS[obj]
+            if not fields.get(key):
+                raise Refused("BL34000061", f"{key} is required")
+            if any(r.get(key) == fields[key] for r in self.objects.get(obj, {}).values()):
+                raise Refused("BL01001973", f"Another {obj.lower()} with the given value(s) "
+                              f"{fields[key]} already exists")
+            if obj == "PROJECT" and fields.get("CUSTOMERID") and not any(
+                    c.get("CUSTOMERID") == fields["CUSTOMERID"]
+                    for c in self._visible("CUSTOMER", location)):
+                raise Refused("BL03000018", f"Invalid customer {fields['CUSTOMERID']}")
+            return self.add(obj, fields, location)
+        if obj == "TIMESHEET":
+            return self._timesheet(fields, location)
+        raise Refused("BL34000061", f"create of {obj} is not supported here")
+
     def _create(self, body: ET.Element, location: str) -> ET.Element:
         if len(body) != 1:
             raise Refused("BL34000061", "create takes one object")
         node = body[0]
-        fields = record_of(node)
-        if node.tag in KEYS:
-            key = KEYS[node.tag]
-            if not fields.get(key):
-                raise Refused("BL34000061", f"{key} is required")
-            if any(r.get(key) == fields[key] for r in self.objects.get(node.tag, {}).values()):
-                raise Refused("BL01001973", f"Another {node.tag.lower()} with the given value(s) "
-                              f"{fields[key]} already exists")
-            if node.tag == "PROJECT" and fields.get("CUSTOMERID") and not any(
-                    c.get("CUSTOMERID") == fields["CUSTOMERID"]
-                    for c in self._visible("CUSTOMER", location)):
-                raise Refused("BL03000018", f"Invalid customer {fields['CUSTOMERID']}")
-            row = self.add(node.tag, fields, location)
-        elif node.tag == "TIMESHEET":
-            row = self._timesheet(fields, location)
-        else:
-            raise Refused("BL34000061", f"create of {node.tag} is not supported here")
+        row = self.create(node.tag, record_of(node), location)
         data = ET.Element("data", listtype="objects", count="1")
         answer = {"RECORDNO": row["RECORDNO"]}
         if node.tag in KEYS:
@@ -348,11 +377,20 @@ class IntacctEmulator(EmulatorServer):
         rows = [r for r in self._visible(node.tag, location) if r.get(key) == fields.get(key)]
         if not rows:
             raise Refused("BL01001973", f"no {node.tag.lower()} {fields.get(key)} to update")
-        rows[0].update(fields, WHENMODIFIED=self.now().strftime("%m/%d/%Y %H:%M:%S"))
+        self.change(rows[0], fields)
         data = ET.Element("data", listtype="objects", count="1")
         fill(ET.SubElement(data, node.tag.lower()), {"RECORDNO": rows[0]["RECORDNO"],
                                                      key: rows[0][key]})
         return data
+
+    def change(self, row: dict[str, Any], fields: dict[str, Any]) -> None:
+        """An update: the fields given, merged into nested ones, and a new stamp."""
+        for name, value in fields.items():
+            if isinstance(value, dict) and isinstance(row.get(name), dict):
+                self.change(row[name], value)
+            else:
+                row[name] = value
+        row["WHENMODIFIED"] = self.now().strftime("%m/%d/%Y %H:%M:%S")
 
     def _timesheet(self, fields: dict[str, Any], location: str) -> dict[str, Any]:
         employee = fields.get("EMPLOYEEID")
@@ -376,23 +414,44 @@ class IntacctEmulator(EmulatorServer):
         return sheet
 
     def _create_invoice(self, body: ET.Element, location: str) -> ET.Element:
-        fields = record_of(body)
+        row = self.invoice(record_of(body), [record_of(i) for i in
+                                             body.findall("invoiceitems/lineitem")], location)
+        node = ET.Element("key")
+        node.text = row["RECORDNO"]
+        return node
+
+    def _arpayment(self, body: ET.Element, location: str) -> ET.Element:
+        """The legacy ``create_arpayment`` [IPHP]: ``customerid``,
+        ``paymentamount`` and the ``arpaymentitem``s (``invoicekey``,
+        ``amount``) it is applied to, which must add up to it."""
+        try:
+            items = [(i.findtext("invoicekey") or "", Decimal(i.findtext("amount") or ""))
+                     for i in body.findall("arpaymentitem")]
+            amount = Decimal(body.findtext("paymentamount") or "")
+        except InvalidOperation:
+            raise Refused("BL34000061", "an amount is not a number") from None
+        if not items or sum((a for _r, a in items), Decimal(0)) != amount:
+            raise Refused("BL34000061", "the arpaymentitems must add up to paymentamount")
+        row = self.receive(body.findtext("customerid") or "", items, location)
+        node = ET.Element("key")
+        node.text = row["RECORDNO"]
+        return node
+
+    def invoice(self, fields: dict[str, Any], items: list[dict[str, Any]],
+                location: str) -> dict[str, Any]:
+        """An AR invoice from ``create_invoice``'s fields and line items, posted."""
         customer = fields.get("customerid")
         if not any(c.get("CUSTOMERID") == customer for c in self._visible("CUSTOMER", location)):
             raise Refused("BL03000018", f"Invalid customer {customer}")
-        items = body.findall("invoiceitems/lineitem")
         if not items:
             raise Refused("BL34000061", "an invoice needs invoiceitems")
         try:
-            total = sum((Decimal(i.findtext("amount") or "") for i in items), Decimal(0))
+            total = sum((Decimal(str(i.get("amount") or "")) for i in items), Decimal(0))
         except InvalidOperation:
             raise Refused("BL34000061", "a line item amount is not a number") from None
-        row = self.add("ARINVOICE", {
+        return self.add("ARINVOICE", {
             "RECORDID": fields.get("invoiceno") or "", "CUSTOMERID": customer,
             "DESCRIPTION": fields.get("description") or "", "STATE": "Posted",
             "CURRENCY": fields.get("currency") or "USD", "TOTALENTERED": str(total),
             "TOTALPAID": "0", "TOTALDUE": str(total),
-            "ITEMS": [record_of(i) for i in items]}, location)
-        node = ET.Element("key")
-        node.text = row["RECORDNO"]
-        return node
+            "ITEMS": items}, location)

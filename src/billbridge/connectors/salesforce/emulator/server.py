@@ -27,7 +27,7 @@ import httpx
 
 from billbridge.connectors.salesforce.mapping import format_stamp, parse_stamp
 from billbridge.connectors.salesforce.webhooks import outbound_message_xml
-from billbridge.emulation.server import EmulatorServer, Request, Response
+from billbridge.emulation.server import DecimalResponse, EmulatorServer, Request, Response
 
 PREFIXES = {"Account": "001", "Opportunity": "006", "Contact": "003"}
 MAX_COLLECTION = 200
@@ -231,9 +231,11 @@ class SalesforceEmulator(EmulatorServer):
                 return response
             self.api_usage += 1
         answer = super().dispatch(request, drop=drop)
-        if answer is not None:
-            answer.headers.update(self._limit_info())
-        return answer
+        if answer is None:
+            return None
+        answer.headers.update(self._limit_info())
+        # Currency fields (a record seeded with Decimal) go out as JSON numbers.
+        return DecimalResponse(answer.status, answer.body, answer.headers)
 
     def _token(self, request: Request) -> Response:
         form = {k: v[0] for k, v in parse_qs(request.body.decode()).items()}

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
-import json
 import math
-import re
 import secrets
 import time
 import uuid
@@ -44,7 +42,13 @@ from urllib.parse import parse_qs
 
 from billbridge.connectors.xero.emulator.organisation import Invalid, Organisation
 from billbridge.connectors.xero.emulator.query import WhereError, where
-from billbridge.emulation.server import ADMIN_PREFIX, EmulatorServer, Request, Response
+from billbridge.emulation.server import (
+    ADMIN_PREFIX,
+    DecimalResponse,
+    EmulatorServer,
+    Request,
+    Response,
+)
 
 API = "/api.xro/2.0"
 TOKEN_PATH = "/connect/token"
@@ -60,7 +64,7 @@ Save = Callable[[Mapping[str, Any], str | None], dict[str, Any]]
 def wire(value: Any) -> Any:
     """A stored record as Xero writes it: dates as ``/Date(ms+0000)/``; keys
     starting with ``_`` are the emulator's own. Money stays Decimal until
-    ``XeroResponse`` writes it as a JSON number."""
+    ``DecimalResponse`` writes it as a JSON number."""
     if isinstance(value, Mapping):  # Xero leaves out fields that have no value
         return {k: wire(v) for k, v in value.items()
                 if not str(k).startswith("_") and v is not None}
@@ -71,21 +75,6 @@ def wire(value: Any) -> Any:
     if isinstance(value, date):
         return wire(datetime(value.year, value.month, value.day, tzinfo=UTC))
     return value
-
-
-_NUMBER = re.compile(r'"\\u0000(-?[0-9.E+-]+)\\u0000"')
-
-
-class XeroResponse(Response):
-    """Writes Decimal as a JSON number with its digits (``1400.00``), as
-    Xero does, not as a string or a rounded float."""
-
-    def encoded(self) -> bytes:
-        if isinstance(self.body, bytes) or self.body is None:
-            return super().encoded()
-        text = json.dumps(self.body, default=lambda v: f"\u0000{v}\u0000"
-                          if isinstance(v, Decimal) else str(v))
-        return _NUMBER.sub(r"\1", text).encode()
 
 
 def _sortable(value: Any) -> str:
@@ -231,7 +220,7 @@ class XeroEmulator(EmulatorServer):
                 return None  # the lost acknowledgement: applied, never answered
             response = self._xero_shaped(response)
             response.headers.update(self._limit_headers(now))
-        return XeroResponse(response.status, response.body, response.headers)
+        return DecimalResponse(response.status, response.body, response.headers)
 
     def _refusal(self, request: Request, now: float) -> Response | None:
         auth = request.headers.get("authorization", "")
