@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date, time
+from decimal import Decimal
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from billbridge.connectors.base import Malformed
+
+R = TypeVar("R", bound=Mapping[str, Any])
+T = TypeVar("T")
 
 
 class FieldType(StrEnum):
@@ -44,6 +49,38 @@ def optional(kind: FieldType) -> FieldSpec:
     return FieldSpec(kind, False)
 
 
+def fields_table(table: str) -> dict[str, dict[str, FieldSpec]]:
+    """Record type → field → spec from a table: a line at the margin names one or
+    more record types, each indented line under it a type (``string``,
+    ``number``, ``boolean``, ``object``, ``array``) and the fields of that type,
+    a required one marked ``!``. A record type named again gathers more fields,
+    so fields several types share are declared once under all their names::
+
+        time_entry expense
+          number  id! total_cost
+          string  updated_at! notes
+    """
+    records: dict[str, dict[str, FieldSpec]] = {}
+    current: list[str] = []
+    for number, line in enumerate(table.splitlines(), 1):
+        words = line.split()
+        if not words:
+            continue
+        if not line[0].isspace():
+            current = words
+            for name in words:
+                records.setdefault(name, {})
+            continue
+        if words[0] not in FieldType.__members__.values() or not current:
+            raise ValueError(f"contract table line {number}: {line.strip()!r} is not a type "
+                             f"({', '.join(FieldType)}) and its fields under a record type")
+        for word in words[1:]:
+            for record in current:
+                records[record][word.rstrip("!")] = FieldSpec(FieldType(words[0]),
+                                                              word.endswith("!"))
+    return records
+
+
 @dataclass(frozen=True, slots=True)
 class Contract:
     """What one vendor's connector reads: ``records[type][field]`` (nested
@@ -62,6 +99,14 @@ class Contract:
     def at_version(self, api_version: str) -> Contract:
         return replace(self, api_version=api_version)
 
+    def as_text(self) -> Contract:
+        """The contract of records whose values all arrive as text (XML
+        payloads): each field a string, required as before."""
+        return replace(self, records={
+            kind: {name: FieldSpec(FieldType.STRING, spec.required)
+                   for name, spec in fields.items()}
+            for kind, fields in self.records.items()})
+
     def accepting(self, baseline: Mapping[str, Mapping[str, str]]) -> Contract:
         """The contract with a reviewed baseline (record type → field → type, as
         ``shape_of`` gives) accepted: a field it holds is known, with the type
@@ -75,6 +120,12 @@ class Contract:
                     merged[name] = FieldSpec(FieldType(kind), old.required if old else False)
             records[record_type] = merged
         return replace(self, records=records)
+
+
+def declare(vendor: str, api_version: str, table: str, *,
+            ignored: Iterable[str] = (), omits_empty: bool = False) -> Contract:
+    """A contract from a table of fields (``fields_table``)."""
+    return Contract(vendor, api_version, fields_table(table), frozenset(ignored), omits_empty)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +159,14 @@ class Drift:
 
 
 def type_of(value: Any) -> str:
+    """The contract type of a value as the client decoded it: a ``Decimal``
+    (JSON read with exact fractions) is a number, a date or time (Tryton's
+    JSON-RPC objects) a string, as the wire's text for it would be."""
     if isinstance(value, bool):
         return FieldType.BOOLEAN.value
-    if isinstance(value, (int, float)):
+    if isinstance(value, (int, float, Decimal)):
         return FieldType.NUMBER.value
-    if isinstance(value, str):
+    if isinstance(value, (str, date, time)):
         return FieldType.STRING.value
     if isinstance(value, Mapping):
         return FieldType.OBJECT.value
@@ -209,9 +263,16 @@ class ContractWatch:
     def read_all(self, record_type: str, records: Iterable[Mapping[str, Any]]) -> list[Drift]:
         return [self.read(record_type, r) for r in records]
 
+    def read_rows(self, record_type: str, rows: list[R]) -> list[R]:
+        """``rows``, each checked: for a read whose rows are used as they come."""
+        for row in rows:
+            self.read(record_type, row)
+        return rows
 
-def name_drift(item: Any, drift: Drift) -> Any:
+
+def name_drift(item: T, drift: Drift) -> T:
     """A ``Malformed`` whose record drifted, with the drift named in its reason."""
     if isinstance(item, Malformed) and drift:
-        return replace(item, reason=f"{item.reason} (vendor drift: {drift.describe()})")
+        named: T = replace(item, reason=f"{item.reason} (vendor drift: {drift.describe()})")
+        return named
     return item

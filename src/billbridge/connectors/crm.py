@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from billbridge.connectors.base import Malformed
+from billbridge.connectors.contracts import FieldSpec, FieldType
 from billbridge.connectors.fields import explain
 from billbridge.domain.events import OpportunityClosedWon
 
@@ -19,6 +20,22 @@ REQUIRED_OPPORTUNITY_FIELDS = ("opportunity.amount", "opportunity.close_date",
                                "contract.billing_model", "contract.legal_entity",
                                "contract.start", "project.code")
 REQUIRED_ACCOUNT_FIELDS = ("customer.name", "customer.billing_country")
+
+
+def mapped_contract(field_map: Mapping[str, str], types: Mapping[str, FieldType], *,
+                    customer: bool) -> dict[str, FieldSpec]:
+    """The contract's fields for the mapped vendor fields of the customer or the
+    deal (as ``vendor_fields`` reads them): each typed by ``types`` (canonical
+    field → its vendor type; text otherwise), required when a won deal cannot
+    be one without it."""
+    needed = REQUIRED_ACCOUNT_FIELDS if customer else REQUIRED_OPPORTUNITY_FIELDS
+    fields: dict[str, FieldSpec] = {}
+    for canonical, name in field_map.items():
+        if canonical.startswith("customer.") == customer:
+            before = fields.get(name)
+            fields[name] = FieldSpec(types.get(canonical, FieldType.STRING),
+                                     canonical in needed or bool(before and before.required))
+    return fields
 
 
 def vendor_fields(always: Iterable[str], field_map: Mapping[str, str], *,

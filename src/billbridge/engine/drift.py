@@ -6,12 +6,13 @@ seen and the latest record as a sample, in the page's own transaction."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, Engine, delete, select
 
 from billbridge.connectors.contracts import Drift
 from billbridge.engine import audit
@@ -48,6 +49,45 @@ def watch(conn: Connection, source: Any) -> DriftLog | None:
     if shape is not None:
         contracts.contract = contracts.contract.accepting(shape)
     log = DriftLog(source.name, contracts.contract.api_version)
+    contracts.observer = log
+    return log
+
+
+class DeliveryDrift:
+    """The observer the webhook door hands a receiver's ``contracts`` watch.
+    Receivers open deliveries in threads of their own, several at once, so the
+    drift is kept per thread and taken once its delivery is opened: what one
+    delivery showed is kept with that delivery's events."""
+
+    def __init__(self, connection: str, api_version: str) -> None:
+        self.connection = connection
+        self.api_version = api_version
+        self._local = threading.local()
+
+    def __call__(self, drift: Drift) -> None:
+        pending: list[Drift] | None = getattr(self._local, "pending", None)
+        if pending is None:
+            pending = self._local.pending = []
+        pending.append(drift)
+
+    def take(self) -> list[Drift]:
+        taken: list[Drift] = getattr(self._local, "pending", None) or []
+        self._local.pending = []
+        return taken
+
+
+def watch_receiver(engine: Engine, connection: str, receiver: Any) -> DeliveryDrift | None:
+    """Wire a ``DeliveryDrift`` to a webhook receiver that checks a contract (its
+    ``contracts``: one whose deliveries carry records, or that reads them again
+    from its vendor), with the connection's reviewed baseline accepted."""
+    contracts = getattr(receiver, "contracts", None)
+    if contracts is None:
+        return None
+    with engine.connect() as conn:
+        shape = baseline(conn, connection)
+    if shape is not None:
+        contracts.contract = contracts.contract.accepting(shape)
+    log = DeliveryDrift(connection, contracts.contract.api_version)
     contracts.observer = log
     return log
 

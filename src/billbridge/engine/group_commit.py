@@ -26,6 +26,8 @@ import structlog
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from billbridge.connectors.contracts import Drift
+from billbridge.engine import drift
 from billbridge.engine.clock import Clock
 from billbridge.engine.inbox import IngestResult, ingest_many
 from billbridge.errors import Unavailable
@@ -36,12 +38,22 @@ log = structlog.get_logger("billbridge.group_commit")
 Outcome = list[IngestResult] | BaseException
 
 
+@dataclass(frozen=True, slots=True)
+class SeenDrift:
+    """What a delivery's records showed against their contract (engine.drift)."""
+
+    connection: str
+    api_version: str
+    drifts: list[Drift]
+
+
 @dataclass(slots=True)
 class _Delivery:
     source: str
     raws: list[Any]
     done: Future[list[IngestResult]] | None = None  # a thread waits on it
     waiter: asyncio.Future[list[IngestResult]] | None = None  # a coroutine awaits it
+    drift: SeenDrift | None = None  # kept in the delivery's transaction
 
 
 class GroupCommitter:
@@ -55,11 +67,13 @@ class GroupCommitter:
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
-    async def store(self, raws: Iterable[Any], *, source: str) -> list[IngestResult]:
-        """Store one delivery; return its results once committed, or raise the
-        error that kept it from the store (then nothing of it was stored)."""
+    async def store(self, raws: Iterable[Any], *, source: str,
+                    drift: SeenDrift | None = None) -> list[IngestResult]:
+        """Store one delivery (and the vendor drift its records showed); return
+        its results once committed, or raise the error that kept it from the
+        store (then nothing of it was stored)."""
         waiter: asyncio.Future[list[IngestResult]] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Delivery(source, list(raws), waiter=waiter))
+        self._enqueue(_Delivery(source, list(raws), waiter=waiter, drift=drift))
         try:
             return await waiter
         except SQLAlchemyError as exc:
@@ -129,6 +143,11 @@ class GroupCommitter:
         for delivery in group:
             by_source.setdefault(delivery.source, []).append(delivery)
         stored: dict[int, list[IngestResult]] = {}
+        for delivery in group:
+            if delivery.drift is not None and delivery.drift.drifts:
+                seen = delivery.drift
+                drift.keep(conn, seen.connection, seen.api_version, seen.drifts,
+                           self.clock.now())
         for source, deliveries in by_source.items():
             results = ingest_many(conn, [raw for d in deliveries for raw in d.raws],
                                   source=source, clock=self.clock)

@@ -181,3 +181,24 @@ def test_a_folder_that_is_not_there_is_one_clear_error(tmp_path: Path) -> None:
     source = FileSource(TimesheetFolder(tmp_path / "nowhere"))
     with pytest.raises(PermanentError, match="does not exist: create it"):
         list(source.poll(None))
+
+
+def test_a_file_whose_header_departs_from_the_column_map_is_drift_once_and_named(
+        tmp_path: Path) -> None:
+    """The column map is the contract: a column it does not name and a required
+    one missing are one drift for the file (not one per row), and the rows that
+    cannot be read without the missing column name it."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "march.csv").write_text(
+        "Entry ID,Employee,Date,Hours,Region\n"
+        "1,w-alice,2026-03-02,8,EMEA\n2,w-bob,2026-03-02,7.5,EMEA\n")
+    source = FileSource(TimesheetFolder(folder))
+    heard: list[Any] = []
+    source.contracts.observer = heard.append
+    events = [e for page in source.poll(None) for e in page.events]
+    [drift] = heard
+    assert {(f.field, f.kind.value) for f in drift.findings} == {
+        ("Region", "unknown_field"), ("Project", "missing_required")}
+    assert len(events) == 2 and all(
+        "vendor drift: required field Project missing" in e.reason for e in events)

@@ -25,7 +25,8 @@ from billbridge.connectors.base import (
     WebhookRequest,
 )
 from billbridge.connectors.ratelimit import TokenBucket
-from billbridge.engine.group_commit import GroupCommitter
+from billbridge.engine import drift
+from billbridge.engine.group_commit import GroupCommitter, SeenDrift
 from billbridge.engine.inbox import IngestResult
 from billbridge.engine.tokens import OutOfScope
 
@@ -106,6 +107,11 @@ class WebhookDoor:
         # of their own, so a slow vendor holds neither the event loop nor the
         # threads every other route runs in.
         self.vendor_threads = CapacityLimiter(VENDOR_THREADS)
+        # Receivers whose deliveries carry records, or that read them again from
+        # their vendor, check them against the connector's contract: the drift
+        # one delivery shows is kept with its events (engine.drift).
+        self.drift = {name: log for name, receiver in self.receivers.items()
+                      if (log := drift.watch_receiver(committer.engine, name, receiver))}
 
     def route(self) -> Route:
         # A plain Starlette route: it reads the raw body for the signature and
@@ -120,8 +126,9 @@ class WebhookDoor:
         delivery = WebhookRequest(request.method, str(request.url),
                                   {k.lower(): v for k, v in request.headers.items()}, body)
         try:
-            events = await to_thread.run_sync(_open, receiver, delivery, time.time(),
-                                              limiter=self.vendor_threads)
+            events, seen = await to_thread.run_sync(_open, receiver, delivery, time.time(),
+                                                    self.drift.get(source),
+                                                    limiter=self.vendor_threads)
         except SignatureError as exc:
             WEBHOOKS_REJECTED.labels(source, "signature").inc()
             raise ApiError(401, "BAD_SIGNATURE", str(exc)) from None
@@ -130,7 +137,7 @@ class WebhookDoor:
             # not reach it: refuse, so the vendor delivers again later.
             WEBHOOKS_REJECTED.labels(source, "fetch_failed").inc()
             raise ApiError(503, "UPSTREAM_UNAVAILABLE", str(exc)) from None
-        results = await self.committer.store(events, source=source)
+        results = await self.committer.store(events, source=source, drift=seen)
         acknowledgement = getattr(receiver, "acknowledgement", None)
         if acknowledgement is not None:
             media_type, content = acknowledgement()
@@ -159,10 +166,18 @@ def _results(results: list[IngestResult]) -> list[dict[str, Any]]:
             for r in results]
 
 
-def _open(receiver: WebhookReceiver, delivery: WebhookRequest, now: float) -> list[Any]:
-    """A delivery's events: its signature checked first, then its size and
-    nesting; one too large or too deep to parse is kept raw as malformed, and
-    answered like any other, so the vendor does not send it again."""
+def _open(receiver: WebhookReceiver, delivery: WebhookRequest, now: float,
+          log: drift.DeliveryDrift | None) -> tuple[list[Any], SeenDrift | None]:
+    """A delivery's events, and the drift its records showed: its signature
+    checked first, then its size and nesting; one too large or too deep to
+    parse is kept raw as malformed, and answered like any other, so the vendor
+    does not send it again."""
     receiver.verify(delivery, now=now)
     why = limits.refusal(delivery.body)
-    return [limits.kept_raw(delivery.body, why)] if why else receiver.events(delivery)
+    if why:
+        return [limits.kept_raw(delivery.body, why)], None
+    if log is not None:
+        log.take()  # nothing a failed delivery before on this thread left behind
+    events = receiver.events(delivery)
+    return events, (SeenDrift(log.connection, log.api_version, log.take())
+                    if log is not None else None)

@@ -20,8 +20,10 @@ from decimal import Decimal
 from typing import Any
 
 from billbridge.connectors.base import Malformed, PermanentError, PollPage
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.dynamics_finance import mapping
 from billbridge.connectors.dynamics_finance.client import FinanceClient, literal
+from billbridge.connectors.dynamics_finance.contract import contract
 from billbridge.connectors.dynamics_finance.mapping import FinanceSettings
 from billbridge.connectors.fields import decimal_of
 
@@ -50,6 +52,7 @@ class FinanceInvoiceSource:
         self.client = client
         self.settings = settings or FinanceSettings()
         self.page_size = max(1, min(page_size, 10_000))
+        self.contracts = ContractWatch(contract(self.settings))
 
     def _streams(self) -> dict[str, tuple[str, tuple[str, ...]]]:
         s = self.settings
@@ -114,6 +117,7 @@ class FinanceInvoiceSource:
                      f"{literal(n)})" for c, n in keys[start:start + LOOKUP_CHUNK]]
             for line in self.client.rows(s.payments_entity, "payments of invoices", params={
                     "$filter": " or ".join(terms), "cross-company": "true"}):
+                self.contracts.read("payment_line", line)
                 key = (str(line.get("dataAreaId")), str(line.get(s.payment_invoice_field)))
                 try:
                     amount = decimal_of(line.get("CreditAmount") or 0, "CreditAmount")
@@ -127,8 +131,9 @@ class FinanceInvoiceSource:
         out: list[dict[str, Any] | Malformed] = []
         for header in headers:
             key = (str(header.get("dataAreaId")), str(header.get(self.settings.invoice_key)))
+            drift = self.contracts.read("invoice_header", header)
             event = mapping.status_event(header, paid.get(key, Decimal(0)),
                                          settings=self.settings, source=self.name)
             if event is not None:
-                out.append(event)
+                out.append(name_drift(event, drift))
         return out

@@ -32,10 +32,12 @@ from datetime import timedelta
 from typing import Any
 
 from billbridge.connectors.base import Malformed, PermanentError, PollPage
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.dynamics_sales.client import (
     DataverseClient,
     DeltaTokenExpired,
 )
+from billbridge.connectors.dynamics_sales.contract import contract
 from billbridge.connectors.dynamics_sales.mapping import (
     MappingConfig,
     closed_won_event,
@@ -60,6 +62,7 @@ class OpportunityEvents:
     def __init__(self, client: DataverseClient, config: MappingConfig) -> None:
         self.client = client
         self.config = config
+        self.contracts = ContractWatch(contract(config))
         self._currencies: dict[str, str | None] = {}
 
     def currency_of(self, currency_id: str) -> str | None:
@@ -78,6 +81,7 @@ class OpportunityEvents:
             self._currencies.setdefault(currency_id, None)
 
     def for_rows(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        drifts = [self.contracts.read("opportunity", r) for r in rows]
         verdicts = [is_won(r) for r in rows]
         won = [r for r, v in zip(rows, verdicts, strict=True) if v is True]
         lookup = self.config.account_lookup
@@ -85,17 +89,19 @@ class OpportunityEvents:
         accounts = {str(a["accountid"]).lower(): a for a in self.client.rows_by_id(
             "accounts", "accountid", account_ids, self.config.account_columns())} \
             if account_ids else {}
+        self.contracts.read_all("account", accounts.values())
         currency_column = (self.config.column("opportunity.currency"),
                            self.config.column("customer.currency"))
         self._learn_currencies([str(row.get(c)) for row in [*won, *accounts.values()]
                                 for c in currency_column if row.get(c)])
         events: list[Any] = []
-        for row, verdict in zip(rows, verdicts, strict=True):
+        for row, verdict, drift in zip(rows, verdicts, drifts, strict=True):
             if isinstance(verdict, Malformed):
-                events.append(verdict)
+                events.append(name_drift(verdict, drift))
             elif verdict:
                 account = accounts.get(str(row.get(lookup) or "").lower())
-                events.append(closed_won_event(row, account, self.currency_of, self.config))
+                events.append(name_drift(closed_won_event(row, account, self.currency_of,
+                                                          self.config), drift))
         return events
 
 
@@ -110,6 +116,7 @@ class DynamicsSource:
         self.change_tracking = change_tracking
         self.overlap_seconds = overlap_seconds
         self.events = OpportunityEvents(client, self.config)
+        self.contracts = self.events.contracts
         self.deleted: list[str] = []  # opportunity ids Dataverse reported deleted
         self.full_reads = 0  # change-tracking reads started from the beginning
 

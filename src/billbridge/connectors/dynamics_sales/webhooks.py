@@ -37,6 +37,7 @@ class DynamicsWebhooks:
         self.header = header.lower()
         self.config = config or MappingConfig(source=source)
         self.events_of = OpportunityEvents(client, self.config)
+        self.contracts = self.events_of.contracts
 
     def verify(self, request: WebhookRequest, *, now: float) -> None:
         if not self.key:

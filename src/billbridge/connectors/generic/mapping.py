@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from billbridge.connectors.contracts import ContractWatch
+
 SOURCE = "generic"
 
 ENTRY_FIELDS = ("id", "worker", "project", "task", "work_date", "hours", "billable", "notes",
@@ -43,12 +45,21 @@ def project_event(project: Mapping[str, Any], *, source: str = SOURCE) -> dict[s
     }
 
 
-def webhook_events(body: Any, *, source: str = SOURCE) -> list[Any]:
+def webhook_events(body: Any, *, source: str = SOURCE,
+                   contracts: ContractWatch | None = None) -> list[Any]:
     """Events in one webhook delivery (one notification, or ``{"events": [...]}``
     of several); anything unrecognisable is returned as is, to be stored raw
-    and opened as a malformed payload."""
+    and opened as a malformed payload. A delivery carries the time entry
+    itself, so each is checked against the contract (``contracts``) as a
+    polled one is."""
     notes = body["events"] if isinstance(body, dict) and isinstance(body.get("events"), list) \
         else [body]
-    return [time_entry_event(note["time_entry"], source=source)
-            if isinstance(note, dict) and isinstance(note.get("time_entry"), dict) else note
-            for note in notes]
+    events: list[Any] = []
+    for note in notes:
+        if isinstance(note, dict) and isinstance(note.get("time_entry"), dict):
+            if contracts is not None:
+                contracts.read("time_entry", note["time_entry"])
+            events.append(time_entry_event(note["time_entry"], source=source))
+        else:
+            events.append(note)
+    return events

@@ -13,7 +13,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from billbridge.connectors.base import PermanentError, PollPage
+from billbridge.connectors.contracts import ContractWatch
 from billbridge.connectors.generic.client import TimeSourceClient
+from billbridge.connectors.generic.contract import CONTRACT
 from billbridge.connectors.generic.mapping import SOURCE, time_entry_event
 
 
@@ -22,6 +24,7 @@ class GenericTimeSource:
                  client: TimeSourceClient | None = None) -> None:
         self.name = name
         self.client = client or TimeSourceClient(base_url, per_page=per_page)
+        self.contracts = ContractWatch(CONTRACT)
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         since, number = cursor, 1
@@ -39,6 +42,7 @@ class GenericTimeSource:
                                      code="PAGINATION_LOOP")
             seen.add(signature)
             newest = max(str(e.get("updated_at") or "") for e in page.entries)
+            self.contracts.read_all("time_entry", page.entries)
             yield PollPage([time_entry_event(e, source=self.name) for e in page.entries],
                            newest or since)
             if page.next_page is None:

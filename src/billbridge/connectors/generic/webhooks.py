@@ -9,6 +9,8 @@ import json
 from typing import Any
 
 from billbridge.connectors.base import SignatureError, WebhookRequest
+from billbridge.connectors.contracts import ContractWatch
+from billbridge.connectors.generic.contract import CONTRACT
 from billbridge.connectors.generic.mapping import webhook_events
 from billbridge.connectors.signing import TOLERANCE_SECONDS, sign
 from billbridge.connectors.signing import verify as _verify
@@ -26,6 +28,7 @@ class GenericWebhooks:
     def __init__(self, secret: str, *, source: str = "generic") -> None:
         self.secret = secret
         self.source = source
+        self.contracts = ContractWatch(CONTRACT)
 
     def verify(self, request: WebhookRequest, *, now: float) -> None:
         verify(self.secret, request.header("x-generic-timestamp"),
@@ -36,4 +39,4 @@ class GenericWebhooks:
             body = json.loads(request.body)
         except ValueError:
             return [request.body]
-        return webhook_events(body, source=self.source)
+        return webhook_events(body, source=self.source, contracts=self.contracts)

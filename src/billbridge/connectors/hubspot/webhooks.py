@@ -87,6 +87,7 @@ class HubSpotWebhooks:
         self.public_url = public_url  # the URL HubSpot calls, when a proxy rewrites it
         self.tolerance = tolerance
         self.events_of = DealEvents(client, self.config)
+        self.contracts = self.events_of.contracts
 
     def verify(self, request: WebhookRequest, *, now: float) -> None:
         uri = request.url

@@ -11,7 +11,9 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.kantata.client import KantataClient, Page
+from billbridge.connectors.kantata.contract import CONTRACT
 from billbridge.connectors.kantata.mapping import (
     MappingConfig,
     Workspace,
@@ -58,14 +60,17 @@ class KantataEvents:
     """One poll's (or one delivery's) reading of Kantata; it remembers the
     projects it has looked up so a page of entries costs one more call."""
 
-    def __init__(self, client: KantataClient, config: MappingConfig) -> None:
+    def __init__(self, client: KantataClient, config: MappingConfig,
+                 contracts: ContractWatch | None = None) -> None:
         self.client = client
         self.config = config
+        self.contracts = contracts or ContractWatch(CONTRACT)
         self._workspaces: dict[str, Workspace | None] = {}
         self._stories: dict[str, list[dict[str, Any]]] = {}
 
     # -- lookups -------------------------------------------------------------------
     def remember(self, page: Page) -> list[Workspace]:
+        self.contracts.read_all("workspace", page.records)
         found = [Workspace.of(record, page.objects, self.config) for record in page.records]
         self._workspaces.update((w.id, w) for w in found)
         return found
@@ -92,6 +97,8 @@ class KantataEvents:
         """Events for one page of any resource the connector reads."""
         if page.key == "workspaces":
             return self.for_workspaces(self.remember(page))
+        if page.key in ("stories", *SUBMISSIONS):
+            self.contracts.read_all(RECORD_TYPES[page.key], page.records)
         if page.key == "stories":
             return self.for_stories(page)
         if page.key in SUBMISSIONS:
@@ -99,9 +106,11 @@ class KantataEvents:
         holder, _ids_key, pointer = submission_of(page.key)
         spaces = self.workspaces(r.get("workspace_id") for r in page.records)
         mapper = time_entry_event if page.key == "time_entries" else expense_event
-        return [mapper(r, spaces.get(str(r.get("workspace_id"))),
-                       _submission(r, page, pointer, holder), self.config,
-                       changed_at=(changed_at or {}).get(str(r.get("id"))))
+        kind = RECORD_TYPES[page.key]
+        return [name_drift(mapper(r, spaces.get(str(r.get("workspace_id"))),
+                                  _submission(r, page, pointer, holder), self.config,
+                                  changed_at=(changed_at or {}).get(str(r.get("id")))),
+                           self.contracts.read(kind, r))
                 for r in page.records]
 
     def for_workspaces(self, workspaces: Sequence[Workspace]) -> list[Any]:
@@ -209,6 +218,8 @@ RESOURCES = {"workspace": "workspaces", "story": "stories", "time_entry": "time_
              "timesheet_submission": "timesheet_submissions", "expense": "expenses",
              "expense_report_submission": "expense_report_submissions"}
 """Subscribed Event type prefix → the resource that is read again."""
+RECORD_TYPES = {resource: kind for kind, resource in RESOURCES.items()}
+"""A resource → its record type in the contract (connectors/kantata/contract.py)."""
 
 
 def _payload(value: Any) -> Mapping[str, Any]:

@@ -27,7 +27,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from billbridge.connectors.base import PermanentError, PollPage
+from billbridge.connectors.contracts import ContractWatch
 from billbridge.connectors.kantata.client import PER_PAGE_MAX, KantataClient
+from billbridge.connectors.kantata.contract import CONTRACT
 from billbridge.connectors.kantata.events import PARAMS, KantataEvents
 from billbridge.connectors.kantata.mapping import (
     SOURCE,
@@ -92,10 +94,11 @@ class KantataSource:
         self.window = timedelta(days=deletion_window_days)
         self.reconcile_every = reconcile_every
         self.now = now
+        self.contracts = ContractWatch(CONTRACT)
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         state = Cursor.decode(cursor)
-        events = KantataEvents(self.client, self.config)
+        events = KantataEvents(self.client, self.config, self.contracts)
         for stream in STREAMS:
             yield from self._stream(stream, state, events)
         if self.window and self.now().timestamp() - state.reconciled_at >= self.reconcile_every:

@@ -22,7 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from billbridge.connectors.base import Malformed, WebhookRequest
+from billbridge.connectors.contracts import ContractWatch
 from billbridge.connectors.kantata.client import KantataClient
+from billbridge.connectors.kantata.contract import CONTRACT
 from billbridge.connectors.kantata.events import KantataEvents
 from billbridge.connectors.kantata.mapping import MappingConfig
 from billbridge.connectors.signing import TOLERANCE_SECONDS, SecretReceiver, verify
@@ -51,6 +53,7 @@ class KantataWebhooks(SecretReceiver[KantataClient, MappingConfig]):
                  config: MappingConfig | None = None,
                  tolerance: float = TOLERANCE_SECONDS) -> None:
         super().__init__(secret, client, config or MappingConfig(), tolerance)
+        self.contracts = ContractWatch(CONTRACT)
 
     def verify(self, request: WebhookRequest, *, now: float) -> None:
         verify(self.secret, request.header(TIMESTAMP_HEADER), request.header(SIGNATURE_HEADER),
@@ -68,4 +71,4 @@ class KantataWebhooks(SecretReceiver[KantataClient, MappingConfig]):
             return [Malformed(body, "Kantata relay delivery holds no Subscribed Events "
                               "(expected Kantata's subscribed_events answer or a list of "
                               "event objects)")]
-        return KantataEvents(self.client, self.config).for_subscribed_events(notes)
+        return KantataEvents(self.client, self.config, self.contracts).for_subscribed_events(notes)

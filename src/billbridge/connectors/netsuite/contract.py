@@ -5,11 +5,9 @@ is the REST record and query service's ``v1``."""
 
 from __future__ import annotations
 
-from billbridge.connectors.contracts import Contract, FieldType, optional, required
+from billbridge.connectors.contracts import declare
 
-S, A = FieldType.STRING, FieldType.ARRAY
-
-CONTRACT = Contract("netsuite", "v1", {"transaction": {
-    "id": required(S), "externalid": optional(S), "status": required(S),
-    "foreigntotal": required(S), "foreignamountunpaid": optional(S), "modified": required(S),
-}}, ignored=frozenset({"links"}), omits_empty=True)
+CONTRACT = declare("netsuite", "v1", """
+transaction
+  string  id! externalid status! foreigntotal! foreignamountunpaid modified!
+""", ignored={"links"}, omits_empty=True)

@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from billbridge.connectors.base import Malformed, PollPage
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.oracle_fusion import mapping
 from billbridge.connectors.oracle_fusion.client import FSCM, OracleClient
+from billbridge.connectors.oracle_fusion.contract import contract
 from billbridge.connectors.oracle_fusion.mapping import OracleSettings, any_of, quoted
 from billbridge.connectors.paging import PageGuard, chunks
 
@@ -35,6 +37,7 @@ class OracleInvoiceSource:
         self.client = client
         self.settings = settings or OracleSettings()
         self.page_size = max(1, page_size or client.page_size)
+        self.contracts = ContractWatch(contract(self.settings))
 
     def _own(self) -> str:
         return f"TransactionSource = {quoted(self.settings.invoice_source)}"
@@ -77,6 +80,7 @@ class OracleInvoiceSource:
 
     def _paid_invoices(self, receipts: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The hub's invoices these receipts name, as they stand now."""
+        self.contracts.read_all("receipt", receipts)
         numbers = sorted({str(ref.get("ReferenceNumber")) for receipt in receipts
                           for ref in _children(receipt, self.settings.receipt_references)
                           if ref.get("ReferenceNumber")})
@@ -90,9 +94,10 @@ class OracleInvoiceSource:
     def _events(self, invoices: list[dict[str, Any]]) -> list[dict[str, Any] | Malformed]:
         out: list[dict[str, Any] | Malformed] = []
         for row in invoices:
+            drift = self.contracts.read("invoice", row)
             event = mapping.status_event(row, settings=self.settings, source=self.name)
             if event is not None:
-                out.append(event)
+                out.append(name_drift(event, drift))
         return out
 
 

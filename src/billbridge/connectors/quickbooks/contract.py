@@ -6,39 +6,29 @@ field missing is no drift; the API version is the ``minorversion`` sent."""
 
 from __future__ import annotations
 
-from billbridge.connectors.contracts import Contract, FieldSpec, FieldType, optional, required
+from billbridge.connectors.contracts import Contract, fields_table
 
-S, N, B, OBJ, A = (FieldType.STRING, FieldType.NUMBER, FieldType.BOOLEAN, FieldType.OBJECT,
-                 FieldType.ARRAY)
-
-COMMON: dict[str, FieldSpec] = {
-    "Id": required(S), "SyncToken": optional(S), "MetaData": required(OBJ),
-    "domain": optional(S), "sparse": optional(B), "TxnDate": optional(S),
-    "CurrencyRef": optional(OBJ), "ExchangeRate": optional(N), "CustomerRef": optional(OBJ),
-    "Line": optional(A), "TotalAmt": required(N), "PrivateNote": optional(S),
-    "LinkedTxn": optional(A), "CustomField": optional(A), "DepartmentRef": optional(OBJ),
-    "ProjectRef": optional(OBJ), "TxnSource": optional(S), "status": optional(S),
-}
-
-INVOICE: dict[str, FieldSpec] = {
-    **COMMON, "Balance": required(N), "DocNumber": optional(S), "DueDate": optional(S),
-    "TxnTaxDetail": optional(OBJ), "CustomerMemo": optional(OBJ), "BillAddr": optional(OBJ),
-    "ShipAddr": optional(OBJ), "SalesTermRef": optional(OBJ), "BillEmail": optional(OBJ),
-    "EmailStatus": optional(S), "PrintStatus": optional(S), "HomeBalance": optional(N),
-    "HomeTotalAmt": optional(N), "ApplyTaxAfterDiscount": optional(B),
-    "GlobalTaxCalculation": optional(S), "AllowOnlinePayment": optional(B),
-    "AllowOnlineCreditCardPayment": optional(B), "AllowOnlineACHPayment": optional(B),
-    "AllowIPNPayment": optional(B), "InvoiceLink": optional(S), "DeliveryInfo": optional(OBJ),
-    "ClassRef": optional(OBJ), "Deposit": optional(N),
-}
-
-PAYMENT: dict[str, FieldSpec] = {
-    **COMMON, "UnappliedAmt": optional(N), "ProcessPayment": optional(B),
-    "PaymentRefNum": optional(S), "PaymentMethodRef": optional(OBJ),
-    "DepositToAccountRef": optional(OBJ), "ARAccountRef": optional(OBJ),
-}
+RECORDS = fields_table("""
+Invoice Payment
+  string  Id! SyncToken domain TxnDate PrivateNote TxnSource status
+  number  ExchangeRate TotalAmt!
+  boolean sparse
+  object  MetaData! CurrencyRef CustomerRef DepartmentRef ProjectRef
+  array   Line LinkedTxn CustomField
+Invoice
+  string  DocNumber DueDate EmailStatus PrintStatus GlobalTaxCalculation InvoiceLink
+  number  Balance! HomeBalance HomeTotalAmt Deposit
+  boolean ApplyTaxAfterDiscount AllowOnlinePayment AllowOnlineCreditCardPayment
+  boolean AllowOnlineACHPayment AllowIPNPayment
+  object  TxnTaxDetail CustomerMemo BillAddr ShipAddr SalesTermRef BillEmail
+  object  DeliveryInfo ClassRef
+Payment
+  string  PaymentRefNum
+  number  UnappliedAmt
+  boolean ProcessPayment
+  object  PaymentMethodRef DepositToAccountRef ARAccountRef
+""")
 
 
 def contract(minor_version: int | str) -> Contract:
-    return Contract("quickbooks", f"minorversion={minor_version}",
-                    {"Invoice": INVOICE, "Payment": PAYMENT}, omits_empty=True)
+    return Contract("quickbooks", f"minorversion={minor_version}", RECORDS, omits_empty=True)

@@ -7,30 +7,26 @@ their names (``TimesheetService1``): the API version is ``1``."""
 
 from __future__ import annotations
 
-from billbridge.connectors.contracts import Contract, FieldSpec, FieldType, optional, required
+from billbridge.connectors.contracts import declare
 
-S, B, OBJ, ARR = FieldType.STRING, FieldType.BOOLEAN, FieldType.OBJECT, FieldType.ARRAY
-
-SHEET: dict[str, FieldSpec] = {"uri": required(S), "slug": optional(S), "owner": required(OBJ)}
-
-CONTRACT = Contract("replicon", "1", {
-    "timesheet_summary": {
-        "approvalStatus": required(OBJ), "timesheetStatus": optional(OBJ),
-        "actualPayableTimeCalculationStatus": optional(S), "attestationStatusUri": optional(S),
-        "scriptCalculationStatus": optional(OBJ), "dueDate": optional(OBJ),
-        **{f"actualsBy{by}": optional(ARR) for by in (
-            "Activity", "BillingRate", "Date", "Paycode", "Project")},
-        **{f"{kind}Duration": optional(OBJ) for kind in (
-            "totalTime", "workingTime", "billableTime", "nonBillableTime", "break",
-            "overtime", "timeOffTime", "bankedTime")},
-    },
-    "timesheet": {
-        **SHEET, "dateRange": optional(OBJ), "dueDate": optional(OBJ), "rows": required(ARR),
-        "customFields": optional(ARR), "noticeExplicitlyAccepted": optional(B),
-        "timesheetNotice": optional(OBJ),
-    },
-    "expense_sheet": {
-        **SHEET, "date": optional(OBJ), "description": optional(S),
-        "approvalStatus": required(OBJ), "entries": required(ARR),
-    },
-})
+CONTRACT = declare("replicon", "1", """
+timesheet_summary
+  string  actualPayableTimeCalculationStatus attestationStatusUri
+  object  approvalStatus! timesheetStatus scriptCalculationStatus dueDate
+  object  totalTimeDuration workingTimeDuration billableTimeDuration
+  object  nonBillableTimeDuration breakDuration overtimeDuration timeOffTimeDuration
+  object  bankedTimeDuration
+  array   actualsByActivity actualsByBillingRate actualsByDate actualsByPaycode
+  array   actualsByProject
+timesheet expense_sheet
+  string  uri! slug
+  object  owner!
+timesheet
+  boolean noticeExplicitlyAccepted
+  object  dateRange dueDate timesheetNotice
+  array   rows! customFields
+expense_sheet
+  string  description
+  object  date approvalStatus!
+  array   entries!
+""")

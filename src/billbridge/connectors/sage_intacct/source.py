@@ -17,9 +17,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from billbridge.connectors.base import Malformed, PollPage
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.sage_intacct import mapping
 from billbridge.connectors.sage_intacct.client import IntacctClient
+from billbridge.connectors.sage_intacct.contract import contract
 from billbridge.connectors.sage_intacct.mapping import IntacctSettings
 from billbridge.connectors.sage_intacct.rest_mapping import cursor_as
 
@@ -34,6 +36,7 @@ class IntacctInvoiceSource:
         self.client = client
         self.settings = settings or IntacctSettings()
         self.page_size = max(1, min(page_size, 2000))  # a query returns at most 2,000 [RKL]
+        self.contracts = ContractWatch(contract(self.settings))
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         stamp = self.settings.modified_field
@@ -53,9 +56,10 @@ class IntacctInvoiceSource:
                 return
             events: list[dict[str, Any] | Malformed] = []
             for row in page.records:
+                drift = self.contracts.read("ARINVOICE", row)
                 event = mapping.status_event(row, settings=self.settings, source=self.name)
                 if event is not None:
-                    events.append(event)
+                    events.append(name_drift(event, drift))
             last = str(page.records[-1].get(stamp) or "") or cursor
             yield PollPage(events, last)
             if page.remaining <= 0:

@@ -5,8 +5,10 @@ names follow the connection's field map; the API version is the connection's
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from billbridge.connectors.contracts import Contract, FieldSpec, FieldType, optional, required
-from billbridge.connectors.crm import REQUIRED_ACCOUNT_FIELDS, REQUIRED_OPPORTUNITY_FIELDS
+from billbridge.connectors.crm import mapped_contract
 from billbridge.connectors.salesforce.mapping import MappingConfig
 
 S, N, B = FieldType.STRING, FieldType.NUMBER, FieldType.BOOLEAN
@@ -22,9 +24,8 @@ ALWAYS_ACCOUNT = {"Id": required(S), "SystemModstamp": required(S)}
 
 
 def _mapped(config: MappingConfig, *, customer: bool) -> dict[str, FieldSpec]:
-    needed = REQUIRED_ACCOUNT_FIELDS if customer else REQUIRED_OPPORTUNITY_FIELDS
-    return {config.name(c): FieldSpec(TYPES.get(c, S), c in needed)
-            for c in config.field_map if c.startswith("customer.") == customer}
+    return mapped_contract({c: config.name(c) for c in config.field_map}, TYPES,
+                           customer=customer)
 
 
 def contract(config: MappingConfig | None = None, *, version: str = "v61.0") -> Contract:
@@ -38,3 +39,12 @@ def contract(config: MappingConfig | None = None, *, version: str = "v61.0") -> 
         "Opportunity": {**ALWAYS_OPPORTUNITY, **_mapped(config, customer=False), **related},
         "Account": account,
     }, ignored=frozenset({"attributes"}))
+
+
+def message_contract(config: MappingConfig | None = None, *,
+                     version: str = "v61.0") -> Contract:
+    """What an Outbound Message carries when its fields are taken as the record
+    (no API client to read it again): the sObject's own fields, each as text."""
+    full = contract(config, version=version).as_text()
+    return replace(full, records={kind: {n: s for n, s in fields.items() if "." not in n}
+                                  for kind, fields in full.records.items()})

@@ -35,7 +35,9 @@ from urllib.parse import parse_qs, urlsplit
 from xml.sax.saxutils import escape
 
 from billbridge.connectors.base import Malformed, SignatureError, WebhookRequest
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.salesforce.client import SalesforceClient
+from billbridge.connectors.salesforce.contract import contract, message_contract
 from billbridge.connectors.salesforce.mapping import (
     MappingConfig,
     closed_won_event,
@@ -166,6 +168,11 @@ class SalesforceOutboundMessages:
         self.secret = secret
         self.config = config or MappingConfig()
         self.max_age = max_age
+        # The records read again are the REST API's, checked as a poll checks
+        # them; without a client the message's own fields are the record.
+        version = f"v{getattr(client, 'version', '61.0')}"
+        self.contracts = ContractWatch(contract(self.config, version=version) if client
+                                       else message_contract(self.config, version=version))
 
     def verify(self, request: WebhookRequest, *, now: float) -> None:
         if not self.org_id:
@@ -215,10 +222,11 @@ class SalesforceOutboundMessages:
                 continue
             records = self._current(kind, notes)
             for record in records:
+                drift = self.contracts.read(kind, record)
                 if kind == "Account":
-                    events.append(customer_event(record, self.config))
+                    events.append(name_drift(customer_event(record, self.config), drift))
                 elif record.get("IsWon") is True or str(record.get("IsWon")).lower() == "true":
-                    events.append(closed_won_event(record, self.config))
+                    events.append(name_drift(closed_won_event(record, self.config), drift))
         return events
 
     def _current(self, kind: str, notes: list[Notification]) -> list[dict[str, Any]]:

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from billbridge.connectors.base import Malformed, PollPage
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.odata import literal
 from billbridge.connectors.paging import chunks
 from billbridge.connectors.sap_s4hana import mapping
@@ -30,6 +31,7 @@ from billbridge.connectors.sap_s4hana.client import (
     DEBIT_MEMO_REQUEST,
     SapClient,
 )
+from billbridge.connectors.sap_s4hana.contract import contract
 from billbridge.connectors.sap_s4hana.mapping import SapSettings
 
 LOOKUP_CHUNK = 20
@@ -42,6 +44,7 @@ class SapInvoiceSource:
         self.name = name
         self.client = client
         self.settings = settings or SapSettings()
+        self.contracts = ContractWatch(contract(self.settings))
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         state: dict[str, str] = json.loads(cursor) if cursor else {}
@@ -54,9 +57,9 @@ class SapInvoiceSource:
         if latest is not None:
             state["billing"] = latest.isoformat().replace("+00:00", "Z")
             yield PollPage(self._events(documents), json.dumps(state, sort_keys=True))
-        cleared = [i for i in self.client.rows(CLEARING, ITEMS, "receivables cleared",
-                                               params=self._since("ClearingDate", "datetime",
-                                                                  state.get("cleared")))
+        cleared = [i for i in self.contracts.read_rows(ITEMS, self.client.rows(
+            CLEARING, ITEMS, "receivables cleared",
+            params=self._since("ClearingDate", "datetime", state.get("cleared"))))
                    if i.get("ClearingAccountingDocument")]
         day = self._latest(cleared, "ClearingDate")
         if day is not None:
@@ -86,7 +89,7 @@ class SapInvoiceSource:
         for chunk in chunks(sorted(set(values)), LOOKUP_CHUNK):
             where = " or ".join(f"{field} eq {literal(v)}" for v in chunk)
             found += self.client.rows(service, entity, what, params={"$filter": where, **params})
-        return found
+        return self.contracts.read_rows(entity, found) if entity != DOCUMENTS else found
 
     def _documents(self, numbers: Sequence[str]) -> list[dict[str, Any]]:
         return self._in(BILLING_DOCUMENT, DOCUMENTS, "BillingDocument", numbers,
@@ -94,6 +97,7 @@ class SapInvoiceSource:
 
     def _events(self, documents: list[dict[str, Any]]) -> list[dict[str, Any] | Malformed]:
         """One event per document that bills one of the hub's debit memo requests."""
+        drifts = {id(d): self.contracts.read(DOCUMENTS, d) for d in documents}
         requests = {str(item.get("ReferenceSDDocument")): document.get("BillingDocument")
                     for document in documents
                     for item in (document.get("to_Item") or {}).get("results", [])
@@ -114,7 +118,7 @@ class SapInvoiceSource:
             invoice = next((b for b in billed if b), None)
             if invoice is None:
                 continue  # not raised by billbridge
-            out.append(mapping.status_event(
+            out.append(name_drift(mapping.status_event(
                 document, invoice, str(document.get("BillingDocument")) in cleared,
-                settings=self.settings, source=self.name))
+                settings=self.settings, source=self.name), drifts[id(document)]))
         return out

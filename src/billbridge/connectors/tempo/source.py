@@ -36,8 +36,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from billbridge.connectors.base import Malformed, PermanentError, PollPage
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.paging import PageGuard, cursor_json
 from billbridge.connectors.tempo.client import LIMIT_MAX, TempoClient
+from billbridge.connectors.tempo.contract import CONTRACT
 from billbridge.connectors.tempo.mapping import (
     SOURCE,
     MappingConfig,
@@ -94,8 +96,9 @@ class Approvals:
     """What one poll read once: timesheet approvals by author and period, and
     Jira issue keys."""
 
-    def __init__(self, client: TempoClient) -> None:
+    def __init__(self, client: TempoClient, contracts: ContractWatch) -> None:
         self.client = client
+        self.contracts = contracts
         self.read: dict[str, list[tuple[str, str, Mapping[str, Any]]]] = {}
         self.keys: dict[str, str | None] = {}
 
@@ -104,6 +107,7 @@ class Approvals:
             if start <= day <= end:
                 return approval
         approval = self.client.approval(author, day)
+        self.contracts.read("approval", approval)
         start, end = period(approval) or (day, day)
         self.read.setdefault(author, []).append((start, end, approval))
         return approval
@@ -124,10 +128,11 @@ class TempoSource:
         self.deletion_window = timedelta(days=deletion_window_days)
         self.reconcile_every = reconcile_every
         self.now = now
+        self.contracts = ContractWatch(CONTRACT)
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         state = Cursor.decode(cursor)
-        approvals = Approvals(self.client)
+        approvals = Approvals(self.client, self.contracts)
         yield from self._changes(state, approvals)
         yield from self._approvals(state, approvals)
         if self.deletion_window and \
@@ -145,7 +150,8 @@ class TempoSource:
             self._note_approval(state, author, approval, replace=False)
         issue = unmapped_issue(worklog, self.config)
         key = self.client.issue_key(issue, approvals.keys) if issue else None
-        event = worklog_event(worklog, approval, self.config, key)
+        event = name_drift(worklog_event(worklog, approval, self.config, key),
+                           self.contracts.read("worklog", worklog))
         if day >= self._start(self.deletion_window).isoformat():
             # A worklog in the deletion window, for the next comparison of id sets;
             # one that could not be mapped is mapped again then (a fix may have come).

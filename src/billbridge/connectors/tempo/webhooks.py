@@ -27,8 +27,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billbridge.connectors.base import Malformed, SignatureError, WebhookRequest
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.signing import TOLERANCE_SECONDS, SecretReceiver
 from billbridge.connectors.tempo.client import TempoClient
+from billbridge.connectors.tempo.contract import CONTRACT
 from billbridge.connectors.tempo.mapping import (
     MappingConfig,
     author_of,
@@ -58,6 +60,7 @@ class TempoWebhooks(SecretReceiver[TempoClient, MappingConfig]):
                  config: MappingConfig | None = None,
                  tolerance: float = TOLERANCE_SECONDS) -> None:
         super().__init__(secret, client, config or MappingConfig(), tolerance)
+        self.contracts = ContractWatch(CONTRACT)
 
     def verify(self, request: WebhookRequest, *, now: float) -> None:
         if not self.secret:
@@ -93,7 +96,10 @@ class TempoWebhooks(SecretReceiver[TempoClient, MappingConfig]):
                                         UTC)
             return [deleted_event(jira_id, None, at=at, config=self.config)]
         author, day = author_of(found), found.get("startDate")
+        drift = self.contracts.read("worklog", found)
         approval = self.client.approval(author, str(day)) if author and day else None
+        if approval is not None:
+            self.contracts.read("approval", approval)
         issue = unmapped_issue(found, self.config)
         key = self.client.issue_key(issue, {}) if issue else None
-        return [worklog_event(found, approval, self.config, key)]
+        return [name_drift(worklog_event(found, approval, self.config, key), drift)]

@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from billbridge.connectors.base import PollPage
+from billbridge.connectors.contracts import ContractWatch, Drift, name_drift
 from billbridge.connectors.timesheet_files.client import SheetFile, TimesheetFolder
+from billbridge.connectors.timesheet_files.contract import contract
 from billbridge.connectors.timesheet_files.mapping import (
     SOURCE,
     Columns,
@@ -40,6 +42,7 @@ class FileSource:
         self.options = dict(options or {})
         self.columns = Columns.of(self.options, source=name)
         self.page_size = max(1, page_size)
+        self.contracts = ContractWatch(contract(self.columns))
 
     @property
     def drop_folder(self) -> Path:
@@ -51,6 +54,7 @@ class FileSource:
         active configuration (the engine calls this before each poll)."""
         governed = configuration.field_mappings.get(self.name)
         self.columns = Columns.of(self.options, governed, source=self.name)
+        self.contracts.contract = contract(self.columns)
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         state = _load(cursor)
@@ -98,11 +102,16 @@ class FileSource:
         """(line, event or ``Malformed``) per data row of ``sheet``, in order;
         a row's occurrence among identical keys counts from the file's top."""
         seen: Counter[tuple[str, ...]] = Counter()
+        drift: Drift | None = None
         for row in self.folder.rows(sheet):
+            if drift is None:  # the file's header against the column map, once a file
+                kind = "expense" if self.columns.is_expense_sheet(row.cells) else "time_entry"
+                drift = self.contracts.read(kind, {k: v for k, v in row.cells.items()
+                                                   if k != "\x00extra"})
             key = key_columns(row, self.columns)
             occurrence = seen[key]
             seen[key] += 1
-            yield row.line, row_event(row, sheet, self.columns, occurrence)
+            yield row.line, name_drift(row_event(row, sheet, self.columns, occurrence), drift)
 
 
 def _load(cursor: str | None) -> dict[str, Any]:

@@ -16,7 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from billbridge.connectors.base import PermanentError, PollPage
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.tryton.client import TrytonClient
+from billbridge.connectors.tryton.contract import CONTRACT
 from billbridge.connectors.tryton.mapping import (
     INVOICE_PREFIX,
     INVOICE_STATES,
@@ -44,6 +46,7 @@ class TrytonInvoiceSource:
         self.name = name
         self.client = client
         self.page_size = page_size
+        self.contracts = ContractWatch(CONTRACT)
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         position = parse_cursor(cursor)
@@ -67,7 +70,9 @@ class TrytonInvoiceSource:
                                      "forward; stopping instead of looping",
                                      code="PAGINATION_LOOP")
             position = newest
-            yield PollPage([invoice_event(row, source=self.name) for row in rows],
+            yield PollPage([name_drift(invoice_event(row, source=self.name),
+                                       self.contracts.read("account.invoice", row))
+                            for row in rows],
                            f"{newest[0].isoformat()}|{newest[1]}")
             if len(rows) < self.page_size:
                 return
