@@ -69,9 +69,14 @@ class DecimalResponse(Response):
     def encoded(self) -> bytes:
         if isinstance(self.body, bytes) or self.body is None:
             return super().encoded()
-        text = json.dumps(self.body, default=lambda v: f"\u0000{v}\u0000"
-                          if isinstance(v, Decimal) else str(v))
-        return _NUMBER.sub(r"\1", text).encode()
+        return decimal_json(self.body)
+
+
+def decimal_json(body: Any) -> bytes:
+    """JSON with each Decimal written as a number with its digits (``1400.00``)."""
+    text = json.dumps(body, default=lambda v: f"\u0000{v}\u0000"
+                      if isinstance(v, Decimal) else str(v))
+    return _NUMBER.sub(r"\1", text).encode()
 
 
 def error(status: int, code: str, message: str) -> Response:

@@ -10,6 +10,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -133,11 +134,22 @@ def test_only_won_opportunities_become_closed_won_events_with_their_account(
         f"{API}/opportunities"))
 
 
+def test_a_money_column_reads_as_the_exact_decimal_dataverse_sent(
+        engine: Engine, dataverse: DataverseEmulator) -> None:
+    # Dataverse's largest Money value: 19 significant digits, more than a float holds.
+    seed(dataverse, [1], amount=Decimal("922337203685477.5807"))
+    sync(engine, source(dataverse), SystemClock())
+    with engine.connect() as conn:
+        payload = json.loads(conn.execute(select(inbox.c.payload).where(
+            inbox.c.event_id == event_id(dataverse, 1))).scalar_one())
+    assert payload["data"]["opportunity"]["amount"] == "922337203685477.5807"
+
+
 def test_the_next_poll_follows_the_delta_link_and_reads_only_what_changed(
         engine: Engine, dataverse: DataverseEmulator) -> None:
     seed(dataverse, range(1, 6))
     sync(engine, source(dataverse), SystemClock())
-    dataverse.write("opportunities", {"opportunityid": opp_id(3), "actualvalue": "99.00"})
+    dataverse.write("opportunities", {"opportunityid": opp_id(3), "actualvalue": Decimal("99.00")})
     before = len(dataverse.requests_to(f"{API}/opportunities"))
     result = sync(engine, source(dataverse), SystemClock())
     assert result.accepted == 1
@@ -201,7 +213,7 @@ def test_an_expired_delta_token_reads_everything_again_and_stores_each_change_on
         engine: Engine, dataverse: DataverseEmulator) -> None:
     seed(dataverse, range(1, 6))
     sync(engine, source(dataverse), SystemClock())
-    dataverse.write("opportunities", {"opportunityid": opp_id(4), "actualvalue": "10.00"})
+    dataverse.write("opportunities", {"opportunityid": opp_id(4), "actualvalue": Decimal("10.00")})
     dataverse.expire_delta_tokens()
     poller = source(dataverse)
     result = sync(engine, poller, SystemClock())
@@ -219,7 +231,7 @@ def test_rows_sharing_one_second_across_pages_are_neither_skipped_nor_doubled(
     result = sync(engine, source(dataverse, page_size=2, change_tracking=False), SystemClock())
     assert result.accepted == 7
     # A row changed later within the same second is read on the next poll.
-    dataverse.write("opportunities", {"opportunityid": opp_id(1), "actualvalue": "1.00"},
+    dataverse.write("opportunities", {"opportunityid": opp_id(1), "actualvalue": Decimal("1.00")},
                     modifiedon=SECOND)
     again = sync(engine, source(dataverse, page_size=2, change_tracking=False), SystemClock())
     assert again.accepted == 1 and again.duplicates == 6

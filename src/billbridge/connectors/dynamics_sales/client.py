@@ -22,6 +22,7 @@ from billbridge.connectors.entra import token_endpoint
 from billbridge.connectors.odata import (
     ODataService,
     describe,
+    loads,
     next_links,
 )
 from billbridge.connectors.odata import key_segment as keyed
@@ -84,7 +85,7 @@ class DataverseClient(ODataService):
         if response.status_code >= 300:
             _code, message = describe(response)
             raise DeltaTokenExpired(f"{what}: HTTP {response.status_code}: {message}")
-        body = response.json()
+        body = loads(response.text)
         if not isinstance(body, dict) or not isinstance(body.get("value"), list):
             raise TransientError(f"Dataverse {what}: the answer has no 'value' list",
                                  code="BAD_ANSWER")
@@ -120,5 +121,5 @@ class DataverseClient(ODataService):
             params={"$select": ",".join(columns)}, expected=(404,))
         if response.status_code == 404:
             return None
-        body = response.json()
+        body = loads(response.text)
         return body if isinstance(body, dict) else None

@@ -2,8 +2,8 @@
 (connectors.contracts): opportunities and their accounts as the Dataverse Web
 API answers a ``$select`` of them, column names from the connection's field
 map. Choice and whole-number columns (``statecode``, ``versionnumber``, the
-billing model's choice) are numbers; money, dates and lookups text, as the
-emulator holds them. OData annotations (``@odata.etag``) are metadata, not
+billing model's choice) and Money columns are numbers; dates and lookups
+text. OData annotations (``@odata.etag``) are metadata, not
 read. The client speaks Web API ``v9.2`` (its path) and no other."""
 
 from __future__ import annotations
@@ -13,8 +13,10 @@ from billbridge.connectors.crm import mapped_contract
 from billbridge.connectors.dynamics_sales.client import API_PATH
 from billbridge.connectors.dynamics_sales.mapping import MappingConfig
 
-TYPES = {"contract.billing_model": FieldType.NUMBER}
-"""Canonical fields whose column is not text: the billing model is a choice."""
+TYPES = {"contract.billing_model": FieldType.NUMBER, "opportunity.amount": FieldType.NUMBER,
+         "contract.budget_cap": FieldType.NUMBER}
+"""Canonical fields whose column is not text: the billing model is a choice, the
+deal's amount and budget cap Money columns (JSON numbers, read as Decimal)."""
 
 
 def contract(config: MappingConfig | None = None) -> Contract:

@@ -4,6 +4,7 @@ a won opportunity for each and one still open. Tests seed their own rows."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 USD = "6b7b1d2a-0000-4000-8000-000000000840"
@@ -31,11 +32,13 @@ ACCOUNTS: list[dict[str, Any]] = [
 
 
 def won(opportunity_id: str, account_id: str, code: str, *, name: str,
-        amount: str = "120000.00", currency: str = USD, billing_model: int = 100000000,
+        amount: Decimal | str = Decimal("120000.00"), currency: str = USD,
+        billing_model: int = 100000000,
         legal_entity: str = "US01", **extra: Any) -> dict[str, Any]:
     """A won opportunity (statecode 1, statuscode 3) with billbridge's columns."""
     return {"opportunityid": opportunity_id, "name": name, "statecode": 1, "statuscode": 3,
-            "actualvalue": amount, "estimatedvalue": amount, "actualclosedate": "2026-03-02",
+            "actualvalue": Decimal(amount), "estimatedvalue": Decimal(amount),
+            "actualclosedate": "2026-03-02",
             "_parentaccountid_value": account_id, "_customerid_value": account_id,
             "_transactioncurrencyid_value": currency, "bb_billingmodel": billing_model,
             "bb_legalentity": legal_entity, "bb_contractstart": "2026-03-01",

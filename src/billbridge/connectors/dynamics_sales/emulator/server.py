@@ -44,7 +44,13 @@ from billbridge.connectors.dynamics_sales.emulator.odata import (
 )
 from billbridge.emulation import odata
 from billbridge.emulation.limits import admit
-from billbridge.emulation.server import EmulatorServer, Request, Response
+from billbridge.emulation.server import (
+    DecimalResponse,
+    EmulatorServer,
+    Request,
+    Response,
+    decimal_json,
+)
 
 API = "/api/data/v9.2"
 MAX_PAGE = 5000  # default and maximum of odata.maxpagesize
@@ -332,7 +338,7 @@ class DataverseEmulator(EmulatorServer):
             found = self._find(entity_set, key)
             if found is None:
                 return self._missing(entity_set, key)
-            return Response(200, self._shape(entity_set, found, self._columns(request)),
+            return DecimalResponse(200, self._shape(entity_set, found, self._columns(request)),
                             {"OData-Version": "4.0"})
 
     def _columns(self, request: Request) -> list[str]:
@@ -392,7 +398,7 @@ class DataverseEmulator(EmulatorServer):
                 last = state.get("last") if self.stuck_next_link else sort_key(page[-1], terms)
                 body["@odata.nextLink"] = self._link(
                     entity_set, request, **{"$skiptoken": odata.encode_token({"last": last})})
-        return Response(200, body, {"OData-Version": "4.0"})
+        return DecimalResponse(200, body, {"OData-Version": "4.0"})
 
     def _changes(self, request: Request, entity_set: str, size: int) -> Response:
         """The first read under ``odata.track-changes`` (every row, by id) or a
@@ -452,7 +458,7 @@ class DataverseEmulator(EmulatorServer):
                 issued = self.now().strftime("%m/%d/%Y %H:%M:%S")
                 body["@odata.deltaLink"] = self._link(
                     entity_set, request, **{"$deltatoken": f"{as_of}!{issued}"})
-        return Response(200, body, {"OData-Version": "4.0",
+        return DecimalResponse(200, body, {"OData-Version": "4.0",
                                     "Preference-Applied": "odata.track-changes"})
 
     def _definitions(self, request: Request) -> Response:
@@ -671,7 +677,7 @@ class DataverseEmulator(EmulatorServer):
             headers[header] = key
         elif auth == "WebhookKey" and key is not None:
             params["code"] = key
-        return httpx.post(url, content=json.dumps(context).encode(), headers=headers,
+        return httpx.post(url, content=decimal_json(context), headers=headers,
                           params=params, timeout=timeout)
 
 
