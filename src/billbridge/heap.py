@@ -25,7 +25,7 @@ BATCH_THRESHOLDS = (50_000, 20, 10)
 A worker's batch keeps its objects alive while it runs, so at the default a
 young pass every 700 allocations walked them again and moved them on to the
 older generations, walked in turn: over a 20,000-entry burst, 0.7–1.0 s of
-a worker's 16–21 s of CPU, against 0.17–0.24 s at these (D82). A young pass
+a worker's 16–21 s of CPU, against 0.17–0.24 s at these (D83). A young pass
 over 50,000 objects takes some 40 ms on a slow day: too long a pause for the
 webhook door, so ``billbridge serve`` keeps the default."""
 

@@ -28,6 +28,7 @@ from billbridge.engine import aggregates, metrics
 from billbridge.engine.batch import BatchUnit, StoreContext
 from billbridge.engine.clock import Clock
 from billbridge.engine.config_store import ConfigCache, active_version
+from billbridge.engine.config_store import configs as configs_of
 from billbridge.engine.tracing import tracer
 from billbridge.flows.base import FlowRegistry
 from billbridge.store.db import READ_ONLY
@@ -69,7 +70,7 @@ class Worker:
         self.clock = clock
         self.owner = owner
         self.settings = settings or WorkerSettings()
-        self.configs = configs or ConfigCache()
+        self.configs = configs or configs_of(engine)
         self.crash_hook: Any = None  # tests: called with (stage, key) and may raise
 
     # -- the loop ---------------------------------------------------------
