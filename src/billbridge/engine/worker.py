@@ -37,6 +37,11 @@ from billbridge.store.tables import inbox
 
 log = structlog.get_logger("billbridge.worker")
 
+_READING = [inbox.c[name] for name in (
+    "id", "source", "event_id", "event_type", "aggregate_key", "correlation_id", "payload",
+    "config_version", "replay")]
+"""What a worker reads of an event (``InboxRow``): not its timestamps, parsed for nothing."""
+
 
 class LeaseLost(Exception):
     """Our lease on an aggregate ran out and may be someone else's now."""
@@ -97,7 +102,7 @@ class Worker:
             with self.engine.connect().execution_options(**{READ_ONLY: True}) as reader, \
                     reader.begin():
                 rows: list[InboxRow] = list(reader.execute(
-                    select(inbox).where(inbox.c.aggregate_key == key,
+                    select(*_READING).where(inbox.c.aggregate_key == key,
                                         inbox.c.status == "pending")
                     .order_by(inbox.c.id).limit(self.settings.batch_size)))
                 current = active_version(reader)
