@@ -9,13 +9,16 @@ import shutil
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine import tokens
 from billbridge.engine.hub import Hub, HubSettings
+from billbridge.scenarios import diff as scenario_diff
 from billbridge.store.db import make_engine
 from billbridge.web import create_app
 from conftest import CONFIG, project_event, time_entry
@@ -29,7 +32,23 @@ def token(hub: Hub, role: tokens.Role, name: str) -> str:
                              actor="test", at=datetime.now(UTC))[1]
 
 
-def test_fix_a_rate_card_and_replay_from_the_console(tmp_path: Path) -> None:
+def counted_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The scenario files a configuration preview runs, one per run (two per
+    scenario: under the active and the proposed configuration)."""
+    runs: list[str] = []
+    real = scenario_diff.run_document
+
+    def counted(document: dict[str, Any], *, file: str) -> Any:
+        runs.append(file)
+        return real(document, file=file)
+
+    monkeypatch.setattr(scenario_diff, "run_document", counted)
+    return runs
+
+
+def test_fix_a_rate_card_and_replay_from_the_console(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = counted_runs(monkeypatch)
     erp = RecordingTarget("ledger")
     hub = Hub(make_engine("sqlite://"), {"ledger": erp})
     hub.activate_config(CONFIG)
@@ -83,7 +102,11 @@ def test_fix_a_rate_card_and_replay_from_the_console(tmp_path: Path) -> None:
                                            token(hub, role, name)})
         seen = other.get(f"/console/config/{version}").text
         assert 'class="preview"' in seen and f'id="approve-{version}"' not in seen
-    approved = console.post(f"/console/config/{version}/approve", data={"csrf": csrf.group(1)})
+    assert len(runs) == 2  # three looks at the proposal, one run of its suite
+    seen = re.search(r'name="seen" value="([0-9a-f]{64})"', review)
+    assert seen is not None  # the approval names the preview it was made from
+    approved = console.post(f"/console/config/{version}/approve",
+                            data={"csrf": csrf.group(1), "seen": seen.group(1)})
     assert f"version {version} is active" in approved.text
     assert f"Active: version {version}" in approved.text and "No proposal is waiting" in \
         approved.text
@@ -210,3 +233,5 @@ def test_latency_says_its_sample_and_gives_no_p95_of_a_handful(engine: Engine) -
     page = client.get("/console/").text
     p95 = page.split('id="latency-p95"', 1)[1].split("</div></div>", 1)[0]
     assert "— (needs 20 postings)" in p95 and "over 5 posting(s)" in p95 and " UTC" in p95
+
+

@@ -8,6 +8,7 @@ configuration, tax rule and FX rate that made it, with its status history."""
 
 from __future__ import annotations
 
+import importlib.util
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -178,6 +179,26 @@ def test_invoices_are_listed_by_filter_with_totals_per_currency(hub: Hub) -> Non
             invoices.list_invoices(conn, currency="dollars")
         with pytest.raises(NotFound, match="no invoice 'inv_nowhere'"):
             invoices.show(conn, "inv_nowhere")
+
+
+def test_the_records_the_scenarios_compare_are_the_invoices_finance_reads(
+        hub: Hub, ledger_erp: LedgerEmulator) -> None:
+    """One module reads invoices back (services.invoices): the invoices and
+    live charges a scenario compares are those finance lists and drills into."""
+    assert importlib.util.find_spec("billbridge.services.billing") is None
+    billing_runs.commit(hub.engine, END, actor="paul", at=AT)
+    hub.run_until_idle()
+    [held] = erp_invoices(ledger_erp)
+    with hub.engine.connect() as conn:
+        [raised] = invoices.recorded(conn)
+        [listed] = invoices.list_invoices(conn).items
+        billed = {c.id for line in invoices.show(conn, INVOICE).lines for c in line.charges
+                  if c.kind == "time"}
+        live = {c["id"]: c for c in invoices.live_charges(conn)}
+    assert (raised["id"], Decimal(raised["total"])) == (listed.id, listed.total) == \
+        (held["data"]["id"], Decimal(held["data"]["total"]))
+    assert billed and billed <= set(live)
+    assert all(c["work_date"] > PERIOD_END for i, c in live.items() if i not in billed)
 
 
 @pytest.mark.parametrize("typed", ["31/03/2026", "2026-02-30", "20260331", "", "２０２６-03-31"])

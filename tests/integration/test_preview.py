@@ -1,6 +1,7 @@
 """A configuration preview is safe to call: several at once all answer, and
 the scenario suite it runs on throwaway hubs counts nothing in the live hub's
-/metrics."""
+/metrics. It runs once per proposal and is kept, per store, until what it
+measures changes: the active version, either document, a scenario file."""
 
 from __future__ import annotations
 
@@ -15,12 +16,18 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 
 from billbridge.config_files import read_document
+from billbridge.domain.idempotency import canonical_json
 from billbridge.engine import config_store, tokens
 from billbridge.engine.hub import Hub
 from billbridge.engine.tokens import Role
+from billbridge.scenarios import diff as scenario_diff
+from billbridge.scenarios.diff import PostingChange
+from billbridge.services import config_versions
+from billbridge.store.db import make_engine, migrate
+from billbridge.store.tables import config_versions as config_versions_table
 from billbridge.web import create_app
 from fakes import FakeTarget
 
@@ -117,3 +124,101 @@ def test_a_preview_leaves_the_live_metrics_as_they_were(
     received = ("billbridge_events_received_total",
                 (("source", "billbridge"), ("type", "billing.run")))
     assert after[received] == before.get(received, 0) + 1
+
+
+def consultant(document: dict[str, Any]) -> str:
+    return str(document["rate_cards"][0]["rates"]["consultant"]) if document else "—"
+
+
+def with_consultant(firm: dict[str, Any], rate: str) -> dict[str, Any]:
+    return {**firm, "rate_cards": [{**card, "rates": {**card["rates"], "consultant": rate}}
+                                   for card in firm["rate_cards"]]}
+
+
+@pytest.fixture
+def suite_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Stands in for the scenario suite (run for real by the console's end-to-end
+    test): each run is counted, and its one change says what it was given."""
+    runs: list[str] = []
+
+    def run(old: dict[str, Any], new: dict[str, Any], scenarios: list[Path],
+            progress: Any = None) -> list[PostingChange]:
+        read = "|".join(p.read_text() for p in scenarios)
+        runs.append(read)
+        return [PostingChange(read, "time charge", "consultant", consultant(old),
+                              consultant(new))]
+
+    monkeypatch.setattr(scenario_diff, "diff", run)
+    return runs
+
+
+def test_a_kept_preview_is_made_again_when_what_it_measures_changes(
+        engine: Engine, tmp_path: Path, suite_runs: list[str]) -> None:
+    scenario = tmp_path / "one.yaml"
+    scenario.write_text("name: one\n")
+    firm = read_document(SUITE / "config")
+    with engine.begin() as conn:
+        config_store.activate(conn, firm, actor="test", at=datetime.now(UTC))
+        version = config_store.propose(conn, with_consultant(firm, "155.00"), actor="paul",
+                                       at=datetime.now(UTC))
+
+    def moved() -> tuple[int, str, str]:
+        seen = config_versions.preview(engine, version, [scenario])
+        [change] = seen.changes
+        return seen.against, change["before"], change["after"]
+
+    assert moved() == moved() == (1, "150.00", "155.00") and len(suite_runs) == 1
+    # Another version becomes active: the proposal is measured against it.
+    with engine.begin() as conn:
+        other = config_store.propose(conn, with_consultant(firm, "140.00"), actor="paul",
+                                     at=datetime.now(UTC))
+        config_store.approve(conn, other, actor="fiona", at=datetime.now(UTC))
+    assert moved() == (other, "140.00", "155.00") and len(suite_runs) == 2
+    # An edited scenario file is read again.
+    scenario.write_text("name: one, edited\n")
+    assert moved() == moved() and suite_runs[-1] == "name: one, edited\n"
+    assert len(suite_runs) == 3
+    # A proposal whose document changed under its number is previewed anew.
+    changed = with_consultant(firm, "160.00")
+    with engine.begin() as conn:
+        conn.execute(update(config_versions_table)
+                     .where(config_versions_table.c.version == version)
+                     .values(document=canonical_json(changed)))
+    assert moved() == (other, "140.00", "160.00") and len(suite_runs) == 4
+
+
+def test_stores_whose_version_numbers_coincide_keep_their_own_previews(
+        tmp_path: Path, suite_runs: list[str]) -> None:
+    firm = read_document(SUITE / "config")
+    previews = []
+    for name, rate in (("one", "155.00"), ("two", "165.00")):
+        engine = make_engine(f"sqlite:///{tmp_path / name}.db")
+        migrate(engine)
+        with engine.begin() as conn:
+            config_store.activate(conn, firm, actor="test", at=datetime.now(UTC))
+            assert config_store.propose(conn, with_consultant(firm, rate), actor="paul",
+                                        at=datetime.now(UTC)) == 2
+        previews.append(config_versions.preview(engine, 2, []).changes[0]["after"])
+        engine.dispose()
+    assert previews == ["155.00", "165.00"] and len(suite_runs) == 2
+
+
+def test_an_approval_from_a_preview_that_is_out_of_date_is_refused(engine: Engine) -> None:
+    firm = read_document(SUITE / "config")
+    with engine.begin() as conn:
+        config_store.activate(conn, firm, actor="test", at=datetime.now(UTC))
+        version = config_store.propose(conn, with_consultant(firm, "155.00"), actor="paul",
+                                       at=datetime.now(UTC))
+        other = config_store.propose(conn, with_consultant(firm, "140.00"), actor="paul",
+                                     at=datetime.now(UTC))
+    read = config_versions.review(engine, version, [])
+    assert read.measured is not None
+    config_versions.decide(engine, other, "approve", actor="fiona", at=datetime.now(UTC))
+    with pytest.raises(config_store.ApprovalRefused, match="out of date"):
+        config_versions.decide(engine, version, "approve", actor="fiona", at=datetime.now(UTC),
+                               seen=config_versions.Seen(read.measured, []))
+    again = config_versions.review(engine, version, [])
+    assert again.measured is not None and again.measured != read.measured
+    assert config_versions.decide(engine, version, "approve", actor="fiona",
+                                  at=datetime.now(UTC),
+                                  seen=config_versions.Seen(again.measured, [])) == "active"

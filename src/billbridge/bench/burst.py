@@ -26,7 +26,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from billbridge.bench import cpu
 from billbridge.bench.vendors import TOKEN, Posting, Vendors
 from billbridge.connectors.generic.source import GenericTimeSource
 from billbridge.connectors.generic.webhooks import GenericWebhooks
+from billbridge.domain.times import as_utc
 from billbridge.engine.hub import Hub, HubSetup, build_hub
 from billbridge.store.tables import inbox
 from billbridge.web import HubServer
@@ -349,9 +350,8 @@ def _latencies(postings: list[Any], arrived: dict[str, Any]) -> list[float]:
             continue
         if isinstance(received, str):
             received = datetime.fromisoformat(received)
-        if received.tzinfo is None:
-            received = received.replace(tzinfo=UTC)
-        result.append((datetime.fromisoformat(applied_at) - received).total_seconds() * 1000)
+        took = datetime.fromisoformat(applied_at) - as_utc(received)
+        result.append(took.total_seconds() * 1000)
     return result
 
 

@@ -24,7 +24,7 @@ from billbridge.engine.dispatcher import DispatcherSettings
 from billbridge.engine.hub import Hub, HubSettings, HubSetup, build_hub
 from billbridge.engine.worker import WorkerSettings
 from billbridge.errors import BillbridgeError, Conflict, Forbidden, Invalid, Unauthenticated
-from billbridge.heap import freeze_startup
+from billbridge.heap import freeze_startup, tune_for_batches
 from billbridge.logs import configure_logging
 from billbridge.services import audit, config_versions, exceptions, lineage, stores
 from billbridge.services.auth import Permission
@@ -224,6 +224,7 @@ def worker(database_url: DbOption = None, target: TargetOption = None,
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     sources = _sources(source)
     freeze_startup()
+    tune_for_batches()
     run(hub, stop, sources=sources, idle_exit=idle_exit, process=process, dispatch=dispatch)
 
 

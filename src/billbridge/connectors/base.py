@@ -132,6 +132,14 @@ class RateLimit:
         return self.requests / self.per_seconds
 
 
+class Limited(Protocol):
+    """A vendor client that holds its account's rate limit (its target hands
+    it to the dispatcher)."""
+
+    @property
+    def rate_limit(self) -> RateLimit: ...
+
+
 class Target(Protocol):
     """A system the dispatcher delivers outbox commands to.
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -82,6 +82,43 @@ def invoice_record(payload: Mapping[str, Any]) -> Invoice:
     if not bill.lines:
         raise MappingError(f"invoice {bill.id} has no lines")
     return bill
+
+
+def mapped_tax(tax_code: str | None, table: Mapping[str, str], *, vendor_code: str,
+               option: str) -> str | None:
+    """The vendor's code for a canonical tax code from the connection's
+    ``option`` map (None: no tax code, the vendor's default); ``MappingError``
+    UNMAPPED_TAX_CODE naming the map and what it holds when it has none."""
+    if tax_code is None:
+        return None
+    if tax_code not in table:
+        known = ", ".join(sorted(table)) or "none"
+        raise MappingError(f"tax code {tax_code!r} has no {vendor_code} in the connection's "
+                           f"{option} map (mapped codes: {known}); add it and retry",
+                           code="UNMAPPED_TAX_CODE")
+    return table[tax_code]
+
+
+def named(command: OutboundCommand, kind: str) -> str:
+    """The canonical id of the ``kind`` (e.g. ``customer``) the command's
+    payload names, or a ``MappingError`` saying it names none."""
+    value = command.payload.get(kind)
+    if not value:
+        raise MappingError(f"{command.kind.partition('.')[0]} {command.payload.get('id')} "
+                           f"names no {kind}")
+    return str(value)
+
+
+def required_ref(command: OutboundCommand, kind: str, *, record: str, code: str) -> str:
+    """The vendor's id, as the command's refs give it, of the ``kind`` its
+    payload names (an invoice's customer); a ``MappingError`` ``code`` when
+    the vendor holds no ``record`` for it yet (the hub sends it first)."""
+    value = command.payload.get(kind)
+    ref = command.ref(kind, value) if value else None
+    if not ref:
+        raise MappingError(f"{command.kind.partition('.')[0]} {command.payload.get('id')}: "
+                           f"{kind} {value} has no {record} yet", code=code)
+    return ref
 
 
 def posting_to_reverse(command: OutboundCommand, originals: Mapping[str, R], *, what: str,
@@ -159,6 +196,18 @@ def settings_from_options(cls: type[S], options: Mapping[str, Any]) -> dict[str,
     return given
 
 
+class OptionSettings:
+    """A base for a connection's settings dataclass whose every field a
+    connection option may set (each optional; the vendor's page under
+    docs/connectors lists them)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> Self:
+        return cls(**settings_from_options(cls, options))
+
+
 Built = list[tuple[OutboundCommand, dict[str, Any]]]
 
 
@@ -198,3 +247,16 @@ def customer_fields(record_id: str, *, name: Any, currency: Any, billing_country
     except ValidationError as exc:
         return explain(exc)
     return record
+
+
+def crm_customer(what: str, record_id: str, read: Callable[[str], Any], *, currency: Any,
+                 legal_entity_hint: Any = None) -> dict[str, Any] | str:
+    """The canonical customer of a CRM's record (``what`` it is: an account,
+    a company) whose canonical fields ``read`` gives by name, or what is wrong
+    with it, naming the record. Its own legal entity wins over the hint."""
+    legal_entity = read("customer.legal_entity")
+    record = customer_fields(
+        record_id, name=read("customer.name"), currency=currency,
+        billing_country=read("customer.billing_country"), tax_id=read("customer.tax_id"),
+        legal_entity=legal_entity_hint if blank(legal_entity) else legal_entity)
+    return f"{what} {record_id}: {record}" if isinstance(record, str) else record

@@ -59,20 +59,30 @@ def json_of(response: httpx.Response) -> Any:
     return loads(response.content) if response.content else None
 
 
-def read_error(response: httpx.Response) -> tuple[str, str]:
-    """A reasonable default: ``{"error": {"code", "message"}}``, ``{"message"}``
-    or the start of the body."""
+def error_object(response: httpx.Response) -> dict[str, Any] | tuple[str, str]:
+    """An error answer's JSON object, for the vendor's reader to pick apart;
+    or, when it is not one, (``HTTP_<status>``, the start of what it said)."""
     try:
         body = response.json()
     except ValueError:
         return f"HTTP_{response.status_code}", response.text[:200]
-    if isinstance(body, dict):
-        inner = body.get("error")
-        if isinstance(inner, dict):
-            return (str(inner.get("code") or f"HTTP_{response.status_code}"),
-                    str(inner.get("message") or inner))
-        if body.get("message"):
-            return str(body.get("code") or f"HTTP_{response.status_code}"), str(body["message"])
+    if not isinstance(body, dict):
+        return f"HTTP_{response.status_code}", str(body)[:200]
+    return body
+
+
+def read_error(response: httpx.Response) -> tuple[str, str]:
+    """A reasonable default: ``{"error": {"code", "message"}}``, ``{"message"}``
+    or the start of the body."""
+    body = error_object(response)
+    if isinstance(body, tuple):
+        return body
+    inner = body.get("error")
+    if isinstance(inner, dict):
+        return (str(inner.get("code") or f"HTTP_{response.status_code}"),
+                str(inner.get("message") or inner))
+    if body.get("message"):
+        return str(body.get("code") or f"HTTP_{response.status_code}"), str(body["message"])
     return f"HTTP_{response.status_code}", str(body)[:200]
 
 

@@ -65,6 +65,16 @@ def dumps(value: Any) -> str:
     return _DECIMAL.sub(r"\1", json.dumps(encode(value), separators=(",", ":")))
 
 
+def json_answer(response: httpx.Response, service: str, what: str) -> Any:
+    """A read's answer as ``loads`` reads it; ``TransientError`` BAD_ANSWER
+    when it is not JSON."""
+    try:
+        return loads(response.text)
+    except ValueError:
+        raise TransientError(f"{service} {what}: the answer is not JSON",
+                             code="BAD_ANSWER") from None
+
+
 def error_of(body: Any, status: int) -> tuple[str, str] | None:
     """OData's ``{"error": {"code", "message", "innererror"}}`` as (code,
     message), the inner error's message (what to fix, where the service says)
@@ -194,22 +204,29 @@ def headed(text: str) -> tuple[dict[str, str], str]:
     return headers, rest
 
 
-def _answer(service: str, part_headers: Mapping[str, str], content: str) -> Answer:
-    """An ``application/http`` response part: status line, headers, body."""
-    lines = content.lstrip("\n").split("\n")
-    try:
-        status = int(lines[0].split(" ")[1])
-    except (IndexError, ValueError):
-        raise TransientError(f"{service} $batch: an answer part has no status line: "
-                             f"{lines[0][:80]!r}", code="BAD_BATCH_ANSWER") from None
+def http_part(text: str) -> tuple[str, dict[str, str], str]:
+    """An ``application/http`` part's first line (a request or a status
+    line), its headers (lower-case names) and its body: for both sides of
+    ``$batch`` (emulation.odata too)."""
+    lines = text.replace("\r\n", "\n").lstrip("\n").split("\n")
     headers: dict[str, str] = {}
     index = 1
     while index < len(lines) and lines[index].strip():
         name, _, value = lines[index].partition(":")
         headers[name.strip().lower()] = value.strip()
         index += 1
-    return Answer(status, "\n".join(lines[index + 1:]).strip(), headers,
-                  part_headers.get("content-id"))
+    return lines[0], headers, "\n".join(lines[index + 1:]).strip()
+
+
+def _answer(service: str, part_headers: Mapping[str, str], content: str) -> Answer:
+    """An ``application/http`` response part: status line, headers, body."""
+    first, headers, body = http_part(content)
+    try:
+        status = int(first.split(" ")[1])
+    except (IndexError, ValueError):
+        raise TransientError(f"{service} $batch: an answer part has no status line: "
+                             f"{first[:80]!r}", code="BAD_BATCH_ANSWER") from None
+    return Answer(status, body, headers, part_headers.get("content-id"))
 
 
 def decode_batch(service: str, content_type: str, body: str, sent: int,

@@ -2,7 +2,7 @@
 the listing is not moving (a vendor bug, or a cursor that does not advance),
 so the walk stops with ``PAGINATION_LOOP`` instead of looping for ever. And
 ``chunks``, the slices of a list that a vendor's per-call limit allows;
-``stream_cursor``, the streams of a poller's versioned JSON cursor."""
+``cursor_json`` and ``stream_cursor``, what a poller's JSON cursor holds."""
 
 from __future__ import annotations
 
@@ -41,16 +41,26 @@ class PageGuard:
         self._asked.add(request)
 
 
+def cursor_json(cursor: str | None) -> dict[str, Any] | str:
+    """A stored cursor's JSON object, or the text itself when it is not JSON
+    (an operator's start instant); an empty object when there is none or it
+    holds something else (the poll starts from the beginning)."""
+    if not cursor:
+        return {}
+    try:
+        data = json.loads(cursor)
+    except ValueError:
+        return cursor
+    return data if isinstance(data, dict) else {}
+
+
 def stream_cursor(cursor: str | None, version: int) -> dict[str, dict[str, Any]]:
     """The per-stream states of a cursor kept as JSON ``{"version": N, stream:
     {...}, ...}``; a cursor of another version, or none a poller can read,
     is empty: the poll starts again from the beginning, which reads again but
     loses nothing."""
-    try:
-        data = json.loads(cursor) if cursor else {}
-    except ValueError:
-        return {}
-    if not isinstance(data, dict) or data.get("version") != version:
+    data = cursor_json(cursor)
+    if isinstance(data, str) or data.get("version") != version:
         return {}
     return {name: value for name, value in data.items()
             if name != "version" and isinstance(value, dict)}

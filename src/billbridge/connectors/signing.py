@@ -9,10 +9,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from typing import Generic, TypeVar
 
 from billbridge.connectors.base import SignatureError
 
 TOLERANCE_SECONDS = 300.0
+C = TypeVar("C")
+M = TypeVar("M")
 _DECIMAL = re.compile(r"[0-9]{1,20}(\.[0-9]{1,9})?")
 
 
@@ -45,3 +48,15 @@ def verify(secret: str, timestamp: str, signature: str, body: bytes, *, now: flo
                              f"more than the {tolerance:.0f} s allowed")
     if not hmac.compare_digest(sign(secret, timestamp, body), signature):
         raise SignatureError("the signature does not match the body")
+
+
+class SecretReceiver(Generic[C, M]):
+    """What a webhook door that reads every changed record again holds: the
+    secret its deliveries are signed with, the vendor client it reads with,
+    the mapping config and the replay window in seconds."""
+
+    def __init__(self, secret: str, client: C, config: M, tolerance: float) -> None:
+        self.secret = secret
+        self.client = client
+        self.config = config
+        self.tolerance = tolerance

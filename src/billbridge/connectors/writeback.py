@@ -8,15 +8,18 @@ a command the vendor refuses is rejected alone."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from billbridge.connectors.base import (
+    IdempotencyMode,
+    Limited,
     OutboundCommand,
     PermanentError,
     RecordResult,
     ResultStatus,
 )
 
+KIND = "psa.writeback"
 MARKER = "-- billbridge --"
 LABELS = {"erp_project_id": "ERP project", "erp_customer_id": "ERP customer"}
 
@@ -68,3 +71,29 @@ def apply_each(batch: Sequence[OutboundCommand],
             continue
         results.append(RecordResult.of(command, ResultStatus.APPLIED, external_id=external_id))
     return results
+
+
+C = TypeVar("C", bound=Limited)
+
+
+class WritebackTarget(Generic[C]):
+    """A PSA's project as a write-back target: the project's code is the
+    marker (looked up before anything is created), so no key of the vendor's."""
+
+    def __init__(self, client: C, *, name: str, max_batch: int) -> None:
+        self.name = name
+        self.client = client
+        self.max_batch = max_batch
+        self.rate_limit = client.rate_limit
+        self.idempotency = IdempotencyMode.MARKER_LOOKUP
+
+
+def writeback_fields(command: OutboundCommand) -> tuple[str, Mapping[str, Any]]:
+    """(project code, fields) of a ``psa.writeback`` command, or a
+    ``PermanentError`` VALIDATION naming what it lacks."""
+    code, fields = command.payload.get("record"), command.payload.get("fields")
+    if command.kind != KIND or not isinstance(code, str) or not code \
+            or not isinstance(fields, Mapping):
+        raise PermanentError(f"{command.kind} needs a project code (record) and fields",
+                             code="VALIDATION")
+    return code, fields

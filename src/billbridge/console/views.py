@@ -256,13 +256,18 @@ def config_page(request: Request, message: str = "") -> Response:
                 message=message, active=active, proposals=proposals)
 
 
+def _suite(request: Request) -> list[Path]:
+    """The scenario files a configuration preview runs."""
+    folder = getattr(request.app.state, "scenarios", None)
+    return sorted(folder.glob("*.yaml")) if folder else []
+
+
 @router.get("/config/{version}")
 def config_review(request: Request, version: int) -> Response:
     """One proposal before its approval: what it changes, and which postings of
     the scenario suite move (the preview), then the approve button."""
     who = _who(request)
-    folder = getattr(request.app.state, "scenarios", None)
-    suite = sorted(folder.glob("*.yaml")) if folder else []
+    suite = _suite(request)
     try:
         proposal = config_versions.review(_hub(request).engine, version, suite)
     except BillbridgeError as exc:
@@ -272,12 +277,16 @@ def config_review(request: Request, version: int) -> Response:
 
 
 @router.post("/config/{version}/approve")
-def config_approve(request: Request, version: int, csrf: str = Form("")) -> Response:
+def config_approve(request: Request, version: int, csrf: str = Form(""),
+                   seen: str = Form("")) -> Response:
+    """Approve the version whose preview the approver read (``seen``): refused
+    if the preview has changed since."""
     who = _who(request, Permission.CONFIG_APPROVE)
     _check_csrf(request, csrf)
+    read = config_versions.Seen(seen, _suite(request)) if seen else None
     try:
         config_versions.decide(_hub(request).engine, version, "approve", actor=who.name,
-                               at=datetime.now(UTC))
+                               at=datetime.now(UTC), seen=read)
         note = f"version {version} is active"
     except BillbridgeError as exc:
         note = f"not approved: {exc}"

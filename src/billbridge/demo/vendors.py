@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -104,6 +104,14 @@ class ErpInvoice:
     currency: str
 
 
+def erp_invoices(records: Iterable[Mapping[str, Any]], invoice: str, erp_id: str, total: str,
+                 currency: str) -> list[ErpInvoice]:
+    """The invoices an ERP's records hold, by the fields of the canonical
+    invoice id, the ERP's own id, the total and the currency."""
+    return [ErpInvoice(str(r[invoice]), str(r[erp_id]), Decimal(str(r[total])), str(r[currency]))
+            for r in records]
+
+
 class VendorUnavailable(RuntimeError):
     """A vendor's system cannot be started here; the message says what to install."""
 
@@ -132,12 +140,20 @@ class Emulated:
     emulator: EmulatorServer
     url: str
     faults: FaultInjector
+    _keys: dict[str, str]
 
     def _serve(self, emulator: EmulatorServer, path: str = "") -> None:
         self.emulator = emulator
         emulator.start()
         self.url = f"{emulator.url}{path}"
         self.faults = emulator.faults
+
+    def _serve_keyed(self, make: Callable[..., EmulatorServer], names: Sequence[str],
+                     path: str = "", **others: Any) -> None:
+        """Serve an emulator made with a credential of this run for each of
+        ``names`` (kept in ``_keys``), and ``others`` as they are."""
+        emulator, self._keys = keyed(make, names, **others)
+        self._serve(emulator, path)
 
     def stop(self) -> None:
         self.emulator.stop()
@@ -209,12 +225,11 @@ class HubSpotCrm(Emulated):
     def __init__(self) -> None:
         from billbridge.connectors.hubspot.emulator import HubSpotEmulator
 
-        self._token = credential()
-        self._serve(HubSpotEmulator(token=self._token))
+        self._serve_keyed(HubSpotEmulator, ("token",))
 
     def connection(self) -> Connection:
         return Connection(self.name, "hubspot", self.url,
-                          credentials={"access_token": self._token})
+                          credentials={"access_token": self._keys["token"]})
 
     def win(self, deal: Deal) -> None:
         company, deal_id = str(900 + deal.number), str(1000 + deal.number)
@@ -243,15 +258,13 @@ class SalesforceCrm(Emulated):
     def __init__(self) -> None:
         from billbridge.connectors.salesforce.emulator import SalesforceEmulator
 
-        self._secret, self._refresh = credential(), credential()
-        self._serve(SalesforceEmulator(client_secret=self._secret, refresh_token=self._refresh,
-                                       access_token=credential()))
+        self._serve_keyed(SalesforceEmulator, ("client_secret", "refresh_token", "access_token"))
         self._deals: dict[int, str] = {}
 
     def connection(self) -> Connection:
         return Connection(self.name, "salesforce", self.url, credentials={
-            "client_id": "billbridge", "client_secret": self._secret,
-            "refresh_token": self._refresh})
+            "client_id": "billbridge", "client_secret": self._keys["client_secret"],
+            "refresh_token": self._keys["refresh_token"]})
 
     def win(self, deal: Deal) -> None:
         (account,) = self.emulator.seed({"Account": [{
@@ -330,13 +343,12 @@ class HarvestTool(Emulated):
     def __init__(self) -> None:
         from billbridge.connectors.harvest.emulator import HarvestEmulator
 
-        self._token = credential()
-        self._serve(HarvestEmulator(token=self._token, account_id=self.ACCOUNT), "/v2")
+        self._serve_keyed(HarvestEmulator, ("token",), "/v2", account_id=self.ACCOUNT)
 
     def connection(self) -> Connection:
         workers = {str(self.USERS[p.key]): p.worker for p in PEOPLE if p.worker}
         return Connection(self.name, "harvest", self.url, credentials={
-            "token": self._token, "account_id": self.ACCOUNT}, options={
+            "token": self._keys["token"], "account_id": self.ACCOUNT}, options={
             "user_agent": "billbridge demo (demo@example.com)", "workers": workers,
             "tasks": {str(self.DEVELOPMENT): "dev"}})
 
@@ -386,13 +398,12 @@ class KantataTool(Emulated):
     def __init__(self) -> None:
         from billbridge.connectors.kantata.emulator import KantataEmulator
 
-        self._token = credential()
-        self._serve(KantataEmulator(token=self._token), "/api/v1")
+        self._serve_keyed(KantataEmulator, ("token",), "/api/v1")
 
     def connection(self) -> Connection:
         workers = {self.USERS[p.key]: p.worker for p in PEOPLE if p.worker}
         return Connection(self.name, "kantata", self.url,
-                          credentials={"access_token": self._token},
+                          credentials={"access_token": self._keys["token"]},
                           options={"workers": workers, "custom_fields": self.FIELDS})
 
     def set_up(self) -> None:
@@ -447,15 +458,14 @@ class TempoTool(Emulated):
     def __init__(self) -> None:
         from billbridge.connectors.tempo.emulator import TempoEmulator
 
-        self._token, self._jira = credential(), credential()
-        self._serve(TempoEmulator(token=self._token, jira_token=self._jira), "/4")
+        self._serve_keyed(TempoEmulator, ("token", "jira_token"), "/4")
 
     def connection(self) -> Connection:
         # Tasks by Jira issue key, as people name issues; the keys are read from Jira.
         workers = {self.USERS[p.key]: p.worker for p in PEOPLE if p.worker}
         return Connection(self.name, "tempo", self.url, credentials={
-            "token": self._token, "jira_email": "jira@example.com",
-            "jira_api_token": self._jira}, options={
+            "token": self._keys["token"], "jira_email": "jira@example.com",
+            "jira_api_token": self._keys["jira_token"]}, options={
             "workers": workers, "jira_url": self.emulator.url,
             "tasks": {self._key(code): "dev" for code in self.ISSUES}})
 
@@ -506,13 +516,12 @@ class RepliconTool(Emulated):
     def __init__(self) -> None:
         from billbridge.connectors.replicon.emulator import RepliconEmulator
 
-        self._token = credential()
-        self._serve(RepliconEmulator(token=self._token))
+        self._serve_keyed(RepliconEmulator, ("token",))
         self.url = self.emulator.root
 
     def connection(self) -> Connection:
         workers = {self.LOGINS[p.key]: p.worker for p in PEOPLE if p.worker}
-        return Connection(self.name, "replicon", self.url, credentials={"token": self._token},
+        return Connection(self.name, "replicon", self.url, credentials=self._keys,
                           options={"workers": workers})
 
     def set_up(self) -> None:
@@ -608,11 +617,10 @@ class LedgerErp(EmulatedErp):
     def __init__(self) -> None:
         from billbridge.connectors.generic.emulator import LedgerEmulator
 
-        self._token = credential()
-        self._serve(LedgerEmulator(token=self._token))
+        self._serve_keyed(LedgerEmulator, ("token",))
 
     def connection(self) -> Connection:
-        return Connection(self.name, "generic", self.url, credentials={"token": self._token},
+        return Connection(self.name, "generic", self.url, credentials=self._keys,
                           options={"timeout": 1.0})
 
     def invoices(self) -> list[ErpInvoice]:
@@ -636,10 +644,8 @@ class NetSuiteErp(EmulatedErp):
     def __init__(self) -> None:
         from billbridge.connectors.netsuite.emulator import NetSuiteEmulator
 
-        emulator, self._keys = keyed(NetSuiteEmulator, ("consumer_key", "consumer_secret",
-                                                        "token_id", "token_secret"),
-                                     account=self.ACCOUNT)
-        self._serve(emulator)
+        self._serve_keyed(NetSuiteEmulator, ("consumer_key", "consumer_secret", "token_id",
+                                             "token_secret"), account=self.ACCOUNT)
 
     def connection(self) -> Connection:
         # The emulator answers asynchronous jobs at once: poll them without the
@@ -669,8 +675,7 @@ class QuickBooksErp(EmulatedErp):
     def __init__(self) -> None:
         from billbridge.connectors.quickbooks.emulator import QuickBooksEmulator
 
-        emulator, self._keys = keyed(QuickBooksEmulator, OAUTH)
-        self._serve(emulator)
+        self._serve_keyed(QuickBooksEmulator, OAUTH)
 
     def connection(self) -> Connection:
         return Connection(self.name, "quickbooks", self.url, credentials=self._keys, options={
@@ -702,8 +707,7 @@ class XeroErp(EmulatedErp):
     def __init__(self) -> None:
         from billbridge.connectors.xero.emulator import XeroEmulator
 
-        emulator, self._keys = keyed(XeroEmulator, OAUTH)
-        self._serve(emulator)
+        self._serve_keyed(XeroEmulator, OAUTH)
 
     def connection(self) -> Connection:
         from billbridge.connectors.xero.emulator import DEFAULT_TENANT
@@ -714,9 +718,8 @@ class XeroErp(EmulatedErp):
                                    "tax_types": {"US-NOTAX": "NONE"}})
 
     def invoices(self) -> list[ErpInvoice]:
-        return [ErpInvoice(str(i["InvoiceNumber"]), str(i["InvoiceID"]),
-                           Decimal(str(i["Total"])), str(i["CurrencyCode"]))
-                for i in self.emulator.invoices() if i.get("Status") != "VOIDED"]
+        return erp_invoices([i for i in self.emulator.invoices() if i.get("Status") != "VOIDED"],
+                            "InvoiceNumber", "InvoiceID", "Total", "CurrencyCode")
 
     def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
         self.emulator.authorise(invoice.erp_id)
@@ -734,13 +737,12 @@ class DynamicsFinanceErp(EmulatedErp):
     def __init__(self) -> None:
         from billbridge.connectors.dynamics_finance.emulator import FinanceEmulator
 
-        self._secret = credential()
-        self._serve(FinanceEmulator(client_secret=self._secret))
+        self._serve_keyed(FinanceEmulator, ("client_secret",))
 
     def connection(self) -> Connection:
         return Connection(self.name, "dynamics-finance", self.url, credentials={
             "tenant": self.emulator.tenant, "client_id": self.emulator.client_id,
-            "client_secret": self._secret}, options={
+            **self._keys}, options={
             "token_url": self.emulator.token_url, "tax_groups": {"US-NOTAX": "EXEMPT"},
             "timeout": 5.0})
 
@@ -785,8 +787,8 @@ class SageIntacctErp(EmulatedErp):
                           options={"timeout": 5.0, "throttle_wait": 0.05})
 
     def invoices(self) -> list[ErpInvoice]:
-        return [ErpInvoice(str(i["RECORDID"]), str(i["RECORDNO"]), Decimal(i["TOTALENTERED"]),
-                           str(i["CURRENCY"])) for i in self.emulator.all("ARINVOICE")]
+        return erp_invoices(self.emulator.all("ARINVOICE"), "RECORDID", "RECORDNO",
+                            "TOTALENTERED", "CURRENCY")
 
     def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
         self.emulator.pay(invoice.erp_id, invoice.total)
@@ -828,19 +830,18 @@ class OracleFusionErp(EmulatedErp):
     def __init__(self) -> None:
         from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
 
-        self._password = credential()
-        self._serve(OracleEmulator(password=self._password))
+        self._serve_keyed(OracleEmulator, ("password",))
 
     def connection(self) -> Connection:
         return Connection(self.name, "oracle-fusion", self.url, credentials={
-            "username": self.emulator.username, "password": self._password}, options={
+            "username": self.emulator.username, **self._keys}, options={
             "tax_codes": {"US-NOTAX": "EXEMPT"}, "timeout": 5.0})
 
     def invoices(self) -> list[ErpInvoice]:
-        return [ErpInvoice(str(i["TransactionNumber"]), str(i["CustomerTransactionId"]),
-                           Decimal(str(i["EnteredAmount"])), str(i["InvoiceCurrencyCode"]))
-                for i in self.emulator.all("receivablesInvoices")
-                if i.get("TransactionSource") == "BILLBRIDGE"]
+        return erp_invoices([i for i in self.emulator.all("receivablesInvoices")
+                             if i.get("TransactionSource") == "BILLBRIDGE"],
+                            "TransactionNumber", "CustomerTransactionId", "EnteredAmount",
+                            "InvoiceCurrencyCode")
 
     def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
         self.emulator.complete_invoice(invoice.erp_id)
@@ -859,8 +860,7 @@ class SapS4HanaErp(EmulatedErp):
         from billbridge.connectors.sap_s4hana.emulator import ROOT, SapEmulator
         from billbridge.emulation import Fault, FaultRule
 
-        emulator, self._keys = keyed(SapEmulator, ("password",))
-        self._serve(emulator)
+        self._serve_keyed(SapEmulator, ("password",))
         # The lost acknowledgement hits a write (a $batch), not a look-up before it.
         self.fault_script = (FaultRule(Fault.LOST_ACK,
                                        path_prefix=f"{ROOT}/API_BUSINESS_PARTNER/$batch"), "429:0")
@@ -870,9 +870,9 @@ class SapS4HanaErp(EmulatedErp):
             "user": self.emulator.user, **self._keys}, options={"timeout": 5.0})
 
     def invoices(self) -> list[ErpInvoice]:
-        return [ErpInvoice(str(m["PurchaseOrderByCustomer"]), str(m["DebitMemoRequest"]),
-                           Decimal(str(m["TotalNetAmount"])), str(m["TransactionCurrency"]))
-                for m in self.emulator.all("API_DEBIT_MEMO_REQUEST_SRV", "A_DebitMemoRequest")]
+        return erp_invoices(self.emulator.all("API_DEBIT_MEMO_REQUEST_SRV", "A_DebitMemoRequest"),
+                            "PurchaseOrderByCustomer", "DebitMemoRequest", "TotalNetAmount",
+                            "TransactionCurrency")
 
     def pay(self, invoice: ErpInvoice) -> list[dict[str, Any]]:
         document = self.emulator.bill(invoice.erp_id)

@@ -7,7 +7,7 @@ either returns a valid event or raises ``MalformedEvent`` saying what is wrong.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import (
@@ -31,6 +31,7 @@ from billbridge.domain.records import (
     Record,
     TimeEntry,
 )
+from billbridge.domain.times import as_utc
 
 
 class MalformedEvent(ValueError):
@@ -121,8 +122,8 @@ class _Envelope(BaseModel):
 
     @field_validator("at")
     @classmethod
-    def _utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
+    def _in_utc(cls, value: datetime) -> datetime:
+        return as_utc(value)
 
     @field_validator("type")
     @classmethod

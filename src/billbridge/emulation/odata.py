@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from billbridge.connectors.odata import headed
+from billbridge.connectors.odata import headed, http_part
 
 Row = Mapping[str, Any]
 Predicate = Callable[[Row], bool]
@@ -297,15 +297,8 @@ def parse_batch(body: bytes, content_type: str) -> list[Part]:
 
 def _http(part_headers: dict[str, str], text: str) -> InnerRequest:
     """An ``application/http`` part: request line, headers, blank line, body."""
-    lines = text.lstrip("\r\n").replace("\r\n", "\n").split("\n")
-    method, url, *_ = lines[0].split(" ")
-    headers: dict[str, str] = {}
-    index = 1
-    while index < len(lines) and lines[index].strip():
-        name, _, value = lines[index].partition(":")
-        headers[name.strip().lower()] = value.strip()
-        index += 1
-    body = "\n".join(lines[index + 1:]).strip()
+    first, headers, body = http_part(text)
+    method, url, *_ = first.split(" ")
     return InnerRequest(method.upper(), url, headers, body.encode(),
                         part_headers.get("content-id"))
 

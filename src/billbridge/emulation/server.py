@@ -16,7 +16,7 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -81,6 +81,18 @@ def decimal_json(body: Any) -> bytes:
 
 def error(status: int, code: str, message: str) -> Response:
     return Response(status, {"error": {"code": code, "message": message}})
+
+
+def in_shape(response: Response, shape: Callable[[int, str], Response]) -> Response:
+    """One of the base server's own ``error`` answers (an injected fault, an
+    unknown route) as ``shape`` makes the vendor's (status, message), its
+    headers kept; any other answer as it is."""
+    body = response.body
+    if not (isinstance(body, dict) and isinstance(body.get("error"), dict)):
+        return response
+    shaped = shape(response.status, str(body["error"].get("message")))
+    shaped.headers.update(response.headers)
+    return shaped
 
 
 Handler = Callable[[Request], Response]
@@ -154,6 +166,12 @@ class EmulatorServer:
         self.route("GET", "/_emulator/faults", self._admin_fault_counts)
 
     # -- routing -------------------------------------------------------------
+    def routes(self, table: Sequence[tuple[str, Handler]]) -> None:
+        """``route`` each of ``("METHOD /path/{param}", handler)``."""
+        for line, handler in table:
+            method, _, pattern = line.partition(" ")
+            self.route(method, pattern, handler)
+
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", re.escape(pattern)
                              .replace(r"\{", "{").replace(r"\}", "}")) + "$"

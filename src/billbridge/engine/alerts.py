@@ -14,7 +14,9 @@ import structlog
 from sqlalchemy import Connection, Engine, delete, func, select
 
 from billbridge.domain.config import AlertRules
+from billbridge.domain.times import as_utc
 from billbridge.engine.config_store import ConfigCache, active_version
+from billbridge.engine.config_store import configs as configs_of
 from billbridge.store.db import dialect_insert
 from billbridge.store.tables import (
     alerts_firing,
@@ -34,9 +36,6 @@ class Alert:
     message: str
 
 
-def _aware(value: datetime, now: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=now.tzinfo)
-
 
 def conditions(conn: Connection, rules: AlertRules, now: datetime) -> list[Alert]:
     """The alerts whose condition holds now."""
@@ -55,7 +54,7 @@ def conditions(conn: Connection, rules: AlertRules, now: datetime) -> list[Alert
         if limit is None:
             continue
         oldest = conn.execute(select(func.min(column)).where(waiting)).scalar()
-        age = now - _aware(oldest, now) if oldest is not None else None
+        age = now - as_utc(oldest) if oldest is not None else None
         if age is not None and age > timedelta(minutes=limit):
             found.append(Alert(key, f"{text} {age} (threshold {limit} min)"))
     if rules.on_circuit_open:
@@ -95,7 +94,7 @@ def evaluate(engine: Engine, now: datetime, *, poster: Poster = _post,
         version = active_version(conn)
         if not version:
             return []
-        rules = (configs or ConfigCache()).get(conn, version).alerts
+        rules = (configs or configs_of(engine)).get(conn, version).alerts
         holding = {a.key: a for a in conditions(conn, rules, now)}
         conn.execute(delete(alerts_firing).where(alerts_firing.c.key.not_in(list(holding))))
         started = []

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Connection, func, select, update
 
 from billbridge.domain.idempotency import canonical_json
+from billbridge.domain.times import as_utc
 from billbridge.store.files import create_private
 from billbridge.store.tables import audit_log
 
@@ -65,9 +66,7 @@ def key_for(conn: Connection) -> bytes:
 
 def _material(prev_hash: str, at: datetime, actor: str, action: str, subject: str,
               detail: str, correlation_id: str | None) -> bytes:
-    if at.tzinfo is None:  # SQLite hands datetimes back naive; they were stored as UTC
-        at = at.replace(tzinfo=UTC)
-    return canonical_json([prev_hash, at.astimezone(UTC).isoformat(), actor, action,
+    return canonical_json([prev_hash, as_utc(at).isoformat(), actor, action,
                            subject, detail, correlation_id]).encode()
 
 

@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import weakref
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from billbridge.domain.config import ConfigError, Configuration, load_configuration
 from billbridge.domain.idempotency import canonical_json
@@ -36,6 +38,32 @@ class ConfigCache:
         with self._lock:
             self._by_version[version] = parsed
         return parsed
+
+
+T = TypeVar("T")
+
+
+class PerStore(Generic[T]):
+    """One ``T`` per store, made on first use and dropped with its engine. What
+    is cached by version number is never shared between stores: their version
+    numbers repeat."""
+
+    def __init__(self, make: Callable[[], T]) -> None:
+        self._make = make
+        self._of: weakref.WeakKeyDictionary[Engine, T] = weakref.WeakKeyDictionary()
+        self._lock = threading.Lock()
+
+    def __call__(self, engine: Engine) -> T:
+        with self._lock:
+            found = self._of.get(engine)
+            if found is None:
+                found = self._of[engine] = self._make()
+            return found
+
+
+configs = PerStore(ConfigCache)
+"""The parsed configurations of a store: ``configs(engine).get(conn, version)``
+parses a version once for every reader of that engine (worker, polls, alerts)."""
 
 
 def active_version(conn: Connection) -> int:

@@ -17,7 +17,8 @@ from sqlalchemy import Connection, exists, literal, select
 from billbridge.connectors.base import LedgerReader, LivePosting
 from billbridge.domain.billing import Rejection, price_entry
 from billbridge.domain.records import Contract, Project, TimeEntry
-from billbridge.engine.config_store import ConfigCache, active_version
+from billbridge.domain.times import as_utc
+from billbridge.engine.config_store import active_version, configs
 from billbridge.store.tables import exceptions, inbox, outbox, records
 
 if TYPE_CHECKING:
@@ -135,9 +136,7 @@ def _parked(conn: Connection, now: datetime, days: int) -> list[Finding]:
     for row in conn.execute(select(inbox.c.payload, inbox.c.waiting_on, inbox.c.received_at)
                             .where(inbox.c.status == "parked")):
         data = json.loads(row.payload)["data"]
-        received = row.received_at if row.received_at.tzinfo else \
-            row.received_at.replace(tzinfo=now.tzinfo)
-        age = now - received
+        age = now - as_utc(row.received_at)
         kind = f"parked work older than {days} days" if age > timedelta(days=days) \
             else "time on an unknown project"
         out.append(Finding(kind, str(data.get("project")), str(data.get("id")),
@@ -183,8 +182,7 @@ def _stale_prices(conn: Connection) -> list[Finding]:
     entries = _records(conn, "time_entry", exists().where(
         stale.c.kind == "time_charge", stale.c.id == literal("tc_") + records.c.id,
         stale.c.status == "posted", stale.c.config_version < version))
-    cache = ConfigCache()
-    config = cache.get(conn, version)
+    config = configs(conn.engine).get(conn, version)
     projects, contracts = _records(conn, "project"), _records(conn, "contract")
     out = []
     for charge in charges.values():

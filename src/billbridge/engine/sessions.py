@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, delete, select, update
 
+from billbridge.domain.times import as_utc
 from billbridge.engine.tokens import Identity, Role, TokenError, scope_of
 from billbridge.store.tables import api_tokens, console_sessions
 
@@ -26,9 +27,6 @@ def _hash(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
 
 
-def _aware(value: datetime, like: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=like.tzinfo)
-
 
 def open_session(conn: Connection, who: Identity, *, at: datetime,
                  lifetime: timedelta = LIFETIME) -> str:
@@ -38,7 +36,7 @@ def open_session(conn: Connection, who: Identity, *, at: datetime,
     if who.token_id is not None:
         token_expires = conn.execute(select(api_tokens.c.expires_at)
                                      .where(api_tokens.c.id == who.token_id)).scalar_one()
-        expires = min(expires, _aware(token_expires, at))
+        expires = min(expires, as_utc(token_expires))
     # Sessions long over are of no use to anyone: keep the table small.
     conn.execute(delete(console_sessions).where(console_sessions.c.expires_at < at - LIFETIME))
     session_id = secrets.token_urlsafe(32)
@@ -60,10 +58,10 @@ def identify(conn: Connection, session_id: str, *, at: datetime) -> Identity:
         raise SessionEnded("no such session")
     if row.revoked_at is not None:
         raise SessionEnded("the session was logged out")
-    if _aware(row.expires_at, at) <= at:
+    if as_utc(row.expires_at) <= at:
         raise SessionEnded("the session has expired")
     if row.token_id is not None and (row.token_revoked_at is not None
-                                     or _aware(row.token_expires_at, at) <= at):
+                                     or as_utc(row.token_expires_at) <= at):
         raise SessionEnded("the token the session was opened with is no longer valid")
     # The token's scope (the sources and events it may submit) holds in the
     # console too: an upload there is checked as through the API.

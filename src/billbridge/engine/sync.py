@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine, select
 
 from billbridge.connectors.base import Source
-from billbridge.domain.config import load_configuration
 from billbridge.engine import config_store, drift
 from billbridge.engine.clock import Clock
 from billbridge.engine.inbox import IngestStatus, prepare, store
@@ -44,11 +43,13 @@ def save_cursor(conn: Connection, source: str, stream: str, value: str, clock: C
 
 def configured(conn: Connection, source: Source) -> drift.DriftLog | None:
     """Hand a source that reads governed settings (a ``configure(configuration)``
-    method) the active configuration, and watch its contract (engine.drift)."""
+    method) the active configuration, and watch its contract (engine.drift).
+    The configuration is parsed once per version and store (``config_store.configs``);
+    a newly approved version reaches the source on its next poll."""
     configure = getattr(source, "configure", None)
     version = config_store.active_version(conn) if configure is not None else 0
     if configure is not None and version:
-        configure(load_configuration(config_store.document(conn, version)))
+        configure(config_store.configs(conn.engine).get(conn, version))
     return drift.watch(conn, source)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from billbridge.domain.events import ERP_ORIGIN, HUB_SOURCE, PAYLOADS
+from billbridge.domain.times import as_utc
 from billbridge.engine import audit
 from billbridge.store.tables import api_tokens
 
@@ -181,9 +182,6 @@ def create_first(conn: Connection, *, name: str, expires_in: timedelta,
                   at=at)
 
 
-def _aware(value: datetime, like: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=like.tzinfo)
-
 
 def authenticate(conn: Connection, token: str, *, at: datetime) -> Identity:
     """The identity behind a bearer token, or TokenError saying why not."""
@@ -195,7 +193,7 @@ def authenticate(conn: Connection, token: str, *, at: datetime) -> Identity:
         raise TokenError("unknown token")
     if row.revoked_at is not None:
         raise TokenError("the token was revoked")
-    if _aware(row.expires_at, at) <= at:
+    if as_utc(row.expires_at) <= at:
         raise TokenError("the token has expired")
     conn.execute(update(api_tokens).where(api_tokens.c.id == row.id).values(last_used_at=at))
     return Identity(row.name, Role(row.role), int(row.id),

@@ -28,6 +28,7 @@ from billbridge.engine import aggregates, metrics
 from billbridge.engine.batch import BatchUnit, StoreContext
 from billbridge.engine.clock import Clock
 from billbridge.engine.config_store import ConfigCache, active_version
+from billbridge.engine.config_store import configs as configs_of
 from billbridge.engine.tracing import tracer
 from billbridge.flows.base import FlowRegistry
 from billbridge.store.db import READ_ONLY
@@ -35,6 +36,11 @@ from billbridge.store.rows import InboxRow
 from billbridge.store.tables import inbox
 
 log = structlog.get_logger("billbridge.worker")
+
+_READING = [inbox.c[name] for name in (
+    "id", "source", "event_id", "event_type", "aggregate_key", "correlation_id", "payload",
+    "config_version", "replay")]
+"""What a worker reads of an event (``InboxRow``): not its timestamps, parsed for nothing."""
 
 
 class LeaseLost(Exception):
@@ -64,7 +70,7 @@ class Worker:
         self.clock = clock
         self.owner = owner
         self.settings = settings or WorkerSettings()
-        self.configs = configs or ConfigCache()
+        self.configs = configs or configs_of(engine)
         self.crash_hook: Any = None  # tests: called with (stage, key) and may raise
 
     # -- the loop ---------------------------------------------------------
@@ -96,7 +102,7 @@ class Worker:
             with self.engine.connect().execution_options(**{READ_ONLY: True}) as reader, \
                     reader.begin():
                 rows: list[InboxRow] = list(reader.execute(
-                    select(inbox).where(inbox.c.aggregate_key == key,
+                    select(*_READING).where(inbox.c.aggregate_key == key,
                                         inbox.c.status == "pending")
                     .order_by(inbox.c.id).limit(self.settings.batch_size)))
                 current = active_version(reader)

@@ -24,7 +24,7 @@ from billbridge.domain.events import PAYLOADS
 from billbridge.emulation.recording import RecordingTarget
 from billbridge.engine.clock import ManualClock
 from billbridge.engine.hub import Hub, HubSetup, build_hub
-from billbridge.services import billing, exceptions
+from billbridge.services import exceptions, invoices
 
 SECTIONS = ("erp_customers", "erp_projects", "erp_postings", "erp_invoices", "writebacks",
             "time_charges", "invoices", "exceptions")
@@ -248,8 +248,8 @@ def collect(hub: Hub, erp: RecordingTarget, crm: RecordingTarget,
         return list(by_key.values())
 
     with hub.engine.connect() as conn:
-        charges = billing.live_charges(conn)
-        invoices = billing.invoices(conn)
+        charges = invoices.live_charges(conn)
+        raised = invoices.recorded(conn)
         # Work still parked at the end waits on something that never came: it is
         # listed with its park reason, as an operator would see it.
         open_exceptions = [{"record": w.record, "reason": w.reason, "message": w.message}
@@ -261,7 +261,7 @@ def collect(hub: Hub, erp: RecordingTarget, crm: RecordingTarget,
     return {"erp_customers": latest("customer.upsert", "id"),
             "erp_projects": latest("project.upsert", "code"),
             "erp_postings": postings, "erp_invoices": erp.of_kind("invoice.create"),
-            "writebacks": writebacks, "time_charges": charges, "invoices": invoices,
+            "writebacks": writebacks, "time_charges": charges, "invoices": raised,
             "exceptions": open_exceptions}
 
 

@@ -15,10 +15,10 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, Engine, select
 
 from billbridge.domain.events import HUB_SOURCE, CanonicalEvent
+from billbridge.domain.times import as_utc
 from billbridge.engine import audit, config_store
 from billbridge.engine.batch import QUEUES, StoreContext
 from billbridge.engine.clock import SystemClock
@@ -26,7 +26,7 @@ from billbridge.engine.inbox import IngestStatus, ingest_many
 from billbridge.errors import Conflict, NotFound
 from billbridge.flows.invoicing import on_billing_run
 from billbridge.services.exceptions import waiting
-from billbridge.services.invoices import summaries, totals, utc
+from billbridge.services.invoices import Shown, summaries, totals
 from billbridge.store.tables import exceptions, inbox
 from billbridge.store.unit_of_work import UnitOfWork
 
@@ -36,10 +36,6 @@ EVENT_TYPE = "billing.run"
 def run_id(period_end: date) -> str:
     """The one id of the run for ``period_end``: the inbox keeps one event per id."""
     return f"run-{period_end.isoformat()}"
-
-
-class Shown(BaseModel):
-    model_config = ConfigDict(frozen=True)
 
 
 class Held(Shown):
@@ -101,8 +97,7 @@ def preview(engine: Engine, period_end: date, *, at: datetime) -> Preview:
     with engine.connect() as conn:
         version = _active(conn)
         unit = UnitOfWork(conn, at, QUEUES, planned=True)  # read from, never written
-        # Parsed afresh: a version number names a document in one store only.
-        config = config_store.ConfigCache().get(conn, version)
+        config = config_store.configs(engine).get(conn, version)
         outcome = on_billing_run(event, StoreContext(unit, config, version))
         held = [Held(reason=p.reason.value, record=p.record_id, message=p.message)
                 for p in outcome.problems]
@@ -111,12 +106,9 @@ def preview(engine: Engine, period_end: date, *, at: datetime) -> Preview:
         committed = _existing(conn, period_end)
         planned = [_planned(c.data, unit.record("customer", str(c.data["customer"])))
                    for c in outcome.changes if c.kind == "invoice"]
-    summed: dict[str, Decimal] = defaultdict(Decimal)
-    for invoice in planned:
-        summed[invoice.currency] += invoice.total
     return Preview(period_end=period_end, run=rid, config_version=version,
                    invoices=sorted(planned, key=lambda i: i.id),
-                   totals=dict(sorted(summed.items())), held=held, committed=committed)
+                   totals=totals(planned), held=held, committed=committed)
 
 
 def _planned(data: Any, customer: Mapping[str, Any] | None) -> PlannedInvoice:
@@ -190,9 +182,9 @@ def runs(conn: Connection) -> list[RunSummary]:
         made = raised.get(row.event_id, [])
         found.append(RunSummary(
             id=row.event_id, period_end=data["period_end"], project=data.get("project"),
-            requested_by=data.get("requested_by"), requested_at=utc(row.received_at),
+            requested_by=data.get("requested_by"), requested_at=as_utc(row.received_at),
             status="queued" if row.status == "pending" else row.status,
-            processed_at=utc(row.processed_at), invoices=[i.id for i in made],
+            processed_at=as_utc(row.processed_at), invoices=[i.id for i in made],
             totals=totals(made), problems=problems))
     return found
 

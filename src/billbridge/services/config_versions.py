@@ -5,16 +5,19 @@ invalid document raises the domain's ConfigError naming every problem."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine
 
 from billbridge.domain.idempotency import canonical_json
+from billbridge.domain.times import as_utc
 from billbridge.engine import config_store
 from billbridge.engine.hub import Hub
 from billbridge.errors import Conflict, NotFound
@@ -56,17 +59,15 @@ def show(conn: Connection, version: int | None = None) -> dict[str, Any]:
     if row is None:
         raise NotFound(f"there is no configuration version {version}; "
                        "`billbridge config versions` lists them")
-    times = {k: _utc(row[k]) for k in ("created_at", "activated_at")}
+    times = {k: _iso(row[k]) for k in ("created_at", "activated_at")}
     [shown] = plain([{**row, **times}])
     shown.pop("digest", None)
     return {**shown, "document": config_store.document(conn, version)}
 
 
-def _utc(at: datetime | None) -> str | None:
-    """ISO 8601 in UTC (SQLite gives back the UTC it was given, without a zone)."""
-    if at is None:
-        return None
-    return (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)).isoformat()
+def _iso(at: datetime | None) -> str | None:
+    """ISO 8601 in UTC."""
+    return None if at is None else as_utc(at).isoformat()
 
 
 def history(conn: Connection) -> list[dict[str, Any]]:
@@ -93,6 +94,16 @@ class Pending:
     diff: list[str]  # unified diff of the YAML, active → proposed
     preview: Preview | None  # None without a scenario suite
     preview_error: str | None = None  # why the suite could not run
+    measured: str | None = None  # what the preview was measured on (``Seen``)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """The preview an approver read: what it was measured on (``Pending.measured``)
+    and the scenario files it ran."""
+
+    measured: str
+    scenarios: Sequence[Path]
 
 
 def pending(engine: Engine) -> tuple[dict[str, Any] | None, list[Pending]]:
@@ -114,7 +125,7 @@ def pending(engine: Engine) -> tuple[dict[str, Any] | None, list[Pending]]:
             before, after, f"v{active['version']} (active)" if active else "nothing active",
             f"v{row['version']} (proposed)", lineterm="", n=2))
         found.append(Pending(row["version"], row["proposed_by"], row["note"],
-                             _utc(row["created_at"]), lines, None))
+                             _iso(row["created_at"]), lines, None))
     if active is not None:
         active = {k: v for k, v in active.items() if k != "document"}
     return active, found
@@ -130,12 +141,16 @@ def review(engine: Engine, version: int, scenarios: Sequence[Path]) -> Pending:
     found = next((p for p in pending(engine)[1] if p.version == version), None)
     if found is None:
         raise NotFound(f"version {version} is not a proposal waiting for approval")
-    shown, error = None, None
+    measured, shown, error = None, None, None
     try:
-        shown = preview(engine, version, scenarios) if scenarios else None
+        if scenarios:
+            measured, shown = _kept(engine, version, scenarios)
     except (ScenarioError, ConfigError) as exc:
         error = str(exc)
-    return replace(found, preview=shown, preview_error=error)
+    if measured is None:
+        with engine.connect() as conn:
+            measured = _measured(*_compared(conn, version), scenarios)
+    return replace(found, preview=shown, preview_error=error, measured=measured)
 
 
 def propose(engine: Engine, document: dict[str, Any], *, actor: str, at: datetime,
@@ -152,27 +167,80 @@ class Preview:
     changes: list[dict[str, Any]]
 
 
+class _Previews:
+    """Each proposal's last preview with what it was computed from: its
+    document, the active version and document it is measured against, and the
+    scenario files. One lock: a second look waits for the first's suite run
+    instead of starting its own (two at once would share the same cores)."""
+
+    def __init__(self) -> None:
+        self.by_version: dict[int, tuple[str, Preview]] = {}
+        self.lock = threading.Lock()
+
+
+_previews = config_store.PerStore(_Previews)
+
+
+def _compared(conn: Connection, version: int) -> tuple[dict[str, Any], int, dict[str, Any]]:
+    """A preview's inputs from the store: the proposed document, the active
+    version and its document."""
+    new = config_store.document(conn, version)
+    active = config_store.active_version(conn)
+    return new, active, config_store.document(conn, active) if active else {}
+
+
+def _measured(new: dict[str, Any], active: int, old: dict[str, Any],
+              scenarios: Sequence[Path]) -> str:
+    """A digest of everything a preview depends on (a missing file as empty:
+    the suite run then says what is wrong with it)."""
+    digest = hashlib.sha256(canonical_json([new, active, old]).encode())
+    for path in scenarios:
+        digest.update(f"\0{path}\0".encode())
+        digest.update(path.read_bytes() if path.is_file() else b"")
+    return digest.hexdigest()
+
+
 def preview(engine: Engine, version: int, scenarios: Sequence[Path]) -> Preview:
     """The postings that would change, over ``scenarios``, if ``version``
-    replaced the active one."""
+    replaced the active one. The suite runs once per proposal while nothing it
+    depends on changes (``_measured``); another look reads the kept preview."""
+    return _kept(engine, version, scenarios)[1]
+
+
+def _kept(engine: Engine, version: int, scenarios: Sequence[Path]) -> tuple[str, Preview]:
+    """The preview of ``version`` and what it was measured on, run only when
+    the kept one was measured on something else."""
     from billbridge.scenarios.diff import diff
 
     with engine.connect() as conn:
-        new = config_store.document(conn, version)
-        active = config_store.active_version(conn)
-        old = config_store.document(conn, active) if active else {}
-    return Preview(version, active, len(scenarios),
-                   [c.__dict__ for c in diff(old, new, list(scenarios))])
+        new, active, old = _compared(conn, version)
+    measured = _measured(new, active, old, scenarios)
+    kept = _previews(engine)
+    with kept.lock:
+        found = kept.by_version.get(version)
+        if found is None or found[0] != measured:
+            found = (measured, Preview(version, active, len(scenarios),
+                                       [c.__dict__ for c in diff(old, new, list(scenarios))]))
+            kept.by_version[version] = found
+    return found
 
 
 Decision = Literal["approve", "reject"]
 
 
 def decide(engine: Engine, version: int, decision: Decision, *, actor: str, at: datetime,
-           reason: str = "") -> str:
-    """Approve (never by its proposer) or reject a proposal; its new status."""
+           reason: str = "", seen: Seen | None = None) -> str:
+    """Approve (never by its proposer) or reject a proposal; its new status.
+    An approval made from a preview (``seen``) is refused when that preview is
+    no longer the proposal's (another version became active, a scenario changed)."""
     with engine.begin() as conn:
         if decision == "approve":
+            if seen is not None and seen.measured != _measured(*_compared(conn, version),
+                                                                seen.scenarios):
+                raise config_store.ApprovalRefused(
+                    f"the preview of version {version} you read is out of date (another "
+                    "version became active, or the scenarios changed): read it again, "
+                    "then approve")
             config_store.approve(conn, version, actor=actor, at=at)
             return "active"
         config_store.reject(conn, version, actor=actor, at=at, reason=reason)

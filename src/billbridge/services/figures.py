@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
-from billbridge.engine.config_store import ConfigCache, active_version
+from billbridge.engine.config_store import active_version, configs
 from billbridge.engine.facts import from_e4
+from billbridge.services import invoices
 from billbridge.store import queries
 from billbridge.store.tables import charge_facts, records
 
@@ -76,7 +77,7 @@ def executive(conn: Connection, today: date) -> Executive:
         return figures.setdefault(code, ProjectFigures(code))
 
     config_version = active_version(conn)
-    config = ConfigCache().get(conn, config_version) if config_version else None
+    config = configs(conn.engine).get(conn, config_version) if config_version else None
     cost_rates = {w.id: w.cost_rate for w in config.workers} if config else {}
     for activation in _all(conn, "activation"):
         f = fig(str(activation["project"]))
@@ -96,14 +97,14 @@ def executive(conn: Connection, today: date) -> Executive:
         f = fig(project)
         f.wip, f.wip_hours, f.oldest_wip = from_e4(amount), from_e4(hours), str(oldest)
     outstanding, billed_total = Decimal(0), Decimal(0)
-    for invoice in _all(conn, "invoice"):
+    for invoice in invoices.recorded(conn):
         f = fig(str(invoice.get("project") or invoice["customer"]))
         total = Decimal(str(invoice["total"]))
         f.billed += total
         billed_total += total
-        if invoice["_status"] == "paid":
+        if invoice.get("status") == "paid":
             f.collected += total
-        elif invoice["_status"] != "void":
+        elif invoice.get("status") != "void":
             outstanding += total
     result = Executive(sorted(figures.values(), key=lambda f: f.project))
     if billed_total:

@@ -2,7 +2,9 @@
 and one invoice with its lines, each line's charges back to the time entry,
 expense or milestone, the event that priced it, the rate card, configuration
 version, tax rule and FX rate used, and the invoice's status history (draft,
-posted with the ERP's id, then issued, paid or void as the ERP reports)."""
+posted with the ERP's id, then issued, paid or void as the ERP reports); and,
+for the scenario suite, the invoices and live time charges as the flows
+recorded them. Billing runs, which raise invoices, are services.billing_runs."""
 
 from __future__ import annotations
 
@@ -10,15 +12,17 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection, select
 
 from billbridge.domain.money import MoneyError, check_currency
 from billbridge.domain.records import InvoiceStatus
+from billbridge.domain.times import as_utc
+from billbridge.engine.reconcile import LIVE
 from billbridge.errors import Invalid, NotFound
 from billbridge.store.tables import inbox, outbox, records
 
@@ -107,14 +111,6 @@ class InvoiceDetail(Shown):
     history: list[StatusStep]
 
 
-def utc(at: datetime | None) -> datetime | None:
-    """A stored time in UTC with its zone (SQLite gives back the UTC it was
-    given, without one)."""
-    if at is None:
-        return None
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
 def parse_status(text: str | None) -> str | None:
     if text is None or text == "":
         return None
@@ -143,9 +139,37 @@ def parse_period_end(text: str) -> date:
                       "like 2026-03-31") from None
 
 
-def _records(conn: Connection, kind: str) -> dict[str, dict[str, Any]]:
-    return {r.id: json.loads(r.data) for r in conn.execute(
-        select(records.c.id, records.c.data).where(records.c.kind == kind))}
+class _Stored(NamedTuple):
+    data: dict[str, Any]  # the record as the flows wrote it
+    status: str  # the record's status in the store
+
+
+def _stored(conn: Connection, kind: str, *, ids: Iterable[str] | None = None,
+            statuses: Iterable[str] | None = None) -> dict[str, _Stored]:
+    """The records of ``kind`` by id (only ``ids``, only in ``statuses``, when given):
+    the one query this module reads records with."""
+    query = select(records.c.id, records.c.data, records.c.status).where(records.c.kind == kind)
+    if ids is not None:
+        query = query.where(records.c.id.in_(list(ids)))
+    if statuses is not None:
+        query = query.where(records.c.status.in_(list(statuses)))
+    return {r.id: _Stored(json.loads(r.data), r.status) for r in conn.execute(query)}
+
+
+def recorded(conn: Connection) -> list[dict[str, Any]]:
+    """Every invoice the hub raised, as the invoicing flow recorded it."""
+    return [s.data for s in _stored(conn, "invoice").values()]
+
+
+def live_charges(conn: Connection) -> list[dict[str, Any]]:
+    """Every time charge the hub holds live (posted, or invoiced): what is billed
+    or still to bill, as the pricing flow recorded it."""
+    return [s.data for s in _stored(conn, "time_charge", statuses=LIVE).values()]
+
+
+def _names(conn: Connection, ids: Iterable[str] | None = None) -> dict[str, str | None]:
+    """Customer id → its name."""
+    return {i: s.data.get("name") for i, s in _stored(conn, "customer", ids=ids).items()}
 
 
 def _erp_ids(conn: Connection, ids: Iterable[str] | None = None) -> dict[str, str]:
@@ -158,7 +182,7 @@ def _erp_ids(conn: Connection, ids: Iterable[str] | None = None) -> dict[str, st
 
 
 def _summary(data: Mapping[str, Any], erp_id: str | None,
-             names: Mapping[str, str]) -> InvoiceSummary:
+             names: Mapping[str, str | None]) -> InvoiceSummary:
     status = str(data.get("status") or InvoiceStatus.DRAFT.value)
     if status == InvoiceStatus.DRAFT.value and erp_id:
         status = POSTED
@@ -171,7 +195,16 @@ def _summary(data: Mapping[str, Any], erp_id: str | None,
         billing_run=data.get("billing_run"), lines=len(data.get("lines") or ()))
 
 
-def totals(items: Iterable[InvoiceSummary]) -> dict[str, Decimal]:
+class Totalled(Protocol):
+    """Anything with a total in a currency (an invoice, a planned one)."""
+
+    @property
+    def currency(self) -> str: ...
+    @property
+    def total(self) -> Decimal: ...
+
+
+def totals(items: Iterable[Totalled]) -> dict[str, Decimal]:
     """Totals per currency, currencies in order."""
     summed: dict[str, Decimal] = defaultdict(Decimal)
     for item in items:
@@ -181,9 +214,8 @@ def totals(items: Iterable[InvoiceSummary]) -> dict[str, Decimal]:
 
 def summaries(conn: Connection) -> list[InvoiceSummary]:
     """Every invoice, by period end then id."""
-    names = {k: str(v.get("name")) for k, v in _records(conn, "customer").items()}
-    erp = _erp_ids(conn)
-    found = [_summary(d, erp.get(i), names) for i, d in _records(conn, "invoice").items()]
+    names, erp = _names(conn), _erp_ids(conn)
+    found = [_summary(s.data, erp.get(i), names) for i, s in _stored(conn, "invoice").items()]
     return sorted(found, key=lambda s: (s.period_end or date.min, s.id))
 
 
@@ -205,17 +237,13 @@ def list_invoices(conn: Connection, *, project: str | None = None,
 
 def show(conn: Connection, invoice_id: str) -> InvoiceDetail:
     """One invoice, drilled down; NotFound when no invoice has that id."""
-    found = conn.execute(select(records.c.data).where(
-        records.c.kind == "invoice", records.c.id == invoice_id)).first()
+    found = _stored(conn, "invoice", ids=[invoice_id]).get(invoice_id)
     if found is None:
         raise NotFound(f"there is no invoice {invoice_id!r}: `billbridge invoices list` "
                        "lists them")
-    data = json.loads(found.data)
-    customer = conn.execute(select(records.c.data).where(
-        records.c.kind == "customer", records.c.id == data["customer"])).first()
-    names = {data["customer"]: json.loads(customer.data).get("name")} if customer else {}
+    data = found.data
     erp = _erp_ids(conn, [invoice_id]).get(invoice_id)
-    summary = _summary(data, erp, names)
+    summary = _summary(data, erp, _names(conn, [data["customer"]]))
     return InvoiceDetail(
         invoice=summary, legal_entity=data.get("legal_entity"),
         po_number=data.get("po_number"), config_version=data.get("config_version"),
@@ -231,11 +259,8 @@ def _lines(conn: Connection, invoice: Mapping[str, Any]) -> list[LineDetail]:
     held: dict[str, dict[str, Any]] = {}
     for kind, ids in wanted.items():
         if ids:
-            held.update({r.id: {**json.loads(r.data), "status": r.status}
-                         for r in conn.execute(select(records.c.id, records.c.data,
-                                                      records.c.status)
-                                               .where(records.c.kind == kind,
-                                                      records.c.id.in_(ids)))})
+            held.update({i: {**s.data, "status": s.status}
+                         for i, s in _stored(conn, kind, ids=ids).items()})
     out = []
     for line in lines:
         parts = [s for s in str(line.get("source") or "").split(",") if s]
@@ -293,7 +318,7 @@ def _history(conn: Connection, invoice: Mapping[str, Any]) -> list[StatusStep]:
     raised = conn.execute(select(inbox.c.occurred_at, inbox.c.processed_at).where(
         inbox.c.event_type == "billing.run", inbox.c.event_id == run)).first() if run else None
     steps.append(StatusStep(status=InvoiceStatus.DRAFT.value,
-                            at=utc(raised.processed_at) if raised else None,
+                            at=as_utc(raised.processed_at) if raised else None,
                             by=f"billing run {run}" if run else "billing run"))
     for cmd in conn.execute(select(outbox.c.id, outbox.c.target, outbox.c.status,
                                    outbox.c.external_id, outbox.c.done_at)
@@ -302,7 +327,7 @@ def _history(conn: Connection, invoice: Mapping[str, Any]) -> list[StatusStep]:
                                    outbox.c.kind == "invoice.create").order_by(outbox.c.id)):
         steps.append(StatusStep(
             status=POSTED if cmd.status == "done" else f"to post ({cmd.status})",
-            at=utc(cmd.done_at), erp_id=cmd.external_id,
+            at=as_utc(cmd.done_at), erp_id=cmd.external_id,
             by=f"command #{cmd.id} to {cmd.target}"))
     for event in conn.execute(select(inbox.c.source, inbox.c.event_id, inbox.c.payload,
                                      inbox.c.occurred_at)
@@ -310,7 +335,7 @@ def _history(conn: Connection, invoice: Mapping[str, Any]) -> list[StatusStep]:
                                      inbox.c.event_type == "invoice.status_changed")
                               .order_by(inbox.c.id)):
         data = json.loads(event.payload or "{}").get("data", {})
-        steps.append(StatusStep(status=str(data.get("status")), at=utc(event.occurred_at),
+        steps.append(StatusStep(status=str(data.get("status")), at=as_utc(event.occurred_at),
                                 erp_id=data.get("erp_id"),
                                 by=f"{event.source}/{event.event_id}"))
     return steps

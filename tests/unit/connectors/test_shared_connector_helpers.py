@@ -253,3 +253,114 @@ def test_an_iso_instant_is_read_as_aware_utc_or_none(value: object,
     assert instant(value) == expected
     if expected is not None:
         assert instant(value).tzinfo == UTC  # type: ignore[union-attr]
+
+
+def _invoice(customer: str | None, refs: dict[str, str]) -> OutboundCommand:
+    return OutboundCommand(id=1, target="erp", kind="invoice.create", idempotency_key="k",
+                           aggregate_key="a", payload={"id": "inv_1", "customer": customer},
+                           refs=refs)
+
+
+def test_an_invoices_customer_is_the_erp_id_the_hub_holds_for_it() -> None:
+    from billbridge.connectors.fields import named, required_ref
+
+    command = _invoice("c1", {"customer:c1": "C-0042"})
+    assert required_ref(command, "customer", record="Fusion party", code="X") == "C-0042"
+    assert named(command, "customer") == "c1"
+
+
+@pytest.mark.parametrize(("customer", "refs"), [("c1", {}), (None, {"customer:None": "C-1"})])
+def test_an_invoice_whose_customer_the_erp_does_not_hold_yet_is_refused_with_the_vendors_code(
+        customer: str | None, refs: dict[str, str]) -> None:
+    from billbridge.connectors.fields import required_ref
+
+    with pytest.raises(MappingError) as caught:
+        required_ref(_invoice(customer, refs), "customer", record="Xero contact",
+                     code="CUSTOMER_NOT_IN_XERO")
+    assert caught.value.code == "CUSTOMER_NOT_IN_XERO"
+    assert str(caught.value) == f"invoice inv_1: customer {customer} has no Xero contact yet"
+
+
+def test_an_invoice_naming_no_customer_is_a_mapping_error() -> None:
+    from billbridge.connectors.fields import named
+
+    with pytest.raises(MappingError, match=r"^invoice inv_1 names no customer$"):
+        named(_invoice("", {}), "customer")
+
+
+def test_a_tax_code_is_the_vendors_code_from_the_connections_map_or_unmapped() -> None:
+    from billbridge.connectors.fields import mapped_tax
+
+    table = {"VAT20": "OUTPUT2", "US-NOTAX": "NONE"}
+    assert mapped_tax("VAT20", table, vendor_code="Xero TaxType", option="tax_types") == "OUTPUT2"
+    assert mapped_tax(None, table, vendor_code="Xero TaxType", option="tax_types") is None
+    with pytest.raises(MappingError) as caught:
+        mapped_tax("GST", table, vendor_code="Xero TaxType", option="tax_types")
+    assert caught.value.code == "UNMAPPED_TAX_CODE"
+    assert str(caught.value) == ("tax code 'GST' has no Xero TaxType in the connection's "
+                                 "tax_types map (mapped codes: US-NOTAX, VAT20); add it and "
+                                 "retry")
+
+
+def test_a_target_refuses_a_kind_it_has_no_plan_for_as_unknown_command() -> None:
+    from billbridge.connectors.erp import plan_of
+
+    plans = {"invoice.create": lambda c: f"planned {c.payload['id']}"}
+    assert plan_of(plans, _invoice("c1", {}), vendor="Sage Intacct") == "planned inv_1"
+    other = OutboundCommand(id=2, target="erp", kind="psa.writeback", idempotency_key="k2",
+                            aggregate_key="a", payload={})
+    with pytest.raises(MappingError, match=r"the Sage Intacct target does not handle "
+                                           r"psa\.writeback") as caught:
+        plan_of(plans, other, vendor="Sage Intacct")
+    assert caught.value.code == "UNKNOWN_COMMAND"
+
+
+@pytest.mark.parametrize(("cursor", "read"), [
+    ('{"since": "x"}', {"since": "x"}), ("2026-03-01T00:00:00Z", "2026-03-01T00:00:00Z"),
+    (None, {}), ("", {}), ("[1]", {}), ("7", {}),
+])
+def test_a_pollers_cursor_is_its_json_object_or_an_operators_start_instant(
+        cursor: str | None, read: object) -> None:
+    from billbridge.connectors.paging import cursor_json
+
+    assert cursor_json(cursor) == read
+
+
+def test_an_error_answer_is_its_json_object_or_its_status_and_the_start_of_what_it_said() -> None:
+    import httpx
+
+    from billbridge.connectors.http import error_object
+
+    assert error_object(httpx.Response(400, json={"message": "no"})) == {"message": "no"}
+    assert error_object(httpx.Response(502, text="<html>" + "x" * 300)) == (
+        "HTTP_502", ("<html>" + "x" * 300)[:200])
+    assert error_object(httpx.Response(409, json=["a" * 300])) == (
+        "HTTP_409", str(["a" * 300])[:200])
+
+
+def test_an_http_part_is_its_first_line_its_headers_and_its_body() -> None:
+    from billbridge.connectors.odata import http_part
+
+    assert http_part("\r\nHTTP/1.1 201 Created\r\nContent-Type: application/json\r\n"
+                     "ETag: W/\"1\"\r\n\r\n{\"d\": 1}\r\n") == (
+        "HTTP/1.1 201 Created", {"content-type": "application/json", "etag": 'W/"1"'},
+        '{"d": 1}')
+    assert http_part("HTTP/1.1 204 No Content\n\n") == ("HTTP/1.1 204 No Content", {}, "")
+    # No headers: the blank line right after the first line starts the body.
+    assert http_part("POST A_Thing HTTP/1.1\n\n{\"a\": 1}") == (
+        "POST A_Thing HTTP/1.1", {}, '{"a": 1}')
+
+
+def test_a_crm_customer_takes_the_records_own_legal_entity_over_the_hint() -> None:
+    from billbridge.connectors.fields import crm_customer
+
+    values = {"customer.name": " Globex ", "customer.billing_country": "United States",
+              "customer.legal_entity": "US02"}
+    record = crm_customer("account", "a1", values.get, currency="usd", legal_entity_hint="US01")
+    assert record == {"id": "a1", "name": "Globex", "currency": "USD", "billing_country": "US",
+                      "legal_entity": "US02"}
+    del values["customer.legal_entity"]
+    assert crm_customer("company", "a1", values.get, currency="USD",
+                        legal_entity_hint="US01")["legal_entity"] == "US01"  # type: ignore[index]
+    refused = crm_customer("company", "7", values.get, currency="US Dollars")
+    assert isinstance(refused, str) and refused.startswith("company 7: ")

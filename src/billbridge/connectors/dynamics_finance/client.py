@@ -25,9 +25,9 @@ from billbridge.connectors.odata import (
     ODataService,
     Operation,
     encode_batch,
+    json_answer,
     key_segment,
     literal,
-    loads,
     next_links,
 )
 from billbridge.connectors.ratelimit import rolling_window
@@ -67,12 +67,8 @@ class FinanceClient(ODataService):
              ) -> dict[str, Any]:
         """One page: ``url`` an entity (with ``params``) or a ``@odata.nextLink``
         as Finance gave it (sent unchanged)."""
-        response = self.http.request("GET", url, what, params=dict(params or {}) or None)
-        try:
-            body = loads(response.text)
-        except ValueError:
-            raise TransientError(f"Finance {what}: the answer is not JSON",
-                                 code="BAD_ANSWER") from None
+        body = json_answer(self.http.request("GET", url, what,
+                                             params=dict(params or {}) or None), "Finance", what)
         if not isinstance(body, dict) or not isinstance(body.get("value"), list):
             raise TransientError(f"Finance {what}: the answer has no 'value' list",
                                  code="BAD_ANSWER")

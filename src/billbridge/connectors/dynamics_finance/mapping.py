@@ -24,12 +24,13 @@ from typing import Any
 from billbridge.connectors.base import LivePosting, Malformed
 from billbridge.connectors.fields import (
     MappingError,
+    OptionSettings,
     blank,
     command_record,
     decimal_of,
     invoice_record,
+    mapped_tax,
     marker,
-    settings_from_options,
 )
 from billbridge.domain.records import Customer, ProjectStatus, TimeCharge
 
@@ -39,7 +40,7 @@ ENUM = "Microsoft.Dynamics.DataEntities"
 
 
 @dataclass(frozen=True, slots=True)
-class FinanceSettings:
+class FinanceSettings(OptionSettings):
     """Where and how one Finance environment takes the hub's records. The
     entity names and key fields the vendor's documentation leaves unverified
     are here, so an environment whose ``$metadata`` says otherwise is set up,
@@ -72,25 +73,14 @@ class FinanceSettings:
     """The UTC date-time field the status reads page by (no OData change
     tracking on ``/data`` is documented)."""
 
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> FinanceSettings:
-        """Connection options; every key is optional (docs/connectors/dynamics-finance.md)."""
-        return cls(**settings_from_options(cls, options))
-
     def company_of(self, legal_entity: str | None) -> str:
         if legal_entity and legal_entity in self.companies:
             return self.companies[legal_entity]
         return self.company
 
     def tax_group(self, tax_code: str | None) -> str | None:
-        if tax_code is None:
-            return None
-        if tax_code not in self.tax_groups:
-            known = ", ".join(sorted(self.tax_groups)) or "none"
-            raise MappingError(f"tax code {tax_code!r} has no item sales tax group in the "
-                               f"connection's tax_groups map (mapped codes: {known}); add it "
-                               "and retry", code="UNMAPPED_TAX_CODE")
-        return self.tax_groups[tax_code]
+        return mapped_tax(tax_code, self.tax_groups, vendor_code="item sales tax group",
+                          option="tax_groups")
 
 
 def enum(name: str, member: str) -> str:

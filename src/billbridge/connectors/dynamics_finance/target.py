@@ -14,14 +14,12 @@ marker and a resend (``attempt > 1``) looks its markers up first.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from billbridge.connectors.base import (
-    IdempotencyMode,
     LivePosting,
     OutboundCommand,
     RecordResult,
@@ -38,7 +36,8 @@ from billbridge.connectors.dynamics_finance.client import (
     literal,
 )
 from billbridge.connectors.dynamics_finance.mapping import FinanceSettings
-from billbridge.connectors.fields import MARKER, MappingError, marker, posting_to_reverse
+from billbridge.connectors.erp import ErpTarget, plan_of
+from billbridge.connectors.fields import MARKER, MappingError, marker, named, posting_to_reverse
 from billbridge.connectors.paging import chunks
 
 LOOKUP_CHUNK = 20  # markers or keys per look-up, to keep the $filter (and URL) short
@@ -69,22 +68,16 @@ _result = RecordResult.of
 
 
 
-class FinanceTarget:
+class FinanceTarget(ErpTarget[FinanceClient, FinanceSettings]):
     references = REFERENCES  # the payload fields it resolves through refs
 
     def __init__(self, client: FinanceClient, settings: FinanceSettings | None = None, *,
                  name: str = "dynamics-finance", max_batch: int = 1000,
                  today: Callable[[], date] | None = None, concurrency: int = 1) -> None:
-        self.name = name
-        self.client = client
-        self.settings = settings or FinanceSettings()
-        self.max_batch = max(1, min(max_batch, BATCH_LIMIT))
-        self.rate_limit = client.rate_limit
-        self.idempotency = IdempotencyMode.MARKER_LOOKUP
-        self.concurrency = max(1, concurrency)
-        self.today = today or (lambda: datetime.now(UTC).date())
+        super().__init__(client, settings or FinanceSettings(), name=name,
+                         max_batch=min(max_batch, BATCH_LIMIT), today=today,
+                         concurrency=concurrency)
         self.found_by_marker = 0  # resends answered by a look-up instead of a write
-        self._counting = threading.Lock()
         self._plans: dict[str, Callable[[OutboundCommand], _Planned]] = {
             "customer.upsert": self._customer, "project.upsert": self._project,
             "time_charge.post": self._posting, "invoice.create": self._invoice}
@@ -113,11 +106,7 @@ class FinanceTarget:
         return results
 
     def _plan(self, command: OutboundCommand) -> _Planned:
-        plan = self._plans.get(command.kind)
-        if plan is None:
-            raise MappingError(f"the Dynamics 365 Finance target does not handle {command.kind}",
-                               code="UNKNOWN_COMMAND")
-        return plan(command)
+        return plan_of(self._plans, command, vendor="Dynamics 365 Finance")
 
     def _calls(self, changesets: list[_ChangeSet]) -> Iterable[list[_ChangeSet]]:
         """Change sets grouped into calls of at most ``BATCH_LIMIT`` operations."""
@@ -284,10 +273,8 @@ class FinanceTarget:
 
     # -- invoices: a free-text invoice header and its lines in one change set ------------
     def _invoice(self, command: OutboundCommand) -> _Planned:
-        customer = command.payload.get("customer")
-        account = command.ref("customer", customer) or (str(customer) if customer else None)
-        if not account:
-            raise MappingError(f"invoice {command.payload.get('id')} names no customer")
+        customer = named(command, "customer")  # its account number, unless the hub holds one
+        account = command.ref("customer", customer) or customer
         (header_key, header), lines = mapping.invoice(command.payload, account,
                                                       self.settings, self.today())
         operations = [Operation("PATCH", key_segment(self.settings.invoice_headers_entity,

@@ -31,7 +31,7 @@ from billbridge.connectors.crm import (
     vendor_fields,
 )
 from billbridge.connectors.fields import blank as _blank
-from billbridge.connectors.fields import customer_fields
+from billbridge.connectors.fields import crm_customer, instant
 from billbridge.connectors.fields import explain as _explain
 from billbridge.domain.events import OpportunityClosedWon
 
@@ -114,14 +114,7 @@ class MappingConfig:
                              customer=True)
 
 
-def parse_modifiedon(value: Any) -> datetime | None:
-    if _blank(value):
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+parse_modifiedon = instant
 
 
 def format_modifiedon(moment: datetime) -> str:
@@ -174,13 +167,8 @@ def customer_record(account: Mapping[str, Any], config: MappingConfig, currency_
                        "no default_currency)")
     if not account_id or missing:
         return f"account {account_id or '?'}: missing {', '.join(missing) or 'accountid'}"
-    legal_entity = account.get(config.column("customer.legal_entity"))
-    record = customer_fields(
-        account_id, name=account.get(config.column("customer.name")), currency=currency,
-        billing_country=account.get(config.column("customer.billing_country")),
-        tax_id=account.get(config.column("customer.tax_id")),
-        legal_entity=legal_entity_hint if _blank(legal_entity) else legal_entity)
-    return f"account {account_id}: {record}" if isinstance(record, str) else record
+    return crm_customer("account", account_id, lambda name: account.get(config.column(name)),
+                        currency=currency, legal_entity_hint=legal_entity_hint)
 
 
 def closed_won_event(opportunity: Mapping[str, Any], account: Mapping[str, Any] | None,

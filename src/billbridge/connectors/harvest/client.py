@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit
-from billbridge.connectors.http import USER_AGENT, VendorHttp, json_of
+from billbridge.connectors.http import USER_AGENT, VendorHttp, error_object, json_of
 from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock, rolling_window
 
@@ -40,12 +40,9 @@ def harvest_rate_limit(requests: int = REQUESTS_PER_WINDOW,
 def read_harvest_error(response: httpx.Response) -> tuple[str, str]:
     """Harvest's error bodies: OAuth-style ``{"error", "error_description"}``
     for authentication, the documented ``{"code", "message"}`` otherwise."""
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP_{response.status_code}", response.text[:200]
-    if not isinstance(body, dict):
-        return f"HTTP_{response.status_code}", str(body)[:200]
+    body = error_object(response)
+    if isinstance(body, tuple):
+        return body
     if isinstance(body.get("error"), str):
         return body["error"], str(body.get("error_description") or body["error"])
     if body.get("message"):

@@ -21,31 +21,31 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from billbridge.connectors.base import (
-    IdempotencyMode,
     OutboundCommand,
     PermanentError,
-    RateLimit,
     RecordResult,
 )
 from billbridge.connectors.harvest.client import HarvestClient
-from billbridge.connectors.writeback import MARKER, apply_each, merge_notes, note_lines
+from billbridge.connectors.writeback import (
+    KIND,
+    MARKER,
+    WritebackTarget,
+    apply_each,
+    merge_notes,
+    note_lines,
+    writeback_fields,
+)
 
 __all__ = ["KIND", "MARKER", "HarvestTarget", "merge_notes", "note_lines"]
-
-KIND = "psa.writeback"
 # Billbridge prices the work, so a project it creates asks Harvest for no
 # rates or budget of its own.
 NEW_PROJECT = {"is_billable": True, "bill_by": "none", "budget_by": "none"}
 
 
-class HarvestTarget:
+class HarvestTarget(WritebackTarget[HarvestClient]):
     def __init__(self, client: HarvestClient, *, name: str = "harvest",
                  max_batch: int = 25) -> None:
-        self.name = name
-        self.client = client
-        self.max_batch = max_batch
-        self.rate_limit: RateLimit = client.rate_limit
-        self.idempotency = IdempotencyMode.MARKER_LOOKUP
+        super().__init__(client, name=name, max_batch=max_batch)
 
     def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
         """One look-up of the account's projects per batch, then one write per
@@ -57,11 +57,7 @@ class HarvestTarget:
     def _writeback(self, command: OutboundCommand,
                    projects: list[dict[str, Any]]) -> dict[str, Any]:
         payload = command.payload
-        code, fields = payload.get("record"), payload.get("fields")
-        if command.kind != KIND or not isinstance(code, str) or not code \
-                or not isinstance(fields, Mapping):
-            raise PermanentError(f"{command.kind} needs a project code (record) and fields",
-                                 code="VALIDATION")
+        code, fields = writeback_fields(command)
         project = next((p for p in projects if p.get("code") == code), None)
         if project is None:
             project = self._adopt_or_create(code, payload, projects)

@@ -26,7 +26,7 @@ from billbridge.connectors.crm import (
 )
 from billbridge.connectors.crm import closed_won_event as _closed_won
 from billbridge.connectors.fields import blank as _blank
-from billbridge.connectors.fields import customer_fields
+from billbridge.connectors.fields import crm_customer
 
 SOURCE = "hubspot"
 
@@ -272,13 +272,8 @@ def customer_record(company: Mapping[str, Any], config: MappingConfig, *,
                        f"{config.prop('customer.currency')!r}, no default_currency)")
     if not company_id or missing:
         return f"company {company_id or '?'}: missing {', '.join(missing) or 'id'}"
-    legal_entity = props.get(config.prop("customer.legal_entity"))
-    record = customer_fields(
-        company_id, name=props.get(config.prop("customer.name")), currency=currency,
-        billing_country=props.get(config.prop("customer.billing_country")),
-        tax_id=props.get(config.prop("customer.tax_id")),
-        legal_entity=legal_entity_hint if _blank(legal_entity) else legal_entity)
-    return f"company {company_id}: {record}" if isinstance(record, str) else record
+    return crm_customer("company", company_id, lambda name: props.get(config.prop(name)),
+                        currency=currency, legal_entity_hint=legal_entity_hint)
 
 
 def customer_event(company: Mapping[str, Any],

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit
-from billbridge.connectors.http import VendorHttp
+from billbridge.connectors.http import VendorHttp, error_object
 from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock, TokenBucket
 
@@ -50,11 +50,10 @@ LIMITED = frozenset({("GET", "workspaces"), ("POST", "workspaces"),
 
 def kantata_error(response: httpx.Response) -> tuple[str, str]:
     """(error type, every message with its field) of ``{"errors": [...]}``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP_{response.status_code}", response.text[:200]
-    errors = body.get("errors") if isinstance(body, dict) else None
+    body = error_object(response)
+    if isinstance(body, tuple):
+        return body
+    errors = body.get("errors")
     if not isinstance(errors, list) or not errors:
         return f"HTTP_{response.status_code}", str(body)[:200]
     items = [e for e in errors if isinstance(e, dict)]

@@ -37,7 +37,7 @@ from billbridge.connectors.kantata.mapping import (
     iso,
     stamp_seconds,
 )
-from billbridge.connectors.paging import PageGuard
+from billbridge.connectors.paging import PageGuard, cursor_json
 
 STREAMS = ("workspaces", "stories", "time_entries", "timesheet_submissions", "expenses",
            "expense_report_submissions")
@@ -61,15 +61,10 @@ class Cursor:
 
     @classmethod
     def decode(cls, value: str | None) -> Cursor:
-        if not value:
-            return cls()
-        try:
-            raw = json.loads(value)
-        except ValueError:
-            start = stamp_seconds(value)  # an operator's start instant, for every stream
+        raw = cursor_json(value)
+        if isinstance(raw, str):
+            start = stamp_seconds(raw)  # an operator's start instant, for every stream
             return cls(since=dict.fromkeys(STREAMS, start) if start else {})
-        if not isinstance(raw, dict):
-            return cls()
         since = {k: s for k, v in (raw.get("since") or {}).items()
                  if (s := stamp_seconds(v)) is not None}
         known = {str(k): {str(i): str(w) for i, w in dict(v).items()}

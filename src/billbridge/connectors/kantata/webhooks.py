@@ -27,7 +27,7 @@ from billbridge.connectors.kantata.client import KantataClient
 from billbridge.connectors.kantata.contract import CONTRACT
 from billbridge.connectors.kantata.events import KantataEvents
 from billbridge.connectors.kantata.mapping import MappingConfig
-from billbridge.connectors.signing import TOLERANCE_SECONDS, verify
+from billbridge.connectors.signing import TOLERANCE_SECONDS, SecretReceiver, verify
 
 SIGNATURE_HEADER = "X-Billbridge-Signature"
 TIMESTAMP_HEADER = "X-Billbridge-Timestamp"
@@ -48,14 +48,11 @@ def subscribed_events(body: Any) -> list[Mapping[str, Any]] | None:
     return None
 
 
-class KantataWebhooks:
+class KantataWebhooks(SecretReceiver[KantataClient, MappingConfig]):
     def __init__(self, secret: str, client: KantataClient, *,
                  config: MappingConfig | None = None,
                  tolerance: float = TOLERANCE_SECONDS) -> None:
-        self.secret = secret
-        self.client = client
-        self.config = config or MappingConfig()
-        self.tolerance = tolerance
+        super().__init__(secret, client, config or MappingConfig(), tolerance)
         self.contracts = ContractWatch(CONTRACT)
 
     def verify(self, request: WebhookRequest, *, now: float) -> None:

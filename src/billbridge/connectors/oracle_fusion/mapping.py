@@ -30,6 +30,7 @@ from billbridge.connectors.fields import (
     blank,
     decimal_of,
     explain,
+    mapped_tax,
     marker,
     settings_from_options,
 )
@@ -94,14 +95,8 @@ class OracleSettings:
         return cls(**given)
 
     def tax_code(self, code: str | None) -> str | None:
-        if code is None:
-            return None
-        if code not in self.tax_codes:
-            known = ", ".join(sorted(self.tax_codes)) or "none"
-            raise MappingError(f"tax code {code!r} has no TaxClassificationCode in the "
-                               f"connection's tax_codes map (mapped codes: {known}); add it "
-                               "and retry", code="UNMAPPED_TAX_CODE")
-        return self.tax_codes[code]
+        return mapped_tax(code, self.tax_codes, vendor_code="TaxClassificationCode",
+                          option="tax_codes")
 
 
 def quoted(value: Any) -> str:

@@ -15,23 +15,27 @@ and only written when it is not found.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from billbridge.connectors.base import (
     DeliveryError,
-    IdempotencyMode,
     LivePosting,
     OutboundCommand,
     PermanentError,
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import Built, MappingError, build_each, posting_to_reverse
+from billbridge.connectors.erp import ErpTarget
+from billbridge.connectors.fields import (
+    Built,
+    build_each,
+    posting_to_reverse,
+    required_ref,
+)
 from billbridge.connectors.kinds import send_by_kind
 from billbridge.connectors.oracle_fusion import mapping
 from billbridge.connectors.oracle_fusion.client import CRM, FSCM, VERSION, OracleClient, Part
@@ -84,22 +88,15 @@ def _field(answer: dict[str, Any], name: str, what: str) -> str:
     return str(value)
 
 
-class OracleTarget:
+class OracleTarget(ErpTarget[OracleClient, OracleSettings]):
     references = REFERENCES  # the payload fields it resolves through refs
 
     def __init__(self, client: OracleClient, settings: OracleSettings | None = None, *,
                  name: str = "oracle-fusion", max_batch: int = 100, concurrency: int = 1,
                  today: Callable[[], date] | None = None) -> None:
-        self.name = name
-        self.client = client
-        self.settings = settings or OracleSettings()
-        self.max_batch = max(1, max_batch)
-        self.rate_limit = client.rate_limit
-        self.idempotency = IdempotencyMode.MARKER_LOOKUP
-        self.concurrency = max(1, concurrency)
-        self.today = today or (lambda: datetime.now(UTC).date())
+        super().__init__(client, settings or OracleSettings(), name=name, max_batch=max_batch,
+                         today=today, concurrency=concurrency)
         self.found_by_reference = 0  # resends answered by a look-up instead of a write
-        self._counting = threading.Lock()
         self._handlers: dict[str, Callable[[Sequence[OutboundCommand]], list[RecordResult]]] = {
             "customer.upsert": self._customers, "project.upsert": self._projects,
             "time_charge.post": self._costs, "time_charge.reverse": self._reversals,
@@ -277,11 +274,8 @@ class OracleTarget:
         today = self.today()
 
         def build(command: OutboundCommand) -> dict[str, Any]:
-            customer = command.payload.get("customer")
-            number = command.ref("customer", customer)
-            if number is None:
-                raise MappingError(f"customer {customer} has no Fusion party yet",
-                                   code="CUSTOMER_NOT_IN_ORACLE")
+            number = required_ref(command, "customer", record="Fusion party",
+                                  code="CUSTOMER_NOT_IN_ORACLE")
             return mapping.invoice(command.payload, number, self.settings, today)
 
         mapped = build_each(commands, build, results)

@@ -31,7 +31,7 @@ from billbridge.connectors.base import (
     TransientError,
     classify_http,
 )
-from billbridge.connectors.http import VendorHttp, json_of
+from billbridge.connectors.http import VendorHttp, error_object, json_of
 from billbridge.connectors.ratelimit import MonotonicClock, TokenBucket, rolling_window
 
 DEFAULT_BASE_URL = "https://na1.replicon.com/"
@@ -51,11 +51,10 @@ PERMANENT_WORDS = ("Validation", "Invalid", "Missing", "Required", "NotFound", "
 
 def read_error(response: httpx.Response) -> tuple[str, str]:
     """(error type, display text with its correlation id) of Replicon's envelope."""
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP_{response.status_code}", response.text[:200]
-    inner = body.get("error") if isinstance(body, dict) else None
+    body = error_object(response)
+    if isinstance(body, tuple):
+        return body
+    inner = body.get("error")
     if not isinstance(inner, dict):
         return f"HTTP_{response.status_code}", str(body)[:200]
     details = inner.get("details")

@@ -16,30 +16,28 @@ The ``unitOfWorkId`` sent is still derived from the command's key, never random.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from billbridge.connectors.base import (
-    IdempotencyMode,
     OutboundCommand,
     PermanentError,
-    RateLimit,
     RecordResult,
 )
 from billbridge.connectors.replicon.client import RepliconClient
-from billbridge.connectors.writeback import apply_each, merge_notes, note_lines
+from billbridge.connectors.writeback import (
+    WritebackTarget,
+    apply_each,
+    merge_notes,
+    note_lines,
+    writeback_fields,
+)
 
-KIND = "psa.writeback"
 
-
-class RepliconTarget:
+class RepliconTarget(WritebackTarget[RepliconClient]):
     def __init__(self, client: RepliconClient, *, name: str = "replicon",
                  max_batch: int = 25) -> None:
-        self.name = name
-        self.client = client
-        self.max_batch = max_batch
-        self.rate_limit: RateLimit = client.rate_limit
-        self.idempotency = IdempotencyMode.MARKER_LOOKUP
+        super().__init__(client, name=name, max_batch=max_batch)
 
     def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
         """One look-up of the batch's projects, then one write per command
@@ -53,11 +51,7 @@ class RepliconTarget:
     def _writeback(self, command: OutboundCommand,
                    projects: dict[str, dict[str, Any] | None]) -> str:
         payload = command.payload
-        code, fields = payload.get("record"), payload.get("fields")
-        if command.kind != KIND or not isinstance(code, str) or not code \
-                or not isinstance(fields, Mapping):
-            raise PermanentError(f"{command.kind} needs a project code (record) and fields",
-                                 code="VALIDATION")
+        code, fields = writeback_fields(command)
         unit_of_work = f"billbridge-{command.idempotency_key}"
         project = projects.get(code)
         if project is None:

@@ -2,7 +2,10 @@
 the AR invoice object (``ARINVOICE``) as the XML gateway's ``query`` answers
 it, with the fields the source asks for (``source.FIELDS`` and the change
 stamp of the connection's settings). XML carries text, so every field is a
-string; the version is the request's ``dtdversion``, ``3.0``."""
+string; the version is the request's ``dtdversion``, ``3.0``. Over the REST API
+(``api`` = ``rest``) the same invoice is the ``accounts-receivable/invoice``
+object as ``/services/core/query`` answers it: flat, dotted field names
+(``rest_mapping.FIELDS``), amounts as decimal strings, version ``v1``."""
 
 from __future__ import annotations
 
@@ -17,4 +20,12 @@ def contract(settings: IntacctSettings | None = None) -> Contract:
 ARINVOICE
   string  RECORDNO! RECORDID! STATE! TOTALPAID TOTALENTERED CURRENCY MEGAENTITYID
   string  {s.modified_field}!
+""")
+
+
+def rest_contract(modified_field: str = "whenModified") -> Contract:
+    return declare("sage-intacct", "v1", f"""
+ARINVOICE
+  string  key! invoiceNumber! state! totalTxnAmount totalTxnAmountPaid currency.txnCurrency
+  string  entity.id {modified_field}!
 """)

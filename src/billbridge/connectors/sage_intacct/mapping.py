@@ -25,12 +25,12 @@ from typing import Any
 from billbridge.connectors.base import LivePosting, Malformed
 from billbridge.connectors.fields import (
     MappingError,
+    OptionSettings,
     blank,
     command_record,
     decimal_of,
     invoice_record,
     marker,
-    settings_from_options,
 )
 from billbridge.connectors.sage_intacct.client import decimal_text
 from billbridge.domain.records import Customer, ProjectStatus, TimeCharge
@@ -41,7 +41,7 @@ STAMP_FORMAT = "%m/%d/%Y %H:%M:%S"
 
 
 @dataclass(frozen=True, slots=True)
-class IntacctSettings:
+class IntacctSettings(OptionSettings):
     """Where and how one Intacct company takes the hub's records; what the
     facts leave unverified is here, each with a default."""
 
@@ -61,11 +61,6 @@ class IntacctSettings:
     """The timestamp the invoice status read pages by (its name is unverified)."""
     resend_lookup: bool = True
     """Look up what an earlier attempt wrote before sending a resend again."""
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> IntacctSettings:
-        """Connection options; every key is optional (docs/connectors/sage-intacct.md)."""
-        return cls(**settings_from_options(cls, options))
 
     def location_of(self, legal_entity: str | None) -> str:
         if legal_entity and legal_entity in self.entities:

@@ -30,11 +30,13 @@ from billbridge.connectors.base import (
     RecordResult,
 )
 from billbridge.connectors.clients import ClientCache
+from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.fields import marker
 from billbridge.connectors.paging import PageGuard, chunks
 from billbridge.connectors.sage_intacct import mapping
 from billbridge.connectors.sage_intacct import rest_mapping as rm
 from billbridge.connectors.sage_intacct.client import Result
+from billbridge.connectors.sage_intacct.contract import rest_contract
 from billbridge.connectors.sage_intacct.mapping import IntacctSettings, external, split
 from billbridge.connectors.sage_intacct.rest import IntacctRestClient, Subrequest, rest_url
 from billbridge.connectors.sage_intacct.source import FIELDS as INVOICE_FIELDS
@@ -168,6 +170,7 @@ class IntacctRestInvoiceSource:
         self.settings = settings or IntacctSettings()
         self.rest = rest or rm.IntacctRestSettings()
         self.page_size = max(1, min(page_size, 2000))
+        self.contracts = ContractWatch(rest_contract(self.rest.rest_modified_field))
 
     def poll(self, cursor: str | None) -> Iterator[PollPage]:
         stamp = self.rest.rest_modified_field
@@ -188,10 +191,11 @@ class IntacctRestInvoiceSource:
             events: list[dict[str, Any] | Malformed] = []
             for raw, row in zip(page.records, rm.rows_of("ARINVOICE", page.records),
                                 strict=True):
+                drift = self.contracts.read("ARINVOICE", raw)
                 event = mapping.status_event(self._stamped(raw, row), settings=self.settings,
                                              source=self.name)
                 if event is not None:
-                    events.append(event)
+                    events.append(name_drift(event, drift))
             yield PollPage(events, str(page.records[-1].get(stamp) or "") or cursor)
             if page.remaining <= 0:
                 return

@@ -15,22 +15,21 @@ refuses is looked up before it is called rejected, so a refusal of a replay
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from billbridge.connectors.base import (
     ERP_REFERENCES,
     DeliveryError,
-    IdempotencyMode,
     LivePosting,
     OutboundCommand,
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MARKER, MappingError, marker, posting_to_reverse
+from billbridge.connectors.erp import ErpTarget, plan_of
+from billbridge.connectors.fields import MARKER, MappingError, marker, named, posting_to_reverse
 from billbridge.connectors.paging import chunks
 from billbridge.connectors.sage_intacct import mapping
 from billbridge.connectors.sage_intacct.client import (
@@ -63,22 +62,15 @@ def _first(result: Result, field: str) -> str | None:
     return str(value) if value else None
 
 
-class IntacctTarget:
+class IntacctTarget(ErpTarget[IntacctClient, IntacctSettings]):
     references = ERP_REFERENCES  # the canonical commands' own shape
 
     def __init__(self, client: IntacctClient, settings: IntacctSettings | None = None, *,
                  name: str = "sage-intacct", max_batch: int = 100,
                  today: Callable[[], date] | None = None, concurrency: int = 1) -> None:
-        self.name = name
-        self.client = client
-        self.settings = settings or IntacctSettings()
-        self.max_batch = max(1, max_batch)
-        self.rate_limit = client.rate_limit
-        self.idempotency = IdempotencyMode.MARKER_LOOKUP
-        self.concurrency = max(1, concurrency)
-        self.today = today or (lambda: datetime.now(UTC).date())
+        super().__init__(client, settings or IntacctSettings(), name=name, max_batch=max_batch,
+                         today=today, concurrency=concurrency)
         self.found_by_marker = 0  # resends or refused writes answered by a look-up
-        self._counting = threading.Lock()
         self._plans: dict[str, Callable[[OutboundCommand], _Planned]] = {
             "customer.upsert": self._customer, "project.upsert": self._project,
             "time_charge.post": self._posting, "invoice.create": self._invoice}
@@ -125,11 +117,7 @@ class IntacctTarget:
                                    write=True, what=f"{len(plans)} writes")
 
     def _plan(self, command: OutboundCommand) -> _Planned:
-        plan = self._plans.get(command.kind)
-        if plan is None:
-            raise MappingError(f"the Sage Intacct target does not handle {command.kind}",
-                               code="UNKNOWN_COMMAND")
-        return plan(command)
+        return plan_of(self._plans, command, vendor="Sage Intacct")
 
     def _settle(self, answered: Sequence[tuple[_Planned, Result]]) -> list[RecordResult]:
         out: list[RecordResult] = []
@@ -299,12 +287,9 @@ class IntacctTarget:
 
     # -- invoices: create_invoice, its number the canonical invoice id --------------------
     def _invoice(self, command: OutboundCommand) -> _Planned:
-        customer = command.payload.get("customer")
-        ref = command.ref("customer", customer) if customer else None
-        if not customer:
-            raise MappingError(f"invoice {command.payload.get('id')} names no customer")
-        customer_id, location = split(ref) if ref else (str(customer),
-                                                         self.settings.location_id)
+        customer = named(command, "customer")
+        ref = command.ref("customer", customer)
+        customer_id, location = split(ref) if ref else (customer, self.settings.location_id)
         body = mapping.invoice(command.payload, customer_id, self.settings, self.today())
         return _Planned(command, location, self._create_invoice(command, body),
                         str(body["invoiceno"]),

@@ -20,6 +20,7 @@ from typing import Any
 
 from billbridge.connectors.base import PollPage
 from billbridge.connectors.contracts import ContractWatch, name_drift
+from billbridge.connectors.paging import cursor_json
 from billbridge.connectors.salesforce.client import DEFAULT_VERSION, SalesforceClient
 from billbridge.connectors.salesforce.contract import contract
 from billbridge.connectors.salesforce.mapping import (
@@ -36,14 +37,11 @@ OBJECTS = ("Account", "Opportunity")
 
 
 def decode_cursor(cursor: str | None) -> dict[str, str]:
-    if not cursor:
-        return {}
-    try:
-        value = json.loads(cursor)
-    except ValueError:
-        stamp = normal_stamp(cursor)  # a bare timestamp: the same for every object
+    value = cursor_json(cursor)
+    if isinstance(value, str):
+        stamp = normal_stamp(value)  # a bare timestamp: the same for every object
         return {name: stamp for name in OBJECTS} if stamp else {}
-    return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def encode_cursor(state: dict[str, str]) -> str:

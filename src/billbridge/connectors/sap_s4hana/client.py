@@ -30,7 +30,7 @@ from billbridge.connectors.odata import (
     decode_batch,
     describe,
     encode_batch,
-    loads,
+    json_answer,
 )
 from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock, rolling_window
@@ -166,12 +166,8 @@ class SapClient:
         """One page, ``{"results": [...], "__next": ...}``: ``url`` is
         ``SERVICE/EntitySet`` (with ``params``) or a ``__next`` link as SAP
         gave it (sent unchanged)."""
-        response = self.http.request("GET", url, what, params=dict(params or {}) or None)
-        try:
-            body = loads(response.text)
-        except ValueError:
-            raise TransientError(f"{SERVICE} {what}: the answer is not JSON",
-                                 code="BAD_ANSWER") from None
+        body = json_answer(self.http.request("GET", url, what,
+                                             params=dict(params or {}) or None), SERVICE, what)
         inner = body.get("d") if isinstance(body, dict) else None
         if not isinstance(inner, dict) or not isinstance(inner.get("results"), list):
             raise TransientError(f"{SERVICE} {what}: the answer has no d.results list",

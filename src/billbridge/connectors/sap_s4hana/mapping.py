@@ -27,11 +27,11 @@ from typing import Any
 from billbridge.connectors.base import LivePosting, Malformed
 from billbridge.connectors.fields import (
     MappingError,
+    OptionSettings,
     blank,
     command_record,
     decimal_of,
     marker,
-    settings_from_options,
 )
 from billbridge.domain.records import Customer, Invoice, ProjectStatus, TimeCharge
 
@@ -41,7 +41,7 @@ _DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 
 
 @dataclass(frozen=True, slots=True)
-class SapSettings:
+class SapSettings(OptionSettings):
     """Where and how one S/4HANA Cloud tenant takes the hub's records. Every
     name the public sources leave unverified is here, so a tenant whose
     ``$metadata`` or configuration says otherwise is set up, not patched."""
@@ -77,11 +77,6 @@ class SapSettings:
     """The operational accounting item field naming its billing document (unverified)."""
     modified_field: str = "LastChangeDateTime"
     """The billing documents' change stamp the status reads page by (unverified)."""
-
-    @classmethod
-    def from_options(cls, options: Mapping[str, Any]) -> SapSettings:
-        """Connection options; every key is optional (docs/connectors/sap-s4hana.md)."""
-        return cls(**settings_from_options(cls, options))
 
     def company_of(self, legal_entity: str | None) -> str:
         return self.company_codes.get(legal_entity or "", self.company_code)

@@ -19,20 +19,19 @@ written again, and one found is answered without a write.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from billbridge.connectors.base import (
-    IdempotencyMode,
     LivePosting,
     OutboundCommand,
     RecordResult,
     ResultStatus,
 )
-from billbridge.connectors.fields import MappingError
+from billbridge.connectors.erp import ErpTarget
+from billbridge.connectors.fields import MappingError, required_ref
 from billbridge.connectors.kinds import send_by_kind
 from billbridge.connectors.odata import Answer, ChangeSetResult, Operation, key_segment, literal
 from billbridge.connectors.paging import chunks
@@ -79,22 +78,16 @@ def _created(field: str) -> Callable[[Answer], str]:
     return read
 
 
-class SapTarget:
+class SapTarget(ErpTarget[SapClient, SapSettings]):
     references = REFERENCES  # the payload fields it resolves through refs
 
     def __init__(self, client: SapClient, settings: SapSettings | None = None, *,
                  name: str = "sap-s4hana", max_batch: int = 200,
                  today: Callable[[], date] | None = None, concurrency: int = 1) -> None:
-        self.name = name
-        self.client = client
-        self.settings = settings or SapSettings()
-        self.max_batch = max(1, min(max_batch, client.batch_limit))
-        self.rate_limit = client.rate_limit
-        self.idempotency = IdempotencyMode.MARKER_LOOKUP
-        self.concurrency = max(1, concurrency)
-        self.today = today or (lambda: datetime.now(UTC).date())
+        super().__init__(client, settings or SapSettings(), name=name,
+                         max_batch=min(max_batch, client.batch_limit), today=today,
+                         concurrency=concurrency)
         self.found_by_reference = 0  # resends answered by a look-up instead of a write
-        self._counting = threading.Lock()
 
     def send(self, batch: Sequence[OutboundCommand]) -> list[RecordResult]:
         """Kind by kind, partners before projects before time before invoices:
@@ -311,11 +304,8 @@ class SapTarget:
             if row is not None:
                 self._found(command, str(row["DebitMemoRequest"]), results)
                 return None
-            customer = command.payload.get("customer")
-            sold_to = command.ref("customer", customer) if customer else None
-            if not sold_to:
-                raise MappingError(f"invoice {command.payload.get('id')}: customer {customer} "
-                                   "has no SAP business partner yet", code="CUSTOMER_UNKNOWN")
+            sold_to = required_ref(command, "customer", record="SAP business partner",
+                                   code="CUSTOMER_UNKNOWN")
             return _Planned(command, DEBIT_MEMO_REQUEST, Operation(
                 "POST", MEMOS, mapping.debit_memo_request(command.payload, sold_to,
                                                           self.settings)),

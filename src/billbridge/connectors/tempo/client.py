@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit
-from billbridge.connectors.http import VendorHttp, json_of
+from billbridge.connectors.http import VendorHttp, error_object, json_of
 from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock
 
@@ -49,11 +49,10 @@ def tempo_error(response: httpx.Response) -> tuple[str, str]:
         return f"HTTP_{response.status_code}", (
             f"{text or 'refused'}: the token was refused; give the connection a valid Tempo "
             "API token (Tempo > Settings > API integration) with access to worklogs")
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP_{response.status_code}", response.text[:200]
-    errors = body.get("errors") if isinstance(body, dict) else None
+    body = error_object(response)
+    if isinstance(body, tuple):
+        return body
+    errors = body.get("errors")
     if isinstance(errors, dict):
         errors = [errors]
     if isinstance(errors, list) and errors:
@@ -72,12 +71,9 @@ class Page:
 
 def jira_error(response: httpx.Response) -> tuple[str, str]:
     """Jira's ``{"errorMessages": [...], "errors": {field: message}}``."""
-    try:
-        body = response.json()
-    except ValueError:
-        return f"HTTP_{response.status_code}", response.text[:200]
-    if not isinstance(body, dict):
-        return f"HTTP_{response.status_code}", str(body)[:200]
+    body = error_object(response)
+    if isinstance(body, tuple):
+        return body
     messages = [str(m) for m in body.get("errorMessages") or []]
     fields = body.get("errors")
     if isinstance(fields, dict):

@@ -37,7 +37,7 @@ from typing import Any
 
 from billbridge.connectors.base import Malformed, PermanentError, PollPage
 from billbridge.connectors.contracts import ContractWatch, name_drift
-from billbridge.connectors.paging import PageGuard
+from billbridge.connectors.paging import PageGuard, cursor_json
 from billbridge.connectors.tempo.client import LIMIT_MAX, TempoClient
 from billbridge.connectors.tempo.contract import CONTRACT
 from billbridge.connectors.tempo.mapping import (
@@ -74,14 +74,11 @@ class Cursor:
 
     @classmethod
     def decode(cls, value: str | None) -> Cursor:
-        if not value:
-            return cls()
-        try:
-            raw = json.loads(value)
-        except ValueError:  # an operator's start instant
-            start = stamp(value)
+        raw = cursor_json(value)
+        if isinstance(raw, str):  # an operator's start instant
+            start = stamp(raw)
             return cls(since=int(start.timestamp()) if start else None)
-        if not isinstance(raw, dict) or raw.get("version") != CURSOR_VERSION:
+        if raw.get("version") != CURSOR_VERSION:
             return cls()  # re-reads from the beginning; the inbox drops the repeats
         since = stamp(raw.get("since"))
         return cls(int(since.timestamp()) if since else None, dict(raw.get("approvals") or {}),

@@ -28,7 +28,7 @@ from typing import Any
 from billbridge.connectors.base import Malformed, SignatureError, WebhookRequest
 from billbridge.connectors.contracts import ContractWatch, name_drift
 from billbridge.connectors.http import loads
-from billbridge.connectors.signing import TOLERANCE_SECONDS
+from billbridge.connectors.signing import TOLERANCE_SECONDS, SecretReceiver
 from billbridge.connectors.tempo.client import TempoClient
 from billbridge.connectors.tempo.contract import CONTRACT
 from billbridge.connectors.tempo.mapping import (
@@ -55,14 +55,11 @@ def _body(raw: bytes) -> Mapping[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-class TempoWebhooks:
+class TempoWebhooks(SecretReceiver[TempoClient, MappingConfig]):
     def __init__(self, secret: str, client: TempoClient, *,
                  config: MappingConfig | None = None,
                  tolerance: float = TOLERANCE_SECONDS) -> None:
-        self.secret = secret
-        self.client = client
-        self.config = config or MappingConfig()
-        self.tolerance = tolerance
+        super().__init__(secret, client, config or MappingConfig(), tolerance)
         self.contracts = ContractWatch(CONTRACT)
 
     def verify(self, request: WebhookRequest, *, now: float) -> None:

@@ -25,6 +25,7 @@ from billbridge.connectors.fields import (
     command_record,
     decimal_of,
     invoice_record,
+    mapped_tax,
     marker,
     option_mapping,
 )
@@ -78,14 +79,8 @@ class XeroSettings:
 
     def tax_type(self, tax_code: str | None) -> str | None:
         """The Xero TaxType for a canonical code (None: the account's default)."""
-        if tax_code is None:
-            return None
-        if tax_code not in self.tax_types:
-            known = ", ".join(sorted(self.tax_types)) or "none"
-            raise MappingError(f"tax code {tax_code!r} has no Xero TaxType in the connection's "
-                               f"tax_types map (mapped codes: {known}); add it and retry",
-                               code="UNMAPPED_TAX_CODE")
-        return self.tax_types[tax_code]
+        return mapped_tax(tax_code, self.tax_types, vendor_code="Xero TaxType",
+                          option="tax_types")
 
 
 # -- values on the wire -------------------------------------------------------------

@@ -14,24 +14,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from billbridge.connectors.base import (
     ERP_REFERENCES,
-    IdempotencyMode,
     LivePosting,
     OutboundCommand,
     PermanentError,
     RecordResult,
     ResultStatus,
 )
+from billbridge.connectors.erp import ErpTarget
 from billbridge.connectors.fields import (
     MARKER,
-    MappingError,
     build_each,
     marker,
     posting_to_reverse,
+    required_ref,
 )
 from billbridge.connectors.kinds import send_by_kind
 from billbridge.connectors.paging import chunks
@@ -62,25 +62,19 @@ def _any_of(field: str, values: Iterable[str], call: str = "==") -> str:
     return " OR ".join(f"{field}.{call}({quoted(v)})" for v in values)
 
 
-class XeroTarget:
+class XeroTarget(ErpTarget[XeroClient, XeroSettings]):
     references = ERP_REFERENCES  # the payload fields it resolves through refs
 
     def __init__(self, client: XeroClient, settings: XeroSettings | None = None, *,
                  name: str = "xero", max_batch: int = BATCH_LIMIT,
                  today: Callable[[], date] | None = None, concurrency: int = 1) -> None:
-        self.name = name
-        self.client = client
-        self.concurrency = max(1, concurrency)  # dispatch lanes: calls in flight at once
+        super().__init__(client, settings or XeroSettings(), name=name,
+                         max_batch=min(max_batch, BATCH_LIMIT), today=today,
+                         concurrency=concurrency)
         # The dispatcher may call from several threads: what is read once per
         # target (the project category, the base currency) is read by one.
         self._once = threading.RLock()
-        self.settings = settings or XeroSettings()
-        self.max_batch = min(max_batch, BATCH_LIMIT)
-        self.rate_limit = client.rate_limit
-        self.idempotency = IdempotencyMode.MARKER_LOOKUP
-        self.today = today or (lambda: datetime.now(UTC).date())
         self.found_by_marker = 0  # resends answered by a look-up instead of a write
-        self._counting = threading.Lock()  # for the counter: never held during a call
         self._category: str | None = None
         self._currency = self.settings.base_currency
         self._handlers: dict[str, Callable[[Sequence[OutboundCommand]], list[RecordResult]]] = {
@@ -286,10 +280,7 @@ class XeroTarget:
         today = self.today()
 
         def build(command: OutboundCommand) -> dict[str, Any]:
-            customer = command.payload.get("customer")
-            contact = command.ref("customer", customer)
-            if contact is None:
-                raise MappingError(f"customer {customer} has no Xero contact yet",
+            contact = required_ref(command, "customer", record="Xero contact",
                                    code="CUSTOMER_NOT_IN_XERO")
             return mapping.invoice(command.payload, contact, self.settings, today)
 

@@ -39,6 +39,7 @@ from billbridge.emulation.server import (
     EmulatorServer,
     Request,
     Response,
+    in_shape,
 )
 
 PER_PAGE_MAX = 2000
@@ -100,7 +101,7 @@ class HarvestEmulator(EmulatorServer):
         self._ids = itertools.count(700_000_001)
         self._clock = int(time.time())
         self.me: int | None = None  # the user the token belongs to (first seeded user)
-        for pattern, handler in [
+        self.routes([
             ("GET /v2/users/me", self._me),
             ("GET /v2/{resource}", self._list),
             ("POST /v2/clients", self._create_client),
@@ -108,9 +109,7 @@ class HarvestEmulator(EmulatorServer):
             ("PATCH /v2/projects/{id}", self._update_project),
             ("GET /v2/{resource}/{id}", self._get),
             ("POST /_emulator/seed", self._admin_seed),
-        ]:
-            method, _, path = pattern.partition(" ")
-            self.route(method, path, handler)
+        ])
 
     # -- time ----------------------------------------------------------------------
     def _now(self) -> str:
@@ -369,11 +368,7 @@ class HarvestEmulator(EmulatorServer):
                     refused.headers["Retry-After"] = str(max(1, math.ceil(wait)))
         response = refused or super().dispatch(request, drop=drop)
         if response is not None:
-            body = response.body
-            if isinstance(body, dict) and isinstance(body.get("error"), dict):
-                shaped = harvest_error(response.status, str(body["error"].get("message")))
-                shaped.headers.update(response.headers)
-                response = shaped
+            response = in_shape(response, harvest_error)
             with self.lock:
                 self.requests.append((now, request.method, request.path,
                                       {k: v[0] for k, v in request.query.items()},

@@ -89,7 +89,7 @@ class HubSpotEmulator(EmulatorServer):
         self._associations: set[tuple[str, str, str, str, int]] = set()
         self._ids = itertools.count(1001)
         self._clock_ms = int(datetime(2026, 3, 1, tzinfo=UTC).timestamp() * 1000)
-        for path, handler in [
+        self.routes([
             ("GET /crm/v3/objects/{type}", self._list),
             ("POST /crm/v3/objects/{type}/search", self._search),
             ("POST /crm/v3/objects/{type}/batch/read", self._batch_read),
@@ -99,9 +99,7 @@ class HubSpotEmulator(EmulatorServer):
             ("GET /crm/v4/objects/{type}/{id}/associations/{to}", self._associations_route),
             ("POST /oauth/v1/token", self._oauth_token),
             ("POST /_emulator/seed", self._admin_seed),
-        ]:
-            method, _, pattern = path.partition(" ")
-            self.route(method, pattern, handler)
+        ])
 
     def start(self) -> HubSpotEmulator:
         """Start serving; answers go out with TCP_NODELAY, so a response split

@@ -32,7 +32,13 @@ from billbridge.connectors.kantata.mapping import iso, stamp_seconds
 from billbridge.connectors.kantata.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER
 from billbridge.connectors.signing import sign
 from billbridge.emulation.limits import admit, max_in_window
-from billbridge.emulation.server import ADMIN_PREFIX, EmulatorServer, Request, Response
+from billbridge.emulation.server import (
+    ADMIN_PREFIX,
+    EmulatorServer,
+    Request,
+    Response,
+    in_shape,
+)
 
 PREFIX = "/api/v1"
 # resource → (Subscribed Event name, subject_type); None: no events recorded.
@@ -306,12 +312,9 @@ class KantataEmulator(EmulatorServer):
                                      f"{max(1, math.ceil(wait))} s", headers=retry)
         response = refused or super().dispatch(request, drop=drop)
         if response is not None:
-            body = response.body
-            if isinstance(body, dict) and isinstance(body.get("error"), dict):
-                message = str(body["error"].get("message"))
-                response = errors(response.status, "Too many requests; retry after a small "
-                                  "delay" if response.status == 429 else message,
-                                  headers=response.headers)
+            response = in_shape(response, lambda status, message: errors(
+                status, "Too many requests; retry after a small delay" if status == 429
+                else message))
             with self.lock:
                 self.requests.append((now, request.method, request.path, response.status))
         return response

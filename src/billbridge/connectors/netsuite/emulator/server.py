@@ -77,6 +77,11 @@ def tba_signature(base: str, consumer_secret: str, token_secret: str) -> str:
     return base64.b64encode(hmac.new(key, base.encode(), hashlib.sha256).digest()).decode()
 
 
+def _nonexistent(request: Request) -> Response:
+    return ns_error(404, "NONEXISTENT_ID", "The record instance does not exist. Provide a valid "
+                    "record instance ID.", urlPath=request.path)
+
+
 class NetSuiteEmulator(EmulatorServer):
     """One account. Records live in ``records[type][internal id]`` as REST
     bodies; ``lastModifiedDate`` moves on the emulator's own clock."""
@@ -301,6 +306,14 @@ class NetSuiteEmulator(EmulatorServer):
         self.records[record_type][internal] = merged
         return internal, None
 
+    def _typed_body(self, request: Request) -> tuple[str, dict[str, Any]] | Response:
+        """The record type in the URL and the JSON body, or the answer refusing them."""
+        record_type = self._type(request)
+        if isinstance(record_type, Response):
+            return record_type
+        body = self._body(request)
+        return body if isinstance(body, Response) else (record_type, body)
+
     def _body(self, request: Request) -> dict[str, Any] | Response:
         try:
             body = request.json()
@@ -317,8 +330,7 @@ class NetSuiteEmulator(EmulatorServer):
         with self.lock:
             record = self._find(record_type, request.params["key"])
             if record is None:
-                return ns_error(404, "NONEXISTENT_ID", "The record instance does not exist. "
-                                "Provide a valid record instance ID.", urlPath=request.path)
+                return _nonexistent(request)
             out = {k: (v.isoformat() if isinstance(v, datetime | date) else v)
                    for k, v in record.items()}
         return Response(200, {"links": [{"rel": "self", "href": self.location(
@@ -345,17 +357,14 @@ class NetSuiteEmulator(EmulatorServer):
         return problem if problem is not None else self._written(record_type, internal)
 
     def _patch(self, request: Request) -> Response:
-        record_type = self._type(request)
-        if isinstance(record_type, Response):
-            return record_type
-        body = self._body(request)
-        if isinstance(body, Response):
-            return body
+        typed = self._typed_body(request)
+        if isinstance(typed, Response):
+            return typed
+        record_type, body = typed
         with self.lock:
             existing = self._find(record_type, request.params["key"])
             if existing is None:
-                return ns_error(404, "NONEXISTENT_ID", "The record instance does not exist. "
-                                "Provide a valid record instance ID.", urlPath=request.path)
+                return _nonexistent(request)
             internal, problem = self._write(record_type, body, existing)
         return problem if problem is not None else self._written(record_type, internal)
 
@@ -364,12 +373,10 @@ class NetSuiteEmulator(EmulatorServer):
         return Response(204, None, {"Location": self.location(record_type, internal)})
 
     def _collection(self, request: Request) -> Response:
-        record_type = self._type(request)
-        if isinstance(record_type, Response):
-            return record_type
-        body = self._body(request)
-        if isinstance(body, Response):
-            return body
+        typed = self._typed_body(request)
+        if isinstance(typed, Response):
+            return typed
+        record_type, body = typed
         batch = request.headers.get("content-type", "").startswith(COLLECTION_TYPE.split(";")[0]) \
             and "type=collection" in request.headers.get("content-type", "")
         if not batch:

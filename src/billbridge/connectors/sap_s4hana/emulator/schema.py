@@ -173,26 +173,25 @@ def metadata(service: Service) -> str:
         out.append(f'<EntityType Name="{entity.type_name}"><Key>{keys}</Key>' + "".join(
             _property_xml(p, p.name in entity.key) for p in entity.props) + navs +
             "</EntityType>")
-    for entity in service.sets.values():
-        for nav, child in entity.navs.items():
-            out.append(
-                f'<Association Name="assoc_{entity.name}_{nav}">'
-                f'<End Type="{ns}.{entity.type_name}" Multiplicity="1" '
-                f'Role="FromRole_{entity.name}_{nav}"/>'
-                f'<End Type="{ns}.{service.sets[child].type_name}" Multiplicity="*" '
-                f'Role="ToRole_{entity.name}_{nav}"/></Association>')
+    links = [(e, nav, child) for e in service.sets.values() for nav, child in e.navs.items()]
+    for entity, nav, child in links:
+        out.append(
+            f'<Association Name="assoc_{entity.name}_{nav}">'
+            f'<End Type="{ns}.{entity.type_name}" Multiplicity="1" '
+            f'Role="FromRole_{entity.name}_{nav}"/>'
+            f'<End Type="{ns}.{service.sets[child].type_name}" Multiplicity="*" '
+            f'Role="ToRole_{entity.name}_{nav}"/></Association>')
     out.append(f'<EntityContainer Name="{ns}_Entities" m:IsDefaultEntityContainer="true">')
     for entity in service.sets.values():
         creatable = "" if entity.creatable else ' sap:creatable="false"'
         out.append(f'<EntitySet Name="{entity.name}" EntityType="{ns}.{entity.type_name}"'
                    f'{creatable}/>')
-    for entity in service.sets.values():
-        for nav, child in entity.navs.items():
-            out.append(
-                f'<AssociationSet Name="assoc_{entity.name}_{nav}_set" '
-                f'Association="{ns}.assoc_{entity.name}_{nav}">'
-                f'<End EntitySet="{entity.name}" Role="FromRole_{entity.name}_{nav}"/>'
-                f'<End EntitySet="{child}" Role="ToRole_{entity.name}_{nav}"/>'
-                "</AssociationSet>")
+    for entity, nav, child in links:
+        out.append(
+            f'<AssociationSet Name="assoc_{entity.name}_{nav}_set" '
+            f'Association="{ns}.assoc_{entity.name}_{nav}">'
+            f'<End EntitySet="{entity.name}" Role="FromRole_{entity.name}_{nav}"/>'
+            f'<End EntitySet="{child}" Role="ToRole_{entity.name}_{nav}"/>'
+            "</AssociationSet>")
     out += ["</EntityContainer>", "</Schema>", "</edmx:DataServices>", "</edmx:Edmx>"]
     return "\n".join(out)

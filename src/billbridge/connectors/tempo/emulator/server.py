@@ -41,7 +41,13 @@ from billbridge.connectors.tempo.client import LIMIT_MAX, REQUESTS_PER_SECOND
 from billbridge.connectors.tempo.mapping import ACCOUNT_ATTRIBUTE
 from billbridge.connectors.tempo.webhooks import SIGNATURE_HEADER, sign
 from billbridge.emulation.limits import admit, max_in_window
-from billbridge.emulation.server import ADMIN_PREFIX, EmulatorServer, Request, Response
+from billbridge.emulation.server import (
+    ADMIN_PREFIX,
+    EmulatorServer,
+    Request,
+    Response,
+    in_shape,
+)
 
 PREFIX = "/4"
 DEFAULT_LIMIT = 50  # Tempo's help centre
@@ -101,7 +107,7 @@ class TempoEmulator(EmulatorServer):
         self.approvals: dict[tuple[str, str], dict[str, Any]] = {}
         self._ids, self._jira_ids = itertools.count(1001), itertools.count(20001)
         self._clock = int(time.time())
-        for pattern, handler in [
+        self.routes([
             ("GET /4/worklogs", self._list), ("POST /4/worklogs/search", self._search),
             ("GET /4/worklogs/jira/{jira}", self._by_jira),
             ("GET /4/worklogs/user/{author}", self._list),
@@ -113,9 +119,7 @@ class TempoEmulator(EmulatorServer):
             ("GET /4/accounts", self._accounts), ("GET /4/periods", self._periods),
             ("GET /rest/api/3/issue/{id}", self._issue),
             ("POST /_emulator/seed", self._admin_seed),
-        ]:
-            method, _, path = pattern.partition(" ")
-            self.route(method, path, handler)
+        ])
 
     # -- the firm's Tempo and Jira ---------------------------------------------------------
     def _tick(self) -> str:
@@ -238,11 +242,7 @@ class TempoEmulator(EmulatorServer):
                     refused.headers["Retry-After"] = str(self.retry_after)
         response = refused or super().dispatch(request, drop=drop)
         if response is not None:
-            body = response.body
-            if isinstance(body, dict) and isinstance(body.get("error"), dict):
-                shaped = tempo_error(response.status, str(body["error"].get("message")))
-                shaped.headers.update(response.headers)
-                response = shaped
+            response = in_shape(response, tempo_error)
             with self.lock:
                 self.requests.append((now, request.method, request.path, response.status))
         return response
