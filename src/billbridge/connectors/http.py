@@ -11,8 +11,10 @@ body and which response headers carry its quota.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -43,6 +45,18 @@ QuotaReader = Callable[[httpx.Response], float | None]
 """Seconds until the daily allocation resets, when a response says it is
 spent (HubSpot's DAILY 429, Salesforce's REQUEST_LIMIT_EXCEEDED, Xero's
 ``X-Rate-Limit-Problem: day``); None for any other answer."""
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON with every fraction read as a ``Decimal``: a vendor's amounts and
+    hours reach the hub with every digit they were sent with, never as floats."""
+    return json.loads(text, parse_float=Decimal)
+
+
+def json_of(response: httpx.Response) -> Any:
+    """A vendor answer's JSON body through ``loads`` (None when it is empty).
+    Every read of a vendor's records goes through it, not ``response.json()``."""
+    return loads(response.content) if response.content else None
 
 
 def error_object(response: httpx.Response) -> dict[str, Any] | tuple[str, str]:
@@ -184,9 +198,9 @@ class VendorHttp:
             self.raise_for(response, what)
 
     def json(self, method: str, url: str, what: str, **kwargs: Any) -> Any:
-        """``request`` and its JSON body (None when the answer is empty)."""
-        response = self.request(method, url, what, **kwargs)
-        return response.json() if response.content else None
+        """``request`` and its JSON body, fractions as Decimal (None when the
+        answer is empty)."""
+        return json_of(self.request(method, url, what, **kwargs))
 
     def raise_for(self, response: httpx.Response, what: str) -> None:
         outcome = classify_http(response.status_code, response.headers)

@@ -22,6 +22,7 @@ import httpx
 from billbridge.connectors.base import Connection, RateLimit, TransientError
 from billbridge.connectors.entra import EntraToken
 from billbridge.connectors.http import VendorHttp
+from billbridge.connectors.http import loads as loads  # the OData clients read with it
 from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock
 
@@ -62,11 +63,6 @@ def dumps(value: Any) -> str:
             return f"\x00dec:{item:f}"
         return item
     return _DECIMAL.sub(r"\1", json.dumps(encode(value), separators=(",", ":")))
-
-
-def loads(text: str) -> Any:
-    """JSON with every fraction read as a ``Decimal``."""
-    return json.loads(text, parse_float=Decimal)
 
 
 def json_answer(response: httpx.Response, service: str, what: str) -> Any:

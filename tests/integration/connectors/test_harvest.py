@@ -136,6 +136,20 @@ def test_a_seeded_account_syncs_entries_and_expenses_across_many_pages(
                for ids in projects.values()) == 16
 
 
+def test_hours_and_costs_with_more_digits_than_a_float_holds_reach_the_events_exactly(
+        engine: Engine, harvest: HarvestEmulator) -> None:
+    """Harvest's numbers are JSON numbers the client reads as Decimal: a cost a
+    float rounds (to 922337203685477.6) and hours a float rounds to the half
+    (2.004999999999999999 is 2.005 as a float, billed as 2.01) arrive as sent."""
+    entry = log(harvest, 0, hours=Decimal("2.004999999999999999"))
+    cost = harvest.log_expense(user=KIM, project=PROJECT, spent_date=day(0),
+                               total_cost=Decimal("922337203685477.5807"), approved=True)
+    result = sync(engine, source(harvest), SystemClock())
+    assert result.accepted == 2 and result.malformed == 0
+    assert payload(engine, eid(entry))["data"]["hours"] == "2.00"
+    assert payload(engine, eid(cost, "expense"))["data"]["amount"] == "922337203685477.5807"
+
+
 def test_re_polling_overlapping_windows_stores_no_second_event(
         engine: Engine, harvest: HarvestEmulator) -> None:
     entries = [log(harvest, back) for back in range(5)]

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import Engine, select
 
 import oracle_fusion_docs as docs
 from billbridge.connectors.base import OutboundCommand, PermanentError, ResultStatus
@@ -24,6 +25,9 @@ from billbridge.connectors.oracle_fusion.emulator import OracleEmulator
 from billbridge.connectors.oracle_fusion.mapping import OracleSettings
 from billbridge.connectors.oracle_fusion.source import OracleInvoiceSource
 from billbridge.connectors.oracle_fusion.target import OracleTarget
+from billbridge.engine.clock import SystemClock
+from billbridge.engine.sync import sync
+from billbridge.store.tables import inbox
 
 INVOICES = f"{FSCM}/receivablesInvoices"
 PARTIES = f"/crmRestApi/resources/{docs.VERSION}/hubOrganizations"
@@ -321,6 +325,28 @@ def test_a_completed_invoice_is_issued_and_a_receipt_makes_it_paid(
     assert {(e["data"]["invoice"], e["data"]["status"], e["data"]["amount_paid"])
             for e in later} == {("inv_1", "paid", "100.00")}
     assert json.loads(str(pages[-1].cursor))["invoices"][1] == int(made[-1])
+
+
+def test_an_amount_paid_with_more_digits_than_a_float_holds_reaches_the_inbox_exactly(
+        oracle: OracleEmulator, engine: Engine) -> None:
+    """Fusion's amounts are JSON numbers read as Decimal: as floats,
+    922337203685477.58 less a 0.01 balance would be 922337203685477.59 paid."""
+    client = client_of(oracle)
+    target = OracleTarget(client, OracleSettings(tax_codes={"US-NOTAX": "EXEMPT"}))
+    set_up(target)
+    total = "922337203685477.58"
+    payload = {"id": "inv_big", "customer": "cust_1", "currency": "USD",
+               "lines": [{"description": "Work", "quantity": "1", "unit_price": total,
+                          "amount": total}], "subtotal": total, "tax": "0", "total": total}
+    [made] = target.send([command(40, "invoice.create", payload,
+                                  refs={"customer:cust_1": "cust_1"})])
+    oracle.complete_invoice(str(made.external_id))
+    oracle.receipt("inv_big", "922337203685477.57")
+    result = sync(engine, OracleInvoiceSource(client), SystemClock())
+    assert result.accepted == 1 and result.malformed == 0
+    with engine.connect() as conn:
+        [stored] = conn.execute(select(inbox.c.payload)).scalars()
+    assert json.loads(stored)["data"]["amount_paid"] == "922337203685477.57"
 
 
 def test_a_keyset_page_served_again_stops_with_pagination_loop() -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +124,20 @@ def test_a_seeded_org_syncs_one_event_per_won_opportunity_over_several_pages(
     again = sync(engine, SalesforceSource(client), SystemClock())
     assert again.accepted == 0 and again.duplicates >= 2
     assert client.requests < 20
+
+
+def test_an_amount_with_more_digits_than_a_float_holds_reaches_the_event_exactly(
+        engine: Engine, org: SalesforceEmulator, cert: tuple[str, str]) -> None:
+    """Opportunity.Amount is a JSON number; the client reads it as Decimal, so
+    a float's rounding (922337203685477.6) never reaches the canonical event."""
+    acc = org.seed({"Account": [account(1)]})["Account"][0]
+    amount = Decimal("922337203685477.5807")
+    made = org.seed({"Opportunity": [opportunity(acc, 1, Amount=amount)]})["Opportunity"][0]
+    deal = org.objects["Opportunity"][made]
+    result = sync(engine, SalesforceSource(make_client(org, cert)), SystemClock())
+    assert result.accepted == 2 and result.malformed == 0
+    event = payload(engine, f"opportunity:{deal['Id']}:{format_stamp_of(deal)}")
+    assert event["data"]["opportunity"]["amount"] == "922337203685477.5807"
 
 
 def test_records_sharing_the_cursor_instant_are_neither_skipped_nor_doubled(

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
+from decimal import Decimal
 
 import httpx
 import pytest
 
 from billbridge.connectors.base import PermanentError, RateLimit, TransientError
-from billbridge.connectors.http import VendorHttp
+from billbridge.connectors.http import VendorHttp, json_of
 from billbridge.engine.clock import ManualClock
 
 FAST = RateLimit(1000, 1, burst=1000)
@@ -146,3 +147,12 @@ def test_a_vendor_names_which_answers_mean_fetch_the_credentials_again() -> None
     with pytest.raises(PermanentError):  # without it a 403 is a configuration fault at once
         plain.request("POST", "/x", "write x")
     assert refreshed == [1]
+
+
+def test_a_vendor_answer_reads_its_fractions_as_decimal_and_an_empty_one_as_none() -> None:
+    body = b'{"amount": 922337203685477.5807, "hours": 0.1, "count": 3}'
+    read = json_of(httpx.Response(200, content=body))
+    assert read == {"amount": Decimal("922337203685477.5807"), "hours": Decimal("0.1"),
+                    "count": 3}
+    assert type(read["count"]) is int
+    assert json_of(httpx.Response(204)) is None

@@ -16,7 +16,6 @@ id already stored (opportunity id and row version).
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,6 +23,7 @@ from billbridge.connectors.base import Malformed, SignatureError, WebhookRequest
 from billbridge.connectors.dynamics_sales.client import DataverseClient
 from billbridge.connectors.dynamics_sales.mapping import GUID, MappingConfig
 from billbridge.connectors.dynamics_sales.source import OpportunityEvents
+from billbridge.connectors.http import loads
 
 DEFAULT_HEADER = "x-billbridge-key"
 
@@ -54,7 +54,7 @@ class DynamicsWebhooks:
 
     def events(self, request: WebhookRequest) -> list[Any]:
         try:
-            context = json.loads(request.body)
+            context = loads(request.body)
         except ValueError:
             return [Malformed(request.body.decode(errors="replace"),
                               "Dynamics webhook body is not JSON")]

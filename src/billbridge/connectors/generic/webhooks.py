@@ -5,13 +5,13 @@ seconds; stale deliveries are refused."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from billbridge.connectors.base import SignatureError, WebhookRequest
 from billbridge.connectors.contracts import ContractWatch
 from billbridge.connectors.generic.contract import CONTRACT
 from billbridge.connectors.generic.mapping import webhook_events
+from billbridge.connectors.http import loads
 from billbridge.connectors.signing import TOLERANCE_SECONDS, sign
 from billbridge.connectors.signing import verify as _verify
 
@@ -36,7 +36,7 @@ class GenericWebhooks:
 
     def events(self, request: WebhookRequest) -> list[Any]:
         try:
-            body = json.loads(request.body)
+            body = loads(request.body)
         except ValueError:
             return [request.body]
         return webhook_events(body, source=self.source, contracts=self.contracts)

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit
-from billbridge.connectors.http import USER_AGENT, VendorHttp, error_object
+from billbridge.connectors.http import USER_AGENT, VendorHttp, error_object, json_of
 from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock, rolling_window
 
@@ -109,7 +109,7 @@ class HarvestClient:
 
     def _page(self, resource: str, url: str, what: str, **kwargs: Any) -> Page:
         response = self.http.request("GET", url, f"Harvest {what}", **kwargs)
-        body = response.json()
+        body = json_of(response)
         records = body.get(resource) if isinstance(body, dict) else None
         if not isinstance(records, list):
             raise PermanentError(f"Harvest {what}: the answer has no {resource!r} list",
@@ -138,7 +138,7 @@ class HarvestClient:
                                      f"Harvest {resource} {record_id}", expected=(404,))
         if response.status_code == 404:
             return None
-        body = response.json()
+        body = json_of(response)
         return body if isinstance(body, dict) else None
 
     def create(self, resource: str, body: Mapping[str, Any]) -> dict[str, Any]:

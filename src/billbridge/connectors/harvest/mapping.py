@@ -6,8 +6,8 @@ task through ``tasks`` (Harvest task id → task id), else its name; a project
 becomes its Harvest ``code``, which carries the official (ERP) project code.
 ``is_closed`` (approved through timesheet approval) is the approval status:
 true is ``approved``, false ``submitted``, so an un-approval is an upsert that
-leaves ``approved``. Hours and amounts arrive as JSON floats and go through
-``str()`` to Decimal. What cannot be mapped becomes ``Malformed``, never an
+leaves ``approved``. Hours and amounts are JSON numbers the client reads as
+Decimal, every digit kept. What cannot be mapped becomes ``Malformed``, never an
 exception.
 
 Event ids are ``time_entry:{id}:{updated_at}`` (``expense:…``): a record read
@@ -94,8 +94,8 @@ def project_code(record: Mapping[str, Any], codes: Mapping[int, str]) -> str | N
 
 
 def _decimal(value: Any) -> Decimal | None:
-    """A JSON number as Decimal through ``str()``: 2.11 stays 2.11."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    """A JSON number (read as Decimal, or an int) as Decimal: 2.11 stays 2.11."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         return None
     try:
         return Decimal(str(value))

@@ -12,11 +12,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from billbridge.connectors.base import Malformed, SignatureError, WebhookRequest
+from billbridge.connectors.http import loads
 from billbridge.connectors.hubspot.client import HubSpotClient
 from billbridge.connectors.hubspot.mapping import MappingConfig
 from billbridge.connectors.hubspot.source import DealEvents
@@ -98,7 +98,7 @@ class HubSpotWebhooks:
 
     def events(self, request: WebhookRequest) -> list[Any]:
         try:
-            body = json.loads(request.body)
+            body = loads(request.body)
         except ValueError:
             return [Malformed(request.body.decode(errors="replace"),
                               "HubSpot webhook body is not JSON")]

@@ -17,12 +17,12 @@ at most make the hub read real records again, which the inbox deduplicates.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from billbridge.connectors.base import Malformed, WebhookRequest
 from billbridge.connectors.contracts import ContractWatch
+from billbridge.connectors.http import loads
 from billbridge.connectors.kantata.client import KantataClient
 from billbridge.connectors.kantata.contract import CONTRACT
 from billbridge.connectors.kantata.events import KantataEvents
@@ -62,7 +62,7 @@ class KantataWebhooks(SecretReceiver[KantataClient, MappingConfig]):
 
     def events(self, request: WebhookRequest) -> list[Any]:
         try:
-            body = json.loads(request.body)
+            body = loads(request.body)
         except ValueError:
             return [Malformed(request.body.decode(errors="replace"),
                               "Kantata relay delivery is not JSON")]

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit, TransientError
-from billbridge.connectors.http import VendorHttp
+from billbridge.connectors.http import VendorHttp, json_of
 from billbridge.connectors.netsuite.tba import TbaAuth, TbaCredentials
 from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock, RealClock
@@ -161,7 +161,7 @@ class NetSuiteClient:
         return self.http.request(method, path, what, auth=self.auth, **kwargs)
 
     def governance_limits(self) -> dict[str, Any]:
-        body: dict[str, Any] = self._request("GET", GOVERNANCE, "governance limits").json()
+        body: dict[str, Any] = json_of(self._request("GET", GOVERNANCE, "governance limits"))
         return body
 
     # -- single records ------------------------------------------------------------------
@@ -174,8 +174,8 @@ class NetSuiteClient:
         if found is not None:
             return found
         # NetSuite documents no Location for an upsert: ask for the record.
-        record = self._request("GET", f"{RECORD}/{record_type}/eid:{external_id}",
-                               f"read {record_type}", params={"fields": "id"}).json()
+        record = json_of(self._request("GET", f"{RECORD}/{record_type}/eid:{external_id}",
+                                       f"read {record_type}", params={"fields": "id"}))
         return str(record["id"])
 
     def create(self, record_type: str, body: Mapping[str, Any]) -> str:
@@ -195,9 +195,9 @@ class NetSuiteClient:
     # -- SuiteQL ----------------------------------------------------------------------------
     def suiteql(self, query: str, *, limit: int = SUITEQL_PAGE, offset: int = 0
                 ) -> dict[str, Any]:
-        page: dict[str, Any] = self._request(
+        page: dict[str, Any] = json_of(self._request(
             "POST", SUITEQL, "suiteql", json={"q": query}, headers={"Prefer": "transient"},
-            params={"limit": limit, "offset": offset}).json()
+            params={"limit": limit, "offset": offset}))
         return page
 
     def query_pages(self, query: str, *, limit: int = SUITEQL_PAGE
@@ -262,21 +262,21 @@ class NetSuiteClient:
         raise AssertionError("unreachable")  # the loop returns or raises
 
     def job(self, path: str) -> dict[str, Any]:
-        body: dict[str, Any] = self._request("GET", path, "async job").json()
+        body: dict[str, Any] = json_of(self._request("GET", path, "async job"))
         return body
 
     def failures(self, job_path: str, positions: Sequence[int]) -> dict[int, Outcome]:
         """Why the records at ``positions`` (0-based, in submit order) did not
         appear: their tasks' results. A task per record, in submit order."""
-        tasks = self._request("GET", f"{job_path}/task", "async job tasks").json()
+        tasks = json_of(self._request("GET", f"{job_path}/task", "async job tasks"))
         ids = [str(t.get("id")) for t in tasks.get("items") or [] if isinstance(t, Mapping)]
         out: dict[int, Outcome] = {}
         for position in positions:
             if position >= len(ids):
                 out[position] = Outcome(retry=True, message="the job has no task for this record")
                 continue
-            result = self._request("GET", f"{job_path}/task/{ids[position]}/result",
-                                   "async task result").json()
+            result = json_of(self._request("GET", f"{job_path}/task/{ids[position]}/result",
+                                           "async task result"))
             if isinstance(result, Mapping) and result.get("o:errorDetails"):
                 code, text = error_details(result)
                 out[position] = Outcome(code=code, message=text, retry=code in RETRYABLE_CODES)

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit, TransientError
-from billbridge.connectors.http import VendorHttp, read_error
+from billbridge.connectors.http import VendorHttp, json_of, read_error
 from billbridge.connectors.paging import PageGuard, chunks
 from billbridge.connectors.ratelimit import MonotonicClock, TokenBucket
 from billbridge.domain.config import ConfigError
@@ -173,8 +173,7 @@ class QuickBooksClient:
                                      retry_after=THROTTLE_WAIT) from None
             raise
         try:
-            return json.loads(response.content, parse_float=Decimal) if response.content \
-                else None
+            return json_of(response)
         except ValueError:
             raise TransientError(f"quickbooks {what}: the answer is not JSON: "
                                  f"{response.text[:200]}", code="TARGET_PROTOCOL") from None

@@ -31,7 +31,7 @@ from billbridge.connectors.base import (
     TransientError,
     classify_http,
 )
-from billbridge.connectors.http import VendorHttp, error_object
+from billbridge.connectors.http import VendorHttp, error_object, json_of
 from billbridge.connectors.ratelimit import MonotonicClock, TokenBucket, rolling_window
 
 DEFAULT_BASE_URL = "https://na1.replicon.com/"
@@ -129,7 +129,7 @@ class RepliconClient:
                                      expected=range(400, 600))
         if response.status_code >= 400:
             self.raise_for(response, what)
-        answer = response.json() if response.content else None
+        answer = json_of(response)
         if not isinstance(answer, dict) or "d" not in answer:
             raise PermanentError(f"Replicon {what}: the answer has no 'd': {str(answer)[:200]}",
                                  code="UNEXPECTED_ANSWER")

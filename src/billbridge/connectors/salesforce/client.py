@@ -27,7 +27,7 @@ from billbridge.connectors.base import (
     TransientError,
     classify_http,
 )
-from billbridge.connectors.http import VendorHttp
+from billbridge.connectors.http import VendorHttp, json_of
 from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import DailyQuota
 
@@ -184,8 +184,8 @@ class SalesforceClient:
         until ``done``; a locator offered twice is an error, never a loop."""
         headers = {"Sforce-Query-Options": f"batchSize={self.batch_size}"} \
             if self.batch_size else {}
-        body = self.request("GET", "/query", "query", params={"q": soql},
-                            headers=headers).json()
+        body = json_of(self.request("GET", "/query", "query", params={"q": soql},
+                                    headers=headers))
         guard = PageGuard("salesforce query")
         while True:
             yield list(body.get("records") or [])
@@ -193,15 +193,15 @@ class SalesforceClient:
             if body.get("done", True) or not next_url:
                 return
             guard.once(next_url, f"nextRecordsUrl {next_url}")
-            body = self.request("GET", str(next_url), "query more", headers=headers).json()
+            body = json_of(self.request("GET", str(next_url), "query more", headers=headers))
 
     def query_all(self, soql: str) -> list[dict[str, Any]]:
         return [record for page in self.query_pages(soql) for record in page]
 
     # -- sObjects ----------------------------------------------------------------
     def get(self, sobject: str, record_id: str) -> dict[str, Any]:
-        body: dict[str, Any] = self.request("GET", f"/sobjects/{sobject}/{record_id}",
-                                            f"get {sobject}").json()
+        body: dict[str, Any] = json_of(self.request("GET", f"/sobjects/{sobject}/{record_id}",
+                                                    f"get {sobject}"))
         return body
 
     def update(self, sobject: str, record_id: str, fields: Mapping[str, Any]) -> None:
@@ -215,7 +215,7 @@ class SalesforceClient:
         (several records match) is returned, not raised."""
         response = self.request("PATCH", f"/sobjects/{sobject}/{field}/{value}",
                                 f"upsert {sobject}", expected=(300,), json=dict(fields))
-        body = response.json() if response.content else None
+        body = json_of(response)
         return response.status_code, body
 
     def upsert_collection(self, sobject: str, field: str,
@@ -224,8 +224,8 @@ class SalesforceClient:
         false: one ``{id, success, errors, created}`` per record, in order."""
         body = {"allOrNone": False,
                 "records": [{"attributes": {"type": sobject}, **r} for r in records]}
-        answer = self.request("PATCH", f"/composite/sobjects/{sobject}/{field}",
-                              f"upsert {sobject} collection", json=body).json()
+        answer = json_of(self.request("PATCH", f"/composite/sobjects/{sobject}/{field}",
+                                      f"upsert {sobject} collection", json=body))
         if not isinstance(answer, list) or len(answer) != len(records):
             raise PermanentError(f"salesforce upsert {sobject} collection: expected "
                                  f"{len(records)} results, got {answer!r:.200}",
@@ -240,8 +240,8 @@ class SalesforceClient:
         body = {"allOrNone": False,
                 "records": [{"attributes": {"type": sobject}, "id": record_id, **fields}
                             for sobject, record_id, fields in records]}
-        answer = self.request("PATCH", "/composite/sobjects", "update collection",
-                              json=body).json()
+        answer = json_of(self.request("PATCH", "/composite/sobjects", "update collection",
+                                      json=body))
         if not isinstance(answer, list) or len(answer) != len(records):
             raise PermanentError(f"salesforce update collection: expected {len(records)} "
                                  f"results, got {answer!r:.200}", code="TARGET_PROTOCOL")

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit
-from billbridge.connectors.http import VendorHttp, error_object
+from billbridge.connectors.http import VendorHttp, error_object, json_of
 from billbridge.connectors.paging import PageGuard
 from billbridge.connectors.ratelimit import MonotonicClock
 
@@ -106,7 +106,7 @@ class JiraIssues:
                                      params={"fields": "summary"})
         if response.status_code == 404:
             return None
-        body = response.json()
+        body = json_of(response)
         key = body.get("key") if isinstance(body, dict) else None
         return str(key) if key else None
 
@@ -179,7 +179,7 @@ class TempoClient:
         response = self.http.request("GET", path, f"Tempo {what}", expected=(404,))
         if response.status_code == 404:
             return None
-        body = response.json()
+        body = json_of(response)
         return body if isinstance(body, dict) else None
 
     def worklog(self, tempo_id: Any) -> dict[str, Any] | None:

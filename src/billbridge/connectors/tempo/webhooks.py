@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -28,6 +27,7 @@ from typing import Any
 
 from billbridge.connectors.base import Malformed, SignatureError, WebhookRequest
 from billbridge.connectors.contracts import ContractWatch, name_drift
+from billbridge.connectors.http import loads
 from billbridge.connectors.signing import TOLERANCE_SECONDS, SecretReceiver
 from billbridge.connectors.tempo.client import TempoClient
 from billbridge.connectors.tempo.contract import CONTRACT
@@ -49,7 +49,7 @@ def sign(secret: str, body: bytes) -> str:
 
 def _body(raw: bytes) -> Mapping[str, Any] | None:
     try:
-        body = json.loads(raw)
+        body = loads(raw)
     except ValueError:
         return None
     return body if isinstance(body, dict) else None

@@ -12,7 +12,6 @@ instead of retrying), Xero's error bodies, and JSON numbers read as Decimal.
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from billbridge.connectors.base import PermanentError, RateLimit, TransientError, parse_retry_after
-from billbridge.connectors.http import VendorHttp
+from billbridge.connectors.http import VendorHttp, loads
 from billbridge.connectors.ratelimit import (
     DailyQuota,
     MonotonicClock,
@@ -210,7 +209,7 @@ class XeroClient:
         if not response.content:
             return None
         try:
-            return json.loads(response.text, parse_float=Decimal)
+            return loads(response.content)
         except ValueError:
             raise TransientError(f"xero {what}: the answer is not JSON: "
                                  f"{response.text[:200]!r}", code="TARGET_PROTOCOL") from None

@@ -1,6 +1,9 @@
 """An emulator of the subset of Harvest's API v2 billbridge uses, with
 Harvest's paths, field names, JSON types, pagination, errors and limits.
 
+Numbers (hours, costs) go out as JSON numbers with every digit they were
+given (a Decimal seeds one exactly).
+
 Served under ``/v2``: ``users/me``, ``users``, ``clients`` (GET, POST),
 ``projects`` (GET, POST; ``projects/{id}`` GET, PATCH), ``tasks``,
 ``time_entries`` and ``expenses`` (lists and ``/{id}``). Like Harvest it
@@ -25,12 +28,14 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 from billbridge.emulation.limits import admit, max_in_window
 from billbridge.emulation.server import (
     ADMIN_PREFIX,
+    DecimalResponse,
     EmulatorServer,
     Request,
     Response,
@@ -243,7 +248,8 @@ class HarvestEmulator(EmulatorServer):
         self._data[resource][record["id"]] = record
         return record
 
-    def log_time(self, *, user: int, project: int, task: int, spent_date: str, hours: float,
+    def log_time(self, *, user: int, project: int, task: int, spent_date: str,
+                 hours: float | Decimal,
                  notes: str = "", approved: bool = False, billable: bool = True,
                  entry_id: int | None = None, updated_at: str | None = None) -> dict[str, Any]:
         """A consultant logs time (approved: as their manager already approved it)."""
@@ -257,7 +263,7 @@ class HarvestEmulator(EmulatorServer):
                 self._approve("time_entries", [record["id"]], True, stamp)
             return self.render("time_entries", record["id"])
 
-    def log_expense(self, *, user: int, project: int, spent_date: str, total_cost: float,
+    def log_expense(self, *, user: int, project: int, spent_date: str, total_cost: float | Decimal,
                     category: str = "Meals", approved: bool = False, billable: bool = True,
                     expense_id: int | None = None) -> dict[str, Any]:
         with self.lock:
@@ -384,7 +390,7 @@ class HarvestEmulator(EmulatorServer):
         with self.lock:
             if self.me is None or self.me not in self._data["users"]:
                 return harvest_error(404, "Not found")
-            return Response(200, self.render("users", self.me))
+            return DecimalResponse(200, self.render("users", self.me))
 
     def _get(self, request: Request) -> Response:
         resource = request.params["resource"]
@@ -395,7 +401,7 @@ class HarvestEmulator(EmulatorServer):
                 record_id = -1
             if resource not in self._data or record_id not in self._data[resource]:
                 return harvest_error(404, "Not found")
-            return Response(200, self.render(resource, record_id))
+            return DecimalResponse(200, self.render(resource, record_id))
 
     def _list(self, request: Request) -> Response:
         resource = request.params["resource"]
@@ -456,10 +462,11 @@ class HarvestEmulator(EmulatorServer):
     def _envelope(self, resource: str, rows: list[dict[str, Any]], per_page: int, total: int,
                   page: int | None, next_page: int | None, previous_page: int | None,
                   links: dict[str, str | None]) -> Response:
-        return Response(200, {resource: rows, "per_page": per_page,
-                              "total_pages": max(1, math.ceil(total / per_page)),
-                              "total_entries": total, "next_page": next_page,
-                              "previous_page": previous_page, "page": page, "links": links})
+        return DecimalResponse(200, {resource: rows, "per_page": per_page,
+                                     "total_pages": max(1, math.ceil(total / per_page)),
+                                     "total_entries": total, "next_page": next_page,
+                                     "previous_page": previous_page, "page": page,
+                                     "links": links})
 
     def _numbered(self, request: Request, resource: str, rows: list[dict[str, Any]],
                   page: int, per_page: int) -> Response:
