@@ -143,8 +143,9 @@ def save(folder: Path, name: str, data: bytes) -> Saved:
     _check_name(name)
     _check_content(name, data)
     digest = hashlib.sha256(data).hexdigest()
-    for existing in sorted(folder.iterdir()):
+    for existing in sorted(folder.iterdir()):  # only a file of the same size is read
         if existing.is_file() and existing.suffix.lower() in SUFFIXES and \
+                existing.stat().st_size == len(data) and \
                 hashlib.sha256(existing.read_bytes()).hexdigest() == digest:
             return Saved(existing.name, len(data), digest, already=True)
     target = folder / name
