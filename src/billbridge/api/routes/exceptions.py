@@ -35,7 +35,7 @@ class DismissBody(BaseModel):
 
 
 ReasonFilter = Annotated[str | None, Query(
-    max_length=64, description="a reason code", json_schema_extra={
+    min_length=1, max_length=64, description="a reason code", json_schema_extra={
         "enum": [code.value for code in ReasonCode]})]
 """Checked by the use case (which names the nearest code); the schema lists them."""
 
